@@ -1,0 +1,10 @@
+// The subcommands. Each adds itself to the app; its callback parses nothing else, calls the library and prints.
+// Add one line here and one in main.cpp per new command file.
+#pragma once
+#include "common.h"
+
+namespace tritter::cli {
+
+void add_version_command(CLI::App& app, GlobalOptions& global);
+
+}  // namespace tritter::cli

@@ -1,0 +1,41 @@
+// tritter: the command-line front end. Parses flags, runs one subcommand, prints Error messages and exits
+// non-zero on failure; with --verbose, reports the process's peak memory at the end.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/memory.h"
+
+int main(int argc, char** argv) {
+  using namespace tritter;
+  CLI::App app{"Tritter: train, fine-tune, pack and run ternary (BitNet b1.58) transformers on ordinary machines."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tritter 0.1.0");
+  cli::GlobalOptions global;
+  app.add_option("-t,--threads", global.threads, "Worker threads (0 = all logical cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--kernels", global.kernels, "Kernel path: auto, ref, scalar, avx2, avx512-vnni")->capture_default_str();
+  app.add_flag("-v,--verbose", global.verbose, "Per-phase details and the process's peak memory at the end");
+  app.add_flag("-q,--quiet", global.quiet, "Print only results and errors");
+  app.fallthrough();
+
+  cli::add_version_command(app, global);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  if (global.verbose) {
+    const ProcessMemory mem = process_memory();
+    std::fprintf(stderr, "memory: peak RSS %s, RSS at exit %s\n", format_bytes(mem.peak_rss_bytes).c_str(),
+                 format_bytes(mem.rss_bytes).c_str());
+  }
+  return 0;
+}

@@ -1,0 +1,30 @@
+# tritter_layer(NAME DEPS ...): one static library per folder of src/ (sources found by glob, sub-folders
+# included, CUDA files excluded). A layer with no sources yet is an INTERFACE library so dependants still link.
+function(tritter_layer name)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
+  if(sources)
+    add_library(tritter_${name} STATIC ${sources})
+    target_include_directories(tritter_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(tritter_${name} PUBLIC ${ARG_DEPS})
+  else()
+    add_library(tritter_${name} INTERFACE)
+    target_include_directories(tritter_${name} INTERFACE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(tritter_${name} INTERFACE ${ARG_DEPS})
+  endif()
+endfunction()
+
+# tritter_test_suite(LAYER): tests/LAYER/*_test.cpp become one GoogleTest program, each test a CTest case.
+function(tritter_test_suite layer)
+  file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${layer}/*_test.cpp)
+  if(NOT sources)
+    return()
+  endif()
+  add_executable(tritter_${layer}_tests ${sources})
+  target_include_directories(tritter_${layer}_tests PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(tritter_${layer}_tests PRIVATE tritter tritter_test_util GTest::gtest GTest::gtest_main)
+  target_compile_definitions(tritter_${layer}_tests PRIVATE
+      TRITTER_SOURCE_DIR="${PROJECT_SOURCE_DIR}" TRITTER_CLI="$<TARGET_FILE:tritter_cli>")
+  add_dependencies(tritter_${layer}_tests tritter_cli)
+  gtest_discover_tests(tritter_${layer}_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+endfunction()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs Tritter's build and test dependencies from Debian 12 packages. Idempotent: installs only what is
+# missing, and runs `apt-get update` only when something is.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libhwy-dev libomp-dev libopenblas-openmp-dev
+  libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
+  libhyperscan-dev libre2-dev
+  clang python3 zstd xz-utils
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,46 @@
+// Buffer: the one owner of a block of aligned memory, reporting its bytes to a MemoryAccount. Move-only;
+// a deep copy is the named clone(). Everything else holds spans or TensorViews into it.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "core/memory.h"
+
+namespace tritter {
+
+class Buffer {
+ public:
+  static constexpr size_t kAlignment = 64;  // one cache line; also the widest SIMD load (AVX-512)
+
+  Buffer() = default;
+  // Zero-filled. `account` may be null (untracked); when given it must outlive the buffer.
+  Buffer(size_t bytes, MemCategory category, MemoryAccount* account);
+  ~Buffer();
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  Buffer clone() const;
+
+  void* data() { return data_; }
+  const void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return bytes_ == 0; }
+  MemCategory category() const { return category_; }
+
+  template <typename T>
+  std::span<T> as() { return {static_cast<T*>(data_), bytes_ / sizeof(T)}; }
+  template <typename T>
+  std::span<const T> as() const { return {static_cast<const T*>(data_), bytes_ / sizeof(T)}; }
+
+ private:
+  void release();
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  MemCategory category_ = MemCategory::Other;
+  MemoryAccount* account_ = nullptr;
+};
+
+}  // namespace tritter

@@ -1,0 +1,46 @@
+// Shared test helpers: the odd sizes that hit every vector tail, NaN poisoning of outputs, running the CLI,
+// and temporary directories.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tritter::test {
+
+// Lengths that are not multiples of any SIMD width or block (DESIGN.md, Tests).
+inline const std::vector<int> kOddSizes = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 257};
+
+template <typename T>
+void poison(std::span<T> out) {
+  for (auto& v : out) v = std::numeric_limits<T>::quiet_NaN();
+}
+
+// Runs `build/tritter ARGS` (the path CMake compiled in), capturing stdout+stderr; returns the exit code.
+struct CliResult {
+  int exit_code = -1;
+  std::string output;
+};
+CliResult run_cli(const std::string& args);
+
+// A fresh empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& contents);
+
+}  // namespace tritter::test
