@@ -1,0 +1,94 @@
+// TritterConfig: the single source of truth for a model's architecture and the runtime choices around it
+// (training-spec §2 keys, HF-style). A config is built from a preset (`model_size`) plus explicit overrides — real
+// optionals, so any value can be asked for (unlike the original's sentinel defaults) — and validated as a whole.
+// Non-goals: training hyper-parameters (train/) and LoRA settings (train/lora).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tritter {
+
+// X(type, json_key, default) for every field. One list drives the struct, the overrides, JSON in and out, and
+// the "unknown key" check. Model fields (saved in checkpoints) come first, runtime fields after.
+#define TRITTER_MODEL_FIELDS(X)                                                 \
+  X(int64_t, vocab_size, 264)                                                   \
+  X(int64_t, hidden_size, 256)                                                  \
+  X(int64_t, intermediate_size, 1024)                                           \
+  X(int64_t, num_hidden_layers, 4)                                              \
+  X(int64_t, num_attention_heads, 4)                                            \
+  X(int64_t, num_key_value_heads, 4)                                            \
+  X(int64_t, head_dim, 64)                                                      \
+  X(int64_t, max_position_embeddings, 2048)                                     \
+  X(double, rope_theta, 10000.0)                                                \
+  X(double, rms_norm_eps, 1e-5)                                                 \
+  X(double, quant_eps, 1e-5)                                                    \
+  X(int64_t, act_bits, 8)                                                       \
+  X(bool, quant, true)                                                          \
+  X(bool, qk_norm, true)                                                        \
+  X(bool, sub_norm, true)                                                       \
+  X(std::string, post_norm, "ffn")                                              \
+  X(std::string, mlp_act, "relu2")                                              \
+  X(std::optional<int64_t>, sliding_window, std::nullopt)                       \
+  X(bool, tie_word_embeddings, false)                                           \
+  X(double, z_loss, 0.0)                                                        \
+  X(double, init_std, 0.02)
+
+#define TRITTER_RUNTIME_FIELDS(X)                                               \
+  X(std::string, attention_mode, "causal")                                      \
+  X(std::string, kv_cache_dtype, "f32")                                         \
+  X(bool, use_layer_streaming, false)                                           \
+  X(int64_t, layer_group_size, 4)                                               \
+  X(double, gpu_memory_budget_gb, 14.0)                                         \
+  X(bool, prefetch_next_group, true)
+
+struct TritterConfig {
+  std::string model_size = "custom";  // the preset it came from ("test", "7B", ...), informational
+#define TRITTER_DECLARE_FIELD(type, name, def) type name = def;
+  TRITTER_MODEL_FIELDS(TRITTER_DECLARE_FIELD)
+  TRITTER_RUNTIME_FIELDS(TRITTER_DECLARE_FIELD)
+#undef TRITTER_DECLARE_FIELD
+
+  int64_t q_dim() const { return num_attention_heads * head_dim; }    // H·d
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }   // K·d
+  int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }  // G = H/K
+  bool gated_mlp() const { return mlp_act == "relu2_glu"; }
+  bool operator==(const TritterConfig&) const = default;
+
+  void validate() const;  // throws Error naming the field, the value found and the value expected
+};
+
+// Every field optional: what a user (flags or a JSON file) asked for explicitly.
+struct ConfigOverrides {
+  std::optional<std::string> model_size;
+#define TRITTER_DECLARE_OPTIONAL(type, name, def) std::optional<type> name;
+  TRITTER_MODEL_FIELDS(TRITTER_DECLARE_OPTIONAL)
+  TRITTER_RUNTIME_FIELDS(TRITTER_DECLARE_OPTIONAL)
+#undef TRITTER_DECLARE_OPTIONAL
+};
+
+// The preset names, smallest first: "test", "tiny", "small", "700M-shape", "2B-shape", "1B" ... "70B".
+const std::vector<std::string>& preset_names();
+// The original project's spec sizes 1B ... 70B (the `tritter specs` table).
+const std::vector<std::string>& spec_size_names();
+// The preset's config, validated. Throws Error listing the valid names.
+TritterConfig preset_config(const std::string& model_size);
+
+// Preset (overrides.model_size, or "custom" when absent) with the overrides applied on top. Fields that derive
+// from others (head_dim = D/H, num_key_value_heads = H, intermediate_size = 4D) follow an overridden base field
+// unless they are themselves given or the preset fixes them. A "custom" config needs hidden_size,
+// num_hidden_layers and num_attention_heads. The result is validated.
+TritterConfig resolve_config(const ConfigOverrides& overrides);
+
+// JSON. `source` names the file (or "config") in error messages. Unknown keys and wrong types are errors.
+ConfigOverrides config_overrides_from_json(const nlohmann::json& j, const std::string& source);
+TritterConfig config_from_json(const nlohmann::json& j, const std::string& source);  // resolve + validate
+TritterConfig load_config_file(const std::string& path);
+// model_only: just the model keys of training-spec §2 (+ max_position_embeddings), as checkpoints store them.
+nlohmann::json config_to_json(const TritterConfig& c, bool model_only = false);
+void save_config_file(const TritterConfig& c, const std::string& path);  // atomic
+
+}  // namespace tritter
