@@ -1,0 +1,40 @@
+// Full-precision checkpoints (training-spec §2): safetensors with one F32 tensor per entry of the tensor table,
+// named as the spec says, and `__metadata__` {format: "tritter-v1", config: <model keys as JSON>}, so a checkpoint
+// written by another implementation of the spec loads as is. Loading checks every tensor's presence, dtype and
+// shape against the table built from the file's own config, and rejects tensors the table does not know.
+// Non-goals: optimizer state and training progress (train/), packed inference files (model/packed_model.h).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <span>
+#include <string>
+
+#include "core/buffer.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+
+namespace tritter {
+
+inline constexpr const char* kCheckpointFormat = "tritter-v1";
+
+// Writes params (parameter_count floats, tensor-table order and offsets) atomically. `extra_metadata` is added to
+// __metadata__ (it may not override format or config).
+void save_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
+                     const std::map<std::string, std::string>& extra_metadata = {});
+
+// The config stored in a safetensors file's __metadata__ (format must be `expected_format`). Errors name the file.
+TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::string& expected_format);
+
+// Copies every table tensor of `file` into params (parameter_count(config) floats), checking names, dtypes
+// (F32) and shapes against the table; extra tensors are an error too.
+void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config, std::span<float> params);
+
+struct Checkpoint {
+  TritterConfig config;
+  Buffer params;  // (parameter_count) f32, tensor-table order
+};
+// Reads a checkpoint: config from the metadata, then load_checkpoint_tensors. `account` may be null.
+Checkpoint load_checkpoint(const std::filesystem::path& path, MemoryAccount* account);
+
+}  // namespace tritter
