@@ -1,0 +1,39 @@
+// Internal: the SIMD bodies behind the public kernel headers. `tier` is already resolved (never Reference here;
+// Auto only for the Highway ops, meaning Highway's own best target). Not part of the public API.
+#pragma once
+#include <cstdint>
+
+#include "core/context.h"
+#include "kernels/ternary_matmul.h"
+
+namespace tritter::cpu {
+
+// ---- Highway float ops (ops_hwy.cpp) ----
+void quantize_activations(KernelTier tier, int8_t* xq, float* scale, const float* x, int64_t N, int64_t I);
+void rmsnorm(KernelTier tier, float* y, const float* x, const float* g, int64_t N, int64_t n, float eps);
+void rmsnorm_quantize(KernelTier tier, int8_t* xq, float* scale, const float* x, const float* g, int64_t N,
+                      int64_t n, float eps);
+void rope_apply(KernelTier tier, float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t d);
+void relu2(KernelTier tier, float* y, const float* x, int64_t n);
+void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n);
+void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n);
+// dx (N, I) = dy (N, O) · Wq / σ for the tile columns [cb_begin, cb_end) (one thread's share).
+void ternary_matmul_t_cols(KernelTier tier, float* dx, const float* dy, const TernaryMatrix& w, int64_t N,
+                           int64_t cb_begin, int64_t cb_end);
+
+// ---- Integer T16 matmul bodies (matmul_*.cpp) ----
+// One call computes rows [16·rb_begin, 16·rb_end) for all N tokens. Exactly one of acc (N, O) i32 and
+// y (N, O) f32 is non-null; y uses x_scale (N) and the shared epilogue acc / (x_scale · σ).
+struct T16Args {
+  const int8_t* xq;  // (N, I) i8
+  const TernaryMatrix* w;
+  int64_t N;
+  int32_t* acc;
+  float* y;
+  const float* x_scale;
+};
+void t16_matmul_scalar(const T16Args& a, int64_t rb_begin, int64_t rb_end);
+void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end);
+void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end);
+
+}  // namespace tritter::cpu

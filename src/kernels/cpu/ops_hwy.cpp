@@ -1,0 +1,327 @@
+// Highway bodies of the float kernels: activation quantization (bit-exact with kernels/ref: the same IEEE
+// multiply and ties-to-even rounding per element), RMSNorm and its fused quantizing form, RoPE, squared ReLU,
+// softmax, and the transposed ternary product dx = dy · Wq / σ over the T16 layout. Compiled for AVX-512 (AVX3),
+// AVX2 and the portable baseline (EMU128) only, to keep compile time down; SSSE3/SSE4 are skipped.
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4)
+#endif
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/quantize.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/ops_hwy.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace tritter::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+[[noreturn]] void throw_nonfinite(const char* where, const float* row, int64_t r, int64_t n) {
+  int64_t k = 0;
+  while (k < n && std::isfinite(row[k])) ++k;
+  throw_error(where, ": row ", r, " column ", k, ": found ", k < n ? row[k] : 0.0f, ", expected a finite value");
+}
+
+// Returns absmax of v[0..n) ⊙ f ⊙ g (g == nullptr: no norm) and whether every element was finite.
+float absmax_row(const float* x, const float* g, float f, int64_t n, bool* finite) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  auto vmax = hn::Zero(d), vnf = hn::Zero(d);
+  const auto vf = hn::Set(d, f);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    auto v = hn::LoadU(d, x + k);
+    if (g != nullptr) v = hn::Mul(hn::Mul(v, vf), hn::LoadU(d, g + k));
+    vmax = hn::Max(vmax, hn::Abs(v));
+    vnf = hn::Add(vnf, hn::Sub(v, v));  // 0 for finite lanes, NaN once any lane was NaN or ±Inf
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  float nf = hn::GetLane(hn::SumOfLanes(d, vnf));
+  for (; k < n; ++k) {
+    const float v = g != nullptr ? x[k] * f * g[k] : x[k];
+    m = std::fmax(m, std::fabs(v));
+    nf += v - v;
+  }
+  *finite = (nf == 0.0f);
+  return m;
+}
+
+// xq[k] = clamp(rne(v · s), −127, 127) with v = x (g == nullptr) or x · f · g.
+void quantize_row(int8_t* xq, const float* x, const float* g, float f, float s, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto vs = hn::Set(d, s), vf = hn::Set(d, f), lo = hn::Set(d, -127.0f), hi = hn::Set(d, 127.0f);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    auto v = hn::LoadU(d, x + k);
+    if (g != nullptr) v = hn::Mul(hn::Mul(v, vf), hn::LoadU(d, g + k));
+    const auto q = hn::Min(hn::Max(hn::Round(hn::Mul(v, vs)), lo), hi);
+    hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(di, q)), d8, xq + k);
+  }
+  for (; k < n; ++k) {
+    const float v = g != nullptr ? x[k] * f * g[k] : x[k];
+    xq[k] = static_cast<int8_t>(std::fmin(std::fmax(std::nearbyint(v * s), -127.0f), 127.0f));
+  }
+}
+
+void QuantizeActivations(int8_t* xq, float* scale, const float* x, int64_t N, int64_t I) {
+  for (int64_t r = 0; r < N; ++r) {
+    bool finite = true;
+    const float m = absmax_row(x + r * I, nullptr, 1.0f, I, &finite);
+    if (!finite) throw_nonfinite("quantize_activations", x + r * I, r, I);
+    const float s = 127.0f / std::fmax(m, kQuantEps);
+    scale[r] = s;
+    quantize_row(xq + r * I, x + r * I, nullptr, 1.0f, s, I);
+  }
+}
+
+// 1/sqrt(mean x² + eps) with a float vector sum of squares.
+float rms_factor(const float* x, int64_t n, float eps) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + 2 * L <= n; k += 2 * L) {
+    const auto v0 = hn::LoadU(d, x + k), v1 = hn::LoadU(d, x + k + L);
+    a0 = hn::MulAdd(v0, v0, a0);
+    a1 = hn::MulAdd(v1, v1, a1);
+  }
+  for (; k + L <= n; k += L) {
+    const auto v = hn::LoadU(d, x + k);
+    a0 = hn::MulAdd(v, v, a0);
+  }
+  float ss = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, a1)));
+  for (; k < n; ++k) ss += x[k] * x[k];
+  return 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+}
+
+void Rmsnorm(float* y, const float* x, const float* g, int64_t N, int64_t n, float eps) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t r = 0; r < N; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    const float f = rms_factor(xr, n, eps);
+    const auto vf = hn::Set(d, f);
+    int64_t k = 0;
+    for (; k + L <= n; k += L) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, xr + k), vf), hn::LoadU(d, g + k)), d, yr + k);
+    for (; k < n; ++k) yr[k] = xr[k] * f * g[k];
+  }
+}
+
+void RmsnormQuantize(int8_t* xq, float* scale, const float* x, const float* g, int64_t N, int64_t n, float eps) {
+  for (int64_t r = 0; r < N; ++r) {
+    const float* xr = x + r * n;
+    const float f = rms_factor(xr, n, eps);
+    bool finite = true;
+    const float m = absmax_row(xr, g, f, n, &finite);
+    if (!finite) throw_nonfinite("rmsnorm_quantize", xr, r, n);
+    const float s = 127.0f / std::fmax(m, kQuantEps);
+    scale[r] = s;
+    quantize_row(xq + r * n, xr, g, f, s, n);
+  }
+}
+
+void RopeApply(float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t dh) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t h2 = dh / 2;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* c = cos + t * h2;
+    const float* s = sin + t * h2;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* u = x + (t * heads + h) * dh;
+      int64_t j = 0;
+      for (; j + L <= h2; j += L) {
+        const auto u1 = hn::LoadU(d, u + j), u2 = hn::LoadU(d, u + j + h2);
+        const auto vc = hn::LoadU(d, c + j), vs = hn::LoadU(d, s + j);
+        hn::StoreU(hn::Sub(hn::Mul(u1, vc), hn::Mul(u2, vs)), d, u + j);
+        hn::StoreU(hn::Add(hn::Mul(u2, vc), hn::Mul(u1, vs)), d, u + j + h2);
+      }
+      for (; j < h2; ++j) {
+        const float u1 = u[j], u2 = u[j + h2];
+        u[j] = u1 * c[j] - u2 * s[j];
+        u[j + h2] = u2 * c[j] + u1 * s[j];
+      }
+    }
+  }
+}
+
+void Relu2(float* y, const float* x, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    const auto r = hn::Max(hn::LoadU(d, x + k), hn::Zero(d));
+    hn::StoreU(hn::Mul(r, r), d, y + k);
+  }
+  for (; k < n; ++k) {
+    const float r = x[k] > 0.0f ? x[k] : 0.0f;
+    y[k] = r * r;
+  }
+}
+
+void Relu2Glu(float* y, const float* gate, const float* up, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    const auto r = hn::Max(hn::LoadU(d, gate + k), hn::Zero(d));
+    hn::StoreU(hn::Mul(hn::Mul(r, r), hn::LoadU(d, up + k)), d, y + k);
+  }
+  for (; k < n; ++k) {
+    const float r = gate[k] > 0.0f ? gate[k] : 0.0f;
+    y[k] = r * r * up[k];
+  }
+}
+
+void SoftmaxRows(float* x, int64_t rows, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const float kLow = -87.0f;  // exp below this is < 2e-38: flushed to 0 (and −inf masks give exactly 0)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * n;
+    auto vm = hn::Set(d, -INFINITY);
+    int64_t k = 0;
+    for (; k + L <= n; k += L) vm = hn::Max(vm, hn::LoadU(d, row + k));
+    float m = hn::GetLane(hn::MaxOfLanes(d, vm));
+    for (; k < n; ++k) m = std::fmax(m, row[k]);
+    const auto vmm = hn::Set(d, m), vlow = hn::Set(d, kLow);
+    auto vsum = hn::Zero(d);
+    k = 0;
+    for (; k + L <= n; k += L) {
+      const auto t = hn::Sub(hn::LoadU(d, row + k), vmm);
+      const auto e = hn::IfThenElseZero(hn::Ge(t, vlow), hn::Exp(d, hn::Max(t, vlow)));
+      hn::StoreU(e, d, row + k);
+      vsum = hn::Add(vsum, e);
+    }
+    float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+    for (; k < n; ++k) {
+      const float t = row[k] - m;
+      row[k] = t >= kLow ? std::exp(t) : 0.0f;
+      sum += row[k];
+    }
+    const float inv = 1.0f / sum;
+    const auto vinv = hn::Set(d, inv);
+    k = 0;
+    for (; k + L <= n; k += L) hn::StoreU(hn::Mul(hn::LoadU(d, row + k), vinv), d, row + k);
+    for (; k < n; ++k) row[k] *= inv;
+  }
+}
+
+// dx columns [16·cb_begin, 16·cb_end): per 16-column strip and tile of up to kNT tokens, each 16×16 weight tile
+// is decoded once to floats and applied to the tokens with one FMA per (token, row, 16 columns).
+void TernaryMatmulTCols(float* dx, const float* dy, const TernaryMatrix& w, int64_t N, int64_t cb_begin,
+                        int64_t cb_end) {
+  constexpr int64_t kNT = 32;
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t O = w.rows, I = w.cols, ncb = (I + 15) / 16, nrb = (O + 15) / 16;
+  HWY_ALIGN float acc[kNT * 16];
+  HWY_ALIGN float tile[16 * 16];
+  for (int64_t cb = cb_begin; cb < cb_end; ++cb) {
+    const int64_t lim = std::min<int64_t>(16, I - cb * 16);
+    for (int64_t n0 = 0; n0 < N; n0 += kNT) {
+      const int64_t nt = std::min(kNT, N - n0);
+      std::fill(acc, acc + nt * 16, 0.0f);
+      for (int64_t rb = 0; rb < nrb; ++rb) {
+        const uint8_t* t8 = w.data + (rb * ncb + cb) * kTernaryTileBytes;
+        for (int b = 0; b < 64; ++b) {
+          const unsigned byte = t8[b];
+          float* row = tile + (b >> 2) * 16 + (b & 3);
+          row[0] = static_cast<float>(static_cast<int>(byte & 3) - 1);
+          row[4] = static_cast<float>(static_cast<int>((byte >> 2) & 3) - 1);
+          row[8] = static_cast<float>(static_cast<int>((byte >> 4) & 3) - 1);
+          row[12] = static_cast<float>(static_cast<int>(byte >> 6) - 1);
+        }
+        const int64_t rows = std::min<int64_t>(16, O - rb * 16);
+        for (int64_t n = 0; n < nt; ++n) {
+          const float* dyr = dy + (n0 + n) * O + rb * 16;
+          for (int64_t c = 0; c < 16; c += L) {
+            auto a = hn::Load(d, acc + n * 16 + c);
+            for (int64_t r = 0; r < rows; ++r) a = hn::MulAdd(hn::Set(d, dyr[r]), hn::Load(d, tile + r * 16 + c), a);
+            hn::Store(a, d, acc + n * 16 + c);
+          }
+        }
+      }
+      for (int64_t n = 0; n < nt; ++n) {
+        float* out = dx + (n0 + n) * I + cb * 16;
+        for (int64_t c = 0; c < lim; ++c) out[c] = acc[n * 16 + c] / w.sigma;
+      }
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace tritter::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace tritter::cpu {
+
+HWY_EXPORT(QuantizeActivations);
+HWY_EXPORT(Rmsnorm);
+HWY_EXPORT(RmsnormQuantize);
+HWY_EXPORT(RopeApply);
+HWY_EXPORT(Relu2);
+HWY_EXPORT(Relu2Glu);
+HWY_EXPORT(SoftmaxRows);
+HWY_EXPORT(TernaryMatmulTCols);
+
+// A forced tier calls that target's copy directly; Auto lets Highway pick. Targets not compiled here (e.g. on Arm)
+// fall back to Highway's choice; ternary_kernel_tier() has already refused tiers the CPU lacks.
+#if HWY_TARGETS & HWY_AVX3
+#define TRITTER_CALL_AVX3(FN, ...) N_AVX3::FN(__VA_ARGS__)
+#else
+#define TRITTER_CALL_AVX3(FN, ...) HWY_DYNAMIC_DISPATCH(FN)(__VA_ARGS__)
+#endif
+#if HWY_TARGETS & HWY_AVX2
+#define TRITTER_CALL_AVX2(FN, ...) N_AVX2::FN(__VA_ARGS__)
+#else
+#define TRITTER_CALL_AVX2(FN, ...) HWY_DYNAMIC_DISPATCH(FN)(__VA_ARGS__)
+#endif
+#define TRITTER_HWY_CALL(tier, FN, ...)                                          \
+  switch (tier) {                                                                \
+    case KernelTier::Avx512Vnni: return TRITTER_CALL_AVX3(FN, __VA_ARGS__);      \
+    case KernelTier::Avx2: return TRITTER_CALL_AVX2(FN, __VA_ARGS__);            \
+    case KernelTier::Scalar: return HWY_STATIC_DISPATCH(FN)(__VA_ARGS__);        \
+    default: return HWY_DYNAMIC_DISPATCH(FN)(__VA_ARGS__);                       \
+  }
+
+void quantize_activations(KernelTier tier, int8_t* xq, float* scale, const float* x, int64_t N, int64_t I) {
+  TRITTER_HWY_CALL(tier, QuantizeActivations, xq, scale, x, N, I);
+}
+void rmsnorm(KernelTier tier, float* y, const float* x, const float* g, int64_t N, int64_t n, float eps) {
+  TRITTER_HWY_CALL(tier, Rmsnorm, y, x, g, N, n, eps);
+}
+void rmsnorm_quantize(KernelTier tier, int8_t* xq, float* scale, const float* x, const float* g, int64_t N,
+                      int64_t n, float eps) {
+  TRITTER_HWY_CALL(tier, RmsnormQuantize, xq, scale, x, g, N, n, eps);
+}
+void rope_apply(KernelTier tier, float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t d) {
+  TRITTER_HWY_CALL(tier, RopeApply, x, cos, sin, T, heads, d);
+}
+void relu2(KernelTier tier, float* y, const float* x, int64_t n) { TRITTER_HWY_CALL(tier, Relu2, y, x, n); }
+void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n) {
+  TRITTER_HWY_CALL(tier, Relu2Glu, y, gate, up, n);
+}
+void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n) {
+  TRITTER_HWY_CALL(tier, SoftmaxRows, x, rows, n);
+}
+void ternary_matmul_t_cols(KernelTier tier, float* dx, const float* dy, const TernaryMatrix& w, int64_t N,
+                           int64_t cb_begin, int64_t cb_end) {
+  TRITTER_HWY_CALL(tier, TernaryMatmulTCols, dx, dy, w, N, cb_begin, cb_end);
+}
+
+}  // namespace tritter::cpu
+#endif  // HWY_ONCE

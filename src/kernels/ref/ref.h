@@ -1,0 +1,31 @@
+// Reference kernels: the plain scalar definitions every fast path is tested against (DESIGN.md principle 1), and
+// what `--kernels ref` runs. Written for obviousness, never for speed; never deleted.
+#pragma once
+#include <cstdint>
+
+#include "kernels/ternary_matmul.h"
+
+namespace tritter::ref {
+
+// Quantizers (same contracts as kernels/quantize.h).
+void quantize_activations(int8_t* xq, float* scale, const float* x, int64_t N, int64_t I);
+
+// Matrix kernels over the kernel layout, weights read one by one with ternary_matrix_at.
+void ternary_matmul_i32(int32_t* acc, const int8_t* xq, const TernaryMatrix& w, int64_t N);
+void ternary_matmul(float* y, const int8_t* xq, const float* x_scale, const TernaryMatrix& w, int64_t N);
+void ternary_matmul_t(float* dx, const float* dy, const TernaryMatrix& w, int64_t N);  // sums in double
+
+// Float ops (same contracts as kernels/ops.h); reductions in double.
+void rmsnorm(float* y, const float* x, const float* g, int64_t N, int64_t n, float eps);
+void rmsnorm_quantize(int8_t* xq, float* scale, const float* x, const float* g, int64_t N, int64_t n, float eps);
+void rope_apply(float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t d);
+void relu2(float* y, const float* x, int64_t n);
+void relu2_glu(float* y, const float* gate, const float* up, int64_t n);
+void softmax_rows(float* x, int64_t rows, int64_t n);
+
+// The epilogue every tier shares so the float outputs agree bit for bit: acc / (scale · σ), one rounding each.
+inline float ternary_epilogue(int32_t acc, float x_scale, float sigma) {
+  return static_cast<float>(acc) / (x_scale * sigma);
+}
+
+}  // namespace tritter::ref

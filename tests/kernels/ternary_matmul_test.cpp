@@ -1,0 +1,174 @@
+// Ternary matmuls on every tier this CPU supports against kernels/ref: int32 sums and the float epilogue bit for
+// bit, the transposed product within a derived tolerance; odd shapes, NaN-poisoned outputs, 1 and 2 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <span>
+
+#include "core/error.h"
+#include "kernels/ref/ref.h"
+#include "kernels/ternary_matmul.h"
+#include "kernels/test_util_kernels.h"
+#include "util/test_util.h"
+
+namespace tritter {
+namespace {
+
+using test::make_packed;
+using test::supported_tiers;
+
+struct Shape {
+  int64_t O, I, N;
+};
+
+std::vector<Shape> odd_shapes() {
+  std::vector<Shape> shapes;
+  for (int64_t O : {1, 3, 17, 65}) {
+    for (int64_t I : {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 63, 65, 127, 129, 255, 257}) {
+      for (int64_t N : {1, 2, 5, 9}) shapes.push_back({O, I, N});
+    }
+  }
+  shapes.push_back({257, 1031, 3});   // large enough to run on 2 threads
+  shapes.push_back({40, 4099, 1});    // long rows
+  shapes.push_back({33, 300, 37});    // several token tiles
+  return shapes;
+}
+
+TEST(TernaryMatmul, Int32AndFloatEqualReferenceOnEveryTier) {
+  Rng rng(11);
+  for (const Shape& s : odd_shapes()) {
+    const auto m = make_packed(rng, s.O, s.I);
+    const TernaryMatrix w = m.view(0.73f);
+    const auto xq = test::random_int8(rng, s.N * s.I);
+    std::vector<float> x_scale(static_cast<size_t>(s.N));
+    for (auto& v : x_scale) v = 0.5f + rng.uniform() * 100.0f;
+    std::vector<int32_t> want(static_cast<size_t>(s.N * s.O));
+    std::vector<float> want_y(want.size());
+    ref::ternary_matmul_i32(want.data(), xq.data(), w, s.N);
+    ref::ternary_matmul(want_y.data(), xq.data(), x_scale.data(), w, s.N);
+    // The reference itself against the plain int8 matrix.
+    for (int64_t n = 0; n < s.N; ++n) {
+      for (int64_t o = 0; o < s.O; ++o) {
+        int32_t sum = 0;
+        for (int64_t i = 0; i < s.I; ++i) sum += m.q[o * s.I + i] * xq[n * s.I + i];
+        ASSERT_EQ(want[n * s.O + o], sum);
+      }
+    }
+    for (KernelTier tier : supported_tiers()) {
+      for (int threads : {1, 2}) {
+        Context ctx;
+        ctx.kernels = tier;
+        ctx.threads = threads;
+        std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
+        ternary_matmul_i32(ctx, got.data(), xq.data(), w, s.N);
+        for (size_t k = 0; k < got.size(); ++k) {
+          ASSERT_EQ(got[k], want[k]) << kernel_tier_name(tier) << " O=" << s.O << " I=" << s.I << " N=" << s.N
+                                     << " threads=" << threads << " at n=" << k / s.O << " o=" << k % s.O;
+        }
+        std::vector<float> y(want.size());
+        test::poison(std::span<float>(y));
+        ternary_matmul(ctx, y.data(), xq.data(), x_scale.data(), w, s.N);
+        for (size_t k = 0; k < y.size(); ++k) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(y[k]), std::bit_cast<uint32_t>(want_y[k]))
+              << kernel_tier_name(tier) << " O=" << s.O << " I=" << s.I << " N=" << s.N << " y=" << y[k]
+              << " want " << want_y[k];
+        }
+      }
+    }
+  }
+}
+
+TEST(TernaryMatmul, ExtremeActivationsDoNotOverflow) {
+  // All +1 weights against all −128 (and all +127) activations: the largest partial sums any tier can see.
+  const int64_t O = 19, I = 8195, N = 2;
+  std::vector<int8_t> q(static_cast<size_t>(O * I), 1);
+  for (int64_t i = 0; i < I; ++i) q[3 * I + i] = -1;
+  std::vector<uint8_t> bytes(ternary_matrix_bytes(O, I));
+  ternary_matrix_pack(bytes.data(), q.data(), O, I);
+  const TernaryMatrix w{bytes.data(), O, I, 1.0f};
+  std::vector<int8_t> xq(static_cast<size_t>(N * I));
+  for (int64_t i = 0; i < I; ++i) {
+    xq[i] = -128;
+    xq[I + i] = 127;
+  }
+  for (KernelTier tier : supported_tiers()) {
+    Context ctx;
+    ctx.kernels = tier;
+    std::vector<int32_t> acc(static_cast<size_t>(N * O), 0);
+    ternary_matmul_i32(ctx, acc.data(), xq.data(), w, N);
+    for (int64_t o = 0; o < O; ++o) {
+      const int32_t sign = o == 3 ? -1 : 1;
+      ASSERT_EQ(acc[o], sign * -128 * I) << kernel_tier_name(tier) << " o=" << o;
+      ASSERT_EQ(acc[O + o], sign * 127 * I) << kernel_tier_name(tier) << " o=" << o;
+    }
+  }
+}
+
+TEST(TernaryMatmulT, MatchesReferenceWithinDerivedTolerance) {
+  // dx[n,i] = Σ_o dy[n,o]·w[o,i] / σ. Float sums of O terms in any order: |error| ≤ O·ε·Σ_o|dy[n,o]| / σ
+  // (first-order bound on recursive summation) plus the final division's half ulp; the reference sums in double.
+  Rng rng(12);
+  const float eps = std::numeric_limits<float>::epsilon();
+  std::vector<Shape> shapes;
+  for (int64_t O : {1, 3, 17, 65}) {
+    for (int64_t I : {1, 2, 7, 16, 17, 33, 129, 257}) shapes.push_back({O, I, 3});
+  }
+  shapes.push_back({300, 517, 40});
+  for (const Shape& s : shapes) {
+    const auto m = make_packed(rng, s.O, s.I);
+    const TernaryMatrix w = m.view(1.7f);
+    const auto dy = test::random_normal(rng, s.N * s.O);
+    std::vector<float> want(static_cast<size_t>(s.N * s.I));
+    ref::ternary_matmul_t(want.data(), dy.data(), w, s.N);
+    for (KernelTier tier : supported_tiers()) {
+      for (int threads : {1, 2}) {
+        Context ctx;
+        ctx.kernels = tier;
+        ctx.threads = threads;
+        std::vector<float> dx(want.size());
+        test::poison(std::span<float>(dx));
+        ternary_matmul_t(ctx, dx.data(), dy.data(), w, s.N);
+        for (int64_t n = 0; n < s.N; ++n) {
+          double l1 = 0.0;
+          for (int64_t o = 0; o < s.O; ++o) l1 += std::fabs(dy[n * s.O + o]);
+          const double tol = (static_cast<double>(s.O) * eps * l1 + 1e-30) / w.sigma + eps * std::fabs(want[n * s.I]);
+          for (int64_t i = 0; i < s.I; ++i) {
+            const double err = std::fabs(static_cast<double>(dx[n * s.I + i]) - want[n * s.I + i]);
+            ASSERT_LE(err, tol + eps * std::fabs(want[n * s.I + i])) << kernel_tier_name(tier) << " O=" << s.O
+                << " I=" << s.I << " n=" << n << " i=" << i << " got " << dx[n * s.I + i] << " want "
+                << want[n * s.I + i];
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TernaryMatmul, ForcedTierMissingIsAClearError) {
+  Context ctx;
+  ctx.cpu = CpuFeatures{};  // a CPU with nothing
+  ctx.kernels = KernelTier::Avx512Vnni;
+  try {
+    ternary_kernel_tier(ctx);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lacks AVX-512 VNNI"), std::string::npos) << e.what();
+  }
+  ctx.kernels = KernelTier::Avx2;
+  EXPECT_THROW(ternary_kernel_tier(ctx), Error);
+  ctx.kernels = KernelTier::Auto;
+  EXPECT_EQ(ternary_kernel_tier(ctx), KernelTier::Scalar);
+}
+
+TEST(TernaryMatmul, RejectsBadShapes) {
+  Context ctx;
+  const uint8_t byte[64] = {};
+  const TernaryMatrix w{byte, 0, 4, 1.0f};
+  int32_t acc = 0;
+  int8_t x = 0;
+  EXPECT_THROW(ternary_matmul_i32(ctx, &acc, &x, w, 1), Error);
+}
+
+}  // namespace
+}  // namespace tritter
