@@ -1,0 +1,120 @@
+// The trainable model: one flat fp32 parameter buffer in checkpoint order (model/tensor_table), gradients
+// mirroring it, BitLinear weights quantized once per optimizer step, and one activation arena sized once per (B, T)
+// by train_activation_bytes. Forward and backward are training-spec §5–7 composed from train/ops.h.
+// --recompute keeps only the layer inputs and re-runs each layer's forward inside the backward.
+// Not here: the optimizer (train/optim.h), the loop and checkpoints (train/trainer.h).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/context.h"
+#include "model/config.h"
+#include "model/tensor_table.h"
+#include "train/ops.h"
+
+namespace tritter::train {
+
+// Bytes of the activation arena for a (B, T) step: the saved activations of every layer (or, with recompute, the
+// L+1 layer inputs plus one layer's worth), the logits and their gradient, and the backward's scratch. The same
+// function carves the arena, so it is exact. Not included: attention's per-thread scratch
+// (attention_scratch_floats, 2·64·T floats per thread) and the parameter/gradient/optimizer buffers.
+int64_t train_activation_bytes(const TritterConfig& config, int64_t B, int64_t T, bool recompute);
+
+// Pointers into a parameter-shaped buffer (params or grads) for one layer; null where the config has no tensor.
+struct LayerTensors {
+  float *input_layernorm = nullptr, *q_proj = nullptr, *k_proj = nullptr, *v_proj = nullptr, *q_norm = nullptr,
+        *k_norm = nullptr, *attn_sub_norm = nullptr, *o_proj = nullptr, *post_attention_layernorm = nullptr,
+        *pre_feedforward_layernorm = nullptr, *gate_proj = nullptr, *up_proj = nullptr, *ffn_sub_norm = nullptr,
+        *down_proj = nullptr, *post_feedforward_layernorm = nullptr;
+};
+
+// What one layer's forward saves for its backward (training-spec §5 "Saved for the backward").
+struct LayerActs {
+  float* x = nullptr;      // (N, D) layer input (the residual stream)
+  float* r_in = nullptr;   // (N)
+  BitInput a;              // (N, D) input of q/k/v
+  float *qraw = nullptr, *rq = nullptr, *kraw = nullptr, *rk = nullptr;  // pre-QK-norm (N, H·d), (N·H) ...
+  float *q = nullptr, *k = nullptr, *v = nullptr;  // post-RoPE q (N, H·d), k, v (N, K·d)
+  float *att = nullptr, *lse = nullptr;            // (N, H·d), (B, H, T)
+  float* r_att = nullptr;                          // (N) sub-norm
+  BitInput o;                                      // (N, H·d) input of o_proj
+  float *y = nullptr, *r_y = nullptr;              // (N, D) o_proj output, post_norm == "both"
+  float *h = nullptr, *r_h = nullptr;              // (N, D) mid residual
+  BitInput m;                                      // (N, D) input of up/gate
+  float *u = nullptr, *gt = nullptr;               // (N, F) up and gate outputs
+  float *spre = nullptr, *r_s = nullptr;           // (N, F) MLP activation before the sub-norm
+  BitInput s;                                      // (N, F) input of down_proj
+  float *f = nullptr, *r_f = nullptr;              // (N, D) down_proj output before the post-FFN norm
+};
+
+// The arena carved into views (train_activation_bytes walks the same carve with a null base).
+struct ArenaViews {
+  std::vector<LayerActs> acts;  // L sets, or 1 with recompute
+  std::vector<float*> xs;       // L+1 residual streams x_0..x_L (N, D)
+  float *r_final = nullptr, *hhat = nullptr, *logits = nullptr, *dz = nullptr;  // (N), (N, D), (N, V), (N, V)
+  float *tmp_big = nullptr, *tmp_d = nullptr;  // forward temporaries (N, max(D, H·d, F)), (N, D)
+  // Backward scratch: running residual gradient and per-shape temporaries.
+  float *dres = nullptr, *d_d1 = nullptr, *d_d2 = nullptr, *d_hd1 = nullptr, *d_hd2 = nullptr;
+  float *d_f1 = nullptr, *d_f2 = nullptr, *d_f3 = nullptr, *d_q = nullptr, *d_k = nullptr, *d_v = nullptr;
+  float *d_q2 = nullptr, *d_k2 = nullptr, *xt = nullptr;  // xt (N, max(D, H·d, F)): x̃ and dx scratch
+};
+
+class TrainModel {
+ public:
+  TrainModel(const TritterConfig& config, Context& ctx);
+
+  const TritterConfig& config() const { return config_; }
+  const std::vector<TensorInfo>& table() const { return table_; }
+  int64_t num_params() const { return num_params_; }
+  // Mutable access marks the quantized weight cache stale (it is rebuilt at the next forward).
+  std::span<float> params() { weights_stale_ = true; return params_.as<float>(); }
+  std::span<const float> params() const { return params_.as<float>(); }
+  std::span<float> grads() { return grads_.as<float>(); }
+  std::span<const float> grads() const { return grads_.as<float>(); }
+
+  // §8 init through model/init (N(0, init_std), o/down scaled by 1/√(2L), gains 1).
+  void init_weights(uint64_t seed);
+  void zero_grad();
+
+  // Sizes the arena once for (B, T); later calls with the same shape are free. Throws on T > max positions.
+  void reserve(int64_t B, int64_t T, bool recompute);
+  // inputs, targets (B, T) i32; targets may be null (logits only). Returns the mean loss (§4.7; 0 without
+  // targets). Computes dz scaled by grad_scale (1/accumulation steps) for the following backward().
+  double forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale = 1.0f);
+  // Accumulates into grads() the gradient of grad_scale · loss of the last forward.
+  void backward();
+  const float* logits() const { return v_.logits; }  // (B, T, V) of the last forward
+  int64_t arena_bytes() const { return arena_.bytes(); }
+
+ private:
+  LayerTensors layer_tensors(float* base, int layer) const;
+  void prepare_weights();
+  void layer_forward(int i, const LayerActs& A, float* x_out);
+  void layer_backward(int i, const LayerActs& A, float* dres);
+
+  TritterConfig config_;
+  Context& ctx_;
+  std::vector<TensorInfo> table_;
+  int64_t num_params_ = 0;
+  Buffer params_, grads_;
+  // BitLinear weights per layer: q, k, v, o, gate, up, down (packed kernel layout in wcache_).
+  struct LayerBits {
+    BitWeight q, k, v, o, gate, up, down;
+  };
+  std::vector<LayerBits> bits_;
+  Buffer wcache_, wscratch_;
+  bool weights_stale_ = true;
+
+  // Arena state for the reserved (B, T).
+  int64_t B_ = 0, T_ = 0;
+  bool recompute_ = false;
+  Buffer arena_, attn_scratch_, rope_;
+  ArenaViews v_;
+  float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
+  std::vector<int32_t> ids_;  // inputs of the last forward (embedding backward)
+  AttnShape attn_;
+};
+
+}  // namespace tritter::train

@@ -1,0 +1,106 @@
+// Per-op forward/backward pairs for training (training-spec §4), llm.c style: outputs first, then inputs, then
+// sizes. Every forward says what it saves for the backward; every backward ACCUMULATES into parameter gradients
+// (dg, dW, dE) and says whether it overwrites or accumulates its input gradient. Threads: OpenMP over rows with
+// ctx.threads; dense GEMMs through OpenBLAS (cblas_sgemm). Not here: the layer/model composition (train/model.h).
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "core/context.h"
+#include "kernels/ternary_matmul.h"
+
+namespace tritter::train {
+
+// ---- RMSNorm (§4.1) over rows of length n. Saves x (the caller keeps it) and rstd.
+// y (N, n) = x · r · g, rstd (N) = r = 1/sqrt(mean x² + eps). y must not alias x.
+void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n,
+                     float eps);
+// dx (N, n) += r ⊙ (dn − n̂ mean(dn ⊙ n̂)) with dn = dy ⊙ g, n̂ = x·r;  dg (n) += Σ_rows dy ⊙ n̂.
+// dx must not alias dy or x. dg sums in a fixed per-thread order (deterministic for a fixed thread count).
+void rmsnorm_backward(const Context& ctx, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
+                      const float* g, int64_t N, int64_t n);
+
+// ---- BitLinear (§4.2). The weight is prepared once per optimizer step (latent W does not change during gradient
+// accumulation): Wq packed in the kernel layout and σ. quant=false keeps only the latent pointer.
+struct BitWeight {
+  const float* w = nullptr;  // latent (O, I)
+  int64_t O = 0, I = 0;
+  bool quant = true;
+  uint8_t* packed = nullptr;  // ternary_matrix_bytes(O, I), owned by the model's weight-cache buffer
+  float sigma = 1.0f;
+  TernaryMatrix matrix() const { return {packed, O, I, sigma}; }
+};
+// σ = ternary_sigma(w), Wq = clamp(rne(w·σ)), packed into bw.packed (scratch_q: O·I int8). No-op when !quant.
+void bitweight_prepare(BitWeight& bw, int8_t* scratch_q);
+
+// The saved input of a BitLinear: quant → xq (N, I) i8 + scale (N) (4× smaller than x̃); fp → x (N, I) f32.
+struct BitInput {
+  int8_t* q = nullptr;
+  float* s = nullptr;
+  float* f = nullptr;
+};
+// Stores x (N, I) as the BitLinear input (quantize_activations, or a copy when quant=false).
+void bitinput_set(const Context& ctx, const BitInput& in, const float* x, int64_t N, int64_t I, bool quant);
+// x̃ (N, I): the dequantized activation xq / s (true division, §3) in `scratch`, or in.f when quant=false.
+const float* bitinput_float(const BitInput& in, float* scratch, int64_t N, int64_t I, bool quant);
+
+// y (N, O) = x̃ W̃ᵀ: integer form (xq · Wqᵀ)/(s·σ) through kernels/ternary_matmul, or x Wᵀ (sgemm). Overwrites y.
+void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const BitWeight& w, int64_t N);
+// dx (N, I) (=, or += when accumulate) dy W̃: kernels ternary_matmul_t (dy·Wq/σ) or sgemm with the latent W.
+// scratch (N, I) is used only for quant && accumulate.
+void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
+                           bool accumulate, float* scratch);
+// dW (O, I) += dyᵀ x̃ (dense fp32 GEMM, OpenBLAS).
+void bitlinear_backward_dw(float* dw, const float* dy, const float* xt, int64_t N, int64_t O, int64_t I);
+
+// ---- Dense linear for the LM head: y (N, O) = x (N, I) Wᵀ, W (O, I).
+void linear_forward(float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O);
+// dx (N, I) (= or +=) dy W ; dW (O, I) += dyᵀ x.
+void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t N, int64_t I,
+                     int64_t O, bool accumulate_dx);
+
+// ---- RoPE (§4.4), rotate-half. x (B·T, heads, d) in place; cos/sin (T, d/2) from kernels rope_tables.
+void rope_forward(const Context& ctx, float* x, const float* cos, const float* sin, int64_t B, int64_t T,
+                  int64_t heads, int64_t d);
+// The backward is the rotation by −φ, in place on dx.
+void rope_backward(const Context& ctx, float* dx, const float* cos, const float* sin, int64_t B, int64_t T,
+                   int64_t heads, int64_t d);
+
+// ---- Causal GQA attention with an optional sliding window (§4.5), flash-style: only the per-row logsumexp is
+// saved, P is recomputed in the backward. Query blocks of kAttnBlock rows skip fully masked key blocks.
+struct AttnShape {
+  int64_t B = 1, T = 1, H = 1, K = 1, d = 1;
+  std::optional<int64_t> window;  // null = full causal; W counts the diagonal (W = 1 → self only)
+};
+inline constexpr int64_t kAttnBlock = 64;
+// Floats of scratch the attention functions need with `threads` workers.
+int64_t attention_scratch_floats(const AttnShape& s, int threads);
+// out (B, T, H, d), lse (B, H, T) from q (B, T, H, d), k, v (B, T, K, d). Saves: q, k, v, out, lse.
+void attention_forward(const Context& ctx, float* out, float* lse, const float* q, const float* k, const float* v,
+                       const AttnShape& s, float* scratch);
+// dq (B, T, H, d), dk, dv (B, T, K, d): overwritten (dk, dv summed over the G query heads of each kv head).
+void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                        const float* k, const float* v, const float* out, const float* lse, const AttnShape& s,
+                        float* scratch);
+
+// ---- Squared ReLU (§4.6). Saves u (and the gate).
+void relu2_forward(const Context& ctx, float* s, const float* u, int64_t n);              // s = relu(u)²
+void relu2_backward(const Context& ctx, float* du, const float* ds, const float* u, int64_t n);  // du = ds·2relu(u)
+void relu2_glu_forward(const Context& ctx, float* s, const float* gate, const float* up, int64_t n);  // relu(g)²·u
+// dgate = ds ⊙ up ⊙ 2relu(gate), dup = ds ⊙ relu(gate)² (both overwritten).
+void relu2_glu_backward(const Context& ctx, float* dgate, float* dup, const float* ds, const float* gate,
+                        const float* up, int64_t n);
+
+// ---- Embedding (§4.7). x (N, D) = E[ids]; ids checked against V (Error on an out-of-range token).
+void embedding_forward(float* x, const float* E, const int32_t* ids, int64_t N, int64_t D, int64_t V);
+// dE[id_n] += dx[n] (serial scatter-add: repeated ids accumulate, deterministic).
+void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t N, int64_t D);
+
+// ---- Cross-entropy + z-loss (§4.7) on logits z (N, V). Targets of −100 are ignored; N_v = #valid (min 1).
+// Returns the loss (accumulated in double). When dz is non-null it is overwritten with
+// dz = (softmax − onehot + 2·z_loss·lse·softmax)/N_v · grad_scale (0 on ignored rows).
+// Throws Error on a target outside [0, V) other than −100.
+double cross_entropy_forward_backward(const Context& ctx, float* dz, const float* z, const int32_t* targets,
+                                      int64_t N, int64_t V, double z_loss, float grad_scale);
+
+}  // namespace tritter::train
