@@ -1,4 +1,125 @@
+// AVX-512 VNNI body of the T16 ternary matmul: one 64-byte tile load, 3 shifts and 4 ANDs unpack 16 rows × 16
+// columns of unsigned codes (w+1 ∈ {0,1,2}); each vpdpbusd multiplies them by a broadcast group of 4 int8
+// activations into 16 int32 row sums. Up to kNB tokens share each unpacked tile (GEMM); a GEMV spreads one token
+// over 4 accumulators to hide vpdpbusd latency. Σx is subtracted once per token: Σ(w+1)x − Σx = Σwx, exactly.
+// Only this file is compiled for AVX-512; it runs only when ternary_kernel_tier() found VNNI.
+#include <algorithm>
+#include <cstring>
+
 #include "kernels/cpu/dispatch.h"
+#include "kernels/ref/ref.h"
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,bmi2")
+#include <immintrin.h>
+
+namespace tritter::cpu {
+namespace {
+
+constexpr int kNB = 8;    // tokens per register tile (GEMM)
+constexpr int kNC = 64;   // tokens per chunk whose Σx and tail columns are staged on the stack
+
+inline __m512i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// acc[n·NA + j%NA] += tile · x[n][0..16) for the NB tokens; NA independent accumulators per token.
+template <int NB, int NA>
+inline void tile_step(__m512i* acc, const uint8_t* tile, const int8_t* const* x, int64_t off) {
+  const __m512i m3 = _mm512_set1_epi8(3);
+  const __m512i p = _mm512_loadu_si512(tile);
+  const __m512i w0 = _mm512_and_si512(p, m3);
+  const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(p, 2), m3);
+  const __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(p, 4), m3);
+  const __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(p, 6), m3);
+#pragma GCC unroll 16
+  for (int n = 0; n < NB; ++n) {
+    const int8_t* xp = x[n] + off;
+    acc[n * NA + 0] = _mm512_dpbusd_epi32(acc[n * NA + 0], w0, bcast4(xp));
+    acc[n * NA + 1 % NA] = _mm512_dpbusd_epi32(acc[n * NA + 1 % NA], w1, bcast4(xp + 4));
+    acc[n * NA + 2 % NA] = _mm512_dpbusd_epi32(acc[n * NA + 2 % NA], w2, bcast4(xp + 8));
+    acc[n * NA + 3 % NA] = _mm512_dpbusd_epi32(acc[n * NA + 3 % NA], w3, bcast4(xp + 12));
+  }
+}
+
+// Rows of one 16-row band for NB tokens n0.. of the chunk: full accumulation over all tiles, then the epilogue.
+template <int NB, int NA>
+void band_tokens(const T16Args& a, int64_t rb, int64_t n0, const int32_t* xsum, const int8_t (*xtail)[16],
+                 int64_t chunk0) {
+  const TernaryMatrix& w = *a.w;
+  const int64_t I = w.cols, O = w.rows, ncb = (I + 15) / 16, nfull = I / 16;
+  const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
+  const int8_t* x[NB];
+  for (int n = 0; n < NB; ++n) x[n] = a.xq + (chunk0 + n0 + n) * I;
+  __m512i acc[NB * NA];
+  for (int k = 0; k < NB * NA; ++k) acc[k] = _mm512_setzero_si512();
+  for (int64_t cb = 0; cb < nfull; ++cb) tile_step<NB, NA>(acc, band + cb * kTernaryTileBytes, x, cb * 16);
+  if (nfull < ncb) {
+    const int8_t* xt[NB];
+    for (int n = 0; n < NB; ++n) xt[n] = xtail[n0 + n];
+    tile_step<NB, NA>(acc, band + nfull * kTernaryTileBytes, xt, 0);
+  }
+  const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
+  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+  for (int n = 0; n < NB; ++n) {
+    __m512i s = acc[n * NA];
+    for (int k = 1; k < NA; ++k) s = _mm512_add_epi32(s, acc[n * NA + k]);
+    s = _mm512_sub_epi32(s, _mm512_set1_epi32(xsum[n0 + n]));
+    const int64_t tok = chunk0 + n0 + n;
+    if (a.acc != nullptr) {
+      _mm512_mask_storeu_epi32(a.acc + tok * O + rb * 16, mask, s);
+    } else {
+      const __m512 y = _mm512_div_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(a.x_scale[tok] * w.sigma));
+      _mm512_mask_storeu_ps(a.y + tok * O + rb * 16, mask, y);
+    }
+  }
+}
+
+template <int NB, int NA>
+void band_tokens_n(const T16Args& a, int64_t rb, int64_t n0, int nb, const int32_t* xsum,
+                   const int8_t (*xtail)[16], int64_t chunk0) {
+  if constexpr (NB > 1) {
+    if (nb < NB) return band_tokens_n<NB - 1, 1>(a, rb, n0, nb, xsum, xtail, chunk0);
+  }
+  band_tokens<NB, NA>(a, rb, n0, xsum, xtail, chunk0);
+}
+
+}  // namespace
+
+void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
+  const int64_t I = a.w->cols, nfull = I / 16;
+  int32_t xsum[kNC];
+  alignas(64) int8_t xtail[kNC][16];
+  for (int64_t c0 = 0; c0 < a.N; c0 += kNC) {
+    const int64_t nc = std::min<int64_t>(kNC, a.N - c0);
+    for (int64_t n = 0; n < nc; ++n) {
+      const int8_t* x = a.xq + (c0 + n) * I;
+      int32_t s = 0;
+      for (int64_t i = 0; i < I; ++i) s += x[i];
+      xsum[n] = s;
+      std::memset(xtail[n], 0, 16);
+      std::memcpy(xtail[n], x + nfull * 16, static_cast<size_t>(I - nfull * 16));
+    }
+    for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
+      if (nc == 1) {
+        band_tokens<1, 4>(a, rb, 0, xsum, xtail, c0);
+        continue;
+      }
+      int64_t n0 = 0;
+      for (; n0 + kNB <= nc; n0 += kNB) band_tokens<kNB, 1>(a, rb, n0, xsum, xtail, c0);
+      if (n0 < nc) band_tokens_n<kNB, 1>(a, rb, n0, static_cast<int>(nc - n0), xsum, xtail, c0);
+    }
+  }
+}
+
+}  // namespace tritter::cpu
+#pragma GCC pop_options
+
+#else  // not x86-64: never selected (ternary_kernel_tier refuses the tier), kept linkable.
 namespace tritter::cpu {
 void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end) { t16_matmul_scalar(a, rb_begin, rb_end); }
 }  // namespace tritter::cpu
+#endif

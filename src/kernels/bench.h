@@ -1,0 +1,28 @@
+// Machine-limit probes for `tritter bench kernels` and bench/kernels_bench.cpp: a STREAM-like triad and read-only
+// sum for the DRAM bandwidth, and int8 MAC throughput probes (AVX-512 VNNI vpdpbusd, AVX2 vpmaddubsw+vpaddw) for
+// the compute peak, so kernel figures can be reported as shares of limits measured in the same run.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace tritter::kbench {
+
+struct StreamResult {
+  double triad_gbs = 0;  // a[i] = b[i] + s·c[i]: 3 arrays of doubles, 24 bytes per element
+  double read_gbs = 0;   // Σ a[i]·b[i]: 16 bytes read per element
+};
+// Best of `reps` passes over arrays of `bytes_per_array` bytes each, on `threads` OpenMP threads.
+StreamResult measure_stream(int threads, size_t bytes_per_array, int reps);
+
+// Int8 multiply-accumulates per second (G), best of `reps`, from independent dependency chains.
+double peak_vnni_gmacs(int threads, int reps);   // zmm vpdpbusd: 64 MACs per instruction
+double peak_avx2_gmacs(int threads, int reps);   // ymm vpmaddubsw + vpaddw: 32 MACs per pair
+
+// Seconds per call of fn: the best of `batches` batches, each repeated until it lasts ≥ min_seconds / batches.
+double time_best(const std::function<void()>& fn, double min_seconds, int batches = 5);
+
+// Fills n bytes with random valid 2-bit code bytes (no code 11), for matrices too big to pack from int8.
+void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed);
+
+}  // namespace tritter::kbench
