@@ -1,0 +1,62 @@
+// The forward pass of training-spec §5/§7 for inference: embeddings, L layers through the kernels issue's
+// kernels (fused RMSNorm+int8 quantization, ternary matmuls, RoPE, squared ReLU), the KV cache, the final norm
+// and the head. One path for prompt processing (a chunk of up to max_batch tokens as GEMMs) and decoding
+// (one token, GEMVs); the two give the same logits on an f32 cache (tests/infer/engine_test.cpp).
+// Non-goals: batch > 1 sequences, quant=false models, speculative decoding.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "core/buffer.h"
+#include "core/context.h"
+#include "infer/kv_cache.h"
+#include "model/packed_model.h"
+
+namespace tritter {
+
+struct EngineOptions {
+  int64_t context = 0;     // positions the cache holds; 0 = min(max_position_embeddings, 4096)
+  KvDtype kv_dtype = KvDtype::F32;
+  int64_t max_batch = 64;  // prompt tokens per forward chunk
+};
+
+// Wall time of the phases of the last forward calls, summed (for --verbose).
+struct EngineTimings {
+  double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;
+};
+
+class Engine {
+ public:
+  // `ctx` and `weights` must outlive the engine.
+  Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options);
+
+  // Runs tokens (n) at positions position() .. position()+n−1, appending them to the cache.
+  // all_logits: logits (n, V) for every token; otherwise logits (V) of the last token only. n ≥ 1.
+  // Throws Error on an id outside [0, V) or when the context would overflow.
+  void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+
+  int64_t position() const { return pos_; }
+  int64_t context() const { return options_.context; }
+  void reset();  // a new sequence
+  const KvCache& cache() const { return cache_; }
+  const ModelWeights& weights() const { return w_; }
+  const EngineTimings& timings() const { return timings_; }
+  size_t scratch_bytes() const { return scratch_.bytes(); }
+
+ private:
+  void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+  void layer_forward(int layer, int64_t T);
+
+  Context& ctx_;
+  const ModelWeights& w_;
+  EngineOptions options_;
+  KvCache cache_;
+  int64_t pos_ = 0;
+  EngineTimings timings_;
+  Buffer rope_;     // cos, sin (context, d/2) each
+  Buffer scratch_;  // activations for max_batch tokens (views below)
+  float *x_, *q_, *k_, *v_, *o_, *y_, *u_, *g_, *xs_;
+  int8_t* xq_;
+};
+
+}  // namespace tritter

@@ -1,0 +1,268 @@
+#include "infer/kv_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tritter {
+
+namespace {
+
+struct Layout {
+  int64_t capacity = 0;
+  size_t row = 0;  // bytes per position per head for K data (same for V)
+  size_t k_off = 0, v_off = 0, kp_off = 0, vp_off = 0, kr_off = 0, per_head = 0;
+};
+
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+bool quantized(KvDtype t) { return t == KvDtype::I8 || t == KvDtype::I4; }
+
+Layout kv_layout(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch) {
+  if (max_batch < 1) throw_error("kv cache: max batch ", max_batch, ", expected at least 1");
+  if (context < 1 || context > c.max_position_embeddings) {
+    throw_error("kv cache: context ", context, ", expected 1 .. ", c.max_position_embeddings,
+                " (max_position_embeddings)");
+  }
+  const int64_t d = c.head_dim;
+  if (dtype == KvDtype::I4 && d % 2 != 0) throw_error("kv cache: int4 needs an even head_dim, found ", d);
+  Layout L;
+  const int64_t group = quantized(dtype) ? kKvKeyGroup : 1;
+  const int64_t held = c.sliding_window ? std::min(context, *c.sliding_window + max_batch - 1) : context;
+  L.capacity = (held + group - 1) / group * group;
+  switch (dtype) {
+    case KvDtype::F32: L.row = d * 4; break;
+    case KvDtype::F16: L.row = d * 2; break;
+    case KvDtype::I8: L.row = d; break;
+    case KvDtype::I4: L.row = d / 2; break;
+  }
+  size_t off = 0;
+  L.k_off = off;
+  off += align64(L.capacity * L.row);
+  L.v_off = off;
+  off += align64(L.capacity * L.row);
+  if (quantized(dtype)) {
+    L.kp_off = off;
+    off += align64((L.capacity / kKvKeyGroup) * 2 * d * sizeof(float));
+    L.vp_off = off;
+    off += align64(L.capacity * (d / kv_value_group(d)) * 2 * sizeof(float));
+    L.kr_off = off;
+    off += align64(kKvKeyGroup * d * sizeof(float));
+  }
+  L.per_head = off;
+  return L;
+}
+
+// Asymmetric b-bit quantization of n values with stride `stride` (levels 0 .. 2^b − 1): returns {min, scale}.
+// x̂ = min + q·scale; |x − x̂| ≤ scale/2 up to float rounding (tests/infer/kv_cache_test.cpp).
+inline void minmax_params(const float* x, int64_t n, int64_t stride, int levels, float* mn_out, float* scale_out) {
+  float mn = x[0], mx = x[0];
+  for (int64_t i = 1; i < n; ++i) {
+    mn = std::min(mn, x[i * stride]);
+    mx = std::max(mx, x[i * stride]);
+  }
+  float scale = (mx - mn) / static_cast<float>(levels);
+  if (!(scale > 0.0f) || !std::isfinite(scale)) scale = 1.0f;
+  *mn_out = mn;
+  *scale_out = scale;
+}
+
+inline int quant_level(float x, float mn, float scale, int levels) {
+  const float r = std::nearbyint((x - mn) / scale);
+  return static_cast<int>(std::min(std::max(r, 0.0f), static_cast<float>(levels)));
+}
+
+inline void put_level(uint8_t* row, int64_t i, int q, KvDtype t) {
+  if (t == KvDtype::I8) {
+    row[i] = static_cast<uint8_t>(q);
+  } else {  // int4: channel 2j in the low nibble, 2j+1 in the high nibble
+    uint8_t& b = row[i / 2];
+    b = (i & 1) ? static_cast<uint8_t>((b & 0x0f) | (q << 4)) : static_cast<uint8_t>((b & 0xf0) | q);
+  }
+}
+
+inline int get_level(const uint8_t* row, int64_t i, KvDtype t) {
+  if (t == KvDtype::I8) return row[i];
+  return (i & 1) ? row[i / 2] >> 4 : row[i / 2] & 0x0f;
+}
+
+}  // namespace
+
+KvDtype kv_dtype_from_name(const std::string& name) {
+  if (name == "f32") return KvDtype::F32;
+  if (name == "f16") return KvDtype::F16;
+  if (name == "int8" || name == "i8") return KvDtype::I8;
+  if (name == "int4" || name == "i4") return KvDtype::I4;
+  throw_error("kv cache dtype: found '", name, "', expected f32, f16, int8 or int4");
+}
+
+const char* kv_dtype_name(KvDtype t) {
+  switch (t) {
+    case KvDtype::F32: return "f32";
+    case KvDtype::F16: return "f16";
+    case KvDtype::I8: return "int8";
+    case KvDtype::I4: return "int4";
+  }
+  return "?";
+}
+
+size_t kv_cache_bytes(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch) {
+  return kv_layout(c, context, dtype, max_batch).per_head * static_cast<size_t>(c.num_hidden_layers * c.num_key_value_heads);
+}
+
+int64_t kv_cache_capacity(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch) {
+  return kv_layout(c, context, dtype, max_batch).capacity;
+}
+
+KvCache::KvCache(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch, MemoryAccount* account)
+    : config_(c), context_(context), max_batch_(max_batch), kv_heads_(c.num_key_value_heads), d_(c.head_dim), gv_(kv_value_group(c.head_dim)),
+      dtype_(dtype) {
+  const Layout L = kv_layout(c, context, dtype, max_batch);
+  capacity_ = L.capacity;
+  elem_bytes_k_ = elem_bytes_v_ = L.row;
+  k_off_ = L.k_off;
+  v_off_ = L.v_off;
+  kp_off_ = L.kp_off;
+  vp_off_ = L.vp_off;
+  kr_off_ = L.kr_off;
+  per_head_ = L.per_head;
+  storage_ = Buffer(kv_cache_bytes(c, context, dtype, max_batch), MemCategory::KvCache, account);
+  written_.assign(c.num_hidden_layers, 0);
+}
+
+void KvCache::clear() { std::fill(written_.begin(), written_.end(), 0); }
+
+uint8_t* KvCache::kdata(size_t lh) const {
+  return const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) + lh * per_head_ + k_off_;
+}
+uint8_t* KvCache::vdata(size_t lh) const {
+  return const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) + lh * per_head_ + v_off_;
+}
+float* KvCache::kparams(size_t lh) const {
+  return reinterpret_cast<float*>(const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) +
+                                  lh * per_head_ + kp_off_);
+}
+float* KvCache::vparams(size_t lh) const {
+  return reinterpret_cast<float*>(const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) +
+                                  lh * per_head_ + vp_off_);
+}
+float* KvCache::kresidual(size_t lh) const {
+  return reinterpret_cast<float*>(const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) +
+                                  lh * per_head_ + kr_off_);
+}
+
+void KvCache::flush_key_group(int layer, int head, int64_t group_start) {
+  const size_t lh = head_index(layer, head);
+  const int levels = dtype_ == KvDtype::I8 ? 255 : 15;
+  const float* res = kresidual(lh);  // (G, d)
+  const int64_t slot0 = group_start % capacity_;
+  float* params = kparams(lh) + (slot0 / kKvKeyGroup) * 2 * d_;  // (2, d): min, scale
+  for (int64_t ch = 0; ch < d_; ++ch) {
+    minmax_params(res + ch, kKvKeyGroup, d_, levels, &params[ch], &params[d_ + ch]);
+  }
+  for (int64_t t = 0; t < kKvKeyGroup; ++t) {
+    uint8_t* row = kdata(lh) + (slot0 + t) * elem_bytes_k_;
+    for (int64_t ch = 0; ch < d_; ++ch) {
+      put_level(row, ch, quant_level(res[t * d_ + ch], params[ch], params[d_ + ch], levels), dtype_);
+    }
+  }
+}
+
+void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const float* v) {
+  TRITTER_CHECK(layer >= 0 && layer < static_cast<int>(written_.size()), "layer ", layer);
+  if (pos0 != written_[layer]) {
+    throw_error("kv cache: layer ", layer, " write at position ", pos0, ", expected ", written_[layer]);
+  }
+  if (T > max_batch_) throw_error("kv cache: a write of ", T, " positions, expected at most ", max_batch_);
+  if (pos0 + T > context_) {
+    throw_error("kv cache: positions up to ", pos0 + T, " exceed the context of ", context_, " tokens");
+  }
+  const int levels = dtype_ == KvDtype::I8 ? 255 : 15;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t pos = pos0 + t, slot = pos % capacity_;
+    for (int64_t h = 0; h < kv_heads_; ++h) {
+      const size_t lh = head_index(layer, h);
+      const float* kx = k + (t * kv_heads_ + h) * d_;
+      const float* vx = v + (t * kv_heads_ + h) * d_;
+      switch (dtype_) {
+        case KvDtype::F32:
+          std::memcpy(kdata(lh) + slot * elem_bytes_k_, kx, d_ * sizeof(float));
+          std::memcpy(vdata(lh) + slot * elem_bytes_v_, vx, d_ * sizeof(float));
+          break;
+        case KvDtype::F16: {
+          auto* kr = reinterpret_cast<_Float16*>(kdata(lh) + slot * elem_bytes_k_);
+          auto* vr = reinterpret_cast<_Float16*>(vdata(lh) + slot * elem_bytes_v_);
+          for (int64_t i = 0; i < d_; ++i) {
+            kr[i] = static_cast<_Float16>(kx[i]);
+            vr[i] = static_cast<_Float16>(vx[i]);
+          }
+          break;
+        }
+        case KvDtype::I8:
+        case KvDtype::I4: {
+          std::memcpy(kresidual(lh) + (pos % kKvKeyGroup) * d_, kx, d_ * sizeof(float));
+          if (pos % kKvKeyGroup == kKvKeyGroup - 1) flush_key_group(layer, static_cast<int>(h), pos - (kKvKeyGroup - 1));
+          uint8_t* row = vdata(lh) + slot * elem_bytes_v_;
+          float* params = vparams(lh) + slot * (d_ / gv_) * 2;  // (d/gv, 2)
+          for (int64_t g = 0; g < d_ / gv_; ++g) {
+            minmax_params(vx + g * gv_, gv_, 1, levels, &params[2 * g], &params[2 * g + 1]);
+            for (int64_t i = 0; i < gv_; ++i) {
+              put_level(row, g * gv_ + i, quant_level(vx[g * gv_ + i], params[2 * g], params[2 * g + 1], levels), dtype_);
+            }
+          }
+          break;
+        }
+      }
+    }
+  }
+  written_[layer] = pos0 + T;
+}
+
+void KvCache::read(int layer, int head, int64_t p0, int64_t n, float* kb, float* vb) const {
+  const int64_t end = written_[layer];
+  TRITTER_CHECK(p0 >= 0 && p0 + n <= end && p0 >= end - capacity_, "kv read [", p0, ", ", p0 + n, ") of layer ",
+                layer, " holding [", std::max<int64_t>(0, end - capacity_), ", ", end, ")");
+  const size_t lh = head_index(layer, head);
+  const int64_t flushed = end / kKvKeyGroup * kKvKeyGroup;  // keys below this are quantized; the rest residual
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t pos = p0 + t, slot = pos % capacity_;
+    float* ko = kb + t * d_;
+    float* vo = vb + t * d_;
+    switch (dtype_) {
+      case KvDtype::F32:
+        std::memcpy(ko, kdata(lh) + slot * elem_bytes_k_, d_ * sizeof(float));
+        std::memcpy(vo, vdata(lh) + slot * elem_bytes_v_, d_ * sizeof(float));
+        break;
+      case KvDtype::F16: {
+        const auto* kr = reinterpret_cast<const _Float16*>(kdata(lh) + slot * elem_bytes_k_);
+        const auto* vr = reinterpret_cast<const _Float16*>(vdata(lh) + slot * elem_bytes_v_);
+        for (int64_t i = 0; i < d_; ++i) {
+          ko[i] = static_cast<float>(kr[i]);
+          vo[i] = static_cast<float>(vr[i]);
+        }
+        break;
+      }
+      case KvDtype::I8:
+      case KvDtype::I4: {
+        if (pos >= flushed) {
+          std::memcpy(ko, kresidual(lh) + (pos % kKvKeyGroup) * d_, d_ * sizeof(float));
+        } else {
+          const uint8_t* row = kdata(lh) + slot * elem_bytes_k_;
+          const float* params = kparams(lh) + (slot / kKvKeyGroup) * 2 * d_;
+          for (int64_t i = 0; i < d_; ++i) ko[i] = params[i] + static_cast<float>(get_level(row, i, dtype_)) * params[d_ + i];
+        }
+        const uint8_t* row = vdata(lh) + slot * elem_bytes_v_;
+        const float* params = vparams(lh) + slot * (d_ / gv_) * 2;
+        for (int64_t i = 0; i < d_; ++i) {
+          const int64_t g = i / gv_;
+          vo[i] = params[2 * g] + static_cast<float>(get_level(row, i, dtype_)) * params[2 * g + 1];
+        }
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace tritter

@@ -1,0 +1,356 @@
+#include "model/packed_model.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "kernels/quantize.h"
+#include "model/checkpoint.h"
+
+namespace tritter {
+
+namespace {
+
+enum class EntryKind { QWeight, Scale, Plain, HeadQ, HeadScale };
+
+struct PackedEntry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  EntryKind kind;
+  size_t index;  // into the tensor table (for HeadQ/HeadScale: the head's source tensor)
+};
+
+Shape qweight_shape(const Shape& w) {
+  const int64_t O = w[0], I = w[1];
+  return {(O + kTernaryTileRows - 1) / kTernaryTileRows * kTernaryTileRows,
+          (I + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows)};
+}
+
+// The file's tensors in file order: U8 qweights, then F32, then the I8 head (docs/model-files.md).
+std::vector<PackedEntry> packed_plan(const TritterConfig& c, const std::vector<TensorInfo>& table,
+                                     const PackOptions& options) {
+  if (!c.quant) throw_error("pack: config has quant=false: the packed format holds ternary models only");
+  std::vector<PackedEntry> u8, f32, i8;
+  size_t head_index = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const TensorInfo& t = table[i];
+    if (t.role == TensorRole::BitLinear) {
+      u8.push_back({qweight_name(t.name), DType::U8, qweight_shape(t.shape), EntryKind::QWeight, i});
+      f32.push_back({weight_scale_name(t.name), DType::F32, {1}, EntryKind::Scale, i});
+      continue;
+    }
+    if (t.role == TensorRole::LmHead || (t.role == TensorRole::Embedding && c.tie_word_embeddings)) head_index = i;
+    if (t.role == TensorRole::LmHead && options.head == HeadFormat::I8) continue;  // replaced by the int8 form
+    f32.push_back({t.name, DType::F32, t.shape, EntryKind::Plain, i});
+  }
+  if (options.head == HeadFormat::I8) {
+    f32.push_back({"lm_head.row_scale", DType::F32, {c.vocab_size}, EntryKind::HeadScale, head_index});
+    i8.push_back({"lm_head.qweight", DType::I8, {c.vocab_size, c.hidden_size}, EntryKind::HeadQ, head_index});
+  }
+  std::vector<PackedEntry> all = std::move(u8);
+  all.insert(all.end(), f32.begin(), f32.end());
+  all.insert(all.end(), i8.begin(), i8.end());
+  return all;
+}
+
+// β exactly as ternary_sigma forms it before the division (training-spec §3), so 1.0f/β reproduces σ.
+float absmean_beta(const float* w, int64_t n) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::fabs(static_cast<double>(w[i]));
+  return std::fmax(static_cast<float>(sum / static_cast<double>(n)), kQuantEps);
+}
+
+// Streams every entry of the plan to `sink`, one fp32 tensor produced at a time.
+class PackStream {
+ public:
+  PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce)
+      : c_(c), table_(table), produce_(produce) {}
+
+  using Sink = std::function<void(const void*, size_t)>;
+
+  void write(const PackedEntry& e, const Sink& sink) {
+    const TensorInfo& info = table_[e.index];
+    switch (e.kind) {
+      case EntryKind::QWeight: {
+        std::vector<float> w(info.numel());
+        produce_(w.data(), info, e.index);
+        const float sigma = ternary_sigma(w.data(), info.numel());  // throws on NaN/Inf, naming the element
+        const float beta = absmean_beta(w.data(), info.numel());
+        TRITTER_CHECK(1.0f / beta == sigma, "β ", beta, " does not reproduce σ ", sigma, " for ", info.name);
+        std::vector<int8_t> q(info.numel());
+        ternary_quantize(q.data(), w.data(), info.numel(), sigma);
+        std::vector<uint8_t> packed(ternary_matrix_bytes(info.shape[0], info.shape[1]));
+        ternary_matrix_pack(packed.data(), q.data(), info.shape[0], info.shape[1]);
+        beta_[e.index] = beta;
+        sink(packed.data(), packed.size());
+        break;
+      }
+      case EntryKind::Scale: {
+        const float beta = beta_.at(e.index);
+        sink(&beta, sizeof beta);
+        break;
+      }
+      case EntryKind::Plain: {
+        std::vector<float> w(info.numel());
+        produce_(w.data(), info, e.index);
+        for (int64_t i = 0; i < info.numel(); ++i) {
+          if (!std::isfinite(w[i])) throw_error("pack: tensor '", info.name, "' element ", i, ": found ", w[i], ", expected a finite value");
+        }
+        sink(w.data(), w.size() * sizeof(float));
+        break;
+      }
+      case EntryKind::HeadScale: {
+        std::vector<float> w(info.numel());
+        produce_(w.data(), info, e.index);
+        const int64_t V = info.shape[0], D = info.shape[1];
+        std::vector<float> scale(V);
+        head_q_.resize(V * D);
+        for (int64_t v = 0; v < V; ++v) {
+          float a = 0.0f;
+          for (int64_t d = 0; d < D; ++d) {
+            const float x = w[v * D + d];
+            if (!std::isfinite(x)) throw_error("pack: tensor '", info.name, "' row ", v, ": found ", x, ", expected a finite value");
+            a = std::fmax(a, std::fabs(x));
+          }
+          scale[v] = a > 0.0f ? a / 127.0f : 1.0f;
+          for (int64_t d = 0; d < D; ++d) {
+            const float r = std::nearbyint(w[v * D + d] / scale[v]);
+            head_q_[v * D + d] = static_cast<int8_t>(std::fmin(std::fmax(r, -127.0f), 127.0f));
+          }
+        }
+        sink(scale.data(), scale.size() * sizeof(float));
+        break;
+      }
+      case EntryKind::HeadQ:
+        TRITTER_CHECK(!head_q_.empty(), "int8 head written before its scales");
+        sink(head_q_.data(), head_q_.size());
+        head_q_ = {};
+        break;
+    }
+  }
+
+ private:
+  const TritterConfig& c_;
+  const std::vector<TensorInfo>& table_;
+  const TensorProducer& produce_;
+  std::map<size_t, float> beta_;
+  std::vector<int8_t> head_q_;
+};
+
+std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const PackOptions& options) {
+  return {{"format", kPackedFormat},
+          {"config", config_to_json(c, /*model_only=*/true).dump()},
+          {"qweight_layout", "T16"},
+          {"head", head_format_name(options.head)}};
+}
+
+// Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
+using Lookup = std::function<const uint8_t*(const PackedEntry&)>;
+
+bool has_code_11(const uint8_t* p, size_t n) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < n; ++i) acc |= p[i] & (p[i] >> 1) & 0x55;
+  return acc != 0;
+}
+
+std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::vector<TensorInfo>& table,
+                                   const std::vector<PackedEntry>& plan, const Lookup& lookup,
+                                   const std::string& where) {
+  auto mw = std::make_unique<ModelWeights>();
+  mw->config = c;
+  mw->layers.resize(c.num_hidden_layers);
+  std::map<size_t, const uint8_t*> qdata;
+  std::map<size_t, float> sigma;
+  size_t bytes = 0;
+  bool i8_head = false;
+  for (const PackedEntry& e : plan) i8_head = i8_head || e.kind == EntryKind::HeadQ;
+  for (const PackedEntry& e : plan) {
+    const uint8_t* p = lookup(e);
+    const TensorInfo& info = table[e.index];
+    const size_t nbytes = static_cast<size_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    if (e.dtype == DType::F32 && reinterpret_cast<uintptr_t>(p) % alignof(float) != 0) {
+      throw_error(where, ": tensor '", e.name, "': data not 4-byte aligned (write F32 tensors first)");
+    }
+    const float* f = reinterpret_cast<const float*>(p);
+    switch (e.kind) {
+      case EntryKind::QWeight:
+        if (has_code_11(p, nbytes)) throw_error(where, ": tensor '", e.name, "': invalid 2-bit code 11");
+        qdata[e.index] = p;
+        bytes += nbytes;
+        break;
+      case EntryKind::Scale: {
+        float beta;
+        std::memcpy(&beta, p, sizeof beta);
+        if (!std::isfinite(beta) || !(beta > 0.0f)) {
+          throw_error(where, ": tensor '", e.name, "': scale ", beta, ", expected a finite value > 0");
+        }
+        sigma[e.index] = 1.0f / beta;
+        break;
+      }
+      case EntryKind::HeadScale:
+        for (int64_t v = 0; v < c.vocab_size; ++v) {
+          if (!std::isfinite(f[v]) || !(f[v] > 0.0f)) {
+            throw_error(where, ": tensor '", e.name, "' row ", v, ": scale ", f[v], ", expected a finite value > 0");
+          }
+        }
+        mw->head.row_scale = f;
+        bytes += nbytes;
+        break;
+      case EntryKind::HeadQ:
+        mw->head.format = HeadFormat::I8;
+        mw->head.i8 = reinterpret_cast<const int8_t*>(p);
+        bytes += nbytes;
+        break;
+      case EntryKind::Plain: {
+        if (info.role == TensorRole::Embedding) {
+          mw->embed = f;
+          if (c.tie_word_embeddings && !i8_head) mw->head.f32 = f;
+        } else if (info.role == TensorRole::LmHead) {
+          mw->head.f32 = f;
+        } else if (info.layer < 0) {
+          mw->final_norm = f;
+        } else {
+          LayerWeights& L = mw->layers[info.layer];
+          const std::string& k = info.kind;
+          const float** slot = k == "input_layernorm"              ? &L.input_norm
+                               : k == "q_norm"                     ? &L.q_norm
+                               : k == "k_norm"                     ? &L.k_norm
+                               : k == "attn_sub_norm"              ? &L.attn_sub_norm
+                               : k == "post_attention_layernorm"   ? &L.post_attn_norm
+                               : k == "pre_feedforward_layernorm"  ? &L.pre_ff_norm
+                               : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
+                               : k == "post_feedforward_layernorm" ? &L.post_ff_norm
+                                                                   : nullptr;
+          TRITTER_CHECK(slot != nullptr, "unknown norm kind ", k);
+          *slot = f;
+        }
+        if (info.role == TensorRole::Norm) bytes += nbytes;
+        if (info.role == TensorRole::LmHead || (info.role == TensorRole::Embedding && c.tie_word_embeddings && !i8_head)) {
+          bytes += nbytes;
+        }
+        break;
+      }
+    }
+  }
+  for (const auto& [index, data] : qdata) {
+    const TensorInfo& info = table[index];
+    const TernaryMatrix m{data, info.shape[0], info.shape[1], sigma.at(index)};
+    if (info.layer < 0) continue;
+    LayerWeights& L = mw->layers[info.layer];
+    const std::string& k = info.kind;
+    TernaryMatrix* slot = k == "q_proj"      ? &L.q
+                          : k == "k_proj"    ? &L.k
+                          : k == "v_proj"    ? &L.v
+                          : k == "o_proj"    ? &L.o
+                          : k == "gate_proj" ? &L.gate
+                          : k == "up_proj"   ? &L.up
+                          : k == "down_proj" ? &L.down
+                                             : nullptr;
+    TRITTER_CHECK(slot != nullptr, "unknown BitLinear kind ", k);
+    *slot = m;
+  }
+  mw->bytes_per_token = bytes + static_cast<size_t>(c.hidden_size) * sizeof(float);  // + one embedding row
+  return mw;
+}
+
+}  // namespace
+
+HeadFormat head_format_from_name(const std::string& name) {
+  if (name == "f32") return HeadFormat::F32;
+  if (name == "i8") return HeadFormat::I8;
+  throw_error("head format: found '", name, "', expected f32 or i8");
+}
+
+const char* head_format_name(HeadFormat f) { return f == HeadFormat::I8 ? "i8" : "f32"; }
+
+std::string qweight_name(const std::string& weight_name) {
+  TRITTER_CHECK(weight_name.size() > 7 && weight_name.ends_with(".weight"), weight_name);
+  return weight_name.substr(0, weight_name.size() - 7) + ".qweight";
+}
+
+std::string weight_scale_name(const std::string& weight_name) {
+  TRITTER_CHECK(weight_name.size() > 7 && weight_name.ends_with(".weight"), weight_name);
+  return weight_name.substr(0, weight_name.size() - 7) + ".weight_scale";
+}
+
+void write_packed_model(const std::filesystem::path& path, const TritterConfig& config, const TensorProducer& produce,
+                        const PackOptions& options) {
+  const auto table = tensor_table(config);
+  const auto plan = packed_plan(config, table, options);
+  auto stream = std::make_shared<PackStream>(config, table, produce);
+  std::vector<SafeTensorOut> out;
+  out.reserve(plan.size());
+  for (const PackedEntry& e : plan) {
+    out.push_back({e.name, e.dtype, e.shape, nullptr, [stream, e](const auto& sink) { stream->write(e, sink); }});
+  }
+  write_safetensors(path, out, packed_metadata(config, options));
+}
+
+void pack_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
+                     const PackOptions& options) {
+  if (static_cast<int64_t>(params.size()) != parameter_count(config)) {
+    throw_error("pack '", path.string(), "': found ", params.size(), " parameters, expected ", parameter_count(config));
+  }
+  write_packed_model(path, config, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, params.data() + info.offset, info.numel() * sizeof(float));
+  }, options);
+}
+
+PackedModel PackedModel::open(const std::filesystem::path& path) {
+  PackedModel m;
+  m.file_ = std::make_unique<SafeTensorsFile>(path);
+  const SafeTensorsFile& f = *m.file_;
+  const std::string where = "file '" + f.source() + "'";
+  const TritterConfig c = config_from_metadata(f, kPackedFormat);
+  auto layout = f.metadata().find("qweight_layout");
+  if (layout == f.metadata().end() || layout->second != "T16") {
+    throw_error(where, ": qweight_layout '", layout == f.metadata().end() ? "" : layout->second, "', expected 'T16'");
+  }
+  PackOptions options;
+  auto head = f.metadata().find("head");
+  if (head != f.metadata().end()) options.head = head_format_from_name(head->second);
+  const auto table = tensor_table(c);
+  const auto plan = packed_plan(c, table, options);
+  std::set<std::string> known;
+  for (const auto& e : plan) known.insert(e.name);
+  for (const auto& t : f.tensors()) {
+    if (!known.count(t.name)) throw_error(where, ": unexpected tensor '", t.name, "' (not in the packed table)");
+  }
+  m.weights_ = bind_weights(c, table, plan, [&](const PackedEntry& e) { return f.expect(e.name, e.dtype, e.shape).data; },
+                    where);
+  return m;
+}
+
+PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProducer& produce,
+                                   const PackOptions& options, MemoryAccount* account) {
+  PackedModel m;
+  const auto table = tensor_table(config);
+  const auto plan = packed_plan(config, table, options);
+  PackStream stream(config, table, produce);
+  std::map<std::string, size_t> index;
+  for (const PackedEntry& e : plan) {
+    const size_t bytes = static_cast<size_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
+    Buffer b(bytes, MemCategory::Weights, account);
+    size_t pos = 0;
+    auto* dst = static_cast<uint8_t*>(b.data());
+    stream.write(e, [&](const void* p, size_t n) {
+      TRITTER_CHECK(pos + n <= bytes, e.name, ": producer overran ", bytes, " bytes");
+      std::memcpy(dst + pos, p, n);
+      pos += n;
+    });
+    TRITTER_CHECK(pos == bytes, e.name, ": producer wrote ", pos, " of ", bytes, " bytes");
+    index[e.name] = m.owned_.size();
+    m.owned_.push_back(std::move(b));
+  }
+  m.weights_ = bind_weights(config, table, plan, [&](const PackedEntry& e) {
+    return static_cast<const uint8_t*>(m.owned_[index.at(e.name)].data());
+  }, "in-memory model");
+  return m;
+}
+
+}  // namespace tritter

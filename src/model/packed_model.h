@@ -1,0 +1,103 @@
+// The packed inference file ("tritter-packed-v1", docs/model-files.md): safetensors with, per BitLinear
+// `<prefix>.qweight` U8 in the kernels' T16 tile layout (kernels/ternary_matmul.h; shape [16·⌈O/16⌉, 4·⌈I/16⌉],
+// i.e. the layout's bytes) and `<prefix>.weight_scale` F32 [1] = β = 1/σ (training-spec §2, microsoft/BitNet's
+// name); every other table tensor as F32 under its checkpoint name; optionally an int8 LM head
+// `lm_head.qweight` I8 (V, D) + `lm_head.row_scale` F32 (V) (also when embeddings are tied). File order: U8 first
+// (64-byte multiples), then F32, then I8, so every F32 view is 4-aligned. `__metadata__`: format, config,
+// qweight_layout "T16", head "f32"|"i8".
+// Design goals: load = mmap + validate (no copy, no repack); one validation path for files and in-memory models;
+// streaming write (one fp32 tensor in memory at a time). Non-goals: quant=false models (no packed form yet).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/buffer.h"
+#include "io/safetensors.h"
+#include "kernels/ternary_matmul.h"
+#include "model/config.h"
+#include "model/tensor_table.h"
+
+namespace tritter {
+
+inline constexpr const char* kPackedFormat = "tritter-packed-v1";
+
+enum class HeadFormat { F32, I8 };
+HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8"; throws Error
+const char* head_format_name(HeadFormat f);
+
+struct LayerWeights {
+  const float* input_norm = nullptr;      // (D)
+  TernaryMatrix q{}, k{}, v{};            // (H·d, D), (K·d, D), (K·d, D)
+  const float* q_norm = nullptr;          // (d), shared by heads; null unless qk_norm
+  const float* k_norm = nullptr;          // (d)
+  const float* attn_sub_norm = nullptr;   // (H·d); null unless sub_norm
+  TernaryMatrix o{};                      // (D, H·d)
+  const float* post_attn_norm = nullptr;  // (D); null unless post_norm == "both"
+  const float* pre_ff_norm = nullptr;     // (D)
+  TernaryMatrix gate{};                   // (F, D); data null unless relu2_glu
+  TernaryMatrix up{};                     // (F, D)
+  const float* ffn_sub_norm = nullptr;    // (F); null unless sub_norm
+  TernaryMatrix down{};                   // (D, F)
+  const float* post_ff_norm = nullptr;    // (D); null when post_norm == "none"
+};
+
+struct HeadWeights {
+  HeadFormat format = HeadFormat::F32;
+  const float* f32 = nullptr;        // (V, D) — the lm_head, or the embedding when tied
+  const int8_t* i8 = nullptr;        // (V, D) i8 — per-row absmax levels
+  const float* row_scale = nullptr;  // (V): w[v, :] ≈ i8[v, :] · row_scale[v]
+};
+
+struct ModelWeights {
+  TritterConfig config;
+  const float* embed = nullptr;  // (V, D)
+  std::vector<LayerWeights> layers;
+  const float* final_norm = nullptr;  // (D)
+  HeadWeights head;
+  // Bytes one decode step reads from the weights (all ternary matrices, norms, the head): the DRAM-roof numerator.
+  size_t bytes_per_token = 0;
+};
+
+struct PackOptions {
+  HeadFormat head = HeadFormat::F32;
+};
+
+// Produces the fp32 values of table tensor `index` (info) into out (info.numel()).
+using TensorProducer = std::function<void(float* out, const TensorInfo& info, size_t index)>;
+
+// Writes the packed file atomically, producing one tensor at a time. Throws Error on non-finite weights.
+void write_packed_model(const std::filesystem::path& path, const TritterConfig& config, const TensorProducer& produce,
+                        const PackOptions& options);
+// Convenience over a flat parameter buffer (tensor-table order), e.g. a loaded checkpoint.
+void pack_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
+                     const PackOptions& options);
+
+class PackedModel {
+ public:
+  // Maps and validates a packed file: format, config, every tensor's presence, dtype and shape, no extras, finite
+  // positive scales, no code 11 in any qweight. Errors name the file and tensor.
+  static PackedModel open(const std::filesystem::path& path);
+  // The same tensors built in memory (tests, `bench model`), validated the same way.
+  static PackedModel in_memory(const TritterConfig& config, const TensorProducer& produce, const PackOptions& options,
+                               MemoryAccount* account);
+
+  const ModelWeights& weights() const { return *weights_; }
+  const TritterConfig& config() const { return weights_->config; }
+  const SafeTensorsFile* file() const { return file_.get(); }  // null for in-memory models
+
+ private:
+  std::unique_ptr<SafeTensorsFile> file_;
+  std::vector<Buffer> owned_;
+  std::unique_ptr<ModelWeights> weights_;
+};
+
+// "<prefix>.qweight" for "<prefix>.weight".
+std::string qweight_name(const std::string& weight_name);
+std::string weight_scale_name(const std::string& weight_name);
+
+}  // namespace tritter
