@@ -1,0 +1,145 @@
+// Training data loader (see data.h).
+#include "train/data.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "text/byte_tokenizer.h"
+
+namespace tritter::train {
+
+namespace fs = std::filesystem;
+
+uint64_t document_hash(const std::string& bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+bool document_is_val(const std::string& bytes, double val_fraction) {
+  return static_cast<double>(document_hash(bytes) % 1000000ull) < val_fraction * 1e6;
+}
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string zstd_decompress(const std::string& in, const std::string& path) {
+  ZSTD_DStream* ds = ZSTD_createDStream();
+  std::string out;
+  std::vector<char> buf(ZSTD_DStreamOutSize());
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  size_t ret = 0;
+  while (input.pos < input.size) {
+    ZSTD_outBuffer output{buf.data(), buf.size(), 0};
+    ret = ZSTD_decompressStream(ds, &output, &input);
+    if (ZSTD_isError(ret)) {
+      ZSTD_freeDStream(ds);
+      throw_error("data: file '", path, "': zstd: ", ZSTD_getErrorName(ret));
+    }
+    out.append(buf.data(), output.pos);
+  }
+  ZSTD_freeDStream(ds);
+  if (ret != 0) throw_error("data: file '", path, "': zstd: truncated stream");
+  return out;
+}
+
+}  // namespace
+
+void TokenData::add_document(const std::string& bytes, double val_fraction) {
+  const bool val = document_is_val(bytes, val_fraction);
+  auto& dst = val ? val_ : train_;
+  dst.reserve(dst.size() + bytes.size() + 1);
+  for (unsigned char c : bytes) dst.push_back(static_cast<uint16_t>(c + kTokenByteOffset));
+  dst.push_back(static_cast<uint16_t>(kTokenEos));
+  ++stats_.documents;
+  (val ? stats_.val_docs : stats_.train_docs) += 1;
+  stats_.bytes += static_cast<int64_t>(bytes.size());
+}
+
+void TokenData::read_file(const std::string& path, double val_fraction) {
+  ++stats_.files;
+  std::string bytes = read_file_bytes(path);
+  const bool zst = ends_with(path, ".zst");
+  if (zst) bytes = zstd_decompress(bytes, path);
+  if (!ends_with(path, ".jsonl") && !ends_with(path, ".jsonl.zst")) {
+    add_document(bytes, val_fraction);
+    return;
+  }
+  std::istringstream in(bytes);
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const std::exception& e) {
+      throw_error("data: file '", path, "' line ", lineno, ": invalid JSON: ", e.what());
+    }
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
+      throw_error("data: file '", path, "' line ", lineno, ": found no string field 'text', expected {\"text\": ...}");
+    }
+    add_document(j["text"].get<std::string>(), val_fraction);
+  }
+}
+
+TokenData::TokenData(const DataOptions& options) {
+  if (options.paths.empty()) throw_error("data: no paths given, expected at least one file or directory");
+  for (const auto& p : options.paths) {
+    if (!fs::exists(p)) throw_error("data: path '", p, "': not found");
+    if (fs::is_directory(p)) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied)) {
+        if (!e.is_regular_file()) continue;
+        const std::string name = e.path().string();
+        for (const auto& ext : options.extensions) {
+          if (ends_with(name, ext)) {
+            files.push_back(name);
+            break;
+          }
+        }
+      }
+      std::sort(files.begin(), files.end());  // directory order is not deterministic
+      for (const auto& f : files) read_file(f, options.val_fraction);
+    } else {
+      read_file(p, options.val_fraction);
+    }
+  }
+  stats_.train_tokens = static_cast<int64_t>(train_.size());
+  stats_.val_tokens = static_cast<int64_t>(val_.size());
+  if (train_.empty() && val_.empty()) throw_error("data: no documents read from ", options.paths.size(), " path(s)");
+}
+
+void TokenData::sample_batch(Rng& rng, int64_t B, int64_t T, int32_t* tokens) const {
+  const int64_t n = static_cast<int64_t>(train_.size());
+  if (n < T + 1) throw_error("data: training split: found ", n, " tokens, expected at least T+1 = ", T + 1);
+  const uint64_t span = static_cast<uint64_t>(n - T);  // offsets 0 .. n−T−1
+  for (int64_t b = 0; b < B; ++b) {
+    const uint64_t off = rng.next_u64() % span;
+    for (int64_t t = 0; t <= T; ++t) tokens[b * (T + 1) + t] = train_[off + static_cast<uint64_t>(t)];
+  }
+}
+
+int64_t TokenData::val_windows(int64_t T) const {
+  const int64_t n = static_cast<int64_t>(val_.size());
+  return n < T + 1 ? 0 : (n - 1) / T;
+}
+
+void TokenData::val_window(int64_t w, int64_t T, int32_t* tokens) const {
+  for (int64_t t = 0; t <= T; ++t) tokens[t] = val_[static_cast<size_t>(w * T + t)];
+}
+
+}  // namespace tritter::train

@@ -1,0 +1,376 @@
+// The training loop and training checkpoints (see trainer.h).
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+
+namespace tritter::train {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json train_options_to_json(const TrainOptions& o) {
+  return json{{"config", config_to_json(o.config, true)},
+              {"data", {{"paths", o.data.paths}, {"extensions", o.data.extensions}, {"val_fraction", o.data.val_fraction}}},
+              {"batch", o.batch}, {"seq", o.seq}, {"steps", o.steps}, {"accum", o.accum},
+              {"schedule", {{"kind", o.schedule.kind}, {"warmup", o.schedule.warmup}, {"peak_lr", o.schedule.peak_lr},
+                            {"wd", o.schedule.wd}, {"min_ratio", o.schedule.min_ratio},
+                            {"stage1_frac", o.schedule.stage1_frac}, {"stage1_end_ratio", o.schedule.stage1_end_ratio},
+                            {"stage2_ratio", o.schedule.stage2_ratio}, {"decay_frac", o.schedule.decay_frac}}},
+              {"adam", {{"beta1", o.adam.beta1}, {"beta2", o.adam.beta2}, {"eps", o.adam.eps}}},
+              {"clip", o.clip}, {"seed", o.seed}, {"eval_every", o.eval_every}, {"eval_windows", o.eval_windows},
+              {"checkpoint_every", o.checkpoint_every}, {"keep", o.keep}, {"log_every", o.log_every},
+              {"out_dir", o.out_dir}, {"recompute", o.recompute}, {"log_json", o.log_json},
+              {"max_bad_steps", o.max_bad_steps}};
+}
+
+TrainOptions train_options_from_json(const json& j) {
+  TrainOptions o;
+  try {
+    o.config = config_from_json(j.at("config"), "state.json config");
+    o.data.paths = j.at("data").at("paths").get<std::vector<std::string>>();
+    o.data.extensions = j.at("data").at("extensions").get<std::vector<std::string>>();
+    o.data.val_fraction = j.at("data").at("val_fraction").get<double>();
+    o.batch = j.at("batch");
+    o.seq = j.at("seq");
+    o.steps = j.at("steps");
+    o.accum = j.at("accum");
+    const json& s = j.at("schedule");
+    o.schedule.kind = s.at("kind");
+    o.schedule.warmup = s.at("warmup");
+    o.schedule.peak_lr = s.at("peak_lr");
+    o.schedule.wd = s.at("wd");
+    o.schedule.min_ratio = s.at("min_ratio");
+    o.schedule.stage1_frac = s.at("stage1_frac");
+    o.schedule.stage1_end_ratio = s.at("stage1_end_ratio");
+    o.schedule.stage2_ratio = s.at("stage2_ratio");
+    o.schedule.decay_frac = s.at("decay_frac");
+    o.adam.beta1 = j.at("adam").at("beta1");
+    o.adam.beta2 = j.at("adam").at("beta2");
+    o.adam.eps = j.at("adam").at("eps");
+    o.clip = j.at("clip");
+    o.seed = j.at("seed");
+    o.eval_every = j.at("eval_every");
+    o.eval_windows = j.at("eval_windows");
+    o.checkpoint_every = j.at("checkpoint_every");
+    o.keep = j.at("keep");
+    o.log_every = j.at("log_every");
+    o.out_dir = j.at("out_dir");
+    o.recompute = j.at("recompute");
+    o.log_json = j.at("log_json");
+    o.max_bad_steps = j.at("max_bad_steps");
+  } catch (const json::exception& e) {
+    throw_error("training checkpoint state.json: ", e.what());
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------- checkpoints
+namespace {
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+void fsync_dir(const fs::path& dir) {
+  FILE* f = std::fopen(dir.c_str(), "r");
+  if (f) {
+    fsync(fileno(f));
+    std::fclose(f);
+  }
+}
+
+std::vector<fs::path> checkpoint_dirs(const fs::path& out_dir) {
+  std::vector<fs::path> dirs;
+  if (!fs::is_directory(out_dir)) return dirs;
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step-", 0) == 0 && name.find(".tmp") == std::string::npos) {
+      dirs.push_back(e.path());
+    }
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+}  // namespace
+
+void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model, const AdamW& adam,
+                           const TrainState& state) {
+  fs::create_directories(out_dir);
+  const std::string name = step_name(state.step);
+  const fs::path final_dir = out_dir / name;
+  const fs::path tmp_dir = out_dir / (name + ".tmp-" + std::to_string(getpid()));
+  fs::remove_all(tmp_dir);
+  fs::create_directories(tmp_dir);
+  const auto params = std::as_const(model).params();
+  save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
+  std::vector<SafeTensorOut> moments;
+  for (const char* which : {"m", "v"}) {
+    const float* base = (which[0] == 'm' ? adam.m() : adam.v()).data();
+    for (const auto& t : model.table()) {
+      moments.push_back({std::string(which) + "." + t.name, DType::F32, t.shape, base + t.offset, {}});
+    }
+  }
+  write_safetensors(tmp_dir / "optimizer.safetensors", moments,
+                    {{"format", "tritter-adamw-v1"}, {"t", std::to_string(adam.steps())}});
+  json st{{"format", "tritter-train-v1"},
+          {"step", state.step},
+          {"tokens", state.tokens},
+          {"skipped", state.skipped},
+          {"adam_t", adam.steps()},
+          {"data_rng", {std::to_string(state.data_rng[0]), std::to_string(state.data_rng[1]),
+                        std::to_string(state.data_rng[2]), std::to_string(state.data_rng[3])}},
+          {"last_loss", std::isfinite(state.last_loss) ? state.last_loss : 0.0},
+          {"options", train_options_to_json(options)}};
+  write_file_atomic(tmp_dir / "state.json", st.dump(2) + "\n");
+  fsync_dir(tmp_dir);
+  fs::remove_all(final_dir);  // a re-save of the same step (Ctrl-C right after a periodic checkpoint)
+  fs::rename(tmp_dir, final_dir);
+  write_file_atomic(out_dir / "latest", name + "\n");
+  fsync_dir(out_dir);
+  auto dirs = checkpoint_dirs(out_dir);
+  const int64_t keep = std::max<int64_t>(1, options.keep);
+  for (int64_t i = 0; i + keep < static_cast<int64_t>(dirs.size()); ++i) {
+    if (dirs[static_cast<size_t>(i)] != final_dir) fs::remove_all(dirs[static_cast<size_t>(i)]);
+  }
+}
+
+fs::path latest_checkpoint(const fs::path& out_dir) {
+  if (fs::exists(out_dir / "model.safetensors") && fs::exists(out_dir / "state.json")) return out_dir;
+  if (fs::exists(out_dir / "latest")) {
+    std::string name = read_file_bytes(out_dir / "latest");
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    if (fs::is_directory(out_dir / name)) return out_dir / name;
+  }
+  auto dirs = checkpoint_dirs(out_dir);
+  if (dirs.empty()) throw_error("resume: directory '", out_dir.string(), "': found no step-* checkpoint");
+  return dirs.back();
+}
+
+TrainOptions read_checkpoint_options(const fs::path& ckpt_dir) {
+  json st;
+  try {
+    st = json::parse(read_file_bytes(ckpt_dir / "state.json"));
+  } catch (const json::exception& e) {
+    throw_error("checkpoint '", ckpt_dir.string(), "': state.json: ", e.what());
+  }
+  return train_options_from_json(st.at("options"));
+}
+
+void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state) {
+  const SafeTensorsFile mf(ckpt_dir / "model.safetensors");
+  const TritterConfig cfg = config_from_metadata(mf, kCheckpointFormat);
+  if (config_to_json(cfg, true) != config_to_json(model.config(), true)) {
+    throw_error("checkpoint '", ckpt_dir.string(), "': model config differs from the run's config");
+  }
+  load_checkpoint_tensors(mf, model.config(), model.params());
+  const SafeTensorsFile of(ckpt_dir / "optimizer.safetensors");
+  for (const char* which : {"m", "v"}) {
+    float* base = (which[0] == 'm' ? adam.m() : adam.v()).data();
+    for (const auto& t : model.table()) {
+      const SafeTensor& st = of.expect(std::string(which) + "." + t.name, DType::F32, t.shape);
+      std::memcpy(base + t.offset, st.data, st.bytes());
+    }
+  }
+  const json st = json::parse(read_file_bytes(ckpt_dir / "state.json"));
+  state.step = st.at("step");
+  state.tokens = st.at("tokens");
+  state.skipped = st.at("skipped");
+  state.last_loss = st.at("last_loss");
+  adam.set_steps(st.at("adam_t").get<int64_t>());
+  for (int i = 0; i < 4; ++i) state.data_rng[i] = std::stoull(st.at("data_rng").at(i).get<std::string>());
+}
+
+// ---------------------------------------------------------------- evaluation
+double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
+  const int64_t windows = std::min(data.val_windows(T), max_windows);
+  if (windows <= 0) return -1.0;
+  std::vector<int32_t> tok(static_cast<size_t>(T + 1)), in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
+  double nats = 0;
+  int64_t count = 0;
+  for (int64_t w0 = 0; w0 < windows; w0 += B) {
+    int64_t valid_rows = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t w = w0 + b;
+      data.val_window(w < windows ? w : 0, T, tok.data());
+      for (int64_t t = 0; t < T; ++t) {
+        in[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(t)];
+        tg[static_cast<size_t>(b * T + t)] = w < windows ? tok[static_cast<size_t>(t + 1)] : -100;
+      }
+      if (w < windows) ++valid_rows;
+    }
+    const double loss = model.forward(in.data(), tg.data(), B, T, 1.0f);
+    nats += loss * static_cast<double>(valid_rows * T);
+    count += valid_rows * T;
+  }
+  return nats / static_cast<double>(count) / std::log(2.0);
+}
+
+// ---------------------------------------------------------------- the loop
+namespace {
+
+std::string format_duration(double s) {
+  char buf[32];
+  const long long t = static_cast<long long>(s);
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace
+
+TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::path& resume_from,
+                         const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
+  TrainOptions opt = opt_in;
+  opt.schedule.total_steps = opt.steps;
+  opt.schedule.validate();
+  if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
+    throw_error("train: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
+  }
+  if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
+  TrainModel model(opt.config, ctx);
+  AdamW adam(model.num_params(), ctx, opt.adam);
+  TrainState state;
+  Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
+  if (!resume_from.empty()) {
+    load_train_checkpoint(resume_from, model, adam, state);
+    data_rng.set_state(state.data_rng);
+  } else {
+    model.init_weights(opt.seed);
+  }
+  const TokenData data(opt.data);
+  const DataStats& ds = data.stats();
+  print(detail::concat("data: ", ds.files, " files, ", ds.documents, " documents (", ds.train_docs, " train / ",
+                       ds.val_docs, " val), ", ds.train_tokens, " train tokens, ", ds.val_tokens, " val tokens"));
+  print(detail::concat("model: ", model.num_params(), " parameters, quant=", opt.config.quant ? "true" : "false",
+                       ", B=", opt.batch, " T=", opt.seq, " accum=", opt.accum, ", activations ",
+                       format_bytes(static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq,
+                                                                              opt.recompute))),
+                       opt.recompute ? " (recompute)" : ""));
+  model.reserve(opt.batch, opt.seq, opt.recompute);
+
+  std::FILE* log = nullptr;
+  if (!opt.log_json.empty()) {
+    log = std::fopen(opt.log_json.c_str(), resume_from.empty() ? "w" : "a");
+    if (!log) throw_error("train: --log-json '", opt.log_json, "': cannot open for writing");
+  }
+  struct LogCloser {
+    std::FILE* f;
+    ~LogCloser() {
+      if (f) std::fclose(f);
+    }
+  } closer{log};
+
+  const int64_t B = opt.batch, T = opt.seq;
+  std::vector<int32_t> tok(static_cast<size_t>(B * (T + 1))), in(static_cast<size_t>(B * T)), tg(in.size());
+  TrainResult res;
+  int64_t consecutive_bad = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  auto t_last = t_start;
+  int64_t tokens_since = 0;
+  const int64_t first_step = state.step;
+  double last_val = -1;
+  auto save = [&]() {
+    state.data_rng = data_rng.state();
+    save_train_checkpoint(opt.out_dir, opt, model, adam, state);
+  };
+
+  while (state.step < opt.steps) {
+    const int64_t step = state.step;
+    const double lr = opt.schedule.lr(step), wd = opt.schedule.weight_decay(step);
+    model.zero_grad();
+    double loss = 0;
+    for (int64_t a = 0; a < opt.accum; ++a) {
+      data.sample_batch(data_rng, B, T, tok.data());
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < T; ++t) {
+          in[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(b * (T + 1) + t)];
+          tg[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(b * (T + 1) + t + 1)];
+        }
+      }
+      loss += model.forward(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum)) /
+              static_cast<double>(opt.accum);
+      model.backward();
+    }
+    const double gnorm = clip_grad_norm(model.grads(), opt.clip);
+    state.tokens += B * T * opt.accum;
+    tokens_since += B * T * opt.accum;
+    if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
+      ++state.skipped;
+      ++res.skipped;
+      ++consecutive_bad;
+      res.losses.push_back(std::nan(""));
+      print(detail::concat("step ", step + 1, ": non-finite loss ", loss, " or gradient norm ", gnorm,
+                           ": update skipped (", state.skipped, " skipped so far)"));
+      if (consecutive_bad >= opt.max_bad_steps) {
+        throw_error("train: ", consecutive_bad, " consecutive steps with non-finite loss or gradients at step ",
+                    step + 1, ": stopping; the last good checkpoint in '", opt.out_dir, "' is intact");
+      }
+      ++state.step;
+      continue;
+    }
+    consecutive_bad = 0;
+    adam.step(model.params(), model.grads(), model.table(), lr, wd);
+    ++state.step;
+    state.last_loss = loss;
+    res.losses.push_back(loss);
+    res.last_loss = loss;
+
+    const bool last = state.step == opt.steps;
+    const bool do_eval = last || (opt.eval_every > 0 && state.step % opt.eval_every == 0);
+    if (do_eval) last_val = evaluate_bits_per_byte(model, data, B, T, opt.eval_windows);
+    const auto now = std::chrono::steady_clock::now();
+    const double since = std::chrono::duration<double>(now - t_last).count();
+    const double elapsed = std::chrono::duration<double>(now - t_start).count();
+    const double tps = static_cast<double>(state.tokens - 0) > 0 && elapsed > 0
+                           ? static_cast<double>((state.step - first_step) * B * T * opt.accum) / elapsed
+                           : 0.0;
+    res.tokens_per_s = tps;
+    if (last || do_eval || state.step % std::max<int64_t>(1, opt.log_every) == 0 || state.step == first_step + 1) {
+      const double eta = tps > 0 ? static_cast<double>((opt.steps - state.step) * B * T * opt.accum) / tps : 0.0;
+      char line[256];
+      std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | %s | lr %.3g | %.0f tok/s | ETA %s | peak %s",
+                    static_cast<long long>(state.step), static_cast<long long>(opt.steps), loss,
+                    do_eval && last_val >= 0 ? detail::concat("val bpb ", std::to_string(last_val).substr(0, 6)).c_str()
+                                             : "val bpb  -    ",
+                    lr, tps, format_duration(eta).c_str(),
+                    format_bytes(static_cast<double>(process_memory().peak_rss_bytes)).c_str());
+      print(line);
+      if (log) {
+        json j{{"step", state.step}, {"loss", loss}, {"lr", lr}, {"wd", wd}, {"grad_norm", gnorm},
+               {"tokens", state.tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}, {"skipped", state.skipped}};
+        if (do_eval && last_val >= 0) j["val_bpb"] = last_val;
+        std::fprintf(log, "%s\n", j.dump().c_str());
+        std::fflush(log);
+      }
+      t_last = now;
+      tokens_since = 0;
+      (void)since;
+    }
+    if (last || (opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0)) save();
+    if (stop && stop->load()) {
+      if (!last) save();
+      print(detail::concat("interrupted: checkpoint written at step ", state.step, " in '", opt.out_dir, "'"));
+      res.interrupted = true;
+      break;
+    }
+  }
+  res.steps_done = state.step;
+  res.last_val_bpb = last_val;
+  return res;
+}
+
+}  // namespace tritter::train

@@ -1,0 +1,84 @@
+// The training loop (issue 5): gradient accumulation, clipping, AdamW, schedules, validation bits-per-byte,
+// progress lines and JSON logs, NaN/Inf steps skipped and counted, and training checkpoints that resume exactly.
+//
+// Checkpoint directory (docs/training.md): OUT/step-00000500/{model.safetensors (spec §2 names, F32 latent
+// weights, __metadata__ format + config + step), optimizer.safetensors (m.<name>, v.<name>), state.json (step,
+// AdamW t, data RNG state, tokens seen, skipped steps, the run's options)}; OUT/latest names the newest. Each
+// file is written atomically and the directory is renamed into place, so a kill -9 leaves the previous one intact.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/context.h"
+#include "model/config.h"
+#include "train/data.h"
+#include "train/model.h"
+#include "train/optim.h"
+
+namespace tritter::train {
+
+struct TrainOptions {
+  TritterConfig config;
+  DataOptions data;
+  int64_t batch = 8, seq = 256, steps = 1000, accum = 1;
+  Schedule schedule;  // total_steps is set from steps
+  AdamWParams adam;
+  double clip = 1.0;
+  uint64_t seed = 1234;         // weight init and data sampling
+  int64_t eval_every = 200;     // steps between validation passes (0: only at the end)
+  int64_t eval_windows = 64;    // validation windows of `seq` tokens per pass
+  int64_t checkpoint_every = 500;
+  int64_t keep = 3;             // checkpoints kept
+  int64_t log_every = 10;
+  std::string out_dir;
+  bool recompute = false;
+  std::string log_json;         // JSON lines, one per logged step
+  int64_t max_bad_steps = 10;   // consecutive NaN/Inf steps before the run stops
+};
+nlohmann::json train_options_to_json(const TrainOptions& o);
+TrainOptions train_options_from_json(const nlohmann::json& j);
+
+// Everything besides weights and moments that a resumed run needs.
+struct TrainState {
+  int64_t step = 0;  // optimizer steps done
+  int64_t tokens = 0;
+  int64_t skipped = 0;
+  std::array<uint64_t, 4> data_rng{};
+  double last_loss = 0;
+};
+
+void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOptions& options, TrainModel& model,
+                           const AdamW& adam, const TrainState& state);
+// The newest checkpoint directory of out_dir (from `latest`, else the highest step-*); throws when none.
+std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
+// Reads options and state of a checkpoint directory (weights and moments follow in load_train_checkpoint).
+TrainOptions read_checkpoint_options(const std::filesystem::path& ckpt_dir);
+void load_train_checkpoint(const std::filesystem::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state);
+
+struct TrainResult {
+  int64_t steps_done = 0;
+  int64_t skipped = 0;
+  bool interrupted = false;
+  double last_loss = 0;
+  double last_val_bpb = -1;
+  std::vector<double> losses;  // per optimizer step of this invocation (NaN for skipped steps)
+  double tokens_per_s = 0;
+};
+
+// Runs (or, with resume_from non-empty, continues) a training run. `stop` (may be null) is polled after every
+// step: when set, a checkpoint is written and the function returns with interrupted = true. `print` receives
+// the human progress lines.
+TrainResult run_training(Context& ctx, const TrainOptions& options, const std::filesystem::path& resume_from,
+                         const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print);
+
+// Mean loss over validation windows, in bits per token (= bits per byte for byte tokens; <eos> counts as one).
+// Uses at most max_windows windows of T tokens, B at a time. Returns -1 when the split holds no window.
+double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows);
+
+}  // namespace tritter::train
