@@ -1,0 +1,150 @@
+// KV cache: per-element error bounds of f16 / int8 / int4 (derived from the quantizer), the claimed memory, the
+// sliding-window ring, and the errors for writes out of order or past the context.
+#include "infer/kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace tritter {
+namespace {
+
+TritterConfig cfg(std::optional<int64_t> window = std::nullopt) {
+  ConfigOverrides o;
+  o.model_size = "test";  // L 2, K 2, d 16
+  o.sliding_window = window;
+  return resolve_config(o);
+}
+
+std::vector<float> random_rows(int64_t n, uint64_t seed, float scale) {
+  Rng rng(seed);
+  std::vector<float> x(n);
+  for (auto& v : x) v = scale * rng.normal() + 0.3f * scale;  // offset: asymmetric ranges
+  return x;
+}
+
+// |x − x̂| for min/max quantization with `levels` steps over the values `group`: s/2 plus float rounding of
+// (x − min)/s, q·s and the addition (a few ulps of the range).
+double minmax_bound(const std::vector<float>& group, int levels) {
+  float mn = group[0], mx = group[0];
+  for (float v : group) {
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+  }
+  const double s = (mx - mn) / levels;
+  const double eps = std::numeric_limits<float>::epsilon();
+  return s / 2 * (1 + 4 * eps) + 4 * eps * (std::fabs(mn) + std::fabs(mx));
+}
+
+TEST(KvCache, ErrorBoundsPerDtype) {
+  const TritterConfig c = cfg();
+  const int64_t K = c.num_key_value_heads, d = c.head_dim, T = 75;  // two full key groups and a partial one
+  const auto k = random_rows(T * K * d, 1, 2.0f), v = random_rows(T * K * d, 2, 0.5f);
+  for (KvDtype dt : {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4}) {
+    KvCache cache(c, 128, dt, 16, nullptr);
+    for (int64_t p = 0; p < T; p += 16) {
+      const int64_t n = std::min<int64_t>(16, T - p);
+      cache.write(0, p, n, k.data() + p * K * d, v.data() + p * K * d);
+    }
+    const int levels = dt == KvDtype::I8 ? 255 : 15;
+    const int64_t gv = kv_value_group(d);
+    for (int64_t h = 0; h < K; ++h) {
+      std::vector<float> kb(T * d), vb(T * d);
+      cache.read(0, static_cast<int>(h), 0, T, kb.data(), vb.data());
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t i = 0; i < d; ++i) {
+          const float kx = k[(t * K + h) * d + i], vx = v[(t * K + h) * d + i];
+          double kbound = 0, vbound = 0;
+          if (dt == KvDtype::F16) {
+            kbound = std::fabs(kx) * std::ldexp(1.0, -11);
+            vbound = std::fabs(vx) * std::ldexp(1.0, -11);
+          } else if (dt != KvDtype::F32) {
+            const int64_t g0 = t / kKvKeyGroup * kKvKeyGroup;
+            if (g0 + kKvKeyGroup <= T) {  // a full group: per channel over its 32 tokens
+              std::vector<float> col;
+              for (int64_t s = g0; s < g0 + kKvKeyGroup; ++s) col.push_back(k[(s * K + h) * d + i]);
+              kbound = minmax_bound(col, levels);
+            }  // else the residual: exact
+            std::vector<float> row(v.begin() + (t * K + h) * d + i / gv * gv, v.begin() + (t * K + h) * d + i / gv * gv + gv);
+            vbound = minmax_bound(row, levels);
+          }
+          ASSERT_LE(std::fabs(kb[t * d + i] - kx), kbound) << kv_dtype_name(dt) << " key t=" << t << " i=" << i;
+          ASSERT_LE(std::fabs(vb[t * d + i] - vx), vbound) << kv_dtype_name(dt) << " value t=" << t << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(KvCache, ClaimedMemory) {
+  const TritterConfig c = cfg();
+  const int64_t L = c.num_hidden_layers, K = c.num_key_value_heads, d = c.head_dim, ctx = 512;
+  auto per_head = [&](KvDtype t) { return kv_cache_bytes(c, ctx, t, 1) / (L * K); };
+  EXPECT_EQ(per_head(KvDtype::F32), static_cast<size_t>(2 * ctx * d * 4));
+  EXPECT_EQ(per_head(KvDtype::F16), static_cast<size_t>(2 * ctx * d * 2));
+  // int8: 1 byte per element + per key group of 32 tokens a (min, scale) per channel + per value group of
+  // kv_value_group(d) channels a (min, scale) per token + the f32 residual of one key group.
+  const size_t kparams = ctx / kKvKeyGroup * 2 * d * 4, vparams = ctx * (d / kv_value_group(d)) * 2 * 4;
+  const size_t residual = kKvKeyGroup * d * 4;
+  EXPECT_EQ(per_head(KvDtype::I8), 2 * ctx * d + kparams + vparams + residual);
+  EXPECT_EQ(per_head(KvDtype::I4), ctx * d + kparams + vparams + residual);
+  KvCache cache(c, ctx, KvDtype::I4, 1, nullptr);
+  EXPECT_EQ(cache.bytes(), kv_cache_bytes(c, ctx, KvDtype::I4, 1));
+  // At head_dim 128 (2B-shape) int4 stands at 6 bits per element (0.1875 of f32) + the residual (0.004 at 4096).
+  const TritterConfig big = preset_config("2B-shape");
+  EXPECT_LE(static_cast<double>(kv_cache_bytes(big, 4096, KvDtype::I4, 1)) / kv_cache_bytes(big, 4096, KvDtype::F32, 1),
+            0.192);
+}
+
+TEST(KvCache, SlidingWindowRingKeepsTheWindow) {
+  const int64_t W = 8;
+  const TritterConfig c = cfg(W);
+  const int64_t K = c.num_key_value_heads, d = c.head_dim, T = 100;
+  const auto k = random_rows(T * K * d, 3, 1.0f), v = random_rows(T * K * d, 4, 1.0f);
+  for (KvDtype dt : {KvDtype::F32, KvDtype::I8}) {
+    KvCache cache(c, 512, dt, 4, nullptr);
+    EXPECT_EQ(cache.capacity(), dt == KvDtype::F32 ? W + 3 : 32);
+    EXPECT_LT(cache.bytes(), kv_cache_bytes(c, 512, dt, 4) + 1);
+    for (int64_t p = 0; p < T; p += 4) {
+      cache.write(1, p, 4, k.data() + p * K * d, v.data() + p * K * d);
+      // The first token of the chunk still sees its whole window.
+      const int64_t lo = std::max<int64_t>(0, p - W + 1), n = p + 4 - lo;
+      std::vector<float> kb(n * d), vb(n * d);
+      cache.read(1, 1, lo, n, kb.data(), vb.data());
+      if (dt == KvDtype::F32) {
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t i = 0; i < d; ++i) ASSERT_EQ(kb[t * d + i], k[((lo + t) * K + 1) * d + i]) << p << " " << t;
+        }
+      } else {
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t i = 0; i < d; ++i) ASSERT_NEAR(vb[t * d + i], v[((lo + t) * K + 1) * d + i], 0.05) << p;
+        }
+      }
+    }
+  }
+  EXPECT_LT(kv_cache_bytes(c, 512, KvDtype::F32, 1), kv_cache_bytes(cfg(), 512, KvDtype::F32, 1) / 10);
+}
+
+TEST(KvCache, Errors) {
+  const TritterConfig c = cfg();
+  KvCache cache(c, 4, KvDtype::F32, 4, nullptr);
+  std::vector<float> x(5 * c.kv_dim());
+  EXPECT_THROW(cache.write(0, 1, 1, x.data(), x.data()), Error);  // gap
+  cache.write(0, 0, 3, x.data(), x.data());
+  try {
+    cache.write(0, 3, 2, x.data(), x.data());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceed the context of 4"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(KvCache(c, c.max_position_embeddings + 1, KvDtype::F32, 1, nullptr), Error);
+  EXPECT_THROW(kv_dtype_from_name("int3"), Error);
+  EXPECT_EQ(kv_dtype_from_name("int4"), KvDtype::I4);
+}
+
+}  // namespace
+}  // namespace tritter
