@@ -1,0 +1,135 @@
+// Exact keys, MinHash signatures and the LSH union-find (see dedup.h). Shingle hashing differs from BigCode's
+// byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once with XXH3 and five word
+// hashes are mixed in order, which gives the same set semantics without building strings. Permutations are
+// multiply-shift hashes h_i(x) = (a_i·x + b_i) >> 32 with odd a_i, seeded from the config.
+#include "data/dedup.h"
+
+#include <algorithm>
+#include <numeric>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/error.h"
+#include "data/util.h"
+
+namespace tritter::data {
+
+Hash128 exact_key(std::string_view text) {
+  const std::string folded = fold_whitespace(text);
+  const XXH128_hash_t h = XXH3_128bits(folded.data(), folded.size());
+  return {h.low64, h.high64};
+}
+
+std::string hash_hex(const Hash128& h) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    s[size_t(i)] = kHex[(h.hi >> (60 - 4 * i)) & 15];
+    s[size_t(16 + i)] = kHex[(h.lo >> (60 - 4 * i)) & 15];
+  }
+  return s;
+}
+
+namespace {
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+bool word_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+}
+}  // namespace
+
+MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
+  if (config.num_perm <= 0 || config.bands <= 0 || config.rows <= 0 || config.ngram <= 0 ||
+      config.bands * config.rows > config.num_perm)
+    throw_error("minhash config: bands x rows must fit in num_perm: found bands=", config.bands,
+                " rows=", config.rows, " num_perm=", config.num_perm, ", expected bands*rows <= num_perm");
+  uint64_t state = config.seed;
+  a_.resize(size_t(config.num_perm));
+  b_.resize(size_t(config.num_perm));
+  for (int i = 0; i < config.num_perm; ++i) {
+    a_[size_t(i)] = splitmix64(state) | 1;
+    b_[size_t(i)] = splitmix64(state);
+  }
+}
+
+std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
+  // Word hashes of the lower-cased text split on non-word characters.
+  std::vector<uint64_t> words;
+  std::string word;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const unsigned char c = i < text.size() ? static_cast<unsigned char>(text[i]) : ' ';
+    if (word_char(c)) {
+      word.push_back(char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    } else if (!word.empty()) {
+      words.push_back(XXH3_64bits(word.data(), word.size()));
+      word.clear();
+    }
+  }
+  const size_t k = size_t(config_.ngram);
+  if (words.size() < k) return {};
+  const size_t n = size_t(config_.num_perm);
+  std::vector<uint32_t> sig(n, 0xFFFFFFFFu);
+  std::vector<uint64_t> shingles;
+  shingles.reserve(words.size() - k + 1);
+  for (size_t i = 0; i + k <= words.size(); ++i) {
+    uint64_t h = 0x243F6A8885A308D3ull;
+    for (size_t j = 0; j < k; ++j) h = (h ^ words[i + j]) * 0x100000001B3ull + (h >> 29);
+    shingles.push_back(h ^ (h >> 32));
+  }
+  std::sort(shingles.begin(), shingles.end());
+  shingles.erase(std::unique(shingles.begin(), shingles.end()), shingles.end());
+  const uint64_t* a = a_.data();
+  const uint64_t* b = b_.data();
+  uint32_t* s = sig.data();
+  for (uint64_t x : shingles)
+    for (size_t p = 0; p < n; ++p) s[p] = std::min(s[p], uint32_t((a[p] * x + b[p]) >> 32));
+  return sig;
+}
+
+std::vector<uint64_t> MinHasher::band_hashes(const std::vector<uint32_t>& signature) const {
+  std::vector<uint64_t> out;
+  if (signature.empty()) return out;
+  const size_t r = size_t(config_.rows);
+  for (int band = 0; band < config_.bands; ++band)
+    out.push_back(XXH3_64bits_withSeed(signature.data() + size_t(band) * r, r * sizeof(uint32_t), uint64_t(band)));
+  return out;
+}
+
+double minhash_similarity(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+  if (a.empty() || a.size() != b.size()) return 0.0;
+  size_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] == b[i];
+  return double(same) / double(a.size());
+}
+
+void NearDupIndex::add(uint32_t doc, const std::vector<uint64_t>& band_hashes) {
+  TRITTER_CHECK(band_hashes.empty() || int(band_hashes.size()) == bands_, "band count ", band_hashes.size());
+  for (size_t i = 0; i < band_hashes.size(); ++i)
+    entries_.push_back({band_hashes[i] ^ (uint64_t(i) * 0x9E3779B97F4A7C15ull), doc});
+}
+
+std::vector<uint32_t> NearDupIndex::clusters(uint32_t n_docs) {
+  std::vector<uint32_t> parent(n_docs);
+  std::iota(parent.begin(), parent.end(), 0u);
+  auto find = [&](uint32_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+  };
+  std::sort(entries_.begin(), entries_.end(),
+            [](const Entry& a, const Entry& b) { return a.hash != b.hash ? a.hash < b.hash : a.doc < b.doc; });
+  for (size_t i = 1; i < entries_.size(); ++i) {
+    if (entries_[i].hash != entries_[i - 1].hash) continue;
+    TRITTER_CHECK(entries_[i].doc < n_docs && entries_[i - 1].doc < n_docs, "doc id out of range");
+    uint32_t x = find(entries_[i].doc), y = find(entries_[i - 1].doc);
+    if (x != y) parent[std::max(x, y)] = std::min(x, y);  // the smallest id stays the root
+  }
+  for (uint32_t i = 0; i < n_docs; ++i) parent[i] = find(i);
+  return parent;
+}
+
+}  // namespace tritter::data

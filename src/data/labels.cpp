@@ -1,0 +1,577 @@
+// Label rules (see labels.h). Each rule: an RE2 pattern over the masked code, then a few lines of C++ that
+// look at the call's arguments (literal or not, which keyword arguments) before emitting a label whose
+// explanation names the matched call. Regexes are compiled once (immutable, shared by threads).
+#include "data/labels.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <map>
+
+#include "core/error.h"
+#include "data/lexer.h"
+#include "data/util.h"
+
+namespace tritter::data {
+
+const std::vector<LabelRuleInfo>& label_rules() {
+  static const std::vector<LabelRuleInfo> rules = {
+      // Python, security
+      {"py.eval-exec", "python", "security", "high",
+       {"bandit:B307", "bandit:B102", "semgrep:python.lang.security.audit.eval-detected", "CWE-95"}},
+      {"py.shell-injection", "python", "security", "high",
+       {"bandit:B602", "bandit:B604", "semgrep:python.lang.security.audit.subprocess-shell-true", "CWE-78"}},
+      {"py.os-system", "python", "security", "high",
+       {"bandit:B605", "semgrep:python.lang.security.audit.dangerous-system-call", "CWE-78"}},
+      {"py.sql-string-built", "python", "security", "high",
+       {"bandit:B608", "semgrep:python.lang.security.audit.formatted-sql-query", "CWE-89"}},
+      {"py.unsafe-deserialization", "python", "security", "high",
+       {"bandit:B301", "bandit:B302", "semgrep:python.lang.security.deserialization.pickle.avoid-pickle", "CWE-502"}},
+      {"py.yaml-unsafe-load", "python", "security", "high",
+       {"bandit:B506", "semgrep:python.lang.security.deserialization.avoid-pyyaml-load", "CWE-502"}},
+      {"py.torch-load-unsafe", "python", "security", "high", {"bandit:B614", "CWE-502"}},
+      {"py.tls-verify-disabled", "python", "security", "high",
+       {"bandit:B501", "bandit:B323", "semgrep:python.requests.security.disabled-cert-validation", "CWE-295"}},
+      {"py.weak-hash", "python", "security", "medium",
+       {"bandit:B324", "semgrep:python.lang.security.insecure-hash-algorithms", "CWE-327"}},
+      {"py.tarfile-extractall", "python", "security", "medium", {"bandit:B202", "CWE-22"}},
+      {"py.jinja2-autoescape-off", "python", "security", "high",
+       {"bandit:B701", "semgrep:python.flask.security.xss.audit.template-autoescape-off", "CWE-79"}},
+      {"py.tempfile-mktemp", "python", "security", "medium",
+       {"bandit:B306", "semgrep:python.lang.correctness.tempfile.mktemp", "CWE-377"}},
+      // Python, quality
+      {"py.bare-except", "python", "quality", "low", {"pycodestyle:E722", "CWE-396"}},
+      {"py.except-pass", "python", "quality", "low", {"bandit:B110", "bandit:B112", "CWE-390"}},
+      {"py.mutable-default", "python", "quality", "medium",
+       {"semgrep:python.lang.correctness.default-mutable-list", "flake8-bugbear:B006"}},
+      {"py.is-literal", "python", "quality", "medium",
+       {"semgrep:python.lang.correctness.common-mistakes.is-comparison-string", "pyflakes:F632"}},
+      {"py.requests-no-timeout", "python", "quality", "medium", {"bandit:B113", "CWE-400"}},
+      // Rust, security
+      {"rs.unsafe-undocumented", "rust", "security", "medium",
+       {"clippy:undocumented_unsafe_blocks", "semgrep:rust.lang.security.unsafe-usage"}},
+      {"rs.transmute", "rust", "security", "high", {"clippy:transmute_ptr_to_ref", "CWE-843"}},
+      {"rs.mem-forget", "rust", "security", "low", {"clippy:mem_forget", "CWE-401"}},
+      {"rs.from-raw-parts", "rust", "security", "medium", {"clippy:not_unsafe_ptr_arg_deref", "CWE-119"}},
+      {"rs.tls-verify-disabled", "rust", "security", "high",
+       {"semgrep:rust.lang.security.reqwest-accept-invalid", "semgrep:rust.lang.security.ssl-verify-none",
+        "semgrep:rust.lang.security.rustls-dangerous", "CWE-295"}},
+      {"rs.shell-command", "rust", "security", "high", {"semgrep:rust.lang.security.args", "CWE-78"}},
+      {"rs.weak-hash", "rust", "security", "medium", {"semgrep:rust.lang.security.insecure-hashes", "CWE-327"}},
+      // Rust, quality
+      {"rs.unwrap", "rust", "quality", "low", {"clippy:unwrap_used"}},
+      {"rs.expect", "rust", "quality", "low", {"clippy:expect_used"}},
+      {"rs.todo", "rust", "quality", "low", {"clippy:todo", "clippy:unimplemented"}},
+      {"rs.dbg", "rust", "quality", "low", {"clippy:dbg_macro"}},
+      // Triton
+      {"triton.unmasked-access", "triton", "security", "low", {"CWE-125", "CWE-787"}},
+  };
+  return rules;
+}
+
+const LabelRuleInfo& label_rule(std::string_view id) {
+  for (const auto& r : label_rules())
+    if (id == r.id) return r;
+  throw_error("label rules: unknown rule '", id, "'");
+}
+
+namespace {
+
+using Piece = re2::StringPiece;
+
+re2::RE2::Options regex_options() {
+  re2::RE2::Options o;
+  o.set_encoding(re2::RE2::Options::EncodingLatin1);
+  o.set_log_errors(false);
+  return o;
+}
+
+// Calls f(match_begin, groups) for every non-overlapping match of `re` in `code`.
+template <typename F>
+void for_each_match(const re2::RE2& re, std::string_view code, F&& f) {
+  const int n = re.NumberOfCapturingGroups() + 1;
+  std::vector<Piece> m(static_cast<size_t>(n));
+  size_t pos = 0;
+  const Piece all(code.data(), code.size());
+  while (pos <= code.size() && re.Match(all, pos, code.size(), re2::RE2::UNANCHORED, m.data(), n)) {
+    const size_t begin = size_t(m[0].data() - code.data());
+    pos = std::max(begin + m[0].size(), begin + 1);
+    f(begin, m);
+  }
+}
+
+size_t offset(std::string_view code, const Piece& p) { return size_t(p.data() - code.data()); }
+
+// Index of the ')' closing the '(' at `open` in masked code, or npos (bounded search).
+size_t match_paren(std::string_view code, size_t open) {
+  int depth = 0;
+  const size_t limit = std::min(code.size(), open + 20000);
+  for (size_t i = open; i < limit; ++i) {
+    const char c = code[i];
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    else if (c == ')' || c == ']' || c == '}') {
+      if (--depth == 0) return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+std::string_view call_args(std::string_view code, size_t open) {
+  const size_t close = match_paren(code, open);
+  if (close == std::string_view::npos) return code.substr(open + 1, std::min<size_t>(2000, code.size() - open - 1));
+  return code.substr(open + 1, close - open - 1);
+}
+
+size_t skip_space(std::string_view code, size_t p) {
+  while (p < code.size() && (code[p] == ' ' || code[p] == '\t' || code[p] == '\n' || code[p] == '\r' || code[p] == '\\'))
+    ++p;
+  return p;
+}
+
+// The first argument after the '(' at `open` is a (possibly implicitly concatenated) string literal alone.
+bool first_arg_is_literal(const LexedSource& lx, size_t open) {
+  size_t p = skip_space(lx.code, open + 1);
+  const StringLiteral* s = lx.string_starting_at(p);
+  if (!s || s->prefix.find('f') != std::string::npos) return false;
+  while (s) {
+    p = skip_space(lx.code, s->whole.end);
+    s = lx.string_starting_at(p);
+    if (s && s->prefix.find('f') != std::string::npos) return false;
+  }
+  return p < lx.code.size() && (lx.code[p] == ')' || lx.code[p] == ',');
+}
+
+// The dotted name ending just before `end` ("subprocess.run" for "subprocess.run(").
+std::string callee_before(std::string_view code, size_t end) {
+  size_t b = end;
+  while (b > 0 && code[b - 1] == ' ') --b;
+  const size_t e = b;
+  while (b > 0) {
+    const char c = code[b - 1];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.') --b;
+    else break;
+  }
+  return std::string(code.substr(b, e - b));
+}
+
+// A short readable snippet of the argument expression (identifiers only, so nothing quoted is copied).
+std::string arg_snippet(std::string_view code, size_t open) {
+  std::string s;
+  for (size_t i = skip_space(code, open + 1); i < code.size() && s.size() < 40; ++i) {
+    const char c = code[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.') s += c;
+    else break;
+  }
+  return s.empty() ? "an expression" : "`" + s + "`";
+}
+
+class Emitter {
+ public:
+  Emitter(std::string_view text, std::vector<Label>& out) : text_(text), out_(out) {}
+  void emit(const char* rule, size_t pos, std::string explanation) {
+    const LabelRuleInfo& info = label_rule(rule);
+    const LineCol lc = line_col(text_, pos);
+    out_.push_back({info.id, info.anchors, info.severity, info.kind, lc.line, lc.col, std::move(explanation)});
+  }
+
+ private:
+  std::string_view text_;
+  std::vector<Label>& out_;
+};
+
+bool contains(std::string_view hay, const re2::RE2& re) { return re2::RE2::PartialMatch(Piece(hay.data(), hay.size()), re); }
+
+#define TRITTER_RE(name, pattern) static const re2::RE2 name(pattern, regex_options())
+
+void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
+  const std::string_view code = lx.code;
+  TRITTER_RE(eval_re, R"re(\b(eval|exec)\s*\()re");
+  for_each_match(eval_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    if (b > 0 && code[b - 1] == '.') return;  // model.eval(), obj.exec()
+    if (b >= 4 && code.substr(b - 4, 4) == "def ") return;
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (first_arg_is_literal(lx, open)) return;
+    const std::string fn(m[1].data(), m[1].size());
+    e.emit("py.eval-exec", b,
+           fn + "() runs " + arg_snippet(code, open) +
+               " as Python code; anyone who controls that value controls the process. Parse data with "
+               "ast.literal_eval() or json.loads() instead.");
+  });
+  TRITTER_RE(shell_re, R"re(\bshell\s*=\s*True\b)re");
+  for_each_match(shell_re, code, [&](size_t b, const std::vector<Piece>&) {
+    int depth = 0;
+    size_t open = std::string_view::npos;
+    for (size_t i = b; i-- > 0 && b - i < 4000;) {
+      if (code[i] == ')') ++depth;
+      else if (code[i] == '(' && depth-- == 0) { open = i; break; }
+    }
+    if (open == std::string_view::npos || first_arg_is_literal(lx, open)) return;
+    const std::string callee = callee_before(code, open);
+    e.emit("py.shell-injection", b,
+           callee + "() is called with shell=True on " + arg_snippet(code, open) +
+               ", so the shell parses the command string; pass an argument list with shell=False.");
+  });
+  TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen)\s*\()re");
+  for_each_match(system_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (first_arg_is_literal(lx, open)) return;
+    e.emit("py.os-system", b,
+           "os." + std::string(m[1].data(), m[1].size()) + "() hands " + arg_snippet(code, open) +
+               " to the shell; use subprocess.run([...]) with an argument list.");
+  });
+  TRITTER_RE(sql_re, R"re(\.(execute|executemany|executescript|raw)\s*\()re");
+  TRITTER_RE(sql_kw, R"re((?i)\b(select|insert|update|delete|create|drop|alter|replace)\b)re");
+  for_each_match(sql_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
+    if (!s) return;
+    const std::string_view body = text.substr(s->body.begin, s->body.end - s->body.begin);
+    if (!contains(body, sql_kw)) return;
+    const size_t after = skip_space(code, s->whole.end);
+    const bool fstring = s->prefix.find('f') != std::string::npos && body.find('{') != std::string_view::npos;
+    const bool built = after < code.size() && (code[after] == '%' || code[after] == '+' ||
+                                               code.substr(after, 7) == ".format");
+    if (!fstring && !built) return;
+    e.emit("py.sql-string-built", b,
+           "the SQL passed to ." + std::string(m[1].data(), m[1].size()) + "() is built with " +
+               (fstring ? "an f-string" : code[after] == '%' ? "% formatting" : code[after] == '+' ? "concatenation"
+                                                                                                 : "str.format()") +
+               "; pass the values as query parameters (cursor.execute(sql, params)).");
+  });
+  TRITTER_RE(deser_re, R"re(\b(pickle|cPickle|_pickle|dill|marshal|shelve|jsonpickle)\s*\.\s*(loads?|Unpickler|open|decode)\s*\()re");
+  for_each_match(deser_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const std::string mod(m[1].data(), m[1].size()), fn(m[2].data(), m[2].size());
+    if ((mod == "shelve") != (fn == "open") || (mod == "jsonpickle") != (fn == "decode")) return;
+    e.emit("py.unsafe-deserialization", b,
+           mod + "." + fn + "() can execute arbitrary code while deserializing untrusted bytes; use json or a "
+                            "schema-checked format for data that crosses a trust boundary.");
+  });
+  TRITTER_RE(yaml_re, R"re(\byaml\s*\.\s*(load|load_all|unsafe_load|unsafe_load_all)\s*\()re");
+  TRITTER_RE(safe_loader, R"re(\b(SafeLoader|CSafeLoader|BaseLoader|CBaseLoader)\b)re");
+  for_each_match(yaml_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const std::string fn(m[1].data(), m[1].size());
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (!fn.starts_with("unsafe") && contains(call_args(code, open), safe_loader)) return;
+    e.emit("py.yaml-unsafe-load", b,
+           "yaml." + fn + "() without SafeLoader can construct arbitrary Python objects from the document; use "
+                          "yaml.safe_load().");
+  });
+  TRITTER_RE(torch_re, R"re(\btorch\s*\.\s*load\s*\()re");
+  TRITTER_RE(weights_only, R"re(\bweights_only\s*=\s*True\b)re");
+  for_each_match(torch_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (contains(call_args(code, open), weights_only)) return;
+    e.emit("py.torch-load-unsafe", b,
+           "torch.load() unpickles " + arg_snippet(code, open) +
+               " without weights_only=True, which runs any code embedded in the checkpoint; pass weights_only=True "
+               "or load safetensors.");
+  });
+  TRITTER_RE(tls_re, R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|CERT_NONE)\b)re");
+  for_each_match(tls_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    std::string what(m[1].data(), m[1].size());
+    what.erase(std::remove_if(what.begin(), what.end(), [](char c) { return c == ' ' || c == '\t'; }), what.end());
+    e.emit("py.tls-verify-disabled", b,
+           what + " turns off TLS certificate verification, so any man in the middle is accepted; keep "
+                  "verification on and pass a CA bundle if needed.");
+  });
+  TRITTER_RE(hash_re, R"re(\bhashlib\s*\.\s*(md5|sha1|md4|new)\s*\()re");
+  TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4)$)re");
+  TRITTER_RE(not_security, R"re(\busedforsecurity\s*=\s*False\b)re");
+  for_each_match(hash_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    std::string fn(m[1].data(), m[1].size());
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (fn == "new") {
+      const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
+      if (!s) return;
+      fn = text.substr(s->body.begin, s->body.end - s->body.begin);
+      if (!contains(fn, weak_name)) return;
+    }
+    if (contains(call_args(code, open), not_security)) return;
+    e.emit("py.weak-hash", b,
+           "hashlib " + fn + " is broken for security use (collisions are practical); use sha256 or blake2, or "
+                             "pass usedforsecurity=False for checksums.");
+  });
+  TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
+  TRITTER_RE(tar_mod, R"re(\btarfile\b)re");
+  TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
+  if (contains(code, tar_mod))
+    for_each_match(tar_re, code, [&](size_t b, const std::vector<Piece>& m) {
+      const size_t open = offset(code, m[0]) + m[0].size() - 1;
+      if (contains(call_args(code, open), filter_kw)) return;
+      e.emit("py.tarfile-extractall", b,
+             "tarfile extractall() without filter= trusts member names, so '../' paths and links can write outside "
+             "the target directory; pass filter='data'.");
+    });
+  TRITTER_RE(jinja_re, R"re(\bautoescape\s*=\s*False\b)re");
+  for_each_match(jinja_re, code, [&](size_t b, const std::vector<Piece>&) {
+    e.emit("py.jinja2-autoescape-off", b,
+           "templates are rendered with autoescape=False, so user values are inserted as raw HTML (XSS); use "
+           "autoescape=True or select_autoescape().");
+  });
+  TRITTER_RE(mktemp_re, R"re(\btempfile\s*\.\s*mktemp\s*\()re");
+  for_each_match(mktemp_re, code, [&](size_t b, const std::vector<Piece>&) {
+    e.emit("py.tempfile-mktemp", b,
+           "tempfile.mktemp() returns a name another process can create first (race); use "
+           "tempfile.mkstemp() or NamedTemporaryFile().");
+  });
+}
+
+void python_quality(const LexedSource& lx, Emitter& e) {
+  const std::string_view code = lx.code;
+  TRITTER_RE(bare_re, R"re((?m)^[ \t]*(except)[ \t]*:)re");
+  for_each_match(bare_re, code, [&](size_t, const std::vector<Piece>& m) {
+    e.emit("py.bare-except", offset(code, m[1]),
+           "a bare except: also catches KeyboardInterrupt and SystemExit; catch the specific exception types.");
+  });
+  TRITTER_RE(pass_re,
+             R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
+  for_each_match(pass_re, code, [&](size_t, const std::vector<Piece>& m) {
+    e.emit("py.except-pass", offset(code, m[1]),
+           "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
+               "` hides every error; handle, log or re-raise it.");
+  });
+  TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
+  TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
+  for_each_match(def_re, code, [&](size_t, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    const std::string_view args = call_args(code, open);
+    Piece g[3];
+    if (!re2::RE2::PartialMatch(Piece(args.data(), args.size()), mut_re, &g[1], &g[2])) return;
+    e.emit("py.mutable-default", offset(code, g[1]),
+           "parameter `" + std::string(g[1].data(), g[1].size()) + "` of " + std::string(m[1].data(), m[1].size()) +
+               "() defaults to a mutable " + (g[2][0] == '[' || g[2][0] == 'l' ? "list" : g[2][0] == 's' ? "set" : "dict") +
+               " that is shared by every call; default to None and create it inside.");
+  });
+  TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
+  for_each_match(is_re, code, [&](size_t b, const std::vector<Piece>&) {
+    e.emit("py.is-literal", b,
+           "`is` compares identity, not value, against a literal; the result depends on interning. Use == or !=.");
+  });
+  TRITTER_RE(req_re, R"re(\brequests\s*\.\s*(get|post|put|delete|patch|head|options|request)\s*\()re");
+  TRITTER_RE(timeout_kw, R"re(\btimeout\s*=)re");
+  for_each_match(req_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (contains(call_args(code, open), timeout_kw)) return;
+    e.emit("py.requests-no-timeout", b,
+           "requests." + std::string(m[1].data(), m[1].size()) +
+               "() has no timeout=, so a stalled server blocks the caller forever; pass timeout=(connect, read).");
+  });
+}
+
+bool rust_test_path(std::string_view path) {
+  return path.find("/tests/") != std::string_view::npos || path.find("/benches/") != std::string_view::npos ||
+         path.find("/examples/") != std::string_view::npos || path.ends_with("tests.rs") ||
+         path.ends_with("_test.rs") || path.starts_with("tests/") || path.starts_with("examples/") ||
+         path.starts_with("benches/");
+}
+
+void rust_rules(const LexedSource& lx, std::string_view text, std::string_view path, Emitter& e) {
+  const std::string_view code = lx.code;
+  TRITTER_RE(unsafe_re, R"re(\bunsafe\s*\{)re");
+  for_each_match(unsafe_re, code, [&](size_t b, const std::vector<Piece>&) {
+    // A "SAFETY:" comment on this line or within the three lines above (clippy's rule is similar).
+    size_t start = b;
+    for (int lines = 0; start > 0 && lines < 4; --start)
+      if (text[start - 1] == '\n') ++lines;
+    std::string window = to_lower_ascii(text.substr(start, b - start));
+    if (window.find("safety:") != std::string::npos) return;
+    e.emit("rs.unsafe-undocumented", b,
+           "an unsafe block has no `// SAFETY:` comment stating why its invariants hold; document them or use a "
+           "safe API.");
+  });
+  TRITTER_RE(transmute_re, R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<[^;{]*?>\s*)?\()re");
+  for_each_match(transmute_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
+    e.emit("rs.transmute", b,
+           "mem::" + std::string(m[1].data(), m[1].size()) +
+               " reinterprets bits with no checks on size, alignment or validity; prefer from_ne_bytes, "
+               "bytemuck or an explicit conversion.");
+  });
+  TRITTER_RE(forget_re, R"re(\bmem\s*::\s*forget\s*\()re");
+  for_each_match(forget_re, code, [&](size_t b, const std::vector<Piece>&) {
+    e.emit("rs.mem-forget", b,
+           "mem::forget leaks the value and skips its destructor (locks, files); use ManuallyDrop if that is "
+           "really intended.");
+  });
+  TRITTER_RE(raw_parts_re, R"re(\b(from_raw_parts(?:_mut)?)\s*\()re");
+  for_each_match(raw_parts_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
+    e.emit("rs.from-raw-parts", b,
+           std::string(m[1].data(), m[1].size()) +
+               " trusts the pointer, length and lifetime it is given; a wrong one is undefined behaviour.");
+  });
+  TRITTER_RE(tls_re,
+             R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
+  for_each_match(tls_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
+    e.emit("rs.tls-verify-disabled", b,
+           "`" + what.substr(0, what.find('(')) +
+               "` disables TLS certificate or hostname verification; any man in the middle is accepted.");
+  });
+  TRITTER_RE(cmd_re, R"re(\bCommand\s*::\s*new\s*\(\s*)re");
+  TRITTER_RE(shell_name, R"re(^(?:sh|bash|zsh|dash|cmd|cmd\.exe|powershell|pwsh|/bin/sh|/bin/bash|/usr/bin/env)$)re");
+  TRITTER_RE(dynamic_arg, R"re((format!|\.args?\s*\(\s*[A-Za-z_&]))re");
+  for_each_match(cmd_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const StringLiteral* s = lx.string_starting_at(offset(code, m[0]) + m[0].size());
+    if (!s) return;
+    const std::string_view prog = text.substr(s->body.begin, s->body.end - s->body.begin);
+    if (!contains(prog, shell_name)) return;
+    size_t end = code.find(';', s->whole.end);
+    if (end == std::string_view::npos) end = code.size();
+    bool dash_c = false;
+    for (const auto& lit : lx.strings) {
+      if (lit.whole.begin < s->whole.end || lit.whole.begin >= end) continue;
+      const std::string_view body = text.substr(lit.body.begin, lit.body.end - lit.body.begin);
+      dash_c |= body == "-c" || body == "/C" || body == "/c" || body == "-Command";
+    }
+    if (!dash_c || !contains(code.substr(s->whole.end, end - s->whole.end), dynamic_arg)) return;
+    e.emit("rs.shell-command", b,
+           "Command::new(\"" + std::string(prog) +
+               "\") runs a command line built at run time through a shell; call the program directly with "
+               ".arg() per argument.");
+  });
+  TRITTER_RE(hash_re, R"re(\b(md5::compute|Md5::new|Md5::default|Sha1::new|Sha1::default|sha1::Sha1|md5::Md5)\b)re");
+  for_each_match(hash_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    e.emit("rs.weak-hash", b,
+           std::string(m[1].data(), m[1].size()) +
+               " is a broken hash for security use; use SHA-256/BLAKE3, or document that it is only a checksum.");
+  });
+  // Quality: panics and leftovers, outside test code (#[cfg(test)] modules usually close the file).
+  size_t test_from = code.size();
+  if (rust_test_path(path)) test_from = 0;
+  else if (size_t t = code.find("#[cfg(test)]"); t != std::string_view::npos) test_from = t;
+  TRITTER_RE(unwrap_re, R"re(\.(unwrap|expect)\s*\()re");
+  for_each_match(unwrap_re, code.substr(0, test_from), [&](size_t b, const std::vector<Piece>& m) {
+    const std::string fn(m[1].data(), m[1].size());
+    e.emit(fn == "unwrap" ? "rs.unwrap" : "rs.expect", b + 1,
+           "." + fn + "() panics on None/Err outside tests; propagate the error with `?` or handle it.");
+  });
+  TRITTER_RE(todo_re, R"re(\b(todo|unimplemented|dbg)!\s*[\(\[\{])re");
+  for_each_match(todo_re, code.substr(0, test_from), [&](size_t b, const std::vector<Piece>& m) {
+    const std::string mac(m[1].data(), m[1].size());
+    e.emit(mac == "dbg" ? "rs.dbg" : "rs.todo", b,
+           mac + "!() is left in non-test code" +
+               (mac == "dbg" ? std::string("; it prints to stderr in release builds.")
+                             : std::string(" and panics when reached.")));
+  });
+}
+
+void triton_rules(const LexedSource& lx, Emitter& e) {
+  const std::string_view code = lx.code;
+  TRITTER_RE(access_re, R"re(\btl\s*\.\s*(load|store)\s*\()re");
+  TRITTER_RE(masked, R"re(\b(mask|boundary_check)\s*=)re");
+  for_each_match(access_re, code, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (contains(call_args(code, open), masked)) return;
+    e.emit("triton.unmasked-access", b,
+           "tl." + std::string(m[1].data(), m[1].size()) +
+               "() has no mask= (or boundary_check=), so the last block reads or writes past the tensor unless its "
+               "size is a multiple of the block size.");
+  });
+}
+
+}  // namespace
+
+std::vector<Label> label_python(std::string_view text) {
+  std::vector<Label> out;
+  const LexedSource lx = lex_python(text);
+  Emitter e(text, out);
+  python_security(lx, text, e);
+  python_quality(lx, e);
+  return out;
+}
+
+std::vector<Label> label_rust(std::string_view text, std::string_view path) {
+  std::vector<Label> out;
+  const LexedSource lx = lex_rust(text);
+  Emitter e(text, out);
+  rust_rules(lx, text, path, e);
+  return out;
+}
+
+std::vector<Label> label_triton(std::string_view text) {
+  std::vector<Label> out;
+  const LexedSource lx = lex_python(text);
+  Emitter e(text, out);
+  triton_rules(lx, e);
+  return out;
+}
+
+std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
+  std::vector<TritonKernel> out;
+  const std::string code = lex_python(text).code;
+  TRITTER_RE(kernel_re, R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
+  for_each_match(kernel_re, code, [&](size_t, const std::vector<Piece>& m) {
+    out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
+  });
+  return out;
+}
+
+bool has_generated_header(std::string_view text) {
+  const std::string head = to_lower_ascii(text.substr(0, 1024));
+  for (std::string_view marker : {"@generated", "do not edit", "auto-generated", "autogenerated", "generated by",
+                                  "automatically generated", "code generated"})
+    if (head.find(marker) != std::string::npos) return true;
+  return false;
+}
+
+LabelResult label_document(std::string_view text, std::string_view language, std::string_view path,
+                           const QualityConfig& config) {
+  LabelResult r;
+  std::vector<Label> all;
+  if (language == "python") {
+    all = label_python(text);
+    if (text.find("triton") != std::string_view::npos) {
+      auto t = label_triton(text);
+      all.insert(all.end(), t.begin(), t.end());
+    }
+  } else if (language == "rust") {
+    all = label_rust(text, path);
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Label& a, const Label& b) { return a.line != b.line ? a.line < b.line : a.col < b.col; });
+  std::map<std::string, size_t> first;  // rule -> index in r.labels
+  for (auto& l : all) {
+    auto [it, fresh] = first.emplace(l.rule, r.labels.size());
+    if (fresh) {
+      r.labels.push_back(std::move(l));
+      r.counts.push_back(1);
+    } else {
+      ++r.counts[it->second];
+    }
+  }
+  // File-level signals.
+  size_t lines = 0, max_line = 0, cur = 0, alnum = 0;
+  for (char c : text) {
+    if (c == '\n') {
+      ++lines;
+      max_line = std::max(max_line, cur);
+      cur = 0;
+    } else {
+      ++cur;
+    }
+    alnum += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  }
+  if (cur > 0) ++lines;
+  max_line = std::max(max_line, cur);
+  if (has_generated_header(text)) r.flags.push_back("generated");
+  if (max_line > config.max_line_length) r.flags.push_back("long-lines");
+  if (lines > 0 && double(text.size()) / double(lines) > config.minified_mean_line) r.flags.push_back("minified");
+  if (!text.empty() && double(alnum) / double(text.size()) < config.min_alnum_fraction) r.flags.push_back("low-alnum");
+  if (text.size() > config.huge_file_bytes) r.flags.push_back("huge-file");
+  // Score: multiplicative per distinct rule by severity and kind, and per file flag (docs/curation.md).
+  double s = 1.0;
+  for (const auto& l : r.labels) {
+    const bool sec = l.kind == "security";
+    if (l.severity == "high") s *= sec ? 0.5 : 0.7;
+    else if (l.severity == "medium") s *= sec ? 0.7 : 0.85;
+    else if (l.severity == "low") s *= sec ? 0.9 : 0.95;
+  }
+  for (size_t i = 0; i < r.flags.size(); ++i) s *= 0.8;
+  r.score = std::clamp(s, 0.0, 1.0);
+  for (size_t i = 0; i < r.labels.size(); ++i)
+    if (r.counts[i] > 1) r.labels[i].explanation += " (" + std::to_string(r.counts[i]) + " occurrences)";
+  return r;
+}
+
+}  // namespace tritter::data

@@ -1,0 +1,490 @@
+// The curate pipeline (see pipeline.h). Pass 1 streams batches: documents are read sequentially, processed in
+// parallel (secret scan, labels, exact key, MinHash bands, record JSON), then merged in input order (reject,
+// exact dedup, stage). Pass 2, after LSH clustering, copies the kept staged records into the final shards.
+#include "data/pipeline.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "data/secrets.h"
+#include "data/zstd_io.h"
+#include "io/atomic_file.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace tritter::data {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Processed {
+  std::vector<SecretFinding> secrets;
+  LabelResult labels;
+  Hash128 key;
+  std::vector<uint64_t> bands;
+  std::vector<TritonKernel> kernels;
+  std::string record;  // one JSONL line, '\n' included
+  double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0;
+};
+
+json label_json(const Label& l, int count) {
+  return {{"rule", l.rule},   {"anchors", l.anchors}, {"severity", l.severity},      {"kind", l.kind},
+          {"line", l.line},   {"col", l.col},         {"count", count},              {"explanation", l.explanation}};
+}
+
+std::string make_record(const Document& d, const Processed& p) {
+  json labels = json::array();
+  bool security = false;
+  for (size_t i = 0; i < p.labels.labels.size(); ++i) {
+    labels.push_back(label_json(p.labels.labels[i], p.labels.counts[i]));
+    security |= p.labels.labels[i].kind == "security";
+  }
+  json meta = {{"language", d.language},
+               {"path", d.path},
+               {"source", d.source},
+               {"bytes", d.text.size()},
+               {"labels", std::move(labels)},
+               {"quality",
+                {{"score", std::round(p.labels.score * 1000.0) / 1000.0},
+                 {"flags", p.labels.flags},
+                 {"label", security ? "negative" : "positive"}}},
+               {"secrets", {{"status", "clean"}, {"scanner", "tritter-secrets/1"}}}};
+  if (!d.license.empty()) meta["license"] = d.license;
+  if (!p.kernels.empty()) {
+    json k = json::array();
+    for (const auto& kernel : p.kernels) k.push_back({{"name", kernel.name}, {"line", kernel.line}});
+    meta["triton_kernels"] = std::move(k);
+  }
+  json rec = {{"text", d.text}, {"id", "xxh3:" + hash_hex(p.key)}, {"metadata", std::move(meta)}};
+  return rec.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+void process(const Document& d, const CurateConfig& cfg, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
+             const MinHasher& hasher, Processed& p) {
+  auto t = Clock::now();
+  p.secrets = scanner.scan(d.text, scratch);
+  p.t_secrets = since(t);
+  if (!p.secrets.empty()) return;
+  t = Clock::now();
+  p.labels = label_document(d.text, d.language, d.path, cfg.quality);
+  if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
+  p.t_labels = since(t);
+  t = Clock::now();
+  p.key = exact_key(d.text);
+  p.t_exact = since(t);
+  if (cfg.near_dedup) {
+    t = Clock::now();
+    p.bands = hasher.band_hashes(hasher.signature(d.text));
+    p.t_minhash = since(t);
+  }
+  t = Clock::now();
+  p.record = make_record(d, p);
+  p.t_record = since(t);
+}
+
+// Rotating shard files: <dir>/shard-00000.jsonl.zst, each committed (renamed) when full.
+class ShardSet {
+ public:
+  ShardSet(fs::path dir, const CurateConfig& cfg) : dir_(std::move(dir)), cfg_(cfg) {}
+  void add(std::string_view record) {
+    if (!writer_) {
+      fs::create_directories(dir_);
+      char name[32];
+      std::snprintf(name, sizeof name, "shard-%05zu.jsonl.zst", names_.size());
+      names_.push_back(name);
+      writer_ = std::make_unique<ZstdWriter>(dir_ / name, cfg_.zstd_level);
+      docs_ = 0;
+    }
+    writer_->write(record);
+    bytes_ += record.size();
+    if (++docs_ >= cfg_.shard_max_docs || writer_->bytes_in() >= cfg_.shard_max_bytes) close();
+  }
+  void close() {
+    if (writer_) writer_->commit();
+    writer_.reset();
+  }
+  size_t count() const { return names_.size(); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  fs::path dir_;
+  const CurateConfig& cfg_;
+  std::unique_ptr<ZstdWriter> writer_;
+  std::vector<std::string> names_;
+  size_t docs_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// Removes the temporary output directory unless the run committed it.
+struct TempDirGuard {
+  fs::path path;
+  bool keep = false;
+  ~TempDirGuard() {
+    std::error_code ec;
+    if (!keep) fs::remove_all(path, ec);
+  }
+};
+
+// Moves the finished temporary directory to `outdir`: one rename when outdir is absent or empty, else file by
+// file (each rename atomic) followed by removing shards of an earlier run that this run did not write.
+void commit_dir(const fs::path& tmp, const fs::path& outdir) {
+  std::error_code ec;
+  if (fs::exists(outdir, ec) && fs::is_directory(outdir) && fs::is_empty(outdir)) fs::remove(outdir, ec);
+  if (!fs::exists(outdir, ec)) {
+    fs::rename(tmp, outdir);
+    return;
+  }
+  std::unordered_set<std::string> fresh;
+  for (const auto& e : fs::recursive_directory_iterator(tmp))
+    if (e.is_regular_file()) fresh.insert(fs::relative(e.path(), tmp).string());
+  for (const auto& e : fs::recursive_directory_iterator(outdir)) {
+    if (!e.is_regular_file()) continue;
+    const std::string rel = fs::relative(e.path(), outdir).string();
+    const std::string name = e.path().filename().string();
+    if (name.starts_with("shard-") && name.ends_with(".jsonl.zst") && !fresh.count(rel)) fs::remove(e.path(), ec);
+  }
+  // Shards first, the report last: a reader that sees the new report.json sees the new shards.
+  std::vector<std::string> order(fresh.begin(), fresh.end());
+  std::sort(order.begin(), order.end(), [](const std::string& a, const std::string& b) {
+    return (a == "report.json") < (b == "report.json") || ((a == "report.json") == (b == "report.json") && a < b);
+  });
+  for (const auto& rel : order) {
+    fs::create_directories((outdir / rel).parent_path());
+    fs::rename(tmp / rel, outdir / rel);
+  }
+  fs::remove_all(tmp, ec);
+}
+
+std::string rate(uint64_t bytes, double seconds) {
+  if (seconds <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB/s", double(bytes) / 1e6 / seconds);
+  return buf;
+}
+
+}  // namespace
+
+double CurateReport::duplicate_ratio() const {
+  const uint64_t reached = docs_out + exact_duplicates + near_duplicates + triton_docs;
+  return reached ? double(exact_duplicates + near_duplicates) / double(reached) : 0.0;
+}
+
+json CurateReport::to_json() const {
+  json stages_j = json::object();
+  for (const auto& [name, s] : stages)
+    stages_j[name] = {{"seconds", s.seconds}, {"bytes", s.bytes},
+                      {"mb_per_s_per_core", s.seconds > 0 ? double(s.bytes) / 1e6 / s.seconds : 0.0}};
+  return {{"format", "tritter-curate-report/1"},
+          {"docs_in", docs_in},
+          {"bytes_in", bytes_in},
+          {"docs_out", docs_out},
+          {"bytes_out", bytes_out},
+          {"triton_docs", triton_docs},
+          {"triton_kernels", triton_kernels},
+          {"rejected_secret", rejected_secret},
+          {"dropped_low_quality", dropped_low_quality},
+          {"exact_duplicates", exact_duplicates},
+          {"near_duplicates", near_duplicates},
+          {"near_clusters", near_clusters},
+          {"duplicate_ratio", duplicate_ratio()},
+          {"shards", shards},
+          {"skipped", skipped},
+          {"rejects_by_rule", rejects_by_rule},
+          {"label_docs_by_rule", label_docs_by_rule},
+          {"label_hits_by_rule", label_hits_by_rule},
+          {"quality_flags", flags},
+          {"docs_by_language", docs_by_language},
+          {"stages", stages_j},
+          {"wall_seconds", wall_seconds},
+          {"threads", threads},
+          {"throughput_mb_per_s", wall_seconds > 0 ? double(bytes_in) / 1e6 / wall_seconds : 0.0},
+          {"peak_rss_bytes", peak_rss_bytes},
+          {"dedup_memory_bytes", dedup_memory_bytes}};
+}
+
+std::string CurateReport::summary() const {
+  std::string s;
+  char buf[256];
+  auto line = [&](const char* fmt, auto... args) {
+    std::snprintf(buf, sizeof buf, fmt, args...);
+    s += buf;
+  };
+  line("documents in:  %llu (%s)\n", (unsigned long long)docs_in, format_bytes(double(bytes_in)).c_str());
+  line("documents out: %llu (%s) in %llu shards\n", (unsigned long long)docs_out,
+       format_bytes(double(bytes_out)).c_str(), (unsigned long long)shards);
+  if (triton_docs) line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
+                        (unsigned long long)triton_kernels);
+  line("rejected (secrets): %llu\n", (unsigned long long)rejected_secret);
+  for (const auto& [k, v] : rejects_by_rule) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
+  if (dropped_low_quality) line("dropped (quality below threshold): %llu\n", (unsigned long long)dropped_low_quality);
+  line("duplicates: %llu exact + %llu near (%llu clusters), ratio %.3f\n", (unsigned long long)exact_duplicates,
+       (unsigned long long)near_duplicates, (unsigned long long)near_clusters, duplicate_ratio());
+  uint64_t skipped_total = 0;
+  for (const auto& [k, v] : skipped) skipped_total += v;
+  line("skipped: %llu\n", (unsigned long long)skipped_total);
+  for (const auto& [k, v] : skipped) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
+  line("labels (documents / occurrences):\n");
+  for (const auto& [k, v] : label_docs_by_rule)
+    line("  %-34s %llu / %llu\n", k.c_str(), (unsigned long long)v, (unsigned long long)label_hits_by_rule.at(k));
+  if (!flags.empty()) line("quality flags:\n");
+  for (const auto& [k, v] : flags) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
+  line("throughput: %s on %d threads (%.2f s wall), peak RSS %s\n", rate(bytes_in, wall_seconds).c_str(), threads,
+       wall_seconds, format_bytes(double(peak_rss_bytes)).c_str());
+  line("per stage (per core):\n");
+  for (const auto& [k, v] : stages) line("  %-10s %8.3f s  %s\n", k.c_str(), v.seconds, rate(v.bytes, v.seconds).c_str());
+  return s;
+}
+
+CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outdir_arg, const CurateConfig& cfg,
+                    Context& ctx) {
+  const auto t_start = Clock::now();
+  if (inputs.empty()) throw_error("curate: no inputs: found 0, expected at least one file or directory");
+  fs::path outdir = fs::absolute(outdir_arg).lexically_normal();
+  if (outdir.filename().empty()) outdir = outdir.parent_path();
+  std::error_code ec;
+  if (fs::exists(outdir, ec) && !fs::is_directory(outdir, ec))
+    throw_error("curate: output '", outdir.string(), "': exists and is not a directory, expected a directory");
+  fs::create_directories(outdir.parent_path(), ec);
+  TempDirGuard guard{outdir.parent_path() / ("." + outdir.filename().string() + ".tmp-" + std::to_string(getpid()))};
+  fs::remove_all(guard.path, ec);
+  if (!fs::create_directories(guard.path, ec))
+    throw_error("curate: output '", outdir.string(), "': cannot create ", guard.path.string(), ": ", ec.message());
+  const fs::path tmp = guard.path;
+
+  CurateReport rep;
+  rep.threads = std::max(1, ctx.threads);
+  const SecretScanner scanner;
+  const MinHasher hasher(cfg.minhash);
+  std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
+  for (int i = 0; i < rep.threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
+
+  AtomicFile rejects(tmp / "rejects.jsonl");
+  AtomicFile skipped(tmp / "skipped.jsonl");
+  DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
+    skipped.write(json({{"path", path}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+  });
+  ZstdWriter stage(tmp / "stage.jsonl.zst", 1);
+  std::unordered_set<Hash128, Hash128Hasher> seen;
+  NearDupIndex index(cfg.minhash.bands);
+  std::vector<float> priority;   // per staged doc: quality score
+  std::vector<uint8_t> is_triton;
+  uint64_t staged = 0;
+
+  std::vector<Document> batch;
+  std::vector<Processed> results;
+  bool more = true;
+  while (more) {
+    auto t = Clock::now();
+    batch.clear();
+    size_t batch_bytes = 0;
+    while (batch.size() < cfg.batch_docs && batch_bytes < cfg.batch_bytes) {
+      Document d;
+      if (!source.next(d)) { more = false; break; }
+      batch_bytes += d.text.size();
+      batch.push_back(std::move(d));
+    }
+    rep.stages["read"].seconds += since(t);
+    rep.stages["read"].bytes += batch_bytes;
+    results.assign(batch.size(), Processed{});
+#pragma omp parallel for schedule(dynamic, 1) num_threads(rep.threads)
+    for (size_t i = 0; i < batch.size(); ++i)
+      process(batch[i], cfg, scanner, *scratch[size_t(omp_get_thread_num())], hasher, results[i]);
+
+    t = Clock::now();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Document& d = batch[i];
+      Processed& p = results[i];
+      ++rep.docs_in;
+      rep.bytes_in += d.text.size();
+      rep.stages["secrets"].seconds += p.t_secrets;
+      rep.stages["secrets"].bytes += d.text.size();
+      if (!p.secrets.empty()) {
+        ++rep.rejected_secret;
+        std::unordered_set<std::string> rules;
+        for (const auto& f : p.secrets) {
+          rules.insert(f.rule);
+          rejects.write(json({{"rule", f.rule}, {"path", d.path}, {"line", f.line}, {"col", f.col},
+                              {"fingerprint", f.fingerprint}})
+                            .dump(-1, ' ', false, json::error_handler_t::replace) +
+                        "\n");
+        }
+        for (const auto& r : rules) ++rep.rejects_by_rule[r];
+        continue;
+      }
+      rep.stages["labels"].seconds += p.t_labels;
+      rep.stages["labels"].bytes += d.text.size();
+      rep.stages["exact"].seconds += p.t_exact;
+      rep.stages["exact"].bytes += d.text.size();
+      rep.stages["minhash"].seconds += p.t_minhash;
+      rep.stages["minhash"].bytes += d.text.size();
+      rep.stages["record"].seconds += p.t_record;
+      rep.stages["record"].bytes += d.text.size();
+      if (p.labels.score < cfg.min_quality) {
+        ++rep.dropped_low_quality;
+        continue;
+      }
+      if (cfg.exact_dedup && !seen.insert(p.key).second) {
+        ++rep.exact_duplicates;
+        continue;
+      }
+      for (size_t k = 0; k < p.labels.labels.size(); ++k) {
+        ++rep.label_docs_by_rule[p.labels.labels[k].rule];
+        rep.label_hits_by_rule[p.labels.labels[k].rule] += uint64_t(p.labels.counts[k]);
+      }
+      for (const auto& f : p.labels.flags) ++rep.flags[f];
+      index.add(uint32_t(staged), p.bands);
+      priority.push_back(float(p.labels.score));
+      is_triton.push_back(cfg.extract_triton && !p.kernels.empty());
+      stage.write(p.record);
+      ++staged;
+    }
+    rep.stages["merge"].seconds += since(t);
+    rep.stages["merge"].bytes += batch_bytes;
+  }
+  stage.commit();
+  rejects.commit();
+  skipped.commit();
+  rep.skipped = source.skipped();
+
+  // LSH clusters; keep the highest quality score per cluster, then the earliest document.
+  auto t = Clock::now();
+  rep.dedup_memory_bytes = index.memory_bytes() + seen.size() * (sizeof(Hash128) + 16);
+  std::vector<uint32_t> root = cfg.near_dedup ? index.clusters(uint32_t(staged)) : std::vector<uint32_t>{};
+  std::vector<uint8_t> keep(staged, 1);
+  if (cfg.near_dedup) {
+    std::vector<uint32_t> best(staged, UINT32_MAX);
+    std::vector<uint32_t> size(staged, 0);
+    for (uint32_t i = 0; i < staged; ++i) {
+      uint32_t& b = best[root[i]];
+      ++size[root[i]];
+      if (b == UINT32_MAX || priority[i] > priority[b]) b = i;
+    }
+    for (uint32_t i = 0; i < staged; ++i) {
+      keep[i] = best[root[i]] == i;
+      if (!keep[i]) ++rep.near_duplicates;
+      if (root[i] == i && size[i] > 1) ++rep.near_clusters;
+    }
+  }
+  rep.stages["lsh"].seconds += since(t);
+
+  // Pass 2: the kept records into the final shards.
+  t = Clock::now();
+  {
+    ShardSet main(tmp, cfg), triton(tmp / "triton", cfg);
+    LineReader reader(tmp / "stage.jsonl.zst", SIZE_MAX);
+    std::string line;
+    for (uint64_t i = 0; i < staged; ++i) {
+      if (reader.next(line) != LineReader::Status::Line) throw_error("curate: staging file ended early at ", i);
+      if (!keep[i]) continue;
+      line.push_back('\n');
+      if (is_triton[i]) {
+        ++rep.triton_docs;
+        triton.add(line);
+      } else {
+        ++rep.docs_out;
+        rep.bytes_out += line.size();
+        main.add(line);
+      }
+    }
+    main.close();
+    triton.close();
+    rep.shards = main.count() + triton.count();
+  }
+  fs::remove(tmp / "stage.jsonl.zst", ec);
+  rep.stages["write"].seconds += since(t);
+  rep.stages["write"].bytes += rep.bytes_out;
+  if (rep.triton_docs) {
+    // Count kernels from the triton shard's records without re-parsing the texts: cheap enough to re-read.
+    for (const auto& e : fs::directory_iterator(tmp / "triton")) {
+      LineReader r(e.path(), SIZE_MAX);
+      std::string l;
+      while (r.next(l) == LineReader::Status::Line)
+        rep.triton_kernels += json::parse(l)["metadata"]["triton_kernels"].size();
+    }
+  }
+  rep.wall_seconds = since(t_start);
+  rep.peak_rss_bytes = uint64_t(process_memory().peak_rss_bytes);
+  write_file_atomic(tmp / "summary.txt", rep.summary());
+  write_file_atomic(tmp / "report.json", rep.to_json().dump(2) + "\n");
+  commit_dir(tmp, outdir);
+  guard.keep = true;
+  return rep;
+}
+
+CurateConfig curate_config_from_json(const json& j) {
+  CurateConfig c;
+  if (!j.is_object()) throw_error("curate config: expected a JSON object, found ", j.type_name());
+  auto get = [](const json& obj, const char* key, auto& out, const char* where) {
+    auto it = obj.find(key);
+    if (it == obj.end()) return;
+    try {
+      it->get_to(out);
+    } catch (const json::exception&) {
+      throw_error("curate config: '", where, key, "': found ", it->dump(), ", expected a ",
+                  std::is_same_v<std::decay_t<decltype(out)>, bool> ? "boolean" : "value of the right type");
+    }
+  };
+  static const std::unordered_set<std::string> kKeys = {
+      "text_key", "max_file_bytes", "skip_generated", "skip_vendored", "languages", "max_line_length",
+      "minified_mean_line", "min_alnum_fraction", "huge_file_bytes", "exact_dedup", "near_dedup", "minhash",
+      "min_quality", "extract_triton", "shard_max_docs", "shard_max_bytes", "batch_docs", "batch_bytes", "zstd_level"};
+  for (const auto& [k, v] : j.items())
+    if (!kKeys.count(k)) throw_error("curate config: unknown key '", k, "'");
+  get(j, "text_key", c.source.text_key, "");
+  get(j, "max_file_bytes", c.source.max_file_bytes, "");
+  get(j, "skip_generated", c.source.skip_generated, "");
+  get(j, "skip_vendored", c.source.skip_vendored, "");
+  get(j, "languages", c.source.languages, "");
+  get(j, "max_line_length", c.quality.max_line_length, "");
+  get(j, "minified_mean_line", c.quality.minified_mean_line, "");
+  get(j, "min_alnum_fraction", c.quality.min_alnum_fraction, "");
+  get(j, "huge_file_bytes", c.quality.huge_file_bytes, "");
+  get(j, "exact_dedup", c.exact_dedup, "");
+  get(j, "near_dedup", c.near_dedup, "");
+  get(j, "min_quality", c.min_quality, "");
+  get(j, "extract_triton", c.extract_triton, "");
+  get(j, "shard_max_docs", c.shard_max_docs, "");
+  get(j, "shard_max_bytes", c.shard_max_bytes, "");
+  get(j, "batch_docs", c.batch_docs, "");
+  get(j, "batch_bytes", c.batch_bytes, "");
+  get(j, "zstd_level", c.zstd_level, "");
+  if (auto it = j.find("minhash"); it != j.end()) {
+    if (!it->is_object()) throw_error("curate config: 'minhash': expected an object, found ", it->type_name());
+    for (const auto& [k, v] : it->items())
+      if (k != "num_perm" && k != "bands" && k != "rows" && k != "ngram" && k != "seed")
+        throw_error("curate config: unknown key 'minhash.", k, "'");
+    get(*it, "num_perm", c.minhash.num_perm, "minhash.");
+    get(*it, "bands", c.minhash.bands, "minhash.");
+    get(*it, "rows", c.minhash.rows, "minhash.");
+    get(*it, "ngram", c.minhash.ngram, "minhash.");
+    get(*it, "seed", c.minhash.seed, "minhash.");
+  }
+  if (c.shard_max_docs == 0 || c.batch_docs == 0)
+    throw_error("curate config: shard_max_docs and batch_docs: found 0, expected at least 1");
+  if (c.source.text_key.empty()) throw_error("curate config: 'text_key': found \"\", expected a field name");
+  MinHasher check(c.minhash);  // validates the sizes
+  return c;
+}
+
+CurateConfig load_curate_config(const fs::path& path) {
+  const std::string text = read_file_bytes(path);
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) throw_error("curate config '", path.string(), "': not valid JSON");
+  try {
+    return curate_config_from_json(j);
+  } catch (const Error& e) {
+    throw_error("'", path.string(), "': ", e.what());
+  }
+}
+
+}  // namespace tritter::data

@@ -1,0 +1,74 @@
+// `tritter curate` as a library call (issue 8): sources -> secret gate -> labels -> exact + MinHash dedup ->
+// JSONL.zst shards + report.json + summary.txt + rejects.jsonl + skipped.jsonl. Streaming in batches (bounded
+// memory: one batch of documents plus ~0.5 KB per kept document for dedup), threads from ctx.threads. The
+// output directory is built under a temporary sibling and moved into place at the end, so a failed run leaves
+// no shard under its final name. Record format: docs/curation.md.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/context.h"
+#include "data/dedup.h"
+#include "data/labels.h"
+#include "data/sources.h"
+
+namespace tritter::data {
+
+struct CurateConfig {
+  SourceConfig source;
+  QualityConfig quality;
+  MinHashConfig minhash;
+  bool exact_dedup = true;
+  bool near_dedup = true;
+  double min_quality = 0.0;        // documents scoring below are dropped (counted); 0 keeps every clean one
+  bool extract_triton = false;     // Python files with @triton.jit kernels go to triton/shard-*.jsonl.zst
+  size_t shard_max_docs = 10000;
+  size_t shard_max_bytes = 256u << 20;  // uncompressed
+  size_t batch_docs = 1024;
+  size_t batch_bytes = 64u << 20;
+  int zstd_level = 3;
+};
+
+// Reads the JSON config (keys as in docs/curation.md); throws Error naming an unknown key or a bad value.
+CurateConfig curate_config_from_json(const nlohmann::json& j);
+CurateConfig load_curate_config(const std::filesystem::path& path);
+
+struct StageTime {
+  double seconds = 0.0;  // summed over threads (CPU-ish time)
+  uint64_t bytes = 0;
+};
+
+struct CurateReport {
+  uint64_t docs_in = 0, bytes_in = 0;
+  uint64_t docs_out = 0, bytes_out = 0;
+  uint64_t triton_docs = 0, triton_kernels = 0;
+  uint64_t rejected_secret = 0, dropped_low_quality = 0, exact_duplicates = 0, near_duplicates = 0;
+  uint64_t near_clusters = 0;  // clusters with more than one member
+  uint64_t shards = 0;
+  std::map<std::string, uint64_t> skipped;            // reason -> files/records
+  std::map<std::string, uint64_t> rejects_by_rule;    // secret rule -> documents
+  std::map<std::string, uint64_t> label_docs_by_rule;  // label rule -> documents carrying it
+  std::map<std::string, uint64_t> label_hits_by_rule;  // label rule -> occurrences
+  std::map<std::string, uint64_t> flags;              // file-level quality flag -> documents
+  std::map<std::string, uint64_t> docs_by_language;   // kept documents
+  std::map<std::string, StageTime> stages;            // read, secrets, labels, exact, minhash, lsh, write
+  double wall_seconds = 0.0;
+  int threads = 1;
+  uint64_t peak_rss_bytes = 0;
+  uint64_t dedup_memory_bytes = 0;
+
+  double duplicate_ratio() const;  // (exact + near) / documents that reached dedup
+  nlohmann::json to_json() const;
+  std::string summary() const;     // the readable summary (also summary.txt)
+};
+
+// Runs the pipeline; throws Error for bad inputs/outdir (a missing input, an outdir that is a file).
+CurateReport curate(const std::vector<std::string>& inputs, const std::filesystem::path& outdir,
+                    const CurateConfig& config, Context& ctx);
+
+}  // namespace tritter::data

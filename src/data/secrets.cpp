@@ -1,0 +1,291 @@
+// The secret rule table and the two-engine scan: Hyperscan finds which rules fire in one pass (most documents:
+// none), RE2 re-runs only those rules to capture the secret for the entropy and placeholder checks.
+// Rule sources: gitleaks config/gitleaks.toml, secretlint preset-recommend, detect-secrets plugins.
+#include "data/secrets.h"
+
+#include <hs/hs.h>
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+#include "core/error.h"
+#include "data/document.h"
+#include "data/util.h"
+
+namespace tritter::data {
+
+// Assignment of generic rules: an optional type annotation (`: &str`, `: str`), then `=`, `:`, `:=`, `=>` or `==`,
+// then an optional string prefix and the opening quote.
+#define TRITTER_ASSIGN R"re(["']?[ \t]*(?::[ \t]*&?'?[\w<>]{1,30}[ \t]*)?(?::=|=>|==|=|:)[ \t]*[bruBRU]?["'])re"
+
+const std::vector<SecretRule>& secret_rules() {
+  static const std::vector<SecretRule> rules = {
+      {"private-key",
+       R"re(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[^A-Za-z0-9+/=]{0,20}(?:[A-Za-z-]{3,20}: [^\r\n]{0,100}[^A-Za-z0-9+/=]{1,20}){0,4}([A-Za-z0-9+/=]{40,}))re",
+       1, 0, 3.5, "PEM/OpenSSH/PGP private key block"},
+      {"aws-access-key-id", R"re(\b((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})\b)re", 1, 0, 3.0,
+       "AWS access key id"},
+      {"aws-secret-access-key",
+       R"re((?i)aws_?(?:secret)_?(?:access_?)?_?key["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+=]{40})\b)re", 1, 0, 3.5,
+       "AWS secret access key"},
+      {"gcp-api-key", R"re(\b(AIza[0-9A-Za-z_-]{35})\b)re", 1, 0, 3.0, "Google Cloud / Firebase API key"},
+      {"gcp-service-account-key", R"re("private_key_id"[ \t]*:[ \t]*"([a-f0-9]{40})")re", 1, 0, 3.0,
+       "GCP service-account key file"},
+      {"gcp-oauth-client-secret", R"re(\b(GOCSPX-[A-Za-z0-9_-]{28})\b)re", 1, 0, 3.0, "Google OAuth client secret"},
+      {"azure-storage-account-key", R"re((?i)AccountKey=([A-Za-z0-9+/]{86}==))re", 1, 0, 4.0, "Azure storage account key"},
+      {"azure-ad-client-secret", R"re((?:^|[\\'"\x60\s>=:(,)])([a-zA-Z0-9_~.]{3}[0-9]Q~[a-zA-Z0-9_~.-]{31,34})(?:$|[\\'"\x60\s<),]))re",
+       1, 0, 3.0, "Azure AD client secret"},
+      {"github-pat", R"re(\b(gh[pousr]_[A-Za-z0-9]{36,255})\b)re", 1, 0, 3.0,
+       "GitHub token (personal, OAuth, user-to-server, server-to-server, refresh)"},
+      {"github-fine-grained-pat", R"re(\b(github_pat_[A-Za-z0-9_]{82})\b)re", 1, 0, 3.0, "GitHub fine-grained token"},
+      {"gitlab-token", R"re(\b(gl(?:pat|ptt|dt|rt|cbt|soat|ffct|agent)-[A-Za-z0-9_-]{20,})\b)re", 1, 0, 3.0,
+       "GitLab access, trigger, deploy or runner token"},
+      {"gitlab-runner-registration-token", R"re(\b(GR1348941[A-Za-z0-9_-]{20})\b)re", 1, 0, 3.0,
+       "GitLab runner registration token"},
+      {"bitbucket-app-password", R"re(\b(ATBB[A-Za-z0-9_=.-]{32,})\b)re", 1, 0, 3.0, "Bitbucket app password"},
+      {"bitbucket-client-secret",
+       R"re((?i)bitbucket[\w.-]{0,20}(?:secret|token|key)[\w.-]{0,10})re" TRITTER_ASSIGN R"re(([A-Za-z0-9_=-]{32,64})["'])re", 1,
+       0, 3.5, "Bitbucket client secret"},
+      {"slack-token", R"re(\b(xox[baprsoe]-(?:[0-9]{10,13}-)+[A-Za-z0-9-]{8,})\b)re", 1, 0, 3.0, "Slack token"},
+      {"slack-webhook-url",
+       R"re((hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9]{8,}/[A-Za-z0-9]{8,}/[A-Za-z0-9]{16,}))re", 1, 0,
+       3.0, "Slack incoming webhook"},
+      {"discord-webhook-url",
+       R"re((discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_-]{60,68}))re", 1, 0, 3.0, "Discord webhook"},
+      {"discord-bot-token", R"re(\b([MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38})\b)re", 1, 0, 3.5,
+       "Discord bot token"},
+      {"telegram-bot-token", R"re(\b([0-9]{8,10}:AA[0-9A-Za-z_-]{33})\b)re", 1, 0, 3.0, "Telegram bot token"},
+      {"stripe-key", R"re(\b((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})\b)re", 1, 0, 3.0, "Stripe secret/restricted key"},
+      {"twilio-api-key", R"re(\b(SK[0-9a-fA-F]{32})\b)re", 1, 0, 3.0, "Twilio API key"},
+      {"sendgrid-api-key", R"re(\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})\b)re", 1, 0, 3.0, "SendGrid API key"},
+      {"mailgun-api-key", R"re(\b(key-[0-9a-f]{32})\b)re", 1, 0, 3.0, "Mailgun API key"},
+      {"mailchimp-api-key", R"re(\b([0-9a-f]{32}-us[0-9]{1,2})\b)re", 1, 0, 3.0, "Mailchimp API key"},
+      {"openai-api-key",
+       R"re(\b(sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48}))(?:[^A-Za-z0-9_-]|$))re",
+       1, 0, 3.0, "OpenAI API key"},
+      {"anthropic-api-key", R"re(\b(sk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{32,}))re", 1, 0, 3.0,
+       "Anthropic API key"},
+      {"huggingface-token", R"re(\b((?:hf_|api_org_)[A-Za-z]{34})\b)re", 1, 0, 3.0, "Hugging Face access token"},
+      {"npm-access-token", R"re(\b(npm_[A-Za-z0-9]{36})\b)re", 1, 0, 3.0, "npm access token"},
+      {"pypi-upload-token", R"re((pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}))re", 1, 0, 3.0, "PyPI upload token"},
+      {"shopify-token", R"re(\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b)re", 1, 0, 3.0, "Shopify token"},
+      {"digitalocean-token", R"re(\b(do[opr]_v1_[a-f0-9]{64})\b)re", 1, 0, 3.0, "DigitalOcean token"},
+      {"age-secret-key", R"re((AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}))re", 1, 0, 3.0, "age secret key"},
+      {"jwt", R"re(\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})(?:[^A-Za-z0-9_-]|$))re", 1, 0,
+       3.0, "JSON Web Token"},
+      {"database-connection-string",
+       R"re(\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|oracle|cockroachdb)(?:\+[a-z0-9]+)?://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re",
+       1, 0, 1.5, "database URL with an embedded password"},
+      {"basic-auth-url", R"re(\b(?:https?|ftp|ftps|sftp|ssh|git)://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re",
+       1, 0, 1.5, "URL with embedded credentials"},
+      {"generic-password",
+       R"re((?i)\b([\w.-]{0,40}(?:password|passwd|passphrase|pwd)[\w-]{0,20}))re" TRITTER_ASSIGN R"re(([^"'\s]{6,100})["'])re", 2,
+       1, 2.5, "hard-coded password assignment"},
+      {"generic-api-key",
+       R"re((?i)\b([\w.-]{0,40}(?:api_?key|apikey|access_?key|auth_?key|secret_?key|client_?secret|private_?key|secret|token|credentials?)[\w-]{0,20}))re" TRITTER_ASSIGN
+       R"re(([A-Za-z0-9+/=_.~!@#$%^&*-]{10,150})["'])re",
+       2, 1, 3.5, "hard-coded high-entropy secret assignment"},
+  };
+  return rules;
+}
+
+#undef TRITTER_ASSIGN
+
+namespace {
+
+bool contains_ci(std::string_view haystack_lower, std::string_view needle) {
+  return haystack_lower.find(needle) != std::string_view::npos;
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// detect-secrets' sequential-string filter: "abcdefgh", "12345678", "ABCDEF0123".
+bool is_sequential(std::string_view v) {
+  if (v.size() < 6) return false;
+  int runs = 0;
+  for (size_t i = 1; i < v.size(); ++i)
+    if (v[i] == v[i - 1] + 1) ++runs;
+  return runs >= int(v.size()) * 3 / 4;
+}
+
+// Names that hold something *about* a secret, not the secret (detect-secrets' id-like filter).
+bool is_benign_name(std::string_view name_lower) {
+  static constexpr std::array<std::string_view, 24> kSuffixes = {
+      "_id",     "_name",   "_type",  "_file",   "_path", "_url",   "_uri",   "_len",
+      "_length", "_size",   "_field", "_header", "_env",  "_var",   "_format", "_prefix",
+      "_pattern", "_regex", "_class", "_count",  "_kind", "_label", "_key_name", "_endpoint"};
+  for (auto s : kSuffixes)
+    if (ends_with(name_lower, s)) return true;
+  return name_lower.find("token_type") != std::string_view::npos || name_lower.starts_with("tokenizer") ||
+         name_lower.find("tokens") != std::string_view::npos;
+}
+
+// Generic assignments must look like key material: letters and digits, not a module path or a sentence.
+bool looks_like_key_material(std::string_view v) {
+  bool digit = false, alpha = false;
+  for (char c : v) {
+    digit |= std::isdigit(static_cast<unsigned char>(c)) != 0;
+    alpha |= std::isalpha(static_cast<unsigned char>(c)) != 0;
+  }
+  if (!digit || !alpha) return false;
+  if (v.find("://") != std::string_view::npos || v.front() == '/' || v.front() == '.') return false;
+  // Dotted identifiers ("django.db.backends.postgresql", "pkg.module.Class").
+  int dots = int(std::count(v.begin(), v.end(), '.'));
+  if (dots >= 1 && dots * 12 >= int(v.size())) return false;
+  return true;
+}
+
+// The JWT header must decode (base64url) to JSON naming an algorithm or type.
+bool jwt_header_ok(std::string_view token) {
+  const size_t dot = token.find('.');
+  std::string_view h = token.substr(0, dot);
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : h) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '-' || c == '+') v = 62;
+    else if (c == '_' || c == '/') v = 63;
+    else return false;
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(char((acc >> bits) & 0xFF));
+    }
+  }
+  return out.find("\"alg\"") != std::string::npos || out.find("\"typ\"") != std::string::npos;
+}
+
+}  // namespace
+
+bool is_placeholder_secret(std::string_view value) {
+  if (value.empty()) return true;
+  const std::string v = to_lower_ascii(value);
+  static constexpr std::array<std::string_view, 26> kMarkers = {
+      "${",      "{{",       "}}",        "<",       ">",        "%(",     "$(",      "example", "xxxx",
+      "****",    "...",      "your",      "placeholder", "dummy", "fake",  "sample",  "changeme", "change_me",
+      "redacted", "replace", "insert",    "todo",    "getenv",   "environ", "secret_here", "0000000000"};
+  for (auto m : kMarkers)
+    if (contains_ci(v, m)) return true;
+  if (v.front() == '$' || v.front() == '%') return true;  // $VAR, %VAR%
+  if (std::all_of(v.begin(), v.end(), [&](char c) { return c == v.front(); })) return true;
+  static constexpr std::array<std::string_view, 9> kWords = {"password", "passwd", "secret", "hunter2", "test",
+                                                             "admin",    "root",   "pass",   "null"};
+  for (auto w : kWords)
+    if (v == w || v == std::string(w) + "123") return true;
+  if (v.starts_with("password") || v.starts_with("secret")) return true;
+  return is_sequential(value);
+}
+
+struct SecretScanner::Impl {
+  hs_database_t* db = nullptr;
+  std::vector<std::unique_ptr<re2::RE2>> regexes;
+  ~Impl() {
+    if (db) hs_free_database(db);
+  }
+};
+
+SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
+  const auto& rules = secret_rules();
+  std::vector<const char*> patterns;
+  std::vector<unsigned> flags, ids;
+  re2::RE2::Options options;
+  options.set_encoding(re2::RE2::Options::EncodingLatin1);
+  options.set_log_errors(false);
+  for (size_t i = 0; i < rules.size(); ++i) {
+    patterns.push_back(rules[i].pattern);
+    flags.push_back(HS_FLAG_SINGLEMATCH);
+    ids.push_back(unsigned(i));
+    auto re = std::make_unique<re2::RE2>(rules[i].pattern, options);
+    if (!re->ok()) throw_error("secret rule '", rules[i].id, "': RE2 rejects the pattern: ", re->error());
+    impl_->regexes.push_back(std::move(re));
+  }
+  hs_compile_error_t* err = nullptr;
+  if (hs_compile_multi(patterns.data(), flags.data(), ids.data(), unsigned(patterns.size()), HS_MODE_BLOCK, nullptr,
+                       &impl_->db, &err) != HS_SUCCESS) {
+    const std::string what = err ? err->message : "unknown error";
+    const int at = err ? err->expression : -1;
+    if (err) hs_free_compile_error(err);
+    throw_error("secret rules: Hyperscan cannot compile rule '", at >= 0 ? rules[size_t(at)].id : "?", "': ", what);
+  }
+}
+
+SecretScanner::~SecretScanner() = default;
+
+SecretScanner::Scratch::Scratch(const SecretScanner& scanner) {
+  if (hs_alloc_scratch(scanner.impl_->db, &scratch_) != HS_SUCCESS)
+    throw_error("secret scanner: cannot allocate Hyperscan scratch space");
+}
+
+SecretScanner::Scratch::~Scratch() {
+  if (scratch_) hs_free_scratch(scratch_);
+}
+
+namespace {
+
+int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
+  static_cast<std::vector<bool>*>(ctx)->at(id) = true;
+  return 0;
+}
+
+}  // namespace
+
+std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& scratch) const {
+  const auto& rules = secret_rules();
+  std::vector<SecretFinding> out;
+  std::vector<bool> fired(rules.size(), false);
+  // Hyperscan takes an unsigned length: scan very large inputs in overlapping 1 GiB windows.
+  constexpr size_t kWindow = size_t(1) << 30, kOverlap = size_t(1) << 16;
+  for (size_t off = 0; off < text.size() || off == 0; off += kWindow - kOverlap) {
+    const size_t len = std::min(kWindow, text.size() - off);
+    hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &fired);
+    if (off + len >= text.size()) break;
+  }
+  for (size_t r = 0; r < rules.size(); ++r) {
+    if (!fired[r]) continue;
+    const SecretRule& rule = rules[r];
+    const re2::RE2& re = *impl_->regexes[r];
+    const int groups = re.NumberOfCapturingGroups() + 1;
+    std::vector<re2::StringPiece> m(static_cast<size_t>(groups));
+    size_t pos = 0;
+    while (pos <= text.size() &&
+           re.Match(re2::StringPiece(text.data(), text.size()), pos, text.size(), re2::RE2::UNANCHORED, m.data(),
+                    groups)) {
+      const size_t match_end = size_t(m[0].data() - text.data()) + m[0].size();
+      pos = std::max(match_end, size_t(m[0].data() - text.data()) + 1);
+      const re2::StringPiece s = m[size_t(rule.secret_group)];
+      if (s.data() == nullptr || s.empty()) continue;
+      const std::string_view secret(s.data(), s.size());
+      if (shannon_entropy(secret) <= rule.min_entropy) continue;
+      if (is_placeholder_secret(secret)) continue;
+      if (rule.name_group > 0) {
+        const re2::StringPiece n = m[size_t(rule.name_group)];
+        if (is_benign_name(to_lower_ascii(std::string_view(n.data(), n.size())))) continue;
+        if (!looks_like_key_material(secret)) continue;
+      }
+      if (std::string_view(rule.id) == "jwt" && !jwt_header_ok(secret)) continue;
+      const LineCol lc = line_col(text, size_t(s.data() - text.data()));
+      out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret)});
+    }
+  }
+  // The same secret found by a specific rule and a generic one is reported once, under the specific rule
+  // (rules are ordered specific first, and stable_sort keeps that order for equal positions).
+  std::stable_sort(out.begin(), out.end(), [](const SecretFinding& a, const SecretFinding& b) {
+    return a.line != b.line ? a.line < b.line : a.col < b.col;
+  });
+  std::vector<SecretFinding> unique;
+  for (auto& f : out)
+    if (std::none_of(unique.begin(), unique.end(), [&](const SecretFinding& u) { return u.fingerprint == f.fingerprint && u.line == f.line; }))
+      unique.push_back(std::move(f));
+  return unique;
+}
+
+}  // namespace tritter::data

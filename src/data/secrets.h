@@ -1,0 +1,67 @@
+// Secret gate (issue 8 stage 2): one Hyperscan database holds every rule for a single pass over the document;
+// a rule that fires is re-run with RE2 to capture the secret, which must then clear the rule's Shannon-entropy
+// threshold and the placeholder/template filters (gitleaks, detect-secrets: spec/ecosystem.md §4). A finding
+// carries a SHA-256 fingerprint of the secret, never the secret. Not done: git history, base64-decoded payloads.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct hs_database;
+struct hs_scratch;
+
+namespace tritter::data {
+
+struct SecretRule {
+  const char* id;          // gitleaks-style id: "github-pat"
+  const char* pattern;     // PCRE subset both Hyperscan and RE2 accept (no look-around, no backreferences)
+  int secret_group;        // capture group holding the secret (0 = whole match)
+  int name_group;          // capture group holding the assigned name for generic rules (0 = none)
+  double min_entropy;      // a candidate with entropy <= this is dropped (gitleaks semantics)
+  const char* description;
+};
+
+// The built-in rule table (stable order; ids are part of the report format).
+const std::vector<SecretRule>& secret_rules();
+
+struct SecretFinding {
+  std::string rule;
+  int line = 0;  // 1-based
+  int col = 0;   // 1-based, bytes
+  std::string fingerprint;  // "sha256:<hex>" of the secret
+};
+
+// True if `value` looks like a placeholder or template rather than a secret ("${TOKEN}", "{{ key }}",
+// "<your-key>", "...EXAMPLE", "xxxx", "changeme", a run of one character).
+bool is_placeholder_secret(std::string_view value);
+
+class SecretScanner {
+ public:
+  SecretScanner();  // compiles the rules; throws Error naming a rule that does not compile
+  ~SecretScanner();
+  SecretScanner(const SecretScanner&) = delete;
+  SecretScanner& operator=(const SecretScanner&) = delete;
+
+  // Per-thread Hyperscan scratch space; one per worker thread.
+  class Scratch {
+   public:
+    explicit Scratch(const SecretScanner& scanner);
+    ~Scratch();
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+
+   private:
+    friend class SecretScanner;
+    hs_scratch* scratch_ = nullptr;
+  };
+
+  // Every validated finding in `text` (ordered by position). Thread-safe with one Scratch per thread.
+  std::vector<SecretFinding> scan(std::string_view text, Scratch& scratch) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tritter::data

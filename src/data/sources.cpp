@@ -1,0 +1,316 @@
+// DocumentSource (see sources.h): a depth-first walk with sorted entries so runs are reproducible, and JSONL
+// records parsed one line at a time. Every skip is counted by reason and passed to the skip sink.
+#include "data/sources.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/labels.h"
+#include "data/util.h"
+#include "data/zstd_io.h"
+
+namespace fs = std::filesystem;
+
+namespace tritter::data {
+
+struct DocumentSource::Walk {
+  std::string input;
+  fs::path root;
+  std::vector<fs::path> stack;  // LIFO: pushed in reverse sorted order
+  std::unique_ptr<LineReader> jsonl;
+  std::string jsonl_path;
+};
+
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool is_jsonl_name(const std::string& name) {
+  return ends_with(name, ".jsonl") || ends_with(name, ".jsonl.zst") || ends_with(name, ".jsonl.zstd") ||
+         ends_with(name, ".ndjson");
+}
+
+bool is_vendored_dir(const std::string& name) {
+  static constexpr std::array<std::string_view, 19> kDirs = {
+      "node_modules", "vendor", "vendored", "third_party", "3rdparty", "__pycache__", "target", "dist", "build",
+      "venv",         ".venv",  ".tox",     ".git",        ".hg",      ".svn",        ".mypy_cache", ".pytest_cache",
+      ".ruff_cache",  "bower_components"};
+  return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();
+}
+
+bool is_lockfile(const std::string& name) {
+  return ends_with(name, ".lock") || name == "package-lock.json" || name == ".cargo-checksum.json" ||
+         name == "go.sum" || name == "pnpm-lock.yaml";
+}
+
+std::string read_prefix(const fs::path& p, size_t n) {
+  std::ifstream in(p, std::ios::binary);
+  std::string s(n, '\0');
+  in.read(s.data(), std::streamsize(n));
+  s.resize(size_t(in.gcount()));
+  return s;
+}
+
+std::string license_from_text(std::string_view t) {
+  const std::string s = to_lower_ascii(t);
+  if (s.find("mit license") != std::string::npos || s.find("permission is hereby granted, free of charge") != std::string::npos)
+    return "MIT";
+  if (s.find("apache license") != std::string::npos) return "Apache-2.0";
+  if (s.find("gnu lesser general public license") != std::string::npos) return "LGPL";
+  if (s.find("gnu general public license") != std::string::npos) return "GPL";
+  if (s.find("mozilla public license") != std::string::npos) return "MPL-2.0";
+  if (s.find("python software foundation license") != std::string::npos) return "PSF-2.0";
+  if (s.find("redistribution and use in source and binary forms") != std::string::npos) return "BSD";
+  if (s.find("unlicense") != std::string::npos) return "Unlicense";
+  return "";
+}
+
+std::string json_string(const nlohmann::json& j, std::initializer_list<const char*> keys) {
+  for (const char* k : keys) {
+    auto it = j.find(k);
+    if (it == j.end()) continue;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_array() && !it->empty() && it->front().is_string()) {
+      std::string out;
+      for (const auto& v : *it)
+        if (v.is_string()) out += (out.empty() ? "" : " OR ") + v.get<std::string>();
+      return out;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string detect_language(const fs::path& path, std::string_view first_line) {
+  const std::string name = path.filename().string();
+  std::string ext = to_lower_ascii(path.extension().string());
+  static const std::vector<std::pair<std::vector<std::string_view>, const char*>> kByExt = {
+      {{".py", ".pyi", ".pyw"}, "python"},
+      {{".rs"}, "rust"},
+      {{".c", ".h"}, "c"},
+      {{".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".ipp"}, "cpp"},
+      {{".cu", ".cuh"}, "cuda"},
+      {{".md", ".markdown"}, "markdown"},
+      {{".rst"}, "rst"},
+      {{".txt"}, "text"},
+      {{".toml"}, "toml"},
+      {{".yaml", ".yml"}, "yaml"},
+      {{".json"}, "json"},
+      {{".sh", ".bash", ".zsh"}, "shell"},
+      {{".js", ".mjs", ".cjs"}, "javascript"},
+      {{".ts", ".tsx"}, "typescript"},
+      {{".go"}, "go"},
+      {{".java"}, "java"},
+      {{".cmake"}, "cmake"},
+  };
+  if (name == "CMakeLists.txt") return "cmake";
+  for (const auto& [exts, lang] : kByExt)
+    if (std::find(exts.begin(), exts.end(), ext) != exts.end()) return lang;
+  if (first_line.starts_with("#!")) {
+    const std::string_view l = first_line.substr(0, first_line.find('\n'));
+    if (l.find("python") != std::string_view::npos) return "python";
+    if (l.find("bash") != std::string_view::npos || l.find("/sh") != std::string_view::npos ||
+        l.find("zsh") != std::string_view::npos)
+      return "shell";
+    if (l.find("node") != std::string_view::npos) return "javascript";
+  }
+  return "";
+}
+
+DocumentSource::DocumentSource(std::vector<std::string> inputs, SourceConfig config, SkipSink on_skip)
+    : inputs_(std::move(inputs)), config_(std::move(config)), on_skip_(std::move(on_skip)) {
+  for (const auto& in : inputs_) {
+    std::error_code ec;
+    if (!fs::exists(in, ec)) throw_error("curate: input '", in, "': not found, expected a file or directory");
+  }
+}
+
+DocumentSource::~DocumentSource() = default;
+
+void DocumentSource::skip(const std::string& path, const std::string& reason) {
+  ++skipped_[reason];
+  if (on_skip_) on_skip_(path, reason);
+}
+
+std::string DocumentSource::license_for(const fs::path& dir, const fs::path& root) {
+  for (fs::path d = dir;; d = d.parent_path()) {
+    const std::string key = d.string();
+    auto it = license_cache_.find(key);
+    std::string lic;
+    if (it != license_cache_.end()) {
+      lic = it->second;
+    } else {
+      std::error_code ec;
+      if (fs::is_regular_file(d / "Cargo.toml", ec)) {
+        const std::string toml = read_prefix(d / "Cargo.toml", 16384);
+        const size_t k = toml.find("\nlicense");
+        if (k != std::string::npos) {
+          const size_t q1 = toml.find('"', k), nl = toml.find('\n', k + 1);
+          const size_t q2 = q1 == std::string::npos ? q1 : toml.find('"', q1 + 1);
+          if (q2 != std::string::npos && q2 < nl) lic = toml.substr(q1 + 1, q2 - q1 - 1);
+        }
+      }
+      if (lic.empty()) {
+        std::string mit, apache;
+        for (const char* f : {"LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING", "LICENSE-MIT", "LICENSE-APACHE",
+                              "LICENCE"}) {
+          if (!fs::is_regular_file(d / f, ec)) continue;
+          const std::string l = license_from_text(read_prefix(d / f, 4096));
+          if (l == "MIT") mit = l;
+          else if (l == "Apache-2.0") apache = l;
+          else if (!l.empty() && lic.empty()) lic = l;
+        }
+        if (!mit.empty() && !apache.empty()) lic = "MIT OR Apache-2.0";
+        else if (lic.empty()) lic = !mit.empty() ? mit : apache;
+      }
+      license_cache_[key] = lic;
+    }
+    if (!lic.empty()) return lic;
+    if (d == root || !d.has_parent_path() || d.parent_path() == d || d.string().size() <= root.string().size())
+      return "";
+  }
+}
+
+bool DocumentSource::accept_text(Document& doc, const std::string& path) {
+  if (doc.text.empty()) return skip(path, "empty"), false;
+  if (std::memchr(doc.text.data(), '\0', doc.text.size())) return skip(path, "binary"), false;
+  if (!valid_utf8(doc.text)) return skip(path, "invalid-utf8"), false;
+  if (config_.skip_generated && has_generated_header(doc.text)) return skip(path, "generated"), false;
+  if (!config_.languages.empty() &&
+      std::find(config_.languages.begin(), config_.languages.end(), doc.language) == config_.languages.end())
+    return skip(path, "language-filtered"), false;
+  return true;
+}
+
+bool DocumentSource::next_from_file(const fs::path& path, const std::string& input, Document& doc) {
+  ++files_seen_;
+  const std::string p = path.string();
+  const std::string name = path.filename().string();
+  if (name.starts_with(".") && path != fs::path(input)) return skip(p, "hidden"), false;
+  if (is_lockfile(name)) return skip(p, "lockfile"), false;
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) return skip(p, "unreadable"), false;
+  if (size > config_.max_file_bytes) return skip(p, "too-large"), false;
+  std::string lang = detect_language(path, "");
+  if (lang.empty()) {
+    const std::string head = read_prefix(path, 256);
+    lang = detect_language(path, head);
+    if (lang.empty()) return skip(p, head.empty() && size > 0 ? "unreadable" : "unknown-language"), false;
+  }
+  std::FILE* f = std::fopen(p.c_str(), "rb");
+  if (!f) return skip(p, "unreadable"), false;
+  doc = Document{};
+  doc.text.resize(size_t(size));
+  const size_t got = std::fread(doc.text.data(), 1, doc.text.size(), f);
+  const bool err = std::ferror(f) != 0;
+  std::fclose(f);
+  if (err) return skip(p, "unreadable"), false;
+  doc.text.resize(got);
+  doc.path = p;
+  doc.source = input;
+  doc.language = lang;
+  if (!accept_text(doc, p)) return false;
+  doc.license = license_for(path.parent_path(), walk_->root);
+  doc.index = next_index_++;
+  return true;
+}
+
+bool DocumentSource::next_from_jsonl(Document& doc) {
+  std::string line;
+  for (;;) {
+    LineReader::Status st;
+    try {
+      st = walk_->jsonl->next(line);
+    } catch (const Error&) {
+      skip(walk_->jsonl_path, "corrupt-compressed-stream");
+      return false;
+    }
+    if (st == LineReader::Status::End) return false;
+    const std::string where = walk_->jsonl_path + ":" + std::to_string(walk_->jsonl->line_number());
+    ++records_seen_;
+    if (st == LineReader::Status::Oversized) { skip(where, "too-large"); continue; }
+    if (line.find_first_not_of(" \t\r") == std::string::npos) { --records_seen_; continue; }
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) { skip(where, "malformed-jsonl"); continue; }
+    auto t = j.find(config_.text_key);
+    if (t == j.end() || !t->is_string()) { skip(where, "missing-text-key"); continue; }
+    doc = Document{};
+    doc.text = t->get<std::string>();
+    const nlohmann::json meta = j.contains("metadata") && j["metadata"].is_object() ? j["metadata"] : nlohmann::json::object();
+    doc.path = json_string(j, {"path", "max_stars_repo_path"});
+    if (doc.path.empty()) doc.path = json_string(meta, {"path"});
+    if (doc.path.empty()) doc.path = where;
+    doc.language = to_lower_ascii(json_string(j, {"language", "lang"}));
+    if (doc.language.empty()) doc.language = to_lower_ascii(json_string(meta, {"language", "lang"}));
+    if (doc.language.empty()) doc.language = detect_language(fs::path(doc.path), doc.text.substr(0, 256));
+    doc.license = json_string(j, {"license", "licenses", "max_stars_repo_licenses", "detected_licenses"});
+    if (doc.license.empty()) doc.license = json_string(meta, {"license"});
+    doc.source = walk_->input;
+    if (!accept_text(doc, doc.path)) continue;
+    doc.index = next_index_++;
+    return true;
+  }
+}
+
+bool DocumentSource::next(Document& doc) {
+  for (;;) {
+    if (walk_ && walk_->jsonl) {
+      if (next_from_jsonl(doc)) return true;
+      walk_->jsonl.reset();
+      continue;
+    }
+    if (walk_ && !walk_->stack.empty()) {
+      const fs::path p = walk_->stack.back();
+      walk_->stack.pop_back();
+      const bool top = p == walk_->root;
+      std::error_code ec;
+      const fs::file_status st = top ? fs::status(p, ec) : fs::symlink_status(p, ec);
+      if (ec) { skip(p.string(), "unreadable"); continue; }
+      if (fs::is_symlink(st)) { skip(p.string(), "symlink"); continue; }
+      if (fs::is_directory(st)) {
+        const std::string name = p.filename().string();
+        if (!top && config_.skip_vendored && is_vendored_dir(name)) { skip(p.string(), "vendored-dir"); continue; }
+        if (!top && name.starts_with(".")) { skip(p.string(), "hidden"); continue; }
+        std::vector<fs::path> entries;
+        fs::directory_iterator it(p, fs::directory_options::skip_permission_denied, ec);
+        if (ec) { skip(p.string(), "unreadable"); continue; }
+        for (; it != fs::directory_iterator(); it.increment(ec)) {
+          if (ec) break;
+          entries.push_back(it->path());
+        }
+        std::sort(entries.rbegin(), entries.rend());
+        walk_->stack.insert(walk_->stack.end(), entries.begin(), entries.end());
+        continue;
+      }
+      if (!fs::is_regular_file(st)) { skip(p.string(), "not-a-regular-file"); continue; }
+      if (is_jsonl_name(p.filename().string())) {
+        if (!top) { skip(p.string(), "data-file"); continue; }
+        try {
+          walk_->jsonl = std::make_unique<LineReader>(p, config_.max_file_bytes);
+          walk_->jsonl_path = p.string();
+        } catch (const Error&) {
+          skip(p.string(), "unreadable");
+        }
+        continue;
+      }
+      if (next_from_file(p, walk_->input, doc)) return true;
+      continue;
+    }
+    if (input_index_ >= inputs_.size()) return false;
+    walk_ = std::make_unique<Walk>();
+    walk_->input = inputs_[input_index_++];
+    walk_->root = fs::path(walk_->input);
+    walk_->stack.push_back(walk_->root);
+  }
+}
+
+}  // namespace tritter::data

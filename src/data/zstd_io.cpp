@@ -1,0 +1,131 @@
+// LineReader / ZstdWriter (see zstd_io.h) on libzstd's streaming API.
+#include "data/zstd_io.h"
+
+#include <zstd.h>
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace tritter::data {
+
+bool is_zstd_path(const std::filesystem::path& path) {
+  const std::string ext = path.extension().string();
+  return ext == ".zst" || ext == ".zstd";
+}
+
+LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes)
+    : path_(path), max_line_(max_line_bytes) {
+  file_ = std::fopen(path.c_str(), "rb");
+  if (!file_) throw_error("jsonl '", path.string(), "': cannot open: ", std::strerror(errno));
+  in_.resize(1 << 17);
+  buf_.resize(1 << 18);
+  if (is_zstd_path(path)) dctx_ = ZSTD_createDCtx();
+}
+
+LineReader::~LineReader() {
+  if (file_) std::fclose(file_);
+  if (dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
+}
+
+bool LineReader::fill() {
+  buf_pos_ = buf_size_ = 0;
+  if (!dctx_) {
+    if (eof_) return false;
+    buf_size_ = std::fread(buf_.data(), 1, buf_.size(), file_);
+    if (buf_size_ < buf_.size()) {
+      if (std::ferror(file_)) throw_error("jsonl '", path_.string(), "': read error");
+      eof_ = true;
+    }
+    return buf_size_ > 0;
+  }
+  while (buf_size_ == 0) {
+    if (in_pos_ == in_size_) {
+      if (eof_) return false;
+      in_size_ = std::fread(in_.data(), 1, in_.size(), file_);
+      in_pos_ = 0;
+      if (in_size_ < in_.size()) {
+        if (std::ferror(file_)) throw_error("jsonl '", path_.string(), "': read error");
+        eof_ = true;
+      }
+      if (in_size_ == 0) return false;
+    }
+    ZSTD_inBuffer in{in_.data(), in_size_, in_pos_};
+    ZSTD_outBuffer out{buf_.data(), buf_.size(), 0};
+    const size_t rc = ZSTD_decompressStream(static_cast<ZSTD_DCtx*>(dctx_), &out, &in);
+    if (ZSTD_isError(rc))
+      throw_error("jsonl '", path_.string(), "': zstd decompression failed: ", ZSTD_getErrorName(rc));
+    in_pos_ = in.pos;
+    buf_size_ = out.pos;
+  }
+  return true;
+}
+
+LineReader::Status LineReader::next(std::string& line) {
+  line.clear();
+  bool oversized = false, any = false;
+  for (;;) {
+    if (buf_pos_ == buf_size_ && !fill()) {
+      if (!any) return Status::End;
+      ++line_no_;
+      return oversized ? Status::Oversized : Status::Line;
+    }
+    any = true;
+    const char* start = buf_.data() + buf_pos_;
+    const size_t avail = buf_size_ - buf_pos_;
+    const void* nl = std::memchr(start, '\n', avail);
+    const size_t take = nl ? size_t(static_cast<const char*>(nl) - start) : avail;
+    if (!oversized) {
+      if (line.size() + take > max_line_) {
+        oversized = true;
+        line.clear();
+        line.shrink_to_fit();
+      } else {
+        line.append(start, take);
+      }
+    }
+    buf_pos_ += take + (nl ? 1 : 0);
+    if (nl) {
+      ++line_no_;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return oversized ? Status::Oversized : Status::Line;
+    }
+  }
+}
+
+ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level) : file_(target) {
+  cctx_ = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_checksumFlag, 1);
+  out_.resize(ZSTD_CStreamOutSize());
+}
+
+ZstdWriter::~ZstdWriter() {
+  if (cctx_) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
+
+void ZstdWriter::drain(int mode) {
+  ZSTD_inBuffer in{pending_.data(), pending_.size(), 0};
+  for (;;) {
+    ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+    const size_t rc =
+        ZSTD_compressStream2(static_cast<ZSTD_CCtx*>(cctx_), &out, &in, static_cast<ZSTD_EndDirective>(mode));
+    if (ZSTD_isError(rc)) throw_error("zstd writer '", file_.target().string(), "': ", ZSTD_getErrorName(rc));
+    file_.write(out_.data(), out.pos);
+    if (mode == ZSTD_e_end ? rc == 0 : in.pos == in.size) break;
+  }
+  pending_.clear();
+}
+
+void ZstdWriter::write(std::string_view bytes) {
+  pending_.append(bytes);
+  bytes_in_ += bytes.size();
+  if (pending_.size() >= (1 << 20)) drain(ZSTD_e_continue);
+}
+
+void ZstdWriter::commit() {
+  drain(ZSTD_e_end);
+  file_.commit();
+}
+
+}  // namespace tritter::data

@@ -1,0 +1,68 @@
+// Streaming line I/O for JSONL and JSONL.zst (issue 8 stages 1 and 6): a reader that yields lines of bounded
+// size (an oversized line is skipped to its end and reported, never held in memory) and a writer that
+// compresses to a file written atomically (io/atomic_file.h).
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/atomic_file.h"
+
+namespace tritter::data {
+
+// True for names ending .zst / .zstd (compressed input).
+bool is_zstd_path(const std::filesystem::path& path);
+
+class LineReader {
+ public:
+  // Opens `path` (zstd-decoded if its name says so); throws Error naming the path if it cannot be opened.
+  LineReader(const std::filesystem::path& path, size_t max_line_bytes);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  enum class Status { Line, Oversized, End };
+  // Next line without its '\n' (and '\r'). Oversized: the line was longer than max_line_bytes and was skipped;
+  // `line` is empty. Throws Error on a read or decompression failure (corrupt .zst), naming the path.
+  Status next(std::string& line);
+  uint64_t line_number() const { return line_no_; }  // 1-based number of the line just returned
+
+ private:
+  bool fill();  // refills buf_ from the file; false at end of input
+  std::filesystem::path path_;
+  std::FILE* file_ = nullptr;
+  void* dctx_ = nullptr;  // ZSTD_DCtx*
+  std::vector<char> in_;
+  size_t in_pos_ = 0, in_size_ = 0;
+  std::vector<char> buf_;
+  size_t buf_pos_ = 0, buf_size_ = 0;
+  bool eof_ = false;
+  size_t max_line_;
+  uint64_t line_no_ = 0;
+};
+
+class ZstdWriter {
+ public:
+  ZstdWriter(const std::filesystem::path& target, int level);  // atomic: the target appears on commit()
+  ~ZstdWriter();
+  ZstdWriter(const ZstdWriter&) = delete;
+  ZstdWriter& operator=(const ZstdWriter&) = delete;
+  void write(std::string_view bytes);
+  void commit();
+  uint64_t bytes_in() const { return bytes_in_; }
+  const std::filesystem::path& target() const { return file_.target(); }
+
+ private:
+  void drain(int mode);
+  AtomicFile file_;
+  void* cctx_ = nullptr;  // ZSTD_CCtx*
+  std::vector<char> out_;
+  std::string pending_;
+  uint64_t bytes_in_ = 0;
+};
+
+}  // namespace tritter::data

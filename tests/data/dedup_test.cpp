@@ -1,0 +1,88 @@
+// Dedup: exact keys ignore whitespace only; MinHash similarity tracks Jaccard within the binomial error
+// sqrt(J(1-J)/P) (P = 256 permutations, tolerance 4 sigma); LSH joins near-duplicates and not unrelated files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/error.h"
+#include "data/dedup.h"
+#include "data/util.h"
+
+namespace tritter::data {
+namespace {
+
+std::string words(int from, int to) {
+  std::string s;
+  for (int i = from; i < to; ++i) s += "w" + std::to_string(i) + (i % 7 == 0 ? "\n" : " ");
+  return s;
+}
+
+TEST(Dedup, ExactKeyFoldsWhitespaceOnly) {
+  EXPECT_EQ(exact_key("def f():\n    return 1\n"), exact_key("  def   f():\n\treturn 1"));
+  EXPECT_FALSE(exact_key("def f(): return 1") == exact_key("def f(): return 2"));
+  EXPECT_FALSE(exact_key("ab") == exact_key("a b"));
+  EXPECT_EQ(hash_hex(exact_key("x")).size(), 32u);
+  EXPECT_EQ(fold_whitespace("  a \n\n b\t"), "a b");
+}
+
+TEST(Dedup, SimilarityTracksJaccard) {
+  MinHasher h(MinHashConfig{});
+  // A has 1000 words, B shares a run; 5-gram shingle Jaccard computed by hand: |A∩B| / |A∪B|.
+  const std::string a = words(0, 1000);
+  for (int shift : {0, 100, 300, 600}) {
+    const std::string b = words(shift, 1000 + shift);
+    const double shared = std::max(0, 1000 - shift - 4), total = 996.0 * 2 - shared;
+    const double j = shared / total;
+    const double sim = minhash_similarity(h.signature(a), h.signature(b));
+    const double tol = 4.0 * std::sqrt(std::max(j * (1 - j), 1e-4) / 256.0);
+    EXPECT_NEAR(sim, j, tol) << "shift " << shift;
+  }
+}
+
+TEST(Dedup, ShortTextsHaveNoSignature) {
+  MinHasher h(MinHashConfig{});
+  EXPECT_TRUE(h.signature("one two three four").empty());
+  EXPECT_TRUE(h.band_hashes({}).empty());
+  EXPECT_EQ(h.signature("one two three four five").size(), 256u);
+}
+
+TEST(Dedup, CaseAndPunctuationInsensitive) {
+  MinHasher h(MinHashConfig{});
+  EXPECT_EQ(h.signature("Hello, World! foo(bar) baz qux"), h.signature("hello world foo bar baz qux"));
+}
+
+TEST(Dedup, LshClustersNearDuplicates) {
+  MinHasher h(MinHashConfig{});
+  const std::string base = words(0, 2000);
+  std::string edited = base;
+  edited.replace(edited.find("w500 "), 5, "changed ");  // one word: Jaccard ~ 0.995
+  const std::vector<std::string> docs = {base, words(5000, 7000), edited, words(9000, 11000), base + " tail words"};
+  NearDupIndex index(25);
+  for (size_t i = 0; i < docs.size(); ++i) index.add(uint32_t(i), h.band_hashes(h.signature(docs[i])));
+  const auto root = index.clusters(uint32_t(docs.size()));
+  EXPECT_EQ(root[0], 0u);
+  EXPECT_EQ(root[1], 1u);
+  EXPECT_EQ(root[2], 0u);
+  EXPECT_EQ(root[3], 3u);
+  EXPECT_EQ(root[4], 0u);
+}
+
+TEST(Dedup, BadConfigThrows) {
+  MinHashConfig c;
+  c.bands = 30;  // 30 x 10 > 256
+  EXPECT_THROW(MinHasher{c}, Error);
+}
+
+TEST(Utf8, Validation) {
+  EXPECT_TRUE(valid_utf8("plain ascii"));
+  EXPECT_TRUE(valid_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(valid_utf8("\xC3"));
+  EXPECT_FALSE(valid_utf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(valid_utf8("abcdefgh\xFF"));
+}
+
+}  // namespace
+}  // namespace tritter::data

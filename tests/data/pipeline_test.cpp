@@ -1,0 +1,317 @@
+// The pipeline end to end on small temporary corpora: counts, record format, dedup, planted secrets that must
+// appear nowhere in the output, bad inputs that are counted and never crash the run, atomic output, config
+// errors, Triton extraction and the CLI.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "core/error.h"
+#include "data/pipeline.h"
+#include "data/secret_cases.h"
+#include "data/zstd_io.h"
+#include "util/test_util.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace tritter::data {
+namespace {
+
+using test::TempDir;
+using test::write_file;
+
+std::vector<json> read_shards(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().starts_with("shard-")) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<json> out;
+  for (const auto& f : files) {
+    LineReader r(f, SIZE_MAX);
+    std::string line;
+    while (r.next(line) == LineReader::Status::Line) out.push_back(json::parse(line));
+  }
+  return out;
+}
+
+std::string read_zstd(const fs::path& f) {
+  LineReader r(f, SIZE_MAX);
+  std::string line, all;
+  while (r.next(line) == LineReader::Status::Line) all += line + "\n";
+  return all;
+}
+
+std::string clean_python(int i) {
+  std::string s = "\"\"\"Module " + std::to_string(i) + ".\"\"\"\n\n";
+  for (int k = 0; k < 6; ++k)
+    s += "def func_" + std::to_string(i) + "_" + std::to_string(k) + "(value_" + std::to_string(k) +
+         "):\n    \"\"\"Return a value.\"\"\"\n    return value_" + std::to_string(k) + " * " +
+         std::to_string(i * 7 + k) + " + compute_" + std::to_string(i + k) + "(value_" + std::to_string(k) + ")\n\n";
+  return s;
+}
+
+std::unique_ptr<Context> make_ctx(int threads) {
+  auto ctx = std::make_unique<Context>();
+  ctx->threads = threads;
+  return ctx;
+}
+
+TEST(Pipeline, EndToEnd) {
+  TempDir tmp;
+  fs::create_directories(tmp / "src/pkg");
+  fs::create_directories(tmp / "src/node_modules/dep");
+  write_file(tmp / "src/pkg/a.py", clean_python(1));
+  write_file(tmp / "src/pkg/a_copy.py", clean_python(1) + "\n\n");  // exact duplicate after whitespace folding
+  std::string near = clean_python(2);
+  write_file(tmp / "src/pkg/b.py", near);
+  near.replace(near.find("Module 2"), 8, "Module two");  // near duplicate
+  write_file(tmp / "src/pkg/b_near.py", near);
+  write_file(tmp / "src/pkg/c.py", clean_python(3) + "import pickle\nobj = pickle.loads(blob)\n");
+  write_file(tmp / "src/pkg/lib.rs", "pub fn f(v: Option<u32>) -> u32 {\n    v.unwrap()\n}\n");
+  write_file(tmp / "src/pkg/leak.py", clean_python(4) + "TOKEN = 'ghp_AIxNKu8iS2G8NPRVdD53X83RZJzzzzgEOzdm'\n");
+  write_file(tmp / "src/node_modules/dep/index.js", "module.exports = 1;\n");
+  write_file(tmp / "src/pkg/image.png", std::string("\x89PNG\r\n\x1a\n\0\0", 10));
+  auto ctx_owner = make_ctx(2);
+  Context& ctx = *ctx_owner;
+  CurateConfig cfg;
+  const CurateReport rep = curate({(tmp / "src").string()}, tmp / "out", cfg, ctx);
+  EXPECT_EQ(rep.docs_in, 7u);
+  EXPECT_EQ(rep.rejected_secret, 1u);
+  EXPECT_EQ(rep.rejects_by_rule.at("github-pat"), 1u);
+  EXPECT_EQ(rep.exact_duplicates, 1u);
+  EXPECT_EQ(rep.near_duplicates, 1u);
+  EXPECT_EQ(rep.docs_out, 4u);
+  EXPECT_EQ(rep.skipped.at("vendored-dir"), 1u);
+  EXPECT_EQ(rep.skipped.at("unknown-language"), 1u);
+  EXPECT_EQ(rep.label_docs_by_rule.at("py.unsafe-deserialization"), 1u);
+  EXPECT_EQ(rep.label_docs_by_rule.at("rs.unwrap"), 1u);
+  EXPECT_NEAR(rep.duplicate_ratio(), 2.0 / 6.0, 1e-12);
+
+  const auto recs = read_shards(tmp / "out");
+  ASSERT_EQ(recs.size(), 4u);
+  for (const auto& r : recs) {
+    ASSERT_TRUE(r["text"].is_string());
+    ASSERT_TRUE(r["id"].get<std::string>().starts_with("xxh3:"));
+    const auto& m = r["metadata"];
+    EXPECT_TRUE(m["language"] == "python" || m["language"] == "rust");
+    EXPECT_TRUE(m["labels"].is_array());
+    EXPECT_TRUE(m["quality"]["score"].is_number());
+    EXPECT_EQ(m["secrets"]["status"], "clean");
+    EXPECT_EQ(m["path"].get<std::string>().find("leak.py"), std::string::npos);
+  }
+  // Input order is kept, and the first of each duplicate group survives.
+  EXPECT_NE(recs[0]["metadata"]["path"].get<std::string>().find("a.py"), std::string::npos);
+  const json report = json::parse(test::read_file(tmp / "out/report.json"));
+  EXPECT_EQ(report["docs_out"], 4);
+  EXPECT_EQ(report["format"], "tritter-curate-report/1");
+  EXPECT_TRUE(fs::exists(tmp / "out/summary.txt"));
+  const std::string rejects = test::read_file(tmp / "out/rejects.jsonl");
+  EXPECT_NE(rejects.find("\"rule\":\"github-pat\""), std::string::npos);
+  EXPECT_NE(rejects.find("leak.py"), std::string::npos);
+  EXPECT_EQ(rejects.find("ghp_AIxNKu8"), std::string::npos);
+  // No temporary directory is left beside the output.
+  for (const auto& e : fs::directory_iterator(tmp.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST(Pipeline, PlantedSecretsAppearNowhere) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  const auto cases = test_cases::secret_positives();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    // The secret sits in the middle of an otherwise clean, unique file.
+    const std::string body = clean_python(int(100 + i));
+    const size_t mid = body.find("\n\n", body.size() / 2);
+    write_file(tmp / "in" / ("f" + std::to_string(i) + ".py"), body.substr(0, mid) + "\n" + cases[i].text + body.substr(mid));
+  }
+  write_file(tmp / "in/clean.py", clean_python(999));
+  auto ctx_owner = make_ctx(2);
+  Context& ctx = *ctx_owner;
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, ctx);
+  EXPECT_EQ(rep.docs_in, cases.size() + 1);
+  EXPECT_EQ(rep.rejected_secret, cases.size());
+  EXPECT_EQ(rep.docs_out, 1u);
+  for (const auto& c : cases) EXPECT_GE(rep.rejects_by_rule.count(c.rule), 1u) << c.rule;
+  // Grep every output file (shards decompressed) for every planted value.
+  std::string everything;
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "out")) {
+    if (!e.is_regular_file()) continue;
+    everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
+  }
+  for (const auto& c : cases) EXPECT_EQ(everything.find(c.secret), std::string::npos) << c.rule << " leaked";
+}
+
+TEST(Pipeline, BadInputsAreCountedNotFatal) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/good.py", clean_python(1));
+  write_file(tmp / "in/latin1.py", "name = 'caf\xE9'\n");
+  write_file(tmp / "in/nul.py", std::string("x = 1\0\0y = 2\n", 13));
+  write_file(tmp / "in/empty.py", "");
+  {  // A 2 GB single-line file (sparse): skipped by size before any read.
+    std::ofstream f(tmp / "in/huge.py", std::ios::binary);
+    f.seekp((std::streamoff(2) << 30) - 1);
+    f.put('x');
+  }
+  fs::create_symlink(tmp / "in/missing-target.py", tmp / "in/dangling.py");
+  if (geteuid() != 0) {  // root reads anything; the unreadable case only exists for other users
+    write_file(tmp / "in/secret_perm.py", "x = 1\n");
+    ::chmod((tmp / "in/secret_perm.py").c_str(), 0);
+  }
+  // JSONL: good records, a malformed line, a record without the text key, a non-string text, an oversized line.
+  std::string jsonl = json({{"text", clean_python(2)}, {"path", "r/one.py"}}).dump() + "\n";
+  jsonl += "{not json\n";
+  jsonl += json({{"content", "x"}}).dump() + "\n";
+  jsonl += json({{"text", 5}}).dump() + "\n";
+  jsonl += json({{"text", std::string(3 << 20, 'a')}}).dump() + "\n";
+  jsonl += "\n";
+  jsonl += json({{"text", clean_python(3)}, {"language", "python"}, {"license", "MIT"}}).dump();  // no final newline
+  write_file(tmp / "records.jsonl", jsonl);
+  write_file(tmp / "broken.jsonl.zst", "this is not zstd data at all");
+  auto ctx_owner = make_ctx(1);
+  Context& ctx = *ctx_owner;
+  CurateConfig cfg;
+  cfg.source.max_file_bytes = 1 << 20;
+  const CurateReport rep =
+      curate({(tmp / "in").string(), (tmp / "records.jsonl").string(), (tmp / "broken.jsonl.zst").string()},
+             tmp / "out", cfg, ctx);
+  EXPECT_EQ(rep.docs_out, 3u);
+  EXPECT_EQ(rep.skipped.at("invalid-utf8"), 1u);
+  EXPECT_EQ(rep.skipped.at("binary"), 1u);
+  EXPECT_EQ(rep.skipped.at("empty"), 1u);
+  EXPECT_EQ(rep.skipped.at("too-large"), 2u);  // huge.py and the oversized JSONL line
+  EXPECT_EQ(rep.skipped.at("symlink"), 1u);
+  EXPECT_EQ(rep.skipped.at("malformed-jsonl"), 1u);
+  EXPECT_EQ(rep.skipped.at("missing-text-key"), 2u);
+  EXPECT_EQ(rep.skipped.at("corrupt-compressed-stream"), 1u);
+  if (geteuid() != 0) EXPECT_EQ(rep.skipped.at("unreadable"), 1u);
+  const auto recs = read_shards(tmp / "out");
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[1]["metadata"]["path"], "r/one.py");
+  EXPECT_EQ(recs[1]["metadata"]["language"], "python");
+  EXPECT_EQ(recs[2]["metadata"]["license"], "MIT");
+  const std::string skipped = test::read_file(tmp / "out/skipped.jsonl");
+  EXPECT_NE(skipped.find("latin1.py"), std::string::npos);
+}
+
+TEST(Pipeline, JsonlZstRoundTripAndTextKey) {
+  TempDir tmp;
+  {
+    ZstdWriter w(tmp / "in.jsonl.zst", 3);
+    for (int i = 0; i < 50; ++i) w.write(json({{"content", clean_python(i)}, {"path", "p" + std::to_string(i) + ".py"}}).dump() + "\n");
+    w.commit();
+  }
+  auto ctx_owner = make_ctx(2);
+  Context& ctx = *ctx_owner;
+  CurateConfig cfg;
+  cfg.source.text_key = "content";
+  cfg.shard_max_docs = 20;
+  const CurateReport rep = curate({(tmp / "in.jsonl.zst").string()}, tmp / "out", cfg, ctx);
+  EXPECT_EQ(rep.docs_in, 50u);
+  EXPECT_EQ(rep.docs_out, 50u);
+  EXPECT_EQ(rep.shards, 3u);
+  const auto recs = read_shards(tmp / "out");
+  ASSERT_EQ(recs.size(), 50u);
+  EXPECT_EQ(recs[7]["text"], clean_python(7));
+  EXPECT_EQ(recs[7]["metadata"]["path"], "p7.py");
+}
+
+TEST(Pipeline, SameOutputOnOneAndTwoThreads) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  for (int i = 0; i < 40; ++i) write_file(tmp / "in" / ("m" + std::to_string(i) + ".py"), clean_python(i % 30));
+  CurateConfig cfg;
+  cfg.batch_docs = 7;
+  auto o1 = make_ctx(1), o2 = make_ctx(2);
+  Context &c1 = *o1, &c2 = *o2;
+  curate({(tmp / "in").string()}, tmp / "o1", cfg, c1);
+  curate({(tmp / "in").string()}, tmp / "o2", cfg, c2);
+  EXPECT_EQ(read_zstd(tmp / "o1/shard-00000.jsonl.zst"), read_zstd(tmp / "o2/shard-00000.jsonl.zst"));
+}
+
+TEST(Pipeline, FailedRunLeavesOutputUntouched) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/a.py", clean_python(1));
+  auto ctx_owner = make_ctx(1);
+  Context& ctx = *ctx_owner;
+  curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, ctx);
+  const std::string before = test::read_file(tmp / "out/shard-00000.jsonl.zst");
+  EXPECT_THROW(curate({(tmp / "in").string(), (tmp / "nope").string()}, tmp / "out", CurateConfig{}, ctx), Error);
+  EXPECT_EQ(test::read_file(tmp / "out/shard-00000.jsonl.zst"), before);
+  for (const auto& e : fs::directory_iterator(tmp.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  // A rerun into the existing directory replaces the shards; stale higher-numbered shards are removed.
+  write_file(tmp / "out/shard-00007.jsonl.zst", "stale");
+  write_file(tmp / "in/b.py", clean_python(2));
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, ctx);
+  EXPECT_EQ(rep.docs_out, 2u);
+  EXPECT_FALSE(fs::exists(tmp / "out/shard-00007.jsonl.zst"));
+  EXPECT_EQ(read_shards(tmp / "out").size(), 2u);
+  // An output path that is a file is refused with a message naming it.
+  write_file(tmp / "file", "x");
+  try {
+    curate({(tmp / "in").string()}, tmp / "file", CurateConfig{}, ctx);
+    ADD_FAILURE() << "expected Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a directory"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Pipeline, ExtractTriton) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/kern.py",
+             "import triton\nimport triton.language as tl\n\n@triton.jit\ndef add_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):\n"
+             "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n    mask = offs < n\n"
+             "    x = tl.load(x_ptr + offs, mask=mask)\n    tl.store(y_ptr + offs, x, mask=mask)\n");
+  write_file(tmp / "in/plain.py", clean_python(5));
+  auto ctx_owner = make_ctx(1);
+  Context& ctx = *ctx_owner;
+  CurateConfig cfg;
+  cfg.extract_triton = true;
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", cfg, ctx);
+  EXPECT_EQ(rep.triton_docs, 1u);
+  EXPECT_EQ(rep.triton_kernels, 1u);
+  EXPECT_EQ(rep.docs_out, 1u);
+  const auto t = read_shards(tmp / "out/triton");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0]["metadata"]["triton_kernels"][0]["name"], "add_kernel");
+  EXPECT_EQ(t[0]["metadata"]["triton_kernels"][0]["line"], 5);
+  EXPECT_TRUE(t[0]["metadata"]["labels"].empty());  // masked loads and stores: no label
+}
+
+TEST(Pipeline, ConfigErrors) {
+  EXPECT_THROW(curate_config_from_json(json::parse(R"({"shard_max_dogs": 5})")), Error);
+  EXPECT_THROW(curate_config_from_json(json::parse(R"({"minhash": {"bands": 40}})")), Error);
+  EXPECT_THROW(curate_config_from_json(json::parse(R"({"near_dedup": "yes"})")), Error);
+  const CurateConfig c = curate_config_from_json(json::parse(R"({"text_key": "content", "languages": ["rust"]})"));
+  EXPECT_EQ(c.source.text_key, "content");
+  EXPECT_EQ(c.source.languages, std::vector<std::string>{"rust"});
+}
+
+TEST(Pipeline, Cli) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/a.py", clean_python(1));
+  write_file(tmp / "cfg.json", R"({"near_dedup": false})");
+  auto r = test::run_cli("-t 1 curate " + (tmp / "in").string() + " -o " + (tmp / "out").string() + " --config " +
+                         (tmp / "cfg.json").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("documents out: 1"), std::string::npos) << r.output;
+  write_file(tmp / "bad.json", R"({"bogus": 1})");
+  r = test::run_cli("curate " + (tmp / "in").string() + " -o " + (tmp / "out2").string() + " --config " +
+                    (tmp / "bad.json").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("unknown key 'bogus'"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "out2"));
+}
+
+}  // namespace
+}  // namespace tritter::data
