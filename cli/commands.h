@@ -6,5 +6,6 @@
 namespace tritter::cli {
 
 void add_version_command(CLI::App& app, GlobalOptions& global);
+void add_curate_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace tritter::cli
