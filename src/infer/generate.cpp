@@ -1,0 +1,101 @@
+#include "infer/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "text/byte_tokenizer.h"
+
+namespace tritter {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The longest suffix of `text` that is a proper prefix of some stop string (it may still become one).
+size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops) {
+    for (size_t n = std::min(text.size(), s.size() - 1); n > hold; --n) {
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+}  // namespace
+
+GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
+                        const std::function<void(std::string_view)>& on_text) {
+  const int64_t V = engine.weights().config.vocab_size;
+  if (prompt.empty()) throw_error("generate: empty prompt: expected at least one token");
+  if (engine.position() + static_cast<int64_t>(prompt.size()) > engine.context()) {
+    throw_error("generate: the prompt has ", prompt.size(), " tokens, more than the context of ", engine.context(),
+                " (raise --ctx, at most max_position_embeddings = ", engine.weights().config.max_position_embeddings,
+                ")");
+  }
+  if (options.max_tokens < 0) throw_error("--max-tokens: found ", options.max_tokens, ", expected >= 0");
+  for (const auto& s : options.stop) {
+    if (s.empty()) throw_error("--stop: empty stop string");
+  }
+  Sampler sampler(options.sampler);
+  GenerateResult r;
+  r.prompt_tokens = static_cast<int64_t>(prompt.size());
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  std::vector<float> logits(V);
+
+  auto t0 = Clock::now();
+  engine.forward(prompt, logits.data(), false);
+  r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  std::string pending;  // generated text not yet streamed
+  r.stop_reason = "length";
+  for (int64_t i = 0; i < options.max_tokens; ++i) {
+    const auto ts = Clock::now();
+    const int32_t id = sampler.sample(logits.data(), V, history);
+    r.sample_s += std::chrono::duration<double>(Clock::now() - ts).count();
+    if (options.stop_at_eos && id == kTokenEos) {
+      r.stop_reason = "eos";
+      break;
+    }
+    r.tokens.push_back(id);
+    history.push_back(id);
+    pending += token_bytes(id);
+    // A stop string completed: stream what precedes it and stop.
+    size_t cut = std::string::npos;
+    for (const auto& s : options.stop) {
+      const size_t at = pending.find(s);
+      if (at != std::string::npos) cut = std::min(cut, at);
+    }
+    if (cut != std::string::npos) {
+      pending.resize(cut);
+      r.stop_reason = "stop";
+      break;
+    }
+    const size_t emit = pending.size() - held_back(pending, options.stop);
+    if (emit > 0) {
+      on_text(std::string_view(pending).substr(0, emit));
+      r.text += pending.substr(0, emit);
+      pending.erase(0, emit);
+    }
+    if (i + 1 == options.max_tokens) break;
+    if (engine.position() >= engine.context()) {
+      r.stop_reason = "context";
+      break;
+    }
+    const auto td = Clock::now();
+    engine.forward(std::span<const int32_t>(&id, 1), logits.data(), false);
+    r.decode_s += std::chrono::duration<double>(Clock::now() - td).count();
+    ++r.decode_steps;
+  }
+  if (!pending.empty()) {
+    on_text(pending);
+    r.text += pending;
+  }
+  return r;
+}
+
+}  // namespace tritter
