@@ -1,0 +1,175 @@
+// The packed inference file: names, dtypes and shapes per the table, the scale reproducing σ exactly, the int8 head,
+// and one bad file per failure mode (missing / extra tensor, wrong shape, non-finite scale, code 11, wrong format,
+// NaN weight at pack time leaving an existing output alone).
+#include "model/packed_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/quantize.h"
+#include "model/checkpoint.h"
+#include "model/init.h"
+#include "util/test_util.h"
+
+namespace tritter {
+namespace {
+
+std::vector<float> params_for(const TritterConfig& c) {
+  std::vector<float> p(parameter_count(c));
+  init_parameters(p, c, 17);
+  return p;
+}
+
+std::string open_error(const std::filesystem::path& path) {
+  try {
+    PackedModel::open(path);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+// Rewrites a packed file with one tensor changed by `edit` (same metadata).
+std::filesystem::path rewrite(const std::filesystem::path& src, const std::filesystem::path& dst,
+                              const std::function<void(std::vector<SafeTensorOut>&, std::vector<std::vector<uint8_t>>&)>& edit) {
+  SafeTensorsFile f(src);
+  std::vector<std::vector<uint8_t>> data;
+  for (const auto& t : f.tensors()) data.emplace_back(t.data, t.data + t.bytes());
+  std::vector<SafeTensorOut> out;
+  for (size_t i = 0; i < f.tensors().size(); ++i) {
+    const auto& t = f.tensors()[i];
+    out.push_back({t.name, t.dtype, t.shape, nullptr, {}});
+  }
+  edit(out, data);
+  for (size_t i = 0; i < out.size(); ++i) out[i].data = data[i].data();
+  write_safetensors(dst, out, f.metadata());
+  return dst;
+}
+
+TEST(PackedModel, LayoutScalesAndTraffic) {
+  test::TempDir dir;
+  const TritterConfig c = preset_config("test");
+  const auto p = params_for(c);
+  pack_checkpoint(dir / "m.st", c, p, {});
+  const PackedModel m = PackedModel::open(dir / "m.st");
+  SafeTensorsFile f(dir / "m.st");
+  EXPECT_EQ(f.metadata_value("format"), "tritter-packed-v1");
+  EXPECT_EQ(f.metadata_value("qweight_layout"), "T16");
+  const auto table = tensor_table(c);
+  const TensorInfo& q = *find_tensor(table, "model.layers.1.self_attn.k_proj.weight");  // (32, 64)
+  const SafeTensor& qw = f.expect("model.layers.1.self_attn.k_proj.qweight", DType::U8, {32, 16});
+  EXPECT_EQ(qw.bytes(), ternary_matrix_bytes(32, 64));
+  const SafeTensor& sc = f.expect("model.layers.1.self_attn.k_proj.weight_scale", DType::F32, {1});
+  float beta;
+  std::memcpy(&beta, sc.data, 4);
+  EXPECT_EQ(1.0f / beta, ternary_sigma(p.data() + q.offset, q.numel()));  // σ reproduced bit for bit
+  EXPECT_EQ(m.weights().layers[1].k.sigma, ternary_sigma(p.data() + q.offset, q.numel()));
+  // The levels round-trip through the kernel layout.
+  std::vector<int8_t> levels(q.numel()), unpacked(q.numel());
+  ternary_quantize(levels.data(), p.data() + q.offset, q.numel(), 1.0f / beta);
+  ternary_matrix_unpack(unpacked.data(), qw.data, 32, 64);
+  EXPECT_EQ(levels, unpacked);
+  EXPECT_EQ(f.find("model.layers.1.self_attn.k_proj.weight"), nullptr);
+  EXPECT_NE(f.find("model.layers.1.self_attn.q_norm.weight"), nullptr);
+  // Decode traffic: ternary bytes + norms + the f32 head + one embedding row.
+  size_t want = 0;
+  for (const auto& t : table) {
+    if (t.role == TensorRole::BitLinear) want += ternary_matrix_bytes(t.shape[0], t.shape[1]);
+    if (t.role == TensorRole::Norm || t.role == TensorRole::LmHead) want += t.numel() * 4;
+  }
+  EXPECT_EQ(m.weights().bytes_per_token, want + c.hidden_size * 4);
+  for (const auto& t : f.tensors()) {
+    if (t.dtype == DType::F32) EXPECT_TRUE(t.aligned(4)) << t.name;
+  }
+}
+
+TEST(PackedModel, Int8HeadTiedAndInMemoryEqualsFile) {
+  test::TempDir dir;
+  ConfigOverrides o;
+  o.model_size = "test";
+  o.tie_word_embeddings = true;
+  const TritterConfig c = resolve_config(o);
+  const auto p = params_for(c);
+  pack_checkpoint(dir / "h.st", c, p, {HeadFormat::I8});
+  const PackedModel m = PackedModel::open(dir / "h.st");
+  EXPECT_EQ(m.weights().head.format, HeadFormat::I8);
+  EXPECT_EQ(m.weights().head.f32, nullptr);
+  const float* E = p.data();
+  for (int64_t v = 0; v < c.vocab_size; v += 37) {
+    for (int64_t j = 0; j < c.hidden_size; ++j) {
+      const float w = E[v * c.hidden_size + j], s = m.weights().head.row_scale[v];
+      ASSERT_LE(std::fabs(m.weights().head.i8[v * c.hidden_size + j] * s - w), s / 2 * (1 + 1e-6f));
+    }
+  }
+  const PackedModel mem = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, p.data() + info.offset, info.numel() * 4);
+  }, {HeadFormat::I8}, nullptr);
+  EXPECT_EQ(mem.weights().bytes_per_token, m.weights().bytes_per_token);
+  EXPECT_EQ(std::memcmp(mem.weights().head.i8, m.weights().head.i8, c.vocab_size * c.hidden_size), 0);
+}
+
+TEST(PackedModelBad, EachFailureNamesFileAndTensor) {
+  test::TempDir dir;
+  const TritterConfig c = preset_config("test");
+  pack_checkpoint(dir / "good.st", c, params_for(c), {});
+  const std::string qname = "model.layers.0.mlp.up_proj.qweight";
+  auto index_of = [&](const std::vector<SafeTensorOut>& o, const std::string& n) {
+    for (size_t i = 0; i < o.size(); ++i) {
+      if (o[i].name == n) return i;
+    }
+    return size_t{0};
+  };
+  std::string msg = open_error(rewrite(dir / "good.st", dir / "missing.st", [&](auto& o, auto& d) {
+    const size_t i = index_of(o, qname);
+    o.erase(o.begin() + i);
+    d.erase(d.begin() + i);
+  }));
+  EXPECT_NE(msg.find("missing.st"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor '" + qname + "' is missing"), std::string::npos) << msg;
+
+  msg = open_error(rewrite(dir / "good.st", dir / "shape.st", [&](auto& o, auto&) {
+    o[index_of(o, qname)].shape = {64, 256};
+  }));
+  EXPECT_NE(msg.find("tensor '" + qname + "': shape [64, 256], expected [256, 16]"), std::string::npos) << msg;
+
+  msg = open_error(rewrite(dir / "good.st", dir / "code11.st", [&](auto& o, auto& d) { d[index_of(o, qname)][5] = 0xff; }));
+  EXPECT_NE(msg.find("tensor '" + qname + "': invalid 2-bit code 11"), std::string::npos) << msg;
+
+  const std::string sname = "model.layers.1.self_attn.o_proj.weight_scale";
+  msg = open_error(rewrite(dir / "good.st", dir / "nan.st", [&](auto& o, auto& d) {
+    const float nan = NAN;
+    std::memcpy(d[index_of(o, sname)].data(), &nan, 4);
+  }));
+  EXPECT_NE(msg.find("tensor '" + sname + "': scale nan, expected a finite value > 0"), std::string::npos) << msg;
+
+  msg = open_error(rewrite(dir / "good.st", dir / "extra.st", [&](auto& o, auto& d) {
+    o.push_back({"model.layers.0.mlp.up_proj.weight", DType::U8, {1}, nullptr, {}});
+    d.push_back({0});
+  }));
+  EXPECT_NE(msg.find("unexpected tensor 'model.layers.0.mlp.up_proj.weight'"), std::string::npos) << msg;
+
+  save_checkpoint(dir / "ck.st", c, params_for(c));
+  msg = open_error(dir / "ck.st");
+  EXPECT_NE(msg.find("format 'tritter-v1', expected 'tritter-packed-v1'"), std::string::npos) << msg;
+}
+
+TEST(PackedModelBad, NonFiniteWeightAndQuantFalse) {
+  test::TempDir dir;
+  const TritterConfig c = preset_config("test");
+  auto p = params_for(c);
+  p[find_tensor(tensor_table(c), "model.layers.0.self_attn.v_proj.weight")->offset + 3] = INFINITY;
+  test::write_file(dir / "out.st", "old");
+  EXPECT_THROW(pack_checkpoint(dir / "out.st", c, p, {}), Error);
+  EXPECT_EQ(test::read_file(dir / "out.st"), "old");
+  ConfigOverrides o;
+  o.model_size = "test";
+  o.quant = false;
+  const TritterConfig fp = resolve_config(o);
+  EXPECT_THROW(pack_checkpoint(dir / "fp.st", fp, params_for(fp), {}), Error);
+}
+
+}  // namespace
+}  // namespace tritter
