@@ -1,7 +1,10 @@
 // Exact keys, MinHash signatures and the LSH union-find (see dedup.h). Shingle hashing differs from BigCode's
 // byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once with XXH3 and five word
-// hashes are mixed in order, which gives the same set semantics without building strings. Permutations are
-// multiply-shift hashes h_i(x) = (a_i·x + b_i) >> 32 with odd a_i, seeded from the config.
+// hashes are mixed in order, which gives the same set semantics without building strings. The 256
+// "permutations" are bijections of the 32-bit shingle hash, h_i(x) = m((x ^ b_i) · a_i mod 2^32) with odd a_i
+// and m(h) = h ^ (h >> 16), seeded from the config: 32-bit lanes, so the compiler vectorizes the min loop even
+// at the SSE2 baseline (BigCode's (a·x + b) mod (2^61 - 1) needs 64-bit multiplies; dedup_test checks the
+// Jaccard estimate stays within its binomial error).
 #include "data/dedup.h"
 
 #include <algorithm>
@@ -52,8 +55,8 @@ MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
   a_.resize(size_t(config.num_perm));
   b_.resize(size_t(config.num_perm));
   for (int i = 0; i < config.num_perm; ++i) {
-    a_[size_t(i)] = splitmix64(state) | 1;
-    b_[size_t(i)] = splitmix64(state);
+    a_[size_t(i)] = uint32_t(splitmix64(state)) | 1u;
+    b_[size_t(i)] = uint32_t(splitmix64(state));
   }
 }
 
@@ -74,20 +77,25 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
   if (words.size() < k) return {};
   const size_t n = size_t(config_.num_perm);
   std::vector<uint32_t> sig(n, 0xFFFFFFFFu);
-  std::vector<uint64_t> shingles;
+  std::vector<uint32_t> shingles;
   shingles.reserve(words.size() - k + 1);
   for (size_t i = 0; i + k <= words.size(); ++i) {
     uint64_t h = 0x243F6A8885A308D3ull;
     for (size_t j = 0; j < k; ++j) h = (h ^ words[i + j]) * 0x100000001B3ull + (h >> 29);
-    shingles.push_back(h ^ (h >> 32));
+    h ^= h >> 32;
+    shingles.push_back(uint32_t(h * 0x9E3779B97F4A7C15ull >> 32));
   }
   std::sort(shingles.begin(), shingles.end());
   shingles.erase(std::unique(shingles.begin(), shingles.end()), shingles.end());
-  const uint64_t* a = a_.data();
-  const uint64_t* b = b_.data();
-  uint32_t* s = sig.data();
-  for (uint64_t x : shingles)
-    for (size_t p = 0; p < n; ++p) s[p] = std::min(s[p], uint32_t((a[p] * x + b[p]) >> 32));
+  const uint32_t* __restrict a = a_.data();
+  const uint32_t* __restrict b = b_.data();
+  uint32_t* __restrict s = sig.data();
+  for (uint32_t x : shingles)
+    for (size_t p = 0; p < n; ++p) {
+      uint32_t v = (x ^ b[p]) * a[p];
+      v ^= v >> 16;
+      s[p] = v < s[p] ? v : s[p];
+    }
   return sig;
 }
 

@@ -42,7 +42,7 @@ class MinHasher {
 
  private:
   MinHashConfig config_;
-  std::vector<uint64_t> a_, b_;  // per-permutation multiply-shift parameters (a odd)
+  std::vector<uint32_t> a_, b_;  // per-permutation parameters: h_i(x) = mix((x ^ b_i) * a_i), a_i odd
 };
 
 // Estimated Jaccard similarity: the fraction of equal signature slots.

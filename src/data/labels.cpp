@@ -86,9 +86,13 @@ re2::RE2::Options regex_options() {
   return o;
 }
 
-// Calls f(match_begin, groups) for every non-overlapping match of `re` in `code`.
+// Calls f(match_begin, groups) for every non-overlapping match of `re` in `code`. `needles`: literals of which
+// at least one must occur for the pattern to match (a memchr-speed prefilter; most files have none).
 template <typename F>
-void for_each_match(const re2::RE2& re, std::string_view code, F&& f) {
+void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f) {
+  if (needles.size() && std::none_of(needles.begin(), needles.end(),
+                                     [&](std::string_view n) { return code.find(n) != std::string_view::npos; }))
+    return;
   const int n = re.NumberOfCapturingGroups() + 1;
   std::vector<Piece> m(static_cast<size_t>(n));
   size_t pos = 0;
@@ -186,7 +190,7 @@ bool contains(std::string_view hay, const re2::RE2& re) { return re2::RE2::Parti
 void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(eval_re, R"re(\b(eval|exec)\s*\()re");
-  for_each_match(eval_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(eval_re, code, {"eval", "exec"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b > 0 && code[b - 1] == '.') return;  // model.eval(), obj.exec()
     if (b >= 4 && code.substr(b - 4, 4) == "def ") return;
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
@@ -198,7 +202,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                "ast.literal_eval() or json.loads() instead.");
   });
   TRITTER_RE(shell_re, R"re(\bshell\s*=\s*True\b)re");
-  for_each_match(shell_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(shell_re, code, {"shell"}, [&](size_t b, const std::vector<Piece>&) {
     int depth = 0;
     size_t open = std::string_view::npos;
     for (size_t i = b; i-- > 0 && b - i < 4000;) {
@@ -212,7 +216,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                ", so the shell parses the command string; pass an argument list with shell=False.");
   });
   TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen)\s*\()re");
-  for_each_match(system_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(system_re, code, {"system", "popen"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
     e.emit("py.os-system", b,
@@ -221,7 +225,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(sql_re, R"re(\.(execute|executemany|executescript|raw)\s*\()re");
   TRITTER_RE(sql_kw, R"re((?i)\b(select|insert|update|delete|create|drop|alter|replace)\b)re");
-  for_each_match(sql_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(sql_re, code, {"execute", "raw"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
     if (!s) return;
@@ -239,7 +243,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                "; pass the values as query parameters (cursor.execute(sql, params)).");
   });
   TRITTER_RE(deser_re, R"re(\b(pickle|cPickle|_pickle|dill|marshal|shelve|jsonpickle)\s*\.\s*(loads?|Unpickler|open|decode)\s*\()re");
-  for_each_match(deser_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(deser_re, code, {"ickle", "marshal", "shelve", "dill"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string mod(m[1].data(), m[1].size()), fn(m[2].data(), m[2].size());
     if ((mod == "shelve") != (fn == "open") || (mod == "jsonpickle") != (fn == "decode")) return;
     e.emit("py.unsafe-deserialization", b,
@@ -248,7 +252,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(yaml_re, R"re(\byaml\s*\.\s*(load|load_all|unsafe_load|unsafe_load_all)\s*\()re");
   TRITTER_RE(safe_loader, R"re(\b(SafeLoader|CSafeLoader|BaseLoader|CBaseLoader)\b)re");
-  for_each_match(yaml_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(yaml_re, code, {"yaml"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (!fn.starts_with("unsafe") && contains(call_args(code, open), safe_loader)) return;
@@ -258,7 +262,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(torch_re, R"re(\btorch\s*\.\s*load\s*\()re");
   TRITTER_RE(weights_only, R"re(\bweights_only\s*=\s*True\b)re");
-  for_each_match(torch_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(torch_re, code, {"torch"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), weights_only)) return;
     e.emit("py.torch-load-unsafe", b,
@@ -266,8 +270,9 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                " without weights_only=True, which runs any code embedded in the checkpoint; pass weights_only=True "
                "or load safetensors.");
   });
-  TRITTER_RE(tls_re, R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|CERT_NONE)\b)re");
-  for_each_match(tls_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  TRITTER_RE(tls_re,
+             R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|(?:verify_mode|cert_reqs)\s*=\s*(?:ssl\s*\.\s*)?CERT_NONE)\b)re");
+  for_each_match(tls_re, code, {"verif", "check_hostname", "CERT_NONE"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string what(m[1].data(), m[1].size());
     what.erase(std::remove_if(what.begin(), what.end(), [](char c) { return c == ' ' || c == '\t'; }), what.end());
     e.emit("py.tls-verify-disabled", b,
@@ -277,7 +282,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   TRITTER_RE(hash_re, R"re(\bhashlib\s*\.\s*(md5|sha1|md4|new)\s*\()re");
   TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4)$)re");
   TRITTER_RE(not_security, R"re(\busedforsecurity\s*=\s*False\b)re");
-  for_each_match(hash_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (fn == "new") {
@@ -292,10 +297,9 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                              "pass usedforsecurity=False for checksums.");
   });
   TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
-  TRITTER_RE(tar_mod, R"re(\btarfile\b)re");
   TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
-  if (contains(code, tar_mod))
-    for_each_match(tar_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  if (code.find("tarfile") != std::string_view::npos)
+    for_each_match(tar_re, code, {"extractall"}, [&](size_t b, const std::vector<Piece>& m) {
       const size_t open = offset(code, m[0]) + m[0].size() - 1;
       if (contains(call_args(code, open), filter_kw)) return;
       e.emit("py.tarfile-extractall", b,
@@ -303,13 +307,13 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
              "the target directory; pass filter='data'.");
     });
   TRITTER_RE(jinja_re, R"re(\bautoescape\s*=\s*False\b)re");
-  for_each_match(jinja_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(jinja_re, code, {"autoescape"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.jinja2-autoescape-off", b,
            "templates are rendered with autoescape=False, so user values are inserted as raw HTML (XSS); use "
            "autoescape=True or select_autoescape().");
   });
   TRITTER_RE(mktemp_re, R"re(\btempfile\s*\.\s*mktemp\s*\()re");
-  for_each_match(mktemp_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(mktemp_re, code, {"mktemp"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.tempfile-mktemp", b,
            "tempfile.mktemp() returns a name another process can create first (race); use "
            "tempfile.mkstemp() or NamedTemporaryFile().");
@@ -319,20 +323,20 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
 void python_quality(const LexedSource& lx, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(bare_re, R"re((?m)^[ \t]*(except)[ \t]*:)re");
-  for_each_match(bare_re, code, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match(bare_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.bare-except", offset(code, m[1]),
            "a bare except: also catches KeyboardInterrupt and SystemExit; catch the specific exception types.");
   });
   TRITTER_RE(pass_re,
              R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
-  for_each_match(pass_re, code, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match(pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.except-pass", offset(code, m[1]),
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
                "` hides every error; handle, log or re-raise it.");
   });
   TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
   TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
-  for_each_match(def_re, code, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match(def_re, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const std::string_view args = call_args(code, open);
     Piece g[3];
@@ -343,13 +347,13 @@ void python_quality(const LexedSource& lx, Emitter& e) {
                " that is shared by every call; default to None and create it inside.");
   });
   TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
-  for_each_match(is_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(is_re, code, {"is"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.is-literal", b,
            "`is` compares identity, not value, against a literal; the result depends on interning. Use == or !=.");
   });
   TRITTER_RE(req_re, R"re(\brequests\s*\.\s*(get|post|put|delete|patch|head|options|request)\s*\()re");
   TRITTER_RE(timeout_kw, R"re(\btimeout\s*=)re");
-  for_each_match(req_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(req_re, code, {"requests"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), timeout_kw)) return;
     e.emit("py.requests-no-timeout", b,
@@ -368,7 +372,7 @@ bool rust_test_path(std::string_view path) {
 void rust_rules(const LexedSource& lx, std::string_view text, std::string_view path, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(unsafe_re, R"re(\bunsafe\s*\{)re");
-  for_each_match(unsafe_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(unsafe_re, code, {"unsafe"}, [&](size_t b, const std::vector<Piece>&) {
     // A "SAFETY:" comment on this line or within the three lines above (clippy's rule is similar).
     size_t start = b;
     for (int lines = 0; start > 0 && lines < 4; --start)
@@ -380,7 +384,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
            "safe API.");
   });
   TRITTER_RE(transmute_re, R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<[^;{]*?>\s*)?\()re");
-  for_each_match(transmute_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(transmute_re, code, {"transmute"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.transmute", b,
            "mem::" + std::string(m[1].data(), m[1].size()) +
@@ -388,13 +392,13 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
                "bytemuck or an explicit conversion.");
   });
   TRITTER_RE(forget_re, R"re(\bmem\s*::\s*forget\s*\()re");
-  for_each_match(forget_re, code, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(forget_re, code, {"forget"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("rs.mem-forget", b,
            "mem::forget leaks the value and skips its destructor (locks, files); use ManuallyDrop if that is "
            "really intended.");
   });
   TRITTER_RE(raw_parts_re, R"re(\b(from_raw_parts(?:_mut)?)\s*\()re");
-  for_each_match(raw_parts_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(raw_parts_re, code, {"from_raw_parts"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.from-raw-parts", b,
            std::string(m[1].data(), m[1].size()) +
@@ -402,7 +406,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   });
   TRITTER_RE(tls_re,
              R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
-  for_each_match(tls_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
     e.emit("rs.tls-verify-disabled", b,
            "`" + what.substr(0, what.find('(')) +
@@ -411,7 +415,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   TRITTER_RE(cmd_re, R"re(\bCommand\s*::\s*new\s*\(\s*)re");
   TRITTER_RE(shell_name, R"re(^(?:sh|bash|zsh|dash|cmd|cmd\.exe|powershell|pwsh|/bin/sh|/bin/bash|/usr/bin/env)$)re");
   TRITTER_RE(dynamic_arg, R"re((format!|\.args?\s*\(\s*[A-Za-z_&]))re");
-  for_each_match(cmd_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(cmd_re, code, {"Command"}, [&](size_t b, const std::vector<Piece>& m) {
     const StringLiteral* s = lx.string_starting_at(offset(code, m[0]) + m[0].size());
     if (!s) return;
     const std::string_view prog = text.substr(s->body.begin, s->body.end - s->body.begin);
@@ -431,7 +435,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
                ".arg() per argument.");
   });
   TRITTER_RE(hash_re, R"re(\b(md5::compute|Md5::new|Md5::default|Sha1::new|Sha1::default|sha1::Sha1|md5::Md5)\b)re");
-  for_each_match(hash_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     e.emit("rs.weak-hash", b,
            std::string(m[1].data(), m[1].size()) +
                " is a broken hash for security use; use SHA-256/BLAKE3, or document that it is only a checksum.");
@@ -441,13 +445,13 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   if (rust_test_path(path)) test_from = 0;
   else if (size_t t = code.find("#[cfg(test)]"); t != std::string_view::npos) test_from = t;
   TRITTER_RE(unwrap_re, R"re(\.(unwrap|expect)\s*\()re");
-  for_each_match(unwrap_re, code.substr(0, test_from), [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(unwrap_re, code.substr(0, test_from), {".unwrap", ".expect"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string fn(m[1].data(), m[1].size());
     e.emit(fn == "unwrap" ? "rs.unwrap" : "rs.expect", b + 1,
            "." + fn + "() panics on None/Err outside tests; propagate the error with `?` or handle it.");
   });
   TRITTER_RE(todo_re, R"re(\b(todo|unimplemented|dbg)!\s*[\(\[\{])re");
-  for_each_match(todo_re, code.substr(0, test_from), [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(todo_re, code.substr(0, test_from), {"todo!", "unimplemented!", "dbg!"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string mac(m[1].data(), m[1].size());
     e.emit(mac == "dbg" ? "rs.dbg" : "rs.todo", b,
            mac + "!() is left in non-test code" +
@@ -460,7 +464,7 @@ void triton_rules(const LexedSource& lx, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(access_re, R"re(\btl\s*\.\s*(load|store)\s*\()re");
   TRITTER_RE(masked, R"re(\b(mask|boundary_check)\s*=)re");
-  for_each_match(access_re, code, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(access_re, code, {"tl."}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), masked)) return;
     e.emit("triton.unmasked-access", b,
@@ -501,7 +505,7 @@ std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   std::vector<TritonKernel> out;
   const std::string code = lex_python(text).code;
   TRITTER_RE(kernel_re, R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
-  for_each_match(kernel_re, code, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match(kernel_re, code, {"@triton"}, [&](size_t, const std::vector<Piece>& m) {
     out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
   });
   return out;

@@ -14,7 +14,11 @@ namespace {
 
 std::string words(int from, int to) {
   std::string s;
-  for (int i = from; i < to; ++i) s += "w" + std::to_string(i) + (i % 7 == 0 ? "\n" : " ");
+  for (int i = from; i < to; ++i) {
+    s += 'w';
+    s += std::to_string(i);
+    s += i % 7 == 0 ? '\n' : ' ';
+  }
   return s;
 }
 
