@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
 
   cli::add_version_command(app, global);
+  cli::add_bench_command(app, global);
   cli::add_curate_command(app, global);
 
   try {

@@ -39,12 +39,16 @@ StreamResult measure_stream(int threads, size_t bytes_per_array, int reps) {
     for (size_t i = 0; i < n; ++i) pa[i] = pb[i] + 3.0 * pc[i];
     double t = now() - t0;
     r.triad_gbs = std::max(r.triad_gbs, 24.0 * static_cast<double>(n) / t / 1e9);
-    double sum = 0.0;
+    // Read-only: an integer sum over the bits of two arrays (integer adds reassociate, so it vectorizes
+    // without -ffast-math; a double reduction would be latency-bound, not bandwidth-bound).
+    uint64_t sum = 0;
+    const uint64_t* ua = reinterpret_cast<const uint64_t*>(pa);
+    const uint64_t* ub = reinterpret_cast<const uint64_t*>(pb);
     t0 = now();
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : sum)
-    for (size_t i = 0; i < n; ++i) sum += pa[i] * pb[i];
+    for (size_t i = 0; i < n; ++i) sum += ua[i] + ub[i];
     t = now() - t0;
-    if (sum == 42.0) r.read_gbs += 0;  // keeps the reduction live
+    r.checksum += sum;
     r.read_gbs = std::max(r.read_gbs, 16.0 * static_cast<double>(n) / t / 1e9);
   }
   return r;
@@ -97,45 +101,78 @@ namespace tritter::kbench {
 namespace {
 constexpr int64_t kIters = 1 << 22;
 
+// Inline asm so the accumulators stay in registers: 24 independent zmm vpdpbusd chains per iteration.
 double vnni_probe_thread() {
-  __m512i acc[12];
-  for (int k = 0; k < 12; ++k) acc[k] = _mm512_set1_epi32(k);
-  const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(2);
-  for (int64_t it = 0; it < kIters; ++it) {
-#pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k) {
-      acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
-      __asm__ volatile("" : "+v"(acc[k]));
-    }
-  }
-  int64_t s = 0;
-  alignas(64) int32_t lanes[16];
-  for (int k = 0; k < 12; ++k) {
-    _mm512_store_si512(lanes, acc[k]);
-    for (int32_t v : lanes) s += v;
-  }
-  return static_cast<double>(s);
+  int64_t it = kIters;
+  __asm__ volatile(
+      "1:\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm0\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm1\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm2\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm3\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm4\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm5\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm6\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm7\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm8\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm9\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm10\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm11\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm12\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm13\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm14\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm15\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm16\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm17\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm18\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm19\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm20\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm21\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm22\n\t"
+      "vpdpbusd %%zmm30, %%zmm31, %%zmm23\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      : "+r"(it)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm30", "xmm31", "cc");
+  return 0.0;
 }
 
+// 6 independent vpmaddubsw → vpaddw pairs per step (the int16-accumulating TQ2_0 / I2_S inner loop), 2 steps.
 double avx2_probe_thread() {
-  __m256i acc[10];
-  for (int k = 0; k < 10; ++k) acc[k] = _mm256_set1_epi16(static_cast<int16_t>(k));
-  const __m256i a = _mm256_set1_epi8(1), b = _mm256_set1_epi8(2);
-  for (int64_t it = 0; it < kIters; ++it) {
-#pragma GCC unroll 10
-    for (int k = 0; k < 10; ++k) {
-      __m256i p = _mm256_maddubs_epi16(a, b);
-      __asm__ volatile("" : "+x"(p));
-      acc[k] = _mm256_add_epi16(acc[k], p);
-    }
-  }
-  int64_t s = 0;
-  alignas(32) int16_t lanes[16];
-  for (int k = 0; k < 10; ++k) {
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[k]);
-    for (int16_t v : lanes) s += v;
-  }
-  return static_cast<double>(s);
+  int64_t it = kIters;
+  __asm__ volatile(
+      "1:\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm0\n\t"
+      "vpaddw %%ymm0, %%ymm6, %%ymm6\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm1\n\t"
+      "vpaddw %%ymm1, %%ymm7, %%ymm7\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm2\n\t"
+      "vpaddw %%ymm2, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm3\n\t"
+      "vpaddw %%ymm3, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm4\n\t"
+      "vpaddw %%ymm4, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm5\n\t"
+      "vpaddw %%ymm5, %%ymm11, %%ymm11\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm0\n\t"
+      "vpaddw %%ymm0, %%ymm6, %%ymm6\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm1\n\t"
+      "vpaddw %%ymm1, %%ymm7, %%ymm7\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm2\n\t"
+      "vpaddw %%ymm2, %%ymm8, %%ymm8\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm3\n\t"
+      "vpaddw %%ymm3, %%ymm9, %%ymm9\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm4\n\t"
+      "vpaddw %%ymm4, %%ymm10, %%ymm10\n\t"
+      "vpmaddubsw %%ymm14, %%ymm15, %%ymm5\n\t"
+      "vpaddw %%ymm5, %%ymm11, %%ymm11\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      : "+r"(it)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  return 0.0;
 }
 
 double probe(int threads, int reps, double (*body)(), double macs_per_thread) {
@@ -152,8 +189,8 @@ double probe(int threads, int reps, double (*body)(), double macs_per_thread) {
 }
 }  // namespace
 
-double peak_vnni_gmacs(int threads, int reps) { return probe(threads, reps, vnni_probe_thread, 12.0 * 64 * kIters); }
-double peak_avx2_gmacs(int threads, int reps) { return probe(threads, reps, avx2_probe_thread, 10.0 * 32 * kIters); }
+double peak_vnni_gmacs(int threads, int reps) { return probe(threads, reps, vnni_probe_thread, 24.0 * 64 * static_cast<double>(kIters)); }
+double peak_avx2_gmacs(int threads, int reps) { return probe(threads, reps, avx2_probe_thread, 12.0 * 32 * static_cast<double>(kIters)); }
 
 }  // namespace tritter::kbench
 #pragma GCC pop_options

@@ -27,14 +27,24 @@ inline __m512i bcast4(const int8_t* p) {
 }
 
 // acc[n·NA + j%NA] += tile · x[n][0..16) for the NB tokens; NA independent accumulators per token.
-template <int NB, int NA>
+// kShiftFree (GEMV, NA = 4): w_j = tile & (3 << 2j) is left in place, so acc[j] collects 4^j · Σ code·x and the
+// epilogue shifts it back (exact: acc[3] ≤ 64·256·I/4 < 2^31 for I < 2^19); saves the 3 shifts per tile.
+template <int NB, int NA, bool kShiftFree>
 inline void tile_step(__m512i* acc, const uint8_t* tile, const int8_t* const* x, int64_t off) {
-  const __m512i m3 = _mm512_set1_epi8(3);
   const __m512i p = _mm512_loadu_si512(tile);
-  const __m512i w0 = _mm512_and_si512(p, m3);
-  const __m512i w1 = _mm512_and_si512(_mm512_srli_epi16(p, 2), m3);
-  const __m512i w2 = _mm512_and_si512(_mm512_srli_epi16(p, 4), m3);
-  const __m512i w3 = _mm512_and_si512(_mm512_srli_epi16(p, 6), m3);
+  __m512i w0, w1, w2, w3;
+  if constexpr (kShiftFree) {
+    w0 = _mm512_and_si512(p, _mm512_set1_epi8(0x03));
+    w1 = _mm512_and_si512(p, _mm512_set1_epi8(0x0C));
+    w2 = _mm512_and_si512(p, _mm512_set1_epi8(0x30));
+    w3 = _mm512_and_si512(p, _mm512_set1_epi8(static_cast<char>(0xC0)));
+  } else {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    w0 = _mm512_and_si512(p, m3);
+    w1 = _mm512_and_si512(_mm512_srli_epi16(p, 2), m3);
+    w2 = _mm512_and_si512(_mm512_srli_epi16(p, 4), m3);
+    w3 = _mm512_and_si512(_mm512_srli_epi16(p, 6), m3);
+  }
 #pragma GCC unroll 16
   for (int n = 0; n < NB; ++n) {
     const int8_t* xp = x[n] + off;
@@ -46,7 +56,7 @@ inline void tile_step(__m512i* acc, const uint8_t* tile, const int8_t* const* x,
 }
 
 // Rows of one 16-row band for NB tokens n0.. of the chunk: full accumulation over all tiles, then the epilogue.
-template <int NB, int NA>
+template <int NB, int NA, bool kShiftFree = false, int kSets = 1>
 void band_tokens(const T16Args& a, int64_t rb, int64_t n0, const int32_t* xsum, const int8_t (*xtail)[16],
                  int64_t chunk0) {
   const TernaryMatrix& w = *a.w;
@@ -54,19 +64,36 @@ void band_tokens(const T16Args& a, int64_t rb, int64_t n0, const int32_t* xsum, 
   const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
   const int8_t* x[NB];
   for (int n = 0; n < NB; ++n) x[n] = a.xq + (chunk0 + n0 + n) * I;
-  __m512i acc[NB * NA];
-  for (int k = 0; k < NB * NA; ++k) acc[k] = _mm512_setzero_si512();
-  for (int64_t cb = 0; cb < nfull; ++cb) tile_step<NB, NA>(acc, band + cb * kTernaryTileBytes, x, cb * 16);
+  // kSets accumulator sets take alternate tiles, so a GEMV has 4·kSets independent vpdpbusd chains.
+  __m512i acc[kSets * NB * NA];
+  for (int k = 0; k < kSets * NB * NA; ++k) acc[k] = _mm512_setzero_si512();
+  int64_t cb = 0;
+  for (; cb + kSets <= nfull; cb += kSets) {
+#pragma GCC unroll 4
+    for (int set = 0; set < kSets; ++set) {
+      tile_step<NB, NA, kShiftFree>(acc + set * NB * NA, band + (cb + set) * kTernaryTileBytes, x, (cb + set) * 16);
+    }
+  }
+  for (; cb < nfull; ++cb) tile_step<NB, NA, kShiftFree>(acc, band + cb * kTernaryTileBytes, x, cb * 16);
+  for (int set = 1; set < kSets; ++set) {
+    for (int k = 0; k < NB * NA; ++k) acc[k] = _mm512_add_epi32(acc[k], acc[set * NB * NA + k]);
+  }
   if (nfull < ncb) {
     const int8_t* xt[NB];
     for (int n = 0; n < NB; ++n) xt[n] = xtail[n0 + n];
-    tile_step<NB, NA>(acc, band + nfull * kTernaryTileBytes, xt, 0);
+    tile_step<NB, NA, kShiftFree>(acc, band + nfull * kTernaryTileBytes, xt, 0);
   }
   const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
   const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
   for (int n = 0; n < NB; ++n) {
     __m512i s = acc[n * NA];
-    for (int k = 1; k < NA; ++k) s = _mm512_add_epi32(s, acc[n * NA + k]);
+    if constexpr (kShiftFree) {
+      static_assert(NA == 4);
+      s = _mm512_add_epi32(_mm512_add_epi32(s, _mm512_srai_epi32(acc[n * NA + 1], 2)),
+                           _mm512_add_epi32(_mm512_srai_epi32(acc[n * NA + 2], 4), _mm512_srai_epi32(acc[n * NA + 3], 6)));
+    } else {
+      for (int k = 1; k < NA; ++k) s = _mm512_add_epi32(s, acc[n * NA + k]);
+    }
     s = _mm512_sub_epi32(s, _mm512_set1_epi32(xsum[n0 + n]));
     const int64_t tok = chunk0 + n0 + n;
     if (a.acc != nullptr) {
@@ -105,11 +132,15 @@ void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
     }
     for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
       if (nc == 1) {
-        band_tokens<1, 4>(a, rb, 0, xsum, xtail, c0);
+        if (I < (int64_t{1} << 19)) {
+          band_tokens<1, 4, true, 4>(a, rb, 0, xsum, xtail, c0);
+        } else {
+          band_tokens<1, 4, false, 2>(a, rb, 0, xsum, xtail, c0);
+        }
         continue;
       }
       int64_t n0 = 0;
-      for (; n0 + kNB <= nc; n0 += kNB) band_tokens<kNB, 1>(a, rb, n0, xsum, xtail, c0);
+      for (; n0 + kNB <= nc; n0 += kNB) band_tokens<kNB, 2>(a, rb, n0, xsum, xtail, c0);
       if (n0 < nc) band_tokens_n<kNB, 1>(a, rb, n0, static_cast<int>(nc - n0), xsum, xtail, c0);
     }
   }
