@@ -219,11 +219,22 @@ void SoftmaxRows(float* x, int64_t rows, int64_t n) {
   }
 }
 
+// byte → its 4 weights as floats (−1, 0, +1), bits 0-1 first.
+struct CodeFloats {
+  float v[256][4];
+  constexpr CodeFloats() : v() {
+    for (int b = 0; b < 256; ++b) {
+      for (int j = 0; j < 4; ++j) v[b][j] = static_cast<float>(((b >> (2 * j)) & 3) - 1);
+    }
+  }
+};
+constexpr CodeFloats kCodeFloats{};
+
 // dx columns [16·cb_begin, 16·cb_end): per 16-column strip and tile of up to kNT tokens, each 16×16 weight tile
 // is decoded once to floats and applied to the tokens with one FMA per (token, row, 16 columns).
 void TernaryMatmulTCols(float* dx, const float* dy, const TernaryMatrix& w, int64_t N, int64_t cb_begin,
                         int64_t cb_end) {
-  constexpr int64_t kNT = 32;
+  constexpr int64_t kNT = 128;
   const hn::ScalableTag<float> d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
   const int64_t O = w.rows, I = w.cols, ncb = (I + 15) / 16, nrb = (O + 15) / 16;
@@ -237,16 +248,36 @@ void TernaryMatmulTCols(float* dx, const float* dy, const TernaryMatrix& w, int6
       for (int64_t rb = 0; rb < nrb; ++rb) {
         const uint8_t* t8 = w.data + (rb * ncb + cb) * kTernaryTileBytes;
         for (int b = 0; b < 64; ++b) {
-          const unsigned byte = t8[b];
+          const float* v = kCodeFloats.v[t8[b]];
           float* row = tile + (b >> 2) * 16 + (b & 3);
-          row[0] = static_cast<float>(static_cast<int>(byte & 3) - 1);
-          row[4] = static_cast<float>(static_cast<int>((byte >> 2) & 3) - 1);
-          row[8] = static_cast<float>(static_cast<int>((byte >> 4) & 3) - 1);
-          row[12] = static_cast<float>(static_cast<int>(byte >> 6) - 1);
+          row[0] = v[0];
+          row[4] = v[1];
+          row[8] = v[2];
+          row[12] = v[3];
         }
         const int64_t rows = std::min<int64_t>(16, O - rb * 16);
-        for (int64_t n = 0; n < nt; ++n) {
-          const float* dyr = dy + (n0 + n) * O + rb * 16;
+        const float* dy0 = dy + n0 * O + rb * 16;
+        int64_t n = 0;
+        for (; n + 4 <= nt; n += 4) {  // 4 tokens: 4 independent FMA chains per column vector
+          const float* d0 = dy0 + n * O;
+          for (int64_t c = 0; c < 16; c += L) {
+            float* a = acc + n * 16 + c;
+            auto a0 = hn::Load(d, a), a1 = hn::Load(d, a + 16), a2 = hn::Load(d, a + 32), a3 = hn::Load(d, a + 48);
+            for (int64_t r = 0; r < rows; ++r) {
+              const auto t = hn::Load(d, tile + r * 16 + c);
+              a0 = hn::MulAdd(hn::Set(d, d0[r]), t, a0);
+              a1 = hn::MulAdd(hn::Set(d, d0[O + r]), t, a1);
+              a2 = hn::MulAdd(hn::Set(d, d0[2 * O + r]), t, a2);
+              a3 = hn::MulAdd(hn::Set(d, d0[3 * O + r]), t, a3);
+            }
+            hn::Store(a0, d, a);
+            hn::Store(a1, d, a + 16);
+            hn::Store(a2, d, a + 32);
+            hn::Store(a3, d, a + 48);
+          }
+        }
+        for (; n < nt; ++n) {
+          const float* dyr = dy0 + n * O;
           for (int64_t c = 0; c < 16; c += L) {
             auto a = hn::Load(d, acc + n * 16 + c);
             for (int64_t r = 0; r < rows; ++r) a = hn::MulAdd(hn::Set(d, dyr[r]), hn::Load(d, tile + r * 16 + c), a);
