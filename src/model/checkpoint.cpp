@@ -10,6 +10,19 @@
 
 namespace tritter {
 
+namespace {
+std::map<std::string, std::string> checkpoint_metadata(const std::filesystem::path& path, const TritterConfig& config,
+                                                       const std::map<std::string, std::string>& extra) {
+  if (extra.count("format") || extra.count("config")) {
+    throw_error("save_checkpoint '", path.string(), "': extra metadata may not set 'format' or 'config'");
+  }
+  std::map<std::string, std::string> meta = extra;
+  meta["format"] = kCheckpointFormat;
+  meta["config"] = config_to_json(config, /*model_only=*/true).dump();
+  return meta;
+}
+}  // namespace
+
 void save_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
                      const std::map<std::string, std::string>& extra_metadata) {
   const auto table = tensor_table(config);
@@ -17,15 +30,27 @@ void save_checkpoint(const std::filesystem::path& path, const TritterConfig& con
   if (static_cast<int64_t>(params.size()) != total) {
     throw_error("save_checkpoint '", path.string(), "': found ", params.size(), " parameters, expected ", total);
   }
-  std::map<std::string, std::string> meta = extra_metadata;
-  if (meta.count("format") || meta.count("config")) {
-    throw_error("save_checkpoint '", path.string(), "': extra metadata may not set 'format' or 'config'");
-  }
-  meta["format"] = kCheckpointFormat;
-  meta["config"] = config_to_json(config, /*model_only=*/true).dump();
+  const auto meta = checkpoint_metadata(path, config, extra_metadata);
   std::vector<SafeTensorOut> out;
   out.reserve(table.size());
   for (const auto& info : table) out.push_back({info.name, DType::F32, info.shape, params.data() + info.offset, {}});
+  write_safetensors(path, out, meta);
+}
+
+void save_checkpoint_streaming(const std::filesystem::path& path, const TritterConfig& config,
+                               const std::function<void(float*, const TensorInfo&, size_t)>& produce,
+                               const std::map<std::string, std::string>& extra_metadata) {
+  const auto table = tensor_table(config);
+  const auto meta = checkpoint_metadata(path, config, extra_metadata);
+  std::vector<SafeTensorOut> out;
+  out.reserve(table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    out.push_back({table[i].name, DType::F32, table[i].shape, nullptr, [&, i](const auto& sink) {
+      std::vector<float> buf(table[i].numel());
+      produce(buf.data(), table[i], i);
+      sink(buf.data(), buf.size() * sizeof(float));
+    }});
+  }
   write_safetensors(path, out, meta);
 }
 
@@ -48,16 +73,10 @@ TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::strin
   return config_from_json(j, where + " config");
 }
 
-void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config, std::span<float> params) {
-  const auto table = tensor_table(config);
-  const int64_t total = parameter_count(config);
-  if (static_cast<int64_t>(params.size()) != total) {
-    throw_error("load_checkpoint: buffer has ", params.size(), " floats, expected ", total);
-  }
+void check_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config) {
   std::set<std::string> known;
-  for (const auto& info : table) {
-    const SafeTensor& t = file.expect(info.name, DType::F32, info.shape);
-    std::memcpy(params.data() + info.offset, t.data, t.bytes());
+  for (const auto& info : tensor_table(config)) {
+    file.expect(info.name, DType::F32, info.shape);
     known.insert(info.name);
   }
   for (const auto& t : file.tensors()) {
@@ -65,6 +84,17 @@ void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& c
       throw_error("file '", file.source(), "': unexpected tensor '", t.name, "' (not in the model's tensor table for ",
                   "this config)");
     }
+  }
+}
+
+void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config, std::span<float> params) {
+  const int64_t total = parameter_count(config);
+  if (static_cast<int64_t>(params.size()) != total) {
+    throw_error("load_checkpoint: buffer has ", params.size(), " floats, expected ", total);
+  }
+  check_checkpoint_tensors(file, config);
+  for (const auto& info : tensor_table(config)) {
+    std::memcpy(params.data() + info.offset, file.get(info.name).data, info.numel() * sizeof(float));
   }
 }
 

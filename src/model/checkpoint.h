@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/buffer.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/tensor_table.h"
 
 namespace tritter {
 
@@ -23,8 +25,17 @@ inline constexpr const char* kCheckpointFormat = "tritter-v1";
 void save_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
                      const std::map<std::string, std::string>& extra_metadata = {});
 
+// Streaming form: produce(out, info, index) fills table tensor `index` (info.numel() floats); one tensor in memory
+// at a time (`tritter init` of multi-GB models).
+void save_checkpoint_streaming(const std::filesystem::path& path, const TritterConfig& config,
+                               const std::function<void(float*, const TensorInfo&, size_t)>& produce,
+                               const std::map<std::string, std::string>& extra_metadata = {});
+
 // The config stored in a safetensors file's __metadata__ (format must be `expected_format`). Errors name the file.
 TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::string& expected_format);
+
+// Checks every table tensor's presence, dtype (F32) and shape, and that there are no others. Errors name the file.
+void check_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config);
 
 // Copies every table tensor of `file` into params (parameter_count(config) floats), checking names, dtypes
 // (F32) and shapes against the table; extra tensors are an error too.

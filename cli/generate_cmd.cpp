@@ -1,0 +1,105 @@
+// `tritter generate --model FILE --prompt TEXT|--file F`: load a packed model (mmap), encode the prompt with the
+// byte tokenizer, prefill, decode with the KV cache and stream text; a timings line at the end (stderr), the
+// per-phase split with --verbose, and one JSON object on stdout with --json.
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "inference_commands.h"
+#include "infer/engine.h"
+#include "infer/generate.h"
+#include "io/atomic_file.h"
+#include "model/packed_model.h"
+#include "text/byte_tokenizer.h"
+
+namespace tritter::cli {
+
+namespace {
+struct GenerateCmdOptions {
+  std::string model, prompt, file, kv = "f32";
+  bool prompt_given = false, no_bos = false, ignore_eos = false, json = false;
+  int64_t ctx = 0, batch = 64;
+  GenerateOptions gen;
+};
+}  // namespace
+
+void add_generate_command(CLI::App& app, GlobalOptions& global) {
+  auto o = std::make_shared<GenerateCmdOptions>();
+  auto* cmd = app.add_subcommand("generate", "Generate text from a packed model");
+  cmd->add_option("-m,--model", o->model, "Packed model file (tritter pack / tritter init --packed)")->required();
+  auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
+  auto* f = cmd->add_option("-f,--file", o->file, "Read the prompt from this file");
+  p->excludes(f);
+  cmd->add_option("-n,--max-tokens", o->gen.max_tokens, "Tokens to generate at most")->capture_default_str();
+  cmd->add_option("--temp", o->gen.sampler.temperature, "Temperature (0 = greedy)")->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampler.top_k, "Top-k (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampler.top_p, "Top-p (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o->gen.sampler.min_p, "Min-p (0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->gen.sampler.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", o->gen.sampler.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
+  cmd->add_option("-s,--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--stop", o->gen.stop, "Stop string (repeatable)");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep going after <eos>");
+  cmd->add_flag("--no-bos", o->no_bos, "Do not prepend <bos>");
+  cmd->add_option("-c,--ctx", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
+  cmd->add_option("-b,--batch", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object (text and timings) instead of streaming");
+  cmd->callback([o, p, &global] {
+    auto ctx = make_context(global);
+    const bool from_file = !o->file.empty();
+    const std::string text = from_file ? read_file_bytes(o->file) : o->prompt;
+    if (!from_file && p->count() == 0) throw_error("generate: give --prompt TEXT or --file F");
+    if (text.empty()) throw_error(from_file ? "--file '" + o->file + "'" : std::string("--prompt"), ": empty prompt");
+    o->gen.stop_at_eos = !o->ignore_eos;
+    const PackedModel model = PackedModel::open(o->model);
+    const auto ids = tokenize(text, {.bos = !o->no_bos, .modality = -1, .eos = false});
+    EngineOptions eo;
+    eo.context = o->ctx;
+    eo.kv_dtype = kv_dtype_from_name(o->kv);
+    eo.max_batch = o->batch;
+    Engine engine(*ctx, model.weights(), eo);
+    const GenerateResult r = generate(engine, ids, o->gen, [&](std::string_view piece) {
+      if (o->json) return;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    const double pp = r.prompt_s > 0 ? r.prompt_tokens / r.prompt_s : 0;
+    const double tg = r.decode_s > 0 ? r.decode_steps / r.decode_s : 0;
+    const ProcessMemory mem = process_memory();
+    if (o->json) {
+      nlohmann::ordered_json j;
+      j["text"] = r.text;  // invalid UTF-8 bytes would make dump() throw: replaced below
+      j["prompt_tokens"] = r.prompt_tokens;
+      j["generated_tokens"] = r.tokens.size();
+      j["stop_reason"] = r.stop_reason;
+      j["prompt_seconds"] = r.prompt_s;
+      j["prompt_tokens_per_second"] = pp;
+      j["decode_steps"] = r.decode_steps;
+      j["decode_seconds"] = r.decode_s;
+      j["decode_tokens_per_second"] = tg;
+      j["peak_rss_bytes"] = mem.peak_rss_bytes;
+      j["kv_cache_bytes"] = engine.cache().bytes();
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      return;
+    }
+    std::printf("\n");
+    if (global.quiet) return;
+    std::fprintf(stderr, "prompt: %lld tokens, %.1f t/s | generated: %zu tokens (%s), %.1f t/s | peak memory %s\n",
+                 static_cast<long long>(r.prompt_tokens), pp, r.tokens.size(), r.stop_reason.c_str(), tg,
+                 format_bytes(static_cast<double>(mem.peak_rss_bytes)).c_str());
+    if (global.verbose) {
+      const EngineTimings& t = engine.timings();
+      std::fprintf(stderr, "phases: matmul %.3f s, attention %.3f s, head %.3f s, other %.3f s, sampling %.3f s\n",
+                   t.matmul_s, t.attention_s, t.head_s, t.other_s, r.sample_s);
+      std::fprintf(stderr, "model: %s read per token, kv cache %s (%s, %lld positions), threads %d\n",
+                   format_bytes(static_cast<double>(model.weights().bytes_per_token)).c_str(),
+                   format_bytes(static_cast<double>(engine.cache().bytes())).c_str(), kv_dtype_name(eo.kv_dtype),
+                   static_cast<long long>(engine.context()), ctx->threads);
+    }
+  });
+}
+
+}  // namespace tritter::cli
