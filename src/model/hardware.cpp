@@ -256,32 +256,38 @@ bool try_change(std::vector<Suggestion>& out, const TritterConfig& c, const Plan
   return fits;
 }
 
-void suggest_context(std::vector<Suggestion>& out, const TritterConfig& c, PlanOptions o, double budget,
+bool suggest_context(std::vector<Suggestion>& out, const TritterConfig& c, PlanOptions o, double budget,
                      int64_t floor, const std::string& what, const std::string& extra) {
   for (int64_t ctx = o.context / 2; ctx >= floor; ctx /= 2) {
     o.context = ctx;
     if (try_change(out, c, o, budget, what + " " + std::to_string(ctx) + " (--context " + std::to_string(ctx) + ")" + extra)) {
-      return;
+      return true;
     }
   }
+  return false;
 }
 
-void suggest_streaming(std::vector<Suggestion>& out, const TritterConfig& c, PlanOptions o, double budget,
-                       const std::string& extra) {
+bool suggest_streaming(std::vector<Suggestion>& out, const TritterConfig& c, PlanOptions o, double budget,
+                       int64_t preferred, const std::string& extra) {
   const int64_t L = c.num_hidden_layers;
   int64_t streamed = 0;
   for (int i = 0; i < L; ++i) streamed += layer_packed_bytes(c, i);
+  auto describe = [&](int64_t g) {
+    return "layer streaming in groups of " + std::to_string(g) + " layers (--stream-group " + std::to_string(g) + ")" +
+           extra + ": " + fmt("%.2f GB", static_cast<double>(streamed) / 1e9) +
+           " cross PCIe per forward pass, at most " + fmt("%.0f", 25e9 / static_cast<double>(streamed)) +
+           " tokens/s at 25 GB/s";
+  };
+  std::vector<int64_t> groups;
+  if (preferred >= 1 && 2 * preferred < L) groups.push_back(preferred);
   for (int64_t g = (L - 1) / 2; g >= 1; --g) {
-    o.stream_group = g;
-    const std::string traffic = fmt("%.2f GB", static_cast<double>(streamed) / 1e9);
-    const std::string rate = fmt("%.0f", 25e9 / static_cast<double>(streamed));
-    if (try_change(out, c, o, budget,
-                   "layer streaming in groups of " + std::to_string(g) + " layers (--stream-group " +
-                       std::to_string(g) + ")" + extra + ": " + traffic + " cross PCIe per forward pass, at most " +
-                       rate + " tokens/s at 25 GB/s")) {
-      return;
-    }
+    if (g != preferred) groups.push_back(g);
   }
+  for (int64_t g : groups) {
+    o.stream_group = g;
+    if (try_change(out, c, o, budget, describe(g))) return true;
+  }
+  return false;
 }
 
 void suggest_smaller_model(std::vector<Suggestion>& out, const TritterConfig& c, const PlanOptions& o, double budget) {
@@ -296,7 +302,8 @@ void suggest_smaller_model(std::vector<Suggestion>& out, const TritterConfig& c,
 
 }  // namespace
 
-FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, double budget_gib) {
+FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, double budget_gib,
+                   int64_t preferred_group) {
   FitCheck r;
   r.model_size = config.model_size;
   r.mode = options.mode;
@@ -311,13 +318,15 @@ FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, doub
   const TritterConfig& c = config;
   if (options.mode == PlanMode::Infer) {
     PlanOptions int4 = options;
-    int4.kv = KvDtype::Int4;
-    const bool can_int4 = options.kv != KvDtype::Int4;
-    if (can_int4) try_change(s, c, int4, budget_gib, "an INT4 KV cache (--kv int4)");
-    suggest_context(s, c, options, budget_gib, 512, "a context of", "");
-    if (can_int4) suggest_context(s, c, int4, budget_gib, 512, "a context of", " with --kv int4");
-    suggest_streaming(s, c, options, budget_gib, "");
-    if (can_int4) suggest_streaming(s, c, int4, budget_gib, " with --kv int4");
+    int4.kv = KvStorage::Int4;
+    const bool can_int4 = options.kv != KvStorage::Int4;
+    bool fixed = can_int4 && try_change(s, c, int4, budget_gib, "an INT4 KV cache (--kv int4)");
+    fixed = suggest_context(s, c, options, budget_gib, 512, "a context of", "") || fixed;
+    fixed = suggest_streaming(s, c, options, budget_gib, preferred_group, "") || fixed;
+    if (!fixed && can_int4) {  // no single change is enough: combine with INT4
+      suggest_context(s, c, int4, budget_gib, 512, "a context of", " with --kv int4");
+      suggest_streaming(s, c, int4, budget_gib, preferred_group, " with --kv int4");
+    }
   } else {
     if (!options.recompute) {
       PlanOptions o = options;

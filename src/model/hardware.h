@@ -99,6 +99,9 @@ struct FitCheck {
 // Plans `options` for `config` against `budget_gib` and, when it does not fit, tries the changes the original
 // recommended (INT4 KV cache, a smaller context, layer streaming with the largest group that fits, QLoRA instead
 // of full training, smaller rank or sequence) and reports each with its planned total.
-FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, double budget_gib);
+// Streaming suggestions use `preferred_group` (the profile's layer_group_size) when it fits, else the largest
+// group that does.
+FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, double budget_gib,
+                   int64_t preferred_group = 4);
 
 }  // namespace tritter

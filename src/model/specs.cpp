@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "kernels/ternary_matmul.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -15,8 +16,13 @@ double gib(double bytes) { return bytes / kGiB; }
 
 bool is_ternary(const TritterConfig& c, const TensorInfo& t) { return c.quant && t.role == TensorRole::BitLinear; }
 
-// 2 bits per weight, four to a byte, plus the tensor's fp32 β (weight_scale).
-int64_t packed_tensor_bytes(int64_t numel) { return (numel + 3) / 4 + 4; }
+// A BitLinear in the packed file: T16 tiles (2 bits per weight, padded to 16 × 16) plus its fp32 β (weight_scale).
+int64_t packed_linear_bytes(const TensorInfo& t) {
+  return static_cast<int64_t>(ternary_matrix_bytes(t.shape[0], t.shape[1])) + 4;
+}
+// The original's accounting for any tensor: 2 bits per value, one fp32 scale.
+int64_t all_packed_tensor_bytes(int64_t numel) { return (numel + 3) / 4 + 4; }
+int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
 
 std::string group_of(const TensorInfo& t) {
   switch (t.role) {
@@ -118,64 +124,75 @@ int64_t ternary_param_count(const TritterConfig& c) {
 
 int64_t fp_param_count(const TritterConfig& c) { return parameter_count(c) - ternary_param_count(c); }
 
-int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, int fp_bytes) {
+int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8) {
   int64_t bytes = 0;
   for (const auto& t : tensor_table(c)) {
     const int64_t n = t.numel();
     switch (storage) {
       case WeightStorage::F32: bytes += 4 * n; break;
       case WeightStorage::F16: bytes += 2 * n; break;
-      case WeightStorage::AllPacked: bytes += packed_tensor_bytes(n); break;
+      case WeightStorage::AllPacked: bytes += all_packed_tensor_bytes(n); break;
       case WeightStorage::Packed:
-        if (is_ternary(c, t)) bytes += packed_tensor_bytes(n);
-        else if (t.role == TensorRole::Norm) bytes += 4 * n;
-        else bytes += fp_bytes * n;
+        if (is_ternary(c, t)) bytes += packed_linear_bytes(t);
+        else if (t.role == TensorRole::LmHead && head_i8) bytes += n + 4 * t.shape[0];  // i8 (V, D) + row scales (V)
+        else bytes += 4 * n;
         break;
     }
+  }
+  if (storage == WeightStorage::Packed && head_i8 && c.tie_word_embeddings) {
+    bytes += c.vocab_size * c.hidden_size + 4 * c.vocab_size;  // the int8 head beside the tied embedding
   }
   return bytes;
 }
 
 int64_t layer_packed_bytes(const TritterConfig& c, int layer) {
   int64_t bytes = 0;
-  for (const auto& t : layer_tensors(c, layer)) bytes += is_ternary(c, t) ? packed_tensor_bytes(t.numel()) : 4 * t.numel();
+  for (const auto& t : layer_tensors(c, layer)) bytes += is_ternary(c, t) ? packed_linear_bytes(t) : 4 * t.numel();
   return bytes;
 }
 
 // ---- KV cache -------------------------------------------------------------------------------------------------
 
-KvDtype kv_dtype_from_name(const std::string& name) {
-  if (name == "f32" || name == "fp32") return KvDtype::F32;
-  if (name == "f16" || name == "fp16") return KvDtype::F16;
-  if (name == "int8") return KvDtype::Int8;
-  if (name == "int4") return KvDtype::Int4;
+KvStorage kv_storage_from_name(const std::string& name) {
+  if (name == "f32") return KvStorage::F32;
+  if (name == "f16") return KvStorage::F16;
+  if (name == "int8") return KvStorage::Int8;
+  if (name == "int4") return KvStorage::Int4;
   throw_error("kv cache dtype '", name, "' is unknown; expected one of f32, f16, int8, int4");
 }
 
-const char* kv_dtype_name(KvDtype dtype) {
-  switch (dtype) {
-    case KvDtype::F32: return "f32";
-    case KvDtype::F16: return "f16";
-    case KvDtype::Int8: return "int8";
-    case KvDtype::Int4: return "int4";
+const char* kv_storage_name(KvStorage kv) {
+  switch (kv) {
+    case KvStorage::F32: return "f32";
+    case KvStorage::F16: return "f16";
+    case KvStorage::Int8: return "int8";
+    case KvStorage::Int4: return "int4";
   }
   return "?";
 }
 
-int64_t kv_bytes_per_head_token(const TritterConfig& c, KvDtype dtype) {
-  const int64_t d = c.head_dim;
-  switch (dtype) {
-    case KvDtype::F32: return 4 * d;
-    case KvDtype::F16: return 2 * d;
-    case KvDtype::Int8: return d + 4;                                          // one fp32 scale
-    case KvDtype::Int4: return (d + 1) / 2 + 4 * ((d + kKvInt4Group - 1) / kKvInt4Group);  // fp16 scale + zero
+int64_t kv_cache_plan_bytes(const TritterConfig& c, KvStorage kv, int64_t sequences, int64_t context, int64_t chunk) {
+  require_positive("kv cache", "sequences", sequences);
+  require_positive("kv cache", "context", context);
+  require_positive("kv cache", "chunk", chunk);
+  if (context > c.max_position_embeddings) {
+    throw_error("kv cache: context ", context, " exceeds max_position_embeddings ", c.max_position_embeddings,
+                "; expected at most ", c.max_position_embeddings);
   }
-  return 0;
-}
-
-int64_t kv_cache_bytes(const TritterConfig& c, KvDtype dtype, int64_t batch, int64_t tokens) {
-  const int64_t kept = c.sliding_window ? std::min(tokens, *c.sliding_window) : tokens;
-  return 2 * c.num_hidden_layers * batch * kept * c.num_key_value_heads * kv_bytes_per_head_token(c, dtype);
+  constexpr int64_t kGroup = 32;  // infer/kv_cache.h kKvKeyGroup
+  const int64_t d = c.head_dim;
+  const bool quantized = kv == KvStorage::Int8 || kv == KvStorage::Int4;
+  const int64_t held = c.sliding_window ? std::min(context, *c.sliding_window + chunk - 1) : context;
+  const int64_t C = quantized ? (held + kGroup - 1) / kGroup * kGroup : held;
+  const int64_t row = kv == KvStorage::F32 ? 4 * d : kv == KvStorage::F16 ? 2 * d : kv == KvStorage::Int8 ? d : d / 2;
+  int64_t per_head = 2 * align64(C * row);  // K and V data
+  if (quantized) {
+    const int64_t value_group = d % 32 == 0 ? 32 : d;
+    per_head += align64((C / kGroup) * 2 * d * 4);            // keys: (min, scale) per channel per token group
+    per_head += align64(C * (d / value_group) * 2 * 4);       // values: (min, scale) per channel group per token
+    per_head += align64(kGroup * d * 4);                      // the fp32 residual of the open key group
+  }
+  return sequences * c.num_hidden_layers * c.num_key_value_heads * per_head;
 }
 
 // ---- Activations ----------------------------------------------------------------------------------------------
@@ -188,79 +205,88 @@ int64_t total_bytes(const std::vector<MemoryItem>& items) {
 
 namespace {
 
-// Bytes one layer keeps per token for its backward (training-spec §5 "saved for the backward").
-// `frozen`: a LoRA run on a frozen base — BitLinear inputs are kept only where a LoRA target needs them (fp).
-struct LayerSaves {
-  int64_t fp32 = 0;  // fp32 values per token
-  int64_t int8 = 0;  // int8 values per token
+// Sums 64-byte-aligned blocks, as the trainer's arena carves them.
+struct Blocks {
+  int64_t bytes = 0;
+  void f32(int64_t n) { bytes += align64(4 * n); }
+  void i8(int64_t n) { bytes += align64(n); }
+  void input(const TritterConfig& c, int64_t N, int64_t I) {  // a BitLinear input: int8 levels + fp32 scale per row
+    if (c.quant) {
+      i8(N * I);
+      f32(N);
+    } else {
+      f32(N * I);
+    }
+  }
 };
 
-LayerSaves layer_saves(const TritterConfig& c, bool frozen, int64_t rank, const std::vector<std::string>& targets) {
-  const int64_t D = c.hidden_size, F = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
+// One layer's saved tensors (training-spec §5, in the order train/model.cpp carves them).
+int64_t layer_saved_bytes(const TritterConfig& c, int64_t B, int64_t T) {
+  const int64_t N = B * T, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
   const int64_t H = c.num_attention_heads, K = c.num_key_value_heads;
-  auto targeted = [&](const char* kind) { return std::find(targets.begin(), targets.end(), kind) != targets.end(); };
-  LayerSaves s;
-  // A BitLinear input shared by `kinds`: int8 levels + one fp32 scale (full QAT), or the fp input and x·Aᵀ per
-  // LoRA target (frozen base; the LoRA branch sees the un-quantized input, training-spec §9).
-  auto linear_input = [&](int64_t width, std::initializer_list<const char*> kinds, bool fp_already_saved) {
-    if (!frozen) {
-      s.int8 += width;
-      s.fp32 += 1;
-      return;
-    }
-    bool any = false;
-    for (const char* k : kinds) {
-      if (targeted(k)) {
-        any = true;
-        s.fp32 += rank;
-      }
-    }
-    if (any && !fp_already_saved) s.fp32 += width;
-  };
-  s.fp32 += D + 1;                                                    // x, r of input_layernorm
-  linear_input(D, {"q_proj", "k_proj", "v_proj"}, false);             // a
-  if (c.qk_norm) s.fp32 += q + kv + H + K;                            // pre-norm q, k and their r per head
-  s.fp32 += q + 2 * kv;                                               // post-RoPE q, k; v
-  s.fp32 += H;                                                        // attention logsumexp per row
-  s.fp32 += q + (c.sub_norm ? 1 : 0);                                 // o (attention output), its r
-  linear_input(q, {"o_proj"}, true);                                  // õ
-  if (c.post_norm == "both") s.fp32 += D + 1;                         // y, r of post_attention_layernorm
-  s.fp32 += D + 1;                                                    // h, r of pre_feedforward_layernorm
-  linear_input(D, {"gate_proj", "up_proj"}, false);                   // m
-  s.fp32 += F * (c.gated_mlp() ? 2 : 1);                              // u (and the gate)
-  if (c.sub_norm) s.fp32 += F + 1;                                    // s before ffn_sub_norm, its r
-  linear_input(F, {"down_proj"}, c.sub_norm);                         // s̃
-  if (c.post_norm != "none") s.fp32 += D + 1;                         // f, r of post_feedforward_layernorm
-  return s;
-}
-
-std::vector<MemoryItem> activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute,
-                                             bool frozen, int64_t rank, const std::vector<std::string>& targets) {
-  require_positive("training activations", "batch", B);
-  require_positive("training activations", "sequence length", T);
-  const int64_t N = B * T, D = c.hidden_size, L = c.num_hidden_layers;
-  const LayerSaves s = layer_saves(c, frozen, rank, targets);
-  const int64_t layer = N * (4 * s.fp32 + s.int8);
-  std::vector<MemoryItem> items;
-  if (recompute) {
-    items.push_back({"layer inputs (checkpoints)", L * N * D * 4, "L·N·D·4: each layer's input x, fp32"});
-    items.push_back({"one layer's saved tensors (rebuilt in backward)", layer,
-                     "N·(4·fp32 + int8) per token for one layer, training-spec §5"});
-  } else {
-    items.push_back({"saved tensors, all layers", L * layer, "L·N·(4·fp32 + int8) per token, training-spec §5"});
+  Blocks b;
+  b.f32(N);                   // r of input_layernorm
+  b.input(c, N, D);           // a: input of q, k, v
+  if (c.qk_norm) {
+    b.f32(N * Hd); b.f32(N * H);  // q before QK-Norm, its r per head
+    b.f32(N * Kd); b.f32(N * K);  // k before QK-Norm, its r per head
   }
-  items.push_back({"final norm input and output", N * (2 * D + 1) * 4, "x_L, r, ĥ: N·(2D+1)·4"});
-  items.push_back({"logits and their gradient", N * c.vocab_size * 4, "N·V·4 (softmax in place becomes dz)"});
-  const int64_t wide = std::max(c.intermediate_size * (c.gated_mlp() ? 2 : 1), c.q_dim() + 2 * c.kv_dim());
-  items.push_back({"backward scratch", N * (2 * D + 2 * wide) * 4,
-                   "N·(2D + 2·max((1|2)·F, H·d + 2·K·d))·4: one layer's live gradients"});
-  return items;
+  b.f32(N * Hd); b.f32(N * Kd); b.f32(N * Kd);  // post-RoPE q, k; v
+  b.f32(N * Hd);              // attention output
+  b.f32(B * H * T);           // logsumexp per row (flash-style; P is not kept)
+  if (c.sub_norm) b.f32(N);   // r of attn_sub_norm
+  b.input(c, N, Hd);          // õ: input of o_proj
+  if (c.post_norm == "both") { b.f32(N * D); b.f32(N); }  // y and r of post_attention_layernorm
+  b.f32(N * D); b.f32(N);     // h and r of pre_feedforward_layernorm
+  b.input(c, N, D);           // m: input of up (and gate)
+  b.f32(N * F);               // u
+  if (c.gated_mlp()) b.f32(N * F);               // the gate
+  if (c.sub_norm) { b.f32(N * F); b.f32(N); }    // s before ffn_sub_norm, its r
+  b.input(c, N, F);           // s̃: input of down_proj
+  if (c.post_norm != "none") { b.f32(N * D); b.f32(N); }  // f and r of post_feedforward_layernorm
+  return b.bytes;
 }
 
 }  // namespace
 
 std::vector<MemoryItem> training_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute) {
-  return activation_breakdown(c, B, T, recompute, false, 0, {});
+  require_positive("training activations", "batch", B);
+  require_positive("training activations", "sequence length", T);
+  if (T > c.max_position_embeddings) {
+    throw_error("training activations: sequence length ", T, " exceeds max_position_embeddings ",
+                c.max_position_embeddings);
+  }
+  const int64_t N = B * T, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
+  const int64_t L = c.num_hidden_layers, V = c.vocab_size, big = std::max({D, Hd, F});
+  std::vector<MemoryItem> items;
+  items.push_back({"residual streams x_0..x_L", (L + 1) * align64(4 * N * D), "(L+1)·N·D·4"});
+  const int64_t layer = layer_saved_bytes(c, B, T);
+  if (recompute) {
+    items.push_back({"one layer's saved tensors (rebuilt in its backward)", layer, "training-spec §5 list, one layer"});
+  } else {
+    items.push_back({"saved tensors of all " + std::to_string(L) + " layers", L * layer, "training-spec §5 list × L"});
+  }
+  Blocks fin;
+  fin.f32(N);
+  fin.f32(N * D);
+  items.push_back({"final norm (r, ĥ)", fin.bytes, "N·(1 + D)·4"});
+  items.push_back({"logits and their gradient", 2 * align64(4 * N * V), "2·N·V·4"});
+  Blocks tmp;
+  tmp.f32(N * big);
+  tmp.f32(N * D);
+  items.push_back({"forward temporaries", tmp.bytes, "N·(max(D, H·d, F) + D)·4"});
+  Blocks bw;
+  for (int i = 0; i < 3; ++i) bw.f32(N * D);
+  for (int i = 0; i < 2; ++i) bw.f32(N * Hd);
+  for (int i = 0; i < 3; ++i) bw.f32(N * F);
+  bw.f32(N * Hd);
+  bw.f32(N * Kd);
+  bw.f32(N * Kd);
+  bw.f32(N * Hd);
+  bw.f32(N * Kd);
+  bw.f32(N * big);
+  items.push_back({"backward scratch", bw.bytes, "N·(3D + 4·H·d + 3·K·d + 3F + max(D, H·d, F))·4"});
+  return items;
 }
 
 int64_t training_activation_bytes(const TritterConfig& c, int64_t B, int64_t T, bool recompute) {
@@ -269,17 +295,29 @@ int64_t training_activation_bytes(const TritterConfig& c, int64_t B, int64_t T, 
 
 std::vector<MemoryItem> lora_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute,
                                                   int64_t rank, const std::vector<std::string>& targets) {
-  return activation_breakdown(c, B, T, recompute, true, rank, targets);
+  std::vector<MemoryItem> items = training_activation_breakdown(c, B, T, recompute);
+  require_positive("lora activations", "rank", rank);
+  const int64_t N = B * T;
+  auto has = [&](const char* k) { return std::find(targets.begin(), targets.end(), k) != targets.end(); };
+  int64_t per_layer = 0;  // fp32 values per token
+  if (has("q_proj") || has("k_proj") || has("v_proj")) per_layer += c.hidden_size;  // a, un-quantized
+  if (has("o_proj")) per_layer += c.q_dim();
+  if (has("gate_proj") || has("up_proj")) per_layer += c.hidden_size;
+  if (has("down_proj")) per_layer += c.intermediate_size;
+  per_layer += rank * static_cast<int64_t>(targets.size());  // x·Aᵀ per target
+  const int64_t layers = recompute ? 1 : c.num_hidden_layers;
+  items.push_back({"LoRA inputs (fp32) and x·Aᵀ", layers * N * per_layer * 4,
+                   "layers kept · N · (fp inputs of the targets + r per target) · 4"});
+  return items;
 }
 
-int64_t inference_activation_bytes(const TritterConfig& c, int64_t batch, int64_t chunk) {
-  require_positive("inference activations", "batch", batch);
-  require_positive("inference activations", "prefill chunk", chunk);
-  const int64_t D = c.hidden_size, F = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
-  const int64_t fp32 = 5 * D + 2 * q + 2 * kv + F * (c.gated_mlp() ? 3 : 2);  // x a q k v o h m f, u (gate) s
-  const int64_t int8 = 2 * D + q + F;                                         // ã õ m̃ s̃
-  const int64_t tiles = c.num_attention_heads * kAttnTile;                    // one score tile per head
-  return batch * chunk * (4 * fp32 + int8 + 4 * tiles) + batch * c.vocab_size * 4;
+int64_t inference_activation_bytes(const TritterConfig& c, int64_t context, int64_t chunk) {
+  require_positive("inference activations", "context", context);
+  require_positive("inference activations", "chunk", chunk);
+  const int64_t D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
+  const int64_t rope = context * c.head_dim * 4;  // cos, sin (context, d/2) fp32
+  const int64_t scratch = chunk * (2 * D + 2 * Hd + 2 * Kd + 2 * F + 1) * 4 + chunk * std::max({D, Hd, F});
+  return rope + scratch + c.vocab_size * 4;
 }
 
 // ---- LoRA -----------------------------------------------------------------------------------------------------
@@ -326,33 +364,26 @@ namespace {
 std::string str(int64_t v) { return std::to_string(v); }
 
 std::vector<MemoryItem> plan_infer(const TritterConfig& c, const PlanOptions& o) {
+  if (!c.quant) throw_error("plan: quant=false models have no packed form to infer with");
   std::vector<MemoryItem> items;
-  int64_t ternary = 0, embed_head = 0, norms = 0;
-  for (const auto& t : tensor_table(c)) {
-    if (is_ternary(c, t)) ternary += packed_tensor_bytes(t.numel());
-    else if (t.role == TensorRole::Norm) norms += 4 * t.numel();
-    else embed_head += o.infer_fp_bytes * t.numel();
-  }
   const int64_t L = c.num_hidden_layers;
+  const int64_t all = weight_bytes(c, WeightStorage::Packed, o.head_i8);
+  int64_t layers = 0;
+  for (int i = 0; i < L; ++i) layers += layer_packed_bytes(c, i);
   if (o.stream_group > 0 && 2 * o.stream_group < L) {
     int64_t resident = 0;
     for (int i = 0; i < 2 * o.stream_group; ++i) resident += layer_packed_bytes(c, i);
     items.push_back({"streamed layers resident (2 groups of " + str(o.stream_group) + ")", resident,
                      "active + prefetched group; the other layers wait in host memory"});
-    int64_t layer_norms = 0;
-    for (const auto& t : tensor_table(c)) layer_norms += (t.layer < 0 && t.role == TensorRole::Norm) ? 4 * t.numel() : 0;
-    norms = layer_norms;
   } else {
-    items.push_back({"ternary weights (2-bit + β)", ternary, "⌈n/4⌉ + 4 bytes per BitLinear tensor"});
+    items.push_back({"layers (ternary tiles + β, fp32 gains)", layers, "T16 tiles + 4 B per BitLinear, 4 B per gain"});
   }
-  items.push_back({"embedding + lm_head (" + std::string(o.infer_fp_bytes == 2 ? "fp16" : "fp32") + ")", embed_head,
-                   "fp tensors, " + str(o.infer_fp_bytes) + " bytes each"});
-  if (norms > 0) items.push_back({"norm gains (fp32)", norms, "4 bytes per gain"});
-  items.push_back({std::string("KV cache (") + kv_dtype_name(o.kv) + ", " + str(o.context) + " positions)",
-                   kv_cache_bytes(c, o.kv, o.batch, o.context), "2·L·B·T·K·bytes(d), scales included"});
-  items.push_back({"working set (prefill chunk " + str(o.prefill_chunk) + ")",
-                   inference_activation_bytes(c, o.batch, std::min(o.prefill_chunk, o.context)),
-                   "one layer's transients + last-token logits"});
+  items.push_back({std::string("embedding, final norm, lm_head (") + (o.head_i8 ? "int8 head" : "fp32") + ")",
+                   all - layers, "4 B per value; int8 head: V·D + 4·V"});
+  items.push_back({std::string("KV cache (") + kv_storage_name(o.kv) + ", " + str(o.context) + " positions)",
+                   kv_cache_plan_bytes(c, o.kv, o.batch, o.context, o.prefill_chunk), "infer/kv_cache.h layout"});
+  items.push_back({"engine buffers (RoPE tables, chunk of " + str(o.prefill_chunk) + ", logits)",
+                   o.batch * inference_activation_bytes(c, o.context, o.prefill_chunk), "infer/engine.cpp buffers"});
   return items;
 }
 
@@ -381,17 +412,26 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
     items.push_back({"weights (fp32 master)", 4 * P, "4·P"});
     items.push_back({"gradients (fp32)", 4 * P, "4·P"});
     items.push_back({"AdamW m, v (fp32)", 8 * P, "8·P"});
-    items.push_back({"ternary weights of the step (int8)", ternary_param_count(c), "1 byte per BitLinear weight"});
+    if (c.quant) {
+      int64_t tiles = 0, largest = 1;
+      for (const auto& t : tensor_table(c)) {
+        if (t.role != TensorRole::BitLinear) continue;
+        tiles += align64(static_cast<int64_t>(ternary_matrix_bytes(t.shape[0], t.shape[1])));
+        largest = std::max(largest, t.numel());
+      }
+      items.push_back({"ternary weights of the step (2-bit tiles) + int8 scratch", tiles + largest,
+                       "Σ tiles, 64-aligned, + the largest BitLinear's numel (train/model.cpp)"});
+    }
     items.push_back({act_name, training_activation_bytes(c, o.batch, o.context, o.recompute), "docs/memory.md"});
     return items;
   }
   const int64_t adapters = lora_param_count(c, o.lora_rank, o.lora_targets);
   int64_t frozen_fp = 0, base = 0;
   for (const auto& t : tensor_table(c)) {
-    if (is_ternary(c, t)) base += packed_tensor_bytes(t.numel());
+    if (is_ternary(c, t)) base += packed_linear_bytes(t);
     else frozen_fp += 4 * t.numel();
   }
-  items.push_back({"ternary base, frozen (2-bit + β)", base, "⌈n/4⌉ + 4 bytes per BitLinear tensor"});
+  items.push_back({"ternary base, frozen (2-bit tiles + β)", base, "T16 tiles + 4 B per BitLinear"});
   items.push_back({"embedding + lm_head + gains, frozen (fp32)", frozen_fp, "4 bytes each"});
   items.push_back({"LoRA r=" + str(o.lora_rank) + " " + targets_name(o.lora_targets) + ": weights, grads, m, v (fp32)",
                    16 * adapters, "16 bytes × " + str(adapters) + " adapter parameters"});

@@ -52,27 +52,28 @@ std::vector<ComponentParams> component_params(const TritterConfig& c);
 int64_t ternary_param_count(const TritterConfig& c);
 int64_t fp_param_count(const TritterConfig& c);
 
-// Weight bytes. F32/F16: every tensor at 4/2 bytes. Packed: BitLinear weights at 2 bits (⌈n/4⌉ bytes) plus one
-// fp32 β per tensor (the export's weight_scale); embedding and head at `fp_bytes` each (2 = fp16 by default);
-// gains fp32. AllPacked: the original's accounting on Tritter's table — every tensor at 2 bits, β per tensor.
+// Weight bytes. F32/F16: every tensor at 4/2 bytes. Packed: the packed inference file of model/packed_model.h —
+// each BitLinear as T16 tiles (ternary_matrix_bytes, 2 bits per weight, padded to 16×16) + its fp32 β, every
+// other tensor fp32; with head_i8 an int8 LM head (V·D bytes + V fp32 row scales) replaces the fp32 one (and is
+// added beside a tied embedding). AllPacked: the original's accounting on Tritter's table — every tensor 2-bit.
 enum class WeightStorage { F32, F16, Packed, AllPacked };
-int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, int fp_bytes = 2);
-// One layer's packed bytes (BitLinears 2-bit + β, gains fp32): what layer streaming moves per layer.
+int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8 = false);
+// One layer's packed bytes (BitLinear tiles + β, gains fp32): what layer streaming moves per layer.
 int64_t layer_packed_bytes(const TritterConfig& c, int layer);
 
 // ---- KV cache -------------------------------------------------------------------------------------------------
-// K and V, per layer, per token, per kv head: d values. F32/F16: 4/2 bytes each. Int8: symmetric, one fp32 scale
-// per (token, kv head) — d+4 bytes per d values. Int4: asymmetric, groups of 32 along d, fp16 scale + fp16
-// zero point per group — d/2 + 4·d/32 bytes per d values (KIVI-style groups; the original counted no scales).
-enum class KvDtype { F32, F16, Int8, Int4 };
-KvDtype kv_dtype_from_name(const std::string& name);  // "f32", "f16"/"fp16", "int8", "int4"; throws listing them
-const char* kv_dtype_name(KvDtype dtype);
-inline constexpr int64_t kKvInt4Group = 32;
-inline constexpr int64_t kAttnTile = 256;  // keys per flash-attention score tile (inference working set)
-// Bytes for d values of one (token, kv head), scales included.
-int64_t kv_bytes_per_head_token(const TritterConfig& c, KvDtype dtype);
-// Whole cache for `batch` sequences of `tokens` positions; a sliding window caps the positions kept.
-int64_t kv_cache_bytes(const TritterConfig& c, KvDtype dtype, int64_t batch, int64_t tokens);
+// The layout of infer/kv_cache.h (KIVI), mirrored here because model/ cannot include infer/ (tests/model compare
+// the two): per (layer, kv head) K and V data of C positions (f32 4d, f16 2d, int8 d, int4 d/2 bytes each), and
+// for int8/int4 fp32 (min, scale) per channel per 32-token key group, per 32-channel value group per token, plus
+// a 32-token fp32 key residual; every block 64-byte aligned. C = the context (or, with a sliding window W,
+// W + chunk − 1), rounded up to 32 for int8/int4. The original counted data only (original_kv_bytes).
+enum class KvStorage { F32, F16, Int8, Int4 };
+KvStorage kv_storage_from_name(const std::string& name);  // "f32", "f16", "int8", "int4"; throws listing them
+const char* kv_storage_name(KvStorage kv);
+// Bytes of the cache for `sequences` sequences of `context` positions written `chunk` positions at a time.
+// Throws when context exceeds max_position_embeddings.
+int64_t kv_cache_plan_bytes(const TritterConfig& c, KvStorage kv, int64_t sequences, int64_t context,
+                            int64_t chunk = 64);
 
 // ---- Activations ----------------------------------------------------------------------------------------------
 
@@ -84,17 +85,20 @@ struct MemoryItem {
 };
 int64_t total_bytes(const std::vector<MemoryItem>& items);
 
-// What the training backward keeps for (B, T), per training-spec §5/§6: fp32 tensors, int8 + one fp32 scale per
-// token for each BitLinear input. recompute = activation checkpointing per layer: only each layer's input is kept,
-// one layer's set is rebuilt during its backward. Flash-style attention: the per-row logsumexp, not P (T²).
+// The training activation arena for a (B, T) step — training-spec §5's saved tensors (fp32; each BitLinear
+// input as int8 levels + one fp32 scale per token), the L+1 residual streams, the final norm, logits and their
+// gradient, forward temporaries and the backward's scratch; each block 64-byte aligned (Buffer alignment).
+// recompute: only one layer's saved set (rebuilt during its backward). The term list is docs/memory.md; tests
+// compare it with train/model.h's allocator. Not counted: attention's per-thread scratch (2·64·T floats each).
 std::vector<MemoryItem> training_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute);
 int64_t training_activation_bytes(const TritterConfig& c, int64_t B, int64_t T, bool recompute);
-// The same for LoRA on a frozen base: no int8 inputs for dW, but the fp input and x·Aᵀ (r) of every LoRA target.
+// LoRA on a frozen base: the same arena plus, per layer kept, the fp input and x·Aᵀ (r values) of every target
+// (the LoRA branch sees the un-quantized input, training-spec §9). An estimate until train/ has LoRA.
 std::vector<MemoryItem> lora_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute,
                                                   int64_t rank, const std::vector<std::string>& targets);
-// Inference working set of one layer for a prefill chunk of `chunk` tokens per sequence (fp32 tensors, int8
-// BitLinear inputs, flash-style score tiles of kAttnTile keys per head), plus the logits of each sequence's last token.
-int64_t inference_activation_bytes(const TritterConfig& c, int64_t batch, int64_t chunk);
+// The inference engine's buffers (infer/engine.cpp): RoPE tables for `context` positions, the scratch of one
+// chunk of `chunk` tokens, and one row of logits.
+int64_t inference_activation_bytes(const TritterConfig& c, int64_t context, int64_t chunk);
 // The original's informational "12·D·2 bytes per token".
 inline int64_t original_activation_bytes_per_token(const TritterConfig& c) { return 12 * c.hidden_size * 2; }
 
@@ -115,17 +119,18 @@ struct PlanOptions {
   PlanMode mode = PlanMode::Infer;
   int64_t context = 32768;   // infer: cached positions; training modes: sequence length T
   int64_t batch = 1;
-  KvDtype kv = KvDtype::F16; // infer only
+  KvStorage kv = KvStorage::F16;  // infer only
   int64_t lora_rank = 16;
   std::vector<std::string> lora_targets = default_lora_targets();
   bool recompute = true;     // training modes: activation checkpointing
   int64_t stream_group = 0;  // infer: 0 = all layers resident, g > 0 = layer streaming, 2 groups of g resident
-  int64_t prefill_chunk = 512;
-  int infer_fp_bytes = 2;    // infer: bytes per embedding/head element (fp16)
+  int64_t prefill_chunk = 64;  // infer: tokens per forward chunk (the engine's max_batch)
+  bool head_i8 = false;        // infer: an int8 LM head (pack --head i8)
 };
 
-// The memory a run needs, term by term. Infer: packed weights (or the resident groups and the always-resident
-// embedding/head/norm when streaming), KV cache, working set. Train: fp32 weights, grads, AdamW m and v, the int8
+// The memory a run needs, term by term. Infer: the packed file's tensors (or, streaming, two groups of layers and
+// the always-resident embedding/head/final norm), KV cache, the engine's buffers. Throws on a context beyond
+// max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the int8
 // ternary weights of the step, activations. Qlora (LoRA on the frozen ternary base, training-spec §9): the base
 // packed at 2 bits, frozen fp32 embedding/head/gains, adapters (weights, grads, m, v in fp32), activations.
 std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& options);
