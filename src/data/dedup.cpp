@@ -44,6 +44,22 @@ uint64_t splitmix64(uint64_t& state) {
 bool word_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }
+// sig[p] = min(sig[p], h_p(x)) over all shingles x. Plain C++ that the compiler vectorizes; target_clones
+// builds AVX-512 and AVX2 copies next to the baseline one and picks at load time (no -march, no intrinsics).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void minhash_update(uint32_t* __restrict sig,
+                                                                      const uint32_t* __restrict a,
+                                                                      const uint32_t* __restrict b, size_t n,
+                                                                      const uint32_t* shingles, size_t m) {
+  for (size_t i = 0; i < m; ++i) {
+    const uint32_t x = shingles[i];
+    for (size_t p = 0; p < n; ++p) {
+      uint32_t v = (x ^ b[p]) * a[p];
+      v ^= v >> 16;
+      sig[p] = v < sig[p] ? v : sig[p];
+    }
+  }
+}
+
 }  // namespace
 
 MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
@@ -87,15 +103,7 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
   }
   std::sort(shingles.begin(), shingles.end());
   shingles.erase(std::unique(shingles.begin(), shingles.end()), shingles.end());
-  const uint32_t* __restrict a = a_.data();
-  const uint32_t* __restrict b = b_.data();
-  uint32_t* __restrict s = sig.data();
-  for (uint32_t x : shingles)
-    for (size_t p = 0; p < n; ++p) {
-      uint32_t v = (x ^ b[p]) * a[p];
-      v ^= v >> 16;
-      s[p] = v < s[p] ? v : s[p];
-    }
+  minhash_update(sig.data(), a_.data(), b_.data(), n, shingles.data(), shingles.size());
   return sig;
 }
 

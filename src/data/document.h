@@ -33,6 +33,16 @@ struct LineCol {
   int line = 1;
   int col = 1;
 };
-LineCol line_col(std::string_view text, size_t pos);
+LineCol line_col(std::string_view text, size_t pos);  // O(pos): for one lookup
+
+// Many lookups in one text: the newline offsets once (O(n)), then O(log lines) per position.
+class LineIndex {
+ public:
+  explicit LineIndex(std::string_view text);
+  LineCol at(size_t pos) const;
+
+ private:
+  std::vector<size_t> line_starts_;
+};
 
 }  // namespace tritter::data

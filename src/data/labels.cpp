@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "data/lexer.h"
@@ -174,13 +175,15 @@ class Emitter {
   Emitter(std::string_view text, std::vector<Label>& out) : text_(text), out_(out) {}
   void emit(const char* rule, size_t pos, std::string explanation) {
     const LabelRuleInfo& info = label_rule(rule);
-    const LineCol lc = line_col(text_, pos);
+    if (!lines_) lines_.emplace(text_);
+    const LineCol lc = lines_->at(pos);
     out_.push_back({info.id, info.anchors, info.severity, info.kind, lc.line, lc.col, std::move(explanation)});
   }
 
  private:
   std::string_view text_;
   std::vector<Label>& out_;
+  std::optional<LineIndex> lines_;  // built on the first label
 };
 
 bool contains(std::string_view hay, const re2::RE2& re) { return re2::RE2::PartialMatch(Piece(hay.data(), hay.size()), re); }
@@ -408,9 +411,10 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
              R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
   for_each_match(tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
+    what.resize(std::min(what.size(), what.find('(')));
+    what.insert(what.begin(), '`');
     e.emit("rs.tls-verify-disabled", b,
-           "`" + what.substr(0, what.find('(')) +
-               "` disables TLS certificate or hostname verification; any man in the middle is accepted.");
+           what + "` disables TLS certificate or hostname verification; any man in the middle is accepted.");
   });
   TRITTER_RE(cmd_re, R"re(\bCommand\s*::\s*new\s*\(\s*)re");
   TRITTER_RE(shell_name, R"re(^(?:sh|bash|zsh|dash|cmd|cmd\.exe|powershell|pwsh|/bin/sh|/bin/bash|/usr/bin/env)$)re");

@@ -132,7 +132,8 @@ LexedSource lex_rust(std::string_view src) {
       size_t hashes = 0;
       while (j < n && src[j] == '#') { ++hashes; ++j; }
       if (j < n && src[j] == '"') {
-        const std::string closing = "\"" + std::string(hashes, '#');
+        std::string closing(hashes + 1, '#');
+        closing[0] = '"';
         size_t e = src.find(closing, j + 1);
         const size_t body_end = e == std::string_view::npos ? n : e;
         const size_t end = e == std::string_view::npos ? n : e + closing.size();

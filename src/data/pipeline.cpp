@@ -255,7 +255,11 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   if (fs::exists(outdir, ec) && !fs::is_directory(outdir, ec))
     throw_error("curate: output '", outdir.string(), "': exists and is not a directory, expected a directory");
   fs::create_directories(outdir.parent_path(), ec);
-  TempDirGuard guard{outdir.parent_path() / ("." + outdir.filename().string() + ".tmp-" + std::to_string(getpid()))};
+  std::string tmp_name = outdir.filename().string();
+  tmp_name.insert(tmp_name.begin(), '.');
+  tmp_name += ".tmp-";
+  tmp_name += std::to_string(getpid());
+  TempDirGuard guard{outdir.parent_path() / tmp_name};
   fs::remove_all(guard.path, ec);
   if (!fs::create_directories(guard.path, ec))
     throw_error("curate: output '", outdir.string(), "': cannot create ", guard.path.string(), ": ", ec.message());

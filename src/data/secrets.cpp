@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <cctype>
 
 #include "core/error.h"
@@ -242,6 +243,7 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
   const auto& rules = secret_rules();
   std::vector<SecretFinding> out;
   std::vector<bool> fired(rules.size(), false);
+  std::optional<LineIndex> lines;  // built on the first finding
   // Hyperscan takes an unsigned length: scan very large inputs in overlapping 1 GiB windows.
   constexpr size_t kWindow = size_t(1) << 30, kOverlap = size_t(1) << 16;
   for (size_t off = 0; off < text.size() || off == 0; off += kWindow - kOverlap) {
@@ -272,7 +274,8 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
         if (!looks_like_key_material(secret)) continue;
       }
       if (std::string_view(rule.id) == "jwt" && !jwt_header_ok(secret)) continue;
-      const LineCol lc = line_col(text, size_t(s.data() - text.data()));
+      if (!lines) lines.emplace(text);
+      const LineCol lc = lines->at(size_t(s.data() - text.data()));
       out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret)});
     }
   }

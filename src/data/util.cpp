@@ -1,6 +1,7 @@
 // SHA-256 (FIPS 180-4, written out: no crypto library in the dependency list), entropy, UTF-8, whitespace folding.
 #include "data/util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -154,6 +155,18 @@ LineCol line_col(std::string_view text, size_t pos) {
     }
   lc.col = int(pos - line_start) + 1;
   return lc;
+}
+
+LineIndex::LineIndex(std::string_view text) {
+  line_starts_.push_back(0);
+  for (size_t i = 0; i < text.size(); ++i)
+    if (text[i] == '\n') line_starts_.push_back(i + 1);
+}
+
+LineCol LineIndex::at(size_t pos) const {
+  const auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), pos);
+  const size_t line = size_t(it - line_starts_.begin());  // >= 1: line_starts_[0] == 0 <= pos
+  return {int(line), int(pos - line_starts_[line - 1]) + 1};
 }
 
 }  // namespace tritter::data
