@@ -1,0 +1,64 @@
+// The inference commands end to end through the binary: init → pack → inspect → generate, tokenize, and the
+// user errors (truncated file, wrong format, empty or over-long prompt): a message naming the file or argument
+// and a non-zero exit, never a crash.
+#include <gtest/gtest.h>
+
+#include "util/test_util.h"
+
+namespace tritter {
+namespace {
+
+TEST(InferCli, InitPackInspectGenerate) {
+  test::TempDir dir;
+  const std::string ck = (dir / "ck.st").string(), pk = (dir / "pk.st").string();
+  ASSERT_EQ(test::run_cli("init --size test --seed 3 -o " + ck).exit_code, 0);
+  auto r = test::run_cli("pack " + ck + " " + pk + " --head i8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_cli("inspect " + pk);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("model.layers.1.mlp.down_proj.qweight"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tritter-packed-v1"), std::string::npos);
+  EXPECT_NE(r.output.find("bytes read per decoded token"), std::string::npos);
+  r = test::run_cli("-t 2 generate -m " + pk + " -p 'def main():' -n 12 --ignore-eos");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("prompt: 12 tokens"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("generated: 12 tokens (length)"), std::string::npos) << r.output;
+  // Greedy output is the same on 1 and 2 threads (stdout only: the timings line differs).
+  const auto a = test::run_cli("-q -t 1 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
+  const auto b = test::run_cli("-q -t 2 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  EXPECT_EQ(a.output.substr(0, a.output.find("\"stop_reason\"")), b.output.substr(0, b.output.find("\"stop_reason\"")));
+  r = test::run_cli("init --size test --seed 3 --packed -o " + (dir / "direct.st").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_cli("tokenize 'Hi'");
+  EXPECT_NE(r.output.find("1 80 113"), std::string::npos) << r.output;
+}
+
+TEST(InferCli, BadInputsGiveClearErrors) {
+  test::TempDir dir;
+  const std::string ck = (dir / "ck.st").string(), pk = (dir / "pk.st").string();
+  ASSERT_EQ(test::run_cli("init --size test -o " + ck).exit_code, 0);
+  ASSERT_EQ(test::run_cli("pack " + ck + " " + pk).exit_code, 0);
+  auto r = test::run_cli("generate -m " + ck + " -p hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("format 'tritter-v1', expected 'tritter-packed-v1'"), std::string::npos) << r.output;
+  r = test::run_cli("generate -m " + pk + " -p ''");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--prompt: empty prompt"), std::string::npos) << r.output;
+  r = test::run_cli("generate -m " + pk + " -p " + std::string(600, 'a'));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("the prompt has 601 tokens, more than the context of 512"), std::string::npos) << r.output;
+  const std::string bytes = test::read_file(pk);
+  test::write_file(dir / "trunc.st", bytes.substr(0, bytes.size() / 2));
+  r = test::run_cli("generate -m " + (dir / "trunc.st").string() + " -p hi");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("trunc.st"), std::string::npos) << r.output;
+  r = test::run_cli("inspect " + (dir / "missing.st").string());
+  EXPECT_EQ(r.exit_code, 1);
+  r = test::run_cli("generate -m " + pk + " -p hi --kv-cache int3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("expected f32, f16, int8 or int4"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace tritter
