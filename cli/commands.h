@@ -7,6 +7,7 @@ namespace tritter::cli {
 
 void add_version_command(CLI::App& app, GlobalOptions& global);
 CLI::App& bench_command(CLI::App& app); void add_bench_command(CLI::App& app, GlobalOptions& global);  // bench_command: the shared `bench` parent
+void add_specs_command(CLI::App& app, GlobalOptions& global); void add_hw_command(CLI::App& app, GlobalOptions& global);
 void add_curate_command(CLI::App& app, GlobalOptions& global);
 void add_inference_commands(CLI::App& app, GlobalOptions& global);  // init pack inspect tokenize generate, bench model
 
