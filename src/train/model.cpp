@@ -2,6 +2,7 @@
 #include "train/model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -12,7 +13,35 @@
 
 namespace tritter::train {
 
+const char* op_name(Op op) {
+  static const char* const names[] = {"rmsnorm fwd+bwd", "activation quantize", "BitLinear fwd (int8 x ternary)",
+                                      "BitLinear dx (ternary^T)", "dW GEMM (sgemm)", "attention fwd",
+                                      "attention bwd", "rope/relu2/residual/embed", "LM head + CE",
+                                      "weight quantize+pack"};
+  return names[static_cast<int>(op)];
+}
+
 namespace {
+
+// Adds the wall time of its scope to one op family.
+class OpTimer {
+ public:
+  OpTimer(OpTimes& t, Op op) : t_(t), op_(op), start_(std::chrono::steady_clock::now()) {}
+  ~OpTimer() {
+    t_.seconds[static_cast<int>(op_)] +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  OpTimes& t_;
+  Op op_;
+  std::chrono::steady_clock::time_point start_;
+};
+#define TIMED(op, ...)                      \
+  do {                                      \
+    OpTimer timer_(times_, Op::op);         \
+    __VA_ARGS__;                            \
+  } while (0)
 
 // Walks the arena layout: with a null base it only counts bytes (the size function), otherwise hands out
 // 64-byte-aligned pointers.
@@ -156,6 +185,7 @@ TrainModel::TrainModel(const TritterConfig& config, Context& ctx) : config_(conf
       }
     }
   }
+  set_dx_kernel(false);
 }
 
 LayerTensors TrainModel::layer_tensors(float* base, int layer) const {
@@ -187,6 +217,28 @@ void TrainModel::init_weights(uint64_t seed) {
   init_parameters(params(), config_, seed);  // model/init: the same values `tritter init` writes
 }
 
+void TrainModel::set_dx_kernel(bool kernel) {
+  if (!config_.quant) return;
+  if (kernel) {
+    for (auto& lb : bits_)
+      for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) bw->wt = nullptr;
+    wtilde_ = Buffer();
+    return;
+  }
+  int64_t total = 0;
+  for (const auto& t : table_)
+    if (t.role == TensorRole::BitLinear) total += t.numel();
+  wtilde_ = Buffer(static_cast<size_t>(total) * sizeof(float), MemCategory::Weights, &ctx_.memory);
+  float* p = wtilde_.as<float>().data();
+  for (auto& lb : bits_)
+    for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) {
+      if (!bw->w) continue;
+      bw->wt = p;
+      p += bw->O * bw->I;
+    }
+  weights_stale_ = true;
+}
+
 void TrainModel::zero_grad() { std::memset(grads_.data(), 0, grads_.bytes()); }
 
 void TrainModel::prepare_weights() {
@@ -194,7 +246,7 @@ void TrainModel::prepare_weights() {
   if (config_.quant) {
     for (auto& lb : bits_) {
       for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) {
-        if (bw->w) bitweight_prepare(*bw, static_cast<int8_t*>(wscratch_.data()));
+        if (bw->w) TIMED(WeightQuant, bitweight_prepare(*bw, static_cast<int8_t*>(wscratch_.data())));
       }
     }
   }
@@ -239,52 +291,52 @@ void TrainModel::layer_forward(int i, const LayerActs& A, float* x_out) {
   const float* x = A.x;
   float* tmp = v_.tmp_big;
 
-  rmsnorm_forward(ctx_, tmp, A.r_in, x, P.input_layernorm, N, D, eps);
-  bitinput_set(ctx_, A.a, tmp, N, D, quant);
-  bitlinear_forward(ctx_, c.qk_norm ? A.qraw : A.q, A.a, W.q, N);
-  bitlinear_forward(ctx_, c.qk_norm ? A.kraw : A.k, A.a, W.k, N);
-  bitlinear_forward(ctx_, A.v, A.a, W.v, N);
+  TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_in, x, P.input_layernorm, N, D, eps));
+  TIMED(Quantize, bitinput_set(ctx_, A.a, tmp, N, D, quant));
+  TIMED(BitFwd, bitlinear_forward(ctx_, c.qk_norm ? A.qraw : A.q, A.a, W.q, N));
+  TIMED(BitFwd, bitlinear_forward(ctx_, c.qk_norm ? A.kraw : A.k, A.a, W.k, N));
+  TIMED(BitFwd, bitlinear_forward(ctx_, A.v, A.a, W.v, N));
   if (c.qk_norm) {
-    rmsnorm_forward(ctx_, A.q, A.rq, A.qraw, P.q_norm, N * H, d, eps);
-    rmsnorm_forward(ctx_, A.k, A.rk, A.kraw, P.k_norm, N * K, d, eps);
+    TIMED(Norm, rmsnorm_forward(ctx_, A.q, A.rq, A.qraw, P.q_norm, N * H, d, eps));
+    TIMED(Norm, rmsnorm_forward(ctx_, A.k, A.rk, A.kraw, P.k_norm, N * K, d, eps));
   }
-  rope_forward(ctx_, A.q, rope_cos_, rope_sin_, B_, T_, H, d);
-  rope_forward(ctx_, A.k, rope_cos_, rope_sin_, B_, T_, K, d);
-  attention_forward(ctx_, A.att, A.lse, A.q, A.k, A.v, attn_, attn_scratch_.as<float>().data());
+  TIMED(Elementwise, rope_forward(ctx_, A.q, rope_cos_, rope_sin_, B_, T_, H, d));
+  TIMED(Elementwise, rope_forward(ctx_, A.k, rope_cos_, rope_sin_, B_, T_, K, d));
+  TIMED(AttnFwd, attention_forward(ctx_, A.att, A.lse, A.q, A.k, A.v, attn_, attn_scratch_.as<float>().data()));
   if (c.sub_norm) {
-    rmsnorm_forward(ctx_, tmp, A.r_att, A.att, P.attn_sub_norm, N, Hd, eps);
-    bitinput_set(ctx_, A.o, tmp, N, Hd, quant);
+    TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_att, A.att, P.attn_sub_norm, N, Hd, eps));
+    TIMED(Quantize, bitinput_set(ctx_, A.o, tmp, N, Hd, quant));
   } else {
-    bitinput_set(ctx_, A.o, A.att, N, Hd, quant);
+    TIMED(Quantize, bitinput_set(ctx_, A.o, A.att, N, Hd, quant));
   }
   const float* ybr;
   if (c.post_norm == "both") {
-    bitlinear_forward(ctx_, A.y, A.o, W.o, N);
-    rmsnorm_forward(ctx_, v_.tmp_d, A.r_y, A.y, P.post_attention_layernorm, N, D, eps);
+    TIMED(BitFwd, bitlinear_forward(ctx_, A.y, A.o, W.o, N));
+    TIMED(Norm, rmsnorm_forward(ctx_, v_.tmp_d, A.r_y, A.y, P.post_attention_layernorm, N, D, eps));
   } else {
-    bitlinear_forward(ctx_, v_.tmp_d, A.o, W.o, N);
+    TIMED(BitFwd, bitlinear_forward(ctx_, v_.tmp_d, A.o, W.o, N));
   }
   ybr = v_.tmp_d;
 #pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(static)
   for (int64_t j = 0; j < N * D; ++j) A.h[j] = x[j] + ybr[j];
 
-  rmsnorm_forward(ctx_, tmp, A.r_h, A.h, P.pre_feedforward_layernorm, N, D, eps);
-  bitinput_set(ctx_, A.m, tmp, N, D, quant);
-  bitlinear_forward(ctx_, A.u, A.m, W.up, N);
+  TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_h, A.h, P.pre_feedforward_layernorm, N, D, eps));
+  TIMED(Quantize, bitinput_set(ctx_, A.m, tmp, N, D, quant));
+  TIMED(BitFwd, bitlinear_forward(ctx_, A.u, A.m, W.up, N));
   float* s_out = c.sub_norm ? A.spre : tmp;
   if (c.gated_mlp()) {
-    bitlinear_forward(ctx_, A.gt, A.m, W.gate, N);
-    relu2_glu_forward(ctx_, s_out, A.gt, A.u, N * F);
+    TIMED(BitFwd, bitlinear_forward(ctx_, A.gt, A.m, W.gate, N));
+    TIMED(Elementwise, relu2_glu_forward(ctx_, s_out, A.gt, A.u, N * F));
   } else {
-    relu2_forward(ctx_, s_out, A.u, N * F);
+    TIMED(Elementwise, relu2_forward(ctx_, s_out, A.u, N * F));
   }
-  if (c.sub_norm) rmsnorm_forward(ctx_, tmp, A.r_s, A.spre, P.ffn_sub_norm, N, F, eps);
-  bitinput_set(ctx_, A.s, tmp, N, F, quant);
+  if (c.sub_norm) TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_s, A.spre, P.ffn_sub_norm, N, F, eps));
+  TIMED(Quantize, bitinput_set(ctx_, A.s, tmp, N, F, quant));
   if (c.post_norm != "none") {
-    bitlinear_forward(ctx_, A.f, A.s, W.down, N);
-    rmsnorm_forward(ctx_, v_.tmp_d, A.r_f, A.f, P.post_feedforward_layernorm, N, D, eps);
+    TIMED(BitFwd, bitlinear_forward(ctx_, A.f, A.s, W.down, N));
+    TIMED(Norm, rmsnorm_forward(ctx_, v_.tmp_d, A.r_f, A.f, P.post_feedforward_layernorm, N, D, eps));
   } else {
-    bitlinear_forward(ctx_, v_.tmp_d, A.s, W.down, N);
+    TIMED(BitFwd, bitlinear_forward(ctx_, v_.tmp_d, A.s, W.down, N));
   }
   const float* fbr = v_.tmp_d;
   (void)Kd;
@@ -307,69 +359,67 @@ void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
   const float* df = dres;
   if (c.post_norm != "none") {
     zero(v_.d_d2, N * D);
-    rmsnorm_backward(ctx_, v_.d_d2, G.post_feedforward_layernorm, dres, A.f, A.r_f, P.post_feedforward_layernorm, N,
-                     D);
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_feedforward_layernorm, dres, A.f, A.r_f, P.post_feedforward_layernorm, N, D));
     df = v_.d_d2;
   }
-  bitlinear_backward_dw(G.down_proj, df, bitinput_float(A.s, xt, N, F, quant), N, D, F);
-  bitlinear_backward_dx(ctx_, v_.d_f1, df, W.down, N, false, xt);
+  TIMED(GemmDw, bitlinear_backward_dw(G.down_proj, df, bitinput_float(A.s, xt, N, F, quant), N, D, F));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_f1, df, W.down, N, false, xt));
   const float* ds = v_.d_f1;
   if (c.sub_norm) {
     zero(v_.d_f2, N * F);
-    rmsnorm_backward(ctx_, v_.d_f2, G.ffn_sub_norm, v_.d_f1, A.spre, A.r_s, P.ffn_sub_norm, N, F);
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_f2, G.ffn_sub_norm, v_.d_f1, A.spre, A.r_s, P.ffn_sub_norm, N, F));
     ds = v_.d_f2;
   }
   float* du = ds == v_.d_f1 ? v_.d_f2 : v_.d_f1;
   float* dgt = v_.d_f3;
   if (c.gated_mlp()) {
-    relu2_glu_backward(ctx_, dgt, du, ds, A.gt, A.u, N * F);
+    TIMED(Elementwise, relu2_glu_backward(ctx_, dgt, du, ds, A.gt, A.u, N * F));
   } else {
-    relu2_backward(ctx_, du, ds, A.u, N * F);
+    TIMED(Elementwise, relu2_backward(ctx_, du, ds, A.u, N * F));
   }
   const float* mt = bitinput_float(A.m, xt, N, D, quant);
-  bitlinear_backward_dw(G.up_proj, du, mt, N, F, D);
-  if (c.gated_mlp()) bitlinear_backward_dw(G.gate_proj, dgt, mt, N, F, D);
-  bitlinear_backward_dx(ctx_, v_.d_d1, du, W.up, N, false, xt);
-  if (c.gated_mlp()) bitlinear_backward_dx(ctx_, v_.d_d1, dgt, W.gate, N, true, xt);
-  rmsnorm_backward(ctx_, dres, G.pre_feedforward_layernorm, v_.d_d1, A.h, A.r_h, P.pre_feedforward_layernorm, N, D);
+  TIMED(GemmDw, bitlinear_backward_dw(G.up_proj, du, mt, N, F, D));
+  if (c.gated_mlp()) TIMED(GemmDw, bitlinear_backward_dw(G.gate_proj, dgt, mt, N, F, D));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, du, W.up, N, false, xt));
+  if (c.gated_mlp()) TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dgt, W.gate, N, true, xt));
+  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.pre_feedforward_layernorm, v_.d_d1, A.h, A.r_h, P.pre_feedforward_layernorm, N, D));
 
   // Attention branch: h = x + y; dres now holds dh.
   const float* dy = dres;
   if (c.post_norm == "both") {
     zero(v_.d_d2, N * D);
-    rmsnorm_backward(ctx_, v_.d_d2, G.post_attention_layernorm, dres, A.y, A.r_y, P.post_attention_layernorm, N, D);
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_attention_layernorm, dres, A.y, A.r_y, P.post_attention_layernorm, N, D));
     dy = v_.d_d2;
   }
-  bitlinear_backward_dw(G.o_proj, dy, bitinput_float(A.o, xt, N, Hd, quant), N, D, Hd);
-  bitlinear_backward_dx(ctx_, v_.d_hd1, dy, W.o, N, false, xt);
+  TIMED(GemmDw, bitlinear_backward_dw(G.o_proj, dy, bitinput_float(A.o, xt, N, Hd, quant), N, D, Hd));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_hd1, dy, W.o, N, false, xt));
   const float* dout = v_.d_hd1;
   if (c.sub_norm) {
     zero(v_.d_hd2, N * Hd);
-    rmsnorm_backward(ctx_, v_.d_hd2, G.attn_sub_norm, v_.d_hd1, A.att, A.r_att, P.attn_sub_norm, N, Hd);
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_hd2, G.attn_sub_norm, v_.d_hd1, A.att, A.r_att, P.attn_sub_norm, N, Hd));
     dout = v_.d_hd2;
   }
-  attention_backward(ctx_, v_.d_q, v_.d_k, v_.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_,
-                     attn_scratch_.as<float>().data());
-  rope_backward(ctx_, v_.d_q, rope_cos_, rope_sin_, B_, T_, H, d);
-  rope_backward(ctx_, v_.d_k, rope_cos_, rope_sin_, B_, T_, K, d);
+  TIMED(AttnBwd, attention_backward(ctx_, v_.d_q, v_.d_k, v_.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_, attn_scratch_.as<float>().data()));
+  TIMED(Elementwise, rope_backward(ctx_, v_.d_q, rope_cos_, rope_sin_, B_, T_, H, d));
+  TIMED(Elementwise, rope_backward(ctx_, v_.d_k, rope_cos_, rope_sin_, B_, T_, K, d));
   const float* dq = v_.d_q;
   const float* dk = v_.d_k;
   if (c.qk_norm) {
     zero(v_.d_q2, N * Hd);
     zero(v_.d_k2, N * Kd);
-    rmsnorm_backward(ctx_, v_.d_q2, G.q_norm, v_.d_q, A.qraw, A.rq, P.q_norm, N * H, d);
-    rmsnorm_backward(ctx_, v_.d_k2, G.k_norm, v_.d_k, A.kraw, A.rk, P.k_norm, N * K, d);
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_q2, G.q_norm, v_.d_q, A.qraw, A.rq, P.q_norm, N * H, d));
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_k2, G.k_norm, v_.d_k, A.kraw, A.rk, P.k_norm, N * K, d));
     dq = v_.d_q2;
     dk = v_.d_k2;
   }
   const float* at = bitinput_float(A.a, xt, N, D, quant);
-  bitlinear_backward_dw(G.q_proj, dq, at, N, Hd, D);
-  bitlinear_backward_dw(G.k_proj, dk, at, N, Kd, D);
-  bitlinear_backward_dw(G.v_proj, v_.d_v, at, N, Kd, D);
-  bitlinear_backward_dx(ctx_, v_.d_d1, dq, W.q, N, false, xt);
-  bitlinear_backward_dx(ctx_, v_.d_d1, dk, W.k, N, true, xt);
-  bitlinear_backward_dx(ctx_, v_.d_d1, v_.d_v, W.v, N, true, xt);
-  rmsnorm_backward(ctx_, dres, G.input_layernorm, v_.d_d1, A.x, A.r_in, P.input_layernorm, N, D);
+  TIMED(GemmDw, bitlinear_backward_dw(G.q_proj, dq, at, N, Hd, D));
+  TIMED(GemmDw, bitlinear_backward_dw(G.k_proj, dk, at, N, Kd, D));
+  TIMED(GemmDw, bitlinear_backward_dw(G.v_proj, v_.d_v, at, N, Kd, D));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dq, W.q, N, false, xt));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dk, W.k, N, true, xt));
+  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, v_.d_v, W.v, N, true, xt));
+  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.input_layernorm, v_.d_d1, A.x, A.r_in, P.input_layernorm, N, D));
 }
 
 double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale) {
@@ -382,16 +432,16 @@ double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
   ids_.assign(inputs, inputs + N);
-  embedding_forward(v_.xs[0], E, inputs, N, D, V);
+  TIMED(Elementwise, embedding_forward(v_.xs[0], E, inputs, N, D, V));
   for (int64_t i = 0; i < L; ++i) {
     LayerActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
     A.x = v_.xs[static_cast<size_t>(i)];
     layer_forward(static_cast<int>(i), A, v_.xs[static_cast<size_t>(i + 1)]);
   }
-  rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N, D,
-                  static_cast<float>(c.rms_norm_eps));
-  linear_forward(v_.logits, v_.hhat, p + head->offset, N, D, V);
+  TIMED(Norm, rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N, D, static_cast<float>(c.rms_norm_eps)));
+  TIMED(Head, linear_forward(v_.logits, v_.hhat, p + head->offset, N, D, V));
   if (!targets) return 0.0;
+  OpTimer timer(times_, Op::Head);
   return cross_entropy_forward_backward(ctx_, v_.dz, v_.logits, targets, N, V, c.z_loss, grad_scale);
 }
 
@@ -403,17 +453,16 @@ void TrainModel::backward() {
   float* g = grads_.as<float>().data();
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
-  linear_backward(v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false);
+  TIMED(Head, linear_backward(v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
   std::memset(v_.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
-  rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)], v_.r_final,
-                   p + fnorm->offset, N, D);
+  TIMED(Norm, rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)], v_.r_final, p + fnorm->offset, N, D));
   for (int64_t i = L - 1; i >= 0; --i) {
     LayerActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
     A.x = v_.xs[static_cast<size_t>(i)];
     if (recompute_) layer_forward(static_cast<int>(i), A, v_.tmp_d);
     layer_backward(static_cast<int>(i), A, v_.dres);
   }
-  embedding_backward(g + table_.front().offset, v_.dres, ids_.data(), N, D);
+  TIMED(Elementwise, embedding_backward(g + table_.front().offset, v_.dres, ids_.data(), N, D));
 }
 
 }  // namespace tritter::train

@@ -61,6 +61,14 @@ struct ArenaViews {
   float *d_q2 = nullptr, *d_k2 = nullptr, *xt = nullptr;  // xt (N, max(D, H·d, F)): x̃ and dx scratch
 };
 
+// Wall time per op family, accumulated over forward/backward calls (for `tritter bench train`).
+enum class Op : int { Norm, Quantize, BitFwd, BitDx, GemmDw, AttnFwd, AttnBwd, Elementwise, Head, WeightQuant, Count };
+const char* op_name(Op op);
+struct OpTimes {
+  double seconds[static_cast<int>(Op::Count)] = {};
+  void clear() { *this = OpTimes{}; }
+};
+
 class TrainModel {
  public:
   TrainModel(const TritterConfig& config, Context& ctx);
@@ -87,6 +95,10 @@ class TrainModel {
   void backward();
   const float* logits() const { return v_.logits; }  // (B, T, V) of the last forward
   int64_t arena_bytes() const { return arena_.bytes(); }
+  OpTimes& op_times() { return times_; }
+  // dx of BitLinear (quant=true): true = kernels' ternary_matmul_t on the packed levels; false (default) = sgemm
+  // with W̃ cached per optimizer step (one more fp32 copy of the BitLinear weights). Same maths (§4.2).
+  void set_dx_kernel(bool kernel);
 
  private:
   LayerTensors layer_tensors(float* base, int layer) const;
@@ -104,7 +116,7 @@ class TrainModel {
     BitWeight q, k, v, o, gate, up, down;
   };
   std::vector<LayerBits> bits_;
-  Buffer wcache_, wscratch_;
+  Buffer wcache_, wscratch_, wtilde_;
   bool weights_stale_ = true;
 
   // Arena state for the reserved (B, T).
@@ -115,6 +127,7 @@ class TrainModel {
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
   std::vector<int32_t> ids_;  // inputs of the last forward (embedding backward)
   AttnShape attn_;
+  OpTimes times_;
 };
 
 }  // namespace tritter::train

@@ -18,6 +18,19 @@ namespace tritter::train {
 
 namespace {
 int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
+
+// Σ a·b with 16 interleaved partial sums: a fixed summation order (deterministic) that the compiler vectorizes
+// without -ffast-math; the partials are added in a fixed tree at the end.
+float sum_products(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; ++k) acc[k] += a[j + k] * b[j + k];
+  for (; j < n; ++j) acc[j & 15] += a[j] * b[j];
+  for (int w = 8; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
+  return acc[0];
+}
 }  // namespace
 
 // ---------------------------------------------------------------- RMSNorm
@@ -27,9 +40,7 @@ void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, 
   for (int64_t row = 0; row < N; ++row) {
     const float* xr = x + row * n;
     float* yr = y + row * n;
-    double ss = 0.0;
-    for (int64_t j = 0; j < n; ++j) ss += static_cast<double>(xr[j]) * xr[j];
-    const float r = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+    const float r = 1.0f / std::sqrt(sum_products(xr, xr, n) / static_cast<float>(n) + eps);
     rstd[row] = r;
     for (int64_t j = 0; j < n; ++j) yr[j] = xr[j] * r * g[j];
   }
@@ -38,30 +49,31 @@ void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, 
 void rmsnorm_backward(const Context& ctx, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
                       const float* g, int64_t N, int64_t n) {
   const int threads = static_cast<int>(std::min<int64_t>(nthreads(ctx), std::max<int64_t>(N, 1)));
-  std::vector<double> partial(static_cast<size_t>(threads * n), 0.0);
+  std::vector<float> partial(static_cast<size_t>(threads * n), 0.0f);
 #pragma omp parallel num_threads(threads)
   {
     const int tid = omp_get_thread_num();
     const int nt = omp_get_num_threads();
     const int64_t lo = N * tid / nt, hi = N * (tid + 1) / nt;
-    double* dgp = partial.data() + tid * n;
+    float* dgp = partial.data() + tid * n;
+    std::vector<float> dn(static_cast<size_t>(n));
     for (int64_t row = lo; row < hi; ++row) {
       const float* xr = x + row * n;
       const float* dyr = dy + row * n;
       float* dxr = dx + row * n;
       const float r = rstd[row];
-      double dot = 0.0;
       for (int64_t j = 0; j < n; ++j) {
-        const float nh = xr[j] * r;
-        dot += static_cast<double>(dyr[j] * g[j]) * nh;
-        dgp[j] += static_cast<double>(dyr[j]) * nh;
+        dn[j] = dyr[j] * g[j];
+        dgp[j] += dyr[j] * (xr[j] * r);
       }
-      const float c = static_cast<float>(dot / static_cast<double>(n));
-      for (int64_t j = 0; j < n; ++j) dxr[j] += r * (dyr[j] * g[j] - xr[j] * r * c);
+      // mean(dn ⊙ n̂) = r · mean(dn ⊙ x)
+      const float c = r * sum_products(dn.data(), xr, n) / static_cast<float>(n);
+      const float rc = r * c;
+      for (int64_t j = 0; j < n; ++j) dxr[j] += r * (dn[j] - xr[j] * rc);
     }
   }
   for (int t = 0; t < threads; ++t) {
-    for (int64_t j = 0; j < n; ++j) dg[j] += static_cast<float>(partial[t * n + j]);
+    for (int64_t j = 0; j < n; ++j) dg[j] += partial[t * n + j];
   }
 }
 
@@ -72,6 +84,9 @@ void bitweight_prepare(BitWeight& bw, int8_t* scratch_q) {
   bw.sigma = ternary_sigma(bw.w, n);
   ternary_quantize(scratch_q, bw.w, n, bw.sigma);
   ternary_matrix_pack(bw.packed, scratch_q, bw.O, bw.I);
+  if (bw.wt) {
+    for (int64_t i = 0; i < n; ++i) bw.wt[i] = static_cast<float>(scratch_q[i]) / bw.sigma;
+  }
 }
 
 void bitinput_set(const Context& ctx, const BitInput& in, const float* x, int64_t N, int64_t I, bool quant) {
@@ -103,9 +118,9 @@ void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const B
 
 void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
                            bool accumulate, float* scratch) {
-  if (!w.quant) {
+  if (!w.quant || w.wt) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(w.I),
-                static_cast<int>(w.O), 1.0f, dy, static_cast<int>(w.O), w.w, static_cast<int>(w.I),
+                static_cast<int>(w.O), 1.0f, dy, static_cast<int>(w.O), w.quant ? w.wt : w.w, static_cast<int>(w.I),
                 accumulate ? 1.0f : 0.0f, dx, static_cast<int>(w.I));
     return;
   }
@@ -295,35 +310,51 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
 }
 
 // ---------------------------------------------------------------- squared ReLU
-void relu2_forward(const Context& ctx, float* s, const float* u, int64_t n) {
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
+// Branchless (the sign of u is random, so a branch mispredicts) with __restrict so the loops vectorize; the
+// pointers are not aliased by any caller (ops.h).
+namespace {
+inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
+}  // namespace
+
+void relu2_forward(const Context& ctx, float* s_out, const float* u_in, int64_t n) {
+  float* __restrict s = s_out;
+  const float* __restrict u = u_in;
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float r = u[i] > 0.0f ? u[i] : 0.0f;
+    const float r = relu(u[i]);
     s[i] = r * r;
   }
 }
 
-void relu2_backward(const Context& ctx, float* du, const float* ds, const float* u, int64_t n) {
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = u[i] > 0.0f ? u[i] : 0.0f;
-    du[i] = ds[i] * 2.0f * r;
-  }
+void relu2_backward(const Context& ctx, float* du_out, const float* ds_in, const float* u_in, int64_t n) {
+  float* __restrict du = du_out;
+  const float* __restrict ds = ds_in;
+  const float* __restrict u = u_in;
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static)
+  for (int64_t i = 0; i < n; ++i) du[i] = ds[i] * 2.0f * relu(u[i]);
 }
 
-void relu2_glu_forward(const Context& ctx, float* s, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
+void relu2_glu_forward(const Context& ctx, float* s_out, const float* gate_in, const float* up_in, int64_t n) {
+  float* __restrict s = s_out;
+  const float* __restrict gate = gate_in;
+  const float* __restrict up = up_in;
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
+    const float r = relu(gate[i]);
     s[i] = r * r * up[i];
   }
 }
 
-void relu2_glu_backward(const Context& ctx, float* dgate, float* dup, const float* ds, const float* gate,
-                        const float* up, int64_t n) {
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
+void relu2_glu_backward(const Context& ctx, float* dgate_out, float* dup_out, const float* ds_in, const float* gate_in,
+                        const float* up_in, int64_t n) {
+  float* __restrict dgate = dgate_out;
+  float* __restrict dup = dup_out;
+  const float* __restrict ds = ds_in;
+  const float* __restrict gate = gate_in;
+  const float* __restrict up = up_in;
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float r = gate[i] > 0.0f ? gate[i] : 0.0f;
+    const float r = relu(gate[i]);
     dgate[i] = ds[i] * up[i] * 2.0f * r;
     dup[i] = ds[i] * r * r;
   }

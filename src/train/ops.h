@@ -28,9 +28,13 @@ struct BitWeight {
   bool quant = true;
   uint8_t* packed = nullptr;  // ternary_matrix_bytes(O, I), owned by the model's weight-cache buffer
   float sigma = 1.0f;
+  // Optional (O, I) f32 W̃ = Wq / σ (true division, §4.2): when set, the dx backward is a dense sgemm dy·W̃ instead
+  // of kernels' ternary_matmul_t (same maths, float sums in another order; faster while the ternary kernel is not).
+  float* wt = nullptr;
   TernaryMatrix matrix() const { return {packed, O, I, sigma}; }
 };
-// σ = ternary_sigma(w), Wq = clamp(rne(w·σ)), packed into bw.packed (scratch_q: O·I int8). No-op when !quant.
+// σ = ternary_sigma(w), Wq = clamp(rne(w·σ)), packed into bw.packed (scratch_q: O·I int8), and W̃ into bw.wt when
+// set. No-op when !quant.
 void bitweight_prepare(BitWeight& bw, int8_t* scratch_q);
 
 // The saved input of a BitLinear: quant → xq (N, I) i8 + scale (N) (4× smaller than x̃); fp → x (N, I) f32.
@@ -46,7 +50,8 @@ const float* bitinput_float(const BitInput& in, float* scratch, int64_t N, int64
 
 // y (N, O) = x̃ W̃ᵀ: integer form (xq · Wqᵀ)/(s·σ) through kernels/ternary_matmul, or x Wᵀ (sgemm). Overwrites y.
 void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const BitWeight& w, int64_t N);
-// dx (N, I) (=, or += when accumulate) dy W̃: kernels ternary_matmul_t (dy·Wq/σ) or sgemm with the latent W.
+// dx (N, I) (=, or += when accumulate) dy W̃: kernels ternary_matmul_t (dy·Wq/σ), sgemm with the cached W̃ (w.wt),
+// or, quant=false, sgemm with the latent W.
 // scratch (N, I) is used only for quant && accumulate.
 void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
                            bool accumulate, float* scratch);

@@ -1,0 +1,32 @@
+// `tritter export`: a training checkpoint (directory or model.safetensors) → the packed inference model (2-bit
+// ternary weights + scales, model/packed_model.h) that `tritter generate` runs.
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.h"
+#include "model/checkpoint.h"
+#include "model/packed_model.h"
+#include "train/trainer.h"
+
+namespace tritter::cli {
+
+void add_export_command(CLI::App& app, GlobalOptions& global) {
+  auto src = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* c = app.add_subcommand("export", "Pack a training checkpoint into the inference format");
+  c->add_option("checkpoint", *src, "Training directory (its latest checkpoint) or a model .safetensors")->required();
+  c->add_option("-o,--out", *out, "Packed model .safetensors")->required();
+  c->callback([src, out, &global] {
+    auto ctx = make_context(global);
+    std::filesystem::path path = *src;
+    if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
+    Checkpoint ck = load_checkpoint(path, &ctx->memory);
+    pack_checkpoint(*out, ck.config, ck.params.as<float>(), PackOptions{});
+    if (!global.quiet) {
+      std::printf("exported %s -> %s (%s)\n", path.string().c_str(), out->c_str(),
+                  format_bytes(static_cast<double>(std::filesystem::file_size(*out))).c_str());
+    }
+  });
+}
+
+}  // namespace tritter::cli
