@@ -9,6 +9,7 @@
 #include "core/rng.h"
 #include "kernels/bench.h"
 #include "kernels/ops.h"
+#include "kernels/pack.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
 #include "kernels/tq2_baseline.h"
@@ -148,6 +149,40 @@ void BM_SoftmaxRows(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * rows * n * 4);
 }
 BENCHMARK(BM_SoftmaxRows)->Args({20, 4096});
+
+}  // namespace
+}  // namespace tritter
+
+namespace tritter {
+namespace {
+
+// Load-time repack interchange rows → T16 (what an engine pays per weight at model load), and int8 → T16.
+void BM_TernaryMatrixFromRows(benchmark::State& state) {
+  const int64_t O = state.range(0), I = state.range(1);
+  std::vector<uint8_t> rows(static_cast<size_t>(O * ternary_packed_row_bytes(I)));
+  kbench::fill_random_codes(rows.data(), rows.size(), 6);
+  std::vector<uint8_t> out(ternary_matrix_bytes(O, I));
+  for (auto _ : state) {
+    ternary_matrix_from_rows(out.data(), rows.data(), O, I);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(out.size()));
+}
+BENCHMARK(BM_TernaryMatrixFromRows)->Args({6912, 2560})->Unit(benchmark::kMillisecond);
+
+void BM_TernaryMatrixPack(benchmark::State& state) {
+  const int64_t O = state.range(0), I = state.range(1);
+  std::vector<uint8_t> packed(ternary_matrix_bytes(O, I));
+  kbench::fill_random_codes(packed.data(), packed.size(), 7);
+  std::vector<int8_t> q(static_cast<size_t>(O * I));
+  ternary_matrix_unpack(q.data(), packed.data(), O, I);
+  for (auto _ : state) {
+    ternary_matrix_pack(packed.data(), q.data(), O, I);
+    benchmark::DoNotOptimize(packed.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * O * I);
+}
+BENCHMARK(BM_TernaryMatrixPack)->Args({6912, 2560})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tritter

@@ -34,6 +34,7 @@ namespace {
 struct BenchKernelsOptions {
   double min_time = 0.3;   // seconds per configuration
   int dram_mib = 256;      // DRAM-resident GEMV matrix size
+  int stream_mib = 128;    // each of the three STREAM arrays
   std::string threads_list = "1,2";
   bool quick = false;
 };
@@ -106,7 +107,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   std::vector<kbench::StreamResult> stream;
   std::vector<double> peak;
   for (int t : thread_counts) {
-    stream.push_back(kbench::measure_stream(t, size_t{128} << 20, 5));
+    stream.push_back(kbench::measure_stream(t, static_cast<size_t>(opt.stream_mib) << 20, 5));
     const double pv = has_vnni ? kbench::peak_vnni_gmacs(t, 3) : 0.0;
     const double pa = has_avx2 ? kbench::peak_avx2_gmacs(t, 3) : 0.0;
     peak.push_back(std::max({pv, pa, 1.0}));
@@ -198,6 +199,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   k->add_option("--min-time", opt->min_time, "Seconds spent per configuration")->capture_default_str();
   k->add_option("--dram-mib", opt->dram_mib, "Size of the DRAM-resident GEMV matrix in MiB")->capture_default_str()
       ->check(CLI::Range(16, 8192));
+  k->add_option("--stream-mib", opt->stream_mib, "Size of each STREAM array in MiB (several times the L3)")
+      ->capture_default_str()->check(CLI::Range(1, 8192));
   k->add_option("--threads-list", opt->threads_list, "Thread counts to run, comma-separated")->capture_default_str();
   k->add_flag("--quick", opt->quick, "Only the 2560x2560 shape");
   k->callback([&global, opt] { run_bench_kernels(global, *opt); });

@@ -20,8 +20,9 @@ StreamResult measure_stream(int threads, size_t bytes_per_array, int reps);
 double peak_vnni_gmacs(int threads, int reps);   // zmm vpdpbusd: 64 MACs per instruction
 double peak_avx2_gmacs(int threads, int reps);   // ymm vpmaddubsw + vpaddw: 32 MACs per pair
 
-// Seconds per call of fn: the best of `batches` batches, each repeated until it lasts ≥ min_seconds / batches.
-double time_best(const std::function<void()>& fn, double min_seconds, int batches = 5);
+// Seconds of the fastest single call of fn over ≥ min_calls calls and ≥ min_seconds. The fastest call, not the
+// mean: on a shared 2-core machine a time slice lost to another process (~10 ms) would swamp a 20 µs GEMV.
+double time_best(const std::function<void()>& fn, double min_seconds, int min_calls = 5);
 
 // Fills n bytes with random valid 2-bit code bytes (no code 11), for matrices too big to pack from int8.
 void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed);

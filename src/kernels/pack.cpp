@@ -70,42 +70,81 @@ size_t ternary_matrix_bytes(int64_t rows, int64_t cols) {
   return static_cast<size_t>(nrb * ncb * kTernaryTileBytes);
 }
 
+
 namespace {
-// Fills the layout from code(o, i) ∈ {0, 1, 2} for o < rows, i < cols; padding gets 01.
-template <typename CodeAt>
-void fill_t16(uint8_t* out, int64_t rows, int64_t cols, CodeAt code_at) {
-  const int64_t nrb = (rows + 15) / 16, ncb = (cols + 15) / 16;
+
+// spread[b]: byte c of the result holds the 2-bit field c of b in its low bits. A full 16-column row segment in
+// interchange bytes in0..in3 (column 4k + c in field c of byte k) becomes the tile word
+// spread[in0] | spread[in1] << 2 | spread[in2] << 4 | spread[in3] << 6 (column 4j + c in field j of byte c).
+struct Spread {
+  uint32_t v[256];
+  constexpr Spread() : v() {
+    for (uint32_t b = 0; b < 256; ++b) {
+      for (uint32_t c = 0; c < 4; ++c) v[b] |= ((b >> (2 * c)) & 3u) << (8 * c);
+    }
+  }
+};
+constexpr Spread kSpread{};
+
+// Fills the T16 layout. code_at(o, i) ∈ {0,1,2} serves padding-adjacent tiles element by element; segment(o, cb,
+// in) writes the 4 validated interchange bytes of the full 16-column segment (o, cb), which are then spread.
+template <typename CodeAt, typename Segment>
+void fill_t16(uint8_t* out, int64_t rows, int64_t cols, CodeAt code_at, Segment segment) {
+  const int64_t nrb = (rows + 15) / 16, ncb = (cols + 15) / 16, full_cb = cols / 16;
   for (int64_t rb = 0; rb < nrb; ++rb) {
     for (int64_t cb = 0; cb < ncb; ++cb) {
       uint8_t* tile = out + (rb * ncb + cb) * kTernaryTileBytes;
       for (int r = 0; r < 16; ++r) {
         const int64_t o = rb * 16 + r;
-        for (int c = 0; c < 4; ++c) {
-          uint8_t byte = 0;
-          for (int j = 0; j < 4; ++j) {
-            const int64_t i = cb * 16 + 4 * j + c;
-            const uint8_t code = (o < rows && i < cols) ? code_at(o, i) : 1;
-            byte |= static_cast<uint8_t>(code << (2 * j));
+        if (o >= rows || cb >= full_cb) {
+          for (int c = 0; c < 4; ++c) {
+            uint8_t byte = 0;
+            for (int j = 0; j < 4; ++j) {
+              const int64_t i = cb * 16 + 4 * j + c;
+              byte |= static_cast<uint8_t>(((o < rows && i < cols) ? code_at(o, i) : 1) << (2 * j));
+            }
+            tile[4 * r + c] = byte;
           }
-          tile[4 * r + c] = byte;
+          continue;
         }
+        uint8_t in[4];
+        segment(o, cb, in);
+        const uint32_t word = kSpread.v[in[0]] | kSpread.v[in[1]] << 2 | kSpread.v[in[2]] << 4 | kSpread.v[in[3]] << 6;
+        for (int c = 0; c < 4; ++c) tile[4 * r + c] = static_cast<uint8_t>(word >> (8 * c));
       }
     }
   }
 }
+
 }  // namespace
 
 void ternary_matrix_pack(uint8_t* out, const int8_t* q, int64_t rows, int64_t cols) {
-  fill_t16(out, rows, cols, [&](int64_t o, int64_t i) { return code_of(q[o * cols + i], "ternary_matrix_pack", o * cols + i); });
+  auto code_at = [&](int64_t o, int64_t i) { return code_of(q[o * cols + i], "ternary_matrix_pack", o * cols + i); };
+  fill_t16(out, rows, cols, code_at, [&](int64_t o, int64_t cb, uint8_t* in) {
+    for (int k = 0; k < 4; ++k) {
+      uint8_t byte = 0;
+      for (int j = 0; j < 4; ++j) byte |= static_cast<uint8_t>(code_at(o, cb * 16 + 4 * k + j) << (2 * j));
+      in[k] = byte;
+    }
+  });
 }
 
 void ternary_matrix_from_rows(uint8_t* out, const uint8_t* rows_packed, int64_t rows, int64_t cols) {
-  const int64_t rb = ternary_packed_row_bytes(cols);
-  fill_t16(out, rows, cols, [&](int64_t o, int64_t i) {
-    const int64_t byte_index = o * rb + i / 4;
+  const int64_t rb_bytes = ternary_packed_row_bytes(cols);
+  auto code_at = [&](int64_t o, int64_t i) {
+    const int64_t byte_index = o * rb_bytes + i / 4;
     const uint8_t code = (rows_packed[byte_index] >> (2 * (i % 4))) & 3;
     value_of(code, "ternary_matrix_from_rows", byte_index);
     return code;
+  };
+  fill_t16(out, rows, cols, code_at, [&](int64_t o, int64_t cb, uint8_t* in) {
+    const int64_t at = o * rb_bytes + cb * 4;
+    for (int k = 0; k < 4; ++k) {
+      in[k] = rows_packed[at + k];
+      if (has_code_11(in[k])) {
+        for (int j = 0; j < 4; ++j) value_of((in[k] >> (2 * j)) & 3, "ternary_matrix_from_rows", at + k);
+      }
+    }
   });
 }
 

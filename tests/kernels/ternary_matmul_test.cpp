@@ -172,3 +172,20 @@ TEST(TernaryMatmul, RejectsBadShapes) {
 
 }  // namespace
 }  // namespace tritter
+
+namespace tritter {
+namespace {
+
+TEST(BenchKernelsCli, RunsAndReportsEveryPart) {
+  const auto r = test::run_cli("bench kernels --quick --min-time 0.01 --dram-mib 16 --stream-mib 4 --threads-list 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* part : {"limits, 1 thread", "2560x2560", "DRAM-resident GEMV", "scalar"}) {
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  }
+  const auto bad = test::run_cli("bench kernels --threads-list 0");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--threads-list"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace tritter

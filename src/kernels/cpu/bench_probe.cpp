@@ -54,20 +54,14 @@ StreamResult measure_stream(int threads, size_t bytes_per_array, int reps) {
   return r;
 }
 
-double time_best(const std::function<void()>& fn, double min_seconds, int batches) {
+double time_best(const std::function<void()>& fn, double min_seconds, int min_calls) {
   fn();  // warm caches and pages
   double best = 1e30;
-  const double per_batch = min_seconds / batches;
-  for (int b = 0; b < batches; ++b) {
-    int calls = 0;
+  const double start = now();
+  for (int calls = 0; calls < min_calls || now() - start < min_seconds; ++calls) {
     const double t0 = now();
-    double t = 0;
-    do {
-      fn();
-      ++calls;
-      t = now() - t0;
-    } while (t < per_batch);
-    best = std::min(best, t / calls);
+    fn();
+    best = std::min(best, now() - t0);
   }
   return best;
 }
