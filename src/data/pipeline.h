@@ -39,7 +39,7 @@ CurateConfig curate_config_from_json(const nlohmann::json& j);
 CurateConfig load_curate_config(const std::filesystem::path& path);
 
 struct StageTime {
-  double seconds = 0.0;  // summed over threads (CPU-ish time)
+  double seconds = 0.0;  // thread CPU time, summed over threads
   uint64_t bytes = 0;
 };
 
@@ -56,8 +56,9 @@ struct CurateReport {
   std::map<std::string, uint64_t> label_hits_by_rule;  // label rule -> occurrences
   std::map<std::string, uint64_t> flags;              // file-level quality flag -> documents
   std::map<std::string, uint64_t> docs_by_language;   // kept documents
-  std::map<std::string, StageTime> stages;            // read, secrets, labels, exact, minhash, lsh, write
+  std::map<std::string, StageTime> stages;  // read, secrets, labels, exact, minhash, record, merge, lsh, write
   double wall_seconds = 0.0;
+  double cpu_seconds = 0.0;  // user + system of the whole process during the run
   int threads = 1;
   uint64_t peak_rss_bytes = 0;
   uint64_t dedup_memory_bytes = 0;
