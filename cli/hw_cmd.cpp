@@ -69,7 +69,7 @@ struct CheckOpts {
   std::string size, profile, mode, kv = "f16", desktop;
   int64_t context = 0, rank = 16, batch = 1, stream_group = 0;
   double budget = -1;
-  bool no_recompute = false, json = false;
+  bool no_recompute = false, json = false, head_i8 = false;
 };
 
 json check_json(const FitCheck& r) {
@@ -124,6 +124,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
     p.lora_rank = o.rank;
     p.recompute = !o.no_recompute;
     p.stream_group = o.stream_group;
+    p.head_i8 = o.head_i8;
     results.push_back(check_fit(config, p, budget, profile.layer_group_size));
   }
   if (o.json) {
@@ -325,6 +326,7 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   check->add_option("--batch", opts->batch, "Sequences per step / batch")->capture_default_str();
   check->add_option("--stream-group", opts->stream_group, "Layer streaming with groups of N layers (0 = off)");
   check->add_flag("--no-recompute", opts->no_recompute, "Training without activation recomputation");
+  check->add_flag("--head-i8", opts->head_i8, "Inference with an int8 LM head (V·D bytes + V fp32 row scales)");
   check->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]; default: this one");
   check->add_option("--budget", opts->budget, "Use this budget in GiB instead of the profile's safe budget");
   check->add_flag("--json", opts->json, "Machine-readable output");

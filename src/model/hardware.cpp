@@ -275,7 +275,7 @@ bool suggest_streaming(std::vector<Suggestion>& out, const TritterConfig& c, Pla
   auto describe = [&](int64_t g) {
     return "layer streaming in groups of " + std::to_string(g) + " layers (--stream-group " + std::to_string(g) + ")" +
            extra + ": " + fmt("%.2f GB", static_cast<double>(streamed) / 1e9) +
-           " cross PCIe per forward pass, at most " + fmt("%.0f", 25e9 / static_cast<double>(streamed)) +
+           " cross PCIe per forward pass, at most " + fmt("%.1f", 25e9 / static_cast<double>(streamed)) +
            " tokens/s at 25 GB/s";
   };
   std::vector<int64_t> groups;
@@ -323,6 +323,11 @@ FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, doub
     bool fixed = can_int4 && try_change(s, c, int4, budget_gib, "an INT4 KV cache (--kv int4)");
     fixed = suggest_context(s, c, options, budget_gib, 512, "a context of", "") || fixed;
     fixed = suggest_streaming(s, c, options, budget_gib, preferred_group, "") || fixed;
+    if (!options.head_i8) {
+      PlanOptions i8 = options;
+      i8.head_i8 = true;
+      fixed = try_change(s, c, i8, budget_gib, "an int8 LM head (--head-i8)") || fixed;
+    }
     if (!fixed && can_int4) {  // no single change is enough: combine with INT4
       suggest_context(s, c, int4, budget_gib, 512, "a context of", " with --kv int4");
       suggest_streaming(s, c, int4, budget_gib, preferred_group, " with --kv int4");
