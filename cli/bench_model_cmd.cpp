@@ -127,6 +127,12 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
       std::printf("%-4d %10.1f %10.2f %11.1f %11.2f %8.1f%% %8.2f\n", t, pp, tg, bw.read_gbs, roof, 100 * tg / roof,
                   1e3 * tg_best / o->tg);
       std::fflush(stdout);
+      if (global.verbose) {
+        const EngineTimings& et = engine.timings();
+        const double all = et.matmul_s + et.attention_s + et.head_s + et.other_s;
+        std::printf("     phases over all runs: matmul %.0f%%, attention %.0f%%, head %.0f%%, other %.0f%%\n",
+                    100 * et.matmul_s / all, 100 * et.attention_s / all, 100 * et.head_s / all, 100 * et.other_s / all);
+      }
     }
     if (!global.quiet) {
       std::printf("peers at 2 threads on this machine type (issue 4): 2B-shape ik_llama.cpp IQ2_BN_R4 pp128 120-134, "
