@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/reference_model.h"
+#include "kernels/ternary_matmul.h"
 #include "model/init.h"
 #include "model/packed_model.h"
 #include "util/test_util.h"
@@ -160,6 +161,17 @@ TEST(Engine, Int8HeadWithinItsDerivedBound) {
   const PackedModel mi = make_model(c, p, HeadFormat::I8);
   const auto zf = run_all(ctx, mf.weights(), ids);
   const auto zi = run_all(ctx, mi.weights(), ids);
+  // Every SIMD tier of the head gives the same logits (exact int32 sums, the same float epilogue).
+  for (KernelTier tier : {KernelTier::Scalar, KernelTier::Avx2, KernelTier::Avx512Vnni}) {
+    Context forced;
+    forced.kernels = tier;
+    try {
+      ternary_kernel_tier(forced);
+    } catch (const Error&) {
+      continue;  // this CPU lacks it
+    }
+    EXPECT_EQ(run_all(forced, mi.weights(), ids), zi) << kernel_tier_name(tier);
+  }
   // Bound from the head alone: |h| ≤ its absmax a_h, so Σ|h| ≤ D·a_h and 1/s_h = a_h/127.
   const int64_t V = c.vocab_size, D = c.hidden_size;
   const HeadWeights& hw = mi.weights().head;
