@@ -96,11 +96,15 @@ TEST(TernaryMatmul, ExtremeActivationsDoNotOverflow) {
     Context ctx;
     ctx.kernels = tier;
     std::vector<int32_t> acc(static_cast<size_t>(N * O), 0);
-    ternary_matmul_i32(ctx, acc.data(), xq.data(), w, N);
+    ternary_matmul_i32(ctx, acc.data(), xq.data(), w, N);  // GEMM path
+    std::vector<int32_t> gemv(static_cast<size_t>(N * O), 0);
+    for (int64_t n = 0; n < N; ++n) ternary_matmul_i32(ctx, gemv.data() + n * O, xq.data() + n * I, w, 1);
     for (int64_t o = 0; o < O; ++o) {
       const int32_t sign = o == 3 ? -1 : 1;
       ASSERT_EQ(acc[o], sign * -128 * I) << kernel_tier_name(tier) << " o=" << o;
       ASSERT_EQ(acc[O + o], sign * 127 * I) << kernel_tier_name(tier) << " o=" << o;
+      ASSERT_EQ(gemv[o], sign * -128 * I) << kernel_tier_name(tier) << " GEMV o=" << o;
+      ASSERT_EQ(gemv[O + o], sign * 127 * I) << kernel_tier_name(tier) << " GEMV o=" << o;
     }
   }
 }

@@ -90,6 +90,60 @@ void half_tokens(const T16Args& a, int64_t rb, int h, int64_t n0, const int32_t*
   }
 }
 
+// GEMV (one token): both halves of each tile at once so the 4 activation broadcasts serve 16 rows, two tiles per
+// step into separate int16 accumulators (4 independent chains), widened every kFlush tiles.
+void band_gemv(const T16Args& a, int64_t rb, const int32_t* xsum, const int8_t (*xtail)[16], int64_t chunk0) {
+  const TernaryMatrix& w = *a.w;
+  const int64_t I = w.cols, O = w.rows, ncb = (I + 15) / 16, nfull = I / 16;
+  const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
+  const int8_t* x = a.xq + chunk0 * I;
+  const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+  __m256i acc32[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256i acc16[4];
+  auto step = [&](const uint8_t* tile, const int8_t* xp, __m256i* acc) {
+    const __m256i x0 = bcast4(xp), x1 = bcast4(xp + 4), x2 = bcast4(xp + 8), x3 = bcast4(xp + 12);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32 * h));
+      const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(p, m3), x0),
+                                           _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 2), m3), x1));
+      const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 4), m3), x2),
+                                           _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 6), m3), x3));
+      acc[h] = _mm256_add_epi16(acc[h], _mm256_add_epi16(s01, s23));
+    }
+  };
+  auto flush = [&] {
+    for (int k = 0; k < 4; ++k) {
+      acc32[k & 1] = _mm256_add_epi32(acc32[k & 1], _mm256_madd_epi16(acc16[k], ones));
+      acc16[k] = _mm256_setzero_si256();
+    }
+  };
+  for (int k = 0; k < 4; ++k) acc16[k] = _mm256_setzero_si256();
+  int64_t cb = 0;
+  while (cb + 2 <= nfull) {
+    const int64_t end = std::min(nfull, cb + kFlush) & ~int64_t{1};
+    for (; cb + 2 <= end; cb += 2) {
+      step(band + cb * kTernaryTileBytes, x + cb * 16, acc16);
+      step(band + (cb + 1) * kTernaryTileBytes, x + (cb + 1) * 16, acc16 + 2);
+    }
+    flush();
+  }
+  if (cb < nfull) step(band + cb * kTernaryTileBytes, x + cb * 16, acc16);
+  if (nfull < ncb) step(band + nfull * kTernaryTileBytes, xtail[0], acc16 + 2);
+  flush();
+  const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
+  alignas(32) int32_t sums[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sums), _mm256_sub_epi32(acc32[0], _mm256_set1_epi32(xsum[0])));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8), _mm256_sub_epi32(acc32[1], _mm256_set1_epi32(xsum[0])));
+  const int64_t out = chunk0 * O + rb * 16;
+  for (int r = 0; r < rows; ++r) {
+    if (a.acc != nullptr) {
+      a.acc[out + r] = sums[r];
+    } else {
+      a.y[out + r] = ref::ternary_epilogue(sums[r], a.x_scale[chunk0], w.sigma);
+    }
+  }
+}
+
 template <int NB>
 void half_tokens_n(const T16Args& a, int64_t rb, int h, int64_t n0, int nb, const int32_t* xsum,
                    const int8_t (*xtail)[16], int64_t chunk0) {
@@ -116,6 +170,10 @@ void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
       std::memcpy(xtail[n], x + nfull * 16, static_cast<size_t>(I - nfull * 16));
     }
     for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
+      if (nc == 1) {
+        band_gemv(a, rb, xsum, xtail, c0);
+        continue;
+      }
       for (int h = 0; h < 2; ++h) {
         int64_t n0 = 0;
         for (; n0 + kNB <= nc; n0 += kNB) half_tokens<kNB>(a, rb, h, n0, xsum, xtail, c0);
