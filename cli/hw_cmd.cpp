@@ -1,6 +1,8 @@
 // `tritter hw`: detect the hardware, check whether a model fits in a mode (with the breakdown, the headroom and
 // what to change), list the profiles, and print the whole feasibility grid. The planning is model/specs and
 // model/hardware; this file reads the desktop from the environment (cli/ only), parses and prints.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +26,8 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 std::string gib(double g) { return fmt("%.2f GiB", g); }
+// A plan figure given in GiB: MiB below 1 GiB so that small models do not read as 0.00.
+std::string mem(double g) { return std::fabs(g) < 1.0 ? fmt("%.2f MiB", g * 1024) : gib(g); }
 std::string grouped(int64_t n) {
   std::string s = std::to_string(n), out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -50,7 +54,7 @@ HardwareProfile local_cpu_profile(const Context& ctx, bool measure) {
 HardwareProfile resolve_profile(const std::string& name, const Context& ctx, std::string* how) {
   if (name == "cpu") {
     *how = "this machine's CPU and RAM";
-    return local_cpu_profile(ctx, false);
+    return local_cpu_profile(ctx, true);
   }
   if (!name.empty()) {
     *how = "--profile " + name;
@@ -62,7 +66,7 @@ HardwareProfile resolve_profile(const std::string& name, const Context& ctx, std
     return profile_for_gpu(d.gpus[0]);
   }
   *how = d.note + "; planning for this machine's CPU and RAM";
-  return local_cpu_profile(ctx, false);
+  return local_cpu_profile(ctx, true);
 }
 
 struct CheckOpts {
@@ -82,13 +86,28 @@ json check_json(const FitCheck& r) {
           {"fits", r.fits},                  {"suggestions", sugg}};
 }
 
-void print_check(const FitCheck& r) {
+// Decoding reads every resident weight and the whole KV cache once per token: bandwidth / those bytes bounds
+// tokens/s (the embedding is one row per token and is left out).
+double decode_ceiling_tokens_per_s(const FitCheck& r, const TritterConfig& c, double bandwidth_gbs) {
+  int64_t bytes = -4 * c.vocab_size * c.hidden_size;  // the embedding: one row per token
+  for (const auto& i : r.items) {
+    if (i.name.rfind("engine", 0) != 0) bytes += i.bytes;
+  }
+  return bandwidth_gbs * 1e9 / static_cast<double>(std::max<int64_t>(bytes, 1));
+}
+
+void print_check(const FitCheck& r, const TritterConfig& c, double bandwidth_gbs) {
   const char* what = r.mode == PlanMode::Infer ? "inference" : (r.mode == PlanMode::Qlora ? "QLoRA fine-tuning" : "full QAT training");
   std::printf("\n%s, %s %lld: %s — needs %s of %s, headroom %s\n", what,
               r.mode == PlanMode::Infer ? "context" : "sequence", (long long)r.options.context,
-              r.fits ? "FITS" : "DOES NOT FIT", gib(r.total_gib).c_str(), gib(r.budget_gib).c_str(),
-              gib(r.headroom_gib).c_str());
-  for (const auto& i : r.items) std::printf("  %-62s %12s\n", i.name.c_str(), gib((double)i.bytes / kGiB).c_str());
+              r.fits ? "FITS" : "DOES NOT FIT", mem(r.total_gib).c_str(), gib(r.budget_gib).c_str(),
+              mem(r.headroom_gib).c_str());
+  for (const auto& i : r.items) std::printf("  %-62s %12s\n", i.name.c_str(), mem((double)i.bytes / kGiB).c_str());
+  if (r.mode == PlanMode::Infer && r.fits && r.options.stream_group == 0 && bandwidth_gbs > 0) {
+    std::printf("  decoding at a full context reads the layers, the head and the cache once per token: at most "
+                "%.1f tokens/s\n  at %.0f GB/s (a memory-bound ceiling)\n",
+                decode_ceiling_tokens_per_s(r, c, bandwidth_gbs), bandwidth_gbs);
+  }
   if (r.fits) return;
   if (r.suggestions.empty()) {
     std::printf("  nothing tried fits: it needs more memory (another device or several)\n");
@@ -97,7 +116,7 @@ void print_check(const FitCheck& r) {
   std::printf("  to make it fit:\n");
   for (const auto& s : r.suggestions) {
     std::printf("    %s %s → %s\n", s.fits ? "-" : "x", s.change.c_str(),
-                (gib(s.total_gib) + (s.fits ? "" : ", still too large")).c_str());
+                (mem(s.total_gib) + (s.fits ? "" : ", still too large")).c_str());
   }
 }
 
@@ -118,7 +137,8 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   for (PlanMode m : modes) {
     PlanOptions p;
     p.mode = m;
-    p.context = o.context > 0 ? o.context : (m == PlanMode::Infer ? 32768 : 2048);
+    const int64_t fallback = m == PlanMode::Infer ? 32768 : 2048;  // capped by the model's context
+    p.context = o.context > 0 ? o.context : std::min(fallback, config.max_position_embeddings);
     p.batch = o.batch;
     p.kv = kv;
     p.lora_rank = o.rank;
@@ -136,7 +156,8 @@ void run_check(const CheckOpts& o, const Context& ctx) {
     return;
   }
   std::printf("Checking %s (%s params) on %s\nprofile: %s (%s)\n", o.size.c_str(),
-              fmt("%.2f B", (double)parameter_count(config) / 1e9).c_str(), profile.name.c_str(), profile.key.c_str(),
+              (parameter_count(config) >= 1'000'000'000 ? fmt("%.2f B", (double)parameter_count(config) / 1e9)
+                                                          : fmt("%.2f M", (double)parameter_count(config) / 1e6)).c_str(), profile.name.c_str(), profile.key.c_str(),
               how.c_str());
   if (o.budget >= 0) {
     std::printf("budget %s (--budget)\n", gib(budget).c_str());
@@ -145,7 +166,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
                 gib(profile.memory_gib).c_str(), gib(os.gib).c_str(), os.desktop.c_str(),
                 profile.is_cpu ? "" : " − 0.30 GiB CUDA runtime", gib(profile.default_budget_gib).c_str());
   }
-  for (const auto& r : results) print_check(r);
+  for (const auto& r : results) print_check(r, config, profile.bandwidth_gbs);
 }
 
 void run_detect(bool as_json, const Context& ctx) {
@@ -185,7 +206,7 @@ void run_detect(bool as_json, const Context& ctx) {
               os.desktop.c_str());
 }
 
-void run_profiles(bool as_json, const std::string& desktop) {
+void run_profiles(bool as_json, const std::string& desktop, const Context& ctx) {
   const OsReservation os = os_reservation(desktop.empty() ? local_desktop() : desktop);
   json j = json::array();
   if (!as_json) {
@@ -207,12 +228,20 @@ void run_profiles(bool as_json, const std::string& desktop) {
                 p.bandwidth_gbs, p.default_budget_gib, safe, (long long)p.layer_group_size, (long long)p.prefetch_mb,
                 claims.c_str(), p.verified ? " (verified)" : "");
   }
+  const HardwareProfile cpu = local_cpu_profile(ctx, true);
+  const double cpu_safe = safe_budget_gib(cpu, os);
   if (as_json) {
+    j.push_back({{"key", cpu.key}, {"name", cpu.name}, {"memory_gib", cpu.memory_gib},
+                 {"bandwidth_gbs", cpu.bandwidth_gbs}, {"default_budget_gib", cpu.default_budget_gib},
+                 {"safe_budget_gib", cpu_safe}, {"layer_group_size", cpu.layer_group_size}});
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  std::printf("%-10s %-20s %8.1f %10.1f %9.1f %9.2f %5lld %8s  %s\n", cpu.key.c_str(), "this machine", cpu.memory_gib,
+              cpu.bandwidth_gbs, cpu.default_budget_gib, cpu_safe, (long long)cpu.layer_group_size, "-",
+              "RAM; measured triad; budget = available RAM");
   std::printf("safe = min(default, (memory − %.1f GiB %s − 0.3 GiB CUDA) × 0.9 − 1.0); `--profile cpu` plans for this "
-              "machine's RAM.\n", os.gib, os.desktop.c_str());
+              "machine's RAM\n(no CUDA runtime term for the CPU).\n", os.gib, os.desktop.c_str());
 }
 
 // One cell per (size, profile): three marks for infer / QLoRA / train. ✓ fits, ~ fits with layer streaming, ✗ not.
@@ -338,7 +367,7 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   auto* profiles = hw->add_subcommand("profiles", "The built-in hardware profiles and their safe budgets");
   profiles->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]");
   profiles->add_flag("--json", opts->json, "Machine-readable output");
-  profiles->callback([opts] { run_profiles(opts->json, opts->desktop); });
+  profiles->callback([opts, &global] { run_profiles(opts->json, opts->desktop, *make_context(global)); });
 
   auto* feas = hw->add_subcommand("feasibility", "The grid sizes × profiles × modes, and the original's rtx5080 table");
   feas->add_option("-p,--profile", opts->profile, "Only this profile (or cpu)");
