@@ -125,13 +125,13 @@ struct PlanOptions {
   bool recompute = true;     // training modes: activation checkpointing
   int64_t stream_group = 0;  // infer: 0 = all layers resident, g > 0 = layer streaming, 2 groups of g resident
   int64_t prefill_chunk = 64;  // infer: tokens per forward chunk (the engine's max_batch)
-  bool head_i8 = false;        // infer: an int8 LM head (pack --head i8)
+  bool head_i8 = false;        // infer: an int8 LM head (HeadFormat::I8 of model/packed_model.h)
 };
 
 // The memory a run needs, term by term. Infer: the packed file's tensors (or, streaming, two groups of layers and
 // the always-resident embedding/head/final norm), KV cache, the engine's buffers. Throws on a context beyond
-// max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the int8
-// ternary weights of the step, activations. Qlora (LoRA on the frozen ternary base, training-spec §9): the base
+// max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the step's ternary weight cache (2-bit
+// tiles + an int8 scratch, as train/model.cpp allocates it), activations. Qlora (LoRA on the frozen ternary base, training-spec §9): the base
 // packed at 2 bits, frozen fp32 embedding/head/gains, adapters (weights, grads, m, v in fp32), activations.
 std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& options);
 
