@@ -230,67 +230,103 @@ struct CodeFloats {
 };
 constexpr CodeFloats kCodeFloats{};
 
-// dx columns [16·cb_begin, 16·cb_end): per 16-column strip and tile of up to kNT tokens, each 16×16 weight tile
-// is decoded once to floats and applied to the tokens with one FMA per (token, row, 16 columns).
-void TernaryMatmulTCols(float* dx, const float* dy, const TernaryMatrix& w, int64_t N, int64_t cb_begin,
-                        int64_t cb_end) {
-  constexpr int64_t kNT = 128;
+// dx columns of S adjacent 16-column strips starting at strip cb, for all N tokens in tiles of up to kNT: each
+// 16×16 weight tile is decoded once to floats (table lookup) and applied with one broadcast of dy[n, o] feeding
+// S·16/L FMAs, 4 tokens at a time (4 independent FMA chains).
+template <int S>
+void TCols(float* dx, const float* dy, const TernaryMatrix& w, int64_t N, int64_t cb) {
+  constexpr int64_t kNT = 128, W = 16 * S;
   const hn::ScalableTag<float> d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
   const int64_t O = w.rows, I = w.cols, ncb = (I + 15) / 16, nrb = (O + 15) / 16;
-  HWY_ALIGN float acc[kNT * 16];
-  HWY_ALIGN float tile[16 * 16];
-  for (int64_t cb = cb_begin; cb < cb_end; ++cb) {
-    const int64_t lim = std::min<int64_t>(16, I - cb * 16);
-    for (int64_t n0 = 0; n0 < N; n0 += kNT) {
-      const int64_t nt = std::min(kNT, N - n0);
-      std::fill(acc, acc + nt * 16, 0.0f);
-      for (int64_t rb = 0; rb < nrb; ++rb) {
-        const uint8_t* t8 = w.data + (rb * ncb + cb) * kTernaryTileBytes;
+  HWY_ALIGN float acc[kNT * W];
+  HWY_ALIGN float tile[16 * W];
+  for (int64_t n0 = 0; n0 < N; n0 += kNT) {
+    const int64_t nt = std::min(kNT, N - n0);
+    std::fill(acc, acc + nt * W, 0.0f);
+    for (int64_t rb = 0; rb < nrb; ++rb) {
+      for (int s = 0; s < S; ++s) {
+        const uint8_t* t8 = w.data + (rb * ncb + cb + s) * kTernaryTileBytes;
         for (int b = 0; b < 64; ++b) {
           const float* v = kCodeFloats.v[t8[b]];
-          float* row = tile + (b >> 2) * 16 + (b & 3);
+          float* row = tile + (b >> 2) * W + 16 * s + (b & 3);
           row[0] = v[0];
           row[4] = v[1];
           row[8] = v[2];
           row[12] = v[3];
         }
-        const int64_t rows = std::min<int64_t>(16, O - rb * 16);
-        const float* dy0 = dy + n0 * O + rb * 16;
-        int64_t n = 0;
-        for (; n + 4 <= nt; n += 4) {  // 4 tokens: 4 independent FMA chains per column vector
-          const float* d0 = dy0 + n * O;
-          for (int64_t c = 0; c < 16; c += L) {
-            float* a = acc + n * 16 + c;
-            auto a0 = hn::Load(d, a), a1 = hn::Load(d, a + 16), a2 = hn::Load(d, a + 32), a3 = hn::Load(d, a + 48);
-            for (int64_t r = 0; r < rows; ++r) {
-              const auto t = hn::Load(d, tile + r * 16 + c);
-              a0 = hn::MulAdd(hn::Set(d, d0[r]), t, a0);
-              a1 = hn::MulAdd(hn::Set(d, d0[O + r]), t, a1);
-              a2 = hn::MulAdd(hn::Set(d, d0[2 * O + r]), t, a2);
-              a3 = hn::MulAdd(hn::Set(d, d0[3 * O + r]), t, a3);
-            }
-            hn::Store(a0, d, a);
-            hn::Store(a1, d, a + 16);
-            hn::Store(a2, d, a + 32);
-            hn::Store(a3, d, a + 48);
+      }
+      const int64_t rows = std::min<int64_t>(16, O - rb * 16);
+      const float* dy0 = dy + n0 * O + rb * 16;
+      int64_t n = 0;
+      for (; n + 4 <= nt; n += 4) {  // 4 tokens × 2 column vectors: 8 chains, each broadcast feeds 2 FMAs
+        const float* d0 = dy0 + n * O;
+        int64_t c = 0;
+        for (; c + 2 * L <= W; c += 2 * L) {
+          float* a = acc + n * W + c;
+          auto a0 = hn::Load(d, a), a1 = hn::Load(d, a + W), a2 = hn::Load(d, a + 2 * W), a3 = hn::Load(d, a + 3 * W);
+          auto b0 = hn::Load(d, a + L), b1 = hn::Load(d, a + W + L), b2 = hn::Load(d, a + 2 * W + L),
+               b3 = hn::Load(d, a + 3 * W + L);
+          for (int64_t r = 0; r < rows; ++r) {
+            const auto t = hn::Load(d, tile + r * W + c), u = hn::Load(d, tile + r * W + c + L);
+            const auto y0 = hn::Set(d, d0[r]), y1 = hn::Set(d, d0[O + r]), y2 = hn::Set(d, d0[2 * O + r]),
+                       y3 = hn::Set(d, d0[3 * O + r]);
+            a0 = hn::MulAdd(y0, t, a0);
+            b0 = hn::MulAdd(y0, u, b0);
+            a1 = hn::MulAdd(y1, t, a1);
+            b1 = hn::MulAdd(y1, u, b1);
+            a2 = hn::MulAdd(y2, t, a2);
+            b2 = hn::MulAdd(y2, u, b2);
+            a3 = hn::MulAdd(y3, t, a3);
+            b3 = hn::MulAdd(y3, u, b3);
           }
+          hn::Store(a0, d, a);
+          hn::Store(a1, d, a + W);
+          hn::Store(a2, d, a + 2 * W);
+          hn::Store(a3, d, a + 3 * W);
+          hn::Store(b0, d, a + L);
+          hn::Store(b1, d, a + W + L);
+          hn::Store(b2, d, a + 2 * W + L);
+          hn::Store(b3, d, a + 3 * W + L);
         }
-        for (; n < nt; ++n) {
-          const float* dyr = dy0 + n * O;
-          for (int64_t c = 0; c < 16; c += L) {
-            auto a = hn::Load(d, acc + n * 16 + c);
-            for (int64_t r = 0; r < rows; ++r) a = hn::MulAdd(hn::Set(d, dyr[r]), hn::Load(d, tile + r * 16 + c), a);
-            hn::Store(a, d, acc + n * 16 + c);
+        for (; c < W; c += L) {  // W = 16 on a 16-lane target: one vector per row
+          float* a = acc + n * W + c;
+          auto a0 = hn::Load(d, a), a1 = hn::Load(d, a + W), a2 = hn::Load(d, a + 2 * W), a3 = hn::Load(d, a + 3 * W);
+          for (int64_t r = 0; r < rows; ++r) {
+            const auto t = hn::Load(d, tile + r * W + c);
+            a0 = hn::MulAdd(hn::Set(d, d0[r]), t, a0);
+            a1 = hn::MulAdd(hn::Set(d, d0[O + r]), t, a1);
+            a2 = hn::MulAdd(hn::Set(d, d0[2 * O + r]), t, a2);
+            a3 = hn::MulAdd(hn::Set(d, d0[3 * O + r]), t, a3);
           }
+          hn::Store(a0, d, a);
+          hn::Store(a1, d, a + W);
+          hn::Store(a2, d, a + 2 * W);
+          hn::Store(a3, d, a + 3 * W);
         }
       }
-      for (int64_t n = 0; n < nt; ++n) {
-        float* out = dx + (n0 + n) * I + cb * 16;
-        for (int64_t c = 0; c < lim; ++c) out[c] = acc[n * 16 + c] / w.sigma;
+      for (; n < nt; ++n) {
+        const float* dyr = dy0 + n * O;
+        for (int64_t c = 0; c < W; c += L) {
+          auto a = hn::Load(d, acc + n * W + c);
+          for (int64_t r = 0; r < rows; ++r) a = hn::MulAdd(hn::Set(d, dyr[r]), hn::Load(d, tile + r * W + c), a);
+          hn::Store(a, d, acc + n * W + c);
+        }
       }
     }
+    const int64_t lim = std::min<int64_t>(W, I - cb * 16);
+    for (int64_t n = 0; n < nt; ++n) {
+      float* out = dx + (n0 + n) * I + cb * 16;
+      for (int64_t c = 0; c < lim; ++c) out[c] = acc[n * W + c] / w.sigma;
+    }
   }
+}
+
+void TernaryMatmulTCols(float* dx, const float* dy, const TernaryMatrix& w, int64_t N, int64_t cb_begin,
+                        int64_t cb_end) {
+  int64_t cb = cb_begin;
+  for (; cb + 2 <= cb_end; cb += 2) TCols<2>(dx, dy, w, N, cb);
+  if (cb < cb_end) TCols<1>(dx, dy, w, N, cb);
 }
 
 }  // namespace HWY_NAMESPACE
