@@ -228,7 +228,12 @@ Detection detect_gpus() {
     d.note = "nvidia-smi failed (exit " + std::to_string(code) + "): no usable NVIDIA GPU";
   } else {
     d.nvidia_smi_ran = true;
-    d.gpus = parse_nvidia_smi_csv(out);
+    try {
+      d.gpus = parse_nvidia_smi_csv(out);
+    } catch (const Error& e) {
+      d.note = std::string("nvidia-smi ran but its output was not understood (") + e.what() + "): no GPU used";
+      return d;
+    }
     d.note = d.gpus.empty() ? "nvidia-smi ran but lists no GPU"
                             : "nvidia-smi found " + std::to_string(d.gpus.size()) + " GPU(s)";
   }
