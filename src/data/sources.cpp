@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "core/error.h"
 #include "data/labels.h"
@@ -24,6 +25,8 @@ struct DocumentSource::Walk {
   std::vector<fs::path> stack;  // LIFO: pushed in reverse sorted order
   std::unique_ptr<LineReader> jsonl;
   std::string jsonl_path;
+  std::unique_ptr<ByteStream> tar;
+  std::string tar_path;
 };
 
 namespace {
@@ -36,6 +39,25 @@ bool is_jsonl_name(const std::string& name) {
   return ends_with(name, ".jsonl") || ends_with(name, ".jsonl.zst") || ends_with(name, ".jsonl.zstd") ||
          ends_with(name, ".ndjson");
 }
+
+bool is_tar_name(const std::string& name) {
+  return ends_with(name, ".tar") || ends_with(name, ".tar.zst") || ends_with(name, ".tar.zstd") || ends_with(name, ".tzst");
+}
+
+// Tar numeric field: octal digits (space/NUL padded), or base-256 when the high bit of the first byte is set.
+uint64_t tar_number(const char* p, size_t n) {
+  uint64_t v = 0;
+  if (static_cast<unsigned char>(p[0]) & 0x80) {
+    for (size_t i = 1; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+  }
+  size_t i = 0;
+  while (i < n && (p[i] == ' ' || p[i] == '\0')) ++i;
+  for (; i < n && p[i] >= '0' && p[i] <= '7'; ++i) v = (v << 3) | uint64_t(p[i] - '0');
+  return v;
+}
+
+std::string tar_field(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
 
 bool is_vendored_dir(const std::string& name) {
   static constexpr std::array<std::string_view, 19> kDirs = {
@@ -261,11 +283,94 @@ bool DocumentSource::next_from_jsonl(Document& doc) {
   }
 }
 
+bool DocumentSource::next_from_tar(Document& doc) {
+  ByteStream& in = *walk_->tar;
+  const std::string& archive = walk_->tar_path;
+  std::string long_name;
+  for (;;) {
+    char h[512];
+    size_t got;
+    try {
+      got = in.read(h, sizeof h);
+    } catch (const Error&) {
+      return skip(archive, "corrupt-archive"), false;
+    }
+    if (got == 0) return false;
+    if (got < sizeof h) return skip(archive, "corrupt-archive"), false;
+    if (std::all_of(h, h + sizeof h, [](char c) { return c == 0; })) return false;  // end-of-archive block
+    uint64_t sum = 0;
+    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? uint64_t(' ') : uint64_t(static_cast<unsigned char>(h[i]));
+    if (sum != tar_number(h + 148, 8)) return skip(archive, "corrupt-archive"), false;
+    const uint64_t size = tar_number(h + 124, 12);
+    const uint64_t padded = (size + 511) / 512 * 512;
+    const char type = h[156];
+    std::string name = tar_field(h, 100);
+    if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345]) name = tar_field(h + 345, 155) + "/" + name;
+    if (!long_name.empty()) name = std::exchange(long_name, "");
+    try {
+      if (type == 'L' || type == 'x') {  // GNU long name / pax header: the next entry's path
+        std::string data(size_t(std::min<uint64_t>(size, 1 << 16)), '\0');
+        if (in.read(data.data(), data.size()) < data.size()) return skip(archive, "corrupt-archive"), false;
+        in.skip(padded - data.size());
+        if (type == 'L') {
+          long_name = data.substr(0, strnlen(data.data(), data.size()));
+        } else if (size_t k = data.find(" path="); k != std::string::npos) {
+          const size_t e = data.find('\n', k);
+          long_name = data.substr(k + 6, (e == std::string::npos ? data.size() : e) - k - 6);
+        }
+        continue;
+      }
+      if (type != '0' && type != '\0' && type != '7') {  // directories, links, devices: nothing to read
+        in.skip(padded);
+        continue;
+      }
+      ++files_seen_;
+      const std::string where = archive + ":" + name;
+      const fs::path member(name);
+      bool excluded = false;
+      for (const auto& part : member.parent_path())
+        excluded |= (config_.skip_vendored && is_vendored_dir(part.string())) || part.string().starts_with(".");
+      const std::string base = member.filename().string();
+      const char* reason = excluded ? "vendored-dir"
+                           : base.starts_with(".") ? "hidden"
+                           : is_lockfile(base)     ? "lockfile"
+                           : size > config_.max_file_bytes ? "too-large"
+                                                           : nullptr;
+      if (reason) {
+        in.skip(padded);
+        skip(where, reason);
+        continue;
+      }
+      doc = Document{};
+      doc.text.resize(size_t(size));
+      if (in.read(doc.text.data(), doc.text.size()) < doc.text.size()) return skip(archive, "corrupt-archive"), false;
+      in.skip(padded - size);
+      doc.language = detect_language(member, std::string_view(doc.text).substr(0, 256));
+      if (doc.language.empty()) {
+        skip(where, "unknown-language");
+        continue;
+      }
+      doc.path = where;
+      doc.source = walk_->input;
+      if (!accept_text(doc, where)) continue;
+      doc.index = next_index_++;
+      return true;
+    } catch (const Error&) {
+      return skip(archive, "corrupt-archive"), false;
+    }
+  }
+}
+
 bool DocumentSource::next(Document& doc) {
   for (;;) {
     if (walk_ && walk_->jsonl) {
       if (next_from_jsonl(doc)) return true;
       walk_->jsonl.reset();
+      continue;
+    }
+    if (walk_ && walk_->tar) {
+      if (next_from_tar(doc)) return true;
+      walk_->tar.reset();
       continue;
     }
     if (walk_ && !walk_->stack.empty()) {
@@ -292,6 +397,16 @@ bool DocumentSource::next(Document& doc) {
         continue;
       }
       if (!fs::is_regular_file(st)) { skip(p.string(), "not-a-regular-file"); continue; }
+      if (is_tar_name(p.filename().string())) {
+        if (!top) { skip(p.string(), "archive"); continue; }
+        try {
+          walk_->tar = std::make_unique<ByteStream>(p);
+          walk_->tar_path = p.string();
+        } catch (const Error&) {
+          skip(p.string(), "unreadable");
+        }
+        continue;
+      }
       if (is_jsonl_name(p.filename().string())) {
         if (!top) { skip(p.string(), "data-file"); continue; }
         try {

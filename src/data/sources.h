@@ -1,7 +1,8 @@
 // Document sources (issue 8 stage 1): directories walked recursively (language by extension or shebang;
 // vendored, hidden, generated, binary, non-UTF-8 and oversized files skipped with the reason counted), single
-// files, and JSONL / JSONL.zst files with a configurable text key ("text" as datatrove, "content" as The
-// Stack). Sequential and streaming: one document in memory at a time. Tarballs are not read (yet).
+// files, JSONL / JSONL.zst files with a configurable text key ("text" as datatrove, "content" as The Stack),
+// and tarballs (.tar, .tar.zst; ustar, GNU long names, pax paths). Sequential and streaming: one document in
+// memory at a time.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -45,6 +46,7 @@ class DocumentSource {
   struct Walk;
   bool next_from_file(const std::filesystem::path& path, const std::string& input, Document& doc);
   bool next_from_jsonl(Document& doc);
+  bool next_from_tar(Document& doc);
   bool accept_text(Document& doc, const std::string& path);
   std::string license_for(const std::filesystem::path& dir, const std::filesystem::path& root);
   void skip(const std::string& path, const std::string& reason);

@@ -3,6 +3,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -11,41 +12,40 @@ namespace tritter::data {
 
 bool is_zstd_path(const std::filesystem::path& path) {
   const std::string ext = path.extension().string();
-  return ext == ".zst" || ext == ".zstd";
+  return ext == ".zst" || ext == ".zstd" || ext == ".tzst";
 }
 
-LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes)
-    : path_(path), max_line_(max_line_bytes) {
+ByteStream::ByteStream(const std::filesystem::path& path) : path_(path) {
   file_ = std::fopen(path.c_str(), "rb");
-  if (!file_) throw_error("jsonl '", path.string(), "': cannot open: ", std::strerror(errno));
+  if (!file_) throw_error("'", path.string(), "': cannot open: ", std::strerror(errno));
   in_.resize(1 << 17);
   buf_.resize(1 << 18);
   if (is_zstd_path(path)) dctx_ = ZSTD_createDCtx();
 }
 
-LineReader::~LineReader() {
+ByteStream::~ByteStream() {
   if (file_) std::fclose(file_);
   if (dctx_) ZSTD_freeDCtx(static_cast<ZSTD_DCtx*>(dctx_));
 }
 
-bool LineReader::fill() {
-  buf_pos_ = buf_size_ = 0;
+bool ByteStream::fill() {
+  pos_ = size_ = 0;
   if (!dctx_) {
     if (eof_) return false;
-    buf_size_ = std::fread(buf_.data(), 1, buf_.size(), file_);
-    if (buf_size_ < buf_.size()) {
-      if (std::ferror(file_)) throw_error("jsonl '", path_.string(), "': read error");
+    size_ = std::fread(buf_.data(), 1, buf_.size(), file_);
+    if (size_ < buf_.size()) {
+      if (std::ferror(file_)) throw_error("'", path_.string(), "': read error");
       eof_ = true;
     }
-    return buf_size_ > 0;
+    return size_ > 0;
   }
-  while (buf_size_ == 0) {
+  while (size_ == 0) {
     if (in_pos_ == in_size_) {
       if (eof_) return false;
       in_size_ = std::fread(in_.data(), 1, in_.size(), file_);
       in_pos_ = 0;
       if (in_size_ < in_.size()) {
-        if (std::ferror(file_)) throw_error("jsonl '", path_.string(), "': read error");
+        if (std::ferror(file_)) throw_error("'", path_.string(), "': read error");
         eof_ = true;
       }
       if (in_size_ == 0) return false;
@@ -53,38 +53,68 @@ bool LineReader::fill() {
     ZSTD_inBuffer in{in_.data(), in_size_, in_pos_};
     ZSTD_outBuffer out{buf_.data(), buf_.size(), 0};
     const size_t rc = ZSTD_decompressStream(static_cast<ZSTD_DCtx*>(dctx_), &out, &in);
-    if (ZSTD_isError(rc))
-      throw_error("jsonl '", path_.string(), "': zstd decompression failed: ", ZSTD_getErrorName(rc));
+    if (ZSTD_isError(rc)) throw_error("'", path_.string(), "': zstd decompression failed: ", ZSTD_getErrorName(rc));
     in_pos_ = in.pos;
-    buf_size_ = out.pos;
+    size_ = out.pos;
   }
   return true;
 }
+
+std::string_view ByteStream::peek() {
+  if (pos_ == size_ && !fill()) return {};
+  return std::string_view(buf_.data() + pos_, size_ - pos_);
+}
+
+size_t ByteStream::read(char* dst, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const std::string_view v = peek();
+    if (v.empty()) break;
+    const size_t take = std::min(v.size(), n - got);
+    std::memcpy(dst + got, v.data(), take);
+    consume(take);
+    got += take;
+  }
+  return got;
+}
+
+uint64_t ByteStream::skip(uint64_t n) {
+  uint64_t done = 0;
+  while (done < n) {
+    const std::string_view v = peek();
+    if (v.empty()) break;
+    const size_t take = size_t(std::min<uint64_t>(v.size(), n - done));
+    consume(take);
+    done += take;
+  }
+  return done;
+}
+
+LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes) : in_(path), max_line_(max_line_bytes) {}
 
 LineReader::Status LineReader::next(std::string& line) {
   line.clear();
   bool oversized = false, any = false;
   for (;;) {
-    if (buf_pos_ == buf_size_ && !fill()) {
+    const std::string_view v = in_.peek();
+    if (v.empty()) {
       if (!any) return Status::End;
       ++line_no_;
       return oversized ? Status::Oversized : Status::Line;
     }
     any = true;
-    const char* start = buf_.data() + buf_pos_;
-    const size_t avail = buf_size_ - buf_pos_;
-    const void* nl = std::memchr(start, '\n', avail);
-    const size_t take = nl ? size_t(static_cast<const char*>(nl) - start) : avail;
+    const void* nl = std::memchr(v.data(), '\n', v.size());
+    const size_t take = nl ? size_t(static_cast<const char*>(nl) - v.data()) : v.size();
     if (!oversized) {
       if (line.size() + take > max_line_) {
         oversized = true;
         line.clear();
         line.shrink_to_fit();
       } else {
-        line.append(start, take);
+        line.append(v.data(), take);
       }
     }
-    buf_pos_ += take + (nl ? 1 : 0);
+    in_.consume(take + (nl ? 1 : 0));
     if (nl) {
       ++line_no_;
       if (!line.empty() && line.back() == '\r') line.pop_back();

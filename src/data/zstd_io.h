@@ -14,16 +14,42 @@
 
 namespace tritter::data {
 
-// True for names ending .zst / .zstd (compressed input).
+// True for names ending .zst / .zstd / .tzst (compressed input).
 bool is_zstd_path(const std::filesystem::path& path);
+
+// Bytes of a plain or zstd-compressed file, through one buffer.
+class ByteStream {
+ public:
+  ByteStream(const std::filesystem::path& path);  // throws Error naming the path if it cannot be opened
+  ~ByteStream();
+  ByteStream(const ByteStream&) = delete;
+  ByteStream& operator=(const ByteStream&) = delete;
+  // The buffered bytes not consumed yet; refills when empty. Empty at end of input. Throws Error on a read or
+  // decompression failure, naming the path.
+  std::string_view peek();
+  void consume(size_t n) { pos_ += n; }
+  // Reads exactly n bytes into dst unless the input ends first; returns the count read.
+  size_t read(char* dst, size_t n);
+  // Skips n bytes (streaming); returns the count skipped.
+  uint64_t skip(uint64_t n);
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  bool fill();
+  std::filesystem::path path_;
+  std::FILE* file_ = nullptr;
+  void* dctx_ = nullptr;  // ZSTD_DCtx*
+  std::vector<char> in_;
+  size_t in_pos_ = 0, in_size_ = 0;
+  std::vector<char> buf_;
+  size_t pos_ = 0, size_ = 0;
+  bool eof_ = false;
+};
 
 class LineReader {
  public:
   // Opens `path` (zstd-decoded if its name says so); throws Error naming the path if it cannot be opened.
   LineReader(const std::filesystem::path& path, size_t max_line_bytes);
-  ~LineReader();
-  LineReader(const LineReader&) = delete;
-  LineReader& operator=(const LineReader&) = delete;
 
   enum class Status { Line, Oversized, End };
   // Next line without its '\n' (and '\r'). Oversized: the line was longer than max_line_bytes and was skipped;
@@ -32,15 +58,7 @@ class LineReader {
   uint64_t line_number() const { return line_no_; }  // 1-based number of the line just returned
 
  private:
-  bool fill();  // refills buf_ from the file; false at end of input
-  std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
-  void* dctx_ = nullptr;  // ZSTD_DCtx*
-  std::vector<char> in_;
-  size_t in_pos_ = 0, in_size_ = 0;
-  std::vector<char> buf_;
-  size_t buf_pos_ = 0, buf_size_ = 0;
-  bool eof_ = false;
+  ByteStream in_;
   size_t max_line_;
   uint64_t line_no_ = 0;
 };

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -54,6 +55,26 @@ std::string clean_python(int i) {
          "):\n    \"\"\"Return a value.\"\"\"\n    return value_" + std::to_string(k) + " * " +
          std::to_string(i * 7 + k) + " + compute_" + std::to_string(i + k) + "(value_" + std::to_string(k) + ")\n\n";
   return s;
+}
+
+// A ustar member written by hand (header, data, padding); type '0' file, 'L' GNU long name, '5' directory.
+std::string tar_member(const std::string& name, const std::string& data, char type = '0', bool bad_checksum = false) {
+  std::string h(512, '\0');
+  std::memcpy(h.data(), name.data(), std::min<size_t>(name.size(), 99));
+  std::snprintf(h.data() + 100, 8, "%07o", 0644);
+  std::snprintf(h.data() + 108, 8, "%07o", 0);
+  std::snprintf(h.data() + 116, 8, "%07o", 0);
+  std::snprintf(h.data() + 124, 12, "%011o", unsigned(data.size()));
+  std::snprintf(h.data() + 136, 12, "%011o", 0);
+  h[156] = type;
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  std::snprintf(h.data() + 148, 8, "%06o", sum + (bad_checksum ? 1 : 0));
+  std::string padded = data;
+  padded.resize((data.size() + 511) / 512 * 512, '\0');
+  return h + padded;
 }
 
 std::unique_ptr<Context> make_ctx(int threads) {
@@ -285,6 +306,39 @@ TEST(Pipeline, ExtractTriton) {
   EXPECT_EQ(t[0]["metadata"]["triton_kernels"][0]["name"], "add_kernel");
   EXPECT_EQ(t[0]["metadata"]["triton_kernels"][0]["line"], 5);
   EXPECT_TRUE(t[0]["metadata"]["labels"].empty());  // masked loads and stores: no label
+}
+
+TEST(Pipeline, Tarballs) {
+  TempDir tmp;
+  const std::string long_name = "pkg/" + std::string(120, 'd') + "/deep.py";
+  std::string tar = tar_member("pkg/", "", '5') + tar_member("pkg/a.py", clean_python(1)) +
+                    tar_member("pkg/node_modules/x.js", "module.exports = 1;\n") +
+                    tar_member("././@LongLink", long_name + '\0', 'L') + tar_member("ignored", clean_python(2)) +
+                    tar_member("pkg/lib.rs", "pub fn f() -> u32 { 1 }\n") + std::string(1024, '\0');
+  write_file(tmp / "src.tar", tar);
+  {
+    ZstdWriter w(tmp / "src2.tar.zst", 3);
+    w.write(tar_member("b.py", clean_python(3)) + std::string(1024, '\0'));
+    w.commit();
+  }
+  // A corrupt member header stops that archive (counted); members before it are kept.
+  write_file(tmp / "bad.tar", tar_member("c.py", clean_python(4)) + tar_member("d.py", clean_python(5), '0', true));
+  write_file(tmp / "short.tar", tar_member("e.py", clean_python(6)).substr(0, 700));
+  auto ctx_owner = make_ctx(1);
+  const CurateReport rep = curate({(tmp / "src.tar").string(), (tmp / "src2.tar.zst").string(),
+                                   (tmp / "bad.tar").string(), (tmp / "short.tar").string()},
+                                  tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.docs_out, 5u);
+  EXPECT_EQ(rep.skipped.at("vendored-dir"), 1u);
+  EXPECT_EQ(rep.skipped.at("corrupt-archive"), 2u);
+  const auto recs = read_shards(tmp / "out");
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(recs[0]["metadata"]["path"], (tmp / "src.tar").string() + ":pkg/a.py");
+  EXPECT_EQ(recs[0]["text"], clean_python(1));
+  EXPECT_EQ(recs[1]["metadata"]["path"], (tmp / "src.tar").string() + ":" + long_name);
+  EXPECT_EQ(recs[2]["metadata"]["language"], "rust");
+  EXPECT_EQ(recs[3]["text"], clean_python(3));
+  EXPECT_EQ(recs[4]["text"], clean_python(4));
 }
 
 TEST(Pipeline, ConfigErrors) {
