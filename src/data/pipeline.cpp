@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <future>
+#include <mutex>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -50,6 +51,7 @@ struct Processed {
   std::vector<uint64_t> bands;
   std::vector<TritonKernel> kernels;
   std::string record;  // one JSONL line, '\n' included
+  std::string error;   // set when processing threw (the document is skipped as "processing-error")
   double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0;
 };
 
@@ -294,8 +296,12 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
 
   AtomicFile rejects(tmp / "rejects.jsonl");
   AtomicFile skipped(tmp / "skipped.jsonl");
+  std::mutex skipped_mu;  // the reader thread and the merge both append
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
-    skipped.write(json({{"path", path}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+    const std::string line =
+        json({{"path", path}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::lock_guard<std::mutex> lock(skipped_mu);
+    skipped.write(line);
   });
   ZstdWriter stage(tmp / "stage.jsonl.zst", 1);
   std::unordered_set<Hash128, Hash128Hasher> seen;
@@ -331,8 +337,13 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     for (const auto& d : batch) batch_bytes += d.text.size();
     results.assign(batch.size(), Processed{});
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rep.threads)
-    for (size_t i = 0; i < batch.size(); ++i)
-      process(batch[i], cfg, scanner, *scratch[size_t(omp_get_thread_num())], hasher, results[i]);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      try {  // an exception must not leave the parallel region (std::terminate); the document is counted instead
+        process(batch[i], cfg, scanner, *scratch[size_t(omp_get_thread_num())], hasher, results[i]);
+      } catch (const std::exception& e) {
+        results[i].error = e.what();
+      }
+    }
 
     auto t = thread_cpu_now();
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -340,6 +351,15 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       Processed& p = results[i];
       ++rep.docs_in;
       rep.bytes_in += d.text.size();
+      if (!p.error.empty()) {
+        ++rep.skipped["processing-error"];
+        const std::string line = json({{"path", d.path}, {"reason", "processing-error"}, {"error", p.error}})
+                                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                 "\n";
+        std::lock_guard<std::mutex> lock(skipped_mu);
+        skipped.write(line);
+        continue;
+      }
       rep.stages["secrets"].seconds += p.t_secrets;
       rep.stages["secrets"].bytes += d.text.size();
       if (!p.secrets.empty()) {
@@ -392,7 +412,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   stage.commit();
   rejects.commit();
   skipped.commit();
-  rep.skipped = source.skipped();
+  for (const auto& [reason, n] : source.skipped()) rep.skipped[reason] += n;
 
   // LSH clusters; keep the highest quality score per cluster, then the earliest document.
   auto t = thread_cpu_now();
