@@ -112,6 +112,9 @@ std::vector<Negative> negatives() {
       {"rust", "let out = Command::new(\"git\").arg(\"log\").arg(rev).output();\n"},
       {"rust", "let out = Command::new(\"sh\").arg(\"-c\").arg(\"ls -l\").output();\n"},
       {"rust", "let c = 'x'; let lt: &'static str = \"a\"; let d = b'\\n';\n"},
+      {"rust", "pub unsafe fn from_raw_parts(p: *const u8, n: usize) -> Self { todo_later(p, n) }\n"},
+      {"rust", "let v = std::mem::ManuallyDrop::new(v);\nlet h = Sha256::new();\n// dbg!(x); mem::forget(y)\n"},
+      {"rust", "fn transmute_bits(x: f32) -> u32 { x.to_bits() }\nlet ok = result.unwrap_or(0);\n"},
       {"triton", "@triton.jit\ndef k(x_ptr, n, BLOCK: tl.constexpr):\n    offs = tl.arange(0, BLOCK)\n"
                  "    x = tl.load(x_ptr + offs, mask=offs < n)\n    tl.store(x_ptr + offs, x, mask=offs < n)\n"},
   };

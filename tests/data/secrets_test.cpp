@@ -83,6 +83,11 @@ TEST_F(SecretsTest, LookAlikesDoNotFire) {
       "token_type = \"Bearer\"\nsecret_key_id = \"k1\"\n",
       "SECRET_KEY_ENV = \"DJANGO_SECRET_KEY\"\npassword_field = \"user_password_1\"\n",
       "api_key = \"test\"\n",
+      // examples in comments and docs
+      "# Example: export OPENAI_API_KEY=\"sk-...your key...\"\n",
+      "// aws_access_key_id = AKIAIOSFODNN7EXAMPLE  (the AWS documentation's example)\n",
+      "# token = \"<paste your token here>\"\n",
+      "    >>> client = Client(api_key=\"YOUR_API_KEY\")\n",
       // words that merely look like headers, with no key body
       "if line.startswith('-----BEGIN RSA PRIVATE KEY-----'):\n    kind = 'rsa'\n",
       "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3Tz2mr7SZiAMfQyuvBjM9Oi8xQ1Wq5pRz0kL7\n",
