@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "core/error.h"
 #include "kernels/ops.h"
@@ -155,15 +156,15 @@ TrainModel::TrainModel(const TritterConfig& config, Context& ctx) : config_(conf
   grads_ = Buffer(static_cast<size_t>(num_params_) * sizeof(float), MemCategory::Gradients, &ctx_.memory);
   // The quantized weight cache: every BitLinear of every layer, packed.
   size_t cache = 0;
-  int64_t max_numel = 1;
+  int64_t total_bit = 0;
   for (const auto& t : table_) {
     if (t.role != TensorRole::BitLinear) continue;
     cache += (ternary_matrix_bytes(t.shape[0], t.shape[1]) + 63) & ~size_t{63};
-    max_numel = std::max(max_numel, t.numel());
+    total_bit += t.numel();
   }
   if (config_.quant) {
     wcache_ = Buffer(cache, MemCategory::Weights, &ctx_.memory);
-    wscratch_ = Buffer(static_cast<size_t>(max_numel), MemCategory::Scratch, &ctx_.memory);
+    wscratch_ = Buffer(static_cast<size_t>(total_bit), MemCategory::Scratch, &ctx_.memory);
   }
   bits_.resize(static_cast<size_t>(config_.num_hidden_layers));
   size_t off = 0;
@@ -244,11 +245,31 @@ void TrainModel::zero_grad() { std::memset(grads_.data(), 0, grads_.bytes()); }
 void TrainModel::prepare_weights() {
   if (!weights_stale_) return;
   if (config_.quant) {
+    // Every matrix is independent: one per OpenMP iteration, each with its own int8 scratch.
+    std::vector<BitWeight*> all;
+    std::vector<int64_t> scratch_off;
+    int64_t off = 0;
     for (auto& lb : bits_) {
       for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) {
-        if (bw->w) TIMED(WeightQuant, bitweight_prepare(*bw, static_cast<int8_t*>(wscratch_.data())));
+        if (!bw->w) continue;
+        all.push_back(bw);
+        scratch_off.push_back(off);
+        off += bw->O * bw->I;
       }
     }
+    int8_t* scratch = static_cast<int8_t*>(wscratch_.data());
+    OpTimer timer(times_, Op::WeightQuant);
+    std::vector<std::exception_ptr> errors(all.size());  // non-finite weights: rethrown outside the region
+#pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(dynamic, 1)
+    for (size_t i = 0; i < all.size(); ++i) {
+      try {
+        bitweight_prepare(*all[i], scratch + scratch_off[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
   }
   weights_stale_ = false;
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <vector>
 
@@ -92,11 +93,19 @@ void bitweight_prepare(BitWeight& bw, int8_t* scratch_q) {
 void bitinput_set(const Context& ctx, const BitInput& in, const float* x, int64_t N, int64_t I, bool quant) {
   if (quant) {
     const int threads = nthreads(ctx);
+    // An Error (NaN/Inf input) cannot leave an OpenMP region: keep the first and rethrow after it.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int t = 0; t < threads; ++t) {
       const int64_t lo = N * t / threads, hi = N * (t + 1) / threads;
-      if (hi > lo) quantize_activations(ctx, in.q + lo * I, in.s + lo, x + lo * I, hi - lo, I);
+      try {
+        if (hi > lo) quantize_activations(ctx, in.q + lo * I, in.s + lo, x + lo * I, hi - lo, I);
+      } catch (...) {
+        errors[static_cast<size_t>(t)] = std::current_exception();
+      }
     }
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
   } else {
     std::memcpy(in.f, x, static_cast<size_t>(N * I) * sizeof(float));
   }
@@ -313,7 +322,9 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
 // Branchless (the sign of u is random, so a branch mispredicts) with __restrict so the loops vectorize; the
 // pointers are not aliased by any caller (ops.h).
 namespace {
-inline float relu(float v) { return v > 0.0f ? v : 0.0f; }
+// (v + |v|)/2 is exact (2v and the halving do not round) and compiles to and/add/mul: `v > 0 ? v : 0` became a
+// branch with a conditional store, which mispredicts on random signs and blocks vectorization.
+inline float relu(float v) { return 0.5f * (v + std::fabs(v)); }
 }  // namespace
 
 void relu2_forward(const Context& ctx, float* s_out, const float* u_in, int64_t n) {

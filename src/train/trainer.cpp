@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -301,11 +302,18 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
           tg[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(b * (T + 1) + t + 1)];
         }
       }
-      loss += model.forward(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum)) /
-              static_cast<double>(opt.accum);
-      model.backward();
+      try {
+        loss += model.forward(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum)) /
+                static_cast<double>(opt.accum);
+        model.backward();
+      } catch (const Error& e) {
+        // The quantizers refuse NaN/Inf ("... expected a finite value"): that is a non-finite step, not a crash.
+        if (std::string(e.what()).find("expected a finite value") == std::string::npos) throw;
+        loss = std::numeric_limits<double>::quiet_NaN();
+      }
     }
-    const double gnorm = clip_grad_norm(model.grads(), opt.clip);
+    const double gnorm = std::isfinite(loss) ? clip_grad_norm(model.grads(), opt.clip)
+                                             : std::numeric_limits<double>::quiet_NaN();
     state.tokens += B * T * opt.accum;
     tokens_since += B * T * opt.accum;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/atomic_file.h"
+#include "model/checkpoint.h"
 #include "model/config.h"
 #include "train/data.h"
 #include "train/model.h"
@@ -218,6 +219,49 @@ TEST(TrainLoop, StopFlagWritesACheckpointAndKeepLimitsThem) {
   for (const auto& e : std::filesystem::directory_iterator(dir / "run_all")) dirs += e.is_directory();
   EXPECT_EQ(dirs, 2);
   EXPECT_EQ(latest_checkpoint(dir / "run_all"), dir / "run_all" / "step-00000006");
+}
+
+TEST(TrainLoop, NonFiniteStepsAreSkippedThenStopTheRunWithTheCheckpointIntact) {
+  test::TempDir dir;
+  std::string text(3000, 'x');
+  for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('a' + i % 19);
+  test::write_file(dir / "d.txt", text);
+  TrainOptions o;
+  o.config = preset_config("test");
+  o.data.paths = {(dir / "d.txt").string()};
+  o.data.val_fraction = 0.0;
+  o.batch = 1;
+  o.seq = 16;
+  o.steps = 2;
+  o.eval_every = 0;
+  o.checkpoint_every = 2;
+  o.max_bad_steps = 3;
+  o.out_dir = (dir / "run").string();
+  Context ctx;
+  ctx.threads = 1;
+  run_training(ctx, o, {}, nullptr, [](const std::string&) {});
+  // Poison one embedding row of the step-2 checkpoint: every later forward sees NaN activations.
+  const auto ck = dir / "run" / "step-00000002";
+  Checkpoint good = load_checkpoint(ck / "model.safetensors", nullptr);
+  auto p = good.params.as<float>();
+  for (int64_t j = 0; j < o.config.hidden_size * o.config.vocab_size; ++j) p[j] = std::nanf("");
+  save_checkpoint(ck / "model.safetensors", o.config, p, {{"step", "2"}});
+  const std::string before = read_file_bytes(ck / "model.safetensors");
+  TrainOptions r = read_checkpoint_options(ck);
+  r.steps = 10;
+  int skipped_lines = 0;
+  try {
+    run_training(ctx, r, ck, nullptr, [&](const std::string& line) {
+      skipped_lines += line.find("update skipped") != std::string::npos;
+    });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("3 consecutive steps"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("intact"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(skipped_lines, 3);
+  EXPECT_EQ(latest_checkpoint(dir / "run"), ck);
+  EXPECT_EQ(read_file_bytes(ck / "model.safetensors"), before);
 }
 
 }  // namespace
