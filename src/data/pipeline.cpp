@@ -295,6 +295,12 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   for (int i = 0; i < rep.threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
 
   AtomicFile rejects(tmp / "rejects.jsonl");
+  AtomicFile duplicates(tmp / "duplicates.jsonl");
+  auto log_duplicate = [&](const char* kind, const std::string& path, const Hash128& kept) {
+    duplicates.write(json({{"kind", kind}, {"path", path}, {"duplicate_of", "xxh3:" + hash_hex(kept)}})
+                         .dump(-1, ' ', false, json::error_handler_t::replace) +
+                     "\n");
+  };
   AtomicFile skipped(tmp / "skipped.jsonl");
   std::mutex skipped_mu;  // the reader thread and the merge both append
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
@@ -307,6 +313,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::unordered_set<Hash128, Hash128Hasher> seen;
   NearDupIndex index(cfg.minhash.bands);
   std::vector<float> priority;   // per staged doc: quality score
+  std::vector<Hash128> staged_ids;  // per staged doc: its id (names the kept document in duplicates.jsonl)
   std::vector<uint8_t> is_triton;
   uint64_t staged = 0;
 
@@ -389,6 +396,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       }
       if (cfg.exact_dedup && !seen.insert(p.key).second) {
         ++rep.exact_duplicates;
+        log_duplicate("exact", d.path, p.key);
         continue;
       }
       for (size_t k = 0; k < p.labels.labels.size(); ++k) {
@@ -398,6 +406,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       for (const auto& f : p.labels.flags) ++rep.flags[f];
       index.add(uint32_t(staged), p.bands);
       priority.push_back(float(p.labels.score));
+      staged_ids.push_back(p.key);
       is_triton.push_back(cfg.extract_triton && !p.kernels.empty());
       stage.write(p.record);
       ++staged;
@@ -419,8 +428,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   rep.dedup_memory_bytes = index.memory_bytes() + seen.size() * (sizeof(Hash128) + 16);
   std::vector<uint32_t> root = cfg.near_dedup ? index.clusters(uint32_t(staged)) : std::vector<uint32_t>{};
   std::vector<uint8_t> keep(staged, 1);
+  std::vector<uint32_t> best(cfg.near_dedup ? staged : 0, UINT32_MAX);  // per cluster root: the kept member
   if (cfg.near_dedup) {
-    std::vector<uint32_t> best(staged, UINT32_MAX);
     std::vector<uint32_t> size(staged, 0);
     for (uint32_t i = 0; i < staged; ++i) {
       uint32_t& b = best[root[i]];
@@ -444,7 +453,11 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     std::string line;
     for (uint64_t i = 0; i < staged; ++i) {
       if (reader.next(line) != LineReader::Status::Line) throw_error("curate: staging file ended early at ", i);
-      if (!keep[i]) continue;
+      if (!keep[i]) {
+        const json rec = json::parse(line, nullptr, false);
+        log_duplicate("near", rec.is_discarded() ? "?" : rec["metadata"].value("path", "?"), staged_ids[best[root[i]]]);
+        continue;
+      }
       line.push_back('\n');
       if (is_triton[i]) {
         ++rep.triton_docs;
@@ -459,6 +472,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     triton.close();
     rep.shards = main.count() + triton.count();
   }
+  duplicates.commit();
   fs::remove(tmp / "stage.jsonl.zst", ec);
   rep.stages["write"].seconds += since(t);
   rep.stages["write"].bytes += rep.bytes_out;

@@ -136,6 +136,13 @@ TEST(Pipeline, EndToEnd) {
   EXPECT_NE(rejects.find("\"rule\":\"github-pat\""), std::string::npos);
   EXPECT_NE(rejects.find("leak.py"), std::string::npos);
   EXPECT_EQ(rejects.find("ghp_AIxNKu8"), std::string::npos);
+  // duplicates.jsonl names each dropped copy and the id of the document kept in its place.
+  const std::string dups = test::read_file(tmp / "out/duplicates.jsonl");
+  EXPECT_NE(dups.find("\"kind\":\"exact\""), std::string::npos) << dups;
+  EXPECT_NE(dups.find("a_copy.py"), std::string::npos) << dups;
+  EXPECT_NE(dups.find("\"kind\":\"near\""), std::string::npos) << dups;
+  EXPECT_NE(dups.find("b_near.py"), std::string::npos) << dups;
+  EXPECT_NE(dups.find(recs[0]["id"].get<std::string>()), std::string::npos) << dups;
   // No temporary directory is left beside the output.
   for (const auto& e : fs::directory_iterator(tmp.path()))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
