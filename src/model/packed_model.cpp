@@ -65,11 +65,12 @@ float absmean_beta(const float* w, int64_t n) {
   return std::fmax(static_cast<float>(sum / static_cast<double>(n)), kQuantEps);
 }
 
-// Streams every entry of the plan to `sink`, one fp32 tensor produced at a time.
+// Streams every entry of the plan to `sink`, one fp32 tensor produced at a time. QWeight and Plain entries of
+// different tensors may run concurrently (in_memory does); Scale, HeadScale and HeadQ come after, in plan order.
 class PackStream {
  public:
   PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce)
-      : c_(c), table_(table), produce_(produce) {}
+      : c_(c), table_(table), produce_(produce), beta_(table.size(), 0.0f) {}
 
   using Sink = std::function<void(const void*, size_t)>;
 
@@ -91,7 +92,8 @@ class PackStream {
         break;
       }
       case EntryKind::Scale: {
-        const float beta = beta_.at(e.index);
+        const float beta = beta_[e.index];
+        TRITTER_CHECK(beta > 0.0f, "scale of ", info.name, " written before its qweight");
         sink(&beta, sizeof beta);
         break;
       }
@@ -138,7 +140,7 @@ class PackStream {
   const TritterConfig& c_;
   const std::vector<TensorInfo>& table_;
   const TensorProducer& produce_;
-  std::map<size_t, float> beta_;
+  std::vector<float> beta_;  // per table index; QWeight entries of different tensors may run concurrently
   std::vector<int8_t> head_q_;
 };
 
@@ -334,18 +336,37 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   PackStream stream(config, table, produce);
   std::map<std::string, size_t> index;
   for (const PackedEntry& e : plan) {
-    const size_t bytes = static_cast<size_t>(shape_numel(e.shape)) * dtype_size(e.dtype);
-    Buffer b(bytes, MemCategory::Weights, account);
+    index[e.name] = m.owned_.size();
+    m.owned_.emplace_back(static_cast<size_t>(shape_numel(e.shape)) * dtype_size(e.dtype), MemCategory::Weights, account);
+  }
+  auto fill = [&](size_t i) {
+    const PackedEntry& e = plan[i];
+    Buffer& b = m.owned_[i];
     size_t pos = 0;
     auto* dst = static_cast<uint8_t*>(b.data());
     stream.write(e, [&](const void* p, size_t n) {
-      TRITTER_CHECK(pos + n <= bytes, e.name, ": producer overran ", bytes, " bytes");
+      TRITTER_CHECK(pos + n <= b.bytes(), e.name, ": producer overran ", b.bytes(), " bytes");
       std::memcpy(dst + pos, p, n);
       pos += n;
     });
-    TRITTER_CHECK(pos == bytes, e.name, ": producer wrote ", pos, " of ", bytes, " bytes");
-    index[e.name] = m.owned_.size();
-    m.owned_.push_back(std::move(b));
+    TRITTER_CHECK(pos == b.bytes(), e.name, ": producer wrote ", pos, " of ", b.bytes(), " bytes");
+  };
+  // Independent tensors in parallel (a 2B-shape model is 2.4 G weights to quantize), the dependent ones after.
+  auto independent = [&](size_t i) { return plan[i].kind == EntryKind::QWeight || plan[i].kind == EntryKind::Plain; };
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (!independent(i)) continue;
+    try {
+      fill(i);
+    } catch (const std::exception& ex) {
+#pragma omp critical(tritter_pack_error)
+      if (error.empty()) error = ex.what();
+    }
+  }
+  if (!error.empty()) throw Error(error);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (!independent(i)) fill(i);
   }
   m.weights_ = bind_weights(config, table, plan, [&](const PackedEntry& e) {
     return static_cast<const uint8_t*>(m.owned_[index.at(e.name)].data());

@@ -82,7 +82,9 @@ TEST(PackedModel, LayoutScalesAndTraffic) {
   }
   EXPECT_EQ(m.weights().bytes_per_token, want + c.hidden_size * 4);
   for (const auto& t : f.tensors()) {
-    if (t.dtype == DType::F32) EXPECT_TRUE(t.aligned(4)) << t.name;
+    if (t.dtype == DType::F32) {
+      EXPECT_TRUE(t.aligned(4)) << t.name;
+    }
   }
 }
 
