@@ -38,6 +38,17 @@ TritterConfig variant_config(bool quant) {
   return c;
 }
 
+// BitNet-2B4T's layer: no post norm, GLU, no QK-norm, sub-norms kept; GQA 2:1 from the preset.
+TritterConfig bitnet_config(bool quant) {
+  TritterConfig c = preset_config("test");
+  c.quant = quant;
+  c.post_norm = "none";
+  c.mlp_act = "relu2_glu";
+  c.qk_norm = false;
+  c.validate();
+  return c;
+}
+
 struct Batch {
   int64_t B, T;
   std::vector<int32_t> in, tg;
@@ -120,6 +131,10 @@ TEST(TrainModel, FullPrecisionGradientsMatchReference) {
 
 TEST(TrainModel, FullPrecisionVariantFlagsMatchReference) {
   check_model(variant_config(false), 1e-4, 1e-5, false);
+}
+
+TEST(TrainModel, FullPrecisionBitNetLayerMatchesReference) {
+  check_model(bitnet_config(false), 1e-4, 1e-5, false);
 }
 
 TEST(TrainModel, QuantizedGradientsMatchStraightThroughSurrogate) {
