@@ -16,7 +16,11 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const int64_t ntiles = (T + kAttnQueryTile - 1) / kAttnQueryTile;
   const int64_t items = K * ntiles;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, items)));
+  // Small problems (short contexts, tiny models) run on one thread: waking a team costs more than it saves, and
+  // far more on a loaded machine. Work ≈ query rows × visible keys × d, both dot products and updates.
+  const int64_t visible = W > 0 ? std::min(W, pos0 + T) : pos0 + T;
+  const double work = static_cast<double>(T) * H * visible * d * 2;
+  const int threads = work < double(1 << 19) ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, items)));
 
 #pragma omp parallel num_threads(threads)
   {

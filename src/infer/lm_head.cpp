@@ -79,7 +79,8 @@ void lm_head_forward(const Context& ctx, float* logits, const float* h, int64_t 
       for (int64_t i = 0; i < D; ++i) hsum[n] += hq[n * D + i];
     }
   }
-#pragma omp parallel for num_threads(ctx.threads) schedule(static)
+  const int threads = static_cast<double>(N) * V * D < double(1 << 19) ? 1 : ctx.threads;  // tiny heads: one thread
+#pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t v0 = b * kRowBlock, v1 = std::min(V, v0 + kRowBlock);
     if (w.format == HeadFormat::I8) {
