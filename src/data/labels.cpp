@@ -6,6 +6,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <optional>
 
@@ -159,6 +160,25 @@ std::string callee_before(std::string_view code, size_t end) {
   return std::string(code.substr(b, e - b));
 }
 
+// The unmatched '(' before `pos` (the call or signature `pos` sits in), or npos within 4000 bytes.
+size_t enclosing_paren(std::string_view code, size_t pos) {
+  int depth = 0;
+  for (size_t i = pos; i-- > 0 && pos - i < 4000;) {
+    if (code[i] == ')') ++depth;
+    else if (code[i] == '(' && depth-- == 0) return i;
+  }
+  return std::string_view::npos;
+}
+
+// The '(' at `open` starts a `def name(` signature (a default value, not a call argument).
+bool is_def(std::string_view code, size_t open) {
+  size_t b = open;
+  while (b > 0 && code[b - 1] == ' ') --b;
+  while (b > 0 && (std::isalnum(static_cast<unsigned char>(code[b - 1])) || code[b - 1] == '_')) --b;
+  while (b > 0 && code[b - 1] == ' ') --b;
+  return b >= 3 && code.substr(b - 3, 3) == "def";
+}
+
 // A short readable snippet of the argument expression (identifiers only, so nothing quoted is copied).
 std::string arg_snippet(std::string_view code, size_t open) {
   std::string s;
@@ -206,13 +226,8 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(shell_re, R"re(\bshell\s*=\s*True\b)re");
   for_each_match(shell_re, code, {"shell"}, [&](size_t b, const std::vector<Piece>&) {
-    int depth = 0;
-    size_t open = std::string_view::npos;
-    for (size_t i = b; i-- > 0 && b - i < 4000;) {
-      if (code[i] == ')') ++depth;
-      else if (code[i] == '(' && depth-- == 0) { open = i; break; }
-    }
-    if (open == std::string_view::npos || first_arg_is_literal(lx, open)) return;
+    const size_t open = enclosing_paren(code, b);
+    if (open == std::string_view::npos || is_def(code, open) || first_arg_is_literal(lx, open)) return;
     const std::string callee = callee_before(code, open);
     e.emit("py.shell-injection", b,
            callee + "() is called with shell=True on " + arg_snippet(code, open) +
@@ -276,6 +291,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   TRITTER_RE(tls_re,
              R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|(?:verify_mode|cert_reqs)\s*=\s*(?:ssl\s*\.\s*)?CERT_NONE)\b)re");
   for_each_match(tls_re, code, {"verif", "check_hostname", "CERT_NONE"}, [&](size_t b, const std::vector<Piece>& m) {
+    if (const size_t open = enclosing_paren(code, b); open != std::string_view::npos && is_def(code, open)) return;
     std::string what(m[1].data(), m[1].size());
     what.erase(std::remove_if(what.begin(), what.end(), [](char c) { return c == ' ' || c == '\t'; }), what.end());
     e.emit("py.tls-verify-disabled", b,

@@ -169,6 +169,13 @@ bool jwt_header_ok(std::string_view token) {
 
 bool is_placeholder_secret(std::string_view value) {
   if (value.empty()) return true;
+  // Published example values (RFC 6749 §4.1.4/§5.1 tokens, the jwt.io sample signature, AWS documentation keys):
+  // they appear in docstrings of real libraries and are not anyone's credentials.
+  static constexpr std::array<std::string_view, 6> kPublicExamples = {
+      "2YotnFZFEjr1zCsicMWpAA", "tGzv3JOkF0XG5Qx2TlKWIA", "8xLOxBtZp8",
+      "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AKIAIOSFODNN7EXAMPLE"};
+  for (auto e : kPublicExamples)
+    if (value.find(e) != std::string_view::npos) return true;
   const std::string v = to_lower_ascii(value);
   static constexpr std::array<std::string_view, 26> kMarkers = {
       "${",      "{{",       "}}",        "<",       ">",        "%(",     "$(",      "example", "xxxx",

@@ -60,8 +60,8 @@ uint64_t tar_number(const char* p, size_t n) {
 std::string tar_field(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
 
 bool is_vendored_dir(const std::string& name) {
-  static constexpr std::array<std::string_view, 19> kDirs = {
-      "node_modules", "vendor", "vendored", "third_party", "3rdparty", "__pycache__", "target", "dist", "build",
+  static constexpr std::array<std::string_view, 21> kDirs = {
+      "node_modules", "vendor", "vendored", "_vendor", "_vendored", "third_party", "3rdparty", "__pycache__", "target", "dist", "build",
       "venv",         ".venv",  ".tox",     ".git",        ".hg",      ".svn",        ".mypy_cache", ".pytest_cache",
       ".ruff_cache",  "bower_components"};
   return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();

@@ -92,6 +92,7 @@ std::vector<Negative> negatives() {
       {"python", "def eval(self, x):\n    return x\n"},
       {"python", "subprocess.run([\"ls\", path], shell=False, check=True)\nsubprocess.run(\"ls -l\", shell=True)\n"},
       {"python", "os.system(\"clear\")\n"},
+      {"python", "def __init__(self, filename=None, verify=False, shell=True):\n    pass\n"},
       {"python", "cur.execute(\"SELECT * FROM users WHERE name = ?\", (name,))\ncur.execute(sql, params)\n"},
       {"python", "h = hashlib.sha256(data)\nh2 = hashlib.md5(data, usedforsecurity=False)\nh3 = hashlib.new('sha256')\n"},
       {"python", "import zipfile\nz.extractall(dest)\n"},

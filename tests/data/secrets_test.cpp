@@ -88,6 +88,8 @@ TEST_F(SecretsTest, LookAlikesDoNotFire) {
       "// aws_access_key_id = AKIAIOSFODNN7EXAMPLE  (the AWS documentation's example)\n",
       "# token = \"<paste your token here>\"\n",
       "    >>> client = Client(api_key=\"YOUR_API_KEY\")\n",
+      // published example values (RFC 6749 docstring)
+      "{\n  \"access_token\":\"2YotnFZFEjr1zCsicMWpAA\",\n  \"refresh_token\":\"tGzv3JOkF0XG5Qx2TlKWIA\"\n}\n",
       // words that merely look like headers, with no key body
       "if line.startswith('-----BEGIN RSA PRIVATE KEY-----'):\n    kind = 'rsa'\n",
       "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE3Tz2mr7SZiAMfQyuvBjM9Oi8xQ1Wq5pRz0kL7\n",
