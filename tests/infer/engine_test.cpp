@@ -148,6 +148,11 @@ TEST(Engine, SameLogitsForAnyThreadCountAndFromAFile) {
   pack_checkpoint(dir / "m.safetensors", c, p, {});
   const PackedModel f = PackedModel::open(dir / "m.safetensors");
   EXPECT_EQ(z1, run_all(two, f.weights(), ids));
+  // Long enough that attention splits (kv head × query tile) over threads: still the same bits, in both paths.
+  const auto many = prompt(c, 200, 9);
+  const auto zl = run_all(one, m.weights(), many);
+  EXPECT_EQ(zl, run_all(two, m.weights(), many));
+  EXPECT_EQ(zl, run_decode(two, m.weights(), many));
 }
 
 // int8 head: per logit |z − ẑ| ≤ (row_scale/2)·Σ|h| + Σ|w̃|/(2·s_h) (weight and activation rounding), plus float
