@@ -20,6 +20,7 @@ for layer in "${!allowed[@]}"; do
   [ -d "$root/src/$layer" ] || continue
   while IFS=: read -r file _ line; do
     inc=$(sed -E 's/.*#include *"([a-z_]+)\/.*/\1/' <<<"$line")
+    [ -n "${allowed[$inc]+x}" ] || continue  # not one of our layers (e.g. "hwy/highway.h")
     case " ${allowed[$layer]} " in *" $inc "*) ;; *)
       echo "layering: $file includes \"$inc/...\", but src/$layer may include only: ${allowed[$layer]}"; bad=1;;
     esac
