@@ -1,6 +1,6 @@
 // Exact keys, MinHash signatures and the LSH union-find (see dedup.h). Shingle hashing differs from BigCode's
-// byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once with XXH3 and five word
-// hashes are mixed in order, which gives the same set semantics without building strings. The 256
+// byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once (FNV-1a and a 64-bit
+// finalizer) and five word hashes are mixed in order, which gives the same set semantics without building strings. The 256
 // "permutations" are bijections of the 32-bit shingle hash, h_i(x) = m((x ^ b_i) · a_i mod 2^32) with odd a_i
 // and m(h) = h ^ (h >> 16), seeded from the config: 32-bit lanes, so the compiler vectorizes the min loop even
 // at the SSE2 baseline (BigCode's (a·x + b) mod (2^61 - 1) needs 64-bit multiplies; dedup_test checks the
@@ -77,16 +77,23 @@ MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
 }
 
 std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
-  // Word hashes of the lower-cased text split on non-word characters.
+  // Word hashes of the lower-cased text split on non-word characters: FNV-1a over the bytes as they stream
+  // past (no per-word string), finished with the splitmix64 finalizer.
   std::vector<uint64_t> words;
-  std::string word;
+  words.reserve(text.size() / 6);
+  uint64_t wh = 0;
+  bool in_word = false;
   for (size_t i = 0; i <= text.size(); ++i) {
     const unsigned char c = i < text.size() ? static_cast<unsigned char>(text[i]) : ' ';
     if (word_char(c)) {
-      word.push_back(char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
-    } else if (!word.empty()) {
-      words.push_back(XXH3_64bits(word.data(), word.size()));
-      word.clear();
+      if (!in_word) wh = 0xcbf29ce484222325ull;
+      in_word = true;
+      wh = (wh ^ (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c)) * 0x100000001b3ull;
+    } else if (in_word) {
+      in_word = false;
+      wh = (wh ^ (wh >> 30)) * 0xBF58476D1CE4E5B9ull;
+      wh = (wh ^ (wh >> 27)) * 0x94D049BB133111EBull;
+      words.push_back(wh ^ (wh >> 31));
     }
   }
   const size_t k = size_t(config_.ngram);
@@ -101,8 +108,7 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
     h ^= h >> 32;
     shingles.push_back(uint32_t(h * 0x9E3779B97F4A7C15ull >> 32));
   }
-  std::sort(shingles.begin(), shingles.end());
-  shingles.erase(std::unique(shingles.begin(), shingles.end()), shingles.end());
+  // Repeated shingles are left in: they cannot change a minimum, and the vectorized loop is cheaper than a sort.
   minhash_update(sig.data(), a_.data(), b_.data(), n, shingles.data(), shingles.size());
   return sig;
 }

@@ -348,6 +348,22 @@ TEST(Pipeline, Tarballs) {
   EXPECT_EQ(recs[4]["text"], clean_python(4));
 }
 
+TEST(Pipeline, RecordTextRoundTripsExactly) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  // Quotes, backslashes, every control character but NUL, DEL, and multi-byte UTF-8 (2, 3 and 4 bytes, U+2028).
+  std::string text = clean_python(1) + "s = \"q\\\"b\\\\c\"  # caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8\n# ";
+  for (int c = 1; c < 0x20; ++c) text.push_back(char(c));
+  text += "\x7f end\n";
+  write_file(tmp / "in/a.py", text);
+  auto ctx_owner = make_ctx(1);
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+  ASSERT_EQ(rep.docs_out, 1u);
+  const auto recs = read_shards(tmp / "out");
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_EQ(recs[0]["text"].get<std::string>(), text);
+}
+
 TEST(Pipeline, ConfigErrors) {
   EXPECT_THROW(curate_config_from_json(json::parse(R"({"shard_max_dogs": 5})")), Error);
   EXPECT_THROW(curate_config_from_json(json::parse(R"({"minhash": {"bands": 40}})")), Error);
