@@ -151,14 +151,14 @@ void process(const Document& d, const CurateConfig& cfg, const SecretScanner& sc
 // Rotating shard files: <dir>/shard-00000.jsonl.zst, each committed (renamed) when full.
 class ShardSet {
  public:
-  ShardSet(fs::path dir, const CurateConfig& cfg) : dir_(std::move(dir)), cfg_(cfg) {}
+  ShardSet(fs::path dir, const CurateConfig& cfg, int workers) : dir_(std::move(dir)), cfg_(cfg), workers_(workers) {}
   void add(std::string_view record) {
     if (!writer_) {
       fs::create_directories(dir_);
       char name[32];
       std::snprintf(name, sizeof name, "shard-%05zu.jsonl.zst", names_.size());
       names_.push_back(name);
-      writer_ = std::make_unique<ZstdWriter>(dir_ / name, cfg_.zstd_level);
+      writer_ = std::make_unique<ZstdWriter>(dir_ / name, cfg_.zstd_level, workers_);
       docs_ = 0;
     }
     writer_->write(record);
@@ -175,6 +175,7 @@ class ShardSet {
  private:
   fs::path dir_;
   const CurateConfig& cfg_;
+  int workers_;
   std::unique_ptr<ZstdWriter> writer_;
   std::vector<std::string> names_;
   size_t docs_ = 0;
@@ -327,10 +328,9 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
 
   CurateReport rep;
   rep.threads = std::max(1, ctx.threads);
-  const SecretScanner scanner;
+  // Compiling the secret rules (~0.1 s) overlaps with reading the first batch.
+  auto scanner_build = std::async(std::launch::async, [] { return std::make_unique<const SecretScanner>(); });
   const MinHasher hasher(cfg.minhash);
-  std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
-  for (int i = 0; i < rep.threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
 
   AtomicFile rejects(tmp / "rejects.jsonl");
   AtomicFile duplicates(tmp / "duplicates.jsonl");
@@ -347,7 +347,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     std::lock_guard<std::mutex> lock(skipped_mu);
     skipped.write(line);
   });
-  ZstdWriter stage(tmp / "stage.jsonl.zst", 1);
+  ZstdWriter stage(tmp / "stage.jsonl.zst", -1);  // staging: the fastest level, read back once
   std::unordered_set<Hash128, Hash128Hasher> seen;
   NearDupIndex index(cfg.minhash.bands);
   std::vector<float> priority;   // per staged doc: quality score
@@ -375,6 +375,10 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::vector<Document> batch, next;
   std::vector<Processed> results;
   bool more = read_batch(batch);
+  const std::unique_ptr<const SecretScanner> scanner_owner = scanner_build.get();
+  const SecretScanner& scanner = *scanner_owner;
+  std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
+  for (int i = 0; i < rep.threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
   while (!batch.empty()) {
     std::future<bool> reading;
     if (more) reading = std::async(std::launch::async, [&] { return read_batch(next); });
@@ -486,7 +490,9 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   // Pass 2: the kept records into the final shards.
   t = thread_cpu_now();
   {
-    ShardSet main(tmp, cfg), triton(tmp / "triton", cfg);
+    // Pass 2 is sequential here; with more than one thread, libzstd compresses on the others meanwhile.
+    const int workers = rep.threads > 1 ? rep.threads : 0;
+    ShardSet main(tmp, cfg, workers), triton(tmp / "triton", cfg, workers);
     LineReader reader(tmp / "stage.jsonl.zst", SIZE_MAX);
     std::string line;
     for (uint64_t i = 0; i < staged; ++i) {

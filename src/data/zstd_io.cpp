@@ -123,9 +123,10 @@ LineReader::Status LineReader::next(std::string& line) {
   }
 }
 
-ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level) : file_(target) {
+ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level, int workers) : file_(target) {
   cctx_ = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
+  if (workers > 0) ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_nbWorkers, workers);  // ignored without MT
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_checksumFlag, 1);
   out_.resize(ZSTD_CStreamOutSize());
 }

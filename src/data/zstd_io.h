@@ -65,7 +65,9 @@ class LineReader {
 
 class ZstdWriter {
  public:
-  ZstdWriter(const std::filesystem::path& target, int level);  // atomic: the target appears on commit()
+  // Atomic: the target appears on commit(). workers > 0 compresses on that many libzstd threads, overlapping
+  // with the caller (the decompressed bytes never change; the compressed bytes are the same for any workers > 0).
+  ZstdWriter(const std::filesystem::path& target, int level, int workers = 0);
   ~ZstdWriter();
   ZstdWriter(const ZstdWriter&) = delete;
   ZstdWriter& operator=(const ZstdWriter&) = delete;
