@@ -140,6 +140,6 @@ void BM_Pipeline(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * bytes_of(docs));
   fs::remove_all(dir);
 }
-BENCHMARK(BM_Pipeline)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Pipeline)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 }  // namespace
