@@ -279,7 +279,7 @@ std::string CurateReport::summary() const {
     s += buf;
   };
   line("documents in:  %llu (%s)\n", (unsigned long long)docs_in, format_bytes(double(bytes_in)).c_str());
-  line("documents out: %llu (%s) in %llu shards\n", (unsigned long long)docs_out,
+  line("documents out: %llu (%s of records) in %llu shards\n", (unsigned long long)docs_out,
        format_bytes(double(bytes_out)).c_str(), (unsigned long long)shards);
   if (triton_docs) line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
                         (unsigned long long)triton_kernels);
