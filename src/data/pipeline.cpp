@@ -332,14 +332,14 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   auto scanner_build = std::async(std::launch::async, [] { return std::make_unique<const SecretScanner>(); });
   const MinHasher hasher(cfg.minhash);
 
-  AtomicFile rejects(tmp / "rejects.jsonl");
-  AtomicFile duplicates(tmp / "duplicates.jsonl");
+  AtomicFile rejects(tmp / "rejects.ndjson");
+  AtomicFile duplicates(tmp / "duplicates.ndjson");
   auto log_duplicate = [&](const char* kind, const std::string& path, const Hash128& kept) {
     duplicates.write(json({{"kind", kind}, {"path", path}, {"duplicate_of", "xxh3:" + hash_hex(kept)}})
                          .dump(-1, ' ', false, json::error_handler_t::replace) +
                      "\n");
   };
-  AtomicFile skipped(tmp / "skipped.jsonl");
+  AtomicFile skipped(tmp / "skipped.ndjson");
   std::mutex skipped_mu;  // the reader thread and the merge both append
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
     const std::string line =
@@ -351,7 +351,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::unordered_set<Hash128, Hash128Hasher> seen;
   NearDupIndex index(cfg.minhash.bands);
   std::vector<float> priority;   // per staged doc: quality score
-  std::vector<Hash128> staged_ids;  // per staged doc: its id (names the kept document in duplicates.jsonl)
+  std::vector<Hash128> staged_ids;  // per staged doc: its id (names the kept document in duplicates.ndjson)
   std::vector<uint8_t> is_triton;
   uint64_t staged = 0;
 
@@ -532,7 +532,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   rep.wall_seconds = wall_since(t_start);
   rep.cpu_seconds = process_cpu_now() - cpu_start;
   rep.peak_rss_bytes = uint64_t(process_memory().peak_rss_bytes);
-  write_file_atomic(tmp / "summary.txt", rep.summary());
+  write_file_atomic(tmp / "summary.log", rep.summary());
   write_file_atomic(tmp / "report.json", rep.to_json().dump(2) + "\n");
   commit_dir(tmp, outdir);
   guard.keep = true;

@@ -1,5 +1,5 @@
 // `tritter curate` as a library call (issue 8): sources -> secret gate -> labels -> exact + MinHash dedup ->
-// JSONL.zst shards + report.json + summary.txt + rejects.jsonl + skipped.jsonl. Streaming in batches (bounded
+// JSONL.zst shards + report.json + summary.log + rejects.ndjson + skipped.ndjson. Streaming in batches (bounded
 // memory: one batch of documents plus ~0.5 KB per kept document for dedup), threads from ctx.threads. The
 // output directory is built under a temporary sibling and moved into place at the end, so a failed run leaves
 // no shard under its final name. Record format: docs/curation.md.
@@ -65,7 +65,7 @@ struct CurateReport {
 
   double duplicate_ratio() const;  // (exact + near) / documents that reached dedup
   nlohmann::json to_json() const;
-  std::string summary() const;     // the readable summary (also summary.txt)
+  std::string summary() const;     // the readable summary (also summary.log)
 };
 
 // Runs the pipeline; throws Error for bad inputs/outdir (a missing input, an outdir that is a file).

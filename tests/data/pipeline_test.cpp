@@ -16,6 +16,7 @@
 #include "data/pipeline.h"
 #include "data/secret_cases.h"
 #include "data/zstd_io.h"
+#include "train/data.h"
 #include "util/test_util.h"
 
 namespace fs = std::filesystem;
@@ -131,13 +132,18 @@ TEST(Pipeline, EndToEnd) {
   const json report = json::parse(test::read_file(tmp / "out/report.json"));
   EXPECT_EQ(report["docs_out"], 4);
   EXPECT_EQ(report["format"], "tritter-curate-report/1");
-  EXPECT_TRUE(fs::exists(tmp / "out/summary.txt"));
-  const std::string rejects = test::read_file(tmp / "out/rejects.jsonl");
+  EXPECT_TRUE(fs::exists(tmp / "out/summary.log"));
+  const std::string rejects = test::read_file(tmp / "out/rejects.ndjson");
   EXPECT_NE(rejects.find("\"rule\":\"github-pat\""), std::string::npos);
   EXPECT_NE(rejects.find("leak.py"), std::string::npos);
   EXPECT_EQ(rejects.find("ghp_AIxNKu8"), std::string::npos);
-  // duplicates.jsonl names each dropped copy and the id of the document kept in its place.
-  const std::string dups = test::read_file(tmp / "out/duplicates.jsonl");
+  // The trainer's reader, pointed at the whole output directory, sees exactly the kept documents.
+  train::DataOptions opts;
+  opts.paths = {(tmp / "out").string()};
+  const train::TokenData data(opts);
+  EXPECT_EQ(data.stats().documents, 4);
+  // duplicates.ndjson names each dropped copy and the id of the document kept in its place.
+  const std::string dups = test::read_file(tmp / "out/duplicates.ndjson");
   EXPECT_NE(dups.find("\"kind\":\"exact\""), std::string::npos) << dups;
   EXPECT_NE(dups.find("a_copy.py"), std::string::npos) << dups;
   EXPECT_NE(dups.find("\"kind\":\"near\""), std::string::npos) << dups;
@@ -224,7 +230,7 @@ TEST(Pipeline, BadInputsAreCountedNotFatal) {
   EXPECT_EQ(recs[1]["metadata"]["path"], "r/one.py");
   EXPECT_EQ(recs[1]["metadata"]["language"], "python");
   EXPECT_EQ(recs[2]["metadata"]["license"], "MIT");
-  const std::string skipped = test::read_file(tmp / "out/skipped.jsonl");
+  const std::string skipped = test::read_file(tmp / "out/skipped.ndjson");
   EXPECT_NE(skipped.find("latin1.py"), std::string::npos);
 }
 
