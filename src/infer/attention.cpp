@@ -7,7 +7,87 @@
 
 #include <omp.h>
 
+#include "kernels/ternary_matmul.h"
+
 namespace tritter {
+
+namespace {
+
+// One query row against n consecutive visible keys kb, vb (n, d): the online-softmax update of its running max m,
+// sum l and accumulator ar (d). Compiled per ISA by the wrappers below (always_inline takes the caller's target).
+// GCC vector extensions (not intrinsics): 16 floats, unaligned; zmm on the AVX-512 wrapper, 2×ymm or 4×xmm
+// elsewhere. Lane k of the dot product sums elements ≡ k (mod 16), then a fixed tree — dot_f32's order.
+typedef float F32x16 __attribute__((vector_size(64), aligned(4)));
+
+__attribute__((always_inline)) inline void load16(F32x16& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
+
+__attribute__((always_inline)) inline float dot16(const float* a, const float* b, int64_t n) {
+  F32x16 acc = {}, va, vb;
+  for (int64_t i = 0; i < n; i += 16) {
+    load16(va, a + i);
+    load16(vb, b + i);
+    acc += va * vb;
+  }
+  float lanes[16];
+  __builtin_memcpy(lanes, &acc, sizeof lanes);
+  for (int w = 8; w >= 1; w /= 2) {
+    for (int k = 0; k < w; ++k) lanes[k] += lanes[k + w];
+  }
+  return lanes[0];
+}
+
+__attribute__((always_inline)) inline void block_update_body(const float* qr, const float* kb, const float* vb,
+                                                             int64_t n, int64_t d, float inv_sqrt_d, float* s,
+                                                             float* ar, float* m, float* l) {
+  const bool vec = d % 16 == 0;
+  float mb = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = (vec ? dot16(qr, kb + j * d, d) : dot_f32(qr, kb + j * d, d)) * inv_sqrt_d;
+    mb = std::max(mb, s[j]);
+  }
+  const float mnew = std::max(*m, mb);
+  const float alpha = std::exp(*m - mnew);
+  float sum = 0.0f;
+  if (vec) {
+    for (int64_t x = 0; x < d; x += 16) {
+      F32x16 a, v;
+      load16(a, ar + x);
+      a *= alpha;
+      for (int64_t j = 0; j < n; ++j) {
+        if (x == 0) s[j] = std::exp(s[j] - mnew);  // p_j, computed once
+        load16(v, vb + j * d + x);
+        a += s[j] * v;
+      }
+      __builtin_memcpy(ar + x, &a, sizeof a);
+    }
+    for (int64_t j = 0; j < n; ++j) sum += s[j];
+  } else {
+    for (int64_t x = 0; x < d; ++x) ar[x] *= alpha;
+    for (int64_t j = 0; j < n; ++j) {
+      const float pj = std::exp(s[j] - mnew);
+      sum += pj;
+      const float* vr = vb + j * d;
+      for (int64_t x = 0; x < d; ++x) ar[x] += pj * vr[x];
+    }
+  }
+  *l = *l * alpha + sum;
+  *m = mnew;
+}
+
+#define TRITTER_ATTN_VARIANT(SUFFIX, TARGET)                                                                   \
+  TARGET void block_update_##SUFFIX(const float* qr, const float* kb, const float* vb, int64_t n, int64_t d,   \
+                                    float inv_sqrt_d, float* s, float* ar, float* m, float* l) {               \
+    block_update_body(qr, kb, vb, n, d, inv_sqrt_d, s, ar, m, l);                                              \
+  }
+TRITTER_ATTN_VARIANT(generic, )
+TRITTER_ATTN_VARIANT(avx2, __attribute__((target("avx2,fma,f16c,bmi2"))))
+TRITTER_ATTN_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"))))
+#undef TRITTER_ATTN_VARIANT
+
+using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, int64_t, float, float*, float*,
+                             float*, float*);
+
+}  // namespace
 
 void attention_forward(const Context& ctx, float* o, const float* q, const KvCache& cache, int layer, int64_t pos0,
                        int64_t T, const TritterConfig& c) {
@@ -21,6 +101,11 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
   const int64_t visible = W > 0 ? std::min(W, pos0 + T) : pos0 + T;
   const double work = static_cast<double>(T) * H * visible * d * 2;
   const int threads = work < double(1 << 19) ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, items)));
+
+  const KernelTier tier = ternary_kernel_tier(ctx);  // the SIMD level the kernels run at; same choice here
+  const BlockUpdate block_update = tier == KernelTier::Avx512Vnni ? block_update_avx512
+                                   : tier == KernelTier::Avx2     ? block_update_avx2
+                                                                  : block_update_generic;
 
 #pragma omp parallel num_threads(threads)
   {
@@ -48,24 +133,8 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
           for (int64_t g = 0; g < G; ++g) {
             const int64_t r = (i - i0) * G + g;
             const float* qr = q + (i * H + kv * G + g) * d;
-            float mb = -std::numeric_limits<float>::infinity();
-            for (int64_t j = rlo; j <= rhi; ++j) {
-              s[j - rlo] = dot_f32(qr, kb.data() + (j - j0) * d, d) * inv_sqrt_d;
-              mb = std::max(mb, s[j - rlo]);
-            }
-            const float mnew = std::max(m[r], mb);
-            const float alpha = std::exp(m[r] - mnew);
-            float* ar = acc.data() + r * d;
-            for (int64_t x = 0; x < d; ++x) ar[x] *= alpha;
-            float sum = 0.0f;
-            for (int64_t j = rlo; j <= rhi; ++j) {
-              const float pj = std::exp(s[j - rlo] - mnew);
-              sum += pj;
-              const float* vr = vb.data() + (j - j0) * d;
-              for (int64_t x = 0; x < d; ++x) ar[x] += pj * vr[x];
-            }
-            l[r] = l[r] * alpha + sum;
-            m[r] = mnew;
+            block_update(qr, kb.data() + (rlo - j0) * d, vb.data() + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d,
+                         s.data(), acc.data() + r * d, &m[r], &l[r]);
           }
         }
       }
