@@ -100,7 +100,7 @@ class PackStream {
       case EntryKind::Plain: {
         std::vector<float> w(info.numel());
         produce_(w.data(), info, e.index);
-        for (int64_t i = 0; i < info.numel(); ++i) {
+        for (int64_t i = 0, n = info.numel(); i < n; ++i) {
           if (!std::isfinite(w[i])) throw_error("pack: tensor '", info.name, "' element ", i, ": found ", w[i], ", expected a finite value");
         }
         sink(w.data(), w.size() * sizeof(float));
