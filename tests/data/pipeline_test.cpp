@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "data/pipeline.h"
 #include "data/secret_cases.h"
 #include "data/zstd_io.h"
@@ -368,6 +369,25 @@ TEST(Pipeline, RecordTextRoundTripsExactly) {
   const auto recs = read_shards(tmp / "out");
   ASSERT_EQ(recs.size(), 1u);
   EXPECT_EQ(recs[0]["text"].get<std::string>(), text);
+}
+
+TEST(Pipeline, TwoGigabyteJsonlLineIsSkippedInBoundedMemory) {
+  TempDir tmp;
+  const std::string before = json({{"text", clean_python(1)}}).dump() + "\n";
+  const std::string after = "\n" + json({{"text", clean_python(2)}}).dump() + "\n";
+  {  // A sparse 2 GiB line of NUL bytes between two good records.
+    std::ofstream f(tmp / "big.jsonl", std::ios::binary);
+    f << before;
+    f.seekp(std::streamoff(before.size()) + (std::streamoff(2) << 30));
+    f << after;
+  }
+  const int64_t peak_before = process_memory().peak_rss_bytes;
+  auto ctx_owner = make_ctx(1);
+  const CurateReport rep = curate({(tmp / "big.jsonl").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.docs_out, 2u);
+  EXPECT_EQ(rep.skipped.at("too-large"), 1u);
+  // The line is streamed past, never held: the peak grows by far less than the line.
+  EXPECT_LT(process_memory().peak_rss_bytes - peak_before, int64_t(256) << 20);
 }
 
 TEST(Pipeline, ConfigErrors) {
