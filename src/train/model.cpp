@@ -189,6 +189,12 @@ TrainModel::TrainModel(const TritterConfig& config, Context& ctx) : config_(conf
   set_dx_kernel(false);
 }
 
+TrainModel::TrainModel(TrainModel& primary, Context& ctx)
+    : config_(primary.config_), ctx_(ctx), primary_(&primary), table_(primary.table_),
+      num_params_(primary.num_params_), weights_stale_(false) {
+  grads_ = Buffer(static_cast<size_t>(num_params_) * sizeof(float), MemCategory::Gradients, &ctx_.memory);
+}
+
 LayerTensors TrainModel::layer_tensors(float* base, int layer) const {
   LayerTensors lt;
   for (const auto& t : table_) {
@@ -219,7 +225,7 @@ void TrainModel::init_weights(uint64_t seed) {
 }
 
 void TrainModel::set_dx_kernel(bool kernel) {
-  if (!config_.quant) return;
+  if (!config_.quant || primary_) return;  // a replica uses its primary's weight cache
   if (kernel) {
     for (auto& lb : bits_)
       for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) bw->wt = nullptr;
@@ -243,7 +249,7 @@ void TrainModel::set_dx_kernel(bool kernel) {
 void TrainModel::zero_grad() { std::memset(grads_.data(), 0, grads_.bytes()); }
 
 void TrainModel::prepare_weights() {
-  if (!weights_stale_) return;
+  if (primary_ || !weights_stale_) return;
   if (config_.quant) {
     // Every matrix is independent: one per OpenMP iteration, each with its own int8 scratch.
     std::vector<BitWeight*> all;
@@ -307,8 +313,8 @@ void TrainModel::layer_forward(int i, const LayerActs& A, float* x_out) {
   const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const bool quant = c.quant;
-  const LayerTensors P = layer_tensors(params_.as<float>().data(), i);
-  const LayerBits& W = bits_[static_cast<size_t>(i)];
+  const LayerTensors P = layer_tensors(const_cast<float*>(pdata()), i);
+  const LayerBits& W = (primary_ ? primary_->bits_ : bits_)[static_cast<size_t>(i)];  // shared σ, packed
   const float* x = A.x;
   float* tmp = v_.tmp_big;
 
@@ -370,9 +376,9 @@ void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
   const int64_t N = B_ * T_, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
   const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim;
   const bool quant = c.quant;
-  const LayerTensors P = layer_tensors(params_.as<float>().data(), i);
+  const LayerTensors P = layer_tensors(const_cast<float*>(pdata()), i);
   const LayerTensors G = layer_tensors(grads_.as<float>().data(), i);
-  const LayerBits& W = bits_[static_cast<size_t>(i)];
+  const LayerBits& W = (primary_ ? primary_->bits_ : bits_)[static_cast<size_t>(i)];  // shared σ, packed
   auto zero = [](float* p, int64_t n) { std::memset(p, 0, static_cast<size_t>(n) * sizeof(float)); };
   float* xt = v_.xt;
 
@@ -448,7 +454,7 @@ double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_
   prepare_weights();
   const TritterConfig& c = config_;
   const int64_t N = B * T, D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
-  const float* p = params_.as<float>().data();
+  const float* p = pdata();
   const float* E = p + table_.front().offset;
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
@@ -470,7 +476,7 @@ void TrainModel::backward() {
   TRITTER_CHECK(!ids_.empty(), "backward before forward");
   const TritterConfig& c = config_;
   const int64_t N = B_ * T_, D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
-  const float* p = params_.as<float>().data();
+  const float* p = pdata();
   float* g = grads_.as<float>().data();
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");

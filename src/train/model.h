@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -72,13 +73,20 @@ struct OpTimes {
 class TrainModel {
  public:
   TrainModel(const TritterConfig& config, Context& ctx);
+  // A data-parallel replica: reads `primary`'s parameters and quantized weights (which must not change while the
+  // replica runs), owns its gradients and arena. params() of a replica is the primary's.
+  TrainModel(TrainModel& primary, Context& ctx);
 
   const TritterConfig& config() const { return config_; }
   const std::vector<TensorInfo>& table() const { return table_; }
   int64_t num_params() const { return num_params_; }
   // Mutable access marks the quantized weight cache stale (it is rebuilt at the next forward).
-  std::span<float> params() { weights_stale_ = true; return params_.as<float>(); }
-  std::span<const float> params() const { return params_.as<float>(); }
+  std::span<float> params() {
+    if (primary_) return primary_->params();
+    weights_stale_ = true;
+    return params_.as<float>();
+  }
+  std::span<const float> params() const { return primary_ ? std::as_const(*primary_).params() : params_.as<float>(); }
   std::span<float> grads() { return grads_.as<float>(); }
   std::span<const float> grads() const { return grads_.as<float>(); }
 
@@ -99,15 +107,19 @@ class TrainModel {
   // dx of BitLinear (quant=true): true = kernels' ternary_matmul_t on the packed levels; false (default) = sgemm
   // with W̃ cached per optimizer step (one more fp32 copy of the BitLinear weights). Same maths (§4.2).
   void set_dx_kernel(bool kernel);
+  // Quantizes the BitLinear weights if the parameters changed (forward() calls it; a data-parallel step calls it
+  // on the primary before the replicas run).
+  void prepare_weights();
 
  private:
   LayerTensors layer_tensors(float* base, int layer) const;
-  void prepare_weights();
+  const float* pdata() const { return params().data(); }
   void layer_forward(int i, const LayerActs& A, float* x_out);
   void layer_backward(int i, const LayerActs& A, float* dres);
 
   TritterConfig config_;
   Context& ctx_;
+  TrainModel* primary_ = nullptr;
   std::vector<TensorInfo> table_;
   int64_t num_params_ = 0;
   Buffer params_, grads_;

@@ -196,7 +196,9 @@ void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& a
 }
 
 // ---------------------------------------------------------------- evaluation
-double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
+namespace {
+template <typename Forward>
+double evaluate_windows(const Forward& forward, const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
   const int64_t windows = std::min(data.val_windows(T), max_windows);
   if (windows <= 0) return -1.0;
   std::vector<int32_t> tok(static_cast<size_t>(T + 1)), in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
@@ -213,11 +215,23 @@ double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t 
       }
       if (w < windows) ++valid_rows;
     }
-    const double loss = model.forward(in.data(), tg.data(), B, T, 1.0f);
+    const double loss = forward(in.data(), tg.data());
     nats += loss * static_cast<double>(valid_rows * T);
     count += valid_rows * T;
   }
   return nats / static_cast<double>(count) / std::log(2.0);
+}
+}  // namespace
+
+double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
+  return evaluate_windows([&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, B, T, 1.0f); },
+                          data, B, T, max_windows);
+}
+
+double evaluate_bits_per_byte(ParallelTrainModel& model, const TokenData& data, int64_t B, int64_t T,
+                              int64_t max_windows) {
+  return evaluate_windows([&](const int32_t* in, const int32_t* tg) { return model.step(in, tg, B, T, 1.0f, false); },
+                          data, B, T, max_windows);
 }
 
 // ---------------------------------------------------------------- the loop
@@ -242,7 +256,8 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
     throw_error("train: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
   }
   if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
-  TrainModel model(opt.config, ctx);
+  ParallelTrainModel pm(opt.config, ctx);  // data parallel over the batch with ctx.threads workers
+  TrainModel& model = pm.primary();
   AdamW adam(model.num_params(), ctx, opt.adam);
   TrainState state;
   Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
@@ -261,7 +276,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
                        format_bytes(static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq,
                                                                               opt.recompute))),
                        opt.recompute ? " (recompute)" : ""));
-  model.reserve(opt.batch, opt.seq, opt.recompute);
+  pm.reserve(opt.batch, opt.seq, opt.recompute);
 
   std::FILE* log = nullptr;
   if (!opt.log_json.empty()) {
@@ -303,9 +318,8 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
         }
       }
       try {
-        loss += model.forward(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum)) /
+        loss += pm.step(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum), true) /
                 static_cast<double>(opt.accum);
-        model.backward();
       } catch (const Error& e) {
         // The quantizers refuse NaN/Inf ("... expected a finite value"): that is a non-finite step, not a crash.
         if (std::string(e.what()).find("expected a finite value") == std::string::npos) throw;
@@ -339,7 +353,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
 
     const bool last = state.step == opt.steps;
     const bool do_eval = last || (opt.eval_every > 0 && state.step % opt.eval_every == 0);
-    if (do_eval) last_val = evaluate_bits_per_byte(model, data, B, T, opt.eval_windows);
+    if (do_eval) last_val = evaluate_bits_per_byte(pm, data, B, T, opt.eval_windows);
     const auto now = std::chrono::steady_clock::now();
     const double since = std::chrono::duration<double>(now - t_last).count();
     const double elapsed = std::chrono::duration<double>(now - t_start).count();

@@ -20,6 +20,7 @@
 #include "train/data.h"
 #include "train/model.h"
 #include "train/optim.h"
+#include "train/parallel.h"
 
 namespace tritter::train {
 
@@ -80,5 +81,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& options, const std::f
 // Mean loss over validation windows, in bits per token (= bits per byte for byte tokens; <eos> counts as one).
 // Uses at most max_windows windows of T tokens, B at a time. Returns -1 when the split holds no window.
 double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows);
+double evaluate_bits_per_byte(ParallelTrainModel& model, const TokenData& data, int64_t B, int64_t T,
+                              int64_t max_windows);
 
 }  // namespace tritter::train

@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "reference_model.h"
 #include "train/model.h"
+#include "train/parallel.h"
 
 namespace tritter::train {
 namespace {
@@ -162,6 +163,38 @@ TEST(TrainModel, RecomputeIsBitwiseIdentical) {
     }
     EXPECT_EQ(loss[0], loss[1]);
     EXPECT_EQ(0, std::memcmp(g[0].data(), g[1].data(), g[0].size() * sizeof(float))) << "quant=" << quant;
+  }
+}
+
+TEST(TrainModel, DataParallelStepEqualsTheWholeBatch) {
+  // 3 sequences over 2 workers (2 + 1 rows) with ignored targets only in the first: the shard weighting must
+  // reproduce the whole-batch mean. Sums run in another order, so fp32 agreement (1e-5 relative), not bits.
+  for (bool quant : {true, false}) {
+    const TritterConfig c = test_config(quant);
+    Batch b = make_batch(3, 11, c.vocab_size, 21);
+    for (int j = 0; j < 7; ++j) b.tg[j] = -100;
+    Context ctx1;
+    ctx1.threads = 1;
+    TrainModel one(c, ctx1);
+    one.init_weights(5);
+    one.zero_grad();
+    const double l1 = one.forward(b.in.data(), b.tg.data(), b.B, b.T, 0.5f);
+    one.backward();
+    Context ctx2;
+    ctx2.threads = 2;
+    ParallelTrainModel two(c, ctx2);
+    ASSERT_EQ(two.workers(), 2);
+    two.primary().init_weights(5);
+    two.primary().zero_grad();
+    const double l2 = two.step(b.in.data(), b.tg.data(), b.B, b.T, 0.5f, true);
+    EXPECT_NEAR(l1, l2, 1e-5 * l1);
+    double num = 0, den = 0;
+    for (int64_t j = 0; j < one.num_params(); ++j) {
+      const double d = one.grads()[j] - two.primary().grads()[j];
+      num += d * d;
+      den += static_cast<double>(one.grads()[j]) * one.grads()[j];
+    }
+    EXPECT_LE(std::sqrt(num / den), 1e-5) << "quant=" << quant;
   }
 }
 
