@@ -125,7 +125,11 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
       const int64_t lo = W > 0 ? std::max<int64_t>(0, pos0 + i0 - W + 1) : 0;
       for (int64_t b0 = lo / kAttnKeyBlock * kAttnKeyBlock; b0 <= hi; b0 += kAttnKeyBlock) {
         const int64_t j0 = std::max(b0, lo), j1 = std::min(b0 + kAttnKeyBlock - 1, hi);
-        cache.read(layer, static_cast<int>(kv), j0, j1 - j0 + 1, kb.data(), vb.data());
+        const float* kp = kb.data();
+        const float* vp = vb.data();
+        if (!cache.view(layer, static_cast<int>(kv), j0, j1 - j0 + 1, &kp, &vp)) {
+          cache.read(layer, static_cast<int>(kv), j0, j1 - j0 + 1, kb.data(), vb.data());
+        }
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t p = pos0 + i;
           const int64_t rlo = std::max(j0, W > 0 ? p - W + 1 : int64_t{0}), rhi = std::min(j1, p);
@@ -133,7 +137,7 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
           for (int64_t g = 0; g < G; ++g) {
             const int64_t r = (i - i0) * G + g;
             const float* qr = q + (i * H + kv * G + g) * d;
-            block_update(qr, kb.data() + (rlo - j0) * d, vb.data() + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d,
+            block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d,
                          s.data(), acc.data() + r * d, &m[r], &l[r]);
           }
         }

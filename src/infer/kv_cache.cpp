@@ -220,6 +220,19 @@ void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const fl
   written_[layer] = pos0 + T;
 }
 
+bool KvCache::view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const {
+  if (dtype_ != KvDtype::F32) return false;
+  const int64_t end = written_[layer];
+  TRITTER_CHECK(p0 >= 0 && p0 + n <= end && p0 >= end - capacity_, "kv view [", p0, ", ", p0 + n, ") of layer ",
+                layer, " holding [", std::max<int64_t>(0, end - capacity_), ", ", end, ")");
+  const int64_t slot = p0 % capacity_;
+  if (slot + n > capacity_) return false;
+  const size_t lh = head_index(layer, head);
+  *k = reinterpret_cast<const float*>(kdata(lh) + slot * elem_bytes_k_);
+  *v = reinterpret_cast<const float*>(vdata(lh) + slot * elem_bytes_v_);
+  return true;
+}
+
 void KvCache::read(int layer, int head, int64_t p0, int64_t n, float* kb, float* vb) const {
   const int64_t end = written_[layer];
   TRITTER_CHECK(p0 >= 0 && p0 + n <= end && p0 >= end - capacity_, "kv read [", p0, ", ", p0 + n, ") of layer ",

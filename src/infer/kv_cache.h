@@ -43,6 +43,9 @@ class KvCache {
   // kb, vb (n, d) ← positions p0 .. p0+n−1 of (layer, kv head), dequantized. They must still be held (within the
   // window of the newest written position). Thread-safe against other reads.
   void read(int layer, int head, int64_t p0, int64_t n, float* kb, float* vb) const;
+  // Zero-copy form of read() for an f32 cache: k, v point at (n, d) rows in the cache when positions p0 .. p0+n−1
+  // are stored contiguously (no ring wrap); returns false (k, v untouched) otherwise or for other dtypes.
+  bool view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const;
 
   int64_t context() const { return context_; }
   int64_t capacity() const { return capacity_; }

@@ -129,6 +129,27 @@ TEST(KvCache, SlidingWindowRingKeepsTheWindow) {
   EXPECT_LT(kv_cache_bytes(c, 512, KvDtype::F32, 1), kv_cache_bytes(cfg(), 512, KvDtype::F32, 1) / 10);
 }
 
+TEST(KvCache, ZeroCopyViewOfAnF32Cache) {
+  const TritterConfig c = cfg(8);  // window 8, max batch 1: a ring of 8 slots
+  const int64_t K = c.num_key_value_heads, d = c.head_dim;
+  const auto k = random_rows(20 * K * d, 5, 1.0f), v = random_rows(20 * K * d, 6, 1.0f);
+  KvCache f32(c, 64, KvDtype::F32, 1, nullptr), i8(c, 64, KvDtype::I8, 1, nullptr);
+  for (int64_t p = 0; p < 12; ++p) {
+    f32.write(0, p, 1, k.data() + p * K * d, v.data() + p * K * d);
+    i8.write(0, p, 1, k.data() + p * K * d, v.data() + p * K * d);
+  }
+  const float *kp = nullptr, *vp = nullptr;
+  ASSERT_TRUE(f32.view(0, 1, 8, 4, &kp, &vp));  // slots 0..3
+  for (int64_t t = 0; t < 4; ++t) {
+    for (int64_t i = 0; i < d; ++i) {
+      EXPECT_EQ(kp[t * d + i], k[((8 + t) * K + 1) * d + i]);
+      EXPECT_EQ(vp[t * d + i], v[((8 + t) * K + 1) * d + i]);
+    }
+  }
+  EXPECT_FALSE(f32.view(0, 1, 6, 4, &kp, &vp));  // slots 6, 7, 0, 1: wraps
+  EXPECT_FALSE(i8.view(0, 1, 8, 4, &kp, &vp));   // quantized: read() dequantizes
+}
+
 TEST(KvCache, Errors) {
   const TritterConfig c = cfg();
   KvCache cache(c, 4, KvDtype::F32, 4, nullptr);
