@@ -21,8 +21,8 @@ using namespace tritter;
 namespace fs = std::filesystem;
 
 std::string ident(std::mt19937& rng) {
-  static const char* kWords[] = {"value", "count", "buffer", "index", "result", "item", "node", "parse", "config",
-                                 "data", "offset", "total", "name", "path", "size", "state", "entry", "cache"};
+  static const char* kWords[] = {"value", "count",  "buffer", "index", "result", "item", "node",  "parse", "config",
+                                 "data",  "offset", "total",  "name",  "path",   "size", "state", "entry", "cache"};
   return std::string(kWords[rng() % 18]) + "_" + std::to_string(rng() % 50);
 }
 
@@ -32,12 +32,23 @@ std::string python_file(std::mt19937& rng) {
     s += "def " + ident(rng) + "(" + ident(rng) + ", " + ident(rng) + "=None):\n    \"\"\"Docstring.\"\"\"\n";
     for (int l = 0; l < 8; ++l) {
       switch (rng() % 6) {
-        case 0: s += "    " + ident(rng) + " = " + ident(rng) + " + " + std::to_string(rng() % 1000) + "\n"; break;
-        case 1: s += "    if " + ident(rng) + " is None:\n        return " + ident(rng) + "\n"; break;
-        case 2: s += "    # note: " + ident(rng) + " is cached\n"; break;
-        case 3: s += "    " + ident(rng) + " = json.loads(" + ident(rng) + ")\n"; break;
-        case 4: s += "    print(f\"{" + ident(rng) + "} done\")\n"; break;
-        default: s += "    for " + ident(rng) + " in range(" + std::to_string(rng() % 100) + "):\n        pass\n";
+        case 0:
+          s += "    " + ident(rng) + " = " + ident(rng) + " + " + std::to_string(rng() % 1000) + "\n";
+          break;
+        case 1:
+          s += "    if " + ident(rng) + " is None:\n        return " + ident(rng) + "\n";
+          break;
+        case 2:
+          s += "    # note: " + ident(rng) + " is cached\n";
+          break;
+        case 3:
+          s += "    " + ident(rng) + " = json.loads(" + ident(rng) + ")\n";
+          break;
+        case 4:
+          s += "    print(f\"{" + ident(rng) + "} done\")\n";
+          break;
+        default:
+          s += "    for " + ident(rng) + " in range(" + std::to_string(rng() % 100) + "):\n        pass\n";
       }
     }
     s += "    return " + ident(rng) + "\n\n";
@@ -51,11 +62,20 @@ std::string rust_file(std::mt19937& rng) {
     s += "pub fn " + ident(rng) + "(" + ident(rng) + ": &str) -> Option<usize> {\n";
     for (int l = 0; l < 8; ++l) {
       switch (rng() % 5) {
-        case 0: s += "    let " + ident(rng) + " = " + ident(rng) + ".len() + " + std::to_string(rng() % 1000) + ";\n"; break;
-        case 1: s += "    // " + ident(rng) + " is never empty here\n"; break;
-        case 2: s += "    let m: HashMap<String, u32> = HashMap::new();\n"; break;
-        case 3: s += "    let v = " + ident(rng) + ".parse::<u32>().ok()?;\n"; break;
-        default: s += "    println!(\"{}\", " + ident(rng) + ");\n";
+        case 0:
+          s += "    let " + ident(rng) + " = " + ident(rng) + ".len() + " + std::to_string(rng() % 1000) + ";\n";
+          break;
+        case 1:
+          s += "    // " + ident(rng) + " is never empty here\n";
+          break;
+        case 2:
+          s += "    let m: HashMap<String, u32> = HashMap::new();\n";
+          break;
+        case 3:
+          s += "    let v = " + ident(rng) + ".parse::<u32>().ok()?;\n";
+          break;
+        default:
+          s += "    println!(\"{}\", " + ident(rng) + ");\n";
       }
     }
     s += "    Some(0)\n}\n\n";

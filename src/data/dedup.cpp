@@ -1,10 +1,10 @@
 // Exact keys, MinHash signatures and the LSH union-find (see dedup.h). Shingle hashing differs from BigCode's
 // byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once (FNV-1a and a 64-bit
-// finalizer) and five word hashes are mixed in order, which gives the same set semantics without building strings. The 256
-// "permutations" are bijections of the 32-bit shingle hash, h_i(x) = m((x ^ b_i) · a_i mod 2^32) with odd a_i
-// and m(h) = h ^ (h >> 16), seeded from the config: 32-bit lanes, so the compiler vectorizes the min loop even
-// at the SSE2 baseline (BigCode's (a·x + b) mod (2^61 - 1) needs 64-bit multiplies; dedup_test checks the
-// Jaccard estimate stays within its binomial error).
+// finalizer) and five word hashes are mixed in order, which gives the same set semantics without building strings. The
+// 256 "permutations" are bijections of the 32-bit shingle hash, h_i(x) = m((x ^ b_i) · a_i mod 2^32) with odd a_i and
+// m(h) = h ^ (h >> 16), seeded from the config: 32-bit lanes, so the compiler vectorizes the min loop even at the SSE2
+// baseline (BigCode's (a·x + b) mod (2^61 - 1) needs 64-bit multiplies; dedup_test checks the Jaccard estimate stays
+// within its binomial error).
 #include "data/dedup.h"
 
 #include <algorithm>
@@ -47,9 +47,9 @@ bool word_char(unsigned char c) {
 // sig[p] = min(sig[p], h_p(x)) over all shingles x. Plain C++ that the compiler vectorizes; target_clones
 // builds AVX-512 and AVX2 copies next to the baseline one and picks at load time (no -march, no intrinsics).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void minhash_update(uint32_t* __restrict sig,
-                                                                      const uint32_t* __restrict a,
-                                                                      const uint32_t* __restrict b, size_t n,
-                                                                      const uint32_t* shingles, size_t m) {
+                                                                                 const uint32_t* __restrict a,
+                                                                                 const uint32_t* __restrict b, size_t n,
+                                                                                 const uint32_t* shingles, size_t m) {
   for (size_t i = 0; i < m; ++i) {
     const uint32_t x = shingles[i];
     for (size_t p = 0; p < n; ++p) {
@@ -65,8 +65,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void minhash_update
 MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
   if (config.num_perm <= 0 || config.bands <= 0 || config.rows <= 0 || config.ngram <= 0 ||
       config.bands * config.rows > config.num_perm)
-    throw_error("minhash config: bands x rows must fit in num_perm: found bands=", config.bands,
-                " rows=", config.rows, " num_perm=", config.num_perm, ", expected bands*rows <= num_perm");
+    throw_error("minhash config: bands x rows must fit in num_perm: found bands=", config.bands, " rows=", config.rows,
+                " num_perm=", config.num_perm, ", expected bands*rows <= num_perm");
   uint64_t state = config.seed;
   a_.resize(size_t(config.num_perm));
   b_.resize(size_t(config.num_perm));

@@ -20,12 +20,12 @@ struct Label {
 };
 
 struct Document {
-  uint64_t index = 0;     // position in the input stream (stable priority for dedup, output order)
-  std::string path;       // file path, or "<file.jsonl>:<line>" for a record without a path
-  std::string source;     // the INPUT argument it came from
-  std::string language;   // "python", "rust", ... ("" = unknown)
-  std::string license;    // SPDX-ish id when known, else ""
-  std::string text;       // UTF-8 content
+  uint64_t index = 0;    // position in the input stream (stable priority for dedup, output order)
+  std::string path;      // file path, or "<file.jsonl>:<line>" for a record without a path
+  std::string source;    // the INPUT argument it came from
+  std::string language;  // "python", "rust", ... ("" = unknown)
+  std::string license;   // SPDX-ish id when known, else ""
+  std::string text;      // UTF-8 content
 };
 
 // 1-based line and column (bytes) of byte offset `pos` in `text`.

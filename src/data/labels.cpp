@@ -19,43 +19,85 @@ namespace tritter::data {
 const std::vector<LabelRuleInfo>& label_rules() {
   static const std::vector<LabelRuleInfo> rules = {
       // Python, security
-      {"py.eval-exec", "python", "security", "high",
+      {"py.eval-exec",
+       "python",
+       "security",
+       "high",
        {"bandit:B307", "bandit:B102", "semgrep:python.lang.security.audit.eval-detected", "CWE-95"}},
-      {"py.shell-injection", "python", "security", "high",
+      {"py.shell-injection",
+       "python",
+       "security",
+       "high",
        {"bandit:B602", "bandit:B604", "semgrep:python.lang.security.audit.subprocess-shell-true", "CWE-78"}},
-      {"py.os-system", "python", "security", "high",
+      {"py.os-system",
+       "python",
+       "security",
+       "high",
        {"bandit:B605", "semgrep:python.lang.security.audit.dangerous-system-call", "CWE-78"}},
-      {"py.sql-string-built", "python", "security", "high",
+      {"py.sql-string-built",
+       "python",
+       "security",
+       "high",
        {"bandit:B608", "semgrep:python.lang.security.audit.formatted-sql-query", "CWE-89"}},
-      {"py.unsafe-deserialization", "python", "security", "high",
+      {"py.unsafe-deserialization",
+       "python",
+       "security",
+       "high",
        {"bandit:B301", "bandit:B302", "semgrep:python.lang.security.deserialization.pickle.avoid-pickle", "CWE-502"}},
-      {"py.yaml-unsafe-load", "python", "security", "high",
+      {"py.yaml-unsafe-load",
+       "python",
+       "security",
+       "high",
        {"bandit:B506", "semgrep:python.lang.security.deserialization.avoid-pyyaml-load", "CWE-502"}},
       {"py.torch-load-unsafe", "python", "security", "high", {"bandit:B614", "CWE-502"}},
-      {"py.tls-verify-disabled", "python", "security", "high",
+      {"py.tls-verify-disabled",
+       "python",
+       "security",
+       "high",
        {"bandit:B501", "bandit:B323", "semgrep:python.requests.security.disabled-cert-validation", "CWE-295"}},
-      {"py.weak-hash", "python", "security", "medium",
+      {"py.weak-hash",
+       "python",
+       "security",
+       "medium",
        {"bandit:B324", "semgrep:python.lang.security.insecure-hash-algorithms", "CWE-327"}},
       {"py.tarfile-extractall", "python", "security", "medium", {"bandit:B202", "CWE-22"}},
-      {"py.jinja2-autoescape-off", "python", "security", "high",
+      {"py.jinja2-autoescape-off",
+       "python",
+       "security",
+       "high",
        {"bandit:B701", "semgrep:python.flask.security.xss.audit.template-autoescape-off", "CWE-79"}},
-      {"py.tempfile-mktemp", "python", "security", "medium",
+      {"py.tempfile-mktemp",
+       "python",
+       "security",
+       "medium",
        {"bandit:B306", "semgrep:python.lang.correctness.tempfile.mktemp", "CWE-377"}},
       // Python, quality
       {"py.bare-except", "python", "quality", "low", {"pycodestyle:E722", "CWE-396"}},
       {"py.except-pass", "python", "quality", "low", {"bandit:B110", "bandit:B112", "CWE-390"}},
-      {"py.mutable-default", "python", "quality", "medium",
+      {"py.mutable-default",
+       "python",
+       "quality",
+       "medium",
        {"semgrep:python.lang.correctness.default-mutable-list", "flake8-bugbear:B006"}},
-      {"py.is-literal", "python", "quality", "medium",
+      {"py.is-literal",
+       "python",
+       "quality",
+       "medium",
        {"semgrep:python.lang.correctness.common-mistakes.is-comparison-string", "pyflakes:F632"}},
       {"py.requests-no-timeout", "python", "quality", "medium", {"bandit:B113", "CWE-400"}},
       // Rust, security
-      {"rs.unsafe-undocumented", "rust", "security", "medium",
+      {"rs.unsafe-undocumented",
+       "rust",
+       "security",
+       "medium",
        {"clippy:undocumented_unsafe_blocks", "semgrep:rust.lang.security.unsafe-usage"}},
       {"rs.transmute", "rust", "security", "high", {"clippy:transmute_ptr_to_ref", "CWE-843"}},
       {"rs.mem-forget", "rust", "security", "low", {"clippy:mem_forget", "CWE-401"}},
       {"rs.from-raw-parts", "rust", "security", "medium", {"clippy:not_unsafe_ptr_arg_deref", "CWE-119"}},
-      {"rs.tls-verify-disabled", "rust", "security", "high",
+      {"rs.tls-verify-disabled",
+       "rust",
+       "security",
+       "high",
        {"semgrep:rust.lang.security.reqwest-accept-invalid", "semgrep:rust.lang.security.ssl-verify-none",
         "semgrep:rust.lang.security.rustls-dangerous", "CWE-295"}},
       {"rs.shell-command", "rust", "security", "high", {"semgrep:rust.lang.security.args", "CWE-78"}},
@@ -114,7 +156,8 @@ size_t match_paren(std::string_view code, size_t open) {
   const size_t limit = std::min(code.size(), open + 20000);
   for (size_t i = open; i < limit; ++i) {
     const char c = code[i];
-    if (c == '(' || c == '[' || c == '{') ++depth;
+    if (c == '(' || c == '[' || c == '{')
+      ++depth;
     else if (c == ')' || c == ']' || c == '}') {
       if (--depth == 0) return i;
     }
@@ -129,7 +172,8 @@ std::string_view call_args(std::string_view code, size_t open) {
 }
 
 size_t skip_space(std::string_view code, size_t p) {
-  while (p < code.size() && (code[p] == ' ' || code[p] == '\t' || code[p] == '\n' || code[p] == '\r' || code[p] == '\\'))
+  while (p < code.size() &&
+         (code[p] == ' ' || code[p] == '\t' || code[p] == '\n' || code[p] == '\r' || code[p] == '\\'))
     ++p;
   return p;
 }
@@ -154,8 +198,10 @@ std::string callee_before(std::string_view code, size_t end) {
   const size_t e = b;
   while (b > 0) {
     const char c = code[b - 1];
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.') --b;
-    else break;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.')
+      --b;
+    else
+      break;
   }
   return std::string(code.substr(b, e - b));
 }
@@ -164,8 +210,10 @@ std::string callee_before(std::string_view code, size_t end) {
 size_t enclosing_paren(std::string_view code, size_t pos) {
   int depth = 0;
   for (size_t i = pos; i-- > 0 && pos - i < 4000;) {
-    if (code[i] == ')') ++depth;
-    else if (code[i] == '(' && depth-- == 0) return i;
+    if (code[i] == ')')
+      ++depth;
+    else if (code[i] == '(' && depth-- == 0)
+      return i;
   }
   return std::string_view::npos;
 }
@@ -184,8 +232,10 @@ std::string arg_snippet(std::string_view code, size_t open) {
   std::string s;
   for (size_t i = skip_space(code, open + 1); i < code.size() && s.size() < 40; ++i) {
     const char c = code[i];
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.') s += c;
-    else break;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.')
+      s += c;
+    else
+      break;
   }
   return s.empty() ? "an expression" : "`" + s + "`";
 }
@@ -206,7 +256,9 @@ class Emitter {
   std::optional<LineIndex> lines_;  // built on the first label
 };
 
-bool contains(std::string_view hay, const re2::RE2& re) { return re2::RE2::PartialMatch(Piece(hay.data(), hay.size()), re); }
+bool contains(std::string_view hay, const re2::RE2& re) {
+  return re2::RE2::PartialMatch(Piece(hay.data(), hay.size()), re);
+}
 
 #define TRITTER_RE(name, pattern) static const re2::RE2 name(pattern, regex_options())
 
@@ -251,22 +303,27 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
     if (!contains(body, sql_kw)) return;
     const size_t after = skip_space(code, s->whole.end);
     const bool fstring = s->prefix.find('f') != std::string::npos && body.find('{') != std::string_view::npos;
-    const bool built = after < code.size() && (code[after] == '%' || code[after] == '+' ||
-                                               code.substr(after, 7) == ".format");
+    const bool built =
+        after < code.size() && (code[after] == '%' || code[after] == '+' || code.substr(after, 7) == ".format");
     if (!fstring && !built) return;
     e.emit("py.sql-string-built", b,
            "the SQL passed to ." + std::string(m[1].data(), m[1].size()) + "() is built with " +
-               (fstring ? "an f-string" : code[after] == '%' ? "% formatting" : code[after] == '+' ? "concatenation"
-                                                                                                 : "str.format()") +
+               (fstring              ? "an f-string"
+                : code[after] == '%' ? "% formatting"
+                : code[after] == '+' ? "concatenation"
+                                     : "str.format()") +
                "; pass the values as query parameters (cursor.execute(sql, params)).");
   });
-  TRITTER_RE(deser_re, R"re(\b(pickle|cPickle|_pickle|dill|marshal|shelve|jsonpickle)\s*\.\s*(loads?|Unpickler|open|decode)\s*\()re");
+  TRITTER_RE(
+      deser_re,
+      R"re(\b(pickle|cPickle|_pickle|dill|marshal|shelve|jsonpickle)\s*\.\s*(loads?|Unpickler|open|decode)\s*\()re");
   for_each_match(deser_re, code, {"ickle", "marshal", "shelve", "dill"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string mod(m[1].data(), m[1].size()), fn(m[2].data(), m[2].size());
     if ((mod == "shelve") != (fn == "open") || (mod == "jsonpickle") != (fn == "decode")) return;
     e.emit("py.unsafe-deserialization", b,
-           mod + "." + fn + "() can execute arbitrary code while deserializing untrusted bytes; use json or a "
-                            "schema-checked format for data that crosses a trust boundary.");
+           mod + "." + fn +
+               "() can execute arbitrary code while deserializing untrusted bytes; use json or a "
+               "schema-checked format for data that crosses a trust boundary.");
   });
   TRITTER_RE(yaml_re, R"re(\byaml\s*\.\s*(load|load_all|unsafe_load|unsafe_load_all)\s*\()re");
   TRITTER_RE(safe_loader, R"re(\b(SafeLoader|CSafeLoader|BaseLoader|CBaseLoader)\b)re");
@@ -275,8 +332,9 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (!fn.starts_with("unsafe") && contains(call_args(code, open), safe_loader)) return;
     e.emit("py.yaml-unsafe-load", b,
-           "yaml." + fn + "() without SafeLoader can construct arbitrary Python objects from the document; use "
-                          "yaml.safe_load().");
+           "yaml." + fn +
+               "() without SafeLoader can construct arbitrary Python objects from the document; use "
+               "yaml.safe_load().");
   });
   TRITTER_RE(torch_re, R"re(\btorch\s*\.\s*load\s*\()re");
   TRITTER_RE(weights_only, R"re(\bweights_only\s*=\s*True\b)re");
@@ -288,15 +346,17 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                " without weights_only=True, which runs any code embedded in the checkpoint; pass weights_only=True "
                "or load safetensors.");
   });
-  TRITTER_RE(tls_re,
-             R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|(?:verify_mode|cert_reqs)\s*=\s*(?:ssl\s*\.\s*)?CERT_NONE)\b)re");
+  TRITTER_RE(
+      tls_re,
+      R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|(?:verify_mode|cert_reqs)\s*=\s*(?:ssl\s*\.\s*)?CERT_NONE)\b)re");
   for_each_match(tls_re, code, {"verif", "check_hostname", "CERT_NONE"}, [&](size_t b, const std::vector<Piece>& m) {
     if (const size_t open = enclosing_paren(code, b); open != std::string_view::npos && is_def(code, open)) return;
     std::string what(m[1].data(), m[1].size());
     what.erase(std::remove_if(what.begin(), what.end(), [](char c) { return c == ' ' || c == '\t'; }), what.end());
     e.emit("py.tls-verify-disabled", b,
-           what + " turns off TLS certificate verification, so any man in the middle is accepted; keep "
-                  "verification on and pass a CA bundle if needed.");
+           what +
+               " turns off TLS certificate verification, so any man in the middle is accepted; keep "
+               "verification on and pass a CA bundle if needed.");
   });
   TRITTER_RE(hash_re, R"re(\bhashlib\s*\.\s*(md5|sha1|md4|new)\s*\()re");
   TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4)$)re");
@@ -312,8 +372,9 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
     }
     if (contains(call_args(code, open), not_security)) return;
     e.emit("py.weak-hash", b,
-           "hashlib " + fn + " is broken for security use (collisions are practical); use sha256 or blake2, or "
-                             "pass usedforsecurity=False for checksums.");
+           "hashlib " + fn +
+               " is broken for security use (collisions are practical); use sha256 or blake2, or "
+               "pass usedforsecurity=False for checksums.");
   });
   TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
   TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
@@ -346,8 +407,9 @@ void python_quality(const LexedSource& lx, Emitter& e) {
     e.emit("py.bare-except", offset(code, m[1]),
            "a bare except: also catches KeyboardInterrupt and SystemExit; catch the specific exception types.");
   });
-  TRITTER_RE(pass_re,
-             R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
+  TRITTER_RE(
+      pass_re,
+      R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
   for_each_match(pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.except-pass", offset(code, m[1]),
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
@@ -362,7 +424,10 @@ void python_quality(const LexedSource& lx, Emitter& e) {
     if (!re2::RE2::PartialMatch(Piece(args.data(), args.size()), mut_re, &g[1], &g[2])) return;
     e.emit("py.mutable-default", offset(code, g[1]),
            "parameter `" + std::string(g[1].data(), g[1].size()) + "` of " + std::string(m[1].data(), m[1].size()) +
-               "() defaults to a mutable " + (g[2][0] == '[' || g[2][0] == 'l' ? "list" : g[2][0] == 's' ? "set" : "dict") +
+               "() defaults to a mutable " +
+               (g[2][0] == '[' || g[2][0] == 'l' ? "list"
+                : g[2][0] == 's'                 ? "set"
+                                                 : "dict") +
                " that is shared by every call; default to None and create it inside.");
   });
   TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
@@ -423,15 +488,17 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
            std::string(m[1].data(), m[1].size()) +
                " trusts the pointer, length and lifetime it is given; a wrong one is undefined behaviour.");
   });
-  TRITTER_RE(tls_re,
-             R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
-  for_each_match(tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
-    std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
-    what.resize(std::min(what.size(), what.find('(')));
-    what.insert(what.begin(), '`');
-    e.emit("rs.tls-verify-disabled", b,
-           what + "` disables TLS certificate or hostname verification; any man in the middle is accepted.");
-  });
+  TRITTER_RE(
+      tls_re,
+      R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
+  for_each_match(
+      tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
+        std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
+        what.resize(std::min(what.size(), what.find('(')));
+        what.insert(what.begin(), '`');
+        e.emit("rs.tls-verify-disabled", b,
+               what + "` disables TLS certificate or hostname verification; any man in the middle is accepted.");
+      });
   TRITTER_RE(cmd_re, R"re(\bCommand\s*::\s*new\s*\(\s*)re");
   TRITTER_RE(shell_name, R"re(^(?:sh|bash|zsh|dash|cmd|cmd\.exe|powershell|pwsh|/bin/sh|/bin/bash|/usr/bin/env)$)re");
   TRITTER_RE(dynamic_arg, R"re((format!|\.args?\s*\(\s*[A-Za-z_&]))re");
@@ -462,22 +529,26 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   });
   // Quality: panics and leftovers, outside test code (#[cfg(test)] modules usually close the file).
   size_t test_from = code.size();
-  if (rust_test_path(path)) test_from = 0;
-  else if (size_t t = code.find("#[cfg(test)]"); t != std::string_view::npos) test_from = t;
+  if (rust_test_path(path))
+    test_from = 0;
+  else if (size_t t = code.find("#[cfg(test)]"); t != std::string_view::npos)
+    test_from = t;
   TRITTER_RE(unwrap_re, R"re(\.(unwrap|expect)\s*\()re");
-  for_each_match(unwrap_re, code.substr(0, test_from), {".unwrap", ".expect"}, [&](size_t b, const std::vector<Piece>& m) {
-    const std::string fn(m[1].data(), m[1].size());
-    e.emit(fn == "unwrap" ? "rs.unwrap" : "rs.expect", b + 1,
-           "." + fn + "() panics on None/Err outside tests; propagate the error with `?` or handle it.");
-  });
+  for_each_match(unwrap_re, code.substr(0, test_from), {".unwrap", ".expect"},
+                 [&](size_t b, const std::vector<Piece>& m) {
+                   const std::string fn(m[1].data(), m[1].size());
+                   e.emit(fn == "unwrap" ? "rs.unwrap" : "rs.expect", b + 1,
+                          "." + fn + "() panics on None/Err outside tests; propagate the error with `?` or handle it.");
+                 });
   TRITTER_RE(todo_re, R"re(\b(todo|unimplemented|dbg)!\s*[\(\[\{])re");
-  for_each_match(todo_re, code.substr(0, test_from), {"todo!", "unimplemented!", "dbg!"}, [&](size_t b, const std::vector<Piece>& m) {
-    const std::string mac(m[1].data(), m[1].size());
-    e.emit(mac == "dbg" ? "rs.dbg" : "rs.todo", b,
-           mac + "!() is left in non-test code" +
-               (mac == "dbg" ? std::string("; it prints to stderr in release builds.")
-                             : std::string(" and panics when reached.")));
-  });
+  for_each_match(todo_re, code.substr(0, test_from), {"todo!", "unimplemented!", "dbg!"},
+                 [&](size_t b, const std::vector<Piece>& m) {
+                   const std::string mac(m[1].data(), m[1].size());
+                   e.emit(mac == "dbg" ? "rs.dbg" : "rs.todo", b,
+                          mac + "!() is left in non-test code" +
+                              (mac == "dbg" ? std::string("; it prints to stderr in release builds.")
+                                            : std::string(" and panics when reached.")));
+                 });
 }
 
 void triton_rules(const LexedSource& lx, Emitter& e) {
@@ -524,7 +595,8 @@ std::vector<Label> label_triton(std::string_view text) {
 std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   std::vector<TritonKernel> out;
   const std::string code = lex_python(text).code;
-  TRITTER_RE(kernel_re, R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
+  TRITTER_RE(kernel_re,
+             R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
   for_each_match(kernel_re, code, {"@triton"}, [&](size_t, const std::vector<Piece>& m) {
     out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
   });
@@ -587,9 +659,12 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   double s = 1.0;
   for (const auto& l : r.labels) {
     const bool sec = l.kind == "security";
-    if (l.severity == "high") s *= sec ? 0.5 : 0.7;
-    else if (l.severity == "medium") s *= sec ? 0.7 : 0.85;
-    else if (l.severity == "low") s *= sec ? 0.9 : 0.95;
+    if (l.severity == "high")
+      s *= sec ? 0.5 : 0.7;
+    else if (l.severity == "medium")
+      s *= sec ? 0.7 : 0.85;
+    else if (l.severity == "low")
+      s *= sec ? 0.9 : 0.95;
   }
   for (size_t i = 0; i < r.flags.size(); ++i) s *= 0.8;
   r.score = std::clamp(s, 0.0, 1.0);

@@ -24,17 +24,17 @@ const std::vector<LabelRuleInfo>& label_rules();
 const LabelRuleInfo& label_rule(std::string_view id);  // throws Error for an unknown id
 
 struct QualityConfig {
-  size_t max_line_length = 1000;       // a longer line sets "long-lines"
-  double minified_mean_line = 200.0;   // mean line length above this sets "minified"
-  double min_alnum_fraction = 0.25;    // below this sets "low-alnum" (The Stack's filter value)
-  size_t huge_file_bytes = 1 << 20;    // above this sets "huge-file"
+  size_t max_line_length = 1000;      // a longer line sets "long-lines"
+  double minified_mean_line = 200.0;  // mean line length above this sets "minified"
+  double min_alnum_fraction = 0.25;   // below this sets "low-alnum" (The Stack's filter value)
+  size_t huge_file_bytes = 1 << 20;   // above this sets "huge-file"
 };
 
 struct LabelResult {
-  std::vector<Label> labels;          // one per rule and document (first occurrence; `count` says how many)
-  std::vector<int> counts;            // occurrences, parallel to `labels`
-  std::vector<std::string> flags;     // file-level quality flags
-  double score = 1.0;                 // quality score in [0, 1]
+  std::vector<Label> labels;       // one per rule and document (first occurrence; `count` says how many)
+  std::vector<int> counts;         // occurrences, parallel to `labels`
+  std::vector<std::string> flags;  // file-level quality flags
+  double score = 1.0;              // quality score in [0, 1]
 };
 
 // Labels for one document; `path` decides what counts as test code (Rust unwrap/expect rules skip tests).

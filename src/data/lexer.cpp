@@ -73,8 +73,14 @@ LexedSource lex_python(std::string_view src) {
       size_t j = i + q;
       size_t body_end = n, end = n;
       while (j < n) {
-        if (src[j] == '\\') { j += 2; continue; }
-        if (!triple && src[j] == '\n') { body_end = end = j; break; }
+        if (src[j] == '\\') {
+          j += 2;
+          continue;
+        }
+        if (!triple && src[j] == '\n') {
+          body_end = end = j;
+          break;
+        }
         if (src[j] == c && (!triple || (j + 2 < n && src[j + 1] == c && src[j + 2] == c))) {
           body_end = j;
           end = j + q;
@@ -112,7 +118,11 @@ LexedSource lex_rust(std::string_view src) {
       int depth = 0;
       size_t j = i;
       while (j < n) {
-        if (src[j] == '/' && j + 1 < n && src[j + 1] == '*') { ++depth; j += 2; continue; }
+        if (src[j] == '/' && j + 1 < n && src[j + 1] == '*') {
+          ++depth;
+          j += 2;
+          continue;
+        }
         if (src[j] == '*' && j + 1 < n && src[j + 1] == '/') {
           j += 2;
           if (--depth == 0) break;
@@ -130,7 +140,10 @@ LexedSource lex_rust(std::string_view src) {
     if ((c == 'r' || (c == 'b' && i + 1 < n && src[i + 1] == 'r')) && (i == 0 || !is_ident(src[i - 1]))) {
       size_t j = i + (c == 'b' ? 2 : 1);
       size_t hashes = 0;
-      while (j < n && src[j] == '#') { ++hashes; ++j; }
+      while (j < n && src[j] == '#') {
+        ++hashes;
+        ++j;
+      }
       if (j < n && src[j] == '"') {
         std::string closing(hashes + 1, '#');
         closing[0] = '"';

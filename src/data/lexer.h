@@ -15,15 +15,15 @@ struct Span {
 };
 
 struct StringLiteral {
-  Span whole;        // prefix, quotes and body
-  Span body;         // between the quotes
+  Span whole;          // prefix, quotes and body
+  Span body;           // between the quotes
   std::string prefix;  // lower-case prefix letters ("f", "rb", "r#" ...)
 };
 
 struct LexedSource {
-  std::string code;                      // masked source, same length as the input
-  std::vector<StringLiteral> strings;    // in source order
-  std::vector<Span> comments;            // in source order (the text of a comment includes its marker)
+  std::string code;                    // masked source, same length as the input
+  std::vector<StringLiteral> strings;  // in source order
+  std::vector<Span> comments;          // in source order (the text of a comment includes its marker)
   // The literal whose `whole` begins exactly at `pos`, or nullptr.
   const StringLiteral* string_starting_at(size_t pos) const;
   // True if `pos` lies inside a comment or a string literal of the original text.

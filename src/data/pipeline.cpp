@@ -56,8 +56,8 @@ struct Processed {
 };
 
 json label_json(const Label& l, int count) {
-  return {{"rule", l.rule},   {"anchors", l.anchors}, {"severity", l.severity},      {"kind", l.kind},
-          {"line", l.line},   {"col", l.col},         {"count", count},              {"explanation", l.explanation}};
+  return {{"rule", l.rule}, {"anchors", l.anchors}, {"severity", l.severity}, {"kind", l.kind},
+          {"line", l.line}, {"col", l.col},         {"count", count},         {"explanation", l.explanation}};
 }
 
 // Appends `s` (valid UTF-8: sources reject anything else) as a JSON string: quote, backslash and control
@@ -73,13 +73,27 @@ void append_json_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         out += "\\u00";
         out.push_back(kHex[c >> 4]);
@@ -239,7 +253,8 @@ double CurateReport::duplicate_ratio() const {
 json CurateReport::to_json() const {
   json stages_j = json::object();
   for (const auto& [name, s] : stages)
-    stages_j[name] = {{"seconds", s.seconds}, {"bytes", s.bytes},
+    stages_j[name] = {{"seconds", s.seconds},
+                      {"bytes", s.bytes},
                       {"mb_per_s_per_core", s.seconds > 0 ? double(s.bytes) / 1e6 / s.seconds : 0.0}};
   return {{"format", "tritter-curate-report/1"},
           {"docs_in", docs_in},
@@ -281,8 +296,9 @@ std::string CurateReport::summary() const {
   line("documents in:  %llu (%s)\n", (unsigned long long)docs_in, format_bytes(double(bytes_in)).c_str());
   line("documents out: %llu (%s of records) in %llu shards\n", (unsigned long long)docs_out,
        format_bytes(double(bytes_out)).c_str(), (unsigned long long)shards);
-  if (triton_docs) line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
-                        (unsigned long long)triton_kernels);
+  if (triton_docs)
+    line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
+         (unsigned long long)triton_kernels);
   line("rejected (secrets): %llu\n", (unsigned long long)rejected_secret);
   for (const auto& [k, v] : rejects_by_rule) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
   if (dropped_low_quality) line("dropped (quality below threshold): %llu\n", (unsigned long long)dropped_low_quality);
@@ -301,7 +317,8 @@ std::string CurateReport::summary() const {
        rate(bytes_in, wall_seconds).c_str(), threads, wall_seconds, cpu_seconds, rate(bytes_in, cpu_seconds).c_str(),
        format_bytes(double(peak_rss_bytes)).c_str());
   line("per stage (thread CPU time, MB/s per core):\n");
-  for (const auto& [k, v] : stages) line("  %-10s %8.3f s  %s\n", k.c_str(), v.seconds, rate(v.bytes, v.seconds).c_str());
+  for (const auto& [k, v] : stages)
+    line("  %-10s %8.3f s  %s\n", k.c_str(), v.seconds, rate(v.bytes, v.seconds).c_str());
   return s;
 }
 
@@ -350,7 +367,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   ZstdWriter stage(tmp / "stage.jsonl.zst", -1);  // staging: the fastest level, read back once
   std::unordered_set<Hash128, Hash128Hasher> seen;
   NearDupIndex index(cfg.minhash.bands);
-  std::vector<float> priority;   // per staged doc: quality score
+  std::vector<float> priority;      // per staged doc: quality score
   std::vector<Hash128> staged_ids;  // per staged doc: its id (names the kept document in duplicates.ndjson)
   std::vector<uint8_t> is_triton;
   uint64_t staged = 0;
@@ -364,7 +381,10 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     bool more = true;
     while (out.size() < cfg.batch_docs && bytes < cfg.batch_bytes) {
       Document d;
-      if (!source.next(d)) { more = false; break; }
+      if (!source.next(d)) {
+        more = false;
+        break;
+      }
       bytes += d.text.size();
       out.push_back(std::move(d));
     }
@@ -416,7 +436,10 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
         std::unordered_set<std::string> rules;
         for (const auto& f : p.secrets) {
           rules.insert(f.rule);
-          rejects.write(json({{"rule", f.rule}, {"path", d.path}, {"line", f.line}, {"col", f.col},
+          rejects.write(json({{"rule", f.rule},
+                              {"path", d.path},
+                              {"line", f.line},
+                              {"col", f.col},
                               {"fingerprint", f.fingerprint}})
                             .dump(-1, ' ', false, json::error_handler_t::replace) +
                         "\n");
@@ -553,9 +576,10 @@ CurateConfig curate_config_from_json(const json& j) {
     }
   };
   static const std::unordered_set<std::string> kKeys = {
-      "text_key", "max_file_bytes", "skip_generated", "skip_vendored", "languages", "max_line_length",
-      "minified_mean_line", "min_alnum_fraction", "huge_file_bytes", "exact_dedup", "near_dedup", "minhash",
-      "min_quality", "extract_triton", "shard_max_docs", "shard_max_bytes", "batch_docs", "batch_bytes", "zstd_level"};
+      "text_key",           "max_file_bytes",     "skip_generated",  "skip_vendored",   "languages",  "max_line_length",
+      "minified_mean_line", "min_alnum_fraction", "huge_file_bytes", "exact_dedup",     "near_dedup", "minhash",
+      "min_quality",        "extract_triton",     "shard_max_docs",  "shard_max_bytes", "batch_docs", "batch_bytes",
+      "zstd_level"};
   for (const auto& [k, v] : j.items())
     if (!kKeys.count(k)) throw_error("curate config: unknown key '", k, "'");
   get(j, "text_key", c.source.text_key, "");

@@ -7,10 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/context.h"
 #include "data/dedup.h"
@@ -25,8 +24,8 @@ struct CurateConfig {
   MinHashConfig minhash;
   bool exact_dedup = true;
   bool near_dedup = true;
-  double min_quality = 0.0;        // documents scoring below are dropped (counted); 0 keeps every clean one
-  bool extract_triton = false;     // Python files with @triton.jit kernels go to triton/shard-*.jsonl.zst
+  double min_quality = 0.0;     // documents scoring below are dropped (counted); 0 keeps every clean one
+  bool extract_triton = false;  // Python files with @triton.jit kernels go to triton/shard-*.jsonl.zst
   size_t shard_max_docs = 10000;
   size_t shard_max_bytes = 256u << 20;  // uncompressed
   size_t batch_docs = 1024;
@@ -50,12 +49,12 @@ struct CurateReport {
   uint64_t rejected_secret = 0, dropped_low_quality = 0, exact_duplicates = 0, near_duplicates = 0;
   uint64_t near_clusters = 0;  // clusters with more than one member
   uint64_t shards = 0;
-  std::map<std::string, uint64_t> skipped;            // reason -> files/records
-  std::map<std::string, uint64_t> rejects_by_rule;    // secret rule -> documents
+  std::map<std::string, uint64_t> skipped;             // reason -> files/records
+  std::map<std::string, uint64_t> rejects_by_rule;     // secret rule -> documents
   std::map<std::string, uint64_t> label_docs_by_rule;  // label rule -> documents carrying it
   std::map<std::string, uint64_t> label_hits_by_rule;  // label rule -> occurrences
-  std::map<std::string, uint64_t> flags;              // file-level quality flag -> documents
-  std::map<std::string, uint64_t> docs_by_language;   // kept documents
+  std::map<std::string, uint64_t> flags;               // file-level quality flag -> documents
+  std::map<std::string, uint64_t> docs_by_language;    // kept documents
   std::map<std::string, StageTime> stages;  // read, secrets, labels, exact, minhash, record, merge, lsh, write
   double wall_seconds = 0.0;
   double cpu_seconds = 0.0;  // user + system of the whole process during the run
@@ -65,7 +64,7 @@ struct CurateReport {
 
   double duplicate_ratio() const;  // (exact + near) / documents that reached dedup
   nlohmann::json to_json() const;
-  std::string summary() const;     // the readable summary (also summary.log)
+  std::string summary() const;  // the readable summary (also summary.log)
 };
 
 // Runs the pipeline; throws Error for bad inputs/outdir (a missing input, an outdir that is a file).

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <array>
-#include <optional>
 #include <cctype>
+#include <optional>
 
 #include "core/error.h"
 #include "data/document.h"
@@ -29,15 +29,17 @@ const std::vector<SecretRule>& secret_rules() {
       {"aws-access-key-id", R"re(\b((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})\b)re", 1, 0, 3.0,
        "AWS access key id"},
       {"aws-secret-access-key",
-       R"re((?i)aws_?(?:secret)_?(?:access_?)?_?key["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+=]{40})\b)re", 1, 0, 3.5,
-       "AWS secret access key"},
+       R"re((?i)aws_?(?:secret)_?(?:access_?)?_?key["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+=]{40})\b)re", 1, 0,
+       3.5, "AWS secret access key"},
       {"gcp-api-key", R"re(\b(AIza[0-9A-Za-z_-]{35})\b)re", 1, 0, 3.0, "Google Cloud / Firebase API key"},
       {"gcp-service-account-key", R"re("private_key_id"[ \t]*:[ \t]*"([a-f0-9]{40})")re", 1, 0, 3.0,
        "GCP service-account key file"},
       {"gcp-oauth-client-secret", R"re(\b(GOCSPX-[A-Za-z0-9_-]{28})\b)re", 1, 0, 3.0, "Google OAuth client secret"},
-      {"azure-storage-account-key", R"re((?i)AccountKey=([A-Za-z0-9+/]{86}==))re", 1, 0, 4.0, "Azure storage account key"},
-      {"azure-ad-client-secret", R"re((?:^|[\\'"\x60\s>=:(,)])([a-zA-Z0-9_~.]{3}[0-9]Q~[a-zA-Z0-9_~.-]{31,34})(?:$|[\\'"\x60\s<),]))re",
-       1, 0, 3.0, "Azure AD client secret"},
+      {"azure-storage-account-key", R"re((?i)AccountKey=([A-Za-z0-9+/]{86}==))re", 1, 0, 4.0,
+       "Azure storage account key"},
+      {"azure-ad-client-secret",
+       R"re((?:^|[\\'"\x60\s>=:(,)])([a-zA-Z0-9_~.]{3}[0-9]Q~[a-zA-Z0-9_~.-]{31,34})(?:$|[\\'"\x60\s<),]))re", 1, 0,
+       3.0, "Azure AD client secret"},
       {"github-pat", R"re(\b(gh[pousr]_[A-Za-z0-9]{36,255})\b)re", 1, 0, 3.0,
        "GitHub token (personal, OAuth, user-to-server, server-to-server, refresh)"},
       {"github-fine-grained-pat", R"re(\b(github_pat_[A-Za-z0-9_]{82})\b)re", 1, 0, 3.0, "GitHub fine-grained token"},
@@ -47,18 +49,20 @@ const std::vector<SecretRule>& secret_rules() {
        "GitLab runner registration token"},
       {"bitbucket-app-password", R"re(\b(ATBB[A-Za-z0-9_=.-]{32,})\b)re", 1, 0, 3.0, "Bitbucket app password"},
       {"bitbucket-client-secret",
-       R"re((?i)bitbucket[\w.-]{0,20}(?:secret|token|key)[\w.-]{0,10})re" TRITTER_ASSIGN R"re(([A-Za-z0-9_=-]{32,64})["'])re", 1,
-       0, 3.5, "Bitbucket client secret"},
+       R"re((?i)bitbucket[\w.-]{0,20}(?:secret|token|key)[\w.-]{0,10})re" TRITTER_ASSIGN
+       R"re(([A-Za-z0-9_=-]{32,64})["'])re",
+       1, 0, 3.5, "Bitbucket client secret"},
       {"slack-token", R"re(\b(xox[baprsoe]-(?:[0-9]{10,13}-)+[A-Za-z0-9-]{8,})\b)re", 1, 0, 3.0, "Slack token"},
       {"slack-webhook-url",
-       R"re((hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9]{8,}/[A-Za-z0-9]{8,}/[A-Za-z0-9]{16,}))re", 1, 0,
-       3.0, "Slack incoming webhook"},
-      {"discord-webhook-url",
-       R"re((discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_-]{60,68}))re", 1, 0, 3.0, "Discord webhook"},
+       R"re((hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9]{8,}/[A-Za-z0-9]{8,}/[A-Za-z0-9]{16,}))re", 1,
+       0, 3.0, "Slack incoming webhook"},
+      {"discord-webhook-url", R"re((discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_-]{60,68}))re", 1, 0, 3.0,
+       "Discord webhook"},
       {"discord-bot-token", R"re(\b([MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38})\b)re", 1, 0, 3.5,
        "Discord bot token"},
       {"telegram-bot-token", R"re(\b([0-9]{8,10}:AA[0-9A-Za-z_-]{33})\b)re", 1, 0, 3.0, "Telegram bot token"},
-      {"stripe-key", R"re(\b((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})\b)re", 1, 0, 3.0, "Stripe secret/restricted key"},
+      {"stripe-key", R"re(\b((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,99})\b)re", 1, 0, 3.0,
+       "Stripe secret/restricted key"},
       {"twilio-api-key", R"re(\b(SK[0-9a-fA-F]{32})\b)re", 1, 0, 3.0, "Twilio API key"},
       {"sendgrid-api-key", R"re(\b(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})\b)re", 1, 0, 3.0, "SendGrid API key"},
       {"mailgun-api-key", R"re(\b(key-[0-9a-f]{32})\b)re", 1, 0, 3.0, "Mailgun API key"},
@@ -73,17 +77,20 @@ const std::vector<SecretRule>& secret_rules() {
       {"pypi-upload-token", R"re((pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}))re", 1, 0, 3.0, "PyPI upload token"},
       {"shopify-token", R"re(\b(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b)re", 1, 0, 3.0, "Shopify token"},
       {"digitalocean-token", R"re(\b(do[opr]_v1_[a-f0-9]{64})\b)re", 1, 0, 3.0, "DigitalOcean token"},
-      {"age-secret-key", R"re((AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}))re", 1, 0, 3.0, "age secret key"},
+      {"age-secret-key", R"re((AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}))re", 1, 0, 3.0,
+       "age secret key"},
       {"jwt", R"re(\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})(?:[^A-Za-z0-9_-]|$))re", 1, 0,
        3.0, "JSON Web Token"},
       {"database-connection-string",
        R"re(\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|oracle|cockroachdb)(?:\+[a-z0-9]+)?://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re",
        1, 0, 1.5, "database URL with an embedded password"},
-      {"basic-auth-url", R"re(\b(?:https?|ftp|ftps|sftp|ssh|git)://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re",
-       1, 0, 1.5, "URL with embedded credentials"},
+      {"basic-auth-url",
+       R"re(\b(?:https?|ftp|ftps|sftp|ssh|git)://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re", 1, 0, 1.5,
+       "URL with embedded credentials"},
       {"generic-password",
-       R"re((?i)\b([\w.-]{0,40}(?:password|passwd|passphrase|pwd)[\w-]{0,20}))re" TRITTER_ASSIGN R"re(([^"'\s]{6,100})["'])re", 2,
-       1, 2.5, "hard-coded password assignment"},
+       R"re((?i)\b([\w.-]{0,40}(?:password|passwd|passphrase|pwd)[\w-]{0,20}))re" TRITTER_ASSIGN
+       R"re(([^"'\s]{6,100})["'])re",
+       2, 1, 2.5, "hard-coded password assignment"},
       {"generic-api-key",
        R"re((?i)\b([\w.-]{0,40}(?:api_?key|apikey|access_?key|auth_?key|secret_?key|client_?secret|private_?key|secret|token|credentials?)[\w-]{0,20}))re" TRITTER_ASSIGN
        R"re(([A-Za-z0-9+/=_.~!@#$%^&*-]{10,150})["'])re",
@@ -116,8 +123,8 @@ bool is_sequential(std::string_view v) {
 // Names that hold something *about* a secret, not the secret (detect-secrets' id-like filter).
 bool is_benign_name(std::string_view name_lower) {
   static constexpr std::array<std::string_view, 24> kSuffixes = {
-      "_id",     "_name",   "_type",  "_file",   "_path", "_url",   "_uri",   "_len",
-      "_length", "_size",   "_field", "_header", "_env",  "_var",   "_format", "_prefix",
+      "_id",      "_name",  "_type",  "_file",   "_path", "_url",   "_uri",      "_len",
+      "_length",  "_size",  "_field", "_header", "_env",  "_var",   "_format",   "_prefix",
       "_pattern", "_regex", "_class", "_count",  "_kind", "_label", "_key_name", "_endpoint"};
   for (auto s : kSuffixes)
     if (ends_with(name_lower, s)) return true;
@@ -149,12 +156,18 @@ bool jwt_header_ok(std::string_view token) {
   int bits = 0;
   for (char c : h) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-' || c == '+') v = 62;
-    else if (c == '_' || c == '/') v = 63;
-    else return false;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-' || c == '+')
+      v = 62;
+    else if (c == '_' || c == '/')
+      v = 63;
+    else
+      return false;
     acc = (acc << 6) | uint32_t(v);
     bits += 6;
     if (bits >= 8) {
@@ -171,16 +184,19 @@ bool is_placeholder_secret(std::string_view value) {
   if (value.empty()) return true;
   // Published example values (RFC 6749 §4.1.4/§5.1 tokens, the jwt.io sample signature, AWS documentation keys):
   // they appear in docstrings of real libraries and are not anyone's credentials.
-  static constexpr std::array<std::string_view, 6> kPublicExamples = {
-      "2YotnFZFEjr1zCsicMWpAA", "tGzv3JOkF0XG5Qx2TlKWIA", "8xLOxBtZp8",
-      "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AKIAIOSFODNN7EXAMPLE"};
+  static constexpr std::array<std::string_view, 6> kPublicExamples = {"2YotnFZFEjr1zCsicMWpAA",
+                                                                      "tGzv3JOkF0XG5Qx2TlKWIA",
+                                                                      "8xLOxBtZp8",
+                                                                      "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+                                                                      "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                                                                      "AKIAIOSFODNN7EXAMPLE"};
   for (auto e : kPublicExamples)
     if (value.find(e) != std::string_view::npos) return true;
   const std::string v = to_lower_ascii(value);
   static constexpr std::array<std::string_view, 26> kMarkers = {
-      "${",      "{{",       "}}",        "<",       ">",        "%(",     "$(",      "example", "xxxx",
-      "****",    "...",      "your",      "placeholder", "dummy", "fake",  "sample",  "changeme", "change_me",
-      "redacted", "replace", "insert",    "todo",    "getenv",   "environ", "secret_here", "0000000000"};
+      "${",       "{{",      "}}",     "<",           ">",      "%(",      "$(",          "example",   "xxxx",
+      "****",     "...",     "your",   "placeholder", "dummy",  "fake",    "sample",      "changeme",  "change_me",
+      "redacted", "replace", "insert", "todo",        "getenv", "environ", "secret_here", "0000000000"};
   for (auto m : kMarkers)
     if (contains_ci(v, m)) return true;
   if (v.front() == '$' || v.front() == '%') return true;  // $VAR, %VAR%
@@ -265,9 +281,8 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
     const int groups = re.NumberOfCapturingGroups() + 1;
     std::vector<re2::StringPiece> m(static_cast<size_t>(groups));
     size_t pos = 0;
-    while (pos <= text.size() &&
-           re.Match(re2::StringPiece(text.data(), text.size()), pos, text.size(), re2::RE2::UNANCHORED, m.data(),
-                    groups)) {
+    while (pos <= text.size() && re.Match(re2::StringPiece(text.data(), text.size()), pos, text.size(),
+                                          re2::RE2::UNANCHORED, m.data(), groups)) {
       const size_t match_end = size_t(m[0].data() - text.data()) + m[0].size();
       pos = std::max(match_end, size_t(m[0].data() - text.data()) + 1);
       const re2::StringPiece s = m[size_t(rule.secret_group)];
@@ -293,7 +308,8 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
   });
   std::vector<SecretFinding> unique;
   for (auto& f : out)
-    if (std::none_of(unique.begin(), unique.end(), [&](const SecretFinding& u) { return u.fingerprint == f.fingerprint && u.line == f.line; }))
+    if (std::none_of(unique.begin(), unique.end(),
+                     [&](const SecretFinding& u) { return u.fingerprint == f.fingerprint && u.line == f.line; }))
       unique.push_back(std::move(f));
   return unique;
 }

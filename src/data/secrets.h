@@ -14,11 +14,11 @@ struct hs_scratch;
 namespace tritter::data {
 
 struct SecretRule {
-  const char* id;          // gitleaks-style id: "github-pat"
-  const char* pattern;     // PCRE subset both Hyperscan and RE2 accept (no look-around, no backreferences)
-  int secret_group;        // capture group holding the secret (0 = whole match)
-  int name_group;          // capture group holding the assigned name for generic rules (0 = none)
-  double min_entropy;      // a candidate with entropy <= this is dropped (gitleaks semantics)
+  const char* id;       // gitleaks-style id: "github-pat"
+  const char* pattern;  // PCRE subset both Hyperscan and RE2 accept (no look-around, no backreferences)
+  int secret_group;     // capture group holding the secret (0 = whole match)
+  int name_group;       // capture group holding the assigned name for generic rules (0 = none)
+  double min_entropy;   // a candidate with entropy <= this is dropped (gitleaks semantics)
   const char* description;
 };
 
@@ -27,8 +27,8 @@ const std::vector<SecretRule>& secret_rules();
 
 struct SecretFinding {
   std::string rule;
-  int line = 0;  // 1-based
-  int col = 0;   // 1-based, bytes
+  int line = 0;             // 1-based
+  int col = 0;              // 1-based, bytes
   std::string fingerprint;  // "sha256:<hex>" of the secret
 };
 

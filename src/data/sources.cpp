@@ -2,12 +2,11 @@
 // records parsed one line at a time. Every skip is counted by reason and passed to the skip sink.
 #include "data/sources.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "core/error.h"
@@ -41,7 +40,8 @@ bool is_jsonl_name(const std::string& name) {
 }
 
 bool is_tar_name(const std::string& name) {
-  return ends_with(name, ".tar") || ends_with(name, ".tar.zst") || ends_with(name, ".tar.zstd") || ends_with(name, ".tzst");
+  return ends_with(name, ".tar") || ends_with(name, ".tar.zst") || ends_with(name, ".tar.zstd") ||
+         ends_with(name, ".tzst");
 }
 
 // Tar numeric field: octal digits (space/NUL padded), or base-256 when the high bit of the first byte is set.
@@ -61,9 +61,9 @@ std::string tar_field(const char* p, size_t n) { return std::string(p, strnlen(p
 
 bool is_vendored_dir(const std::string& name) {
   static constexpr std::array<std::string_view, 21> kDirs = {
-      "node_modules", "vendor", "vendored", "_vendor", "_vendored", "third_party", "3rdparty", "__pycache__", "target", "dist", "build",
-      "venv",         ".venv",  ".tox",     ".git",        ".hg",      ".svn",        ".mypy_cache", ".pytest_cache",
-      ".ruff_cache",  "bower_components"};
+      "node_modules", "vendor", "vendored", "_vendor",     "_vendored",     "third_party", "3rdparty",
+      "__pycache__",  "target", "dist",     "build",       "venv",          ".venv",       ".tox",
+      ".git",         ".hg",    ".svn",     ".mypy_cache", ".pytest_cache", ".ruff_cache", "bower_components"};
   return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();
 }
 
@@ -82,7 +82,8 @@ std::string read_prefix(const fs::path& p, size_t n) {
 
 std::string license_from_text(std::string_view t) {
   const std::string s = to_lower_ascii(t);
-  if (s.find("mit license") != std::string::npos || s.find("permission is hereby granted, free of charge") != std::string::npos)
+  if (s.find("mit license") != std::string::npos ||
+      s.find("permission is hereby granted, free of charge") != std::string::npos)
     return "MIT";
   if (s.find("apache license") != std::string::npos) return "Apache-2.0";
   if (s.find("gnu lesser general public license") != std::string::npos) return "LGPL";
@@ -182,16 +183,21 @@ std::string DocumentSource::license_for(const fs::path& dir, const fs::path& roo
       }
       if (lic.empty()) {
         std::string mit, apache;
-        for (const char* f : {"LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING", "LICENSE-MIT", "LICENSE-APACHE",
-                              "LICENCE"}) {
+        for (const char* f :
+             {"LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING", "LICENSE-MIT", "LICENSE-APACHE", "LICENCE"}) {
           if (!fs::is_regular_file(d / f, ec)) continue;
           const std::string l = license_from_text(read_prefix(d / f, 4096));
-          if (l == "MIT") mit = l;
-          else if (l == "Apache-2.0") apache = l;
-          else if (!l.empty() && lic.empty()) lic = l;
+          if (l == "MIT")
+            mit = l;
+          else if (l == "Apache-2.0")
+            apache = l;
+          else if (!l.empty() && lic.empty())
+            lic = l;
         }
-        if (!mit.empty() && !apache.empty()) lic = "MIT OR Apache-2.0";
-        else if (lic.empty()) lic = !mit.empty() ? mit : apache;
+        if (!mit.empty() && !apache.empty())
+          lic = "MIT OR Apache-2.0";
+        else if (lic.empty())
+          lic = !mit.empty() ? mit : apache;
       }
       license_cache_[key] = lic;
     }
@@ -259,15 +265,28 @@ bool DocumentSource::next_from_jsonl(Document& doc) {
     if (st == LineReader::Status::End) return false;
     const std::string where = walk_->jsonl_path + ":" + std::to_string(walk_->jsonl->line_number());
     ++records_seen_;
-    if (st == LineReader::Status::Oversized) { skip(where, "too-large"); continue; }
-    if (line.find_first_not_of(" \t\r") == std::string::npos) { --records_seen_; continue; }
+    if (st == LineReader::Status::Oversized) {
+      skip(where, "too-large");
+      continue;
+    }
+    if (line.find_first_not_of(" \t\r") == std::string::npos) {
+      --records_seen_;
+      continue;
+    }
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) { skip(where, "malformed-jsonl"); continue; }
+    if (j.is_discarded() || !j.is_object()) {
+      skip(where, "malformed-jsonl");
+      continue;
+    }
     auto t = j.find(config_.text_key);
-    if (t == j.end() || !t->is_string()) { skip(where, "missing-text-key"); continue; }
+    if (t == j.end() || !t->is_string()) {
+      skip(where, "missing-text-key");
+      continue;
+    }
     doc = Document{};
     doc.text = t->get<std::string>();
-    const nlohmann::json meta = j.contains("metadata") && j["metadata"].is_object() ? j["metadata"] : nlohmann::json::object();
+    const nlohmann::json meta =
+        j.contains("metadata") && j["metadata"].is_object() ? j["metadata"] : nlohmann::json::object();
     doc.path = json_string(j, {"path", "max_stars_repo_path"});
     if (doc.path.empty()) doc.path = json_string(meta, {"path"});
     if (doc.path.empty()) doc.path = where;
@@ -299,7 +318,8 @@ bool DocumentSource::next_from_tar(Document& doc) {
     if (got < sizeof h) return skip(archive, "corrupt-archive"), false;
     if (std::all_of(h, h + sizeof h, [](char c) { return c == 0; })) return false;  // end-of-archive block
     uint64_t sum = 0;
-    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? uint64_t(' ') : uint64_t(static_cast<unsigned char>(h[i]));
+    for (int i = 0; i < 512; ++i)
+      sum += (i >= 148 && i < 156) ? uint64_t(' ') : uint64_t(static_cast<unsigned char>(h[i]));
     if (sum != tar_number(h + 148, 8)) return skip(archive, "corrupt-archive"), false;
     const uint64_t size = tar_number(h + 124, 12);
     const uint64_t padded = (size + 511) / 512 * 512;
@@ -331,9 +351,9 @@ bool DocumentSource::next_from_tar(Document& doc) {
       for (const auto& part : member.parent_path())
         excluded |= (config_.skip_vendored && is_vendored_dir(part.string())) || part.string().starts_with(".");
       const std::string base = member.filename().string();
-      const char* reason = excluded ? "vendored-dir"
-                           : base.starts_with(".") ? "hidden"
-                           : is_lockfile(base)     ? "lockfile"
+      const char* reason = excluded                        ? "vendored-dir"
+                           : base.starts_with(".")         ? "hidden"
+                           : is_lockfile(base)             ? "lockfile"
                            : size > config_.max_file_bytes ? "too-large"
                                                            : nullptr;
       if (reason) {
@@ -379,15 +399,30 @@ bool DocumentSource::next(Document& doc) {
       const bool top = p == walk_->root;
       std::error_code ec;
       const fs::file_status st = top ? fs::status(p, ec) : fs::symlink_status(p, ec);
-      if (ec) { skip(p.string(), "unreadable"); continue; }
-      if (fs::is_symlink(st)) { skip(p.string(), "symlink"); continue; }
+      if (ec) {
+        skip(p.string(), "unreadable");
+        continue;
+      }
+      if (fs::is_symlink(st)) {
+        skip(p.string(), "symlink");
+        continue;
+      }
       if (fs::is_directory(st)) {
         const std::string name = p.filename().string();
-        if (!top && config_.skip_vendored && is_vendored_dir(name)) { skip(p.string(), "vendored-dir"); continue; }
-        if (!top && name.starts_with(".")) { skip(p.string(), "hidden"); continue; }
+        if (!top && config_.skip_vendored && is_vendored_dir(name)) {
+          skip(p.string(), "vendored-dir");
+          continue;
+        }
+        if (!top && name.starts_with(".")) {
+          skip(p.string(), "hidden");
+          continue;
+        }
         std::vector<fs::path> entries;
         fs::directory_iterator it(p, fs::directory_options::skip_permission_denied, ec);
-        if (ec) { skip(p.string(), "unreadable"); continue; }
+        if (ec) {
+          skip(p.string(), "unreadable");
+          continue;
+        }
         for (; it != fs::directory_iterator(); it.increment(ec)) {
           if (ec) break;
           entries.push_back(it->path());
@@ -396,9 +431,15 @@ bool DocumentSource::next(Document& doc) {
         walk_->stack.insert(walk_->stack.end(), entries.begin(), entries.end());
         continue;
       }
-      if (!fs::is_regular_file(st)) { skip(p.string(), "not-a-regular-file"); continue; }
+      if (!fs::is_regular_file(st)) {
+        skip(p.string(), "not-a-regular-file");
+        continue;
+      }
       if (is_tar_name(p.filename().string())) {
-        if (!top) { skip(p.string(), "archive"); continue; }
+        if (!top) {
+          skip(p.string(), "archive");
+          continue;
+        }
         try {
           walk_->tar = std::make_unique<ByteStream>(p);
           walk_->tar_path = p.string();
@@ -408,7 +449,10 @@ bool DocumentSource::next(Document& doc) {
         continue;
       }
       if (is_jsonl_name(p.filename().string())) {
-        if (!top) { skip(p.string(), "data-file"); continue; }
+        if (!top) {
+          skip(p.string(), "data-file");
+          continue;
+        }
         try {
           walk_->jsonl = std::make_unique<LineReader>(p, config_.max_file_bytes);
           walk_->jsonl_path = p.string();

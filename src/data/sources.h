@@ -17,11 +17,11 @@
 namespace tritter::data {
 
 struct SourceConfig {
-  std::string text_key = "text";          // JSONL field holding the document
-  size_t max_file_bytes = 8u << 20;       // larger files / records are skipped ("too-large")
-  bool skip_generated = true;             // "@generated", "DO NOT EDIT" ... in the first 1 KiB
-  bool skip_vendored = true;              // node_modules, vendor, third_party, target, .git ...
-  std::vector<std::string> languages;     // keep only these (empty: every known language)
+  std::string text_key = "text";       // JSONL field holding the document
+  size_t max_file_bytes = 8u << 20;    // larger files / records are skipped ("too-large")
+  bool skip_generated = true;          // "@generated", "DO NOT EDIT" ... in the first 1 KiB
+  bool skip_vendored = true;           // node_modules, vendor, third_party, target, .git ...
+  std::vector<std::string> languages;  // keep only these (empty: every known language)
 };
 
 // Language id by file name ("python", "rust", "markdown", ...), "" when unknown. Looks at the shebang line

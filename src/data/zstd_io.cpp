@@ -90,7 +90,8 @@ uint64_t ByteStream::skip(uint64_t n) {
   return done;
 }
 
-LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes) : in_(path), max_line_(max_line_bytes) {}
+LineReader::LineReader(const std::filesystem::path& path, size_t max_line_bytes)
+    : in_(path), max_line_(max_line_bytes) {}
 
 LineReader::Status LineReader::next(std::string& line) {
   line.clear();
@@ -126,7 +127,8 @@ LineReader::Status LineReader::next(std::string& line) {
 ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level, int workers) : file_(target) {
   cctx_ = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
-  if (workers > 0) ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_nbWorkers, workers);  // ignored without MT
+  if (workers > 0)
+    ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_nbWorkers, workers);  // ignored without MT
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_checksumFlag, 1);
   out_.resize(ZSTD_CStreamOutSize());
 }

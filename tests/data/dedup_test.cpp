@@ -1,12 +1,13 @@
 // Dedup: exact keys ignore whitespace only; MinHash similarity tracks Jaccard within the binomial error
 // sqrt(J(1-J)/P) (P = 256 permutations, tolerance 4 sigma); LSH joins near-duplicates and not unrelated files.
+#include "data/dedup.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <set>
 
 #include "core/error.h"
-#include "data/dedup.h"
 #include "data/util.h"
 
 namespace tritter::data {

@@ -1,11 +1,12 @@
 // Label rules: for every rule a hand-written snippet that must fire (at the expected line) and look-alikes
 // that must not: the same call in a comment or a string, the safe form of the call (SafeLoader,
 // weights_only=True, a literal argument, a `// SAFETY:` comment), test code for Rust unwrap.
+#include "data/labels.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "data/labels.h"
 #include "data/lexer.h"
 
 namespace tritter::data {
@@ -60,16 +61,21 @@ std::vector<Case> positives() {
       {"rs.unsafe-undocumented", "rust", "fn f(p: *const u8) -> u8 {\n    unsafe { *p }\n}\n", 2},
       {"rs.transmute", "rust", "let x: u32 = unsafe { std::mem::transmute::<f32, u32>(v) }; // SAFETY: same size\n", 1},
       {"rs.mem-forget", "rust", "fn f(v: Vec<u8>) {\n    std::mem::forget(v);\n}\n", 2},
-      {"rs.from-raw-parts", "rust", "// SAFETY: caller guarantees len\nlet s = unsafe { std::slice::from_raw_parts(p, n) };\n", 2},
-      {"rs.tls-verify-disabled", "rust", "let c = reqwest::Client::builder()\n    .danger_accept_invalid_certs(true)\n    .build()?;\n", 2},
-      {"rs.shell-command", "rust", "let out = Command::new(\"sh\").arg(\"-c\").arg(format!(\"ls {}\", dir)).output()?;\n", 1},
+      {"rs.from-raw-parts", "rust",
+       "// SAFETY: caller guarantees len\nlet s = unsafe { std::slice::from_raw_parts(p, n) };\n", 2},
+      {"rs.tls-verify-disabled", "rust",
+       "let c = reqwest::Client::builder()\n    .danger_accept_invalid_certs(true)\n    .build()?;\n", 2},
+      {"rs.shell-command", "rust",
+       "let out = Command::new(\"sh\").arg(\"-c\").arg(format!(\"ls {}\", dir)).output()?;\n", 1},
       {"rs.weak-hash", "rust", "let digest = md5::compute(bytes);\n", 1},
       {"rs.unwrap", "rust", "fn main() {\n    let v = parse(s).unwrap();\n}\n", 2},
       {"rs.expect", "rust", "fn main() {\n    let f = File::open(p).expect(\"open\");\n}\n", 2},
       {"rs.todo", "rust", "fn later() -> u32 {\n    todo!()\n}\n", 2},
       {"rs.dbg", "rust", "fn f(x: u32) -> u32 {\n    dbg!(x) + 1\n}\n", 2},
       {"triton.unmasked-access", "triton",
-       "@triton.jit\ndef k(x_ptr, n, BLOCK: tl.constexpr):\n    offs = tl.arange(0, BLOCK)\n    x = tl.load(x_ptr + offs)\n", 4},
+       "@triton.jit\ndef k(x_ptr, n, BLOCK: tl.constexpr):\n    offs = tl.arange(0, BLOCK)\n    x = tl.load(x_ptr + "
+       "offs)\n",
+       4},
   };
 }
 
@@ -94,7 +100,8 @@ std::vector<Negative> negatives() {
       {"python", "os.system(\"clear\")\n"},
       {"python", "def __init__(self, filename=None, verify=False, shell=True):\n    pass\n"},
       {"python", "cur.execute(\"SELECT * FROM users WHERE name = ?\", (name,))\ncur.execute(sql, params)\n"},
-      {"python", "h = hashlib.sha256(data)\nh2 = hashlib.md5(data, usedforsecurity=False)\nh3 = hashlib.new('sha256')\n"},
+      {"python",
+       "h = hashlib.sha256(data)\nh2 = hashlib.md5(data, usedforsecurity=False)\nh3 = hashlib.new('sha256')\n"},
       {"python", "import zipfile\nz.extractall(dest)\n"},
       {"python", "import tarfile\nt.extractall(dest, filter='data')\n"},
       {"python", "env = Environment(autoescape=True)\nfd, name = tempfile.mkstemp()\n"},
@@ -107,8 +114,10 @@ std::vector<Negative> negatives() {
       {"rust", "// SAFETY: p is valid for reads of one byte\nlet b = unsafe { *p };\n"},
       {"rust", "/* unsafe { *p } */\nlet s = \"unsafe { x } .unwrap() todo!()\";\n"},
       {"rust", "let r = r#\"mem::transmute(x) .expect(\"y\")\"#;\n"},
-      {"rust", "/// ```\n/// let v = parse(s).unwrap();\n/// ```\npub fn parse(s: &str) -> Option<u32> { s.parse().ok() }\n"},
-      {"rust", "fn main() {}\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() { parse(\"1\").unwrap(); todo!(); }\n}\n"},
+      {"rust",
+       "/// ```\n/// let v = parse(s).unwrap();\n/// ```\npub fn parse(s: &str) -> Option<u32> { s.parse().ok() }\n"},
+      {"rust",
+       "fn main() {}\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() { parse(\"1\").unwrap(); todo!(); }\n}\n"},
       {"rust", "let c = Client::builder().danger_accept_invalid_certs(false).build();\n"},
       {"rust", "let out = Command::new(\"git\").arg(\"log\").arg(rev).output();\n"},
       {"rust", "let out = Command::new(\"sh\").arg(\"-c\").arg(\"ls -l\").output();\n"},
@@ -116,8 +125,9 @@ std::vector<Negative> negatives() {
       {"rust", "pub unsafe fn from_raw_parts(p: *const u8, n: usize) -> Self { todo_later(p, n) }\n"},
       {"rust", "let v = std::mem::ManuallyDrop::new(v);\nlet h = Sha256::new();\n// dbg!(x); mem::forget(y)\n"},
       {"rust", "fn transmute_bits(x: f32) -> u32 { x.to_bits() }\nlet ok = result.unwrap_or(0);\n"},
-      {"triton", "@triton.jit\ndef k(x_ptr, n, BLOCK: tl.constexpr):\n    offs = tl.arange(0, BLOCK)\n"
-                 "    x = tl.load(x_ptr + offs, mask=offs < n)\n    tl.store(x_ptr + offs, x, mask=offs < n)\n"},
+      {"triton",
+       "@triton.jit\ndef k(x_ptr, n, BLOCK: tl.constexpr):\n    offs = tl.arange(0, BLOCK)\n"
+       "    x = tl.load(x_ptr + offs, mask=offs < n)\n    tl.store(x_ptr + offs, x, mask=offs < n)\n"},
   };
 }
 

@@ -1,20 +1,20 @@
 // The pipeline end to end on small temporary corpora: counts, record format, dedup, planted secrets that must
 // appear nowhere in the output, bad inputs that are counted and never crash the run, atomic output, config
 // errors, Triton extraction and the CLI.
+#include "data/pipeline.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/memory.h"
-#include "data/pipeline.h"
 #include "data/secret_cases.h"
 #include "data/zstd_io.h"
 #include "train/data.h"
@@ -69,7 +69,10 @@ std::string tar_member(const std::string& name, const std::string& data, char ty
   std::snprintf(h.data() + 124, 12, "%011o", unsigned(data.size()));
   std::snprintf(h.data() + 136, 12, "%011o", 0);
   h[156] = type;
-  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memcpy(h.data() + 257,
+              "ustar\0"
+              "00",
+              8);
   std::memset(h.data() + 148, ' ', 8);
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;
@@ -77,6 +80,14 @@ std::string tar_member(const std::string& name, const std::string& data, char ty
   std::string padded = data;
   padded.resize((data.size() + 511) / 512 * 512, '\0');
   return h + padded;
+}
+
+// "<prefix><i><suffix>" (built by appending: GCC 12 warns falsely on `"x" + std::to_string(i)`).
+std::string numbered(const char* prefix, size_t i, const char* suffix) {
+  std::string s(prefix);
+  s += std::to_string(i);
+  s += suffix;
+  return s;
 }
 
 std::unique_ptr<Context> make_ctx(int threads) {
@@ -163,7 +174,7 @@ TEST(Pipeline, PlantedSecretsAppearNowhere) {
     // The secret sits in the middle of an otherwise clean, unique file.
     const std::string body = clean_python(int(100 + i));
     const size_t mid = body.find("\n\n", body.size() / 2);
-    write_file(tmp / "in" / ("f" + std::to_string(i) + ".py"), body.substr(0, mid) + "\n" + cases[i].text + body.substr(mid));
+    write_file(tmp / "in" / numbered("f", i, ".py"), body.substr(0, mid) + "\n" + cases[i].text + body.substr(mid));
   }
   write_file(tmp / "in/clean.py", clean_python(999));
   auto ctx_owner = make_ctx(2);
@@ -225,7 +236,9 @@ TEST(Pipeline, BadInputsAreCountedNotFatal) {
   EXPECT_EQ(rep.skipped.at("malformed-jsonl"), 1u);
   EXPECT_EQ(rep.skipped.at("missing-text-key"), 2u);
   EXPECT_EQ(rep.skipped.at("corrupt-compressed-stream"), 1u);
-  if (geteuid() != 0) EXPECT_EQ(rep.skipped.at("unreadable"), 1u);
+  if (geteuid() != 0) {
+    EXPECT_EQ(rep.skipped.at("unreadable"), 1u);
+  }
   const auto recs = read_shards(tmp / "out");
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[1]["metadata"]["path"], "r/one.py");
@@ -239,7 +252,8 @@ TEST(Pipeline, JsonlZstRoundTripAndTextKey) {
   TempDir tmp;
   {
     ZstdWriter w(tmp / "in.jsonl.zst", 3);
-    for (int i = 0; i < 50; ++i) w.write(json({{"content", clean_python(i)}, {"path", "p" + std::to_string(i) + ".py"}}).dump() + "\n");
+    for (int i = 0; i < 50; ++i)
+      w.write(json({{"content", clean_python(i)}, {"path", numbered("p", size_t(i), ".py")}}).dump() + "\n");
     w.commit();
   }
   auto ctx_owner = make_ctx(2);
@@ -260,7 +274,7 @@ TEST(Pipeline, JsonlZstRoundTripAndTextKey) {
 TEST(Pipeline, SameOutputOnOneAndTwoThreads) {
   TempDir tmp;
   fs::create_directories(tmp / "in");
-  for (int i = 0; i < 40; ++i) write_file(tmp / "in" / ("m" + std::to_string(i) + ".py"), clean_python(i % 30));
+  for (int i = 0; i < 40; ++i) write_file(tmp / "in" / numbered("m", size_t(i), ".py"), clean_python(i % 30));
   CurateConfig cfg;
   cfg.batch_docs = 7;
   auto o1 = make_ctx(1), o2 = make_ctx(2);
@@ -303,7 +317,8 @@ TEST(Pipeline, ExtractTriton) {
   TempDir tmp;
   fs::create_directories(tmp / "in");
   write_file(tmp / "in/kern.py",
-             "import triton\nimport triton.language as tl\n\n@triton.jit\ndef add_kernel(x_ptr, y_ptr, n, BLOCK: tl.constexpr):\n"
+             "import triton\nimport triton.language as tl\n\n@triton.jit\ndef add_kernel(x_ptr, y_ptr, n, BLOCK: "
+             "tl.constexpr):\n"
              "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)\n    mask = offs < n\n"
              "    x = tl.load(x_ptr + offs, mask=mask)\n    tl.store(y_ptr + offs, x, mask=mask)\n");
   write_file(tmp / "in/plain.py", clean_python(5));
@@ -359,7 +374,8 @@ TEST(Pipeline, RecordTextRoundTripsExactly) {
   TempDir tmp;
   fs::create_directories(tmp / "in");
   // Quotes, backslashes, every control character but NUL, DEL, and multi-byte UTF-8 (2, 3 and 4 bytes, U+2028).
-  std::string text = clean_python(1) + "s = \"q\\\"b\\\\c\"  # caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8\n# ";
+  std::string text =
+      clean_python(1) + "s = \"q\\\"b\\\\c\"  # caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8\n# ";
   for (int c = 1; c < 0x20; ++c) text.push_back(char(c));
   text += "\x7f end\n";
   write_file(tmp / "in/a.py", text);

@@ -2,11 +2,12 @@
 // the SHA-256 of the secret) and hand-written look-alikes that must not fire (placeholders, examples,
 // environment lookups, variables merely named `token`). The values are random strings typed into this file,
 // not produced by the detector.
+#include "data/secrets.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "data/secrets.h"
 #include "data/secret_cases.h"
 #include "data/util.h"
 
