@@ -65,6 +65,10 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     o.accum = a.accum;
     o.schedule.kind = a.schedule;
     o.schedule.peak_lr = a.lr;
+    if (!o.config.quant) {  // spec §8: the FP baseline uses one cosine stage and a lower peak unless told otherwise
+      if (!given("--schedule")) o.schedule.kind = "cosine";
+      if (!given("--lr")) o.schedule.peak_lr = 6e-4;
+    }
     o.schedule.wd = a.wd;
     o.schedule.warmup = a.warmup;
     o.schedule.min_ratio = a.min_ratio;
@@ -128,7 +132,8 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   c->add_option("--log-json", a->log_json, "Also write progress as JSON lines (tools/plot_loss.py draws them)");
   c->add_option("--max-bad-steps", a->max_bad, "Consecutive NaN/Inf steps before stopping")->capture_default_str();
   c->add_flag("--recompute", a->recompute, "Gradient checkpointing: keep layer inputs only, recompute in backward");
-  c->add_flag("--no-quant", a->no_quant, "Full-precision baseline (quant=false), same code");
+  c->add_flag("--no-quant", a->no_quant,
+              "Full-precision baseline (quant=false), same code; defaults to --schedule cosine --lr 6e-4 (spec §8)");
   c->callback([a, c, &global] { run_train(*a, c, global); });
 }
 

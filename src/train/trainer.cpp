@@ -234,6 +234,11 @@ double evaluate_bits_per_byte(ParallelTrainModel& model, const TokenData& data, 
                           data, B, T, max_windows);
 }
 
+double evaluate_bits_per_byte(const std::function<double(const int32_t*, const int32_t*)>& window_loss,
+                              const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
+  return evaluate_windows(window_loss, data, B, T, max_windows);
+}
+
 // ---------------------------------------------------------------- the loop
 namespace {
 
@@ -295,8 +300,6 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   TrainResult res;
   int64_t consecutive_bad = 0;
   const auto t_start = std::chrono::steady_clock::now();
-  auto t_last = t_start;
-  int64_t tokens_since = 0;
   const int64_t first_step = state.step;
   double last_val = -1;
   auto save = [&]() {
@@ -329,7 +332,6 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
     const double gnorm = std::isfinite(loss) ? clip_grad_norm(model.grads(), opt.clip)
                                              : std::numeric_limits<double>::quiet_NaN();
     state.tokens += B * T * opt.accum;
-    tokens_since += B * T * opt.accum;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       ++state.skipped;
       ++res.skipped;
@@ -355,11 +357,9 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
     const bool do_eval = last || (opt.eval_every > 0 && state.step % opt.eval_every == 0);
     if (do_eval) last_val = evaluate_bits_per_byte(pm, data, B, T, opt.eval_windows);
     const auto now = std::chrono::steady_clock::now();
-    const double since = std::chrono::duration<double>(now - t_last).count();
     const double elapsed = std::chrono::duration<double>(now - t_start).count();
-    const double tps = static_cast<double>(state.tokens - 0) > 0 && elapsed > 0
-                           ? static_cast<double>((state.step - first_step) * B * T * opt.accum) / elapsed
-                           : 0.0;
+    const double tps =
+        elapsed > 0 ? static_cast<double>((state.step - first_step) * B * T * opt.accum) / elapsed : 0.0;
     res.tokens_per_s = tps;
     if (last || do_eval || state.step % std::max<int64_t>(1, opt.log_every) == 0 || state.step == first_step + 1) {
       const double eta = tps > 0 ? static_cast<double>((opt.steps - state.step) * B * T * opt.accum) / tps : 0.0;
@@ -378,9 +378,6 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
         std::fprintf(log, "%s\n", j.dump().c_str());
         std::fflush(log);
       }
-      t_last = now;
-      tokens_since = 0;
-      (void)since;
     }
     if (last || (opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0)) save();
     if (stop && stop->load()) {

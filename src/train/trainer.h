@@ -83,5 +83,8 @@ TrainResult run_training(Context& ctx, const TrainOptions& options, const std::f
 double evaluate_bits_per_byte(TrainModel& model, const TokenData& data, int64_t B, int64_t T, int64_t max_windows);
 double evaluate_bits_per_byte(ParallelTrainModel& model, const TokenData& data, int64_t B, int64_t T,
                               int64_t max_windows);
+// The same over any model (LoRA fine-tuning): window_loss(inputs, targets) returns the mean loss of one (B, T) batch.
+double evaluate_bits_per_byte(const std::function<double(const int32_t*, const int32_t*)>& window_loss,
+                              const TokenData& data, int64_t B, int64_t T, int64_t max_windows);
 
 }  // namespace tritter::train
