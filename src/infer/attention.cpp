@@ -36,9 +36,67 @@ __attribute__((always_inline)) inline float dot16(const float* a, const float* b
   return lanes[0];
 }
 
+// Lane tree of dot16: lanes[k] += lanes[k + w] for w = 8, 4, 2, 1.
+__attribute__((always_inline)) inline float reduce16(const F32x16& acc) {
+  float lanes[16];
+  __builtin_memcpy(lanes, &acc, sizeof lanes);
+  for (int w = 8; w >= 1; w /= 2) {
+    for (int k = 0; k < w; ++k) lanes[k] += lanes[k + w];
+  }
+  return lanes[0];
+}
+
+// block_update_body for head_dim = 16·C known at compile time: q and the C accumulators live in registers and
+// the value loop runs keys outermost, so the C chains are independent (instruction-level parallelism). The
+// arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them.
+template <int C>
+__attribute__((always_inline)) inline void block_update_fixed(const float* qr, const float* kb, const float* vb,
+                                                              int64_t n, float inv_sqrt_d, float* s, float* ar,
+                                                              float* m, float* l) {
+  constexpr int64_t d = 16 * C;
+  F32x16 q[C], a[C], t;
+  for (int c = 0; c < C; ++c) load16(q[c], qr + 16 * c);
+  float mb = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    F32x16 acc = {};
+    for (int c = 0; c < C; ++c) {
+      load16(t, kb + j * d + 16 * c);
+      acc += q[c] * t;
+    }
+    s[j] = reduce16(acc) * inv_sqrt_d;
+    mb = std::max(mb, s[j]);
+  }
+  const float mnew = std::max(*m, mb);
+  const float alpha = std::exp(*m - mnew);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - mnew);
+    sum += s[j];
+  }
+  for (int c = 0; c < C; ++c) {
+    load16(a[c], ar + 16 * c);
+    a[c] *= alpha;
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    for (int c = 0; c < C; ++c) {
+      load16(t, vb + j * d + 16 * c);
+      a[c] += s[j] * t;
+    }
+  }
+  for (int c = 0; c < C; ++c) __builtin_memcpy(ar + 16 * c, &a[c], sizeof a[c]);
+  *l = *l * alpha + sum;
+  *m = mnew;
+}
+
 __attribute__((always_inline)) inline void block_update_body(const float* qr, const float* kb, const float* vb,
                                                              int64_t n, int64_t d, float inv_sqrt_d, float* s,
                                                              float* ar, float* m, float* l) {
+  switch (d) {  // the common head dims
+    case 64: return block_update_fixed<4>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 96: return block_update_fixed<6>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 128: return block_update_fixed<8>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    default: break;
+  }
   const bool vec = d % 16 == 0;
   float mb = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) {

@@ -28,6 +28,10 @@ TritterConfig variant(const std::string& name) {
     o.post_norm = "none";
     o.tie_word_embeddings = true;
     o.sliding_window = 5;
+  } else if (name == "d64") {  // head_dim 64: the attention's fixed-width path
+    o.num_attention_heads = 2;
+    o.num_key_value_heads = 1;
+    o.head_dim = 64;
   } else if (name == "both") {
     o.post_norm = "both";
     o.sub_norm = false;
@@ -114,10 +118,10 @@ TEST_P(EngineVsReference, LogitsMatchThePlainFloatReference) {
                                 << " (margin " << ref.min_margin << ")";
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, EngineVsReference, ::testing::Values("test", "bitnet", "both"));
+INSTANTIATE_TEST_SUITE_P(Variants, EngineVsReference, ::testing::Values("test", "bitnet", "both", "d64"));
 
 TEST(Engine, PrefillEqualsTokenByTokenDecodeAndChunking) {
-  for (const std::string name : {"test", "bitnet"}) {
+  for (const std::string name : {"test", "bitnet", "d64"}) {
     const TritterConfig c = variant(name);
     const auto p = make_params(c, 3);
     const auto ids = prompt(c, 13, 8);
