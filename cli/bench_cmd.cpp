@@ -2,7 +2,9 @@
 // bench_command()), and `tritter bench kernels`: the ternary kernels on the BitNet-2B matrix shapes, GEMV and
 // GEMM, per ISA and thread count, next to limits measured in the same run (STREAM-like triad, int8 MAC peak) and
 // an in-run llama.cpp-TQ2_0-style baseline. Speed is reported as ratios from one run (the machine is shared).
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <sstream>
 #include <string>
@@ -72,16 +74,32 @@ Activations make_activations(int64_t N, int64_t I, uint64_t seed) {
 struct Row {
   std::string shape, kernel;
   int64_t N;
-  int threads;
-  double seconds, gmacs;
+  size_t ti;  // index into the thread list
+  double seconds, gmacs, baseline_gmacs;
 };
 
-void print_row(const Row& r, double peak, double baseline_gmacs) {
-  std::printf("%-10s %4lld %3d  %-12s %10.1f %9.1f %6.1f%%", r.shape.c_str(), static_cast<long long>(r.N),
-              r.threads, r.kernel.c_str(), r.seconds * 1e6, r.gmacs, 100.0 * r.gmacs / peak);
-  if (baseline_gmacs > 0) std::printf(" %7.2fx", r.gmacs / baseline_gmacs);
-  std::printf("\n");
-  std::fflush(stdout);
+struct DramRow {
+  std::string kernel;
+  size_t ti;
+  double seconds, gbs, gws;
+};
+
+struct Limits {
+  kbench::StreamResult stream;
+  double vnni = 0, avx2 = 0;
+  double peak() const { return std::max({vnni, avx2, 1.0}); }
+};
+
+// Bandwidth and int8 peak on `threads`; the best of this and `prev` (the machine is shared: the limits are
+// measured before and after the kernels, and the best is what the kernels are compared with).
+Limits measure_limits(int threads, int stream_mib, bool vnni, bool avx2, const Limits& prev) {
+  Limits l = prev;
+  const kbench::StreamResult s = kbench::measure_stream(threads, static_cast<size_t>(stream_mib) << 20, 5);
+  l.stream.triad_gbs = std::max(l.stream.triad_gbs, s.triad_gbs);
+  l.stream.read_gbs = std::max(l.stream.read_gbs, s.read_gbs);
+  if (vnni) l.vnni = std::max(l.vnni, kbench::peak_vnni_gmacs(threads, 3));
+  if (avx2) l.avx2 = std::max(l.avx2, kbench::peak_avx2_gmacs(threads, 3));
+  return l;
 }
 
 void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& opt) {
@@ -102,28 +120,20 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   }
   std::printf("tritter bench kernels: CPU '%s', %d logical cores, best SIMD %s\n", c.cpu.model_name.c_str(),
               c.cpu.logical_cores, best_simd_level(c.cpu).c_str());
+  std::fflush(stdout);
 
-  // Machine limits, measured now.
-  std::vector<kbench::StreamResult> stream;
-  std::vector<double> peak;
-  for (int t : thread_counts) {
-    stream.push_back(kbench::measure_stream(t, static_cast<size_t>(opt.stream_mib) << 20, 5));
-    const double pv = has_vnni ? kbench::peak_vnni_gmacs(t, 3) : 0.0;
-    const double pa = has_avx2 ? kbench::peak_avx2_gmacs(t, 3) : 0.0;
-    peak.push_back(std::max({pv, pa, 1.0}));
-    std::printf("limits, %d thread(s): STREAM triad %.1f GB/s, read %.1f GB/s; int8 MAC peak: vpdpbusd %.0f GMAC/s, "
-                "vpmaddubsw+vpaddw %.0f GMAC/s\n", t, stream.back().triad_gbs, stream.back().read_gbs, pv, pa);
+  std::vector<Limits> limits(thread_counts.size());
+  for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
+    limits[ti] = measure_limits(thread_counts[ti], opt.stream_mib, has_vnni, has_avx2, limits[ti]);
   }
 
+  // Cache-resident 2B shapes.
   struct Shape {
     int64_t O, I;
   };
   std::vector<Shape> shapes = {{2560, 2560}, {6912, 2560}, {2560, 6912}};
   if (opt.quick) shapes.resize(1);
-  std::printf("\ncache-resident matrices (O x I), GMAC/s = O·I·N / time (for N = 1: G ternary weights/s);\n"
-              "%% of the int8 MAC peak above; 'vs tq2' = ratio to the llama.cpp-TQ2_0-style kernel, same config\n");
-  std::printf("%-10s %4s %3s  %-12s %10s %9s %7s %8s\n", "shape", "N", "thr", "kernel", "time_us", "GMAC/s",
-              "%peak", "vs tq2");
+  std::vector<Row> rows;
   for (const Shape& s : shapes) {
     std::vector<uint8_t> packed(ternary_matrix_bytes(s.O, s.I));
     kbench::fill_random_codes(packed.data(), packed.size(), 1);
@@ -137,27 +147,50 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
     const std::string name = std::to_string(s.O) + "x" + std::to_string(s.I);
     for (int64_t N : {int64_t{1}, int64_t{128}}) {
       const Activations act = make_activations(N, s.I, 2);
-      std::vector<float> y(static_cast<size_t>(N * s.O));
+      std::vector<float> y(static_cast<size_t>(N * s.O)), y_ref(y.size());
       const auto q8k = has_avx2 ? baseline::q8k_from_int8(act.xq.data(), act.scale.data(), N, s.I)
                                 : std::vector<baseline::Q8KBlock>{};
       for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
         const int t = thread_counts[ti];
-        const double macs = static_cast<double>(s.O) * s.I * N;
-        double base = 0;
+        const double macs = static_cast<double>(s.O) * static_cast<double>(s.I) * static_cast<double>(N);
+        // The baseline and every tier in alternating bursts (the scalar tier apart: it is 50x slower).
+        std::vector<std::function<void()>> fns;
+        std::vector<std::string> names;
+        std::vector<KernelTier> fn_tier;
         if (has_avx2) {
-          const double sec = kbench::time_best(
-              [&] { baseline::tq2_gemm_avx2(y.data(), tq2.data(), q8k.data(), s.O, s.I, N, t); }, opt.min_time);
-          base = macs / sec / 1e9;
-          print_row({name, "tq2-baseline", N, t, sec, base}, peak[ti], 0);
+          fns.push_back([&, t] { baseline::tq2_gemm_avx2(y_ref.data(), tq2.data(), q8k.data(), s.O, s.I, N, t); });
+          names.push_back("tq2-baseline");
+          fn_tier.push_back(KernelTier::Auto);
         }
         for (KernelTier tier : tiers) {
-          if (tier == KernelTier::Scalar && N > 1) continue;  // minutes at N = 128; the GEMV shows the tier
-          c.kernels = tier;
+          if (tier == KernelTier::Scalar) continue;
+          fns.push_back([&, tier, t] {
+            c.kernels = tier;
+            c.threads = t;
+            ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), w, N);
+          });
+          names.push_back(kernel_tier_name(tier));
+          fn_tier.push_back(tier);
+        }
+        std::vector<double> secs = kbench::time_best_interleaved(fns, opt.min_time * static_cast<double>(fns.size()));
+        if (N == 1 && std::find(tiers.begin(), tiers.end(), KernelTier::Scalar) != tiers.end()) {
+          c.kernels = KernelTier::Scalar;
           c.threads = t;
-          const double sec = kbench::time_best(
-              [&] { ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), w, N); },
-              tier == KernelTier::Scalar ? opt.min_time / 3 : opt.min_time);
-          print_row({name, kernel_tier_name(tier), N, t, sec, macs / sec / 1e9}, peak[ti], base);
+          secs.push_back(kbench::time_best([&] { ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), w, N); },
+                                           opt.min_time / 3));
+          names.push_back("scalar");
+          fn_tier.push_back(KernelTier::Scalar);
+        }
+        const double base = has_avx2 ? macs / secs[0] / 1e9 : 0.0;
+        for (size_t k = 0; k < secs.size(); ++k) {
+          rows.push_back({name, names[k], N, ti, secs[k], macs / secs[k] / 1e9, has_avx2 && k > 0 ? base : 0.0});
+        }
+        if (has_avx2) {  // same answer as the baseline (float sums in another order): a cheap sanity check
+          for (size_t k = 0; k < y.size(); k += 97) {
+            if (std::fabs(y[k] - y_ref[k]) > 1e-3f * (1.0f + std::fabs(y_ref[k]))) {
+              throw_error("bench kernels: T16 result disagrees with the baseline at ", k, ": ", y[k], " vs ", y_ref[k]);
+            }
+          }
         }
       }
     }
@@ -171,9 +204,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   const TernaryMatrix wb{big.data(), O, I, 1.0f};
   const Activations act = make_activations(1, I, 4);
   std::vector<float> y(static_cast<size_t>(O));
-  std::printf("\nDRAM-resident GEMV: %lld x %lld (%.0f MiB packed), share of the bandwidth measured above\n",
-              static_cast<long long>(O), static_cast<long long>(I), static_cast<double>(big.size()) / (1 << 20));
-  std::printf("%-12s %3s %10s %9s %8s %9s %9s\n", "kernel", "thr", "time_us", "GB/s", "Gw/s", "%triad", "%read");
+  std::vector<DramRow> dram;
   for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
     for (KernelTier tier : tiers) {
       if (tier == KernelTier::Scalar) continue;
@@ -181,13 +212,40 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
       c.threads = thread_counts[ti];
       const double sec = kbench::time_best([&] { ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), wb, 1); },
                                            std::max(opt.min_time, 0.5));
-      const double gbs = static_cast<double>(big.size()) / sec / 1e9;
-      std::printf("%-12s %3d %10.1f %9.1f %8.1f %8.1f%% %8.1f%%\n", kernel_tier_name(tier), thread_counts[ti],
-                  sec * 1e6, gbs, static_cast<double>(O) * I / sec / 1e9, 100 * gbs / stream[ti].triad_gbs,
-                  100 * gbs / stream[ti].read_gbs);
+      dram.push_back({kernel_tier_name(tier), ti, sec, static_cast<double>(big.size()) / sec / 1e9,
+                      static_cast<double>(O) * static_cast<double>(I) / sec / 1e9});
     }
   }
+  for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
+    limits[ti] = measure_limits(thread_counts[ti], opt.stream_mib, has_vnni, has_avx2, limits[ti]);
+  }
   c.kernels = requested;
+
+  for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
+    const Limits& l = limits[ti];
+    std::printf("limits, %d thread(s), best of before/after: STREAM triad %.1f GB/s, read %.1f GB/s; int8 MAC peak: "
+                "vpdpbusd %.0f GMAC/s, vpmaddubsw+vpaddw %.0f GMAC/s\n", thread_counts[ti], l.stream.triad_gbs,
+                l.stream.read_gbs, l.vnni, l.avx2);
+  }
+  std::printf("\ncache-resident matrices (O x I), fastest call; GMAC/s = O·I·N / time (for N = 1: G ternary "
+              "weights/s);\n%%peak = share of the best int8 MAC peak above; 'vs tq2' = ratio to the "
+              "llama.cpp-TQ2_0-style kernel, same config\n");
+  std::printf("%-10s %4s %3s  %-12s %10s %9s %7s %8s\n", "shape", "N", "thr", "kernel", "time_us", "GMAC/s",
+              "%peak", "vs tq2");
+  for (const Row& r : rows) {
+    std::printf("%-10s %4lld %3d  %-12s %10.1f %9.1f %6.1f%%", r.shape.c_str(), static_cast<long long>(r.N),
+                thread_counts[r.ti], r.kernel.c_str(), r.seconds * 1e6, r.gmacs, 100.0 * r.gmacs / limits[r.ti].peak());
+    if (r.baseline_gmacs > 0) std::printf(" %7.2fx", r.gmacs / r.baseline_gmacs);
+    std::printf("\n");
+  }
+  std::printf("\nDRAM-resident GEMV: %lld x %lld (%.0f MiB packed), share of the bandwidth above\n",
+              static_cast<long long>(O), static_cast<long long>(I), static_cast<double>(big.size()) / (1 << 20));
+  std::printf("%-12s %3s %10s %9s %8s %9s %9s\n", "kernel", "thr", "time_us", "GB/s", "Gw/s", "%triad", "%read");
+  for (const DramRow& r : dram) {
+    std::printf("%-12s %3d %10.1f %9.1f %8.1f %8.1f%% %8.1f%%\n", r.kernel.c_str(), thread_counts[r.ti],
+                r.seconds * 1e6, r.gbs, r.gws, 100 * r.gbs / limits[r.ti].stream.triad_gbs,
+                100 * r.gbs / limits[r.ti].stream.read_gbs);
+  }
 }
 
 }  // namespace

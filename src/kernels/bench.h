@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace tritter::kbench {
 
@@ -23,6 +24,11 @@ double peak_avx2_gmacs(int threads, int reps);   // ymm vpmaddubsw + vpaddw: 32 
 // Seconds of the fastest single call of fn over ≥ min_calls calls and ≥ min_seconds. The fastest call, not the
 // mean: on a shared 2-core machine a time slice lost to another process (~10 ms) would swamp a 20 µs GEMV.
 double time_best(const std::function<void()>& fn, double min_seconds, int min_calls = 5);
+
+// The same for several functions measured in alternating bursts of ~burst_seconds, so that a noisy neighbour
+// hits all of them alike and their ratios stay meaningful. Returns the fastest call of each.
+std::vector<double> time_best_interleaved(const std::vector<std::function<void()>>& fns, double min_seconds,
+                                          double burst_seconds = 0.02);
 
 // Fills n bytes with random valid 2-bit code bytes (no code 11), for matrices too big to pack from int8.
 void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed);

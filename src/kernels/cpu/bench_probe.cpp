@@ -66,6 +66,26 @@ double time_best(const std::function<void()>& fn, double min_seconds, int min_ca
   return best;
 }
 
+std::vector<double> time_best_interleaved(const std::vector<std::function<void()>>& fns, double min_seconds,
+                                          double burst_seconds) {
+  std::vector<double> best(fns.size(), 1e30);
+  for (const auto& fn : fns) fn();  // warm
+  const double start = now();
+  do {
+    for (size_t k = 0; k < fns.size(); ++k) {
+      const double b0 = now();
+      int calls = 0;
+      do {
+        const double t0 = now();
+        fns[k]();
+        best[k] = std::min(best[k], now() - t0);
+        ++calls;
+      } while (calls < 2 || now() - b0 < burst_seconds);
+    }
+  } while (now() - start < min_seconds);
+  return best;
+}
+
 void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed) {
   uint8_t valid[81];
   for (int g = 0, v; g < 81; ++g) {
