@@ -38,7 +38,9 @@ void read_batch(const std::string& path, std::vector<int32_t>& in, std::vector<i
     check(*tok, "tokens");
     B = tok->shape[0];
     T = tok->shape[1] - 1;
-    if (T < 1) throw_error("batch '", path, "': tokens: found ", shape_str(tok->shape), ", expected [B, T+1] with T >= 1");
+    if (T < 1) {
+      throw_error("batch '", path, "': tokens: found ", shape_str(tok->shape), ", expected [B, T+1] with T >= 1");
+    }
     std::vector<int32_t> all(static_cast<size_t>(B * (T + 1)));
     std::memcpy(all.data(), tok->data, all.size() * sizeof(int32_t));
     in.resize(static_cast<size_t>(B * T));
@@ -105,7 +107,9 @@ void run_grads(const GradsArgs& a, const GlobalOptions& global) {
   out.push_back({"logits", DType::F32, {B, T, V}, logits.data(), {}});
   out.push_back({"loss", DType::F32, {}, &loss, {}});
   if (a.steps > 0) out.push_back({"losses", DType::F32, {a.steps}, losses.data(), {}});
-  for (const auto& t : model.table()) out.push_back({"grad." + t.name, DType::F32, t.shape, grads.data() + t.offset, {}});
+  for (const auto& t : model.table()) {
+    out.push_back({"grad." + t.name, DType::F32, t.shape, grads.data() + t.offset, {}});
+  }
   write_safetensors(a.out, out,
                     {{"format", "tritter-grads-v1"},
                      {"config", config_to_json(ck.config, true).dump()},

@@ -120,11 +120,13 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
   c->add_option("--lr", a->lr, "Peak learning rate")->capture_default_str();
   c->add_option("--wd", a->wd, "Weight decay on 2-D tensors (stage 1 for bitnet)")->capture_default_str();
   c->add_option("--schedule", a->schedule, "bitnet (two-stage), cosine, wsd, constant")->capture_default_str();
-  c->add_option("--warmup", a->warmup, "Warmup steps (-1: max(100, 1 %), at most 10 % of steps)")->capture_default_str();
+  c->add_option("--warmup", a->warmup, "Warmup steps (-1: max(100, 1 %), at most 10 % of steps)")
+      ->capture_default_str();
   c->add_option("--min-lr-ratio", a->min_ratio, "Final LR / peak for cosine and wsd")->capture_default_str();
   c->add_option("--clip", a->clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
   c->add_option("--seed", a->seed, "Init and data-sampling seed")->capture_default_str();
-  c->add_option("--eval-every", a->eval_every, "Steps between validation passes (0 = at the end)")->capture_default_str();
+  c->add_option("--eval-every", a->eval_every, "Steps between validation passes (0 = at the end)")
+      ->capture_default_str();
   c->add_option("--eval-windows", a->eval_windows, "Validation windows per pass")->capture_default_str();
   c->add_option("--checkpoint-every", a->checkpoint_every, "Steps between checkpoints")->capture_default_str();
   c->add_option("--keep", a->keep, "Checkpoints kept")->capture_default_str();

@@ -386,7 +386,8 @@ void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
   const float* df = dres;
   if (c.post_norm != "none") {
     zero(v_.d_d2, N * D);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_feedforward_layernorm, dres, A.f, A.r_f, P.post_feedforward_layernorm, N, D));
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_feedforward_layernorm, dres, A.f, A.r_f,
+        P.post_feedforward_layernorm, N, D));
     df = v_.d_d2;
   }
   TIMED(GemmDw, bitlinear_backward_dw(G.down_proj, df, bitinput_float(A.s, xt, N, F, quant), N, D, F));
@@ -409,13 +410,15 @@ void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
   if (c.gated_mlp()) TIMED(GemmDw, bitlinear_backward_dw(G.gate_proj, dgt, mt, N, F, D));
   TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, du, W.up, N, false, xt));
   if (c.gated_mlp()) TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dgt, W.gate, N, true, xt));
-  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.pre_feedforward_layernorm, v_.d_d1, A.h, A.r_h, P.pre_feedforward_layernorm, N, D));
+  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.pre_feedforward_layernorm, v_.d_d1, A.h, A.r_h,
+      P.pre_feedforward_layernorm, N, D));
 
   // Attention branch: h = x + y; dres now holds dh.
   const float* dy = dres;
   if (c.post_norm == "both") {
     zero(v_.d_d2, N * D);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_attention_layernorm, dres, A.y, A.r_y, P.post_attention_layernorm, N, D));
+    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_attention_layernorm, dres, A.y, A.r_y,
+        P.post_attention_layernorm, N, D));
     dy = v_.d_d2;
   }
   TIMED(GemmDw, bitlinear_backward_dw(G.o_proj, dy, bitinput_float(A.o, xt, N, Hd, quant), N, D, Hd));
@@ -426,7 +429,8 @@ void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
     TIMED(Norm, rmsnorm_backward(ctx_, v_.d_hd2, G.attn_sub_norm, v_.d_hd1, A.att, A.r_att, P.attn_sub_norm, N, Hd));
     dout = v_.d_hd2;
   }
-  TIMED(AttnBwd, attention_backward(ctx_, v_.d_q, v_.d_k, v_.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_, attn_scratch_.as<float>().data()));
+  TIMED(AttnBwd, attention_backward(ctx_, v_.d_q, v_.d_k, v_.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_,
+      attn_scratch_.as<float>().data()));
   TIMED(Elementwise, rope_backward(ctx_, v_.d_q, rope_cos_, rope_sin_, B_, T_, H, d));
   TIMED(Elementwise, rope_backward(ctx_, v_.d_k, rope_cos_, rope_sin_, B_, T_, K, d));
   const float* dq = v_.d_q;
@@ -465,7 +469,8 @@ double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_
     A.x = v_.xs[static_cast<size_t>(i)];
     layer_forward(static_cast<int>(i), A, v_.xs[static_cast<size_t>(i + 1)]);
   }
-  TIMED(Norm, rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N, D, static_cast<float>(c.rms_norm_eps)));
+  TIMED(Norm, rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N,
+      D, static_cast<float>(c.rms_norm_eps)));
   TIMED(Head, linear_forward(v_.logits, v_.hhat, p + head->offset, N, D, V));
   if (!targets) return 0.0;
   OpTimer timer(times_, Op::Head);
@@ -482,7 +487,8 @@ void TrainModel::backward() {
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
   TIMED(Head, linear_backward(v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
   std::memset(v_.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
-  TIMED(Norm, rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)], v_.r_final, p + fnorm->offset, N, D));
+  TIMED(Norm, rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)],
+      v_.r_final, p + fnorm->offset, N, D));
   for (int64_t i = L - 1; i >= 0; --i) {
     LayerActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
     A.x = v_.xs[static_cast<size_t>(i)];

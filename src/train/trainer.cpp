@@ -22,7 +22,8 @@ using nlohmann::json;
 
 json train_options_to_json(const TrainOptions& o) {
   return json{{"config", config_to_json(o.config, true)},
-              {"data", {{"paths", o.data.paths}, {"extensions", o.data.extensions}, {"val_fraction", o.data.val_fraction}}},
+              {"data",
+               {{"paths", o.data.paths}, {"extensions", o.data.extensions}, {"val_fraction", o.data.val_fraction}}},
               {"batch", o.batch}, {"seq", o.seq}, {"steps", o.steps}, {"accum", o.accum},
               {"schedule", {{"kind", o.schedule.kind}, {"warmup", o.schedule.warmup}, {"peak_lr", o.schedule.peak_lr},
                             {"wd", o.schedule.wd}, {"min_ratio", o.schedule.min_ratio},
