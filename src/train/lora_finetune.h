@@ -1,0 +1,44 @@
+// The LoRA fine-tuning loop (issue 6): the trainer's pieces (TokenData, Schedule, AdamW, clipping, validation
+// bits-per-byte, checkpoint directory naming and `latest`) around a LoraModel on a frozen packed base.
+//
+// Output directory: OUT/step-00000500/{adapter_config.json, adapter_model.safetensors (PEFT layout, lora_io.h),
+// optimizer.safetensors (m.<name>, v.<name> of the adapters), state.json}; OUT/latest names the newest; at the end
+// (and on Ctrl-C) OUT/adapter_config.json + OUT/adapter_model.safetensors hold the final adapter, so
+// `tritter generate --lora OUT` works. Resume continues exactly (adapters, moments, step, data RNG).
+#pragma once
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "core/context.h"
+#include "train/lora.h"
+#include "train/trainer.h"
+
+namespace tritter::train {
+
+struct FinetuneOptions {
+  std::string base;      // packed model file (tritter pack) or full-precision checkpoint
+  LoraConfig lora;
+  TrainOptions train;    // data, batch, seq, steps, accum, schedule, adam, clip, seed, eval, checkpoints, logging
+  // (train.config is set from the base; train.recompute is not supported for LoRA)
+};
+
+struct FinetuneResult {
+  TrainResult train;
+  double base_val_bpb = -1;  // validation bits-per-byte of the base (B = 0) before the first step
+  int64_t adapter_params = 0;
+  int64_t activation_bytes = 0;
+};
+
+// Opens a base model for LoRA: a tritter-packed-v1 file is mapped as is; a tritter-v1 checkpoint is packed in memory
+// (its fp32 latent weights are dropped after packing).
+PackedModel open_lora_base(const std::filesystem::path& path, MemoryAccount* account);
+
+// Runs (or, with resume_from non-empty, continues) a fine-tune. `stop` polled after every step.
+FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& options, const std::filesystem::path& resume_from,
+                            const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print);
+// Options stored in a fine-tune checkpoint directory's state.json.
+FinetuneOptions read_finetune_options(const std::filesystem::path& ckpt_dir);
+
+}  // namespace tritter::train

@@ -1,0 +1,379 @@
+// LoRA on the frozen packed base (train/lora.h, lora_io.h; training-spec §9): adapter gradients against central
+// differences where the path is smooth, every module's dB against the full model's STE gradient, the base
+// bit-identical after training, PEFT names, init, adapter file round trip and one bad file per failure mode.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+#include "model/init.h"
+#include "model/packed_model.h"
+#include "train/lora.h"
+#include "train/lora_io.h"
+#include "train/model.h"
+#include "train/optim.h"
+#include "util/test_util.h"
+
+namespace tritter::train {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+
+struct Fixture {
+  TritterConfig config = preset_config("test");
+  std::vector<float> params;
+  PackedModel base;
+  static Fixture make(uint64_t seed, const TritterConfig& c) {
+    std::vector<float> p(static_cast<size_t>(parameter_count(c)));
+    init_parameters(p, c, seed);
+    PackedModel m = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
+      std::memcpy(out, p.data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
+    }, {}, nullptr);
+    return Fixture{c, std::move(p), std::move(m)};
+  }
+};
+
+void random_batch(const TritterConfig& c, int64_t n, uint64_t seed, std::vector<int32_t>& in, std::vector<int32_t>& tg) {
+  Rng rng(seed);
+  in.resize(static_cast<size_t>(n));
+  tg.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    in[static_cast<size_t>(i)] = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
+    tg[static_cast<size_t>(i)] = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
+  }
+}
+
+LoraConfig all_targets(int64_t rank = 4) {
+  LoraConfig l;
+  l.rank = rank;
+  l.alpha = 8;
+  l.targets = parse_lora_targets("all");
+  return l;
+}
+
+TEST(Lora, ConfigValidationAndTargets) {
+  LoraConfig l;
+  EXPECT_FLOAT_EQ(l.scale(), 1.0f);  // r16 α16 (original.md §8.3)
+  l.rank = 8;
+  EXPECT_FLOAT_EQ(l.scale(), 2.0f);
+  l.validate();
+  LoraConfig bad = l;
+  bad.rank = 0;
+  EXPECT_THROW(bad.validate(), Error);
+  bad = l;
+  bad.dropout = 1.0;
+  EXPECT_THROW(bad.validate(), Error);
+  bad = l;
+  bad.targets = {"qkv"};
+  try {
+    bad.validate();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'qkv'"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(parse_lora_targets("q_proj,v_proj,q_proj"), (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(parse_lora_targets("all").size(), 7u);
+}
+
+TEST(Lora, PeftNamesAndTable) {
+  const TritterConfig c = preset_config("test");
+  LoraConfig l;
+  l.rank = 4;
+  const auto table = lora_table(c, l);
+  ASSERT_EQ(table.size(), static_cast<size_t>(4 * c.num_hidden_layers));
+  EXPECT_EQ(peft_tensor_name(table[0].base_name, 'A'), "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(peft_tensor_name("model.layers.1.mlp.down_proj.weight", 'B'),
+            "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight");
+  const auto infos = lora_tensor_infos(table, l.rank);
+  EXPECT_EQ(infos[0].shape, (Shape{4, c.hidden_size}));  // A (r, I), PEFT layout
+  EXPECT_EQ(infos[1].shape, (Shape{c.q_dim(), 4}));      // B (O, r)
+  EXPECT_EQ(infos[3].shape, (Shape{c.kv_dim(), 4}));     // k_proj B: GQA outputs K·d
+}
+
+TEST(Lora, InitBoundsAndIdentityAtInit) {
+  Fixture fx = Fixture::make(3, preset_config("test"));
+  Context ctx;
+  LoraModel m(fx.base.weights(), all_targets(), ctx);
+  m.init_adapters(5);
+  for (const auto& t : m.adapters()) {
+    const float bound = 1.0f / std::sqrt(static_cast<float>(t.I));
+    float amax = 0;
+    for (int64_t j = 0; j < 4 * t.I; ++j) amax = std::max(amax, std::fabs(m.params()[static_cast<size_t>(t.a_offset + j)]));
+    EXPECT_LE(amax, bound);
+    EXPECT_GT(amax, 0.5f * bound);
+    for (int64_t j = 0; j < 4 * t.O; ++j) ASSERT_EQ(m.params()[static_cast<size_t>(t.b_offset + j)], 0.0f);
+  }
+  // B = 0: the logits are the base's. The full QAT model with the same latent weights quantizes them to the same
+  // levels and σ, so the two forwards agree to float rounding.
+  const int64_t B = 2, T = 8;
+  std::vector<int32_t> in, tg;
+  random_batch(fx.config, B * T, 11, in, tg);
+  TrainModel full(fx.config, ctx);
+  std::memcpy(full.params().data(), fx.params.data(), fx.params.size() * sizeof(float));
+  const double lf = full.forward(in.data(), tg.data(), B, T);
+  const double ll = m.forward(in.data(), tg.data(), B, T);
+  EXPECT_NEAR(ll, lf, 1e-5 * std::fabs(lf));
+}
+
+// Every targeted module in every layer: at B = 0, dB = (α/r)·dyᵀ (x Aᵀ) with the same dy the full model's STE
+// backward produces, where dW_full = dyᵀ x̃. So dB ≈ (α/r)·dW_full·Aᵀ, off only by x̃ vs x: the int8 rounding of
+// the input, |x − x̃| ≤ max|x|/254 per element, a relative error of about 1/(254·√3)·√(I)/√(I) ≈ 0.3 % per entry.
+// Tolerance: rel-L2 ≤ 2e-2. dA = 0 at B = 0.
+TEST(Lora, GradBMatchesFullModelSteGradientAtInit) {
+  Fixture fx = Fixture::make(7, preset_config("test"));
+  Context ctx;
+  ctx.threads = 2;
+  const LoraConfig l = all_targets();
+  LoraModel m(fx.base.weights(), l, ctx);
+  m.init_adapters(9);
+  const int64_t B = 2, T = 8;
+  std::vector<int32_t> in, tg;
+  random_batch(fx.config, B * T, 13, in, tg);
+  TrainModel full(fx.config, ctx);
+  std::memcpy(full.params().data(), fx.params.data(), fx.params.size() * sizeof(float));
+  full.zero_grad();
+  full.forward(in.data(), tg.data(), B, T);
+  full.backward();
+  m.zero_grad();
+  m.forward(in.data(), tg.data(), B, T);
+  m.backward();
+  const auto table = tensor_table(fx.config);
+  for (const auto& t : m.adapters()) {
+    const TensorInfo* w = find_tensor(table, t.base_name);
+    ASSERT_NE(w, nullptr);
+    const float* dW = full.grads().data() + w->offset;          // (O, I)
+    const float* A = m.params().data() + t.a_offset;            // (r, I)
+    const float* dB = m.grads().data() + t.b_offset;            // (O, r)
+    double num = 0, den = 0;
+    for (int64_t o = 0; o < t.O; ++o) {
+      for (int64_t k = 0; k < l.rank; ++k) {
+        double e = 0;
+        for (int64_t i = 0; i < t.I; ++i) e += static_cast<double>(dW[o * t.I + i]) * A[k * t.I + i];
+        e *= l.scale();
+        num += (dB[o * l.rank + k] - e) * (dB[o * l.rank + k] - e);
+        den += e * e;
+      }
+    }
+    ASSERT_GT(den, 0) << t.base_name;
+    EXPECT_LE(std::sqrt(num / den), 2e-2) << t.base_name;
+    for (int64_t j = 0; j < l.rank * t.I; ++j) ASSERT_EQ(m.grads()[static_cast<size_t>(t.a_offset + j)], 0.0f);
+  }
+}
+
+// Central differences of the loss along random directions in A and in B of the last layer's down_proj, with every
+// module targeted and B ≠ 0. The path from that adapter to the loss (post-FFN norm, residual, final norm, head,
+// CE) has no quantizer, so the analytic gradient is the true derivative. Loss in double (CE), logits float: noise
+// ≈ 1e-7·|loss|/(2ε) ≈ 3e-5 at ε = 1e-2 along a unit direction; truncation O(ε²) relative. Tolerance on the
+// directional derivative: 1e-3·|fd| + 5e-5 (measured agreement: about 1e-4 relative).
+TEST(Lora, GradAAndBMatchCentralDifferences) {
+  for (const char* mlp : {"relu2", "relu2_glu"}) {
+    TritterConfig c = preset_config("test");
+    c.mlp_act = mlp;
+    Fixture fx = Fixture::make(21, c);
+    Context ctx;
+    LoraModel m(fx.base.weights(), all_targets(), ctx);
+    m.init_adapters(4);
+    Rng rng(8);
+    for (float& x : m.params()) x += 0.05f * rng.normal();  // B ≠ 0 everywhere: the LoRA dx terms are live
+    const int64_t B = 2, T = 8;
+    std::vector<int32_t> in, tg;
+    random_batch(c, B * T, 17, in, tg);
+    m.zero_grad();
+    m.forward(in.data(), tg.data(), B, T);
+    m.backward();
+    const LoraTensor& t = m.adapters().back();
+    ASSERT_EQ(t.kind, "down_proj");
+    ASSERT_EQ(t.layer, c.num_hidden_layers - 1);
+    for (int which = 0; which < 2; ++which) {
+      const int64_t off = which == 0 ? t.a_offset : t.b_offset, n = which == 0 ? 4 * t.I : 4 * t.O;
+      for (int dir = 0; dir < 3; ++dir) {
+        std::vector<float> d(static_cast<size_t>(n));
+        double dn = 0;
+        for (auto& x : d) {
+          x = rng.normal();
+          dn += static_cast<double>(x) * x;
+        }
+        for (auto& x : d) x = static_cast<float>(x / std::sqrt(dn));  // unit direction: steps of ε in norm
+        double analytic = 0;
+        for (int64_t j = 0; j < n; ++j) analytic += static_cast<double>(m.grads()[static_cast<size_t>(off + j)]) * d[static_cast<size_t>(j)];
+        const float eps = 1e-2f;
+        auto loss_at = [&](float s) {
+          std::vector<float> saved(m.params().begin() + off, m.params().begin() + off + n);
+          for (int64_t j = 0; j < n; ++j) m.params()[static_cast<size_t>(off + j)] += s * d[static_cast<size_t>(j)];
+          const double L = m.forward(in.data(), tg.data(), B, T);
+          std::copy(saved.begin(), saved.end(), m.params().begin() + off);
+          return L;
+        };
+        const double fd = (loss_at(eps) - loss_at(-eps)) / (2.0 * eps);
+        EXPECT_NEAR(analytic, fd, 1e-3 * std::fabs(fd) + 5e-5) << mlp << (which ? " B" : " A") << " dir " << dir;
+      }
+    }
+  }
+}
+
+TEST(Lora, TrainingLeavesBaseBitIdenticalAndLowersLoss) {
+  Fixture fx = Fixture::make(5, preset_config("test"));
+  const ModelWeights& w = fx.base.weights();
+  auto snapshot = [&]() {
+    std::vector<uint8_t> bytes;
+    for (const auto& L : w.layers) {
+      for (const TernaryMatrix* t : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.down}) {
+        const auto* p = t->data;
+        bytes.insert(bytes.end(), p, p + ternary_matrix_bytes(t->rows, t->cols));
+        const auto* s = reinterpret_cast<const uint8_t*>(&t->sigma);
+        bytes.insert(bytes.end(), s, s + 4);
+      }
+      const auto* g = reinterpret_cast<const uint8_t*>(L.input_norm);
+      bytes.insert(bytes.end(), g, g + 4 * w.config.hidden_size);
+    }
+    const auto* e = reinterpret_cast<const uint8_t*>(w.embed);
+    bytes.insert(bytes.end(), e, e + 4 * w.config.vocab_size * w.config.hidden_size);
+    return bytes;
+  };
+  const auto before = snapshot();
+  Context ctx;
+  LoraConfig l = all_targets(8);
+  l.dropout = 0.1;
+  LoraModel m(w, l, ctx);
+  m.init_adapters(1);
+  AdamW adam(m.num_params(), ctx);
+  const int64_t B = 2, T = 16;
+  std::vector<int32_t> in, tg;
+  random_batch(fx.config, B * T, 3, in, tg);
+  double first = 0, last = 0;
+  for (int step = 0; step < 30; ++step) {
+    m.zero_grad();
+    const double loss = m.forward(in.data(), tg.data(), B, T);
+    m.backward();
+    clip_grad_norm(m.grads(), 1.0);
+    adam.step(m.params(), m.grads(), m.infos(), 1e-2, 0.0);
+    if (step == 0) first = loss;
+    last = loss;
+  }
+  EXPECT_LT(last, first - 0.3) << first << " -> " << last;  // memorizing one batch
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST(LoraIo, RoundTripInPeftLayout) {
+  TempDir tmp;
+  const TritterConfig c = preset_config("test");
+  LoraConfig l;
+  l.rank = 4;
+  l.alpha = 32;
+  l.dropout = 0.05;
+  l.targets = {"q_proj", "v_proj", "down_proj"};
+  const auto table = lora_table(c, l);
+  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)));
+  Rng rng(2);
+  for (auto& x : p) x = rng.normal();
+  const fs::path dir = tmp.path() / "adapter";
+  save_lora_adapter(dir, c, l, p, "base.tpk");
+  const auto j = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
+  EXPECT_EQ(j["peft_type"], "LORA");
+  EXPECT_EQ(j["r"], 4);
+  EXPECT_EQ(j["lora_alpha"], 32.0);
+  EXPECT_EQ(j["target_modules"], (std::vector<std::string>{"q_proj", "v_proj", "down_proj"}));
+  EXPECT_EQ(j["base_model_name_or_path"], "base.tpk");
+  const SafeTensorsFile f(dir / "adapter_model.safetensors");
+  EXPECT_NE(f.find("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"), nullptr);
+  EXPECT_EQ(f.metadata_value("format"), "pt");
+  const LoraAdapter a = load_lora_adapter(dir, c, nullptr);
+  EXPECT_EQ(a.config.rank, 4);
+  EXPECT_EQ(a.config.alpha, 32.0);
+  EXPECT_EQ(a.config.targets, l.targets);
+  EXPECT_EQ(a.base_model_name, "base.tpk");
+  ASSERT_EQ(a.params.bytes(), p.size() * sizeof(float));
+  EXPECT_EQ(std::memcmp(a.params.data(), p.data(), a.params.bytes()), 0);
+}
+
+void expect_load_error(const fs::path& dir, const TritterConfig& c, const std::string& needle) {
+  try {
+    load_lora_adapter(dir, c, nullptr);
+    FAIL() << "no error, expected one containing " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(LoraIo, BadFilesAreRejectedWithClearErrors) {
+  TempDir tmp;
+  const TritterConfig c = preset_config("test");
+  LoraConfig l;
+  l.rank = 2;
+  const auto table = lora_table(c, l);
+  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)), 0.5f);
+  auto fresh = [&](const std::string& name) {
+    const fs::path d = tmp.path() / name;
+    save_lora_adapter(d, c, l, p, "b");
+    return d;
+  };
+  auto edit_config = [&](const fs::path& d, const std::function<void(nlohmann::json&)>& f) {
+    auto j = nlohmann::json::parse(std::ifstream(d / "adapter_config.json"));
+    f(j);
+    std::ofstream(d / "adapter_config.json") << j.dump();
+  };
+  expect_load_error(tmp.path() / "nothing", c, "not a directory");
+  {
+    const fs::path d = fresh("noconfig");
+    fs::remove(d / "adapter_config.json");
+    expect_load_error(d, c, "adapter_config.json is missing");
+  }
+  {
+    const fs::path d = fresh("badjson");
+    std::ofstream(d / "adapter_config.json") << "{\"r\": ";
+    expect_load_error(d, c, "not valid JSON");
+  }
+  {
+    const fs::path d = fresh("ia3");
+    edit_config(d, [](auto& j) { j["peft_type"] = "IA3"; });
+    expect_load_error(d, c, "expected \"LORA\"");
+  }
+  {
+    const fs::path d = fresh("rank");
+    edit_config(d, [](auto& j) { j["r"] = 0; });
+    expect_load_error(d, c, "rank: found 0");
+  }
+  {
+    const fs::path d = fresh("rslora");
+    edit_config(d, [](auto& j) { j["use_rslora"] = true; });
+    expect_load_error(d, c, "use_rslora");
+  }
+  {  // the config now names a tensor the file lacks
+    const fs::path d = fresh("missing");
+    edit_config(d, [](auto& j) { j["target_modules"] = {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj"}; });
+    expect_load_error(d, c, "up_proj.lora_A.weight' is missing");
+  }
+  {  // fewer targets: the file holds a tensor the config does not ask for
+    const fs::path d = fresh("extra");
+    edit_config(d, [](auto& j) { j["target_modules"] = {"q_proj", "k_proj", "v_proj"}; });
+    expect_load_error(d, c, "unexpected tensor 'base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight'");
+  }
+  {  // a different rank in the file than in the config
+    const fs::path d = fresh("shape");
+    edit_config(d, [](auto& j) { j["r"] = 3; });
+    expect_load_error(d, c, "shape [2, 64], expected [3, 64]");
+  }
+  {  // non-finite value
+    std::vector<float> q = p;
+    q[5] = std::nanf("");
+    const fs::path d = tmp.path() / "nan";
+    save_lora_adapter(d, c, l, q, "b");
+    expect_load_error(d, c, "expected a finite value");
+  }
+  {  // another base
+    const fs::path d = fresh("otherbase");
+    TritterConfig other = c;
+    other.rope_theta = 500000.0;
+    expect_load_error(d, other, "trained for another base");
+  }
+}
+
+}  // namespace
+}  // namespace tritter::train
