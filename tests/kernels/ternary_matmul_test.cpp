@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "kernels/quantize.h"
 #include "kernels/ref/ref.h"
 #include "kernels/ternary_matmul.h"
 #include "kernels/test_util_kernels.h"
@@ -189,6 +190,48 @@ TEST(BenchKernelsCli, RunsAndReportsEveryPart) {
   const auto bad = test::run_cli("bench kernels --threads-list 0");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("--threads-list"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace tritter
+
+namespace tritter {
+namespace {
+
+TEST(TernaryMatmul, BitLinearEqualsDequantizedFloatProduct) {
+  // training-spec §4.2: y = x̃ W̃ᵀ ≡ (Xq Wqᵀ)/(s_n·σ). The integer form is exact up to its final rounding; the
+  // dequantized double product differs only by the roundings of x̃ = q/s and W̃ = q/σ: ≤ 4ε·Σ|x̃||W̃| per output.
+  Rng rng(21);
+  const int64_t N = 3, O = 37, I = 259;
+  const auto x = test::random_normal(rng, N * I);
+  const auto wf = test::random_normal(rng, O * I, 0.02f);
+  std::vector<int8_t> wq(static_cast<size_t>(O * I)), xq(static_cast<size_t>(N * I));
+  const float sigma = ternary_quantize_absmean(wq.data(), wf.data(), O * I);
+  std::vector<float> s(N);
+  quantize_activations(xq.data(), s.data(), x.data(), N, I);
+  std::vector<uint8_t> bytes(ternary_matrix_bytes(O, I));
+  ternary_matrix_pack(bytes.data(), wq.data(), O, I);
+  const TernaryMatrix w{bytes.data(), O, I, sigma};
+  for (KernelTier tier : {KernelTier::Reference, KernelTier::Auto}) {
+    Context ctx;
+    ctx.kernels = tier;
+    std::vector<float> y(static_cast<size_t>(N * O));
+    test::poison(std::span<float>(y));
+    ternary_matmul(ctx, y.data(), xq.data(), s.data(), w, N);
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t o = 0; o < O; ++o) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < I; ++i) {
+          const double xt = static_cast<float>(xq[n * I + i]) / s[n];
+          const double wt = static_cast<float>(wq[o * I + i]) / sigma;
+          want += xt * wt;
+          mag += std::fabs(xt * wt);
+        }
+        const double eps = std::numeric_limits<float>::epsilon();
+        ASSERT_NEAR(y[n * O + o], want, 4 * eps * mag + eps * std::fabs(want)) << kernel_tier_name(tier);
+      }
+    }
+  }
 }
 
 }  // namespace
