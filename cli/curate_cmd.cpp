@@ -1,4 +1,4 @@
-// `tritter curate INPUT... -o OUTDIR [--config FILE.json] [--extract-triton]`: the data curation pipeline
+// `tritter curate INPUT... -o OUTDIR [--config FILE.json|FILE.toml] [--extract-triton]`: the data curation pipeline
 // (issue 8, docs/curation.md). Parses flags, calls data::curate, prints the summary.
 #include <cstdio>
 
@@ -21,7 +21,7 @@ void add_curate_command(CLI::App& app, GlobalOptions& global) {
   auto opts = std::make_shared<Options>();
   cmd->add_option("inputs", opts->inputs, "Directories, source files, or .jsonl / .jsonl.zst files")->required();
   cmd->add_option("-o,--output", opts->outdir, "Output directory (written atomically)")->required();
-  cmd->add_option("--config", opts->config, "JSON config (keys in docs/curation.md)");
+  cmd->add_option("--config", opts->config, "Config, .json or .toml (keys in docs/curation.md)");
   cmd->add_flag("--extract-triton", opts->extract_triton,
                 "Put Python files with @triton.jit kernels into triton/shard-*.jsonl.zst");
   cmd->add_option("--text-key", opts->text_key, "JSONL field holding the text (default: text)");

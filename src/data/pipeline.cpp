@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "data/config_toml.h"
 #include "data/secrets.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
@@ -620,7 +621,8 @@ CurateConfig curate_config_from_json(const json& j) {
 
 CurateConfig load_curate_config(const fs::path& path) {
   const std::string text = read_file_bytes(path);
-  json j = json::parse(text, nullptr, false);
+  json j = path.extension() == ".toml" ? parse_toml_subset(text, "curate config '" + path.string() + "'")
+                                       : json::parse(text, nullptr, false);
   if (j.is_discarded()) throw_error("curate config '", path.string(), "': not valid JSON");
   try {
     return curate_config_from_json(j);

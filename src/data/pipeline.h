@@ -33,7 +33,8 @@ struct CurateConfig {
   int zstd_level = 3;
 };
 
-// Reads the JSON config (keys as in docs/curation.md); throws Error naming an unknown key or a bad value.
+// Reads the config (keys as in docs/curation.md) from JSON, or from the TOML subset of config_toml.h when the
+// file name ends in .toml; throws Error naming an unknown key or a bad value.
 CurateConfig curate_config_from_json(const nlohmann::json& j);
 CurateConfig load_curate_config(const std::filesystem::path& path);
 
