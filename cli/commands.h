@@ -12,4 +12,6 @@ void add_curate_command(CLI::App& app, GlobalOptions& global);
 void add_inference_commands(CLI::App& app, GlobalOptions& global);  // init pack inspect tokenize generate, bench model
 void add_train_command(CLI::App& app, GlobalOptions& global); void add_grads_command(CLI::App& app, GlobalOptions& global); void add_eval_command(CLI::App& app, GlobalOptions& global); void add_export_command(CLI::App& app, GlobalOptions& global); void add_bench_train_command(CLI::App& app, GlobalOptions& global);
 
+void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_lora_command(CLI::App& app, GlobalOptions& global);  // LoRA, issue 6
+
 }  // namespace tritter::cli
