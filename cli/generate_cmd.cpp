@@ -2,6 +2,9 @@
 // byte tokenizer, prefill, decode with the KV cache and stream text; a timings line at the end (stderr), the
 // per-phase split with --verbose, and one JSON object on stdout with --json.
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +13,8 @@
 #include "inference_commands.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
+#include "infer/streaming_engine.h"
+#include "model/hardware.h"
 #include "io/atomic_file.h"
 #include "model/packed_model.h"
 #include "text/byte_tokenizer.h"
@@ -22,6 +27,9 @@ struct GenerateCmdOptions {
   bool prompt_given = false, no_bos = false, ignore_eos = false, json = false;
   int64_t ctx = 0, batch = 64;
   GenerateOptions gen;
+  std::string memory_budget;  // layer streaming (infer/streaming_engine.h) when given
+  int layer_group_size = 0;
+  bool no_prefetch = false;
 };
 }  // namespace
 
@@ -46,6 +54,9 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("-c,--ctx", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")->capture_default_str();
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
+  cmd->add_option("--memory-budget", o->memory_budget, "Stream layers from the file within this budget (512M, 2G)");
+  cmd->add_option("--layer-group-size", o->layer_group_size, "Layers per streamed group (0 = from the budget)");
+  cmd->add_flag("--no-prefetch", o->no_prefetch, "Streaming: one buffer, read each group when needed");
   cmd->add_flag("--json", o->json, "Print one JSON object (text and timings) instead of streaming");
   cmd->callback([o, p, &global] {
     auto ctx = make_context(global);
@@ -54,13 +65,26 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     if (!from_file && p->count() == 0) throw_error("generate: give --prompt TEXT or --file F");
     if (text.empty()) throw_error(from_file ? "--file '" + o->file + "'" : std::string("--prompt"), ": empty prompt");
     o->gen.stop_at_eos = !o->ignore_eos;
-    const PackedModel model = PackedModel::open(o->model);
     const auto ids = tokenize(text, {.bos = !o->no_bos, .modality = -1, .eos = false});
     EngineOptions eo;
     eo.context = o->ctx;
     eo.kv_dtype = kv_dtype_from_name(o->kv);
     eo.max_batch = o->batch;
-    Engine engine(*ctx, model.weights(), eo);
+    std::optional<PackedModel> model;
+    std::unique_ptr<Engine> owned;
+    if (!o->memory_budget.empty()) {
+      const char* wayland = std::getenv("WAYLAND_DISPLAY");
+      const char* x11 = std::getenv("DISPLAY");
+      const SystemMemory ram = system_memory();
+      StreamingOptions so{eo, resolve_memory_budget(parse_bytes(o->memory_budget, "--memory-budget"), ram.total_bytes,
+                          ram.available_bytes, os_reservation(wayland && *wayland ? "wayland" : x11 && *x11 ? "x11" : "headless")),
+                          o->layer_group_size, !o->no_prefetch};
+      owned = std::make_unique<StreamingEngine>(*ctx, o->model, so);
+    } else {
+      model.emplace(PackedModel::open(o->model));
+      owned = std::make_unique<Engine>(*ctx, model->weights(), eo);
+    }
+    Engine& engine = *owned;
     const GenerateResult r = generate(engine, ids, o->gen, [&](std::string_view piece) {
       if (o->json) return;
       std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -95,9 +119,10 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       std::fprintf(stderr, "phases: matmul %.3f s, attention %.3f s, head %.3f s, other %.3f s, sampling %.3f s\n",
                    t.matmul_s, t.attention_s, t.head_s, t.other_s, r.sample_s);
       std::fprintf(stderr, "model: %s read per token, kv cache %s (%s, %lld positions), threads %d\n",
-                   format_bytes(static_cast<double>(model.weights().bytes_per_token)).c_str(),
+                   format_bytes(static_cast<double>(engine.weights().bytes_per_token)).c_str(),
                    format_bytes(static_cast<double>(engine.cache().bytes())).c_str(), kv_dtype_name(eo.kv_dtype),
                    static_cast<long long>(engine.context()), ctx->threads);
+      if (auto* s = dynamic_cast<StreamingEngine*>(&engine)) std::fprintf(stderr, "%s", s->report().c_str());
     }
   });
 }

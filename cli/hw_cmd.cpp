@@ -11,6 +11,8 @@
 #include "core/memory.h"
 #include "model/config.h"
 #include "model/hardware.h"
+#include "infer/kv_cache.h"
+#include "infer/streaming_engine.h"
 #include "model/specs.h"
 #include "model/tensor_table.h"
 
@@ -120,6 +122,29 @@ void print_check(const FitCheck& r, const TritterConfig& c, double bandwidth_gbs
   }
 }
 
+// The plan `tritter generate --memory-budget` follows (infer/streaming_engine.h): layers and the head stream through
+// the buffers, the embedding is read a row per token; only the cache, activations and the buffers are resident.
+void print_streaming_plan(const TritterConfig& c, const PlanOptions& o, double budget_gib, int64_t group) {
+  EngineOptions e;
+  e.context = o.context;
+  e.max_batch = std::min(o.prefill_chunk, o.context);
+  const KvStorage kv[] = {KvStorage::F32, KvStorage::F16, KvStorage::Int8, KvStorage::Int4};
+  const KvDtype dt[] = {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4};
+  for (int i = 0; i < 4; ++i) if (o.kv == kv[i]) e.kv_dtype = dt[i];
+  const StreamingPlan p = plan_streaming(c, o.head_i8 ? HeadFormat::I8 : HeadFormat::F32, e,
+                                         static_cast<int64_t>(budget_gib * kGiB), static_cast<int>(group), true);
+  std::printf("\nlayer streaming (generate --memory-budget %s): ", gib(budget_gib).c_str());
+  if (!p.fits) {
+    std::printf("does not fit: %s\n", p.problem.c_str());
+    return;
+  }
+  std::printf("groups of %d layers (%d groups), head in %lld chunks, 2 buffers of %s;\n  KV cache %s + engine %s + "
+              "resident %s + buffers %s = %s of %s\n", p.layer_group_size, p.groups, (long long)p.head_chunks,
+              mem((double)p.slot_bytes / kGiB).c_str(), mem((double)p.kv_cache / kGiB).c_str(),
+              mem((double)p.engine_buffers / kGiB).c_str(), mem((double)p.resident / kGiB).c_str(),
+              mem(2.0 * p.slot_bytes / kGiB).c_str(), mem((double)p.total() / kGiB).c_str(), gib(budget_gib).c_str());
+}
+
 void run_check(const CheckOpts& o, const Context& ctx) {
   const TritterConfig config = preset_config(o.size);
   std::vector<PlanMode> modes;
@@ -167,6 +192,9 @@ void run_check(const CheckOpts& o, const Context& ctx) {
                 profile.is_cpu ? "" : " − 0.30 GiB CUDA runtime", gib(profile.default_budget_gib).c_str());
   }
   for (const auto& r : results) print_check(r, config, profile.bandwidth_gbs);
+  for (const auto& r : results) {
+    if (r.mode == PlanMode::Infer) print_streaming_plan(config, r.options, budget, o.stream_group);
+  }
 }
 
 void run_detect(bool as_json, const Context& ctx) {

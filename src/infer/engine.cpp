@@ -76,6 +76,18 @@ void Engine::reset() {
 void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
   const TritterConfig& c = w_.config;
   const int64_t n = static_cast<int64_t>(tokens.size());
+  check_input(tokens);
+  for (int64_t start = 0; start < n; start += options_.max_batch) {
+    const int64_t T = std::min(options_.max_batch, n - start);
+    const bool last = start + T == n;
+    float* out = all_logits ? logits + start * c.vocab_size : (last ? logits : nullptr);
+    forward_chunk(tokens.data() + start, T, out, all_logits);
+  }
+}
+
+void Engine::check_input(std::span<const int32_t> tokens) const {
+  const TritterConfig& c = w_.config;
+  const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 1) throw_error("engine: no tokens to run (an empty prompt?)");
   if (pos_ + n > options_.context) {
     throw_error("engine: context full: ", pos_, " positions used + ", n, " new tokens exceed the context of ",
@@ -86,12 +98,6 @@ void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_lo
       throw_error("engine: token ", i, ": id ", tokens[i], ", expected 0 .. ", c.vocab_size - 1);
     }
   }
-  for (int64_t start = 0; start < n; start += options_.max_batch) {
-    const int64_t T = std::min(options_.max_batch, n - start);
-    const bool last = start + T == n;
-    float* out = all_logits ? logits + start * c.vocab_size : (last ? logits : nullptr);
-    forward_chunk(tokens.data() + start, T, out, all_logits);
-  }
 }
 
 void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
@@ -100,7 +106,7 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   auto t0 = Clock::now();
   for (int64_t t = 0; t < T; ++t) std::memcpy(x_ + t * D, w_.embed + static_cast<int64_t>(tokens[t]) * D, D * sizeof(float));
   timings_.other_s += seconds_since(t0);
-  for (int l = 0; l < c.num_hidden_layers; ++l) layer_forward(l, T);
+  for (int l = 0; l < c.num_hidden_layers; ++l) layer_forward(w_.layers[l], l, T);
   pos_ += T;
   if (!logits) return;
   t0 = Clock::now();
@@ -110,9 +116,8 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   timings_.head_s += seconds_since(t0);
 }
 
-void Engine::layer_forward(int layer, int64_t T) {
+void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   const TritterConfig& c = w_.config;
-  const LayerWeights& L = w_.layers[layer];
   const int64_t D = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, K = c.num_key_value_heads;
   const int64_t d = c.head_dim, HD = c.q_dim();
   const float eps = static_cast<float>(c.rms_norm_eps);

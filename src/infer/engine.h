@@ -29,11 +29,12 @@ class Engine {
  public:
   // `ctx` and `weights` must outlive the engine.
   Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options);
+  virtual ~Engine() = default;
 
   // Runs tokens (n) at positions position() .. position()+n−1, appending them to the cache.
   // all_logits: logits (n, V) for every token; otherwise logits (V) of the last token only. n ≥ 1.
   // Throws Error on an id outside [0, V) or when the context would overflow.
-  void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  virtual void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
 
   int64_t position() const { return pos_; }
   int64_t context() const { return options_.context; }
@@ -43,9 +44,18 @@ class Engine {
   const EngineTimings& timings() const { return timings_; }
   size_t scratch_bytes() const { return scratch_.bytes(); }
 
+ protected:
+  // The steps of forward(), for layer streaming (infer/streaming_engine.h), which runs them with weights it loads
+  // itself: check_input, then per chunk of T ≤ max_batch() tokens: hidden() ← embeddings, layer_forward of every
+  // layer in order, advance(T).
+  void check_input(std::span<const int32_t> tokens) const;  // the errors forward() throws on bad input
+  int64_t max_batch() const { return options_.max_batch; }
+  float* hidden() { return x_; }  // x (max_batch, D)
+  void layer_forward(const LayerWeights& L, int layer, int64_t T);
+  void advance(int64_t T) { pos_ += T; }
+
  private:
   void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
-  void layer_forward(int layer, int64_t T);
 
   Context& ctx_;
   const ModelWeights& w_;

@@ -1,0 +1,207 @@
+#include "infer/streaming_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include "core/error.h"
+#include "infer/kv_cache.h"
+#include "infer/lm_head.h"
+#include "kernels/ops.h"
+#include "model/specs.h"
+#include "model/tensor_table.h"
+
+namespace tritter {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+// Engine's resolution of its options (infer/engine.cpp, same messages), needed before it runs to size the cache.
+EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o) {
+  if (o.context == 0) o.context = std::min<int64_t>(c.max_position_embeddings, 4096);
+  if (o.context < 1 || o.context > c.max_position_embeddings) {
+    throw_error("engine: context ", o.context, ", expected 1 .. ", c.max_position_embeddings,
+                " (the model's max_position_embeddings)");
+  }
+  if (o.max_batch < 1) throw_error("engine: max batch ", o.max_batch, ", expected at least 1");
+  o.max_batch = std::min(o.max_batch, o.context);
+  return o;
+}
+
+// Slot bytes of `rows` head rows (PackedFileLayout::head_chunk_bytes from the config).
+int64_t head_chunk_bytes(const TritterConfig& c, HeadFormat head, int64_t rows) {
+  const uint64_t D = c.hidden_size, n = rows;
+  return static_cast<int64_t>(head == HeadFormat::I8 ? align64(n * D) + align64(4 * n) : align64(4 * n * D));
+}
+
+// Releases a held piece also when the layer computation throws.
+struct Held {
+  LayerLoader& loader;
+  int piece;
+  ~Held() { loader.release(piece); }
+};
+
+}  // namespace
+
+int64_t streamed_group_bytes(const TritterConfig& c, int l0, int l1) {
+  int64_t n = 0;
+  for (const TensorInfo& t : tensor_table(c)) {
+    if (t.layer < l0 || t.layer >= l1) continue;
+    if (t.role == TensorRole::BitLinear) n += align64(ternary_matrix_bytes(t.shape[0], t.shape[1])) + align64(4);
+    if (t.role == TensorRole::Norm) n += align64(4 * t.numel());
+  }
+  return n;
+}
+
+StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const EngineOptions& e, int64_t budget,
+                             int group, bool prefetch) {
+  const int L = c.num_hidden_layers;
+  if (group < 0 || group > L) {
+    throw_error("--layer-group-size: found ", group, ", expected 1 .. ", L, " (the model's layers), or 0 to choose from the budget");
+  }
+  const int64_t D = c.hidden_size, B = e.max_batch, V = c.vocab_size;
+  StreamingPlan p;
+  p.budget = budget;
+  p.kv_cache = static_cast<int64_t>(kv_cache_bytes(c, e.context, e.kv_dtype, B));
+  p.engine_buffers = inference_activation_bytes(c, e.context, B);
+  p.resident = D * 4 + B * D * 4 + B * D + B * 4;  // final norm, the head's input, int8 levels and scales
+  p.slots = prefetch ? 2 : 1;
+  const int64_t first = p.kv_cache + p.engine_buffers;
+  if (first > budget) {
+    p.problem = budget_shortfall(first, std::string("the KV cache (") + kv_dtype_name(e.kv_dtype) + ", " +
+                                            std::to_string(e.context) + " positions: " +
+                                            format_bytes(static_cast<double>(p.kv_cache)) + ") and the engine's activations",
+                                 budget, 0);
+    return p;
+  }
+  if (first + p.resident > budget) {
+    p.problem = budget_shortfall(p.resident, "the final norm and the head's scratch", budget, first);
+    return p;
+  }
+  const int64_t left = budget - first - p.resident;
+  int g = group;
+  if (g == 0) {  // the largest group (the first is as large as any) whose buffers fit
+    g = 1;
+    for (int n = L; n >= 1; --n) {
+      if (p.slots * streamed_group_bytes(c, 0, n) <= left) {
+        g = n;
+        break;
+      }
+    }
+  }
+  const int64_t gb = streamed_group_bytes(c, 0, g);
+  const int64_t row_bytes = head == HeadFormat::I8 ? D + 4 : 4 * D;
+  int64_t rows = std::clamp<int64_t>(gb / row_bytes, 1, V);
+  while (rows > 1 && head_chunk_bytes(c, head, rows) > gb) --rows;
+  p.layer_group_size = g;
+  p.groups = (L + g - 1) / g;
+  p.head_rows = rows;
+  p.head_chunks = (V + rows - 1) / rows;
+  p.slot_bytes = std::max(gb, head_chunk_bytes(c, head, rows));
+  if (p.slots * p.slot_bytes > left) {
+    p.problem = budget_shortfall(p.slots * p.slot_bytes,
+                                 "layer group 0-" + std::to_string(g - 1) +
+                                     (p.slots == 2 ? " (2 buffers: active + prefetch)" : " (1 buffer, no prefetch)"),
+                                 budget, first + p.resident);
+    return p;
+  }
+  p.fits = true;
+  return p;
+}
+
+detail::StreamingSetup::StreamingSetup(Context& ctx, const std::filesystem::path& path, const StreamingOptions& o)
+    : layout_(path), memory_(o.memory_budget, ctx.memory) {
+  const TritterConfig& c = layout_.config();
+  engine_options_ = resolve_engine_options(c, o.engine);
+  shell_.config = c;
+  shell_.head.format = layout_.head_format();
+  shell_.bytes_per_token = layout_.layers_bytes() + layout_.head_chunk_bytes(c.vocab_size) + 4 * c.hidden_size;
+  plan_ = plan_streaming(c, layout_.head_format(), engine_options_, memory_.budget(), o.layer_group_size, o.prefetch);
+  if (!plan_.fits) throw Error(plan_.problem);
+  const EngineOptions& e = engine_options_;
+  memory_.require(plan_.kv_cache + plan_.engine_buffers,
+                  std::string("the KV cache (") + kv_dtype_name(e.kv_dtype) + ") and the engine's activations");
+}
+
+StreamingEngine::StreamingEngine(Context& ctx, const std::filesystem::path& path, const StreamingOptions& options)
+    : detail::StreamingSetup(ctx, path, options), Engine(ctx, shell_, engine_options_), ctx_(ctx) {
+  const TritterConfig& c = layout_.config();
+  const int64_t D = c.hidden_size, B = max_batch();
+  final_norm_ = memory_.allocate(D * sizeof(float), MemCategory::Weights, "the final norm");
+  normed_ = memory_.allocate(B * D * sizeof(float), MemCategory::Scratch, "the head's input");
+  hq_ = memory_.allocate(B * D, MemCategory::Scratch, "the head's int8 input");
+  hs_ = memory_.allocate(B * sizeof(float), MemCategory::Scratch, "the head's input scales");
+  const int g = plan_.layer_group_size;
+  TRITTER_CHECK(static_cast<int64_t>(layout_.group_bytes(0, g)) == streamed_group_bytes(c, 0, g), "layout of ",
+                g, " layers: ", layout_.group_bytes(0, g), " bytes, planned ", streamed_group_bytes(c, 0, g));
+  loader_ = std::make_unique<LayerLoader>(layout_, layout_.pieces(g, plan_.head_rows), options.prefetch, memory_);
+  TRITTER_CHECK(static_cast<int64_t>(loader_->slot_bytes()) == plan_.slot_bytes, loader_->slot_bytes(), " vs ",
+                plan_.slot_bytes);
+  loader_->read_range(layout_.final_norm_offset(), D * sizeof(float), final_norm_.data());
+}
+
+void StreamingEngine::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
+  check_input(tokens);
+  const TritterConfig& c = shell_.config;
+  const int64_t n = static_cast<int64_t>(tokens.size()), B = max_batch(), D = c.hidden_size, V = c.vocab_size;
+  const int G = plan_.groups, P = loader_->piece_count();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  for (int64_t start = 0; start < n; start += B) {
+    const int64_t T = std::min(B, n - start);
+    const bool last = start + T == n;
+    float* out = all_logits ? logits + start * V : (last ? logits : nullptr);
+    auto t0 = Clock::now();
+    for (int64_t t = 0; t < T; ++t) loader_->read_embedding_row(tokens[start + t], hidden() + t * D);
+    embed_s_ += seconds_since(t0);
+    for (int g = 0; g < G; ++g) {
+      const int next = g + 1 < G ? g + 1 : (out ? G : 0);  // after the last group: the head, or the next chunk
+      const LoadedPiece& piece = loader_->acquire(g, next);
+      Held held{*loader_, g};
+      for (size_t i = 0; i < piece.layers.size(); ++i) {
+        layer_forward(piece.layers[i], piece.layout->layer0 + static_cast<int>(i), T);
+      }
+    }
+    advance(T);
+    if (!out) continue;
+    t0 = Clock::now();
+    const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
+    float* h = normed_.as<float>().data();
+    rmsnorm(ctx_, h, hidden() + r0 * D, final_norm_.as<float>().data(), rows, D, eps);
+    for (int p = G; p < P; ++p) {
+      const LoadedPiece& piece = loader_->acquire(p, p + 1 < P ? p + 1 : 0);  // then group 0 of the next step
+      Held held{*loader_, p};
+      const int64_t v0 = piece.layout->row0, Vc = piece.layout->row1 - v0;
+      for (int64_t r = 0; r < rows; ++r) {  // one row at a time: the output is strided by V
+        lm_head_forward(ctx_, out + r * V + v0, h + r * D, 1, piece.head, Vc, D,
+                        static_cast<int8_t*>(hq_.data()), hs_.as<float>().data());
+      }
+    }
+    head_s_ += seconds_since(t0);
+  }
+}
+
+std::string StreamingEngine::report() const {
+  const LoaderStats s = loader_->stats();
+  std::ostringstream o;
+  o << "streaming: groups of " << plan_.layer_group_size << " layers (" << plan_.groups << " groups), head in "
+    << plan_.head_chunks << " chunks of " << plan_.head_rows << " rows, " << plan_.slots << " buffer"
+    << (plan_.slots > 1 ? "s" : "") << " of " << format_bytes(static_cast<double>(plan_.slot_bytes))
+    << (plan_.slots > 1 ? " (prefetch on)" : " (prefetch off)") << "\n";
+  o << "memory: " << memory_.report() << "\n";
+  const double overlap = s.read_s > 0 ? std::clamp(1.0 - s.wait_s / s.read_s, 0.0, 1.0) : 0.0;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "io: %s read in %lld loads (%lld already resident), read %.3f s, compute waited %.3f s "
+                "(overlap %.0f%%), embedding rows %.3f s, head %.3f s\n",
+                format_bytes(static_cast<double>(s.bytes_read)).c_str(), static_cast<long long>(s.loads),
+                static_cast<long long>(s.hits), s.read_s, s.wait_s, 100.0 * overlap, embed_s_, head_s_);
+  o << line;
+  return o.str();
+}
+
+}  // namespace tritter
