@@ -41,9 +41,10 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   const int64_t windows = std::min(data.val_windows(T), a.windows);
   if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens");
   const double bpb = train::evaluate_bits_per_byte(model, data, a.batch, T, a.windows);
-  std::printf("eval %s: %lld windows x %lld tokens (%lld documents, %lld bytes): %.4f bits/byte, perplexity %.3f\n",
+  std::printf("eval %s: %lld windows x %lld tokens of %lld held-out documents (%lld tokens): %.4f bits/byte, "
+              "perplexity %.3f\n",
               path.string().c_str(), static_cast<long long>(windows), static_cast<long long>(T),
-              static_cast<long long>(data.stats().val_docs), static_cast<long long>(data.stats().bytes), bpb,
+              static_cast<long long>(data.stats().val_docs), static_cast<long long>(data.stats().val_tokens), bpb,
               std::exp2(bpb));
 }
 
