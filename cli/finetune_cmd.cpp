@@ -60,7 +60,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     t.schedule.kind = a.schedule;
     t.schedule.peak_lr = a.lr;
     t.schedule.wd = a.wd;
-    t.schedule.warmup = a.warmup >= 0 ? a.warmup : std::max<int64_t>(1, a.steps / 20);
+    t.schedule.warmup = a.warmup >= 0 ? a.warmup : a.steps > 1 ? std::max<int64_t>(1, a.steps / 20) : 0;
     t.schedule.min_ratio = a.min_ratio;
     t.clip = a.clip;
     t.seed = a.seed;

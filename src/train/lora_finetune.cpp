@@ -147,9 +147,9 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
                             const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
   FinetuneOptions fo = opt_in;
   TrainOptions& opt = fo.train;
+  fo.lora.validate();
   opt.schedule.total_steps = opt.steps;
   opt.schedule.validate();
-  fo.lora.validate();
   if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
     throw_error("finetune: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
   }

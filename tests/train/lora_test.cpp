@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "model/checkpoint.h"
 #include "model/init.h"
 #include "model/packed_model.h"
 #include "train/lora.h"
@@ -373,6 +374,39 @@ TEST(LoraIo, BadFilesAreRejectedWithClearErrors) {
     other.rope_theta = 500000.0;
     expect_load_error(d, other, "trained for another base");
   }
+}
+
+
+// The CLI end to end on the "test" preset: finetune with checkpoints and eval, exact resume to more steps, the
+// adapter readable for the base, merge-lora's full-precision checkpoint and its lossy-merge report, a bad target.
+TEST(LoraCli, FinetuneResumeMerge) {
+  TempDir tmp;
+  const std::string dir = tmp.path().string();
+  ASSERT_EQ(test::run_cli("init --size test --packed -o " + dir + "/base.tpk").exit_code, 0);
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "\n\n";
+  test::write_file(tmp.path() / "a.py", text);
+  test::write_file(tmp.path() / "b.py", text + "# b\n");
+  const std::string common = "-t 1 finetune --base " + dir + "/base.tpk --data " + dir + "/a.py " + dir +
+                             "/b.py --val-fraction 0.5 --rank 4 --alpha 8 --batch 2 --seq 32 --eval-every 2 "
+                             "--eval-windows 2 --checkpoint-every 2 --out " + dir + "/ft";
+  auto r = test::run_cli(common + " --steps 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("val bpb at step 0 (the base)"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(tmp.path() / "ft" / "step-00000004" / "optimizer.safetensors"));
+  r = test::run_cli("-t 1 finetune --resume " + dir + "/ft --steps 6");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("done at step 6"), std::string::npos) << r.output;
+  const PackedModel base = PackedModel::open(tmp.path() / "base.tpk");
+  const LoraAdapter a = load_lora_adapter(tmp.path() / "ft", base.config(), nullptr);
+  EXPECT_EQ(a.config.rank, 4);
+  r = test::run_cli("merge-lora --base " + dir + "/base.tpk --lora " + dir + "/ft:0.5 --out " + dir + "/merged.safetensors");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("lossy"), std::string::npos) << r.output;
+  EXPECT_NO_THROW(load_checkpoint(tmp.path() / "merged.safetensors", nullptr));
+  r = test::run_cli(common + "2 --steps 1 --targets qkv");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("'qkv'"), std::string::npos) << r.output;
 }
 
 }  // namespace
