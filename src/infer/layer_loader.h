@@ -49,7 +49,7 @@ struct LoadedPiece {
 };
 
 struct LoaderStats {
-  int64_t loads = 0, hits = 0;  // pieces read / found already in a slot
+  int64_t loads = 0, hits = 0;  // pieces read / acquires that found their piece already read (no wait)
   uint64_t bytes_read = 0;
   double read_s = 0;            // loader thread: time in pread (+ fadvise, validation)
   double wait_s = 0;            // consumer: time blocked in acquire() — the compute that waited for I/O

@@ -196,7 +196,7 @@ std::string StreamingEngine::report() const {
   const double overlap = s.read_s > 0 ? std::clamp(1.0 - s.wait_s / s.read_s, 0.0, 1.0) : 0.0;
   char line[256];
   std::snprintf(line, sizeof line,
-                "io: %s read in %lld loads (%lld already resident), read %.3f s, compute waited %.3f s "
+                "io: %s read in %lld loads (%lld ready before needed), read %.3f s, compute waited %.3f s "
                 "(overlap %.0f%%), embedding rows %.3f s, head %.3f s\n",
                 format_bytes(static_cast<double>(s.bytes_read)).c_str(), static_cast<long long>(s.loads),
                 static_cast<long long>(s.hits), s.read_s, s.wait_s, 100.0 * overlap, embed_s_, head_s_);
