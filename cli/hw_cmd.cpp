@@ -193,7 +193,9 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   }
   for (const auto& r : results) print_check(r, config, profile.bandwidth_gbs);
   for (const auto& r : results) {
-    if (r.mode == PlanMode::Infer) print_streaming_plan(config, r.options, budget, o.stream_group);
+    if (r.mode == PlanMode::Infer && (!r.fits || o.stream_group > 0)) {
+      print_streaming_plan(config, r.options, budget, o.stream_group);
+    }
   }
 }
 
