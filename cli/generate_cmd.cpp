@@ -13,6 +13,7 @@
 #include "inference_commands.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
+#include "infer/lora_apply.h"
 #include "infer/streaming_engine.h"
 #include "model/hardware.h"
 #include "io/atomic_file.h"
@@ -30,6 +31,7 @@ struct GenerateCmdOptions {
   std::string memory_budget;  // layer streaming (infer/streaming_engine.h) when given
   int layer_group_size = 0;
   bool no_prefetch = false;
+  std::vector<std::string> lora;  // DIR[:weight], LoRA adapters applied unmerged (infer/lora_apply.h)
 };
 }  // namespace
 
@@ -57,6 +59,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--memory-budget", o->memory_budget, "Stream layers from the file within this budget (512M, 2G)");
   cmd->add_option("--layer-group-size", o->layer_group_size, "Layers per streamed group (0 = from the budget)");
   cmd->add_flag("--no-prefetch", o->no_prefetch, "Streaming: one buffer, read each group when needed");
+  cmd->add_option("--lora", o->lora, "LoRA adapter DIR[:weight] (PEFT layout; repeatable), applied unmerged");
   cmd->add_flag("--json", o->json, "Print one JSON object (text and timings) instead of streaming");
   cmd->callback([o, p, &global] {
     auto ctx = make_context(global);
@@ -71,6 +74,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     eo.kv_dtype = kv_dtype_from_name(o->kv);
     eo.max_batch = o->batch;
     std::optional<PackedModel> model;
+    LoraSet lora;
     std::unique_ptr<Engine> owned;
     if (!o->memory_budget.empty()) {
       const char* wayland = std::getenv("WAYLAND_DISPLAY");
@@ -85,6 +89,11 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       owned = std::make_unique<Engine>(*ctx, model->weights(), eo);
     }
     Engine& engine = *owned;
+    for (const std::string& spec : o->lora) {
+      const auto [dir, weight] = parse_lora_spec(spec);
+      lora.add(dir, weight, engine.weights().config, &ctx->memory);
+    }
+    engine.set_lora(&lora);
     const GenerateResult r = generate(engine, ids, o->gen, [&](std::string_view piece) {
       if (o->json) return;
       std::fwrite(piece.data(), 1, piece.size(), stdout);

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <initializer_list>
 
 #include "core/error.h"
 #include "infer/attention.h"
 #include "infer/lm_head.h"
+#include "infer/lora_apply.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
@@ -66,6 +68,15 @@ Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& o
   g_ = take(B * F);
   xs_ = take(B);
   xq_ = reinterpret_cast<int8_t*>(p);
+}
+
+void Engine::set_lora(const LoraSet* lora) {
+  lora_ = lora && !lora->empty() ? lora : nullptr;
+  if (lora_ && !lora_x_.bytes()) {
+    const TritterConfig& c = w_.config;
+    const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
+    lora_x_ = Buffer(options_.max_batch * widest * sizeof(float), MemCategory::Activations, &ctx_.memory);
+  }
 }
 
 void Engine::reset() {
@@ -130,12 +141,29 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
     t0 = now;
   };
 
+  // LoRA (set_lora): lx = the fp32 normalized input of the targeted projections; lora_add adds their deltas.
+  float* lx = lora_ ? lora_x_.as<float>().data() : nullptr;
+  auto lora_on = [&](std::initializer_list<int> kinds) {
+    if (lora_) for (int k : kinds) if (lora_->targets(layer, k)) return true;
+    return false;
+  };
+  auto lora_add = [&](int kind, const float* in, float* out) {
+    if (lora_ && lora_->targets(layer, kind)) lora_->apply(ctx_, layer, kind, in, T, out);
+  };
+
   // Attention block. a = RMSNorm(x) quantized once for q, k, v (§5).
   rmsnorm_quantize(ctx_, xq_, xs_, x_, L.input_norm, T, D, eps);
+  const bool lora_qkv = lora_on({kLoraQ, kLoraK, kLoraV});
+  if (lora_qkv) rmsnorm(ctx_, lx, x_, L.input_norm, T, D, eps);
   lap(other);
   ternary_matmul(ctx_, q_, xq_, xs_, L.q, T);  // q (T, H·d)
   ternary_matmul(ctx_, k_, xq_, xs_, L.k, T);  // k (T, K·d)
   ternary_matmul(ctx_, v_, xq_, xs_, L.v, T);  // v (T, K·d)
+  if (lora_qkv) {
+    lora_add(kLoraQ, lx, q_);
+    lora_add(kLoraK, lx, k_);
+    lora_add(kLoraV, lx, v_);
+  }
   lap(mm);
   if (c.qk_norm) {
     rmsnorm(ctx_, q_, q_, L.q_norm, T * H, d, eps);
@@ -155,17 +183,29 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   } else {
     quantize_activations(ctx_, xq_, xs_, o_, T, HD);
   }
+  const float* lora_o_in = o_;
+  if (c.sub_norm && lora_on({kLoraO})) {
+    rmsnorm(ctx_, lx, o_, L.attn_sub_norm, T, HD, eps);
+    lora_o_in = lx;
+  }
   lap(other);
   ternary_matmul(ctx_, y_, xq_, xs_, L.o, T);  // y (T, D)
+  lora_add(kLoraO, lora_o_in, y_);
   lap(mm);
   if (L.post_attn_norm) rmsnorm(ctx_, y_, y_, L.post_attn_norm, T, D, eps);
   for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // h = x + y
 
   // MLP block.
   rmsnorm_quantize(ctx_, xq_, xs_, x_, L.pre_ff_norm, T, D, eps);
+  const bool lora_ff = lora_on({kLoraGate, kLoraUp});
+  if (lora_ff) rmsnorm(ctx_, lx, x_, L.pre_ff_norm, T, D, eps);
   lap(other);
   ternary_matmul(ctx_, u_, xq_, xs_, L.up, T);  // u (T, F)
   if (c.gated_mlp()) ternary_matmul(ctx_, g_, xq_, xs_, L.gate, T);  // gt (T, F)
+  if (lora_ff) {
+    lora_add(kLoraUp, lx, u_);
+    if (c.gated_mlp()) lora_add(kLoraGate, lx, g_);
+  }
   lap(mm);
   if (c.gated_mlp()) {
     relu2_glu(ctx_, u_, g_, u_, T * F);  // s = relu(gt)² ⊙ u
@@ -177,8 +217,14 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   } else {
     quantize_activations(ctx_, xq_, xs_, u_, T, F);
   }
+  const float* lora_down_in = u_;
+  if (c.sub_norm && lora_on({kLoraDown})) {
+    rmsnorm(ctx_, lx, u_, L.ffn_sub_norm, T, F, eps);
+    lora_down_in = lx;
+  }
   lap(other);
   ternary_matmul(ctx_, y_, xq_, xs_, L.down, T);  // f (T, D)
+  lora_add(kLoraDown, lora_down_in, y_);
   lap(mm);
   if (L.post_ff_norm) rmsnorm(ctx_, y_, y_, L.post_ff_norm, T, D, eps);
   for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // out = h + f

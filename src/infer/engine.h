@@ -14,6 +14,8 @@
 
 namespace tritter {
 
+class LoraSet;  // infer/lora_apply.h
+
 struct EngineOptions {
   int64_t context = 0;     // positions the cache holds; 0 = min(max_position_embeddings, 4096)
   KvDtype kv_dtype = KvDtype::F32;
@@ -43,6 +45,10 @@ class Engine {
   const ModelWeights& weights() const { return w_; }
   const EngineTimings& timings() const { return timings_; }
   size_t scratch_bytes() const { return scratch_.bytes(); }
+  // Attaches LoRA adapters (infer/lora_apply.h; nullptr detaches): the targeted projections then also get
+  // Σ w·(α/r)·(x Aᵀ)Bᵀ of their normalized, un-quantized input, which the engine keeps in an extra fp32 buffer
+  // (max_batch × max(D, H·d, F)). `lora` must outlive the engine (or be detached).
+  void set_lora(const LoraSet* lora);
 
  protected:
   // The steps of forward(), for layer streaming (infer/streaming_engine.h), which runs them with weights it loads
@@ -67,6 +73,8 @@ class Engine {
   Buffer scratch_;  // activations for max_batch tokens (views below)
   float *x_, *q_, *k_, *v_, *o_, *y_, *u_, *g_, *xs_;
   int8_t* xq_;
+  const LoraSet* lora_ = nullptr;
+  Buffer lora_x_;  // the fp32 normalized input of the targeted projections (max_batch, widest)
 };
 
 }  // namespace tritter
