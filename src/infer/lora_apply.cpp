@@ -140,7 +140,12 @@ void LoraSet::add(const fs::path& dir, float weight, const TritterConfig& c, Mem
       m.O = O;
       m.I = I;
       m.A = read(base + ".lora_A.weight", {r, I});
-      m.B = read(base + ".lora_B.weight", {O, r});
+      float* B = read(base + ".lora_B.weight", {O, r});  // (O, r) → Bᵀ (r, O) in place
+      std::vector<float> tmp(B, B + O * r);
+      for (int64_t o = 0; o < O; ++o) {
+        for (int64_t j = 0; j < r; ++j) B[j * O + o] = tmp[static_cast<size_t>(o * r + j)];
+      }
+      m.Bt = B;
     }
   }
   for (const auto& st : file.tensors()) {
@@ -167,20 +172,22 @@ void LoraSet::apply(const Context& ctx, int layer, int kind, const float* x, int
     const float s = a.scale;
 #pragma omp parallel for num_threads(std::max(1, ctx.threads)) schedule(static)
     for (int64_t t = 0; t < T; ++t) {
-      std::vector<float> h(static_cast<size_t>(r));  // h = s·(x_t Aᵀ)  (r)
       const float* xt = x + t * I;
-      for (int64_t j = 0; j < r; ++j) {
-        const float* Aj = m.A + j * I;
-        float acc = 0;
-        for (int64_t i = 0; i < I; ++i) acc += Aj[i] * xt[i];
-        h[static_cast<size_t>(j)] = s * acc;
-      }
       float* yt = y + t * O;
-      for (int64_t o = 0; o < O; ++o) {
-        const float* Bo = m.B + o * r;
-        float acc = 0;
-        for (int64_t j = 0; j < r; ++j) acc += Bo[j] * h[static_cast<size_t>(j)];
-        yt[o] += acc;
+      for (int64_t j = 0; j < r; ++j) {
+        // h_j = s·(A_j · x_t) with 16 explicit partial sums (a fixed order the compiler may vectorize; no fast-math)
+        const float* Aj = m.A + j * I;
+        float acc[16] = {};
+        int64_t i = 0;
+        for (; i + 16 <= I; i += 16) {
+          for (int u = 0; u < 16; ++u) acc[u] += Aj[i + u] * xt[i + u];
+        }
+        float h = 0;
+        for (; i < I; ++i) h += Aj[i] * xt[i];
+        for (int u = 0; u < 16; ++u) h += acc[u];
+        h *= s;
+        const float* Bj = m.Bt + j * O;  // y_t += h_j · (Bᵀ)_j
+        for (int64_t o = 0; o < O; ++o) yt[o] += h * Bj[o];
       }
     }
   }

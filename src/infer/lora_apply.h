@@ -49,7 +49,7 @@ class LoraSet {
  private:
   struct Module {
     const float* A = nullptr;  // (r, I)
-    const float* B = nullptr;  // (O, r)
+    const float* Bt = nullptr;  // Bᵀ (r, O): transposed at load so the up-projection is an axpy per rank
     int64_t O = 0, I = 0;
   };
   struct Adapter {
