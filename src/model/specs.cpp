@@ -413,14 +413,18 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
     items.push_back({"gradients (fp32)", 4 * P, "4·P"});
     items.push_back({"AdamW m, v (fp32)", 8 * P, "8·P"});
     if (c.quant) {
-      int64_t tiles = 0, largest = 1;
+      // Mirrors train/model.cpp (tests/model/specs_test.cpp checks it against TrainModel's accounting): the
+      // step's ternary weights as 64-aligned 2-bit tiles, their int8 levels, and W̃ in fp32 for the sgemm dx.
+      int64_t tiles = 0, levels = 0;
       for (const auto& t : tensor_table(c)) {
         if (t.role != TensorRole::BitLinear) continue;
         tiles += align64(static_cast<int64_t>(ternary_matrix_bytes(t.shape[0], t.shape[1])));
-        largest = std::max(largest, t.numel());
+        levels += t.numel();
       }
-      items.push_back({"ternary weights of the step (2-bit tiles) + int8 scratch", tiles + largest,
-                       "Σ tiles, 64-aligned, + the largest BitLinear's numel (train/model.cpp)"});
+      items.push_back({"ternary weights of the step (2-bit tiles + int8 levels)", tiles + levels,
+                       "Σ tiles, 64-aligned, + 1 byte per BitLinear weight"});
+      items.push_back({"dequantized BitLinear weights W̃ for dx (fp32)", 4 * levels,
+                       "4 bytes per BitLinear weight (train --dx-kernel drops it)"});
     }
     items.push_back({act_name, training_activation_bytes(c, o.batch, o.context, o.recompute), "docs/memory.md"});
     return items;

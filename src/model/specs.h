@@ -130,9 +130,9 @@ struct PlanOptions {
 
 // The memory a run needs, term by term. Infer: the packed file's tensors (or, streaming, two groups of layers and
 // the always-resident embedding/head/final norm), KV cache, the engine's buffers. Throws on a context beyond
-// max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the step's ternary weight cache (2-bit
-// tiles + an int8 scratch, as train/model.cpp allocates it), activations. Qlora (LoRA on the frozen ternary base, training-spec §9): the base
-// packed at 2 bits, frozen fp32 embedding/head/gains, adapters (weights, grads, m, v in fp32), activations.
+// max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the step's ternary weights (2-bit tiles,
+// int8 levels and fp32 W̃, as train/model.cpp allocates them), activations. Qlora (LoRA on the frozen ternary
+// base, training-spec §9): the base packed at 2 bits, frozen fp32 embedding/head/gains, adapters (weights, grads, m, v in fp32), activations.
 std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& options);
 
 }  // namespace tritter
