@@ -12,6 +12,9 @@
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,bmi2")
+// GCC 12 reports its own intrinsics' _mm512_undefined_* placeholders (avx512fintrin.h) as maybe-uninitialized
+// once they are inlined here; a known false positive, silenced for this file only.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 namespace tritter::cpu {
