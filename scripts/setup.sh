@@ -8,7 +8,7 @@ packages=(
   libhwy-dev libomp-dev libopenblas-openmp-dev
   libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
   libhyperscan-dev libre2-dev
-  clang python3 zstd xz-utils
+  clang libclang-rt-14-dev python3 zstd xz-utils
 )
 missing=()
 for p in "${packages[@]}"; do
