@@ -11,18 +11,9 @@
 namespace tritter {
 namespace {
 
-using json = nlohmann::json;
+using test::expect_error;
 
-// Expects `fn` to throw an Error whose message contains every fragment.
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const char* f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
-  }
-}
+using json = nlohmann::json;
 
 TEST(Config, EveryPresetValidates) {
   for (const auto& name : preset_names()) {

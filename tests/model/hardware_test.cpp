@@ -7,19 +7,12 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "util/test_util.h"
 
 namespace tritter {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const char* f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 TEST(Hardware, ProfilesAreTheOriginalsPlusH200) {
   const auto& p = gpu_profiles();

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "util/test_util.h"
 #include "model/tensor_table.h"
 
 #include "infer/kv_cache.h"
@@ -17,15 +18,7 @@
 namespace tritter {
 namespace {
 
-template <typename Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const char* f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 void expect_within(double actual, double expected, double rel, const std::string& what) {
   EXPECT_LE(std::fabs(actual - expected), rel * std::fabs(expected))

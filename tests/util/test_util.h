@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+
 namespace tritter::test {
 
 // Lengths that are not multiples of any SIMD width or block (DESIGN.md, Tests).
@@ -17,6 +21,18 @@ inline const std::vector<int> kOddSizes = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33,
 template <typename T>
 void poison(std::span<T> out) {
   for (auto& v : out) v = std::numeric_limits<T>::quiet_NaN();
+}
+
+// Expects `fn` to throw tritter::Error whose message contains every fragment (the where/what/found/expected
+// parts a user reads); reports the whole message when one is missing.
+template <typename Fn>
+void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error& e) {
+    for (const char* f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
+  }
 }
 
 // Runs `build/tritter ARGS` (the path CMake compiled in), capturing stdout+stderr; returns the exit code.
