@@ -29,30 +29,6 @@ bool has_code_11(const uint8_t* p, size_t n) {
   return acc != 0;
 }
 
-// The same slots as model/packed_model.cpp's binding, by the table's kind.
-TernaryMatrix* matrix_slot(LayerWeights& L, const std::string& k) {
-  return k == "q_proj"      ? &L.q
-         : k == "k_proj"    ? &L.k
-         : k == "v_proj"    ? &L.v
-         : k == "o_proj"    ? &L.o
-         : k == "gate_proj" ? &L.gate
-         : k == "up_proj"   ? &L.up
-         : k == "down_proj" ? &L.down
-                            : nullptr;
-}
-
-const float** norm_slot(LayerWeights& L, const std::string& k) {
-  return k == "input_layernorm"              ? &L.input_norm
-         : k == "q_norm"                     ? &L.q_norm
-         : k == "k_norm"                     ? &L.k_norm
-         : k == "attn_sub_norm"              ? &L.attn_sub_norm
-         : k == "post_attention_layernorm"   ? &L.post_attn_norm
-         : k == "pre_feedforward_layernorm"  ? &L.pre_ff_norm
-         : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
-         : k == "post_feedforward_layernorm" ? &L.post_ff_norm
-                                             : nullptr;
-}
-
 std::string piece_name(const PieceLayout& p) {
   return p.head ? "head rows " + std::to_string(p.row0) + "-" + std::to_string(p.row1 - 1)
                 : "layer group " + std::to_string(p.layer0) + "-" + std::to_string(p.layer1 - 1);
@@ -356,14 +332,14 @@ void LayerLoader::bind(Slot& slot, int p) {
           if (!std::isfinite(beta) || !(beta > 0.0f)) {
             throw_error(where, ": tensor '", e.name, "': scale ", beta, ", expected a finite value > 0");
           }
-          TernaryMatrix* m = matrix_slot(L, e.kind);
+          TernaryMatrix* m = layer_matrix_slot(L, e.kind);
           TRITTER_CHECK(m && qdata && j > 0, "unknown BitLinear kind ", e.kind);
           const PackedFileLayout::Entry& q = entries[j - 1];  // its qweight
           *m = TernaryMatrix{qdata, q.rows, q.cols, 1.0f / beta};
           break;
         }
         case PackedFileLayout::EntryType::Norm: {
-          const float** n = norm_slot(L, e.kind);
+          const float** n = layer_norm_slot(L, e.kind);
           TRITTER_CHECK(n != nullptr, "unknown norm kind ", e.kind);
           *n = reinterpret_cast<const float*>(ptr);
           break;

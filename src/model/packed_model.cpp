@@ -219,15 +219,7 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
         } else {
           LayerWeights& L = mw->layers[info.layer];
           const std::string& k = info.kind;
-          const float** slot = k == "input_layernorm"              ? &L.input_norm
-                               : k == "q_norm"                     ? &L.q_norm
-                               : k == "k_norm"                     ? &L.k_norm
-                               : k == "attn_sub_norm"              ? &L.attn_sub_norm
-                               : k == "post_attention_layernorm"   ? &L.post_attn_norm
-                               : k == "pre_feedforward_layernorm"  ? &L.pre_ff_norm
-                               : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
-                               : k == "post_feedforward_layernorm" ? &L.post_ff_norm
-                                                                   : nullptr;
+          const float** slot = layer_norm_slot(L, k);
           TRITTER_CHECK(slot != nullptr, "unknown norm kind ", k);
           *slot = f;
         }
@@ -245,14 +237,7 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
     if (info.layer < 0) continue;
     LayerWeights& L = mw->layers[info.layer];
     const std::string& k = info.kind;
-    TernaryMatrix* slot = k == "q_proj"      ? &L.q
-                          : k == "k_proj"    ? &L.k
-                          : k == "v_proj"    ? &L.v
-                          : k == "o_proj"    ? &L.o
-                          : k == "gate_proj" ? &L.gate
-                          : k == "up_proj"   ? &L.up
-                          : k == "down_proj" ? &L.down
-                                             : nullptr;
+    TernaryMatrix* slot = layer_matrix_slot(L, k);
     TRITTER_CHECK(slot != nullptr, "unknown BitLinear kind ", k);
     *slot = m;
   }
@@ -372,6 +357,29 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
     return static_cast<const uint8_t*>(m.owned_[index.at(e.name)].data());
   }, "in-memory model");
   return m;
+}
+
+TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) {
+  return k == "q_proj"      ? &L.q
+         : k == "k_proj"    ? &L.k
+         : k == "v_proj"    ? &L.v
+         : k == "o_proj"    ? &L.o
+         : k == "gate_proj" ? &L.gate
+         : k == "up_proj"   ? &L.up
+         : k == "down_proj" ? &L.down
+                            : nullptr;
+}
+
+const float** layer_norm_slot(LayerWeights& L, const std::string& k) {
+  return k == "input_layernorm"              ? &L.input_norm
+         : k == "q_norm"                     ? &L.q_norm
+         : k == "k_norm"                     ? &L.k_norm
+         : k == "attn_sub_norm"              ? &L.attn_sub_norm
+         : k == "post_attention_layernorm"   ? &L.post_attn_norm
+         : k == "pre_feedforward_layernorm"  ? &L.pre_ff_norm
+         : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
+         : k == "post_feedforward_layernorm" ? &L.post_ff_norm
+                                             : nullptr;
 }
 
 }  // namespace tritter

@@ -96,6 +96,11 @@ class PackedModel {
   std::unique_ptr<ModelWeights> weights_;
 };
 
+// The field of `layer` that holds the tensor of table kind `kind` ("q_proj", "input_layernorm", ...); nullptr for
+// a kind of the other family. Loading, streaming and LoRA bind tensors through these two.
+TernaryMatrix* layer_matrix_slot(LayerWeights& layer, const std::string& kind);
+const float** layer_norm_slot(LayerWeights& layer, const std::string& kind);
+
 // "<prefix>.qweight" for "<prefix>.weight".
 std::string qweight_name(const std::string& weight_name);
 std::string weight_scale_name(const std::string& weight_name);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "train/arena.h"
 
 namespace tritter::train {
 
@@ -23,25 +24,6 @@ int kind_index(const std::string& kind) {
     if (kind == kKinds[i]) return i;
   return -1;
 }
-
-// Walks the arena layout: with a null base it only counts bytes (the size function), otherwise hands out
-// 64-byte-aligned pointers (the same scheme as train/model.cpp's carve).
-class Carver {
- public:
-  explicit Carver(uint8_t* base) : base_(base) {}
-  template <typename T>
-  T* take(int64_t count) {
-    offset_ = (offset_ + 63) & ~static_cast<int64_t>(63);
-    T* p = base_ ? reinterpret_cast<T*>(base_ + offset_) : nullptr;
-    offset_ += count * static_cast<int64_t>(sizeof(T));
-    return p;
-  }
-  int64_t bytes() const { return (offset_ + 63) & ~static_cast<int64_t>(63); }
-
- private:
-  uint8_t* base_;
-  int64_t offset_ = 0;
-};
 
 BitWeight base_weight(const TernaryMatrix& m) {
   BitWeight b;

@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
+#include "train/arena.h"
 
 namespace tritter::train {
 
@@ -43,25 +44,6 @@ class OpTimer {
     OpTimer timer_(times_, Op::op);         \
     __VA_ARGS__;                            \
   } while (0)
-
-// Walks the arena layout: with a null base it only counts bytes (the size function), otherwise hands out
-// 64-byte-aligned pointers.
-class Carver {
- public:
-  explicit Carver(uint8_t* base) : base_(base) {}
-  template <typename T>
-  T* take(int64_t count) {
-    offset_ = (offset_ + 63) & ~static_cast<int64_t>(63);
-    T* p = base_ ? reinterpret_cast<T*>(base_ + offset_) : nullptr;
-    offset_ += count * static_cast<int64_t>(sizeof(T));
-    return p;
-  }
-  int64_t bytes() const { return (offset_ + 63) & ~static_cast<int64_t>(63); }
-
- private:
-  uint8_t* base_;
-  int64_t offset_ = 0;
-};
 
 BitInput take_input(Carver& c, int64_t N, int64_t I, bool quant) {
   BitInput in;
