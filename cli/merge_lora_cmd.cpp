@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "infer/lora_apply.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
 #include "model/checkpoint.h"
@@ -43,19 +44,8 @@ void run_merge(const MergeArgs& a, const GlobalOptions& global) {
     double weight;
   };
   std::vector<Loaded> adapters;
-  for (const auto& spec : a.lora) {  // DIR or DIR:weight
-    std::string dir = spec;
-    double weight = 1.0;
-    if (const size_t colon = spec.rfind(':'); colon != std::string::npos && colon + 1 < spec.size()) {
-      try {
-        size_t used = 0;
-        weight = std::stod(spec.substr(colon + 1), &used);
-        if (used == spec.size() - colon - 1) dir = spec.substr(0, colon);
-        else weight = 1.0;
-      } catch (const std::exception&) {
-        weight = 1.0;
-      }
-    }
+  for (const auto& spec : a.lora) {  // DIR or DIR:weight, parsed as `generate --lora` parses it
+    const auto [dir, weight] = parse_lora_spec(spec);
     adapters.push_back({train::load_lora_adapter(dir, c, &ctx->memory), weight});
   }
   double sum_rel = 0, worst_rel = 0, sum_lost = 0;
