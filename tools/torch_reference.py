@@ -2,6 +2,8 @@
 """Independent PyTorch implementation of Tritter's training maths (shared/spec/training-spec.md §2-8).
 
 Optional tool (needs `apt-get install python3-torch`, PyTorch 1.13 on Debian 12; not a build or test dependency).
+Run it with the system interpreter (`/usr/bin/python3 tools/torch_reference.py ...`) where a pyenv/venv python3
+shadows it. numpy (a python3-torch dependency) is used only to serialize tensors.
 Safetensors are read and written by hand (8-byte little-endian header length, JSON header, raw data).
 
     torch_reference.py grads --model CKPT --batch BATCH -o OUT [--steps K --lr 1e-3 --wd 0.1 --clip 1]
@@ -11,7 +13,7 @@ Safetensors are read and written by hand (8-byte little-endian header length, JS
         clip + AdamW updates on the same batch). All outputs F32, computed by autograd in --dtype.
     torch_reference.py compare A.safetensors B.safetensors [--tol 1e-4]
         Per-tensor max |A-B|, max |A-B| / max(|A|,|B|) ("rel") and rel-L2; exit 1 if any rel > tol.
-    torch_reference.py bench [--threads 1 --interop 1 --steps 20 --warmup 3 --quant/--no-quant]
+    torch_reference.py bench [--threads 1 --interop 1 --blas-threads N --steps 20 --warmup 3 --quant/--no-quant]
         Trains the spec §11 configuration on random tokens with plain idiomatic PyTorch (nn.Module, autograd,
         torch.optim.AdamW) and prints tokens/s (median step) and the BLAS torch uses.
     torch_reference.py variant CKPT -o OUT [--set key=value ...] [--jitter-gains 0.1 --seed 0]
@@ -83,7 +85,6 @@ def read_safetensors(path):
 
 def write_safetensors(path, tensors, metadata=None):
     """tensors: list of (name, torch.Tensor) written in that order; metadata: {str: str}."""
-    import torch
     rev = {v[2]: k for k, v in _ST_DTYPES.items()}
     header, blobs, off = {}, [], 0
     if metadata:
@@ -184,6 +185,22 @@ def init_params(c, seed):
 # --------------------------------------------------------------------------------------------------------------
 # the model (spec §4-7)
 
+# `grads --probe-ties`: when a dict, every quantizer records how close its inputs came to a rounding boundary
+# (activations: x·s to k + 0.5; weights: |w·σ| to 0.5), relative to max(|x·s|, 1). A distance below ~1e-6 is
+# within fp32 rounding noise: there an fp32 implementation may legitimately pick the other level (spec §10).
+PROBE = None
+
+
+def _probe(kind, y, boundary_dist):
+    if PROBE is None:
+        return
+    rel = boundary_dist / y.abs().clamp(min=1.0)
+    p = PROBE.setdefault(kind, [math.inf, 0, 0])
+    if rel.numel():
+        p[0] = min(p[0], float(rel.min()))
+    p[1] += int((rel < 1e-6).sum())
+    p[2] += rel.numel()
+
 def build_model_classes():
     import torch
     import torch.nn as nn
@@ -204,6 +221,9 @@ def build_model_classes():
         # s = 127 / max(absmax, eps); q = rne(x*s); x~ = q / s (true division). |x*s| <= 127 so the clamp is moot.
         qmax = 2 ** (bits - 1) - 1
         s = qmax / x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=eps)
+        if PROBE is not None:
+            y = x.detach() * s
+            _probe("act", y, ((y - y.floor()) - 0.5).abs())
         return (x.detach() * s).round().clamp(-qmax - 1, qmax) / s
 
     def weight_quant_fp32(w, eps):
@@ -213,6 +233,9 @@ def build_model_classes():
         beta = torch.clamp(beta, min=torch.tensor(eps, dtype=torch.float32))
         sigma = torch.tensor(1.0, dtype=torch.float32) / beta
         q = (w32 * sigma).round().clamp(-1, 1)
+        if PROBE is not None:
+            y = (w32 * sigma).double()
+            _probe("weight", y, (y.abs() - 0.5).abs())
         return (q / sigma).to(w.dtype)
 
     class RMSNorm(nn.Module):
@@ -422,7 +445,7 @@ def read_batch(path):
     return t["input_ids"].long(), t["targets"].long()
 
 
-def make_adamw(model, lr, wd, fused_ok=True):
+def make_adamw(model, lr, wd):
     import torch
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -433,8 +456,19 @@ def make_adamw(model, lr, wd, fused_ok=True):
 # --------------------------------------------------------------------------------------------------------------
 # subcommands
 
+def _report_probe(step):
+    global PROBE
+    if PROBE is not None:
+        parts = [f"{k}: closest tie {v[0]:.2e}, {v[1]} of {v[2]} within 1e-6" for k, v in sorted(PROBE.items())]
+        print(f"  step {step} quantizer inputs: " + "; ".join(parts))
+        PROBE = {}
+
+
 def cmd_grads(a):
     import torch
+    global PROBE
+    if a.probe_ties:
+        PROBE = {}
     torch.set_num_threads(a.threads)
     dtype = {"float64": torch.float64, "float32": torch.float32}[a.dtype]
     model, c, names = load_model(a.model, dtype, exact=True)
@@ -445,6 +479,7 @@ def cmd_grads(a):
     params = dict(model.named_parameters())
     z, loss = model(ids, tg)
     loss.backward()
+    _report_probe(0)
     logits = z.detach().float()
     loss0 = loss.detach().float()
     grads = {n: params[n].grad.detach().float().clone() for n in names}
@@ -456,6 +491,7 @@ def cmd_grads(a):
                 opt.zero_grad(set_to_none=True)
                 _, loss = model(ids, tg)
                 loss.backward()
+                _report_probe(k)
             losses.append(float(loss))
             if a.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -472,7 +508,6 @@ def cmd_grads(a):
 
 
 def cmd_compare(a):
-    import torch
     A, _ = read_safetensors(a.a)
     B, _ = read_safetensors(a.b)
     bad = []
@@ -519,10 +554,26 @@ def blas_info():
     return sorted(libs), torch.__config__.show()
 
 
+def openblas_handle():
+    """ctypes handle of the OpenBLAS mapped into this process (None when torch uses another BLAS)."""
+    import ctypes
+    for p in blas_info()[0]:
+        if "openblas" in os.path.basename(p):
+            try:
+                return ctypes.CDLL(p)
+            except OSError:
+                return None
+    return None
+
+
 def cmd_bench(a):
+    import ctypes
     import torch
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(a.interop)
+    ob = openblas_handle()
+    if a.blas_threads and ob is not None:
+        ob.openblas_set_num_threads(a.blas_threads)
     c = full_config({"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
                      "intermediate_size": 1024, "vocab_size": 264, "sub_norm": True, "qk_norm": True,
                      "post_norm": "ffn", "mlp_act": "relu2", "quant": a.quant})
@@ -555,6 +606,11 @@ def cmd_bench(a):
     print("env: " + " ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                                                 "OPENBLAS_CORETYPE", "MKL_NUM_THREADS")
                              if k in os.environ))
+    if ob is not None:
+        ob.openblas_get_config.restype = ctypes.c_char_p
+        ob.openblas_get_corename.restype = ctypes.c_char_p
+        print(f"OpenBLAS: {ob.openblas_get_config().decode()}, core {ob.openblas_get_corename().decode()}, "
+              f"{ob.openblas_get_num_threads()} thread(s)")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, interop {torch.get_num_interop_threads()}")
     print(f"model: D=256 L=4 H=K=4 F=1024 V=264 T={T} B={B} quant={c['quant']}, {nparam} parameters, fp32")
     print(f"median step {med * 1e3:.1f} ms over {len(times)} steps (min {min(times) * 1e3:.1f}, max "
@@ -565,7 +621,7 @@ def _parse_value(v):
     low = v.lower()
     if low in ("true", "false"):
         return low == "true"
-    if low in ("null", "none"):
+    if low == "null":
         return None
     try:
         return int(v)
@@ -628,6 +684,8 @@ def main():
     g.add_argument("--clip", type=float, default=1.0, help="global-norm clip (0 = off)")
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     g.add_argument("--threads", type=int, default=1)
+    g.add_argument("--probe-ties", action="store_true",
+                   help="per step, report how close quantizer inputs came to a rounding boundary (spec §10)")
     g.set_defaults(fn=cmd_grads)
     c = sub.add_parser("compare", help="per-tensor max abs / relative diff of two safetensors files")
     c.add_argument("a")
@@ -637,6 +695,9 @@ def main():
     b = sub.add_parser("bench", help="spec §11 training speed, idiomatic PyTorch")
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--interop", type=int, default=1)
+    b.add_argument("--blas-threads", type=int, default=0,
+                   help="openblas_set_num_threads(N) after torch's setup (0 = leave as is). With Debian's OpenMP "
+                        "OpenBLAS this is omp_set_num_threads(N): torch's intra-op threads follow (printed at the end)")
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--warmup", type=int, default=3)
     b.add_argument("--batch", type=int, default=8)
@@ -661,6 +722,11 @@ def main():
     t.add_argument("--ignore", type=int, default=0)
     t.set_defaults(fn=cmd_batch)
     a = p.parse_args()
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SystemExit(f"torch_reference.py: PyTorch not found for {sys.executable}: apt-get install python3-torch, "
+                         "then run with /usr/bin/python3")
     a.fn(a)
 
 
