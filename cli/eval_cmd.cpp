@@ -1,5 +1,7 @@
-// `tritter eval`: bits per byte and perplexity of a full-precision checkpoint on held-out data (issue 5).
-// Byte tokens make bits-per-token = bits-per-byte (each document's <eos> counts as one more symbol).
+// `tritter eval`: bits per byte and perplexity on held-out data of a full-precision checkpoint (issue 5), a packed
+// model, or either with a LoRA adapter (issue 6: the fine-tune's effect on other data). Byte tokens make
+// bits-per-token = bits-per-byte (each document's <eos> counts as one more symbol). A packed model is evaluated with
+// the LoRA trainer's forward on the frozen packed base (the same integer forward as QAT's quantized weights).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -7,8 +9,12 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/packed_model.h"
 #include "train/data.h"
+#include "train/lora_finetune.h"
+#include "train/lora_io.h"
 #include "train/model.h"
 #include "train/trainer.h"
 
@@ -17,7 +23,7 @@ namespace tritter::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, split = "all";
+  std::string model, lora, split = "all";
   std::vector<std::string> data, ext;
   int64_t batch = 8, seq = 256, windows = 1000000;
   double val_fraction = 0.05;
@@ -27,23 +33,59 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   auto ctx = make_context(global);
   std::filesystem::path path = a.model;
   if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
-  Checkpoint ck = load_checkpoint(path, &ctx->memory);
   train::DataOptions d;
   d.paths = a.data;
   if (!a.ext.empty()) d.extensions = a.ext;
   if (a.split != "all" && a.split != "val") throw_error("eval: --split: found '", a.split, "', expected all or val");
   d.val_fraction = a.split == "all" ? 1.0 : a.val_fraction;
   const train::TokenData data(d);
-  const int64_t T = std::min(a.seq, ck.config.max_position_embeddings);
-  train::TrainModel model(ck.config, *ctx);
-  std::memcpy(model.params().data(), ck.params.data(), ck.params.bytes());
-  model.reserve(a.batch, T, false);
-  const int64_t windows = std::min(data.val_windows(T), a.windows);
-  if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens");
-  const double bpb = train::evaluate_bits_per_byte(model, data, a.batch, T, a.windows);
-  std::printf("eval %s: %lld windows x %lld tokens of %lld held-out documents (%lld tokens): %.4f bits/byte, "
+  std::string format;
+  {
+    const SafeTensorsFile f(path);
+    auto it = f.metadata().find("format");
+    format = it == f.metadata().end() ? "" : it->second;
+  }
+  double bpb = -1;
+  int64_t T = 0, windows = 0;
+  auto check_windows = [&] {
+    windows = std::min(data.val_windows(T), a.windows);
+    if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens");
+  };
+  if (format == kPackedFormat || !a.lora.empty()) {
+    // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
+    const PackedModel base = train::open_lora_base(path, &ctx->memory);
+    train::LoraConfig lc;
+    lc.rank = 1;
+    Buffer adapter_params;
+    if (!a.lora.empty()) {
+      train::LoraAdapter adapter = train::load_lora_adapter(a.lora, base.config(), &ctx->memory);
+      lc = adapter.config;
+      adapter_params = std::move(adapter.params);
+    }
+    train::LoraModel model(base.weights(), lc, *ctx);
+    if (a.lora.empty()) {
+      model.init_adapters(1);
+    } else {
+      std::memcpy(model.params().data(), adapter_params.data(), adapter_params.bytes());
+    }
+    T = std::min(a.seq, base.config().max_position_embeddings);
+    check_windows();
+    model.reserve(a.batch, T);
+    bpb = train::evaluate_bits_per_byte(
+        [&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, a.batch, T, 1.0f, false); }, data,
+        a.batch, T, a.windows);
+  } else {
+    Checkpoint ck = load_checkpoint(path, &ctx->memory);
+    T = std::min(a.seq, ck.config.max_position_embeddings);
+    check_windows();
+    train::TrainModel model(ck.config, *ctx);
+    std::memcpy(model.params().data(), ck.params.data(), ck.params.bytes());
+    model.reserve(a.batch, T, false);
+    bpb = train::evaluate_bits_per_byte(model, data, a.batch, T, a.windows);
+  }
+  std::printf("eval %s%s%s: %lld windows x %lld tokens of %lld held-out documents (%lld tokens): %.4f bits/byte, "
               "perplexity %.3f\n",
-              path.string().c_str(), static_cast<long long>(windows), static_cast<long long>(T),
+              path.string().c_str(), a.lora.empty() ? "" : " + adapter ", a.lora.c_str(), static_cast<long long>(windows), static_cast<long long>(T),
               static_cast<long long>(data.stats().val_docs), static_cast<long long>(data.stats().val_tokens), bpb,
               std::exp2(bpb));
 }
@@ -53,8 +95,10 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
 void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* c = app.add_subcommand("eval", "Bits per byte and perplexity of a checkpoint on held-out data");
-  c->add_option("--model", a->model, "Checkpoint .safetensors or a training directory (its latest checkpoint)")
+  c->add_option("--model", a->model,
+                 "Checkpoint .safetensors, a training directory (its latest checkpoint) or a packed model")
       ->required();
+  c->add_option("--lora", a->lora, "Apply this LoRA adapter directory (tritter finetune's output) to the model");
   c->add_option("--data", a->data, "Files or directories")->required();
   c->add_option("--ext", a->ext, "Extensions kept when walking directories");
   c->add_option("--split", a->split, "all: every document; val: the training run's held-out split")
