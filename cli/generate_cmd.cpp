@@ -25,7 +25,7 @@ namespace tritter::cli {
 namespace {
 struct GenerateCmdOptions {
   std::string model, prompt, file, kv = "f32";
-  bool prompt_given = false, no_bos = false, ignore_eos = false, json = false;
+  bool prompt_given = false, bos = false, no_bos = false, ignore_eos = false, json = false;
   int64_t ctx = 0, batch = 64;
   GenerateOptions gen;
   std::string memory_budget;  // layer streaming (infer/streaming_engine.h) when given
@@ -52,7 +52,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("-s,--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--stop", o->gen.stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep going after <eos>");
-  cmd->add_flag("--no-bos", o->no_bos, "Do not prepend <bos>");
+  cmd->add_flag("--bos", o->bos, "Prepend <bos> (default: as the model file's add_bos_token says)");
+  cmd->add_flag("--no-bos", o->no_bos, "Do not prepend <bos>")->excludes("--bos");
   cmd->add_option("-c,--ctx", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")->capture_default_str();
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
@@ -68,7 +69,9 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     if (!from_file && p->count() == 0) throw_error("generate: give --prompt TEXT or --file F");
     if (text.empty()) throw_error(from_file ? "--file '" + o->file + "'" : std::string("--prompt"), ": empty prompt");
     o->gen.stop_at_eos = !o->ignore_eos;
-    const auto ids = tokenize(text, {.bos = !o->no_bos, .modality = -1, .eos = false});
+    // Tritter's trainer starts documents without <bos>, and files it packs say so (add_bos_token).
+    const bool bos = o->bos || (!o->no_bos && packed_add_bos(SafeTensorsFile(o->model)));
+    const auto ids = tokenize(text, {.bos = bos, .modality = -1, .eos = false});
     EngineOptions eo;
     eo.context = o->ctx;
     eo.kv_dtype = kv_dtype_from_name(o->kv);

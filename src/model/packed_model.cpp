@@ -148,8 +148,10 @@ std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const
   return {{"format", kPackedFormat},
           {"config", config_to_json(c, /*model_only=*/true).dump()},
           {"qweight_layout", "T16"},
-          {"head", head_format_name(options.head)}};
+          {"head", head_format_name(options.head)},
+          {"add_bos_token", "false"}};
 }
+
 
 // Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
 using Lookup = std::function<const uint8_t*(const PackedEntry&)>;
@@ -380,6 +382,11 @@ const float** layer_norm_slot(LayerWeights& L, const std::string& k) {
          : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
          : k == "post_feedforward_layernorm" ? &L.post_ff_norm
                                              : nullptr;
+}
+
+bool packed_add_bos(const SafeTensorsFile& file) {
+  auto it = file.metadata().find("add_bos_token");
+  return it == file.metadata().end() || it->second == "true";
 }
 
 }  // namespace tritter

@@ -101,6 +101,11 @@ class PackedModel {
 TernaryMatrix* layer_matrix_slot(LayerWeights& layer, const std::string& kind);
 const float** layer_norm_slot(LayerWeights& layer, const std::string& kind);
 
+// Whether prompts start with <bos>: the file's "add_bos_token" (the name of Hugging Face's tokenizer_config key).
+// Tritter writes "false": its trainer starts documents without <bos> (each ends with <eos>), so <bos> is a token
+// the model never saw. Files without the key (written before it existed) get true.
+bool packed_add_bos(const SafeTensorsFile& file);
+
 // "<prefix>.qweight" for "<prefix>.weight".
 std::string qweight_name(const std::string& weight_name);
 std::string weight_scale_name(const std::string& weight_name);

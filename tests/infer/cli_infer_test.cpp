@@ -21,8 +21,11 @@ TEST(InferCli, InitPackInspectGenerate) {
   EXPECT_NE(r.output.find("bytes read per decoded token"), std::string::npos);
   r = test::run_cli("-t 2 generate -m " + pk + " -p 'def main():' -n 12 --ignore-eos");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("prompt: 12 tokens"), std::string::npos) << r.output;
+  // Packed files say add_bos_token = false (Tritter's documents start without <bos>): 11 prompt bytes, no <bos>.
+  EXPECT_NE(r.output.find("prompt: 11 tokens"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("generated: 12 tokens (length)"), std::string::npos) << r.output;
+  r = test::run_cli("generate -m " + pk + " -p 'def main():' -n 1 --bos");
+  EXPECT_NE(r.output.find("prompt: 12 tokens"), std::string::npos) << r.output;
   // Greedy output is the same on 1 and 2 threads (stdout only: the timings line differs).
   const auto a = test::run_cli("-q -t 1 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
   const auto b = test::run_cli("-q -t 2 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
@@ -47,7 +50,7 @@ TEST(InferCli, BadInputsGiveClearErrors) {
   EXPECT_NE(r.output.find("--prompt: empty prompt"), std::string::npos) << r.output;
   r = test::run_cli("generate -m " + pk + " -p " + std::string(600, 'a'));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("the prompt has 601 tokens, more than the context of 512"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the prompt has 600 tokens, more than the context of 512"), std::string::npos) << r.output;
   const std::string bytes = test::read_file(pk);
   test::write_file(dir / "trunc.st", bytes.substr(0, bytes.size() / 2));
   r = test::run_cli("generate -m " + (dir / "trunc.st").string() + " -p hi");
