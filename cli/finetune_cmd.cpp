@@ -27,6 +27,7 @@ struct FinetuneArgs {
   int64_t checkpoint_every = 100, keep = 3, log_every = 10;
   double alpha = 16, dropout = 0, lr = 1e-3, wd = 0, clip = 1.0, val_fraction = 0.05, min_ratio = 0.1;
   uint64_t seed = 1234;
+  bool recompute = false;
 };
 
 void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions& global) {
@@ -71,6 +72,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     t.log_every = a.log_every;
     t.out_dir = a.out;
     t.log_json = a.log_json;
+    t.recompute = a.recompute;
   }
   std::signal(SIGINT, on_ft_interrupt);
   std::signal(SIGTERM, on_ft_interrupt);
@@ -125,6 +127,8 @@ void add_finetune_command(CLI::App& app, GlobalOptions& global) {
   c->add_option("--keep", a->keep, "Checkpoints kept")->capture_default_str();
   c->add_option("--log-every", a->log_every, "Steps between progress lines")->capture_default_str();
   c->add_option("--log-json", a->log_json, "Also write progress as JSON lines");
+  c->add_flag("--recompute", a->recompute,
+              "Gradient checkpointing: keep one layer's activations, re-run each layer's forward in backward");
   c->callback([a, c, &global] { run_finetune_cmd(*a, c, global); });
 
 }

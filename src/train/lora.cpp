@@ -168,17 +168,20 @@ struct LoraModel::Views {
 };
 
 namespace {
-void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const LoraConfig& lora, int64_t B, int64_t T);
+void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const LoraConfig& lora, int64_t B, int64_t T,
+           bool recompute);
 }
 
-int64_t lora_activation_bytes(const TritterConfig& config, const LoraConfig& lora, int64_t B, int64_t T) {
+int64_t lora_activation_bytes(const TritterConfig& config, const LoraConfig& lora, int64_t B, int64_t T,
+                              bool recompute) {
   Carver c(nullptr);
-  carve(c, nullptr, config, lora, B, T);
+  carve(c, nullptr, config, lora, B, T, recompute);
   return c.bytes();
 }
 
 namespace {
-void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const LoraConfig& lora, int64_t B, int64_t T) {
+void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const LoraConfig& lora, int64_t B, int64_t T,
+           bool recompute) {
   LoraModel::Views scratch;
   LoraModel::Views& v = vp ? *vp : scratch;
   const int64_t N = B * T, D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
@@ -190,7 +193,7 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
     if (lora.targets_kind(kKinds[k])) uses_input[kInputOf[k]] = true;
   v.xs.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& x : v.xs) x = c.take<float>(N * D);
-  v.layers.assign(static_cast<size_t>(L), LayerSave{});
+  v.layers.assign(static_cast<size_t>(recompute ? 1 : L), LayerSave{});
   for (auto& a : v.layers) {
     a.r_in = c.take<float>(N);
     for (int j = 0; j < 4; ++j)
@@ -292,8 +295,8 @@ void LoraModel::zero_grad() {
   if (grads_.bytes()) std::memset(grads_.data(), 0, grads_.bytes());
 }
 
-void LoraModel::reserve(int64_t B, int64_t T) {
-  if (B == B_ && T == T_ && !arena_.empty()) return;
+void LoraModel::reserve(int64_t B, int64_t T, bool recompute) {
+  if (B == B_ && T == T_ && recompute == recompute_ && !arena_.empty()) return;
   const TritterConfig& c = base_.config;
   if (B < 1 || T < 1) throw_error("lora: batch shape: found B=", B, " T=", T, ", expected both >= 1");
   if (T > c.max_position_embeddings) {
@@ -301,9 +304,12 @@ void LoraModel::reserve(int64_t B, int64_t T) {
                 c.max_position_embeddings, ")");
   }
   arena_ = Buffer();
-  arena_ = Buffer(static_cast<size_t>(lora_activation_bytes(c, lora_, B, T)), MemCategory::Activations, &ctx_.memory);
+  arena_ = Buffer(static_cast<size_t>(lora_activation_bytes(c, lora_, B, T, recompute)), MemCategory::Activations,
+                  &ctx_.memory);
   Carver cv(static_cast<uint8_t*>(arena_.data()));
-  carve(cv, v_.get(), c, lora_, B, T);
+  carve(cv, v_.get(), c, lora_, B, T, recompute);
+  recompute_ = recompute;
+  layer_rng_.assign(static_cast<size_t>(c.num_hidden_layers), {});
   TRITTER_CHECK(static_cast<size_t>(cv.bytes()) == arena_.bytes(), cv.bytes(), " vs ", arena_.bytes());
   attn_ = AttnShape{B, T, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
   attn_scratch_ = Buffer(static_cast<size_t>(attention_scratch_floats(attn_, nthreads(ctx_))) * sizeof(float),
@@ -342,7 +348,7 @@ void LoraModel::layer_forward(int i, float* x_out, bool train) {
   const float sc = lora_.scale();
   const LayerWeights& W = base_.layers[static_cast<size_t>(i)];
   const auto& slots = slot_[static_cast<size_t>(i)];
-  LayerSave& A = v_->layers[static_cast<size_t>(i)];
+  LayerSave& A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)];
   Views& v = *v_;
   const float* x = v.xs[static_cast<size_t>(i)];
   float* tmp = v.tmp_big;
@@ -423,7 +429,7 @@ void LoraModel::layer_backward(int i, float* dres) {
   const float sc = lora_.scale();
   const LayerWeights& W = base_.layers[static_cast<size_t>(i)];
   const auto& slots = slot_[static_cast<size_t>(i)];
-  const LayerSave& A = v_->layers[static_cast<size_t>(i)];
+  const LayerSave& A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)];
   Views& v = *v_;
   const float* p = params_.as<float>().data();
   float* g = grads_.as<float>().data();
@@ -524,13 +530,17 @@ void LoraModel::layer_backward(int i, float* dres) {
 
 double LoraModel::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
                           bool train) {
-  if (B != B_ || T != T_ || arena_.empty()) reserve(B, T);
+  if (B != B_ || T != T_ || arena_.empty()) reserve(B, T, recompute_);
   const TritterConfig& c = base_.config;
   const int64_t N = B * T, D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   Views& v = *v_;
   ids_.assign(inputs, inputs + N);
   embedding_forward(v.xs[0], base_.embed, inputs, N, D, V);
-  for (int64_t i = 0; i < L; ++i) layer_forward(static_cast<int>(i), v.xs[static_cast<size_t>(i + 1)], train);
+  last_train_ = train;
+  for (int64_t i = 0; i < L; ++i) {
+    layer_rng_[static_cast<size_t>(i)] = drop_rng_.state();
+    layer_forward(static_cast<int>(i), v.xs[static_cast<size_t>(i + 1)], train);
+  }
   rmsnorm_forward(ctx_, v.hhat, v.r_final, v.xs[static_cast<size_t>(L)], base_.final_norm, N, D,
                   static_cast<float>(c.rms_norm_eps));
   linear_forward(v.logits, v.hhat, head_, N, D, V);
@@ -553,7 +563,15 @@ void LoraModel::backward() {
               1.0f, v.dz, static_cast<int>(V), head_, static_cast<int>(D), 0.0f, v.d_d1, static_cast<int>(D));
   std::memset(v.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
   rmsnorm_backward(ctx_, v.dres, v.dg, v.d_d1, v.xs[static_cast<size_t>(L)], v.r_final, base_.final_norm, N, D);
-  for (int64_t i = L - 1; i >= 0; --i) layer_backward(static_cast<int>(i), v.dres);
+  const auto rng_after_forward = drop_rng_.state();
+  for (int64_t i = L - 1; i >= 0; --i) {
+    if (recompute_) {  // rebuild layer i's saved set; its output xs[i+1] is rewritten with the same values
+      drop_rng_.set_state(layer_rng_[static_cast<size_t>(i)]);
+      layer_forward(static_cast<int>(i), v.xs[static_cast<size_t>(i + 1)], last_train_);
+    }
+    layer_backward(static_cast<int>(i), v.dres);
+  }
+  drop_rng_.set_state(rng_after_forward);
 }
 
 }  // namespace tritter::train

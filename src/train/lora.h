@@ -86,8 +86,10 @@ class LoraModel {
   void init_adapters(uint64_t seed) { lora_init(params(), table_, lora_, seed); }
   void zero_grad();
 
-  // Sizes the activation arena for (B, T) (lora_activation_bytes). Throws on T > max positions.
-  void reserve(int64_t B, int64_t T);
+  // Sizes the activation arena for (B, T) (lora_activation_bytes). Throws on T > max positions. recompute: keep
+  // one layer's saved set; backward re-runs each layer's forward from its kept input (the residual streams are
+  // kept anyway) with the dropout generator rewound, so gradients are bitwise those without recompute.
+  void reserve(int64_t B, int64_t T, bool recompute = false);
   // inputs, targets (B, T) i32 (targets may be null: logits only). `train` enables dropout. Returns the mean loss
   // and prepares dz scaled by grad_scale for backward().
   double forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale = 1.0f,
@@ -117,6 +119,8 @@ class LoraModel {
   int64_t B_ = 0, T_ = 0;
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
   const float* logits_ = nullptr;
+  bool recompute_ = false, last_train_ = false;
+  std::vector<std::array<uint64_t, 4>> layer_rng_;  // dropout generator state at each layer's forward
   std::vector<int32_t> ids_;
   Rng drop_rng_{0x10a};
   std::unique_ptr<Views> v_;
@@ -126,6 +130,7 @@ class LoraModel {
 
 // Bytes of LoraModel's activation arena for (B, T): the same carve that allocates it. Not included: attention's
 // per-thread scratch, the base, adapters/grads/moments.
-int64_t lora_activation_bytes(const TritterConfig& config, const LoraConfig& lora, int64_t B, int64_t T);
+int64_t lora_activation_bytes(const TritterConfig& config, const LoraConfig& lora, int64_t B, int64_t T,
+                              bool recompute = false);
 
 }  // namespace tritter::train

@@ -172,14 +172,15 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   const int64_t B = opt.batch, T = opt.seq;
   FinetuneResult res;
   res.adapter_params = model.num_params();
-  res.activation_bytes = lora_activation_bytes(opt.config, fo.lora, B, T);
+  res.activation_bytes = lora_activation_bytes(opt.config, fo.lora, B, T, opt.recompute);
   print(detail::concat("data: ", ds.files, " files, ", ds.documents, " documents (", ds.train_docs, " train / ",
                        ds.val_docs, " val), ", ds.train_tokens, " train tokens, ", ds.val_tokens, " val tokens"));
   print(detail::concat("lora: r=", fo.lora.rank, " alpha=", fo.lora.alpha, " (scale ", fo.lora.scale(), "), ",
                        model.num_params(), " adapter parameters on a frozen packed base of ",
                        parameter_count(opt.config), "; B=", B, " T=", T, " accum=", opt.accum, ", activations ",
-                       format_bytes(static_cast<double>(res.activation_bytes))));
-  model.reserve(B, T);
+                       format_bytes(static_cast<double>(res.activation_bytes)),
+                       opt.recompute ? " (recompute)" : ""));
+  model.reserve(B, T, opt.recompute);
   auto eval = [&]() {
     return evaluate_bits_per_byte([&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, B, T, 1.0f, false); },
                                   data, B, T, opt.eval_windows);

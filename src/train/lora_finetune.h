@@ -21,7 +21,7 @@ struct FinetuneOptions {
   std::string base;      // packed model file (tritter pack) or full-precision checkpoint
   LoraConfig lora;
   TrainOptions train;    // data, batch, seq, steps, accum, schedule, adam, clip, seed, eval, checkpoints, logging
-  // (train.config is set from the base; train.recompute is not supported for LoRA)
+  // (train.config is set from the base; train.recompute keeps one layer's activations, LoraModel::reserve)
 };
 
 struct FinetuneResult {
