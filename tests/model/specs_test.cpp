@@ -12,6 +12,7 @@
 #include "model/tensor_table.h"
 
 #include "infer/kv_cache.h"
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/ops.h"
 
@@ -264,6 +265,25 @@ TEST(Specs, TrainingActivationsMatchTheTrainer) {
       for (bool recompute : {false, true}) {
         EXPECT_EQ(training_activation_bytes(c, B, T, recompute), train::train_activation_bytes(c, B, T, recompute))
             << c.model_size << " B=" << B << " T=" << T << " recompute " << recompute;
+      }
+    }
+  }
+}
+
+// The planner's QLoRA activation term (full training's terms + the LoRA inputs) against the arena LoraModel carves
+// (which has no int8 BitLinear inputs, no dW buffers): the bound is 25 %, both with and without recompute.
+TEST(Specs, LoraActivationsWithinAQuarterOfTheFinetuner) {
+  for (const char* size : {"tiny", "small"}) {
+    const TritterConfig c = preset_config(size);
+    for (const auto& targets : {default_lora_targets(), std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj",
+                                                                                 "gate_proj", "up_proj", "down_proj"}}) {
+      train::LoraConfig l;
+      l.rank = 16;
+      l.targets = targets;
+      for (bool recompute : {false, true}) {
+        const double planned = static_cast<double>(total_bytes(lora_activation_breakdown(c, 2, 256, recompute, 16, targets)));
+        const double carved = static_cast<double>(train::lora_activation_bytes(c, l, 2, 256, recompute));
+        EXPECT_NEAR(planned / carved, 1.0, 0.25) << size << " recompute " << recompute << " targets " << targets.size();
       }
     }
   }
