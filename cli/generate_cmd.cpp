@@ -97,6 +97,10 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       lora.add(dir, weight, engine.weights().config, &ctx->memory);
     }
     engine.set_lora(&lora);
+    if (!o->json) {  // the prompt first, as llama.cpp prints it: the continuation reads on from it
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
     const GenerateResult r = generate(engine, ids, o->gen, [&](std::string_view piece) {
       if (o->json) return;
       std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -122,6 +126,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       return;
     }
     std::printf("\n");
+    std::fflush(stdout);  // the text ends before the timings line on stderr, also when both go to one pipe
     if (global.quiet) return;
     std::fprintf(stderr, "prompt: %lld tokens, %.1f t/s | generated: %zu tokens (%s), %.1f t/s | peak memory %s\n",
                  static_cast<long long>(r.prompt_tokens), pp, r.tokens.size(), r.stop_reason.c_str(), tg,

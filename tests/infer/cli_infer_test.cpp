@@ -21,6 +21,7 @@ TEST(InferCli, InitPackInspectGenerate) {
   EXPECT_NE(r.output.find("bytes read per decoded token"), std::string::npos);
   r = test::run_cli("-t 2 generate -m " + pk + " -p 'def main():' -n 12 --ignore-eos");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("def main():", 0), 0u) << r.output;  // the prompt is echoed first
   // Packed files say add_bos_token = false (Tritter's documents start without <bos>): 11 prompt bytes, no <bos>.
   EXPECT_NE(r.output.find("prompt: 11 tokens"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("generated: 12 tokens (length)"), std::string::npos) << r.output;
