@@ -85,7 +85,8 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   }
   std::printf("eval %s%s%s: %lld windows x %lld tokens of %lld held-out documents (%lld tokens): %.4f bits/byte, "
               "perplexity %.3f\n",
-              path.string().c_str(), a.lora.empty() ? "" : " + adapter ", a.lora.c_str(), static_cast<long long>(windows), static_cast<long long>(T),
+              path.string().c_str(), a.lora.empty() ? "" : " + adapter ", a.lora.c_str(),
+              static_cast<long long>(windows), static_cast<long long>(T),
               static_cast<long long>(data.stats().val_docs), static_cast<long long>(data.stats().val_tokens), bpb,
               std::exp2(bpb));
 }
