@@ -21,23 +21,12 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-EngineOptions resolve(const TritterConfig& c, EngineOptions o) {
-  if (o.context == 0) o.context = std::min<int64_t>(c.max_position_embeddings, 4096);
-  if (o.context < 1 || o.context > c.max_position_embeddings) {
-    throw_error("engine: context ", o.context, ", expected 1 .. ", c.max_position_embeddings,
-                " (the model's max_position_embeddings)");
-  }
-  if (o.max_batch < 1) throw_error("engine: max batch ", o.max_batch, ", expected at least 1");
-  o.max_batch = std::min(o.max_batch, o.context);
-  return o;
-}
-
 }  // namespace
 
 Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options)
     : ctx_(ctx),
       w_(weights),
-      options_(resolve(weights.config, options)),
+      options_(resolve_engine_options(weights.config, options)),
       cache_(weights.config, options_.context, options_.kv_dtype, options_.max_batch,
              &ctx.memory) {
   const TritterConfig& c = w_.config;
@@ -229,6 +218,17 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   if (L.post_ff_norm) rmsnorm(ctx_, y_, y_, L.post_ff_norm, T, D, eps);
   for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // out = h + f
   lap(other);
+}
+
+EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o) {
+  if (o.context == 0) o.context = std::min<int64_t>(c.max_position_embeddings, 4096);
+  if (o.context < 1 || o.context > c.max_position_embeddings) {
+    throw_error("engine: context ", o.context, ", expected 1 .. ", c.max_position_embeddings,
+                " (the model's max_position_embeddings)");
+  }
+  if (o.max_batch < 1) throw_error("engine: max batch ", o.max_batch, ", expected at least 1");
+  o.max_batch = std::min(o.max_batch, o.context);
+  return o;
 }
 
 }  // namespace tritter

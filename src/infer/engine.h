@@ -21,6 +21,9 @@ struct EngineOptions {
   KvDtype kv_dtype = KvDtype::F32;
   int64_t max_batch = 64;  // prompt tokens per forward chunk
 };
+// The options an engine of model `c` runs with: context 0 → min(max positions, 4096), max_batch ≤ context.
+// Throws Error on a context outside 1 .. max_position_embeddings or max_batch < 1.
+EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o);
 
 // Wall time of the phases of the last forward calls, summed (for --verbose).
 struct EngineTimings {

@@ -21,18 +21,6 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
-// Engine's resolution of its options (infer/engine.cpp, same messages), needed before it runs to size the cache.
-EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o) {
-  if (o.context == 0) o.context = std::min<int64_t>(c.max_position_embeddings, 4096);
-  if (o.context < 1 || o.context > c.max_position_embeddings) {
-    throw_error("engine: context ", o.context, ", expected 1 .. ", c.max_position_embeddings,
-                " (the model's max_position_embeddings)");
-  }
-  if (o.max_batch < 1) throw_error("engine: max batch ", o.max_batch, ", expected at least 1");
-  o.max_batch = std::min(o.max_batch, o.context);
-  return o;
-}
-
 // Slot bytes of `rows` head rows (PackedFileLayout::head_chunk_bytes from the config).
 int64_t head_chunk_bytes(const TritterConfig& c, HeadFormat head, int64_t rows) {
   const uint64_t D = c.hidden_size, n = rows;
