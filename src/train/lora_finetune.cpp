@@ -1,11 +1,9 @@
 // The LoRA fine-tuning loop (see lora_finetune.h).
 #include "train/lora_finetune.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -189,96 +187,18 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
     res.base_val_bpb = eval();
     print(detail::concat("val bpb at step 0 (the base): ", res.base_val_bpb));
   }
-  std::FILE* log = nullptr;
-  if (!opt.log_json.empty()) {
-    log = std::fopen(opt.log_json.c_str(), resume_from.empty() ? "w" : "a");
-    if (!log) throw_error("finetune: --log-json '", opt.log_json, "': cannot open for writing");
-  }
-  struct Closer {
-    std::FILE* f;
-    ~Closer() {
-      if (f) std::fclose(f);
-    }
-  } closer{log};
-  std::vector<int32_t> tok(static_cast<size_t>(B * (T + 1))), in(static_cast<size_t>(B * T)), tg(in.size());
-  TrainResult& tr = res.train;
-  int64_t bad = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  const int64_t first = state.step;
-  double last_val = -1;
-  auto save = [&]() {
-    state.data_rng = data_rng.state();
-    save_finetune_checkpoint(fo, model, adam, state);
+  TrainLoopHooks hooks;
+  hooks.zero_grad = [&] { model.zero_grad(); };
+  hooks.micro_step = [&](const int32_t* in, const int32_t* tg, float scale) {
+    const double loss = model.forward(in, tg, B, T, scale);
+    model.backward();
+    return loss;
   };
-  while (state.step < opt.steps) {
-    const int64_t step = state.step;
-    const double lr = opt.schedule.lr(step), wd = opt.schedule.weight_decay(step);
-    model.zero_grad();
-    double loss = 0;
-    for (int64_t a = 0; a < opt.accum; ++a) {
-      data.sample_batch(data_rng, B, T, tok.data());
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t t = 0; t < T; ++t) {
-          in[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(b * (T + 1) + t)];
-          tg[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(b * (T + 1) + t + 1)];
-        }
-      try {
-        loss += model.forward(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum)) / static_cast<double>(opt.accum);
-        model.backward();
-      } catch (const Error& e) {
-        if (std::string(e.what()).find("expected a finite value") == std::string::npos) throw;
-        loss = std::numeric_limits<double>::quiet_NaN();
-        break;
-      }
-    }
-    const double gnorm = std::isfinite(loss) ? clip_grad_norm(model.grads(), opt.clip) : std::nan("");
-    state.tokens += B * T * opt.accum;
-    if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
-      ++state.skipped;
-      ++tr.skipped;
-      tr.losses.push_back(std::nan(""));
-      print(detail::concat("step ", step + 1, ": non-finite loss or gradient: update skipped"));
-      if (++bad >= opt.max_bad_steps) throw_error("finetune: ", bad, " consecutive non-finite steps at step ", step + 1);
-      ++state.step;
-      continue;
-    }
-    bad = 0;
-    adam.step(model.params(), model.grads(), model.infos(), lr, wd);
-    ++state.step;
-    state.last_loss = loss;
-    tr.losses.push_back(loss);
-    tr.last_loss = loss;
-    const bool last = state.step == opt.steps;
-    const bool do_eval = last || (opt.eval_every > 0 && state.step % opt.eval_every == 0);
-    if (do_eval) last_val = eval();
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tps = elapsed > 0 ? static_cast<double>((state.step - first) * B * T * opt.accum) / elapsed : 0.0;
-    tr.tokens_per_s = tps;
-    if (last || do_eval || state.step % std::max<int64_t>(1, opt.log_every) == 0 || state.step == first + 1) {
-      char line[256];
-      std::snprintf(line, sizeof line, "step %lld/%lld | loss %.4f | val bpb %s | lr %.3g | %.0f tok/s | peak %s",
-                    static_cast<long long>(state.step), static_cast<long long>(opt.steps), loss,
-                    do_eval && last_val >= 0 ? std::to_string(last_val).substr(0, 6).c_str() : " -    ", lr, tps,
-                    format_bytes(static_cast<double>(process_memory().peak_rss_bytes)).c_str());
-      print(line);
-      if (log) {
-        json j{{"step", state.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", gnorm}, {"tokens", state.tokens},
-               {"tokens_per_s", tps}, {"elapsed_s", elapsed}};
-        if (do_eval && last_val >= 0) j["val_bpb"] = last_val;
-        std::fprintf(log, "%s\n", j.dump().c_str());
-        std::fflush(log);
-      }
-    }
-    if (last || (opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0)) save();
-    if (stop && stop->load()) {
-      if (!last) save();
-      print(detail::concat("interrupted: checkpoint written at step ", state.step, " in '", opt.out_dir, "'"));
-      tr.interrupted = true;
-      break;
-    }
-  }
-  tr.steps_done = state.step;
-  tr.last_val_bpb = last_val;
+  hooks.grads = model.grads();
+  hooks.update = [&](double lr, double wd) { adam.step(model.params(), model.grads(), model.infos(), lr, wd); };
+  hooks.eval = eval;
+  hooks.save = [&] { save_finetune_checkpoint(fo, model, adam, state); };
+  res.train = run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "finetune", stop, print);
   return res;
 }
 

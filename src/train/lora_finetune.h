@@ -1,4 +1,4 @@
-// The LoRA fine-tuning loop (issue 6): the trainer's pieces (TokenData, Schedule, AdamW, clipping, validation
+// LoRA fine-tuning (issue 6): the trainer's loop (run_train_loop: TokenData, Schedule, AdamW, clipping, validation
 // bits-per-byte, checkpoint directory naming and `latest`) around a LoraModel on a frozen packed base.
 //
 // Output directory: OUT/step-00000500/{adapter_config.json, adapter_model.safetensors (PEFT layout, lora_io.h),

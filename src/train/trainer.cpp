@@ -253,41 +253,13 @@ std::string format_duration(double s) {
 
 }  // namespace
 
-TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::path& resume_from,
-                         const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
-  TrainOptions opt = opt_in;
-  opt.schedule.total_steps = opt.steps;
-  opt.schedule.validate();
-  if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
-    throw_error("train: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
-  }
-  if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
-  ParallelTrainModel pm(opt.config, ctx);  // data parallel over the batch with ctx.threads workers
-  TrainModel& model = pm.primary();
-  AdamW adam(model.num_params(), ctx, opt.adam);
-  TrainState state;
-  Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
-  if (!resume_from.empty()) {
-    load_train_checkpoint(resume_from, model, adam, state);
-    data_rng.set_state(state.data_rng);
-  } else {
-    model.init_weights(opt.seed);
-  }
-  const TokenData data(opt.data);
-  const DataStats& ds = data.stats();
-  print(detail::concat("data: ", ds.files, " files, ", ds.documents, " documents (", ds.train_docs, " train / ",
-                       ds.val_docs, " val), ", ds.train_tokens, " train tokens, ", ds.val_tokens, " val tokens"));
-  print(detail::concat("model: ", model.num_params(), " parameters, quant=", opt.config.quant ? "true" : "false",
-                       ", B=", opt.batch, " T=", opt.seq, " accum=", opt.accum, ", activations ",
-                       format_bytes(static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq,
-                                                                              opt.recompute))),
-                       opt.recompute ? " (recompute)" : ""));
-  pm.reserve(opt.batch, opt.seq, opt.recompute);
-
+TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, TrainState& state, Rng& data_rng,
+                           bool resumed, const TrainLoopHooks& hooks, const char* who,
+                           const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
   std::FILE* log = nullptr;
   if (!opt.log_json.empty()) {
-    log = std::fopen(opt.log_json.c_str(), resume_from.empty() ? "w" : "a");
-    if (!log) throw_error("train: --log-json '", opt.log_json, "': cannot open for writing");
+    log = std::fopen(opt.log_json.c_str(), resumed ? "a" : "w");
+    if (!log) throw_error(who, ": --log-json '", opt.log_json, "': cannot open for writing");
   }
   struct LogCloser {
     std::FILE* f;
@@ -305,13 +277,13 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   double last_val = -1;
   auto save = [&]() {
     state.data_rng = data_rng.state();
-    save_train_checkpoint(opt.out_dir, opt, model, adam, state);
+    hooks.save();
   };
 
   while (state.step < opt.steps) {
     const int64_t step = state.step;
     const double lr = opt.schedule.lr(step), wd = opt.schedule.weight_decay(step);
-    model.zero_grad();
+    hooks.zero_grad();
     double loss = 0;
     for (int64_t a = 0; a < opt.accum; ++a) {
       data.sample_batch(data_rng, B, T, tok.data());
@@ -322,7 +294,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
         }
       }
       try {
-        loss += pm.step(in.data(), tg.data(), B, T, 1.0f / static_cast<float>(opt.accum), true) /
+        loss += hooks.micro_step(in.data(), tg.data(), 1.0f / static_cast<float>(opt.accum)) /
                 static_cast<double>(opt.accum);
       } catch (const Error& e) {
         // The quantizers refuse NaN/Inf ("... expected a finite value"): that is a non-finite step, not a crash.
@@ -330,7 +302,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
         loss = std::numeric_limits<double>::quiet_NaN();
       }
     }
-    const double gnorm = std::isfinite(loss) ? clip_grad_norm(model.grads(), opt.clip)
+    const double gnorm = std::isfinite(loss) ? clip_grad_norm(hooks.grads, opt.clip)
                                              : std::numeric_limits<double>::quiet_NaN();
     state.tokens += B * T * opt.accum;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
@@ -341,14 +313,14 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
       print(detail::concat("step ", step + 1, ": non-finite loss ", loss, " or gradient norm ", gnorm,
                            ": update skipped (", state.skipped, " skipped so far)"));
       if (consecutive_bad >= opt.max_bad_steps) {
-        throw_error("train: ", consecutive_bad, " consecutive steps with non-finite loss or gradients at step ",
+        throw_error(who, ": ", consecutive_bad, " consecutive steps with non-finite loss or gradients at step ",
                     step + 1, ": stopping; the last good checkpoint in '", opt.out_dir, "' is intact");
       }
       ++state.step;
       continue;
     }
     consecutive_bad = 0;
-    adam.step(model.params(), model.grads(), model.table(), lr, wd);
+    hooks.update(lr, wd);
     ++state.step;
     state.last_loss = loss;
     res.losses.push_back(loss);
@@ -356,7 +328,7 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
 
     const bool last = state.step == opt.steps;
     const bool do_eval = last || (opt.eval_every > 0 && state.step % opt.eval_every == 0);
-    if (do_eval) last_val = evaluate_bits_per_byte(pm, data, B, T, opt.eval_windows);
+    if (do_eval) last_val = hooks.eval();
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - t_start).count();
     const double tps =
@@ -391,6 +363,49 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   res.steps_done = state.step;
   res.last_val_bpb = last_val;
   return res;
+}
+
+TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::path& resume_from,
+                         const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
+  TrainOptions opt = opt_in;
+  opt.schedule.total_steps = opt.steps;
+  opt.schedule.validate();
+  if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
+    throw_error("train: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
+  }
+  if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
+  ParallelTrainModel pm(opt.config, ctx);  // data parallel over the batch with ctx.threads workers
+  TrainModel& model = pm.primary();
+  AdamW adam(model.num_params(), ctx, opt.adam);
+  TrainState state;
+  Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
+  if (!resume_from.empty()) {
+    load_train_checkpoint(resume_from, model, adam, state);
+    data_rng.set_state(state.data_rng);
+  } else {
+    model.init_weights(opt.seed);
+  }
+  const TokenData data(opt.data);
+  const DataStats& ds = data.stats();
+  print(detail::concat("data: ", ds.files, " files, ", ds.documents, " documents (", ds.train_docs, " train / ",
+                       ds.val_docs, " val), ", ds.train_tokens, " train tokens, ", ds.val_tokens, " val tokens"));
+  print(detail::concat("model: ", model.num_params(), " parameters, quant=", opt.config.quant ? "true" : "false",
+                       ", B=", opt.batch, " T=", opt.seq, " accum=", opt.accum, ", activations ",
+                       format_bytes(static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq,
+                                                                              opt.recompute))),
+                       opt.recompute ? " (recompute)" : ""));
+  pm.reserve(opt.batch, opt.seq, opt.recompute);
+
+  TrainLoopHooks hooks;
+  hooks.zero_grad = [&] { model.zero_grad(); };
+  hooks.micro_step = [&](const int32_t* in, const int32_t* tg, float scale) {
+    return pm.step(in, tg, opt.batch, opt.seq, scale, true);
+  };
+  hooks.grads = model.grads();
+  hooks.update = [&](double lr, double wd) { adam.step(model.params(), model.grads(), model.table(), lr, wd); };
+  hooks.eval = [&] { return evaluate_bits_per_byte(pm, data, opt.batch, opt.seq, opt.eval_windows); };
+  hooks.save = [&] { save_train_checkpoint(opt.out_dir, opt, model, adam, state); };
+  return run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "train", stop, print);
 }
 
 }  // namespace tritter::train

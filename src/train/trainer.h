@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,25 @@ struct TrainResult {
   std::vector<double> losses;  // per optimizer step of this invocation (NaN for skipped steps)
   double tokens_per_s = 0;
 };
+
+// The optimizer loop that full training and LoRA fine-tuning share: micro-batches from `data` (windows drawn with
+// data_rng), gradient accumulation, clipping, non-finite steps skipped and counted (opt.max_bad_steps in a row
+// stop the run with an Error naming `who`), evaluation, the progress line and --log-json, checkpoints every
+// opt.checkpoint_every steps and at the end, and `stop` (a checkpoint, then return with interrupted = true).
+// `state` and data_rng continue where a resumed run left them; state.data_rng is set before every save().
+struct TrainLoopHooks {
+  std::function<void()> zero_grad;
+  // Forward + backward of one (B, T) micro-batch, gradients accumulated scaled by grad_scale; the mean loss.
+  // An Error saying "expected a finite value" (the quantizers' refusal of NaN/Inf) counts as a non-finite step.
+  std::function<double(const int32_t* inputs, const int32_t* targets, float grad_scale)> micro_step;
+  std::span<float> grads;
+  std::function<void(double lr, double wd)> update;  // AdamW on the clipped gradients
+  std::function<double()> eval;                      // validation bits per byte
+  std::function<void()> save;
+};
+TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, TrainState& state, Rng& data_rng,
+                           bool resumed, const TrainLoopHooks& hooks, const char* who,
+                           const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print);
 
 // Runs (or, with resume_from non-empty, continues) a training run. `stop` (may be null) is polled after every
 // step: when set, a checkpoint is written and the function returns with interrupted = true. `print` receives
