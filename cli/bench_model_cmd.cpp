@@ -91,7 +91,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
                 "built in %.1f s\n",
                 o->size.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
                 (long long)c.num_attention_heads, (long long)c.num_key_value_heads, (long long)c.intermediate_size,
-                (long long)c.vocab_size, c.mlp_act.c_str(), (long long)parameter_count(c), o->head.c_str(),
+                (long long)c.vocab_size, mlp_act_name(c.mlp_act), (long long)parameter_count(c), o->head.c_str(),
                 o->kv.c_str(), std::chrono::duration<double>(Clock::now() - t0).count());
     std::printf("bytes read per decoded token: %.1f MB; kernel tier %s\n", w.bytes_per_token / 1e6,
                 kernel_tier_name(ternary_kernel_tier(*ctx)));

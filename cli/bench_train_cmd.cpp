@@ -37,8 +37,8 @@ TritterConfig spec11_config(bool quant, int64_t seq) {
   c.max_position_embeddings = std::max<int64_t>(seq, 256);
   c.sub_norm = true;
   c.qk_norm = true;
-  c.post_norm = "ffn";
-  c.mlp_act = "relu2";
+  c.post_norm = PostNorm::Ffn;
+  c.mlp_act = MlpAct::Relu2;
   c.quant = quant;
   c.model_size = "bench-train";
   c.validate();
@@ -47,7 +47,7 @@ TritterConfig spec11_config(bool quant, int64_t seq) {
 
 struct BenchResult {
   double tokens_per_s = 0, step_ms = 0, opt_s = 0, total_s = 0, best_s = 1e30;
-  train::OpTimes times;
+  OpTimes times;
   int64_t arena = 0, accounted_peak = 0, params = 0;
   int workers = 1;
 };
@@ -116,10 +116,10 @@ void run_bench_train(const BenchTrainArgs& a, const GlobalOptions& global) {
   std::printf("per-op time per step (ms, worker 0 of %d%s):\n", q.workers,
               q.workers > 1 ? ", data parallel over the batch" : "");
   double sum = 0;
-  for (int i = 0; i < static_cast<int>(train::Op::Count); ++i) {
+  for (int i = 0; i < static_cast<int>(Op::Count); ++i) {
     const double ms = 1e3 * q.times.seconds[i] / static_cast<double>(a.steps);
     sum += ms;
-    std::printf("  %-32s %8.2f  %5.1f %%\n", train::op_name(static_cast<train::Op>(i)), ms, 100.0 * ms / q.step_ms);
+    std::printf("  %-32s %8.2f  %5.1f %%\n", op_name(static_cast<Op>(i)), ms, 100.0 * ms / q.step_ms);
   }
   const double opt_ms = 1e3 * q.opt_s / static_cast<double>(a.steps);
   std::printf("  %-32s %8.2f  %5.1f %%\n", "clip + AdamW", opt_ms, 100.0 * opt_ms / q.step_ms);

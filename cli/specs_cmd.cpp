@@ -186,7 +186,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
               "context %lld\n\n",
               c.model_size.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
               (long long)c.num_attention_heads, (long long)c.num_key_value_heads, gqa(c).c_str(), (long long)c.head_dim,
-              (long long)c.intermediate_size, c.mlp_act.c_str(), (long long)c.vocab_size,
+              (long long)c.intermediate_size, mlp_act_name(c.mlp_act), (long long)c.vocab_size,
               (long long)c.max_position_embeddings);
   std::printf("Parameters (from the tensor table)  %16s %17s\n", "per layer", "total");
   for (const auto& p : components) {

@@ -3,7 +3,6 @@
 // exact dedup, stage). Pass 2, after LSH clustering, copies the kept staged records into the final shards.
 #include "data/pipeline.h"
 
-#include <omp.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "data/secrets.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
+#include "kernels/parallel.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -406,14 +406,13 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     size_t batch_bytes = 0;
     for (const auto& d : batch) batch_bytes += d.text.size();
     results.assign(batch.size(), Processed{});
-#pragma omp parallel for schedule(dynamic, 1) num_threads(rep.threads)
-    for (size_t i = 0; i < batch.size(); ++i) {
-      try {  // an exception must not leave the parallel region (std::terminate); the document is counted instead
-        process(batch[i], cfg, scanner, *scratch[size_t(omp_get_thread_num())], hasher, results[i]);
+    parallel_for(rep.threads, static_cast<int64_t>(batch.size()), [&](int64_t i, int t) {
+      try {  // a failing document is counted, not fatal
+        process(batch[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, results[size_t(i)]);
       } catch (const std::exception& e) {
-        results[i].error = e.what();
+        results[size_t(i)].error = e.what();
       }
-    }
+    });
 
     auto t = thread_cpu_now();
     for (size_t i = 0; i < batch.size(); ++i) {

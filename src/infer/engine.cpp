@@ -6,9 +6,8 @@
 #include <initializer_list>
 
 #include "core/error.h"
-#include "infer/attention.h"
-#include "infer/lm_head.h"
 #include "infer/lora_apply.h"
+#include "kernels/head.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
@@ -17,11 +16,60 @@ namespace tritter {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// The engine's buffers for B tokens, carved from `base` (null: only counts). One walk for the size and the views.
+struct EngineViews {
+  float* x = nullptr;
+  BlockActs acts;
+  BlockScratch scratch;
+  int8_t* hq = nullptr;
+  float* hs = nullptr;
+  float* normed = nullptr;
+};
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+size_t carve_engine(uint8_t* base, const TritterConfig& c, int64_t B, EngineViews& v) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
+  const int64_t widest = std::max({D, Hd, F});
+  size_t off = 0;
+  auto take = [&](int64_t bytes) {
+    uint8_t* p = base ? base + off : nullptr;
+    off += (static_cast<size_t>(bytes) + 63) & ~size_t{63};
+    return p;
+  };
+  auto f32 = [&](int64_t n) { return reinterpret_cast<float*>(take(n * 4)); };
+  v.x = f32(B * D);
+  BlockActs& A = v.acts;
+  A.x = A.h = v.x;  // in place: h = x + y, out = h + f
+  A.q = A.qraw = f32(B * Hd);
+  A.k = A.kraw = f32(B * Kd);
+  A.v = f32(B * Kd);
+  A.att = f32(B * Hd);
+  A.y = A.f = v.scratch.tmp_d = f32(B * D);
+  A.u = A.spre = v.scratch.act = f32(B * F);
+  A.gt = f32(B * F);
+  BitInput in;  // one quantized input for every projection (nothing is kept for a backward)
+  in.s = f32(B);
+  in.q = reinterpret_cast<int8_t*>(take(B * widest));
+  A.a = A.o = A.m = A.s = in;
+  v.hq = in.q;  // the head quantizes the final norm's output into the same buffer
+  v.hs = in.s;
+  v.normed = A.u;  // the final norm's output (B, D) reuses the MLP buffer (F ≥ D is not assumed: see below)
+  if (F < D) v.normed = f32(B * D);
+  return off;
+}
 
 }  // namespace
+
+size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora) {
+  EngineViews v;
+  size_t bytes = carve_engine(nullptr, c, resolved.max_batch, v);
+  if (with_lora) bytes += resolved.max_batch * std::max({c.hidden_size, c.q_dim(), c.intermediate_size}) * 4;
+  return bytes;
+}
+
+int64_t engine_buffer_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora) {
+  const int64_t rope = 2 * resolved.context * (c.head_dim / 2) * 4;  // cos, sin (context, d/2)
+  return rope + static_cast<int64_t>(engine_scratch_bytes(c, resolved, with_lora));
+}
 
 Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options)
     : ctx_(ctx),
@@ -37,26 +85,26 @@ Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& o
   float* cosv = rope_.as<float>().data();
   rope_tables(cosv, cosv + options_.context * half, options_.context, d, c.rope_theta, 0);
 
-  const int64_t B = options_.max_batch, D = c.hidden_size, F = c.intermediate_size;
-  const int64_t widest = std::max({D, c.q_dim(), F});
-  const size_t floats = B * (D + c.q_dim() + 2 * c.kv_dim() + c.q_dim() + D + 2 * F + 1);
-  scratch_ = Buffer(floats * sizeof(float) + B * widest, MemCategory::Activations, account);
-  float* p = scratch_.as<float>().data();
-  auto take = [&](int64_t n) {
-    float* r = p;
-    p += n;
-    return r;
-  };
-  x_ = take(B * D);
-  q_ = take(B * c.q_dim());
-  k_ = take(B * c.kv_dim());
-  v_ = take(B * c.kv_dim());
-  o_ = take(B * c.q_dim());
-  y_ = take(B * D);
-  u_ = take(B * F);
-  g_ = take(B * F);
-  xs_ = take(B);
-  xq_ = reinterpret_cast<int8_t*>(p);
+  scratch_ = Buffer(engine_scratch_bytes(c, options_), MemCategory::Activations, account);
+  EngineViews v;
+  carve_engine(static_cast<uint8_t*>(scratch_.data()), c, options_.max_batch, v);
+  x_ = v.x;
+  acts_ = v.acts;
+  bs_ = v.scratch;
+  hq_ = v.hq;
+  hs_ = v.hs;
+  normed_ = v.normed;
+}
+
+EngineTimings Engine::timings() const {
+  EngineTimings t;
+  t.matmul_s = times_.of(Op::BitFwd) + times_.of(Op::Lora);
+  t.attention_s = times_.of(Op::AttnFwd);
+  t.head_s = times_.of(Op::Head);
+  double all = 0;
+  for (double s : times_.seconds) all += s;
+  t.other_s = all - t.matmul_s - t.attention_s - t.head_s;
+  return t;
 }
 
 void Engine::set_lora(const LoraSet* lora) {
@@ -66,6 +114,7 @@ void Engine::set_lora(const LoraSet* lora) {
     const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
     lora_x_ = Buffer(options_.max_batch * widest * sizeof(float), MemCategory::Activations, &ctx_.memory);
   }
+  bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
 }
 
 void Engine::reset() {
@@ -103,121 +152,35 @@ void Engine::check_input(std::span<const int32_t> tokens) const {
 void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
   const TritterConfig& c = w_.config;
   const int64_t D = c.hidden_size;
-  auto t0 = Clock::now();
-  for (int64_t t = 0; t < T; ++t) std::memcpy(x_ + t * D, w_.embed + static_cast<int64_t>(tokens[t]) * D, D * sizeof(float));
-  timings_.other_s += seconds_since(t0);
+  {
+    OpTimer timer(&times_, Op::Elementwise);
+    for (int64_t t = 0; t < T; ++t) {
+      std::memcpy(x_ + t * D, w_.embed + static_cast<int64_t>(tokens[t]) * D, D * sizeof(float));
+    }
+  }
   for (int l = 0; l < c.num_hidden_layers; ++l) layer_forward(w_.layers[l], l, T);
   pos_ += T;
   if (!logits) return;
-  t0 = Clock::now();
+  OpTimer timer(&times_, Op::Head);
   const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
-  rmsnorm(ctx_, y_, x_ + r0 * D, w_.final_norm, rows, D, static_cast<float>(c.rms_norm_eps));
-  lm_head_forward(ctx_, logits, y_, rows, w_.head, c.vocab_size, D, xq_, xs_);
-  timings_.head_s += seconds_since(t0);
+  rmsnorm(ctx_, normed_, x_ + r0 * D, w_.final_norm, rows, D, static_cast<float>(c.rms_norm_eps));
+  lm_head_forward(ctx_, logits, normed_, rows, w_.head, c.vocab_size, D, hq_, hs_);
 }
 
 void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   const TritterConfig& c = w_.config;
-  const int64_t D = c.hidden_size, F = c.intermediate_size, H = c.num_attention_heads, K = c.num_key_value_heads;
-  const int64_t d = c.head_dim, HD = c.q_dim();
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  double& mm = timings_.matmul_s;
-  double& other = timings_.other_s;
-  auto t0 = Clock::now();
-  auto lap = [&](double& into) {
-    const auto now = Clock::now();
-    into += std::chrono::duration<double>(now - t0).count();
-    t0 = now;
-  };
-
-  // LoRA (set_lora): lx = the fp32 normalized input of the targeted projections; lora_add adds their deltas.
-  float* lx = lora_ ? lora_x_.as<float>().data() : nullptr;
-  auto lora_on = [&](std::initializer_list<int> kinds) {
-    if (lora_) for (int k : kinds) if (lora_->targets(layer, k)) return true;
-    return false;
-  };
-  auto lora_add = [&](int kind, const float* in, float* out) {
-    if (lora_ && lora_->targets(layer, kind)) lora_->apply(ctx_, layer, kind, in, T, out);
-  };
-
-  // Attention block. a = RMSNorm(x) quantized once for q, k, v (§5).
-  rmsnorm_quantize(ctx_, xq_, xs_, x_, L.input_norm, T, D, eps);
-  const bool lora_qkv = lora_on({kLoraQ, kLoraK, kLoraV});
-  if (lora_qkv) rmsnorm(ctx_, lx, x_, L.input_norm, T, D, eps);
-  lap(other);
-  ternary_matmul(ctx_, q_, xq_, xs_, L.q, T);  // q (T, H·d)
-  ternary_matmul(ctx_, k_, xq_, xs_, L.k, T);  // k (T, K·d)
-  ternary_matmul(ctx_, v_, xq_, xs_, L.v, T);  // v (T, K·d)
-  if (lora_qkv) {
-    lora_add(kLoraQ, lx, q_);
-    lora_add(kLoraK, lx, k_);
-    lora_add(kLoraV, lx, v_);
-  }
-  lap(mm);
-  if (c.qk_norm) {
-    rmsnorm(ctx_, q_, q_, L.q_norm, T * H, d, eps);
-    rmsnorm(ctx_, k_, k_, L.k_norm, T * K, d, eps);
-  }
-  const int64_t half = d / 2;
-  const float* cosv = rope_.as<float>().data();
-  const float* sinv = cosv + options_.context * half;
-  rope_apply(ctx_, q_, cosv + pos_ * half, sinv + pos_ * half, T, H, d);
-  rope_apply(ctx_, k_, cosv + pos_ * half, sinv + pos_ * half, T, K, d);
-  cache_.write(layer, pos_, T, k_, v_);
-  lap(other);
-  attention_forward(ctx_, o_, q_, cache_, layer, pos_, T, c);  // o (T, H·d)
-  lap(timings_.attention_s);
-  if (c.sub_norm) {
-    rmsnorm_quantize(ctx_, xq_, xs_, o_, L.attn_sub_norm, T, HD, eps);
-  } else {
-    quantize_activations(ctx_, xq_, xs_, o_, T, HD);
-  }
-  const float* lora_o_in = o_;
-  if (c.sub_norm && lora_on({kLoraO})) {
-    rmsnorm(ctx_, lx, o_, L.attn_sub_norm, T, HD, eps);
-    lora_o_in = lx;
-  }
-  lap(other);
-  ternary_matmul(ctx_, y_, xq_, xs_, L.o, T);  // y (T, D)
-  lora_add(kLoraO, lora_o_in, y_);
-  lap(mm);
-  if (L.post_attn_norm) rmsnorm(ctx_, y_, y_, L.post_attn_norm, T, D, eps);
-  for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // h = x + y
-
-  // MLP block.
-  rmsnorm_quantize(ctx_, xq_, xs_, x_, L.pre_ff_norm, T, D, eps);
-  const bool lora_ff = lora_on({kLoraGate, kLoraUp});
-  if (lora_ff) rmsnorm(ctx_, lx, x_, L.pre_ff_norm, T, D, eps);
-  lap(other);
-  ternary_matmul(ctx_, u_, xq_, xs_, L.up, T);  // u (T, F)
-  if (c.gated_mlp()) ternary_matmul(ctx_, g_, xq_, xs_, L.gate, T);  // gt (T, F)
-  if (lora_ff) {
-    lora_add(kLoraUp, lx, u_);
-    if (c.gated_mlp()) lora_add(kLoraGate, lx, g_);
-  }
-  lap(mm);
-  if (c.gated_mlp()) {
-    relu2_glu(ctx_, u_, g_, u_, T * F);  // s = relu(gt)² ⊙ u
-  } else {
-    relu2(ctx_, u_, u_, T * F);  // s = relu(u)²
-  }
-  if (c.sub_norm) {
-    rmsnorm_quantize(ctx_, xq_, xs_, u_, L.ffn_sub_norm, T, F, eps);
-  } else {
-    quantize_activations(ctx_, xq_, xs_, u_, T, F);
-  }
-  const float* lora_down_in = u_;
-  if (c.sub_norm && lora_on({kLoraDown})) {
-    rmsnorm(ctx_, lx, u_, L.ffn_sub_norm, T, F, eps);
-    lora_down_in = lx;
-  }
-  lap(other);
-  ternary_matmul(ctx_, y_, xq_, xs_, L.down, T);  // f (T, D)
-  lora_add(kLoraDown, lora_down_in, y_);
-  lap(mm);
-  if (L.post_ff_norm) rmsnorm(ctx_, y_, y_, L.post_ff_norm, T, D, eps);
-  for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // out = h + f
-  lap(other);
+  const int64_t half = c.head_dim / 2;
+  BlockRun run{ctx_, c};
+  run.layer = layer;
+  run.T = T;
+  run.kv = &cache_;
+  run.pos0 = pos_;
+  run.mask = AttnMask::causal(c.sliding_window);
+  run.rope_cos = rope_.as<float>().data();
+  run.rope_sin = run.rope_cos + options_.context * half;
+  run.lora = lora_;
+  run.times = &times_;
+  block_forward(run, block_weights(L), acts_, x_, bs_);
 }
 
 EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o) {

@@ -1,7 +1,7 @@
-// The forward pass of training-spec §5/§7 for inference: embeddings, L layers through the kernels issue's
-// kernels (fused RMSNorm+int8 quantization, ternary matmuls, RoPE, squared ReLU), the KV cache, the final norm
-// and the head. One path for prompt processing (a chunk of up to max_batch tokens as GEMMs) and decoding
-// (one token, GEMVs); the two give the same logits on an f32 cache (tests/infer/engine_test.cpp).
+// The inference forward pass: embeddings, the L layers of model/block (the same layer training runs, here with
+// fused RMSNorm+int8 quantization and attention over the KV cache), the final norm and the head. One path for
+// prompt processing (a chunk of up to max_batch tokens as GEMMs) and decoding (one token, GEMVs); the two give
+// the same logits on an f32 cache (tests/infer/engine_test.cpp).
 // Non-goals: batch > 1 sequences, quant=false models, speculative decoding.
 #pragma once
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include "core/buffer.h"
 #include "core/context.h"
 #include "infer/kv_cache.h"
+#include "model/block.h"
 #include "model/packed_model.h"
 
 namespace tritter {
@@ -25,10 +26,15 @@ struct EngineOptions {
 // Throws Error on a context outside 1 .. max_position_embeddings or max_batch < 1.
 EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o);
 
-// Wall time of the phases of the last forward calls, summed (for --verbose).
+// Wall time of the phases of the forward calls so far, summed (for --verbose).
 struct EngineTimings {
   double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;
 };
+// Bytes of the engine's activation buffers for max_batch tokens of model `c` (what the constructor allocates);
+// with_lora adds the fp32 input buffer adapters read.
+size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora = false);
+// Every buffer an Engine allocates besides its KV cache: the RoPE tables and engine_scratch_bytes.
+int64_t engine_buffer_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora = false);
 
 class Engine {
  public:
@@ -46,7 +52,8 @@ class Engine {
   void reset();  // a new sequence
   const KvCache& cache() const { return cache_; }
   const ModelWeights& weights() const { return w_; }
-  const EngineTimings& timings() const { return timings_; }
+  EngineTimings timings() const;
+  const OpTimes& op_times() const { return times_; }
   size_t scratch_bytes() const { return scratch_.bytes(); }
   // Attaches LoRA adapters (infer/lora_apply.h; nullptr detaches): the targeted projections then also get
   // Σ w·(α/r)·(x Aᵀ)Bᵀ of their normalized, un-quantized input, which the engine keeps in an extra fp32 buffer
@@ -71,11 +78,15 @@ class Engine {
   EngineOptions options_;
   KvCache cache_;
   int64_t pos_ = 0;
-  EngineTimings timings_;
+  OpTimes times_;
   Buffer rope_;     // cos, sin (context, d/2) each
   Buffer scratch_;  // activations for max_batch tokens (views below)
-  float *x_, *q_, *k_, *v_, *o_, *y_, *u_, *g_, *xs_;
-  int8_t* xq_;
+  float* x_ = nullptr;    // (max_batch, D) the residual stream
+  BlockActs acts_;        // the block's buffers (engine_scratch_bytes carves them)
+  BlockScratch bs_;
+  int8_t* hq_ = nullptr;  // (max_batch, D) i8 + hs_ (max_batch): the int8 head's input
+  float* hs_ = nullptr;
+  float* normed_ = nullptr;  // (max_batch, D): the final norm's output
   const LoraSet* lora_ = nullptr;
   Buffer lora_x_;  // the fp32 normalized input of the targeted projections (max_batch, widest)
 };

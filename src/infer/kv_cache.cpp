@@ -278,4 +278,20 @@ void KvCache::read(int layer, int head, int64_t p0, int64_t n, float* kb, float*
   }
 }
 
+KvRows KvCache::rows(int layer) const {
+  KvRows r;
+  r.store = this;
+  r.layer = layer;
+  r.fetch = [](const void* store, int l, int head, int64_t p0, int64_t n, float* kb, float* vb, const float** k,
+               const float** v) {
+    const KvCache& cache = *static_cast<const KvCache*>(store);
+    if (!cache.view(l, head, p0, n, k, v)) {
+      cache.read(l, head, p0, n, kb, vb);
+      *k = kb;
+      *v = vb;
+    }
+  };
+  return r;
+}
+
 }  // namespace tritter

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/buffer.h"
+#include "model/block.h"
 #include "model/config.h"
 
 namespace tritter {
@@ -31,7 +32,7 @@ size_t kv_cache_bytes(const TritterConfig& c, int64_t context, KvDtype dtype, in
 // Slots the cache keeps: the context, or the sliding window rounded up to the key group.
 int64_t kv_cache_capacity(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch);
 
-class KvCache {
+class KvCache : public KvStore {
  public:
   // context: the largest position + 1 this cache will be asked for (≤ max_position_embeddings); max_batch: the
   // most positions one write() adds.
@@ -39,7 +40,9 @@ class KvCache {
 
   // k, v (T, K, d): the rotated keys and the values of positions pos0 .. pos0+T−1 of `layer`. Positions of one
   // layer are written in increasing order without gaps (pos0 = the layer's previous end).
-  void write(int layer, int64_t pos0, int64_t T, const float* k, const float* v);
+  void write(int layer, int64_t pos0, int64_t T, const float* k, const float* v) override;
+  // The rows of `layer` as the cached attention reads them: view() where it can, read() otherwise.
+  KvRows rows(int layer) const override;
   // kb, vb (n, d) ← positions p0 .. p0+n−1 of (layer, kv head), dequantized. They must still be held (within the
   // window of the newest written position). Thread-safe against other reads.
   void read(int layer, int head, int64_t p0, int64_t n, float* kb, float* vb) const;

@@ -19,6 +19,7 @@
 
 #include "core/buffer.h"
 #include "core/context.h"
+#include "model/block.h"
 #include "model/config.h"
 
 namespace tritter {
@@ -31,7 +32,7 @@ const char* lora_kind_name(int kind);  // "q_proj" ...
 // finite number; otherwise the whole string is the directory.
 std::pair<std::filesystem::path, float> parse_lora_spec(const std::string& spec);
 
-class LoraSet {
+class LoraSet : public LoraHook {
  public:
   // Reads adapter directory `dir` for a base with `config` and adds it with `weight`. Errors name the file and
   // tensor: a missing directory/file, bad JSON, r/lora_alpha/target_modules missing or bad, an unknown target,
@@ -42,9 +43,13 @@ class LoraSet {
   size_t size() const { return adapters_.size(); }
   bool empty() const { return adapters_.empty(); }
   // Whether any adapter targets (layer, kind).
-  bool targets(int layer, int kind) const;
+  bool targets(int layer, int kind) const override;
   // y (T, O) += Σ w·(α/r)·(x Aᵀ) Bᵀ over the adapters targeting (layer, kind); x (T, I) fp32.
   void apply(const Context& ctx, int layer, int kind, const float* x, int64_t T, float* y) const;
+  // The block's hook (model/block.h): apply().
+  void forward(const Context& ctx, int layer, int proj, const float* x, int64_t N, float* y) const override {
+    apply(ctx, layer, proj, x, N, y);
+  }
 
  private:
   struct Module {

@@ -31,7 +31,7 @@ TritterConfig spec_size(int64_t hidden, int64_t layers, int64_t heads, int64_t k
   c.intermediate_size = ffn;
   c.max_position_embeddings = 131072;
   c.rope_theta = 500000.0;
-  c.mlp_act = "relu2_glu";
+  c.mlp_act = MlpAct::Relu2Glu;
   return c;
 }
 
@@ -54,8 +54,8 @@ TritterConfig bitnet_shape(int64_t hidden, int64_t layers, int64_t heads, int64_
   c.vocab_size = vocab;
   c.rope_theta = 500000.0;
   c.qk_norm = false;
-  c.post_norm = "none";
-  c.mlp_act = "relu2_glu";
+  c.post_norm = PostNorm::None;
+  c.mlp_act = MlpAct::Relu2Glu;
   c.tie_word_embeddings = tied;
   return c;
 }
@@ -151,8 +151,60 @@ template <>
 json field_to_json<std::optional<int64_t>>(const std::optional<int64_t>& v) {
   return v ? json(*v) : json(nullptr);
 }
+template <>
+json field_to_json<PostNorm>(const PostNorm& v) {
+  return post_norm_name(v);
+}
+template <>
+json field_to_json<MlpAct>(const MlpAct& v) {
+  return mlp_act_name(v);
+}
+template <>
+PostNorm field_from_json<PostNorm>(const json& v, const std::string& source, const char* key) {
+  if (!v.is_string()) bad_type(source, key, v, "a string");
+  try {
+    return post_norm_from_name(v.get<std::string>());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+template <>
+MlpAct field_from_json<MlpAct>(const json& v, const std::string& source, const char* key) {
+  if (!v.is_string()) bad_type(source, key, v, "a string");
+  try {
+    return mlp_act_from_name(v.get<std::string>());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
 
 }  // namespace
+
+PostNorm post_norm_from_name(const std::string& name) {
+  if (name == "ffn") return PostNorm::Ffn;
+  if (name == "both") return PostNorm::Both;
+  if (name == "none") return PostNorm::None;
+  require_one_of("post_norm", name, {"ffn", "both", "none"});
+  return PostNorm::Ffn;  // not reached
+}
+
+MlpAct mlp_act_from_name(const std::string& name) {
+  if (name == "relu2") return MlpAct::Relu2;
+  if (name == "relu2_glu") return MlpAct::Relu2Glu;
+  require_one_of("mlp_act", name, {"relu2", "relu2_glu"});
+  return MlpAct::Relu2;  // not reached
+}
+
+const char* post_norm_name(PostNorm p) {
+  switch (p) {
+    case PostNorm::Ffn: return "ffn";
+    case PostNorm::Both: return "both";
+    case PostNorm::None: return "none";
+  }
+  return "?";
+}
+
+const char* mlp_act_name(MlpAct a) { return a == MlpAct::Relu2Glu ? "relu2_glu" : "relu2"; }
 
 void TritterConfig::validate() const {
   if (vocab_size < 264) {
@@ -185,19 +237,11 @@ void TritterConfig::validate() const {
   if (!(rms_norm_eps > 0)) throw_error("config: rms_norm_eps ", rms_norm_eps, " must be positive");
   if (!(quant_eps > 0)) throw_error("config: quant_eps ", quant_eps, " must be positive");
   if (act_bits != 8) throw_error("config: act_bits ", act_bits, " is not supported; expected 8 (int8 activations)");
-  require_one_of("post_norm", post_norm, {"ffn", "both", "none"});
-  require_one_of("mlp_act", mlp_act, {"relu2", "relu2_glu"});
   if (sliding_window && *sliding_window <= 0) {
     throw_error("config: sliding_window ", *sliding_window, " must be positive (or null for full causal attention)");
   }
   if (!(z_loss >= 0)) throw_error("config: z_loss ", z_loss, " must be >= 0");
   if (!(init_std > 0)) throw_error("config: init_std ", init_std, " must be positive");
-  require_one_of("attention_mode", attention_mode, {"causal"});
-  require_one_of("kv_cache_dtype", kv_cache_dtype, {"f32", "f16", "int8", "int4"});
-  if (layer_group_size <= 0) throw_error("config: layer_group_size ", layer_group_size, " must be positive");
-  if (use_layer_streaming && !(gpu_memory_budget_gb > 0)) {
-    throw_error("config: gpu_memory_budget_gb ", gpu_memory_budget_gb, " must be positive when use_layer_streaming");
-  }
 }
 
 const std::vector<std::string>& preset_names() {
@@ -239,7 +283,6 @@ TritterConfig resolve_config(const ConfigOverrides& o) {
 #define TRITTER_APPLY(type, name, def) \
   if (o.name) c.name = *o.name;
   TRITTER_MODEL_FIELDS(TRITTER_APPLY)
-  TRITTER_RUNTIME_FIELDS(TRITTER_APPLY)
 #undef TRITTER_APPLY
   const bool custom = size == "custom";
   // Derived fields follow their base unless given explicitly.
@@ -262,7 +305,6 @@ ConfigOverrides config_overrides_from_json(const json& j, const std::string& sou
   std::vector<std::string> known = {"model_size"};
 #define TRITTER_KNOWN(type, name, def) known.push_back(#name);
   TRITTER_MODEL_FIELDS(TRITTER_KNOWN)
-  TRITTER_RUNTIME_FIELDS(TRITTER_KNOWN)
 #undef TRITTER_KNOWN
   for (const auto& [key, value] : j.items()) {
     if (std::find(known.begin(), known.end(), key) == known.end()) {
@@ -273,7 +315,6 @@ ConfigOverrides config_overrides_from_json(const json& j, const std::string& sou
 #define TRITTER_READ(type, name, def) \
   if (j.contains(#name)) o.name = field_from_json<type>(j[#name], source, #name);
   TRITTER_MODEL_FIELDS(TRITTER_READ)
-  TRITTER_RUNTIME_FIELDS(TRITTER_READ)
 #undef TRITTER_READ
   return o;
 }
@@ -302,10 +343,7 @@ json config_to_json(const TritterConfig& c, bool model_only) {
   json j = json::object();
 #define TRITTER_WRITE(type, name, def) j[#name] = field_to_json<type>(c.name);
   TRITTER_MODEL_FIELDS(TRITTER_WRITE)
-  if (!model_only) {
-    j["model_size"] = c.model_size;
-    TRITTER_RUNTIME_FIELDS(TRITTER_WRITE)
-  }
+  if (!model_only) j["model_size"] = c.model_size;
 #undef TRITTER_WRITE
   return j;
 }

@@ -12,8 +12,20 @@
 
 namespace tritter {
 
+// Architecture switches are enums, parsed once from their JSON strings (post_norm_from_name ...), never compared
+// as strings in hot code.
+// Where the post-attention / post-FFN RMSNorm sits: Ffn = after the MLP only (x + norm(ffn(x))), Both = also after
+// attention, None = neither (BitNet's layer).
+enum class PostNorm { Ffn, Both, None };
+// The MLP activation: Relu2 = relu(up)² (two matrices), Relu2Glu = relu(gate)² ⊙ up (three matrices).
+enum class MlpAct { Relu2, Relu2Glu };
+PostNorm post_norm_from_name(const std::string& name);  // "ffn" | "both" | "none"; throws Error naming the field
+MlpAct mlp_act_from_name(const std::string& name);      // "relu2" | "relu2_glu"
+const char* post_norm_name(PostNorm p);
+const char* mlp_act_name(MlpAct a);
+
 // X(type, json_key, default) for every field. One list drives the struct, the overrides, JSON in and out, and
-// the "unknown key" check. Model fields (saved in checkpoints) come first, runtime fields after.
+// the "unknown key" check. Runtime choices (KV cache dtype, streaming, budgets) are engine options, not config.
 #define TRITTER_MODEL_FIELDS(X)                                                 \
   X(int64_t, vocab_size, 264)                                                   \
   X(int64_t, hidden_size, 256)                                                  \
@@ -30,32 +42,24 @@ namespace tritter {
   X(bool, quant, true)                                                          \
   X(bool, qk_norm, true)                                                        \
   X(bool, sub_norm, true)                                                       \
-  X(std::string, post_norm, "ffn")                                              \
-  X(std::string, mlp_act, "relu2")                                              \
+  X(PostNorm, post_norm, PostNorm::Ffn)                                         \
+  X(MlpAct, mlp_act, MlpAct::Relu2)                                             \
   X(std::optional<int64_t>, sliding_window, std::nullopt)                       \
   X(bool, tie_word_embeddings, false)                                           \
   X(double, z_loss, 0.0)                                                        \
   X(double, init_std, 0.02)
 
-#define TRITTER_RUNTIME_FIELDS(X)                                               \
-  X(std::string, attention_mode, "causal")                                      \
-  X(std::string, kv_cache_dtype, "f32")                                         \
-  X(bool, use_layer_streaming, false)                                           \
-  X(int64_t, layer_group_size, 4)                                               \
-  X(double, gpu_memory_budget_gb, 14.0)                                         \
-  X(bool, prefetch_next_group, true)
 
 struct TritterConfig {
   std::string model_size = "custom";  // the preset it came from ("test", "7B", ...), informational
 #define TRITTER_DECLARE_FIELD(type, name, def) type name = def;
   TRITTER_MODEL_FIELDS(TRITTER_DECLARE_FIELD)
-  TRITTER_RUNTIME_FIELDS(TRITTER_DECLARE_FIELD)
 #undef TRITTER_DECLARE_FIELD
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }    // H·d
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }   // K·d
   int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }  // G = H/K
-  bool gated_mlp() const { return mlp_act == "relu2_glu"; }
+  bool gated_mlp() const { return mlp_act == MlpAct::Relu2Glu; }
   bool operator==(const TritterConfig&) const = default;
 
   void validate() const;  // throws Error naming the field, the value found and the value expected
@@ -66,7 +70,6 @@ struct ConfigOverrides {
   std::optional<std::string> model_size;
 #define TRITTER_DECLARE_OPTIONAL(type, name, def) std::optional<type> name;
   TRITTER_MODEL_FIELDS(TRITTER_DECLARE_OPTIONAL)
-  TRITTER_RUNTIME_FIELDS(TRITTER_DECLARE_OPTIONAL)
 #undef TRITTER_DECLARE_OPTIONAL
 };
 

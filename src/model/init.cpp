@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/parallel.h"
 #include "core/rng.h"
 
 namespace tritter {
@@ -33,8 +34,9 @@ void init_parameters(std::span<float> params, const TritterConfig& c, uint64_t s
   if (static_cast<int64_t>(params.size()) != total) {
     throw_error("init_parameters: buffer has ", params.size(), " floats, expected ", total);
   }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t i = 0; i < table.size(); ++i) init_tensor(params.data() + table[i].offset, c, table[i], i, seed);
+  parallel_for(0, static_cast<int64_t>(table.size()), [&](int64_t i, int) {
+    init_tensor(params.data() + table[size_t(i)].offset, c, table[size_t(i)], size_t(i), seed);
+  });
 }
 
 }  // namespace tritter

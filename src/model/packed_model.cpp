@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "kernels/parallel.h"
 #include "kernels/quantize.h"
 #include "model/checkpoint.h"
 
@@ -340,18 +341,9 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   };
   // Independent tensors in parallel (a 2B-shape model is 2.4 G weights to quantize), the dependent ones after.
   auto independent = [&](size_t i) { return plan[i].kind == EntryKind::QWeight || plan[i].kind == EntryKind::Plain; };
-  std::string error;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t i = 0; i < plan.size(); ++i) {
-    if (!independent(i)) continue;
-    try {
-      fill(i);
-    } catch (const std::exception& ex) {
-#pragma omp critical(tritter_pack_error)
-      if (error.empty()) error = ex.what();
-    }
-  }
-  if (!error.empty()) throw Error(error);
+  parallel_for(0, static_cast<int64_t>(plan.size()), [&](int64_t i, int) {
+    if (independent(size_t(i))) fill(size_t(i));
+  });
   for (size_t i = 0; i < plan.size(); ++i) {
     if (!independent(i)) fill(i);
   }
@@ -361,28 +353,9 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   return m;
 }
 
-TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) {
-  return k == "q_proj"      ? &L.q
-         : k == "k_proj"    ? &L.k
-         : k == "v_proj"    ? &L.v
-         : k == "o_proj"    ? &L.o
-         : k == "gate_proj" ? &L.gate
-         : k == "up_proj"   ? &L.up
-         : k == "down_proj" ? &L.down
-                            : nullptr;
-}
+TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) { return L.proj_slot(k); }
 
-const float** layer_norm_slot(LayerWeights& L, const std::string& k) {
-  return k == "input_layernorm"              ? &L.input_norm
-         : k == "q_norm"                     ? &L.q_norm
-         : k == "k_norm"                     ? &L.k_norm
-         : k == "attn_sub_norm"              ? &L.attn_sub_norm
-         : k == "post_attention_layernorm"   ? &L.post_attn_norm
-         : k == "pre_feedforward_layernorm"  ? &L.pre_ff_norm
-         : k == "ffn_sub_norm"               ? &L.ffn_sub_norm
-         : k == "post_feedforward_layernorm" ? &L.post_ff_norm
-                                             : nullptr;
-}
+const float** layer_norm_slot(LayerWeights& L, const std::string& k) { return L.norm_slot(k); }
 
 bool packed_add_bos(const SafeTensorsFile& file) {
   auto it = file.metadata().find("add_bos_token");

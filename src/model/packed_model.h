@@ -18,40 +18,22 @@
 
 #include "core/buffer.h"
 #include "io/safetensors.h"
+#include "kernels/head.h"
 #include "kernels/ternary_matmul.h"
 #include "model/config.h"
+#include "model/layer_view.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
 
 inline constexpr const char* kPackedFormat = "tritter-packed-v1";
 
-enum class HeadFormat { F32, I8 };
 HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8"; throws Error
 const char* head_format_name(HeadFormat f);
 
-struct LayerWeights {
-  const float* input_norm = nullptr;      // (D)
-  TernaryMatrix q{}, k{}, v{};            // (H·d, D), (K·d, D), (K·d, D)
-  const float* q_norm = nullptr;          // (d), shared by heads; null unless qk_norm
-  const float* k_norm = nullptr;          // (d)
-  const float* attn_sub_norm = nullptr;   // (H·d); null unless sub_norm
-  TernaryMatrix o{};                      // (D, H·d)
-  const float* post_attn_norm = nullptr;  // (D); null unless post_norm == "both"
-  const float* pre_ff_norm = nullptr;     // (D)
-  TernaryMatrix gate{};                   // (F, D); data null unless relu2_glu
-  TernaryMatrix up{};                     // (F, D)
-  const float* ffn_sub_norm = nullptr;    // (F); null unless sub_norm
-  TernaryMatrix down{};                   // (D, F)
-  const float* post_ff_norm = nullptr;    // (D); null when post_norm == "none"
-};
-
-struct HeadWeights {
-  HeadFormat format = HeadFormat::F32;
-  const float* f32 = nullptr;        // (V, D) — the lm_head, or the embedding when tied
-  const int8_t* i8 = nullptr;        // (V, D) i8 — per-row absmax levels
-  const float* row_scale = nullptr;  // (V): w[v, :] ≈ i8[v, :] · row_scale[v]
-};
+// One layer of a packed model (model/layer_view.h): gains (D), (d), (H·d), (F) as f32 views, projections in the
+// kernel layout; absent tensors are null (a projection's data null).
+using LayerWeights = LayerSlots<const float*, TernaryMatrix>;
 
 struct ModelWeights {
   TritterConfig config;

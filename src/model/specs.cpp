@@ -236,14 +236,14 @@ int64_t layer_saved_bytes(const TritterConfig& c, int64_t B, int64_t T) {
   b.f32(B * H * T);           // logsumexp per row (flash-style; P is not kept)
   if (c.sub_norm) b.f32(N);   // r of attn_sub_norm
   b.input(c, N, Hd);          // õ: input of o_proj
-  if (c.post_norm == "both") { b.f32(N * D); b.f32(N); }  // y and r of post_attention_layernorm
+  if (c.post_norm == PostNorm::Both) { b.f32(N * D); b.f32(N); }  // y and r of post_attention_layernorm
   b.f32(N * D); b.f32(N);     // h and r of pre_feedforward_layernorm
   b.input(c, N, D);           // m: input of up (and gate)
   b.f32(N * F);               // u
   if (c.gated_mlp()) b.f32(N * F);               // the gate
   if (c.sub_norm) { b.f32(N * F); b.f32(N); }    // s before ffn_sub_norm, its r
   b.input(c, N, F);           // s̃: input of down_proj
-  if (c.post_norm != "none") { b.f32(N * D); b.f32(N); }  // f and r of post_feedforward_layernorm
+  if (c.post_norm != PostNorm::None) { b.f32(N * D); b.f32(N); }  // f and r of post_feedforward_layernorm
   return b.bytes;
 }
 

@@ -1,34 +1,20 @@
 #include "model/tensor_table.h"
 
+#include "model/layer_view.h"
+
 namespace tritter {
 
 namespace {
 
 void append_layer(std::vector<TensorInfo>& t, const TritterConfig& c, int i) {
-  const int64_t D = c.hidden_size, F = c.intermediate_size, d = c.head_dim;
   const std::string p = "model.layers." + std::to_string(i) + ".";
-  auto add = [&](const std::string& sub, const std::string& kind, Shape shape, TensorRole role) {
-    t.push_back({p + sub, std::move(shape), role, i, kind, 0});
-  };
-  add("input_layernorm.weight", "input_layernorm", {D}, TensorRole::Norm);
-  add("self_attn.q_proj.weight", "q_proj", {c.q_dim(), D}, TensorRole::BitLinear);
-  add("self_attn.k_proj.weight", "k_proj", {c.kv_dim(), D}, TensorRole::BitLinear);
-  add("self_attn.v_proj.weight", "v_proj", {c.kv_dim(), D}, TensorRole::BitLinear);
-  if (c.qk_norm) {
-    add("self_attn.q_norm.weight", "q_norm", {d}, TensorRole::Norm);
-    add("self_attn.k_norm.weight", "k_norm", {d}, TensorRole::Norm);
+#define TRITTER_TABLE_ROW(field, kind, suffix, is_proj, present, rows, cols)                                       \
+  if (present) {                                                                                                  \
+    t.push_back({p + suffix, is_proj ? Shape{rows, cols} : Shape{rows},                                           \
+                 is_proj ? TensorRole::BitLinear : TensorRole::Norm, i, kind, 0});                                \
   }
-  if (c.sub_norm) add("self_attn.attn_sub_norm.weight", "attn_sub_norm", {c.q_dim()}, TensorRole::Norm);
-  add("self_attn.o_proj.weight", "o_proj", {D, c.q_dim()}, TensorRole::BitLinear);
-  if (c.post_norm == "both") add("post_attention_layernorm.weight", "post_attention_layernorm", {D}, TensorRole::Norm);
-  add("pre_feedforward_layernorm.weight", "pre_feedforward_layernorm", {D}, TensorRole::Norm);
-  if (c.gated_mlp()) add("mlp.gate_proj.weight", "gate_proj", {F, D}, TensorRole::BitLinear);
-  add("mlp.up_proj.weight", "up_proj", {F, D}, TensorRole::BitLinear);
-  if (c.sub_norm) add("mlp.ffn_sub_norm.weight", "ffn_sub_norm", {F}, TensorRole::Norm);
-  add("mlp.down_proj.weight", "down_proj", {D, F}, TensorRole::BitLinear);
-  if (c.post_norm != "none") {
-    add("post_feedforward_layernorm.weight", "post_feedforward_layernorm", {D}, TensorRole::Norm);
-  }
+  TRITTER_LAYER_TENSORS(TRITTER_TABLE_ROW)
+#undef TRITTER_TABLE_ROW
 }
 
 }  // namespace
@@ -68,6 +54,18 @@ const TensorInfo* find_tensor(const std::vector<TensorInfo>& table, const std::s
     if (info.name == name) return &info;
   }
   return nullptr;
+}
+
+const char* proj_name(Proj p) {
+  static const char* const kNames[kProjCount] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                 "down_proj"};
+  return kNames[static_cast<int>(p)];
+}
+
+int proj_from_name(const std::string& kind) {
+  for (int p = 0; p < kProjCount; ++p)
+    if (kind == proj_name(static_cast<Proj>(p))) return p;
+  return -1;
 }
 
 }  // namespace tritter

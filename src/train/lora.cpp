@@ -2,13 +2,12 @@
 // (training-spec §5–7 with the §9 branch; see lora.h for the maths and the choice of the branch's input).
 #include "train/lora.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "kernels/ops.h"
 #include "train/arena.h"
 
@@ -23,28 +22,6 @@ int kind_index(const std::string& kind) {
   for (int i = 0; i < 7; ++i)
     if (kind == kKinds[i]) return i;
   return -1;
-}
-
-BitWeight base_weight(const TernaryMatrix& m) {
-  BitWeight b;
-  b.O = m.rows;
-  b.I = m.cols;
-  b.quant = true;
-  b.packed = const_cast<uint8_t*>(m.data);  // read only: the kernels take it as const
-  b.sigma = m.sigma;
-  return b;  // wt = null: dx = dy·Wq/σ through kernels' ternary_matmul_t, no fp32 copy of W̃
-}
-
-const TernaryMatrix& layer_matrix(const LayerWeights& w, int kind) {
-  switch (kind) {
-    case kQ: return w.q;
-    case kK: return w.k;
-    case kV: return w.v;
-    case kO: return w.o;
-    case kGate: return w.gate;
-    case kUp: return w.up;
-    default: return w.down;
-  }
 }
 
 int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
@@ -144,27 +121,42 @@ void lora_init(std::span<float> params, const std::vector<LoraTensor>& table, co
 // ---------------------------------------------------------------- the arena
 
 namespace {
+// One layer's saved set: the block's, plus the adapters' inputs and x·Aᵀ.
 struct LayerSave {
-  float* r_in = nullptr;                         // (N)
-  float *lin[4] = {};                            // LoRA inputs (fp, after dropout): a (N,D), o (N,Hd), m (N,D), s (N,F)
-  float *qraw = nullptr, *rq = nullptr, *kraw = nullptr, *rk = nullptr;  // (N,H·d), (N·H), (N,K·d), (N·K)
-  float *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *lse = nullptr, *r_att = nullptr;
-  float *y = nullptr, *r_y = nullptr, *h = nullptr, *r_h = nullptr;
-  float *u = nullptr, *gt = nullptr, *spre = nullptr, *r_s = nullptr, *f = nullptr, *r_f = nullptr;
-  float* xa[7] = {};                             // x·Aᵀ (N, r) per targeted kind
+  BlockActs acts;
+  float* lin[kProjInputs] = {};  // LoRA inputs (fp, after dropout): a (N,D), o (N,Hd), m (N,D), s (N,F)
+  float* xa[kProjCount] = {};    // x·Aᵀ (N, r) per targeted kind
 };
-// Which LoRA input a kind reads: q/k/v → a (0), o → o (1), gate/up → m (2), down → s (3).
-constexpr int kInputOf[7] = {0, 0, 0, 1, 2, 2, 3};
 }  // namespace
 
 struct LoraModel::Views {
   std::vector<LayerSave> layers;
   std::vector<float*> xs;  // L+1 residual streams (N, D)
-  float *r_final = nullptr, *hhat = nullptr, *logits = nullptr, *dz = nullptr, *tmp_big = nullptr, *tmp_d = nullptr;
+  float *r_final = nullptr, *hhat = nullptr, *logits = nullptr, *dz = nullptr;
   BitInput qin;  // (N, max) i8 + (N): the current BitLinear input, not saved (no dW for a frozen base)
-  float *dres = nullptr, *d_d1 = nullptr, *d_d2 = nullptr, *d_hd1 = nullptr, *d_hd2 = nullptr, *d_f1 = nullptr,
-        *d_f2 = nullptr, *d_f3 = nullptr, *d_q = nullptr, *d_k = nullptr, *d_v = nullptr, *d_q2 = nullptr,
-        *d_k2 = nullptr, *xt = nullptr, *dg = nullptr, *g_r = nullptr;
+  BlockScratch block;
+  float *dres = nullptr, *g_r = nullptr, *lora_dx = nullptr;
+};
+
+// The adapters as the block's hook: inputs kept (with dropout) in the layer's saved set, x·Aᵀ saved for the
+// backward, gradients accumulated into the model's grads.
+class LoraModel::Hook : public LoraHook {
+ public:
+  explicit Hook(LoraModel& m) : m_(m) {}
+  bool targets(int layer, int proj) const override {
+    return m_.slot_[static_cast<size_t>(layer)][static_cast<size_t>(proj)] >= 0;
+  }
+  const float* take_input(int layer, int input, const float* x, int64_t N, int64_t I) const override;
+  void forward(const Context& ctx, int layer, int proj, const float* x, int64_t N, float* y) const override;
+  void backward(const Context& ctx, int layer, int proj, const float* dy, int64_t N, float* dx) const override;
+  bool train = true;
+
+ private:
+  LayerSave& save(int layer) const { return m_.v_->layers[m_.recompute_ ? 0 : static_cast<size_t>(layer)]; }
+  const LoraTensor& tensor(int layer, int proj) const {
+    return m_.table_[static_cast<size_t>(m_.slot_[static_cast<size_t>(layer)][static_cast<size_t>(proj)])];
+  }
+  LoraModel& m_;
 };
 
 namespace {
@@ -187,19 +179,21 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
   const int64_t N = B * T, D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
   const int64_t Hd = cfg.q_dim(), Kd = cfg.kv_dim(), H = cfg.num_attention_heads, K = cfg.num_key_value_heads;
   const int64_t L = cfg.num_hidden_layers, big = std::max({D, Hd, F}), r = lora.rank;
-  const int64_t in_width[4] = {D, Hd, D, F};
-  bool uses_input[4] = {};
-  for (int k = 0; k < 7; ++k)
-    if (lora.targets_kind(kKinds[k])) uses_input[kInputOf[k]] = true;
+  const int64_t in_width[kProjInputs] = {D, Hd, D, F};
+  bool uses_input[kProjInputs] = {};
+  for (int k = 0; k < kProjCount; ++k)
+    if (lora.targets_kind(kKinds[k])) uses_input[kProjInput[k]] = true;
   v.xs.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& x : v.xs) x = c.take<float>(N * D);
+  // The BitLinear input is one buffer every projection shares (carved below, bound after).
   v.layers.assign(static_cast<size_t>(recompute ? 1 : L), LayerSave{});
-  for (auto& a : v.layers) {
+  for (auto& ls : v.layers) {
+    BlockActs& a = ls.acts;
     a.r_in = c.take<float>(N);
-    for (int j = 0; j < 4; ++j)
-      if (uses_input[j]) a.lin[j] = c.take<float>(N * in_width[j]);
-    for (int k = 0; k < 7; ++k)
-      if (lora.targets_kind(kKinds[k])) a.xa[k] = c.take<float>(N * r);
+    for (int j = 0; j < kProjInputs; ++j)
+      if (uses_input[j]) ls.lin[j] = c.take<float>(N * in_width[j]);
+    for (int k = 0; k < kProjCount; ++k)
+      if (lora.targets_kind(kKinds[k])) ls.xa[k] = c.take<float>(N * r);
     if (cfg.qk_norm) {
       a.qraw = c.take<float>(N * Hd);
       a.rq = c.take<float>(N * H);
@@ -212,7 +206,7 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
     a.att = c.take<float>(N * Hd);
     a.lse = c.take<float>(B * H * T);
     if (cfg.sub_norm) a.r_att = c.take<float>(N);
-    if (cfg.post_norm == "both") {
+    if (cfg.post_norm == PostNorm::Both) {
       a.y = c.take<float>(N * D);
       a.r_y = c.take<float>(N);
     }
@@ -224,7 +218,7 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
       a.spre = c.take<float>(N * F);
       a.r_s = c.take<float>(N);
     }
-    if (cfg.post_norm != "none") {
+    if (cfg.post_norm != PostNorm::None) {
       a.f = c.take<float>(N * D);
       a.r_f = c.take<float>(N);
     }
@@ -233,33 +227,36 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
   v.hhat = c.take<float>(N * D);
   v.logits = c.take<float>(N * V);
   v.dz = c.take<float>(N * V);
-  v.tmp_big = c.take<float>(N * big);
-  v.tmp_d = c.take<float>(N * D);
+  BlockScratch& s = v.block;
+  s.fp = s.act = c.take<float>(N * big);
+  s.tmp_d = c.take<float>(N * D);
   v.qin.q = c.take<int8_t>(N * big);
   v.qin.s = c.take<float>(N);
+  for (auto& ls : v.layers) ls.acts.a = ls.acts.o = ls.acts.m = ls.acts.s = v.qin;
   v.dres = c.take<float>(N * D);
-  v.d_d1 = c.take<float>(N * D);
-  v.d_d2 = c.take<float>(N * D);
-  v.d_hd1 = c.take<float>(N * Hd);
-  v.d_hd2 = c.take<float>(N * Hd);
-  v.d_f1 = c.take<float>(N * F);
-  v.d_f2 = c.take<float>(N * F);
-  v.d_f3 = c.take<float>(N * F);
-  v.d_q = c.take<float>(N * Hd);
-  v.d_k = c.take<float>(N * Kd);
-  v.d_v = c.take<float>(N * Kd);
-  v.d_q2 = c.take<float>(N * Hd);
-  v.d_k2 = c.take<float>(N * Kd);
-  v.xt = c.take<float>(N * big);
-  v.dg = c.take<float>(std::max(big, cfg.head_dim));
+  s.d_d1 = c.take<float>(N * D);
+  s.d_d2 = c.take<float>(N * D);
+  s.d_hd1 = c.take<float>(N * Hd);
+  s.d_hd2 = c.take<float>(N * Hd);
+  s.d_f1 = c.take<float>(N * F);
+  s.d_f2 = c.take<float>(N * F);
+  s.d_f3 = c.take<float>(N * F);
+  s.d_q = c.take<float>(N * Hd);
+  s.d_k = c.take<float>(N * Kd);
+  s.d_v = c.take<float>(N * Kd);
+  s.d_q2 = c.take<float>(N * Hd);
+  s.d_k2 = c.take<float>(N * Kd);
+  s.xt = c.take<float>(N * big);
+  s.dg = c.take<float>(std::max(big, cfg.head_dim));
   v.g_r = c.take<float>(N * r);
+  v.lora_dx = c.take<float>(N * big);
 }
 }  // namespace
 
 // ---------------------------------------------------------------- the model
 
 LoraModel::LoraModel(const ModelWeights& base, const LoraConfig& lora, Context& ctx)
-    : base_(base), lora_(lora), ctx_(ctx), v_(std::make_unique<Views>()) {
+    : base_(base), lora_(lora), ctx_(ctx), v_(std::make_unique<Views>()), hook_(std::make_unique<Hook>(*this)) {
   lora_.validate();
   const TritterConfig& c = base_.config;
   if (!c.quant) throw_error("lora: base model: found quant=false, expected a packed ternary base (quant=true)");
@@ -277,6 +274,7 @@ LoraModel::LoraModel(const ModelWeights& base, const LoraConfig& lora, Context& 
   for (size_t j = 0; j < table_.size(); ++j) {
     slot_[static_cast<size_t>(table_[j].layer)][static_cast<size_t>(kind_index(table_[j].kind))] = static_cast<int>(j);
   }
+  for (const auto& L : base_.layers) weights_.push_back(block_weights(L));  // wt = null: dx through the kernel
   if (base_.head.format == HeadFormat::F32) {
     head_ = base_.head.f32;
   } else {  // int8 head: one fp32 copy, w[v, :] = i8[v, :] · row_scale[v]
@@ -311,9 +309,10 @@ void LoraModel::reserve(int64_t B, int64_t T, bool recompute) {
   recompute_ = recompute;
   layer_rng_.assign(static_cast<size_t>(c.num_hidden_layers), {});
   TRITTER_CHECK(static_cast<size_t>(cv.bytes()) == arena_.bytes(), cv.bytes(), " vs ", arena_.bytes());
-  attn_ = AttnShape{B, T, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  attn_ = AttnShape{B, T, c.num_attention_heads, c.num_key_value_heads, c.head_dim, AttnMask::causal(c.sliding_window)};
   attn_scratch_ = Buffer(static_cast<size_t>(attention_scratch_floats(attn_, nthreads(ctx_))) * sizeof(float),
                          MemCategory::Scratch, &ctx_.memory);
+  v_->block.attn = attn_scratch_.as<float>().data();
   const int64_t half = c.head_dim / 2;
   rope_ = Buffer(static_cast<size_t>(2 * T * half) * sizeof(float), MemCategory::Scratch, &ctx_.memory);
   rope_cos_ = rope_.as<float>().data();
@@ -324,208 +323,82 @@ void LoraModel::reserve(int64_t B, int64_t T, bool recompute) {
   have_backward_state_ = false;
 }
 
-namespace {
-
-// Keeps x (N, I) as the LoRA input `dst`, with inverted dropout when p > 0 (drop with probability p, scale the rest
-// by 1/(1−p)). A dropped element is stored as 0; the backward reads the mask back as dst != 0 (an element that was
-// exactly 0 before dropout gets no gradient through the branch either way, since its value contributes nothing).
-void keep_lora_input(float* dst, const float* x, int64_t n, double p, bool train, Rng& rng) {
+// Keeps x (N, I) as the LoRA input of `input`, with inverted dropout when p > 0 (drop with probability p, scale the
+// rest by 1/(1−p)). A dropped element is stored as 0; the backward reads the mask back as x != 0 (an element that
+// was exactly 0 before dropout gets no gradient through the branch either way, since its value contributes nothing).
+const float* LoraModel::Hook::take_input(int layer, int input, const float* x, int64_t N, int64_t I) const {
+  float* dst = save(layer).lin[input];
+  const int64_t n = N * I;
+  const double p = m_.lora_.dropout;
   if (!train || p <= 0) {
     std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
-    return;
+    return dst;
   }
   const float keep = static_cast<float>(1.0 / (1.0 - p));
-  for (int64_t j = 0; j < n; ++j) dst[j] = rng.uniform_double() < p ? 0.0f : x[j] * keep;
+  for (int64_t j = 0; j < n; ++j) dst[j] = m_.drop_rng_.uniform_double() < p ? 0.0f : x[j] * keep;
+  return dst;
 }
 
-}  // namespace
+// y += (α/r)·(x Aᵀ) Bᵀ, keeping xa = x Aᵀ (N, r).
+void LoraModel::Hook::forward(const Context& ctx, int layer, int proj, const float* x, int64_t N, float* y) const {
+  const LoraTensor& t = tensor(layer, proj);
+  const float* p = m_.params_.as<float>().data();
+  const int64_t r = m_.lora_.rank;
+  float* xa = save(layer).xa[proj];
+  gemm_f32(ctx, xa, x, p + t.a_offset, N, r, t.I, false, true, 1.0f, 0.0f);
+  gemm_f32(ctx, y, xa, p + t.b_offset, N, t.O, r, false, true, m_.lora_.scale(), 1.0f);
+}
+
+// dB += (α/r)·dyᵀ xa ; g_r = (α/r)·dy B ; dA += g_rᵀ x ; and, when dx is wanted, dx += g_r A (⊙ dropout mask).
+void LoraModel::Hook::backward(const Context& ctx, int layer, int proj, const float* dy, int64_t N, float* dx) const {
+  const LoraTensor& t = tensor(layer, proj);
+  const LayerSave& ls = save(layer);
+  const float* x = ls.lin[kProjInput[proj]];
+  const float* p = m_.params_.as<float>().data();
+  float* g = m_.grads_.as<float>().data();
+  const int64_t r = m_.lora_.rank, O = t.O, I = t.I;
+  const float sc = m_.lora_.scale();
+  float* g_r = m_.v_->g_r;
+  gemm_f32(ctx, g + t.b_offset, dy, ls.xa[proj], O, r, N, true, false, sc, 1.0f);
+  gemm_f32(ctx, g_r, dy, p + t.b_offset, N, r, O, false, false, sc, 0.0f);
+  gemm_f32(ctx, g + t.a_offset, g_r, x, r, I, N, true, false, 1.0f, 1.0f);
+  if (!dx) return;
+  if (m_.lora_.dropout <= 0) {
+    gemm_f32(ctx, dx, g_r, p + t.a_offset, N, I, r, false, false, 1.0f, 1.0f);
+    return;
+  }
+  float* tmp = m_.v_->lora_dx;
+  gemm_f32(ctx, tmp, g_r, p + t.a_offset, N, I, r, false, false, 1.0f, 0.0f);
+  const float keep = static_cast<float>(1.0 / (1.0 - m_.lora_.dropout));
+  for (int64_t j = 0; j < N * I; ++j) dx[j] += x[j] != 0.0f ? tmp[j] * keep : 0.0f;
+}
+
+BlockRun LoraModel::block_run(int layer) const {
+  BlockRun run{ctx_, base_.config};
+  run.layer = layer;
+  run.B = B_;
+  run.T = T_;
+  run.save = true;
+  run.attn = attn_;
+  run.rope_cos = rope_cos_;
+  run.rope_sin = rope_sin_;
+  run.lora = hook_.get();
+  return run;
+}
 
 void LoraModel::layer_forward(int i, float* x_out, bool train) {
-  const TritterConfig& c = base_.config;
-  const int64_t N = B_ * T_, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim();
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim, r = lora_.rank;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  const float sc = lora_.scale();
-  const LayerWeights& W = base_.layers[static_cast<size_t>(i)];
-  const auto& slots = slot_[static_cast<size_t>(i)];
-  LayerSave& A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)];
-  Views& v = *v_;
-  const float* x = v.xs[static_cast<size_t>(i)];
-  float* tmp = v.tmp_big;
-  const float* p = params_.as<float>().data();
-
-  // The base BitLinear of `kind` on the quantized input, then y += (α/r)·(x Aᵀ) Bᵀ on the fp LoRA input.
-  auto linear = [&](int kind, float* y, int64_t I) {
-    const BitWeight bw = base_weight(layer_matrix(W, kind));
-    bitlinear_forward(ctx_, y, v.qin, bw, N);
-    const int s = slots[static_cast<size_t>(kind)];
-    if (s < 0) return;
-    const LoraTensor& t = table_[static_cast<size_t>(s)];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(N), static_cast<int>(r), static_cast<int>(I),
-                1.0f, A.lin[kInputOf[kind]], static_cast<int>(I), p + t.a_offset, static_cast<int>(I), 0.0f,
-                A.xa[kind], static_cast<int>(r));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(N), static_cast<int>(t.O),
-                static_cast<int>(r), sc, A.xa[kind], static_cast<int>(r), p + t.b_offset, static_cast<int>(r), 1.0f, y,
-                static_cast<int>(t.O));
-  };
-  auto set_input = [&](int which, const float* xin, int64_t I) {
-    bitinput_set(ctx_, v.qin, xin, N, I, true);
-    if (A.lin[which]) keep_lora_input(A.lin[which], xin, N * I, lora_.dropout, train, drop_rng_);
-  };
-
-  rmsnorm_forward(ctx_, tmp, A.r_in, x, W.input_norm, N, D, eps);
-  set_input(0, tmp, D);
-  linear(kQ, c.qk_norm ? A.qraw : A.q, D);
-  linear(kK, c.qk_norm ? A.kraw : A.k, D);
-  linear(kV, A.v, D);
-  if (c.qk_norm) {
-    rmsnorm_forward(ctx_, A.q, A.rq, A.qraw, W.q_norm, N * H, d, eps);
-    rmsnorm_forward(ctx_, A.k, A.rk, A.kraw, W.k_norm, N * K, d, eps);
-  }
-  rope_forward(ctx_, A.q, rope_cos_, rope_sin_, B_, T_, H, d);
-  rope_forward(ctx_, A.k, rope_cos_, rope_sin_, B_, T_, K, d);
-  attention_forward(ctx_, A.att, A.lse, A.q, A.k, A.v, attn_, attn_scratch_.as<float>().data());
-  if (c.sub_norm) {
-    rmsnorm_forward(ctx_, tmp, A.r_att, A.att, W.attn_sub_norm, N, Hd, eps);
-    set_input(1, tmp, Hd);
-  } else {
-    set_input(1, A.att, Hd);
-  }
-  if (c.post_norm == "both") {
-    linear(kO, A.y, Hd);
-    rmsnorm_forward(ctx_, v.tmp_d, A.r_y, A.y, W.post_attn_norm, N, D, eps);
-  } else {
-    linear(kO, v.tmp_d, Hd);
-  }
-#pragma omp parallel for num_threads(nthreads(ctx_)) schedule(static)
-  for (int64_t j = 0; j < N * D; ++j) A.h[j] = x[j] + v.tmp_d[j];
-
-  rmsnorm_forward(ctx_, tmp, A.r_h, A.h, W.pre_ff_norm, N, D, eps);
-  set_input(2, tmp, D);
-  linear(kUp, A.u, D);
-  float* s_out = c.sub_norm ? A.spre : tmp;
-  if (c.gated_mlp()) {
-    linear(kGate, A.gt, D);
-    relu2_glu_forward(ctx_, s_out, A.gt, A.u, N * F);
-  } else {
-    relu2_forward(ctx_, s_out, A.u, N * F);
-  }
-  if (c.sub_norm) rmsnorm_forward(ctx_, tmp, A.r_s, A.spre, W.ffn_sub_norm, N, F, eps);
-  set_input(3, tmp, F);
-  if (c.post_norm != "none") {
-    linear(kDown, A.f, F);
-    rmsnorm_forward(ctx_, v.tmp_d, A.r_f, A.f, W.post_ff_norm, N, D, eps);
-  } else {
-    linear(kDown, v.tmp_d, F);
-  }
-#pragma omp parallel for num_threads(nthreads(ctx_)) schedule(static)
-  for (int64_t j = 0; j < N * D; ++j) x_out[j] = A.h[j] + v.tmp_d[j];
+  hook_->train = train;
+  BlockActs A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)].acts;
+  A.x = v_->xs[static_cast<size_t>(i)];
+  block_forward(block_run(i), weights_[static_cast<size_t>(i)], A, x_out, v_->block);
 }
 
 void LoraModel::layer_backward(int i, float* dres) {
-  const TritterConfig& c = base_.config;
-  const int64_t N = B_ * T_, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim, r = lora_.rank;
-  const float sc = lora_.scale();
-  const LayerWeights& W = base_.layers[static_cast<size_t>(i)];
-  const auto& slots = slot_[static_cast<size_t>(i)];
-  const LayerSave& A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)];
-  Views& v = *v_;
-  const float* p = params_.as<float>().data();
-  float* g = grads_.as<float>().data();
-  const bool need_dx = i > 0;  // layer 0's input gradient would only feed the frozen embedding
-  auto zero = [](float* q, int64_t n) { std::memset(q, 0, static_cast<size_t>(n) * sizeof(float)); };
-  float* dg = v.dg;  // frozen gains: their gradient goes to a scratch that is never read
-
-  // dB += (α/r)·dyᵀ xa ; g_r = (α/r)·dy B ; dA += g_rᵀ x ; and, when dx is wanted, dx += g_r A (⊙ dropout mask).
-  auto lora_backward = [&](int kind, const float* dy, float* dx, int64_t I) {
-    const int s = slots[static_cast<size_t>(kind)];
-    if (s < 0) return;
-    const LoraTensor& t = table_[static_cast<size_t>(s)];
-    const float* x = A.lin[kInputOf[kind]];
-    const int n = static_cast<int>(N), o = static_cast<int>(t.O), in = static_cast<int>(I), rr = static_cast<int>(r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, rr, n, sc, dy, o, A.xa[kind], rr, 1.0f, g + t.b_offset, rr);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, rr, o, sc, dy, o, p + t.b_offset, rr, 0.0f, v.g_r, rr);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rr, in, n, 1.0f, v.g_r, rr, x, in, 1.0f, g + t.a_offset, in);
-    if (!dx) return;
-    if (lora_.dropout <= 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, rr, 1.0f, v.g_r, rr, p + t.a_offset, in, 1.0f, dx, in);
-      return;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, rr, 1.0f, v.g_r, rr, p + t.a_offset, in, 0.0f, v.xt, in);
-    const float keep = static_cast<float>(1.0 / (1.0 - lora_.dropout));
-    for (int64_t j = 0; j < N * I; ++j) dx[j] += x[j] != 0.0f ? v.xt[j] * keep : 0.0f;
-  };
-  auto base_dx = [&](int kind, float* dx, const float* dy, bool accumulate) {
-    bitlinear_backward_dx(ctx_, dx, dy, base_weight(layer_matrix(W, kind)), N, accumulate, v.xt);
-  };
-
-  // MLP branch: out = h + f.
-  const float* df = dres;
-  if (c.post_norm != "none") {
-    zero(v.d_d2, N * D);
-    rmsnorm_backward(ctx_, v.d_d2, dg, dres, A.f, A.r_f, W.post_ff_norm, N, D);
-    df = v.d_d2;
-  }
-  base_dx(kDown, v.d_f1, df, false);
-  lora_backward(kDown, df, v.d_f1, F);
-  const float* ds = v.d_f1;
-  if (c.sub_norm) {
-    zero(v.d_f2, N * F);
-    rmsnorm_backward(ctx_, v.d_f2, dg, v.d_f1, A.spre, A.r_s, W.ffn_sub_norm, N, F);
-    ds = v.d_f2;
-  }
-  float* du = ds == v.d_f1 ? v.d_f2 : v.d_f1;
-  float* dgt = v.d_f3;
-  if (c.gated_mlp()) {
-    relu2_glu_backward(ctx_, dgt, du, ds, A.gt, A.u, N * F);
-  } else {
-    relu2_backward(ctx_, du, ds, A.u, N * F);
-  }
-  base_dx(kUp, v.d_d1, du, false);
-  if (c.gated_mlp()) base_dx(kGate, v.d_d1, dgt, true);
-  lora_backward(kUp, du, v.d_d1, D);
-  if (c.gated_mlp()) lora_backward(kGate, dgt, v.d_d1, D);
-  rmsnorm_backward(ctx_, dres, dg, v.d_d1, A.h, A.r_h, W.pre_ff_norm, N, D);
-
-  // Attention branch: h = x + y; dres holds dh.
-  const float* dy = dres;
-  if (c.post_norm == "both") {
-    zero(v.d_d2, N * D);
-    rmsnorm_backward(ctx_, v.d_d2, dg, dres, A.y, A.r_y, W.post_attn_norm, N, D);
-    dy = v.d_d2;
-  }
-  base_dx(kO, v.d_hd1, dy, false);
-  lora_backward(kO, dy, v.d_hd1, Hd);
-  const float* dout = v.d_hd1;
-  if (c.sub_norm) {
-    zero(v.d_hd2, N * Hd);
-    rmsnorm_backward(ctx_, v.d_hd2, dg, v.d_hd1, A.att, A.r_att, W.attn_sub_norm, N, Hd);
-    dout = v.d_hd2;
-  }
-  attention_backward(ctx_, v.d_q, v.d_k, v.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_,
-                     attn_scratch_.as<float>().data());
-  rope_backward(ctx_, v.d_q, rope_cos_, rope_sin_, B_, T_, H, d);
-  rope_backward(ctx_, v.d_k, rope_cos_, rope_sin_, B_, T_, K, d);
-  const float* dq = v.d_q;
-  const float* dk = v.d_k;
-  if (c.qk_norm) {
-    zero(v.d_q2, N * Hd);
-    zero(v.d_k2, N * Kd);
-    rmsnorm_backward(ctx_, v.d_q2, dg, v.d_q, A.qraw, A.rq, W.q_norm, N * H, d);
-    rmsnorm_backward(ctx_, v.d_k2, dg, v.d_k, A.kraw, A.rk, W.k_norm, N * K, d);
-    dq = v.d_q2;
-    dk = v.d_k2;
-  }
-  if (need_dx) {
-    base_dx(kQ, v.d_d1, dq, false);
-    base_dx(kK, v.d_d1, dk, true);
-    base_dx(kV, v.d_d1, v.d_v, true);
-  }
-  lora_backward(kQ, dq, need_dx ? v.d_d1 : nullptr, D);
-  lora_backward(kK, dk, need_dx ? v.d_d1 : nullptr, D);
-  lora_backward(kV, v.d_v, need_dx ? v.d_d1 : nullptr, D);
-  if (need_dx) rmsnorm_backward(ctx_, dres, dg, v.d_d1, v.xs[static_cast<size_t>(i)], A.r_in, W.input_norm, N, D);
+  BlockActs A = v_->layers[recompute_ ? 0 : static_cast<size_t>(i)].acts;
+  A.x = v_->xs[static_cast<size_t>(i)];
+  const BlockGrads frozen;  // the base learns nothing
+  // Layer 0's input gradient would only feed the frozen embedding.
+  block_backward(block_run(i), weights_[static_cast<size_t>(i)], frozen, A, dres, v_->block, i > 0);
 }
 
 double LoraModel::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
@@ -543,7 +416,7 @@ double LoraModel::forward(const int32_t* inputs, const int32_t* targets, int64_t
   }
   rmsnorm_forward(ctx_, v.hhat, v.r_final, v.xs[static_cast<size_t>(L)], base_.final_norm, N, D,
                   static_cast<float>(c.rms_norm_eps));
-  linear_forward(v.logits, v.hhat, head_, N, D, V);
+  linear_forward(ctx_, v.logits, v.hhat, head_, N, D, V);
   logits_ = v.logits;
   have_backward_state_ = false;
   if (!targets) return 0.0;
@@ -557,12 +430,11 @@ void LoraModel::backward() {
   const TritterConfig& c = base_.config;
   const int64_t N = B_ * T_, D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
   Views& v = *v_;
-  std::memset(v.dg, 0, static_cast<size_t>(std::max({D, c.q_dim(), c.intermediate_size, c.head_dim})) * sizeof(float));
   // dĥ (N, D) = dz (N, V) · W_head (V, D): the head is frozen, no dW.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(D), static_cast<int>(V),
-              1.0f, v.dz, static_cast<int>(V), head_, static_cast<int>(D), 0.0f, v.d_d1, static_cast<int>(D));
+  linear_backward(ctx_, v.block.d_d1, nullptr, v.dz, v.hhat, head_, N, D, V, false);
   std::memset(v.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
-  rmsnorm_backward(ctx_, v.dres, v.dg, v.d_d1, v.xs[static_cast<size_t>(L)], v.r_final, base_.final_norm, N, D);
+  rmsnorm_backward(ctx_, v.dres, v.block.dg, v.block.d_d1, v.xs[static_cast<size_t>(L)], v.r_final, base_.final_norm,
+                   N, D);
   const auto rng_after_forward = drop_rng_.state();
   for (int64_t i = L - 1; i >= 0; --i) {
     if (recompute_) {  // rebuild layer i's saved set; its output xs[i+1] is rewritten with the same values

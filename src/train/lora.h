@@ -25,7 +25,7 @@
 #include "core/context.h"
 #include "model/packed_model.h"
 #include "model/tensor_table.h"
-#include "train/ops.h"
+#include "model/block.h"
 
 namespace tritter::train {
 
@@ -100,8 +100,10 @@ class LoraModel {
   int64_t arena_bytes() const { return arena_.bytes(); }
   void set_dropout_seed(uint64_t seed) { drop_rng_ = Rng(seed); }
   struct Views;  // the arena carve (opaque; lora.cpp)
+  class Hook;    // the adapters as model/block's LoraHook
 
  private:
+  BlockRun block_run(int layer) const;
   void layer_forward(int i, float* x_out, bool train);
   void layer_backward(int i, float* dres);
 
@@ -115,6 +117,7 @@ class LoraModel {
   const float* head_ = nullptr;  // (V, D)
   // Per layer, per kind (q k v o gate up down): index into table_ or -1.
   std::vector<std::array<int, 7>> slot_;
+  std::vector<BlockWeights> weights_;  // the base's layers as the block reads them
   Buffer arena_, attn_scratch_, rope_;
   int64_t B_ = 0, T_ = 0;
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
@@ -124,6 +127,7 @@ class LoraModel {
   std::vector<int32_t> ids_;
   Rng drop_rng_{0x10a};
   std::unique_ptr<Views> v_;
+  std::unique_ptr<Hook> hook_;
   AttnShape attn_;
   bool have_backward_state_ = false;
 };

@@ -9,40 +9,19 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
 #include "train/arena.h"
 
 namespace tritter::train {
 
-const char* op_name(Op op) {
-  static const char* const names[] = {"rmsnorm fwd+bwd", "activation quantize", "BitLinear fwd (int8 x ternary)",
-                                      "BitLinear dx (ternary^T)", "dW GEMM (sgemm)", "attention fwd",
-                                      "attention bwd", "rope/relu2/residual/embed", "LM head + CE",
-                                      "weight quantize+pack"};
-  return names[static_cast<int>(op)];
-}
-
 namespace {
 
-// Adds the wall time of its scope to one op family.
-class OpTimer {
- public:
-  OpTimer(OpTimes& t, Op op) : t_(t), op_(op), start_(std::chrono::steady_clock::now()) {}
-  ~OpTimer() {
-    t_.seconds[static_cast<int>(op_)] +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-
- private:
-  OpTimes& t_;
-  Op op_;
-  std::chrono::steady_clock::time_point start_;
-};
-#define TIMED(op, ...)                      \
-  do {                                      \
-    OpTimer timer_(times_, Op::op);         \
-    __VA_ARGS__;                            \
+#define TIMED(op, ...)                  \
+  do {                                  \
+    OpTimer timer_(&times_, Op::op);    \
+    __VA_ARGS__;                        \
   } while (0)
 
 BitInput take_input(Carver& c, int64_t N, int64_t I, bool quant) {
@@ -63,7 +42,7 @@ void carve(Carver& c, ArenaViews& v, const TritterConfig& cfg, int64_t B, int64_
   const bool quant = cfg.quant;
   v.xs.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& x : v.xs) x = c.take<float>(N * D);
-  v.acts.assign(static_cast<size_t>(recompute ? 1 : L), LayerActs{});
+  v.acts.assign(static_cast<size_t>(recompute ? 1 : L), BlockActs{});
   for (auto& a : v.acts) {
     a.r_in = c.take<float>(N);
     a.a = take_input(c, N, D, quant);
@@ -80,7 +59,7 @@ void carve(Carver& c, ArenaViews& v, const TritterConfig& cfg, int64_t B, int64_
     a.lse = c.take<float>(B * H * T);
     if (cfg.sub_norm) a.r_att = c.take<float>(N);
     a.o = take_input(c, N, Hd, quant);
-    if (cfg.post_norm == "both") {
+    if (cfg.post_norm == PostNorm::Both) {
       a.y = c.take<float>(N * D);
       a.r_y = c.take<float>(N);
     }
@@ -94,7 +73,7 @@ void carve(Carver& c, ArenaViews& v, const TritterConfig& cfg, int64_t B, int64_
       a.r_s = c.take<float>(N);
     }
     a.s = take_input(c, N, F, quant);
-    if (cfg.post_norm != "none") {
+    if (cfg.post_norm != PostNorm::None) {
       a.f = c.take<float>(N * D);
       a.r_f = c.take<float>(N);
     }
@@ -149,23 +128,28 @@ TrainModel::TrainModel(const TritterConfig& config, Context& ctx) : config_(conf
     wscratch_ = Buffer(static_cast<size_t>(total_bit), MemCategory::Scratch, &ctx_.memory);
   }
   bits_.resize(static_cast<size_t>(config_.num_hidden_layers));
+  grad_views_.resize(bits_.size());
   size_t off = 0;
   float* p = params_.as<float>().data();
-  for (int i = 0; i < config_.num_hidden_layers; ++i) {
-    for (const auto& t : table_) {
-      if (t.layer != i || t.role != TensorRole::BitLinear) continue;
-      LayerBits& lb = bits_[static_cast<size_t>(i)];
-      BitWeight* bw = t.kind == "q_proj" ? &lb.q : t.kind == "k_proj" ? &lb.k : t.kind == "v_proj" ? &lb.v
-                    : t.kind == "o_proj" ? &lb.o : t.kind == "gate_proj" ? &lb.gate : t.kind == "up_proj" ? &lb.up
-                    : &lb.down;
-      bw->w = p + t.offset;
-      bw->O = t.shape[0];
-      bw->I = t.shape[1];
-      bw->quant = config_.quant;
-      if (config_.quant) {
-        bw->packed = static_cast<uint8_t*>(wcache_.data()) + off;
-        off += (ternary_matrix_bytes(t.shape[0], t.shape[1]) + 63) & ~size_t{63};
-      }
+  float* g = grads_.as<float>().data();
+  for (const auto& t : table_) {
+    if (t.layer < 0) continue;
+    BlockWeights& lw = bits_[static_cast<size_t>(t.layer)];
+    BlockGrads& lg = grad_views_[static_cast<size_t>(t.layer)];
+    if (t.role != TensorRole::BitLinear) {
+      *lw.norm_slot(t.kind) = p + t.offset;
+      *lg.norm_slot(t.kind) = g + t.offset;
+      continue;
+    }
+    *lg.proj_slot(t.kind) = g + t.offset;
+    BitWeight* bw = lw.proj_slot(t.kind);
+    bw->w = p + t.offset;
+    bw->O = t.shape[0];
+    bw->I = t.shape[1];
+    bw->quant = config_.quant;
+    if (config_.quant) {
+      bw->packed = static_cast<uint8_t*>(wcache_.data()) + off;
+      off += (ternary_matrix_bytes(t.shape[0], t.shape[1]) + 63) & ~size_t{63};
     }
   }
   set_dx_kernel(false);
@@ -175,31 +159,17 @@ TrainModel::TrainModel(TrainModel& primary, Context& ctx)
     : config_(primary.config_), ctx_(ctx), primary_(&primary), table_(primary.table_),
       num_params_(primary.num_params_), weights_stale_(false) {
   grads_ = Buffer(static_cast<size_t>(num_params_) * sizeof(float), MemCategory::Gradients, &ctx_.memory);
-}
-
-LayerTensors TrainModel::layer_tensors(float* base, int layer) const {
-  LayerTensors lt;
+  grad_views_.resize(static_cast<size_t>(config_.num_hidden_layers));
+  float* g = grads_.as<float>().data();
   for (const auto& t : table_) {
-    if (t.layer != layer) continue;
-    float* p = base + t.offset;
-    const std::string& k = t.kind;
-    if (k == "input_layernorm") lt.input_layernorm = p;
-    else if (k == "q_proj") lt.q_proj = p;
-    else if (k == "k_proj") lt.k_proj = p;
-    else if (k == "v_proj") lt.v_proj = p;
-    else if (k == "q_norm") lt.q_norm = p;
-    else if (k == "k_norm") lt.k_norm = p;
-    else if (k == "attn_sub_norm") lt.attn_sub_norm = p;
-    else if (k == "o_proj") lt.o_proj = p;
-    else if (k == "post_attention_layernorm") lt.post_attention_layernorm = p;
-    else if (k == "pre_feedforward_layernorm") lt.pre_feedforward_layernorm = p;
-    else if (k == "gate_proj") lt.gate_proj = p;
-    else if (k == "up_proj") lt.up_proj = p;
-    else if (k == "ffn_sub_norm") lt.ffn_sub_norm = p;
-    else if (k == "down_proj") lt.down_proj = p;
-    else if (k == "post_feedforward_layernorm") lt.post_feedforward_layernorm = p;
+    if (t.layer < 0) continue;
+    BlockGrads& lg = grad_views_[static_cast<size_t>(t.layer)];
+    if (t.role == TensorRole::BitLinear) {
+      *lg.proj_slot(t.kind) = g + t.offset;
+    } else {
+      *lg.norm_slot(t.kind) = g + t.offset;
+    }
   }
-  return lt;
 }
 
 void TrainModel::init_weights(uint64_t seed) {
@@ -210,7 +180,7 @@ void TrainModel::set_dx_kernel(bool kernel) {
   if (!config_.quant || primary_) return;  // a replica uses its primary's weight cache
   if (kernel) {
     for (auto& lb : bits_)
-      for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) bw->wt = nullptr;
+      for (int q = 0; q < kProjCount; ++q) lb.proj(q).wt = nullptr;
     wtilde_ = Buffer();
     return;
   }
@@ -220,7 +190,8 @@ void TrainModel::set_dx_kernel(bool kernel) {
   wtilde_ = Buffer(static_cast<size_t>(total) * sizeof(float), MemCategory::Weights, &ctx_.memory);
   float* p = wtilde_.as<float>().data();
   for (auto& lb : bits_)
-    for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) {
+    for (int q = 0; q < kProjCount; ++q) {
+      BitWeight* bw = &lb.proj(q);
       if (!bw->w) continue;
       bw->wt = p;
       p += bw->O * bw->I;
@@ -238,7 +209,8 @@ void TrainModel::prepare_weights() {
     std::vector<int64_t> scratch_off;
     int64_t off = 0;
     for (auto& lb : bits_) {
-      for (BitWeight* bw : {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down}) {
+      for (int q = 0; q < kProjCount; ++q) {
+        BitWeight* bw = &lb.proj(q);
         if (!bw->w) continue;
         all.push_back(bw);
         scratch_off.push_back(off);
@@ -246,18 +218,10 @@ void TrainModel::prepare_weights() {
       }
     }
     int8_t* scratch = static_cast<int8_t*>(wscratch_.data());
-    OpTimer timer(times_, Op::WeightQuant);
-    std::vector<std::exception_ptr> errors(all.size());  // non-finite weights: rethrown outside the region
-#pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(dynamic, 1)
-    for (size_t i = 0; i < all.size(); ++i) {
-      try {
-        bitweight_prepare(*all[i], scratch + scratch_off[i]);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    }
-    for (auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    OpTimer timer(&times_, Op::WeightQuant);
+    parallel_for(std::max(1, ctx_.threads), static_cast<int64_t>(all.size()), [&](int64_t i, int) {
+      bitweight_prepare(*all[size_t(i)], scratch + scratch_off[size_t(i)]);
+    });
   }
   weights_stale_ = false;
 }
@@ -276,7 +240,7 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
   carve(c, v_, config_, B, T, recompute);
   TRITTER_CHECK(static_cast<size_t>(c.bytes()) == arena_.bytes(), c.bytes(), " vs ", arena_.bytes());
   attn_ = AttnShape{B, T, config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim,
-                    config_.sliding_window};
+                    AttnMask::causal(config_.sliding_window)};
   attn_scratch_ = Buffer(static_cast<size_t>(attention_scratch_floats(attn_, std::max(1, ctx_.threads))) *
                              sizeof(float), MemCategory::Scratch, &ctx_.memory);
   const int64_t half = config_.head_dim / 2;
@@ -289,150 +253,38 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
   recompute_ = recompute;
 }
 
-void TrainModel::layer_forward(int i, const LayerActs& A, float* x_out) {
-  const TritterConfig& c = config_;
-  const int64_t N = B_ * T_, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim;
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  const bool quant = c.quant;
-  const LayerTensors P = layer_tensors(const_cast<float*>(pdata()), i);
-  const LayerBits& W = (primary_ ? primary_->bits_ : bits_)[static_cast<size_t>(i)];  // shared σ, packed
-  const float* x = A.x;
-  float* tmp = v_.tmp_big;
-
-  TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_in, x, P.input_layernorm, N, D, eps));
-  TIMED(Quantize, bitinput_set(ctx_, A.a, tmp, N, D, quant));
-  TIMED(BitFwd, bitlinear_forward(ctx_, c.qk_norm ? A.qraw : A.q, A.a, W.q, N));
-  TIMED(BitFwd, bitlinear_forward(ctx_, c.qk_norm ? A.kraw : A.k, A.a, W.k, N));
-  TIMED(BitFwd, bitlinear_forward(ctx_, A.v, A.a, W.v, N));
-  if (c.qk_norm) {
-    TIMED(Norm, rmsnorm_forward(ctx_, A.q, A.rq, A.qraw, P.q_norm, N * H, d, eps));
-    TIMED(Norm, rmsnorm_forward(ctx_, A.k, A.rk, A.kraw, P.k_norm, N * K, d, eps));
-  }
-  TIMED(Elementwise, rope_forward(ctx_, A.q, rope_cos_, rope_sin_, B_, T_, H, d));
-  TIMED(Elementwise, rope_forward(ctx_, A.k, rope_cos_, rope_sin_, B_, T_, K, d));
-  TIMED(AttnFwd, attention_forward(ctx_, A.att, A.lse, A.q, A.k, A.v, attn_, attn_scratch_.as<float>().data()));
-  if (c.sub_norm) {
-    TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_att, A.att, P.attn_sub_norm, N, Hd, eps));
-    TIMED(Quantize, bitinput_set(ctx_, A.o, tmp, N, Hd, quant));
-  } else {
-    TIMED(Quantize, bitinput_set(ctx_, A.o, A.att, N, Hd, quant));
-  }
-  const float* ybr;
-  if (c.post_norm == "both") {
-    TIMED(BitFwd, bitlinear_forward(ctx_, A.y, A.o, W.o, N));
-    TIMED(Norm, rmsnorm_forward(ctx_, v_.tmp_d, A.r_y, A.y, P.post_attention_layernorm, N, D, eps));
-  } else {
-    TIMED(BitFwd, bitlinear_forward(ctx_, v_.tmp_d, A.o, W.o, N));
-  }
-  ybr = v_.tmp_d;
-#pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(static)
-  for (int64_t j = 0; j < N * D; ++j) A.h[j] = x[j] + ybr[j];
-
-  TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_h, A.h, P.pre_feedforward_layernorm, N, D, eps));
-  TIMED(Quantize, bitinput_set(ctx_, A.m, tmp, N, D, quant));
-  TIMED(BitFwd, bitlinear_forward(ctx_, A.u, A.m, W.up, N));
-  float* s_out = c.sub_norm ? A.spre : tmp;
-  if (c.gated_mlp()) {
-    TIMED(BitFwd, bitlinear_forward(ctx_, A.gt, A.m, W.gate, N));
-    TIMED(Elementwise, relu2_glu_forward(ctx_, s_out, A.gt, A.u, N * F));
-  } else {
-    TIMED(Elementwise, relu2_forward(ctx_, s_out, A.u, N * F));
-  }
-  if (c.sub_norm) TIMED(Norm, rmsnorm_forward(ctx_, tmp, A.r_s, A.spre, P.ffn_sub_norm, N, F, eps));
-  TIMED(Quantize, bitinput_set(ctx_, A.s, tmp, N, F, quant));
-  if (c.post_norm != "none") {
-    TIMED(BitFwd, bitlinear_forward(ctx_, A.f, A.s, W.down, N));
-    TIMED(Norm, rmsnorm_forward(ctx_, v_.tmp_d, A.r_f, A.f, P.post_feedforward_layernorm, N, D, eps));
-  } else {
-    TIMED(BitFwd, bitlinear_forward(ctx_, v_.tmp_d, A.s, W.down, N));
-  }
-  const float* fbr = v_.tmp_d;
-  (void)Kd;
-#pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(static)
-  for (int64_t j = 0; j < N * D; ++j) x_out[j] = A.h[j] + fbr[j];
+BlockRun TrainModel::block_run(int layer) {
+  BlockRun run{ctx_, config_};
+  run.layer = layer;
+  run.B = B_;
+  run.T = T_;
+  run.save = true;
+  run.attn = attn_;
+  run.rope_cos = rope_cos_;
+  run.rope_sin = rope_sin_;
+  run.times = &times_;
+  return run;
 }
 
-void TrainModel::layer_backward(int i, const LayerActs& A, float* dres) {
-  const TritterConfig& c = config_;
-  const int64_t N = B_ * T_, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim;
-  const bool quant = c.quant;
-  const LayerTensors P = layer_tensors(const_cast<float*>(pdata()), i);
-  const LayerTensors G = layer_tensors(grads_.as<float>().data(), i);
-  const LayerBits& W = (primary_ ? primary_->bits_ : bits_)[static_cast<size_t>(i)];  // shared σ, packed
-  auto zero = [](float* p, int64_t n) { std::memset(p, 0, static_cast<size_t>(n) * sizeof(float)); };
-  float* xt = v_.xt;
-
-  // MLP branch: out = h + f.
-  const float* df = dres;
-  if (c.post_norm != "none") {
-    zero(v_.d_d2, N * D);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_feedforward_layernorm, dres, A.f, A.r_f,
-        P.post_feedforward_layernorm, N, D));
-    df = v_.d_d2;
-  }
-  TIMED(GemmDw, bitlinear_backward_dw(G.down_proj, df, bitinput_float(A.s, xt, N, F, quant), N, D, F));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_f1, df, W.down, N, false, xt));
-  const float* ds = v_.d_f1;
-  if (c.sub_norm) {
-    zero(v_.d_f2, N * F);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_f2, G.ffn_sub_norm, v_.d_f1, A.spre, A.r_s, P.ffn_sub_norm, N, F));
-    ds = v_.d_f2;
-  }
-  float* du = ds == v_.d_f1 ? v_.d_f2 : v_.d_f1;
-  float* dgt = v_.d_f3;
-  if (c.gated_mlp()) {
-    TIMED(Elementwise, relu2_glu_backward(ctx_, dgt, du, ds, A.gt, A.u, N * F));
-  } else {
-    TIMED(Elementwise, relu2_backward(ctx_, du, ds, A.u, N * F));
-  }
-  const float* mt = bitinput_float(A.m, xt, N, D, quant);
-  TIMED(GemmDw, bitlinear_backward_dw(G.up_proj, du, mt, N, F, D));
-  if (c.gated_mlp()) TIMED(GemmDw, bitlinear_backward_dw(G.gate_proj, dgt, mt, N, F, D));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, du, W.up, N, false, xt));
-  if (c.gated_mlp()) TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dgt, W.gate, N, true, xt));
-  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.pre_feedforward_layernorm, v_.d_d1, A.h, A.r_h,
-      P.pre_feedforward_layernorm, N, D));
-
-  // Attention branch: h = x + y; dres now holds dh.
-  const float* dy = dres;
-  if (c.post_norm == "both") {
-    zero(v_.d_d2, N * D);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_d2, G.post_attention_layernorm, dres, A.y, A.r_y,
-        P.post_attention_layernorm, N, D));
-    dy = v_.d_d2;
-  }
-  TIMED(GemmDw, bitlinear_backward_dw(G.o_proj, dy, bitinput_float(A.o, xt, N, Hd, quant), N, D, Hd));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_hd1, dy, W.o, N, false, xt));
-  const float* dout = v_.d_hd1;
-  if (c.sub_norm) {
-    zero(v_.d_hd2, N * Hd);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_hd2, G.attn_sub_norm, v_.d_hd1, A.att, A.r_att, P.attn_sub_norm, N, Hd));
-    dout = v_.d_hd2;
-  }
-  TIMED(AttnBwd, attention_backward(ctx_, v_.d_q, v_.d_k, v_.d_v, dout, A.q, A.k, A.v, A.att, A.lse, attn_,
-      attn_scratch_.as<float>().data()));
-  TIMED(Elementwise, rope_backward(ctx_, v_.d_q, rope_cos_, rope_sin_, B_, T_, H, d));
-  TIMED(Elementwise, rope_backward(ctx_, v_.d_k, rope_cos_, rope_sin_, B_, T_, K, d));
-  const float* dq = v_.d_q;
-  const float* dk = v_.d_k;
-  if (c.qk_norm) {
-    zero(v_.d_q2, N * Hd);
-    zero(v_.d_k2, N * Kd);
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_q2, G.q_norm, v_.d_q, A.qraw, A.rq, P.q_norm, N * H, d));
-    TIMED(Norm, rmsnorm_backward(ctx_, v_.d_k2, G.k_norm, v_.d_k, A.kraw, A.rk, P.k_norm, N * K, d));
-    dq = v_.d_q2;
-    dk = v_.d_k2;
-  }
-  const float* at = bitinput_float(A.a, xt, N, D, quant);
-  TIMED(GemmDw, bitlinear_backward_dw(G.q_proj, dq, at, N, Hd, D));
-  TIMED(GemmDw, bitlinear_backward_dw(G.k_proj, dk, at, N, Kd, D));
-  TIMED(GemmDw, bitlinear_backward_dw(G.v_proj, v_.d_v, at, N, Kd, D));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dq, W.q, N, false, xt));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, dk, W.k, N, true, xt));
-  TIMED(BitDx, bitlinear_backward_dx(ctx_, v_.d_d1, v_.d_v, W.v, N, true, xt));
-  TIMED(Norm, rmsnorm_backward(ctx_, dres, G.input_layernorm, v_.d_d1, A.x, A.r_in, P.input_layernorm, N, D));
+BlockScratch TrainModel::block_scratch() const {
+  BlockScratch s;
+  s.fp = s.act = v_.tmp_big;
+  s.tmp_d = v_.tmp_d;
+  s.attn = const_cast<float*>(attn_scratch_.as<float>().data());
+  s.d_d1 = v_.d_d1;
+  s.d_d2 = v_.d_d2;
+  s.d_hd1 = v_.d_hd1;
+  s.d_hd2 = v_.d_hd2;
+  s.d_f1 = v_.d_f1;
+  s.d_f2 = v_.d_f2;
+  s.d_f3 = v_.d_f3;
+  s.d_q = v_.d_q;
+  s.d_k = v_.d_k;
+  s.d_v = v_.d_v;
+  s.d_q2 = v_.d_q2;
+  s.d_k2 = v_.d_k2;
+  s.xt = v_.xt;
+  return s;
 }
 
 double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale) {
@@ -445,17 +297,20 @@ double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
   ids_.assign(inputs, inputs + N);
+  const std::vector<BlockWeights>& W = primary_ ? primary_->bits_ : bits_;  // shared σ, packed
+  const BlockScratch scratch = block_scratch();
   TIMED(Elementwise, embedding_forward(v_.xs[0], E, inputs, N, D, V));
   for (int64_t i = 0; i < L; ++i) {
-    LayerActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
+    BlockActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
     A.x = v_.xs[static_cast<size_t>(i)];
-    layer_forward(static_cast<int>(i), A, v_.xs[static_cast<size_t>(i + 1)]);
+    block_forward(block_run(static_cast<int>(i)), W[static_cast<size_t>(i)], A, v_.xs[static_cast<size_t>(i + 1)],
+                  scratch);
   }
   TIMED(Norm, rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N,
       D, static_cast<float>(c.rms_norm_eps)));
-  TIMED(Head, linear_forward(v_.logits, v_.hhat, p + head->offset, N, D, V));
+  TIMED(Head, linear_forward(ctx_, v_.logits, v_.hhat, p + head->offset, N, D, V));
   if (!targets) return 0.0;
-  OpTimer timer(times_, Op::Head);
+  OpTimer timer(&times_, Op::Head);
   return cross_entropy_forward_backward(ctx_, v_.dz, v_.logits, targets, N, V, c.z_loss, grad_scale);
 }
 
@@ -467,15 +322,18 @@ void TrainModel::backward() {
   float* g = grads_.as<float>().data();
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
-  TIMED(Head, linear_backward(v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
+  TIMED(Head, linear_backward(ctx_, v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
   std::memset(v_.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
   TIMED(Norm, rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)],
       v_.r_final, p + fnorm->offset, N, D));
+  const std::vector<BlockWeights>& W = primary_ ? primary_->bits_ : bits_;
+  const BlockScratch scratch = block_scratch();
   for (int64_t i = L - 1; i >= 0; --i) {
-    LayerActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
+    BlockActs A = v_.acts[recompute_ ? 0 : static_cast<size_t>(i)];
     A.x = v_.xs[static_cast<size_t>(i)];
-    if (recompute_) layer_forward(static_cast<int>(i), A, v_.tmp_d);
-    layer_backward(static_cast<int>(i), A, v_.dres);
+    const size_t li = static_cast<size_t>(i);
+    if (recompute_) block_forward(block_run(static_cast<int>(i)), W[li], A, v_.tmp_d, scratch);
+    block_backward(block_run(static_cast<int>(i)), W[li], grad_views_[li], A, v_.dres, scratch);
   }
   TIMED(Elementwise, embedding_backward(g + table_.front().offset, v_.dres, ids_.data(), N, D));
 }

@@ -1,6 +1,6 @@
 // The trainable model: one flat fp32 parameter buffer in checkpoint order (model/tensor_table), gradients
 // mirroring it, BitLinear weights quantized once per optimizer step, and one activation arena sized once per (B, T)
-// by train_activation_bytes. Forward and backward are training-spec §5–7 composed from train/ops.h.
+// by train_activation_bytes. The layers are model/block's (the same layer inference runs).
 // --recompute keeps only the layer inputs and re-runs each layer's forward inside the backward.
 // Not here: the optimizer (train/optim.h), the loop and checkpoints (train/trainer.h).
 #pragma once
@@ -13,7 +13,7 @@
 #include "core/context.h"
 #include "model/config.h"
 #include "model/tensor_table.h"
-#include "train/ops.h"
+#include "model/block.h"
 
 namespace tritter::train {
 
@@ -23,36 +23,9 @@ namespace tritter::train {
 // (attention_scratch_floats, 2·64·T floats per thread) and the parameter/gradient/optimizer buffers.
 int64_t train_activation_bytes(const TritterConfig& config, int64_t B, int64_t T, bool recompute);
 
-// Pointers into a parameter-shaped buffer (params or grads) for one layer; null where the config has no tensor.
-struct LayerTensors {
-  float *input_layernorm = nullptr, *q_proj = nullptr, *k_proj = nullptr, *v_proj = nullptr, *q_norm = nullptr,
-        *k_norm = nullptr, *attn_sub_norm = nullptr, *o_proj = nullptr, *post_attention_layernorm = nullptr,
-        *pre_feedforward_layernorm = nullptr, *gate_proj = nullptr, *up_proj = nullptr, *ffn_sub_norm = nullptr,
-        *down_proj = nullptr, *post_feedforward_layernorm = nullptr;
-};
-
-// What one layer's forward saves for its backward (training-spec §5 "Saved for the backward").
-struct LayerActs {
-  float* x = nullptr;      // (N, D) layer input (the residual stream)
-  float* r_in = nullptr;   // (N)
-  BitInput a;              // (N, D) input of q/k/v
-  float *qraw = nullptr, *rq = nullptr, *kraw = nullptr, *rk = nullptr;  // pre-QK-norm (N, H·d), (N·H) ...
-  float *q = nullptr, *k = nullptr, *v = nullptr;  // post-RoPE q (N, H·d), k, v (N, K·d)
-  float *att = nullptr, *lse = nullptr;            // (N, H·d), (B, H, T)
-  float* r_att = nullptr;                          // (N) sub-norm
-  BitInput o;                                      // (N, H·d) input of o_proj
-  float *y = nullptr, *r_y = nullptr;              // (N, D) o_proj output, post_norm == "both"
-  float *h = nullptr, *r_h = nullptr;              // (N, D) mid residual
-  BitInput m;                                      // (N, D) input of up/gate
-  float *u = nullptr, *gt = nullptr;               // (N, F) up and gate outputs
-  float *spre = nullptr, *r_s = nullptr;           // (N, F) MLP activation before the sub-norm
-  BitInput s;                                      // (N, F) input of down_proj
-  float *f = nullptr, *r_f = nullptr;              // (N, D) down_proj output before the post-FFN norm
-};
-
 // The arena carved into views (train_activation_bytes walks the same carve with a null base).
 struct ArenaViews {
-  std::vector<LayerActs> acts;  // L sets, or 1 with recompute
+  std::vector<BlockActs> acts;  // L sets, or 1 with recompute
   std::vector<float*> xs;       // L+1 residual streams x_0..x_L (N, D)
   float *r_final = nullptr, *hhat = nullptr, *logits = nullptr, *dz = nullptr;  // (N), (N, D), (N, V), (N, V)
   float *tmp_big = nullptr, *tmp_d = nullptr;  // forward temporaries (N, max(D, H·d, F)), (N, D)
@@ -60,14 +33,6 @@ struct ArenaViews {
   float *dres = nullptr, *d_d1 = nullptr, *d_d2 = nullptr, *d_hd1 = nullptr, *d_hd2 = nullptr;
   float *d_f1 = nullptr, *d_f2 = nullptr, *d_f3 = nullptr, *d_q = nullptr, *d_k = nullptr, *d_v = nullptr;
   float *d_q2 = nullptr, *d_k2 = nullptr, *xt = nullptr;  // xt (N, max(D, H·d, F)): x̃ and dx scratch
-};
-
-// Wall time per op family, accumulated over forward/backward calls (for `tritter bench train`).
-enum class Op : int { Norm, Quantize, BitFwd, BitDx, GemmDw, AttnFwd, AttnBwd, Elementwise, Head, WeightQuant, Count };
-const char* op_name(Op op);
-struct OpTimes {
-  double seconds[static_cast<int>(Op::Count)] = {};
-  void clear() { *this = OpTimes{}; }
 };
 
 class TrainModel {
@@ -112,10 +77,9 @@ class TrainModel {
   void prepare_weights();
 
  private:
-  LayerTensors layer_tensors(float* base, int layer) const;
   const float* pdata() const { return params().data(); }
-  void layer_forward(int i, const LayerActs& A, float* x_out);
-  void layer_backward(int i, const LayerActs& A, float* dres);
+  BlockRun block_run(int layer);
+  BlockScratch block_scratch() const;
 
   TritterConfig config_;
   Context& ctx_;
@@ -123,11 +87,9 @@ class TrainModel {
   std::vector<TensorInfo> table_;
   int64_t num_params_ = 0;
   Buffer params_, grads_;
-  // BitLinear weights per layer: q, k, v, o, gate, up, down (packed kernel layout in wcache_).
-  struct LayerBits {
-    BitWeight q, k, v, o, gate, up, down;
-  };
-  std::vector<LayerBits> bits_;
+  // Per layer: gains into params_, projections (latent pointer, packed kernel layout in wcache_, σ, W̃).
+  std::vector<BlockWeights> bits_;
+  std::vector<BlockGrads> grad_views_;  // per layer, into grads_
   Buffer wcache_, wscratch_, wtilde_;
   bool weights_stale_ = true;
 

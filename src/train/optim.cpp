@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/nn.h"
 
 namespace tritter::train {
 
@@ -32,14 +33,7 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, const st
     float* mt = m + t.offset;
     float* vt = v + t.offset;
     const int64_t n = t.numel();
-#pragma omp parallel for num_threads(std::max(1, ctx_.threads)) schedule(static) if (n > 65536)
-    for (int64_t j = 0; j < n; ++j) {
-      p[j] *= decay;
-      mt[j] = b1 * mt[j] + (1.0f - b1) * g[j];
-      vt[j] = b2 * vt[j] + (1.0f - b2) * g[j] * g[j];
-      const float denom = std::sqrt(vt[j]) / bc2_sqrt + eps;
-      p[j] -= step_size * (mt[j] / denom);
-    }
+    adamw_update(ctx_, p, g, mt, vt, n, {decay, b1, b2, step_size, bc2_sqrt, eps});
   }
 }
 

@@ -1,12 +1,12 @@
 // Data-parallel training step (see parallel.h).
 #include "train/parallel.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <exception>
 
 #include "core/error.h"
+#include "kernels/parallel.h"
 
 namespace tritter::train {
 
@@ -61,37 +61,26 @@ double ParallelTrainModel::step(const int32_t* inputs, const int32_t* targets, i
     row += static_cast<size_t>(rows_[i]);
   }
   std::vector<double> loss(W, 0.0);
-  std::vector<std::exception_ptr> errors(W);
-#pragma omp parallel for num_threads(static_cast<int>(W)) schedule(static, 1)
-  for (size_t i = 0; i < W; ++i) {
-    if (rows_[i] == 0) continue;
-    try {
-      TrainModel& m = *models_[i];
-      const double share = total_valid > 0 ? static_cast<double>(valid[i]) / static_cast<double>(total_valid) : 0.0;
-      if (backward && i > 0) m.zero_grad();
-      loss[i] = share * m.forward(inputs + first[i] * T, targets + first[i] * T, rows_[i], T,
-                                  grad_scale * static_cast<float>(share));
-      if (backward) m.backward();
-    } catch (...) {
-      errors[i] = std::current_exception();
-    }
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  parallel_for(static_cast<int>(W), static_cast<int64_t>(W), [&](int64_t ii, int) {
+    const size_t i = static_cast<size_t>(ii);
+    if (rows_[i] == 0) return;
+    TrainModel& m = *models_[i];
+    const double share = total_valid > 0 ? static_cast<double>(valid[i]) / static_cast<double>(total_valid) : 0.0;
+    if (backward && i > 0) m.zero_grad();
+    loss[i] = share * m.forward(inputs + first[i] * T, targets + first[i] * T, rows_[i], T,
+                                grad_scale * static_cast<float>(share));
+    if (backward) m.backward();
+  });
   if (backward) {
     // primary.grads += Σ replica grads, split across the workers by element range.
     float* g0 = primary().grads().data();
-    const int64_t n = primary().num_params();
-#pragma omp parallel num_threads(static_cast<int>(W))
-    {
-      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
+    parallel_ranges(static_cast<int>(W), primary().num_params(), [&](int64_t lo, int64_t hi, int) {
       for (size_t i = 1; i < W; ++i) {
         if (rows_[i] == 0) continue;
         const float* gi = models_[i]->grads().data();
         for (int64_t j = lo; j < hi; ++j) g0[j] += gi[j];
       }
-    }
+    });
   }
   double total = 0;
   for (double l : loss) total += l;

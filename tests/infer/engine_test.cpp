@@ -23,9 +23,9 @@ TritterConfig variant(const std::string& name) {
   ConfigOverrides o;
   o.model_size = "test";
   if (name == "bitnet") {  // BitNet 2B4T's layer: gated, no QK-norm, no post-norm, tied head, sliding window
-    o.mlp_act = "relu2_glu";
+    o.mlp_act = MlpAct::Relu2Glu;
     o.qk_norm = false;
-    o.post_norm = "none";
+    o.post_norm = PostNorm::None;
     o.tie_word_embeddings = true;
     o.sliding_window = 5;
   } else if (name == "d64") {  // head_dim 64: the attention's fixed-width path
@@ -33,7 +33,7 @@ TritterConfig variant(const std::string& name) {
     o.num_key_value_heads = 1;
     o.head_dim = 64;
   } else if (name == "both") {
-    o.post_norm = "both";
+    o.post_norm = PostNorm::Both;
     o.sub_norm = false;
     o.num_key_value_heads = 1;
   }

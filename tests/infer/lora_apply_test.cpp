@@ -32,7 +32,7 @@ TritterConfig variant(bool sub_norm) {
   o.model_size = "test";
   if (!sub_norm) {  // o/down read the attention output / activation; post-norms on
     o.sub_norm = false;
-    o.post_norm = "both";
+    o.post_norm = PostNorm::Both;
   }
   return resolve_config(o);
 }

@@ -133,12 +133,12 @@ struct ReferenceModel {
       }
       if (c.sub_norm) rmsnorm(o, T, H * d, tensor(p + "self_attn.attn_sub_norm.weight"));
       auto y = bitlinear(o, T, H * d, tensor(p + "self_attn.o_proj.weight"), D);
-      if (c.post_norm == "both") rmsnorm(y, T, D, tensor(p + "post_attention_layernorm.weight"));
+      if (c.post_norm == PostNorm::Both) rmsnorm(y, T, D, tensor(p + "post_attention_layernorm.weight"));
       for (int64_t i = 0; i < T * D; ++i) x[i] += y[i];
       std::vector<double> m = x;
       rmsnorm(m, T, D, tensor(p + "pre_feedforward_layernorm.weight"));
       auto u = bitlinear(m, T, D, tensor(p + "mlp.up_proj.weight"), F);
-      if (c.mlp_act == "relu2_glu") {
+      if (c.mlp_act == MlpAct::Relu2Glu) {
         auto gt = bitlinear(m, T, D, tensor(p + "mlp.gate_proj.weight"), F);
         for (int64_t i = 0; i < T * F; ++i) u[i] = std::max(gt[i], 0.0) * std::max(gt[i], 0.0) * u[i];
       } else {
@@ -146,7 +146,7 @@ struct ReferenceModel {
       }
       if (c.sub_norm) rmsnorm(u, T, F, tensor(p + "mlp.ffn_sub_norm.weight"));
       auto f = bitlinear(u, T, F, tensor(p + "mlp.down_proj.weight"), D);
-      if (c.post_norm != "none") rmsnorm(f, T, D, tensor(p + "post_feedforward_layernorm.weight"));
+      if (c.post_norm != PostNorm::None) rmsnorm(f, T, D, tensor(p + "post_feedforward_layernorm.weight"));
       for (int64_t i = 0; i < T * D; ++i) x[i] += f[i];
     }
     rmsnorm(x, T, D, tensor("model.norm.weight"));

@@ -38,7 +38,7 @@ TEST(Config, PresetSizesAreWhatTheirNamesPromise) {
   EXPECT_EQ(b2.num_attention_heads, 20);
   EXPECT_EQ(b2.num_key_value_heads, 5);
   EXPECT_EQ(b2.intermediate_size, 6912);
-  EXPECT_EQ(b2.mlp_act, "relu2_glu");
+  EXPECT_EQ(b2.mlp_act, MlpAct::Relu2Glu);
 }
 
 TEST(Config, OverridesWinOverPresetIncludingFormerSentinels) {
@@ -80,14 +80,16 @@ TEST(Config, ValidationNamesFieldFoundAndExpected) {
   expect_error([&] { with([](auto& c) { c.num_key_value_heads = 8; }).validate(); }, {"exceeds"});
   expect_error([&] { with([](auto& c) { c.head_dim = 15; }).validate(); }, {"head_dim 15", "even"});
   expect_error([&] { with([](auto& c) { c.hidden_size = 0; }).validate(); }, {"hidden_size 0 must be positive"});
-  expect_error([&] { with([](auto& c) { c.post_norm = "pre"; }).validate(); }, {"post_norm 'pre'", "'ffn'"});
-  expect_error([&] { with([](auto& c) { c.mlp_act = "silu"; }).validate(); }, {"mlp_act 'silu'"});
+  // Architecture switches are enums parsed once: a bad name fails at parse time, in code and in JSON.
+  expect_error([&] { post_norm_from_name("pre"); }, {"post_norm 'pre'", "'ffn'"});
+  expect_error([&] { mlp_act_from_name("silu"); }, {"mlp_act 'silu'"});
+  expect_error([&] { config_from_json(json{{"model_size", "test"}, {"post_norm", "pre"}}, "c.json"); },
+               {"c.json", "post_norm 'pre'", "'ffn'"});
   expect_error([&] { with([](auto& c) { c.sliding_window = 0; }).validate(); }, {"sliding_window 0"});
-  expect_error([&] { with([](auto& c) { c.kv_cache_dtype = "int2"; }).validate(); }, {"kv_cache_dtype 'int2'"});
   expect_error([&] { with([](auto& c) { c.act_bits = 4; }).validate(); }, {"act_bits 4"});
-  expect_error([&] { with([](auto& c) { c.use_layer_streaming = true; c.gpu_memory_budget_gb = 0; }).validate(); },
-               {"gpu_memory_budget_gb"});
-  expect_error([&] { with([](auto& c) { c.layer_group_size = 0; }).validate(); }, {"layer_group_size 0"});
+  // Runtime choices are engine options, not config keys: a config naming one is rejected as unknown.
+  expect_error([&] { config_from_json(json{{"model_size", "test"}, {"kv_cache_dtype", "f32"}}, "c.json"); },
+               {"unknown key 'kv_cache_dtype'"});
 }
 
 TEST(Config, JsonRoundTrip) {
@@ -157,8 +159,8 @@ TEST(TensorTable, NamesShapesAndOffsetsOfTheSpec) {
 TEST(TensorTable, TiedAndGatedAndBoth) {
   TritterConfig c = preset_config("test");
   c.tie_word_embeddings = true;
-  c.mlp_act = "relu2_glu";
-  c.post_norm = "both";
+  c.mlp_act = MlpAct::Relu2Glu;
+  c.post_norm = PostNorm::Both;
   c.qk_norm = false;
   c.sub_norm = false;
   const auto t = tensor_table(c);

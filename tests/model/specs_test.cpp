@@ -14,7 +14,7 @@
 #include "infer/kv_cache.h"
 #include "train/lora.h"
 #include "train/model.h"
-#include "train/ops.h"
+#include "kernels/attention.h"
 
 namespace tritter {
 namespace {
@@ -254,12 +254,12 @@ TEST(Specs, TrainingActivationsByHand) {
 // The planner's formula against the trainer's arena (train/model.h), which carves exactly what it allocates.
 TEST(Specs, TrainingActivationsMatchTheTrainer) {
   TritterConfig both = preset_config("test");
-  both.post_norm = "both";
+  both.post_norm = PostNorm::Both;
   both.qk_norm = false;
   TritterConfig fp = preset_config("tiny");
   fp.quant = false;
   fp.sub_norm = false;
-  fp.post_norm = "none";
+  fp.post_norm = PostNorm::None;
   for (const TritterConfig& c : {preset_config("test"), preset_config("tiny"), preset_config("2B-shape"), both, fp}) {
     for (auto [B, T] : {std::pair<int64_t, int64_t>{1, 1}, {2, 7}, {3, 33}, {1, 128}}) {
       for (bool recompute : {false, true}) {
@@ -305,8 +305,8 @@ TEST(Specs, TrainingWeightTermsMatchTheTrainer) {
     model.reserve(1, 8, false);
     // AdamW's m and v live in the optimizer, not the model: 8·P of the plan. The per-thread attention scratch
     // and the RoPE tables (KBs) are the trainer's own and not planned.
-    const train::AttnShape attn{1, 8, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-    const int64_t unplanned = 4 * train::attention_scratch_floats(attn, 1) + 4 * 2 * 8 * (c.head_dim / 2);
+    const AttnShape attn{1, 8, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+    const int64_t unplanned = 4 * attention_scratch_floats(attn, 1) + 4 * 2 * 8 * (c.head_dim / 2);
     const int64_t tracked = ctx.memory.total_in_use() + 8 * parameter_count(c) - unplanned;
     EXPECT_EQ(planned, tracked) << size;
   }

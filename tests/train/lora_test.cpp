@@ -176,7 +176,7 @@ TEST(Lora, GradBMatchesFullModelSteGradientAtInit) {
 TEST(Lora, GradAAndBMatchCentralDifferences) {
   for (const char* mlp : {"relu2", "relu2_glu"}) {
     TritterConfig c = preset_config("test");
-    c.mlp_act = mlp;
+    c.mlp_act = mlp_act_from_name(mlp);
     Fixture fx = Fixture::make(21, c);
     Context ctx;
     LoraModel m(fx.base.weights(), all_targets(), ctx);

@@ -28,8 +28,8 @@ TritterConfig test_config(bool quant) {
 TritterConfig variant_config(bool quant) {
   TritterConfig c = preset_config("test");
   c.quant = quant;
-  c.mlp_act = "relu2_glu";
-  c.post_norm = "both";
+  c.mlp_act = MlpAct::Relu2Glu;
+  c.post_norm = PostNorm::Both;
   c.tie_word_embeddings = true;
   c.sliding_window = 3;
   c.z_loss = 1e-2;
@@ -43,8 +43,8 @@ TritterConfig variant_config(bool quant) {
 TritterConfig bitnet_config(bool quant) {
   TritterConfig c = preset_config("test");
   c.quant = quant;
-  c.post_norm = "none";
-  c.mlp_act = "relu2_glu";
+  c.post_norm = PostNorm::None;
+  c.mlp_act = MlpAct::Relu2Glu;
   c.qk_norm = false;
   c.validate();
   return c;

@@ -171,13 +171,13 @@ class ReferenceModel {
         }
     if (c_.sub_norm) o = norm(o, w(p, lp(i, "self_attn.attn_sub_norm.weight")), N, H * d);
     Vec y = matmul(o, w(p, lp(i, "self_attn.o_proj.weight")), N, H * d, D, true);
-    if (c_.post_norm == "both") y = norm(y, w(p, lp(i, "post_attention_layernorm.weight")), N, D);
+    if (c_.post_norm == PostNorm::Both) y = norm(y, w(p, lp(i, "post_attention_layernorm.weight")), N, D);
     Vec h(N * D);
     for (int64_t j = 0; j < N * D; ++j) h[j] = x[j] + y[j];
     Vec m = norm(h, w(p, lp(i, "pre_feedforward_layernorm.weight")), N, D);
     Vec u = matmul(m, w(p, lp(i, "mlp.up_proj.weight")), N, D, F, true);
     Vec s(N * F);
-    if (c_.mlp_act == "relu2_glu") {
+    if (c_.mlp_act == MlpAct::Relu2Glu) {
       Vec g = matmul(m, w(p, lp(i, "mlp.gate_proj.weight")), N, D, F, true);
       for (int64_t j = 0; j < N * F; ++j) s[j] = std::max(g[j], 0.0) * std::max(g[j], 0.0) * u[j];
     } else {
@@ -185,7 +185,7 @@ class ReferenceModel {
     }
     if (c_.sub_norm) s = norm(s, w(p, lp(i, "mlp.ffn_sub_norm.weight")), N, F);
     Vec f = matmul(s, w(p, lp(i, "mlp.down_proj.weight")), N, F, D, true);
-    if (c_.post_norm != "none") f = norm(f, w(p, lp(i, "post_feedforward_layernorm.weight")), N, D);
+    if (c_.post_norm != PostNorm::None) f = norm(f, w(p, lp(i, "post_feedforward_layernorm.weight")), N, D);
     Vec out(N * D);
     for (int64_t j = 0; j < N * D; ++j) out[j] = h[j] + f[j];
     return out;

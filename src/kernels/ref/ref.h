@@ -23,6 +23,10 @@ void relu2(float* y, const float* x, int64_t n);
 void relu2_glu(float* y, const float* gate, const float* up, int64_t n);
 void softmax_rows(float* x, int64_t rows, int64_t n);
 
+// Dense GEMM (kernels/gemm.h contract), sums in double.
+void gemm_f32(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
+              float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc);
+
 // The epilogue every tier shares so the float outputs agree bit for bit: acc / (scale · σ), one rounding each.
 inline float ternary_epilogue(int32_t acc, float x_scale, float sigma) {
   return static_cast<float>(acc) / (x_scale * sigma);

@@ -1,16 +1,24 @@
 // The output head z = ĥ W_lmᵀ (training-spec §4.7) for f32 or int8 (per-row absmax) weights. At a 128k vocabulary
 // it is a third of decode traffic; the int8 form quarters it: int8 activations (per-token absmax, as
-// BitLinear) × int8 rows, exact int32 sums, one multiply per logit. A local helper until kernels/ has an int8
-// GEMV: plain loops the compiler vectorizes, compiled per ISA (avx512-vnni: vpdpbusd, avx2, generic) and chosen by
+// BitLinear) × int8 rows, exact int32 sums, one multiply per logit. Plain loops the compiler vectorizes, compiled per ISA (avx512-vnni: vpdpbusd, avx2, generic) and chosen by
 // ctx.kernels like the ternary kernels; a fixed summation order per logit,
 // so results do not depend on the thread count (an FMA-capable clone may differ from another in the last bits).
 #pragma once
 #include <cstdint>
 
 #include "core/context.h"
-#include "model/packed_model.h"
 
 namespace tritter {
+
+enum class HeadFormat { F32, I8 };
+
+// The output head's weights as the kernel reads them (views; the model file owns the bytes).
+struct HeadWeights {
+  HeadFormat format = HeadFormat::F32;
+  const float* f32 = nullptr;        // (V, D) — the lm_head, or the embedding when tied
+  const int8_t* i8 = nullptr;        // (V, D) i8 — per-row absmax levels
+  const float* row_scale = nullptr;  // (V): w[v, :] ≈ i8[v, :] · row_scale[v]
+};
 
 // logits (N, V) ← h (N, D) · Wᵀ. Threads: ctx.threads over vocabulary rows; deterministic for any thread count.
 // hq (N, D) i8 and hs (N) are scratch for the int8 head (unused for f32).

@@ -1,4 +1,6 @@
-#include "infer/attention.h"
+// Cached attention (kernels/attention.h): queries against KV rows with an online softmax, the block update
+// compiled per ISA with GCC vector extensions and chosen by the kernel tier.
+#include "kernels/attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +9,7 @@
 
 #include <omp.h>
 
-#include "kernels/ternary_matmul.h"
+#include "kernels/ternary_matmul.h"  // ternary_kernel_tier: the same SIMD choice as the matmuls
 
 namespace tritter {
 
@@ -147,16 +149,16 @@ using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, 
 
 }  // namespace
 
-void attention_forward(const Context& ctx, float* o, const float* q, const KvCache& cache, int layer, int64_t pos0,
-                       int64_t T, const TritterConfig& c) {
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, G = c.gqa_group(), d = c.head_dim;
-  const int64_t W = c.sliding_window.value_or(0);
+void attention_cached(const Context& ctx, float* o, const float* q, const KvRows& kv_rows, int64_t pos0, int64_t T,
+                      const CachedAttnShape& shape) {
+  const int64_t H = shape.H, K = shape.K, G = H / K, d = shape.d, n = pos0 + T;
+  const AttnMask& mask = shape.mask;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const int64_t ntiles = (T + kAttnQueryTile - 1) / kAttnQueryTile;
   const int64_t items = K * ntiles;
   // Small problems (short contexts, tiny models) run on one thread: waking a team costs more than it saves, and
   // far more on a loaded machine. Work ≈ query rows × visible keys × d, both dot products and updates.
-  const int64_t visible = W > 0 ? std::min(W, pos0 + T) : pos0 + T;
+  const int64_t visible = mask.hi(n - 1, n) - mask.lo(pos0) + 1;
   const double work = static_cast<double>(T) * H * visible * d * 2;
   const int threads = work < double(1 << 19) ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, items)));
 
@@ -179,18 +181,16 @@ void attention_forward(const Context& ctx, float* o, const float* q, const KvCac
       std::fill(l.begin(), l.begin() + rows, 0.0f);
       std::fill(acc.begin(), acc.begin() + rows * d, 0.0f);
       // Keys any query of the tile sees: [lo, hi].
-      const int64_t hi = pos0 + i1 - 1;
-      const int64_t lo = W > 0 ? std::max<int64_t>(0, pos0 + i0 - W + 1) : 0;
+      const int64_t hi = mask.hi(pos0 + i1 - 1, n);
+      const int64_t lo = mask.lo(pos0 + i0);
       for (int64_t b0 = lo / kAttnKeyBlock * kAttnKeyBlock; b0 <= hi; b0 += kAttnKeyBlock) {
         const int64_t j0 = std::max(b0, lo), j1 = std::min(b0 + kAttnKeyBlock - 1, hi);
         const float* kp = kb.data();
         const float* vp = vb.data();
-        if (!cache.view(layer, static_cast<int>(kv), j0, j1 - j0 + 1, &kp, &vp)) {
-          cache.read(layer, static_cast<int>(kv), j0, j1 - j0 + 1, kb.data(), vb.data());
-        }
+        kv_rows.fetch(kv_rows.store, kv_rows.layer, static_cast<int>(kv), j0, j1 - j0 + 1, kb.data(), vb.data(), &kp, &vp);
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t p = pos0 + i;
-          const int64_t rlo = std::max(j0, W > 0 ? p - W + 1 : int64_t{0}), rhi = std::min(j1, p);
+          const int64_t rlo = std::max(j0, mask.lo(p)), rhi = std::min(j1, mask.hi(p, n));
           if (rlo > rhi) continue;  // this block holds nothing this query sees: no rescale either
           for (int64_t g = 0; g < G; ++g) {
             const int64_t r = (i - i0) * G + g;

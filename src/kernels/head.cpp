@@ -1,4 +1,4 @@
-#include "infer/lm_head.h"
+#include "kernels/head.h"
 
 #include <algorithm>
 #include <vector>

@@ -1,15 +1,15 @@
-// Per-op forward/backward pairs for training (training-spec §4), llm.c style: outputs first, then inputs, then
-// sizes. Every forward says what it saves for the backward; every backward ACCUMULATES into parameter gradients
-// (dg, dW, dE) and says whether it overwrites or accumulates its input gradient. Threads: OpenMP over rows with
-// ctx.threads; dense GEMMs through OpenBLAS (cblas_sgemm). Not here: the layer/model composition (train/model.h).
+// The transformer's float ops as forward/backward pairs (training-spec §4), llm.c style: outputs first, then
+// inputs, then sizes. Every forward says what it saves for the backward; every backward ACCUMULATES into parameter
+// gradients (dg, dW, dE) and says whether it overwrites or accumulates its input gradient. Threads: OpenMP over
+// rows with ctx.threads; dense products through gemm_f32. Attention is kernels/attention.h; the layer that
+// composes these is model/block.h.
 #pragma once
 #include <cstdint>
-#include <optional>
 
 #include "core/context.h"
 #include "kernels/ternary_matmul.h"
 
-namespace tritter::train {
+namespace tritter {
 
 // ---- RMSNorm (§4.1) over rows of length n. Saves x (the caller keeps it) and rstd.
 // y (N, n) = x · r · g, rstd (N) = r = 1/sqrt(mean x² + eps). y must not alias x.
@@ -55,14 +55,19 @@ void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const B
 // scratch (N, I) is used only for quant && accumulate.
 void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
                            bool accumulate, float* scratch);
-// dW (O, I) += dyᵀ x̃ (dense fp32 GEMM, OpenBLAS).
-void bitlinear_backward_dw(float* dw, const float* dy, const float* xt, int64_t N, int64_t O, int64_t I);
+// dW (O, I) += dyᵀ x̃ (dense fp32 GEMM).
+void bitlinear_backward_dw(const Context& ctx, float* dw, const float* dy, const float* xt, int64_t N, int64_t O,
+                           int64_t I);
 
 // ---- Dense linear for the LM head: y (N, O) = x (N, I) Wᵀ, W (O, I).
-void linear_forward(float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O);
-// dx (N, I) (= or +=) dy W ; dW (O, I) += dyᵀ x.
-void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t N, int64_t I,
-                     int64_t O, bool accumulate_dx);
+void linear_forward(const Context& ctx, float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O);
+// dx (N, I) (= or +=) dy W (skipped when dx is null); dW (O, I) += dyᵀ x (skipped when dw is null: a frozen head).
+void linear_backward(const Context& ctx, float* dx, float* dw, const float* dy, const float* x, const float* w,
+                     int64_t N, int64_t I, int64_t O, bool accumulate_dx);
+
+// ---- Residual adds. y (n) += x (n); y (n) = a + b (y may alias a or b).
+void add_into(const Context& ctx, float* y, const float* x, int64_t n);
+void add(const Context& ctx, float* y, const float* a, const float* b, int64_t n);
 
 // ---- RoPE (§4.4), rotate-half. x (B·T, heads, d) in place; cos/sin (T, d/2) from kernels rope_tables.
 void rope_forward(const Context& ctx, float* x, const float* cos, const float* sin, int64_t B, int64_t T,
@@ -70,23 +75,6 @@ void rope_forward(const Context& ctx, float* x, const float* cos, const float* s
 // The backward is the rotation by −φ, in place on dx.
 void rope_backward(const Context& ctx, float* dx, const float* cos, const float* sin, int64_t B, int64_t T,
                    int64_t heads, int64_t d);
-
-// ---- Causal GQA attention with an optional sliding window (§4.5), flash-style: only the per-row logsumexp is
-// saved, P is recomputed in the backward. Query blocks of kAttnBlock rows skip fully masked key blocks.
-struct AttnShape {
-  int64_t B = 1, T = 1, H = 1, K = 1, d = 1;
-  std::optional<int64_t> window;  // null = full causal; W counts the diagonal (W = 1 → self only)
-};
-inline constexpr int64_t kAttnBlock = 64;
-// Floats of scratch the attention functions need with `threads` workers.
-int64_t attention_scratch_floats(const AttnShape& s, int threads);
-// out (B, T, H, d), lse (B, H, T) from q (B, T, H, d), k, v (B, T, K, d). Saves: q, k, v, out, lse.
-void attention_forward(const Context& ctx, float* out, float* lse, const float* q, const float* k, const float* v,
-                       const AttnShape& s, float* scratch);
-// dq (B, T, H, d), dk, dv (B, T, K, d): overwritten (dk, dv summed over the G query heads of each kv head).
-void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        const float* k, const float* v, const float* out, const float* lse, const AttnShape& s,
-                        float* scratch);
 
 // ---- Squared ReLU (§4.6). Saves u (and the gate).
 void relu2_forward(const Context& ctx, float* s, const float* u, int64_t n);              // s = relu(u)²
@@ -108,4 +96,11 @@ void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t 
 double cross_entropy_forward_backward(const Context& ctx, float* dz, const float* z, const int32_t* targets,
                                       int64_t N, int64_t V, double z_loss, float grad_scale);
 
-}  // namespace tritter::train
+// ---- AdamW on n parameters, element-wise in float (the optimizer computes the per-step constants in double):
+// p ← p·decay; m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − step_size · m / (√v / bc2_sqrt + eps).
+struct AdamWStep {
+  float decay = 1, b1 = 0.9f, b2 = 0.95f, step_size = 0, bc2_sqrt = 1, eps = 1e-8f;
+};
+void adamw_update(const Context& ctx, float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+
+}  // namespace tritter

@@ -1,8 +1,8 @@
-// Forward/backward pairs of training-spec §4 (see ops.h for the contracts). Plain loops that the compiler
-// vectorizes, OpenMP over rows, OpenBLAS for the dense GEMMs; the integer BitLinear paths go through kernels/.
-#include "train/ops.h"
+// Forward/backward pairs of the transformer's float ops (see nn.h for the contracts). Plain loops that the
+// compiler vectorizes, OpenMP over rows, dense products through gemm_f32; the integer BitLinear paths go through
+// the ternary kernels.
+#include "kernels/nn.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -13,9 +13,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/gemm.h"
 #include "kernels/quantize.h"
 
-namespace tritter::train {
+namespace tritter {
 
 namespace {
 int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
@@ -121,16 +122,14 @@ void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const B
   if (w.quant) {
     ternary_matmul(ctx, y, in.q, in.s, w.matrix(), N);
   } else {
-    linear_forward(y, in.f, w.w, N, w.I, w.O);
+    linear_forward(ctx, y, in.f, w.w, N, w.I, w.O);
   }
 }
 
 void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
                            bool accumulate, float* scratch) {
   if (!w.quant || w.wt) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(w.I),
-                static_cast<int>(w.O), 1.0f, dy, static_cast<int>(w.O), w.quant ? w.wt : w.w, static_cast<int>(w.I),
-                accumulate ? 1.0f : 0.0f, dx, static_cast<int>(w.I));
+    gemm_f32(ctx, dx, dy, w.quant ? w.wt : w.w, N, w.I, w.O, false, false, 1.0f, accumulate ? 1.0f : 0.0f);
     return;
   }
   if (!accumulate) {
@@ -138,27 +137,35 @@ void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const
     return;
   }
   ternary_matmul_t(ctx, scratch, dy, w.matrix(), N);
-  const int64_t total = N * w.I;
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
-  for (int64_t i = 0; i < total; ++i) dx[i] += scratch[i];
+  add_into(ctx, dx, scratch, N * w.I);
 }
 
-void bitlinear_backward_dw(float* dw, const float* dy, const float* xt, int64_t N, int64_t O, int64_t I) {
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(O), static_cast<int>(I), static_cast<int>(N),
-              1.0f, dy, static_cast<int>(O), xt, static_cast<int>(I), 1.0f, dw, static_cast<int>(I));
+void bitlinear_backward_dw(const Context& ctx, float* dw, const float* dy, const float* xt, int64_t N, int64_t O,
+                           int64_t I) {
+  gemm_f32(ctx, dw, dy, xt, O, I, N, true, false, 1.0f, 1.0f);
 }
 
-void linear_forward(float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(N), static_cast<int>(O), static_cast<int>(I),
-              1.0f, x, static_cast<int>(I), w, static_cast<int>(I), 0.0f, y, static_cast<int>(O));
+void linear_forward(const Context& ctx, float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O) {
+  gemm_f32(ctx, y, x, w, N, O, I, false, true, 1.0f, 0.0f);
 }
 
-void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t N, int64_t I,
-                     int64_t O, bool accumulate_dx) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(N), static_cast<int>(I), static_cast<int>(O),
-              1.0f, dy, static_cast<int>(O), w, static_cast<int>(I), accumulate_dx ? 1.0f : 0.0f, dx,
-              static_cast<int>(I));
-  bitlinear_backward_dw(dw, dy, x, N, O, I);
+void linear_backward(const Context& ctx, float* dx, float* dw, const float* dy, const float* x, const float* w,
+                     int64_t N, int64_t I, int64_t O, bool accumulate_dx) {
+  if (dx) gemm_f32(ctx, dx, dy, w, N, I, O, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
+  if (dw) bitlinear_backward_dw(ctx, dw, dy, x, N, O, I);
+}
+
+// ---------------------------------------------------------------- residual
+void add_into(const Context& ctx, float* y, const float* x, int64_t n) {
+  float* __restrict yr = y;
+  const float* __restrict xr = x;
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; ++i) yr[i] += xr[i];
+}
+
+void add(const Context& ctx, float* y, const float* a, const float* b, int64_t n) {
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
 // ---------------------------------------------------------------- RoPE
@@ -191,131 +198,6 @@ void rope_forward(const Context& ctx, float* x, const float* cos, const float* s
 void rope_backward(const Context& ctx, float* dx, const float* cos, const float* sin, int64_t B, int64_t T,
                    int64_t heads, int64_t d) {
   rope_rotate(ctx, dx, cos, sin, B, T, heads, d, -1.0f);
-}
-
-// ---------------------------------------------------------------- attention
-namespace {
-struct AttnBlock {
-  int64_t i0, i1, j0, j1;
-};
-AttnBlock attn_block(const AttnShape& s, int64_t i0) {
-  AttnBlock blk{i0, std::min(s.T, i0 + kAttnBlock), 0, 0};
-  blk.j1 = blk.i1;
-  blk.j0 = s.window ? std::max<int64_t>(0, i0 - *s.window + 1) : 0;
-  return blk;
-}
-// Visible keys of query i: [lo, i].
-int64_t attn_lo(const AttnShape& s, int64_t i) { return s.window ? std::max<int64_t>(0, i - *s.window + 1) : 0; }
-
-// S (rows, nk) = scale · Q_blk K_rangeᵀ for query head h, kv head kv of batch b.
-void attn_scores(float* S, const float* q, const float* k, const AttnShape& s, int64_t b, int64_t h, int64_t kv,
-                 const AttnBlock& blk, float scale) {
-  const int64_t rows = blk.i1 - blk.i0, nk = blk.j1 - blk.j0;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(nk),
-              static_cast<int>(s.d), scale, q + ((b * s.T + blk.i0) * s.H + h) * s.d, static_cast<int>(s.H * s.d),
-              k + ((b * s.T + blk.j0) * s.K + kv) * s.d, static_cast<int>(s.K * s.d), 0.0f, S, static_cast<int>(nk));
-}
-}  // namespace
-
-int64_t attention_scratch_floats(const AttnShape& s, int threads) {
-  return 2 * kAttnBlock * s.T * std::max(1, threads);
-}
-
-void attention_forward(const Context& ctx, float* out, float* lse, const float* q, const float* k, const float* v,
-                       const AttnShape& s, float* scratch) {
-  TRITTER_CHECK(s.H % s.K == 0, "H=", s.H, " K=", s.K);
-  const int64_t G = s.H / s.K;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
-  const int threads = nthreads(ctx);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t task = 0; task < s.B * s.K; ++task) {
-    const int64_t b = task / s.K, kv = task % s.K;
-    float* S = scratch + static_cast<int64_t>(omp_get_thread_num()) * 2 * kAttnBlock * s.T;
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t h = kv * G + g;
-      for (int64_t i0 = 0; i0 < s.T; i0 += kAttnBlock) {
-        const AttnBlock blk = attn_block(s, i0);
-        const int64_t rows = blk.i1 - blk.i0, nk = blk.j1 - blk.j0;
-        attn_scores(S, q, k, s, b, h, kv, blk, scale);
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t i = blk.i0 + r;
-          float* Sr = S + r * nk;
-          const int64_t lo = attn_lo(s, i) - blk.j0, hi = i - blk.j0;  // visible columns [lo, hi]
-          float m = -std::numeric_limits<float>::infinity();
-          for (int64_t j = lo; j <= hi; ++j) m = std::max(m, Sr[j]);
-          float sum = 0.0f;
-          for (int64_t j = 0; j < nk; ++j) {
-            const float p = (j >= lo && j <= hi) ? std::exp(Sr[j] - m) : 0.0f;
-            Sr[j] = p;
-            sum += p;
-          }
-          const float inv = 1.0f / sum;
-          for (int64_t j = lo; j <= hi; ++j) Sr[j] *= inv;
-          lse[(b * s.H + h) * s.T + i] = m + std::log(sum);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(s.d),
-                    static_cast<int>(nk), 1.0f, S, static_cast<int>(nk), v + ((b * s.T + blk.j0) * s.K + kv) * s.d,
-                    static_cast<int>(s.K * s.d), 0.0f, out + ((b * s.T + blk.i0) * s.H + h) * s.d,
-                    static_cast<int>(s.H * s.d));
-      }
-    }
-  }
-}
-
-void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                        const float* k, const float* v, const float* out, const float* lse, const AttnShape& s,
-                        float* scratch) {
-  const int64_t G = s.H / s.K;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
-  const int threads = nthreads(ctx);
-  const int Hd = static_cast<int>(s.H * s.d), Kd = static_cast<int>(s.K * s.d), di = static_cast<int>(s.d);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t task = 0; task < s.B * s.K; ++task) {
-    const int64_t b = task / s.K, kv = task % s.K;
-    float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * 2 * kAttnBlock * s.T;
-    float* dS = P + kAttnBlock * s.T;
-    for (int64_t t = 0; t < s.T; ++t) {
-      std::memset(dk + ((b * s.T + t) * s.K + kv) * s.d, 0, s.d * sizeof(float));
-      std::memset(dv + ((b * s.T + t) * s.K + kv) * s.d, 0, s.d * sizeof(float));
-    }
-    for (int64_t g = 0; g < G; ++g) {
-      const int64_t h = kv * G + g;
-      for (int64_t i0 = 0; i0 < s.T; i0 += kAttnBlock) {
-        const AttnBlock blk = attn_block(s, i0);
-        const int rows = static_cast<int>(blk.i1 - blk.i0), nk = static_cast<int>(blk.j1 - blk.j0);
-        const float* qb = q + ((b * s.T + blk.i0) * s.H + h) * s.d;
-        const float* dob = dout + ((b * s.T + blk.i0) * s.H + h) * s.d;
-        const float* kb = k + ((b * s.T + blk.j0) * s.K + kv) * s.d;
-        const float* vb = v + ((b * s.T + blk.j0) * s.K + kv) * s.d;
-        attn_scores(P, q, k, s, b, h, kv, blk, scale);
-        // dP = dO V_rangeᵀ (rows, nk)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, di, 1.0f, dob, Hd, vb, Kd, 0.0f, dS, nk);
-        for (int r = 0; r < rows; ++r) {
-          const int64_t i = blk.i0 + r;
-          const int64_t lo = attn_lo(s, i) - blk.j0, hi = i - blk.j0;
-          const float l = lse[(b * s.H + h) * s.T + i];
-          const float* o_i = out + ((b * s.T + i) * s.H + h) * s.d;
-          const float* do_i = dob + static_cast<int64_t>(r) * Hd;
-          float delta = 0.0f;
-          for (int64_t j = 0; j < s.d; ++j) delta += do_i[j] * o_i[j];
-          float* Pr = P + static_cast<int64_t>(r) * nk;
-          float* dSr = dS + static_cast<int64_t>(r) * nk;
-          for (int64_t j = 0; j < nk; ++j) {
-            const bool vis = j >= lo && j <= hi;
-            const float p = vis ? std::exp(Pr[j] - l) : 0.0f;
-            Pr[j] = p;
-            dSr[j] = vis ? p * (dSr[j] - delta) : 0.0f;
-          }
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, di, nk, scale, dS, nk, kb, Kd, 0.0f,
-                    dq + ((b * s.T + blk.i0) * s.H + h) * s.d, Hd);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, di, rows, scale, dS, nk, qb, Hd, 1.0f,
-                    dk + ((b * s.T + blk.j0) * s.K + kv) * s.d, Kd);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, di, rows, 1.0f, P, nk, dob, Hd, 1.0f,
-                    dv + ((b * s.T + blk.j0) * s.K + kv) * s.d, Kd);
-      }
-    }
-  }
 }
 
 // ---------------------------------------------------------------- squared ReLU
@@ -427,4 +309,16 @@ double cross_entropy_forward_backward(const Context& ctx, float* dz, const float
   return total / nv;
 }
 
-}  // namespace tritter::train
+// ---------------------------------------------------------------- AdamW
+void adamw_update(const Context& ctx, float* p, const float* g, float* mt, float* vt, int64_t n, const AdamWStep& s) {
+#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static) if (n > 65536)
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] *= s.decay;
+    mt[j] = s.b1 * mt[j] + (1.0f - s.b1) * g[j];
+    vt[j] = s.b2 * vt[j] + (1.0f - s.b2) * g[j] * g[j];
+    const float denom = std::sqrt(vt[j]) / s.bc2_sqrt + s.eps;
+    p[j] -= s.step_size * (mt[j] / denom);
+  }
+}
+
+}  // namespace tritter

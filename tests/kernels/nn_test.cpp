@@ -14,9 +14,10 @@
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
-#include "train/ops.h"
+#include "kernels/attention.h"
+#include "kernels/nn.h"
 
-namespace tritter::train {
+namespace tritter {
 namespace {
 
 using Vec = std::vector<double>;
@@ -151,6 +152,14 @@ TEST(TrainOps, RopeForwardAndBackward) {
                                     to_double(x)), "dx");
 }
 
+// Whether query i sees key j, written from the mask's definition (not from AttnMask's range functions).
+bool sees(const AttnMask& m, int64_t i, int64_t j) {
+  bool kind = m.kind == AttnMask::Kind::Causal          ? j <= i
+              : m.kind == AttnMask::Kind::Bidirectional ? true
+                                                        : (j <= i || (i < m.prefix && j < m.prefix));
+  return kind && (!m.window || std::abs(i - j) < *m.window);
+}
+
 // Naive attention: materialized scores, -inf masking, softmax in double.
 Vec ref_attention(const Vec& q, const Vec& k, const Vec& v, const AttnShape& s) {
   Vec out(static_cast<size_t>(s.B * s.T * s.H * s.d), 0.0);
@@ -161,8 +170,8 @@ Vec ref_attention(const Vec& q, const Vec& k, const Vec& v, const AttnShape& s) 
         const int64_t kv = h / G;
         std::vector<double> sc(static_cast<size_t>(s.T), -std::numeric_limits<double>::infinity());
         double m = -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j <= i; ++j) {
-          if (s.window && i - j >= *s.window) continue;
+        for (int64_t j = 0; j < s.T; ++j) {
+          if (!sees(s.mask, i, j)) continue;
           double acc = 0;
           for (int64_t e = 0; e < s.d; ++e)
             acc += q[((b * s.T + i) * s.H + h) * s.d + e] * k[((b * s.T + j) * s.K + kv) * s.d + e];
@@ -170,8 +179,8 @@ Vec ref_attention(const Vec& q, const Vec& k, const Vec& v, const AttnShape& s) 
           m = std::max(m, sc[j]);
         }
         double sum = 0;
-        for (int64_t j = 0; j <= i; ++j) sum += std::exp(sc[j] - m);
-        for (int64_t j = 0; j <= i; ++j) {
+        for (int64_t j = 0; j < s.T; ++j) sum += std::exp(sc[j] - m);
+        for (int64_t j = 0; j < s.T; ++j) {
           const double p = std::exp(sc[j] - m) / sum;
           for (int64_t e = 0; e < s.d; ++e)
             out[((b * s.T + i) * s.H + h) * s.d + e] += p * v[((b * s.T + j) * s.K + kv) * s.d + e];
@@ -181,8 +190,9 @@ Vec ref_attention(const Vec& q, const Vec& k, const Vec& v, const AttnShape& s) 
 }
 
 void check_attention(const AttnShape& s, int threads) {
-  SCOPED_TRACE(::testing::Message() << "T=" << s.T << " H=" << s.H << " K=" << s.K << " window="
-                                    << (s.window ? *s.window : -1) << " threads=" << threads);
+  SCOPED_TRACE(::testing::Message() << "T=" << s.T << " H=" << s.H << " K=" << s.K << " mask="
+                                    << attn_mask_name(s.mask) << " window=" << s.mask.window.value_or(-1)
+                                    << " prefix=" << s.mask.prefix << " threads=" << threads);
   MAKE_CTX(ctx, threads);
   const int64_t nq = s.B * s.T * s.H * s.d, nk = s.B * s.T * s.K * s.d;
   auto q = randn(nq, 11), k = randn(nk, 12), v = randn(nk, 13), w = randn(nq, 14);
@@ -200,15 +210,23 @@ void check_attention(const AttnShape& s, int threads) {
 }
 
 TEST(TrainOps, AttentionMatchesNaiveAndFiniteDifferences) {
-  check_attention({2, 7, 4, 2, 4, std::nullopt}, 2);  // GQA 2:1
-  check_attention({1, 7, 2, 2, 4, 3}, 1);             // sliding window 3
-  check_attention({1, 5, 2, 1, 4, 1}, 2);             // window 1: self only
+  check_attention({2, 7, 4, 2, 4, AttnMask::causal()}, 2);  // GQA 2:1
+  check_attention({1, 7, 2, 2, 4, AttnMask::causal(3)}, 1);             // sliding window 3
+  check_attention({1, 5, 2, 1, 4, AttnMask::causal(1)}, 2);             // window 1: self only
+}
+
+TEST(TrainOps, AttentionOtherMasks) {
+  check_attention({2, 7, 4, 2, 4, AttnMask::bidirectional()}, 2);
+  check_attention({1, 7, 2, 1, 4, AttnMask::bidirectional(3)}, 1);
+  check_attention({1, 7, 2, 2, 4, AttnMask::prefix_lm(3)}, 2);
+  check_attention({1, 7, 2, 2, 4, AttnMask::prefix_lm(0)}, 1);  // prefix 0 is causal
+  check_attention({1, kAttnBlock + 9, 2, 1, 2, AttnMask::prefix_lm(kAttnBlock + 3)}, 2);  // across blocks
 }
 
 TEST(TrainOps, AttentionCrossesQueryBlocks) {
   // T > kAttnBlock: the second query block skips nothing (causal) or the keys left of the window.
-  check_attention({1, kAttnBlock + 9, 2, 1, 2, std::nullopt}, 2);
-  check_attention({1, kAttnBlock + 9, 2, 2, 2, 20}, 2);
+  check_attention({1, kAttnBlock + 9, 2, 1, 2, AttnMask::causal()}, 2);
+  check_attention({1, kAttnBlock + 9, 2, 2, 2, AttnMask::causal(20)}, 2);
 }
 
 TEST(TrainOps, Relu2AndGluBackward) {
@@ -364,7 +382,7 @@ TEST(TrainOps, BitLinearBackwardIsTheStraightThroughSurrogate) {
     std::vector<float> dx(f.N * f.I), dw(f.O * f.I, 0.0f), xt(f.N * f.I), scratch(f.N * f.I);
     bitlinear_backward_dx(ctx, dx.data(), dy.data(), f.bw, f.N, false, scratch.data());
     const float* xtp = bitinput_float(f.in, xt.data(), f.N, f.I, quant);
-    bitlinear_backward_dw(dw.data(), dy.data(), xtp, f.N, f.O, f.I);
+    bitlinear_backward_dw(ctx, dw.data(), dy.data(), xtp, f.N, f.O, f.I);
     const Vec wt = f.wtilde(), dyd = to_double(dy);
     Vec xtd(xtp, xtp + f.N * f.I), offx(f.N * f.I), offw(f.O * f.I);
     for (int64_t i = 0; i < f.N * f.I; ++i) offx[i] = xtd[i] - f.x[i];
@@ -391,4 +409,4 @@ TEST(TrainOps, BitLinearBackwardIsTheStraightThroughSurrogate) {
 }
 
 }  // namespace
-}  // namespace tritter::train
+}  // namespace tritter

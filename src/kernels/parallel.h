@@ -1,0 +1,16 @@
+// Thread teams for model code: the only way code outside kernels/ runs work in parallel (OpenMP stays in here).
+// An exception thrown by a work item does not escape the team (that would terminate the process): the first one,
+// in item order, is rethrown on the calling thread after every item has run or been skipped.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace tritter {
+
+// fn(i, t) for i in [0, n) on thread t of the team, items handed out one at a time (for unequal items: tensors,
+// documents, replicas; t indexes per-thread scratch). threads ≤ 0: OpenMP's default team size.
+void parallel_for(int threads, int64_t n, const std::function<void(int64_t i, int t)>& fn);
+// fn(lo, hi, t) once per thread t of a team of min(threads, n) (≥ 1), over equal contiguous ranges of [0, n).
+void parallel_ranges(int threads, int64_t n, const std::function<void(int64_t lo, int64_t hi, int t)>& fn);
+
+}  // namespace tritter
