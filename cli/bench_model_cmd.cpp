@@ -135,7 +135,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
       }
     }
     if (!global.quiet) {
-      std::printf("peers at 2 threads on this machine type (issue 4): 2B-shape ik_llama.cpp IQ2_BN_R4 pp128 120-134, "
+      std::printf("peers at 2 threads on this machine type: 2B-shape ik_llama.cpp IQ2_BN_R4 pp128 120-134, "
                   "tg64 31-35; llama.cpp TQ2_0 44-47 / 19-25; 700M-shape ik_llama 368 / 94, TQ2_0 155 / 71\n");
       std::printf("peak RSS %s\n", format_bytes(static_cast<double>(process_memory().peak_rss_bytes)).c_str());
     }

@@ -103,7 +103,7 @@ void run_bench_train(const BenchTrainArgs& a, const GlobalOptions& global) {
                             static_cast<double>(c.vocab_size * c.hidden_size)) +
                        3.0 * c.num_hidden_layers * 4.0 * a.batch * c.num_attention_heads *
                            static_cast<double>(a.seq) * a.seq * c.head_dim / 2.0;  // masked blocks skipped
-  std::printf("bench train: spec §11 config D=256 L=4 H=K=4 d=64 F=1024 V=264, B=%lld T=%lld, threads %d, "
+  std::printf("bench train: benchmark config D=256 L=4 H=K=4 d=64 F=1024 V=264, B=%lld T=%lld, threads %d, "
               "kernels %s, dx %s\nBLAS: %s\n",
               static_cast<long long>(a.batch), static_cast<long long>(a.seq), threads, global.kernels.c_str(),
               a.dx_kernel ? "ternary_matmul_t" : "sgemm with W~", openblas_get_config());
@@ -149,7 +149,7 @@ void run_bench_train(const BenchTrainArgs& a, const GlobalOptions& global) {
 
 void add_bench_train_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<BenchTrainArgs>();
-  CLI::App* c = bench_command(app).add_subcommand("train", "Training step throughput on the training-spec §11 "
+  CLI::App* c = bench_command(app).add_subcommand("train", "Training step throughput on the benchmark "
                                                            "config, per-op split, memory with/without recompute");
   c->add_option("--steps", a->steps, "Timed steps")->capture_default_str();
   c->add_option("--warmup", a->warmup, "Untimed steps first")->capture_default_str();

@@ -241,7 +241,7 @@ void run_profiles(bool as_json, const std::string& desktop, const Context& ctx) 
   json j = json::array();
   if (!as_json) {
     std::printf("%-10s %-20s %8s %10s %9s %9s %5s %8s  %s\n", "profile", "name", "memory", "bandwidth", "default",
-                "safe", "group", "prefetch", "original's claims: infer / QLoRA / train");
+                "safe", "group", "prefetch", "stated largest: infer / QLoRA / train");
     std::printf("%-10s %-20s %8s %10s %9s %9s %5s %8s\n", "", "", "GiB", "GB/s", "GiB", "GiB", "", "MiB");
   }
   for (const auto& p : gpu_profiles()) {
@@ -327,11 +327,11 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
   }
   // The original's rtx5080_feasibility arithmetic, reproduced, beside the corrected LoRA counts.
   if (!o.json) {
-    std::printf("\nThe original's rtx5080_feasibility (15.5 GiB usable), reproduced — and what it got wrong:\n");
+    std::printf("\nQuick estimate for an RTX 5080 (15.5 GiB usable; docs/specs.md) — and where it is off:\n");
     std::printf("%-5s %14s %8s %8s %8s %8s  %-5s %15s %15s\n", "size", "full GiB (T)", "r=8", "r=16", "r=32", "r=64",
                 "fits", "LoRA r=16", "LoRA r=16");
     std::printf("%-5s %14s %8s %8s %8s %8s  %-5s %15s %15s\n", "", "", "GiB", "GiB", "GiB", "GiB", "r=16",
-                "(original)", "(GQA-correct)");
+                "(quick)", "(GQA-correct)");
   }
   for (const auto& size : spec_size_names()) {
     const TritterConfig c = preset_config(size);
@@ -343,9 +343,9 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
       orow["qlora"].push_back({{"rank", r}, {"gib", ql.gib}, {"context", ql.context}, {"fits", ql.fits}});
       ranks += fmt(" %8.2f", ql.gib);
     }
-    orow["lora_params_r16_original"] = original_lora_params(c, 16);
+    orow["lora_params_r16_quick"] = original_lora_params(c, 16);
     orow["lora_params_r16_tritter"] = lora_param_count(c, 16, default_lora_targets());
-    j["original_rtx5080"].push_back(orow);
+    j["quick_rtx5080"].push_back(orow);
     if (!o.json) {
       std::printf("%-5s %14s%s  %-5s %15s %15s\n", size.c_str(),
                   (fmt("%.2f", full.gib) + " (" + std::to_string(full.context) + ")").c_str(), ranks.c_str(),
@@ -357,10 +357,10 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("The original counts K/V adapters as D wide, puts a KV cache into training, fixes activations at 1–4 "
+  std::printf("The estimate counts K/V adapters as D wide, puts a KV cache into training, fixes activations at 1–4 "
               "GiB and\nits training at 12·P (bf16 + fp32 Adam); Tritter trains in fp32 (16·P) with activations from "
-              "docs/memory.md.\n30B is Tritter's valid shape (4 kv heads, FFN 18176), so its line differs from the "
-              "original's 269.75 / 10.34 by < 1 %%.\n");
+              "docs/memory.md.\n30B is Tritter's valid shape (4 kv heads, FFN 18176); 52 heads over 8 kv heads would "
+              "not be a whole GQA group.\n");
 }
 
 }  // namespace
@@ -399,7 +399,7 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   profiles->add_flag("--json", opts->json, "Machine-readable output");
   profiles->callback([opts, &global] { run_profiles(opts->json, opts->desktop, *make_context(global)); });
 
-  auto* feas = hw->add_subcommand("feasibility", "The grid sizes × profiles × modes, and the original's rtx5080 table");
+  auto* feas = hw->add_subcommand("feasibility", "The grid sizes × profiles × modes, and the RTX 5080 estimate");
   feas->add_option("-p,--profile", opts->profile, "Only this profile (or cpu)");
   auto* feas_ctx = feas->add_option("-c,--context", opts->context, "Inference context (default 32768)");
   feas->add_option("--kv", opts->kv, "KV-cache dtype for inference")->capture_default_str();

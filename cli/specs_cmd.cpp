@@ -62,9 +62,9 @@ json row_json(const Row& r) {
           {"num_attention_heads", r.c.num_attention_heads},
           {"num_key_value_heads", r.c.num_key_value_heads},
           {"intermediate_size", r.c.intermediate_size},
-          {"params_spec", r.spec_params},
+          {"params_nominal", r.spec_params},
           {"params_tritter", r.params},
-          {"packed_bytes_spec", r.spec_packed},
+          {"packed_bytes_nominal", r.spec_packed},
           {"packed_bytes_tritter", r.packed}};
 }
 
@@ -77,11 +77,11 @@ void print_table(bool as_json) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("Tritter model sizes (architecture of original.md §3.1: head_dim 128, gated squared-ReLU MLP, vocab 65536)\n\n");
+  std::printf("Tritter model sizes (head_dim 128, gated squared-ReLU MLP, vocab 65536)\n\n");
   std::printf("%-5s %11s %11s %7s %6s %9s %5s %7s %13s %13s\n", "size", "params", "Tritter", "hidden", "layers",
               "heads/kv", "GQA", "FFN", "packed", "Tritter");
-  std::printf("%-5s %11s %11s %7s %6s %9s %5s %7s %13s %13s\n", "", "(spec)", "(table)", "", "", "", "", "",
-              "(spec)", "(file)");
+  std::printf("%-5s %11s %11s %7s %6s %9s %5s %7s %13s %13s\n", "", "(nominal)", "(table)", "", "", "", "", "",
+              "(nominal)", "(file)");
   for (const auto& r : rows) {
     const std::string heads = std::to_string(r.c.num_attention_heads) + "/" + std::to_string(r.c.num_key_value_heads);
     std::printf("%-5s %11s %11s %7lld %6lld %9s %5s %7lld %13s %13s\n", r.size.c_str(),
@@ -91,12 +91,12 @@ void print_table(bool as_json) {
                 mib_or_gib(static_cast<double>(r.spec_packed)).c_str(), mib_or_gib(static_cast<double>(r.packed)).c_str());
   }
   std::printf(
-      "\nparams (spec): the original's formula (no QK-Norm or sub-norm gains, 4·D norm terms per layer).\n"
+      "\nparams (nominal): the size names' formula (no QK-Norm or sub-norm gains, 4·D norm terms per layer).\n"
       "Tritter (table): the parameters Tritter allocates, summed over its tensor table.\n"
-      "packed (spec): the original's int(P/4 + P/1024) bytes, every tensor at 2 bits; its \"MB\"/\"GB\" are MiB/GiB.\n"
+      "packed (nominal): int(P/4 + P/1024) bytes, every tensor at 2 bits (binary units: MiB/GiB).\n"
       "Tritter (file): the packed inference file (model/packed_model.h) — ternary tiles at 2 bits + one fp32 scale per BitLinear;\n"
       "embedding, lm_head and gains stay fp32 (about 2·V·D·4 bytes of it: 1 GiB per table at 7B).\n"
-      "30B uses 4 kv heads and FFN 18176: the original's 52 heads over 8 kv heads is not a whole GQA group\n"
+      "30B uses 4 kv heads and FFN 18176: 52 heads over 8 kv heads would not be a whole GQA group\n"
       "(docs/specs.md). `tritter specs --model 7B` shows one size in detail.\n");
 }
 
@@ -112,9 +112,9 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   const int64_t weights[] = {original_packed_bytes(c), weight_bytes(c, WeightStorage::Packed),
                              weight_bytes(c, WeightStorage::AllPacked), weight_bytes(c, WeightStorage::F16),
                              weight_bytes(c, WeightStorage::F32)};
-  const char* weight_names[] = {"packed, original formula (all 2-bit + P/1024 B)",
+  const char* weight_names[] = {"packed, nominal formula (all 2-bit + P/1024 B)",
                                 "packed file, Tritter (2-bit ternary tiles + β; embedding, head, gains fp32)",
-                                "packed, every Tritter tensor at 2 bits (the original's accounting)",
+                                "packed, every Tritter tensor at 2 bits (the nominal accounting)",
                                 "fp16, every tensor", "fp32, every tensor (training master weights)"};
   const KvStorage kvs[] = {KvStorage::F32, KvStorage::F16, KvStorage::Int8, KvStorage::Int4};
   // Bytes of the cache at `t` positions, or -1 beyond the model's context.
@@ -138,13 +138,13 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
     json j;
     j["config"] = config_to_json(c);
     j["params_tritter"] = P;
-    j["params_spec"] = P_spec;
+    j["params_nominal"] = P_spec;
     j["params_ternary"] = ternary_param_count(c);
     j["params_fp"] = fp_param_count(c);
     for (const auto& p : components) {
       j["components"].push_back({{"kind", p.kind}, {"group", p.group}, {"per_layer", p.per_layer}, {"total", p.total}});
     }
-    j["weights_bytes"] = {{"packed_spec", weights[0]}, {"packed_tritter", weights[1]}, {"packed_all_tensors", weights[2]},
+    j["weights_bytes"] = {{"packed_nominal", weights[0]}, {"packed_tritter", weights[1]}, {"packed_all_tensors", weights[2]},
                           {"fp16", weights[3]}, {"fp32", weights[4]}};
     for (KvStorage d : kvs) {
       json k = {{"dtype", kv_storage_name(d)}};
@@ -153,10 +153,10 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
       }
       j["kv_cache"].push_back(k);
     }
-    j["kv_cache_original_int4"] = {{"bytes_at_32768", orig_kv_at(32768)},
+    j["kv_cache_quick_int4"] = {{"bytes_at_32768", orig_kv_at(32768)},
                                    {"bytes_at_131072", orig_kv_at(131072)},
-                                   {"check_script_128k_gib_bogus", original_check_kv128k_gib(c)}};
-    j["activations"] = {{"original_bytes_per_token", original_activation_bytes_per_token(c)},
+                                   {"quick_packed_x8_128k_gib", original_check_kv128k_gib(c)}};
+    j["activations"] = {{"quick_bytes_per_token", original_activation_bytes_per_token(c)},
                         {"inference_engine_buffers_bytes", inference_activation_bytes(c, infer_ctx, 64)},
                         {"inference_context", infer_ctx},
                         {"training_seq", train_seq},
@@ -164,8 +164,8 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
                         {"training_no_recompute", items_json(act_off)},
                         {"training_recompute_bytes", total_bytes(act_on)},
                         {"training_no_recompute_bytes", total_bytes(act_off)}};
-    j["training"]["full_qat"] = {{"bytes", train_total}, {"original_gib", orig_full.gib},
-                                 {"original_context", orig_full.context}};
+    j["training"]["full_qat"] = {{"bytes", train_total}, {"quick_gib", orig_full.gib},
+                                 {"quick_context", orig_full.context}};
     for (int64_t r : ranks) {
       PlanOptions q = train_opts;
       q.mode = PlanMode::Qlora;
@@ -173,10 +173,10 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
       const OriginalFeasibility oq = original_qlora(c, r);
       j["training"]["qlora"].push_back({{"rank", r},
                                         {"lora_params", lora_param_count(c, r, default_lora_targets())},
-                                        {"lora_params_original", original_lora_params(c, r)},
+                                        {"lora_params_quick", original_lora_params(c, r)},
                                         {"bytes", total_bytes(plan_memory(c, q))},
-                                        {"original_gib", oq.gib},
-                                        {"original_context", oq.context}});
+                                        {"quick_gib", oq.gib},
+                                        {"quick_context", oq.context}});
     }
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -194,7 +194,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
                 p.per_layer ? grouped(p.per_layer).c_str() : "-", grouped(p.total).c_str());
   }
   std::printf("  %-32s %16s %17s  = %s\n", "Tritter total", "", grouped(P).c_str(), billions((double)P).c_str());
-  std::printf("  %-32s %16s %17s  = %s (%+.3f %% vs Tritter)\n", "original spec formula", "", grouped(P_spec).c_str(),
+  std::printf("  %-32s %16s %17s  = %s (%+.3f %% vs Tritter)\n", "nominal formula", "", grouped(P_spec).c_str(),
               billions((double)P_spec).c_str(), 100.0 * (double)(P_spec - P) / (double)P);
   std::printf("  ternary (BitLinear) %s, full precision (embedding, head, gains) %s\n\n",
               billions((double)ternary_param_count(c)).c_str(), billions((double)fp_param_count(c)).c_str());
@@ -211,16 +211,16 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
     std::printf("  %-38s %12s %12s %12s\n", kv_notes[i], show(kv_at(kvs[i], 1024), true).c_str(),
                 show(kv_at(kvs[i], 32768), false).c_str(), show(kv_at(kvs[i], 131072), false).c_str());
   }
-  std::printf("  %-38s %12s %12s %12s\n", "int4, original formula (data only)", show(orig_kv_at(1024), true).c_str(),
+  std::printf("  %-38s %12s %12s %12s\n", "int4, quick formula (data only)", show(orig_kv_at(1024), true).c_str(),
               show(orig_kv_at(32768), false).c_str(), show(orig_kv_at(131072), false).c_str());
   std::printf("  (Tritter's int8/int4 caches are KIVI: keys per channel over 32-token groups, values per token over\n"
               "   32-channel groups, fp32 min and scale, an fp32 residual of 32 keys; docs/memory.md)\n");
-  std::printf("  (the original's `hardware_profile.py --check` printed %.1f GiB for 128K INT4: packed × 8, wrong)\n",
+  std::printf("  (a quick estimate of packed weights × 8 gives %.1f GiB for 128K INT4: not a KV-cache formula)\n",
               original_check_kv128k_gib(c));
   if (c.sliding_window) std::printf("  sliding window %lld: at most that many positions are kept\n", (long long)*c.sliding_window);
 
   std::printf("\nActivations\n");
-  std::printf("  %-62s %12s\n", "original estimate, 12·D·2 bytes per token",
+  std::printf("  %-62s %12s\n", "quick estimate, 12·D·2 bytes per token",
               fmt("%.1f KiB", (double)original_activation_bytes_per_token(c) / 1024).c_str());
   std::printf("  %-62s %12s\n",
               ("inference engine buffers (RoPE for " + std::to_string(infer_ctx) + ", 64-token chunk, logits)").c_str(),
@@ -232,7 +232,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   }
 
   std::printf("\nTraining memory (B=1, T=%lld, recompute on)       %12s   %s\n", (long long)train_seq, "Tritter",
-              "original rtx5080_feasibility (T)");
+              "quick RTX 5080 estimate (T)");
   std::printf("  %-50s %12s   %.2f GiB (%lld)\n", "full QAT: fp32 weights, grads, AdamW m, v + int8 Wq", gib((double)train_total).c_str(),
               orig_full.gib, (long long)orig_full.context);
   for (int64_t r : ranks) {
@@ -246,7 +246,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
                 gib((double)total_bytes(plan_memory(c, q))).c_str(), oq.gib, (long long)oq.context,
                 grouped(original_lora_params(c, r)).c_str());
   }
-  std::printf("  The original's QLoRA counts K/V adapters as D wide (GQA ignored), adds a KV cache to training and\n"
+  std::printf("  The QLoRA estimate counts K/V adapters as D wide (GQA ignored), adds a KV cache to training and\n"
               "  uses fixed activation constants; Tritter's figures use the tensor table and docs/memory.md.\n");
 }
 

@@ -95,7 +95,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                   .seed = "Init and data-sampling seed",
                   .recompute = "Gradient checkpointing: keep layer inputs only, recompute in backward"});
   c->add_flag("--no-quant", a->no_quant,
-              "Full-precision baseline (quant=false), same code; defaults to --schedule cosine --lr 6e-4 (spec §8)");
+              "Full-precision baseline (quant=false), same code; defaults to --schedule cosine --lr 6e-4 (docs/maths.md)");
   c->callback([a, c, &global] { run_train(*a, c, global); });
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent PyTorch implementation of Tritter's training maths (shared/spec/training-spec.md §2-8).
+"""Independent PyTorch implementation of Tritter's training maths (docs/maths.md).
 
 Optional tool (needs `apt-get install python3-torch`, PyTorch 1.13 on Debian 12; not a build or test dependency).
 Run it with the system interpreter (`/usr/bin/python3 tools/torch_reference.py ...`) where a pyenv/venv python3
@@ -14,7 +14,7 @@ Safetensors are read and written by hand (8-byte little-endian header length, JS
     torch_reference.py compare A.safetensors B.safetensors [--tol 1e-4]
         Per-tensor max |A-B|, max |A-B| / max(|A|,|B|) ("rel") and rel-L2; exit 1 if any rel > tol.
     torch_reference.py bench [--threads 1 --interop 1 --blas-threads N --steps 20 --warmup 3 --quant/--no-quant]
-        Trains the spec §11 configuration on random tokens with plain idiomatic PyTorch (nn.Module, autograd,
+        Trains the `tritter bench train` configuration on random tokens with plain idiomatic PyTorch (nn.Module, autograd,
         torch.optim.AdamW) and prints tokens/s (median step) and the BLAS torch uses.
     torch_reference.py variant CKPT -o OUT [--set key=value ...] [--jitter-gains 0.1 --seed 0]
         Copy a checkpoint with config keys changed (e.g. quant=false post_norm=both mlp_act=relu2_glu
@@ -24,11 +24,11 @@ Safetensors are read and written by hand (8-byte little-endian header length, JS
     torch_reference.py batch -o BATCH --batch-size B --seq T [--vocab 264 --seed 0 --ignore N]
         Random `tokens` I32 [B, T+1]; --ignore N sets N random targets to -100 (written as input_ids + targets).
 
-Precision notes (spec §3): the weight quantizer is always evaluated in fp32 exactly as the spec orders it
+Precision notes (docs/maths.md): the weight quantizer is always evaluated in fp32 in Tritter's op order
 (β from a double sum, σ = 1.0f/β, rne(w·σ), w̃ = q/σ), so ternary levels are bit-identical to any conforming
 implementation; the activation quantizer runs in --dtype (s = 127/max(absmax, eps), q = rne(x·s), x̃ = q/s);
-RoPE tables are computed in double and rounded to fp32 (§4.4). With quant=true and fp64, an fp32 implementation
-can sit on the other side of a .5 rounding boundary for a few activations (§10): compare with quant=false for
+RoPE tables are computed in double and rounded to fp32. With quant=true and fp64, an fp32 implementation
+can sit on the other side of a .5 rounding boundary for a few activations: compare with quant=false for
 tight checks, or use --dtype float32.
 """
 import argparse
@@ -414,7 +414,7 @@ def load_model(path, dtype, exact=True):
     own = dict(model.named_parameters())
     want = param_shapes(c)
     if set(own) != set(want):
-        raise SystemExit(f"load_model: internal: module names {sorted(set(own) ^ set(want))} differ from spec §2")
+        raise SystemExit(f"load_model: internal: module names {sorted(set(own) ^ set(want))} differ from Tritter's tensor names (docs/model-files.md)")
     missing = [n for n in want if n not in tensors]
     extra = [n for n in tensors if n not in want]
     if missing or extra:
@@ -685,14 +685,14 @@ def main():
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     g.add_argument("--threads", type=int, default=1)
     g.add_argument("--probe-ties", action="store_true",
-                   help="per step, report how close quantizer inputs came to a rounding boundary (spec §10)")
+                   help="per step, report how close quantizer inputs came to a rounding boundary")
     g.set_defaults(fn=cmd_grads)
     c = sub.add_parser("compare", help="per-tensor max abs / relative diff of two safetensors files")
     c.add_argument("a")
     c.add_argument("b")
     c.add_argument("--tol", type=float, default=1e-4, help="fail if max|A-B|/max(|A|,|B|) exceeds this")
     c.set_defaults(fn=cmd_compare)
-    b = sub.add_parser("bench", help="spec §11 training speed, idiomatic PyTorch")
+    b = sub.add_parser("bench", help="training speed of the `tritter bench train` model, idiomatic PyTorch")
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--interop", type=int, default=1)
     b.add_argument("--blas-threads", type=int, default=0,

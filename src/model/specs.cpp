@@ -262,9 +262,9 @@ std::vector<MemoryItem> training_activation_breakdown(const TritterConfig& c, in
   items.push_back({"residual streams x_0..x_L", (L + 1) * align64(4 * N * D), "(L+1)·N·D·4"});
   const int64_t layer = layer_saved_bytes(c, B, T);
   if (recompute) {
-    items.push_back({"one layer's saved tensors (rebuilt in its backward)", layer, "training-spec §5 list, one layer"});
+    items.push_back({"one layer's saved tensors (rebuilt in its backward)", layer, "saved-for-backward list, one layer"});
   } else {
-    items.push_back({"saved tensors of all " + std::to_string(L) + " layers", L * layer, "training-spec §5 list × L"});
+    items.push_back({"saved tensors of all " + std::to_string(L) + " layers", L * layer, "saved-for-backward list × L"});
   }
   Blocks fin;
   fin.f32(N);

@@ -37,8 +37,8 @@ TEST(SpecsCli, TableJson) {
   ASSERT_TRUE(j.is_array());
   ASSERT_EQ(j.size(), 10u);
   EXPECT_EQ(j[2]["size"], "7B");
-  EXPECT_EQ(j[2]["params_spec"], 6208102400);
-  EXPECT_EQ(j[2]["packed_bytes_spec"], 1558088200);
+  EXPECT_EQ(j[2]["params_nominal"], 6208102400);
+  EXPECT_EQ(j[2]["packed_bytes_nominal"], 1558088200);
 }
 
 TEST(SpecsCli, ModelDetail) {
@@ -118,7 +118,7 @@ TEST(HwCli, BadArguments) {
 TEST(HwCli, FeasibilityProfilesDetect) {
   auto r = test::run_cli("hw feasibility --desktop headless");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  expect_contains(r, {"rtx5080", "h200", "70B", "rtx5080_feasibility", "652.06", "13,631,488", "16,777,216"});
+  expect_contains(r, {"rtx5080", "h200", "70B", "Quick estimate for an RTX 5080", "652.06", "13,631,488", "16,777,216"});
   const json f = parse(test::run_cli("hw feasibility --desktop headless --json"));
   ASSERT_EQ(f["grid"].size(), 10u);
   EXPECT_EQ(f["grid"][2]["profiles"]["rtx5080"]["qlora"], true);
