@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "infer/attention.h"
+#include "infer/engine_sizes.h"
 #include "infer/lm_head.h"
 #include "infer/lora_apply.h"
 #include "kernels/ops.h"
@@ -38,9 +39,7 @@ Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& o
   rope_tables(cosv, cosv + options_.context * half, options_.context, d, c.rope_theta, 0);
 
   const int64_t B = options_.max_batch, D = c.hidden_size, F = c.intermediate_size;
-  const int64_t widest = std::max({D, c.q_dim(), F});
-  const size_t floats = B * (D + c.q_dim() + 2 * c.kv_dim() + c.q_dim() + D + 2 * F + 1);
-  scratch_ = Buffer(floats * sizeof(float) + B * widest, MemCategory::Activations, account);
+  scratch_ = Buffer(engine_scratch_bytes(c, options_), MemCategory::Activations, account);
   float* p = scratch_.as<float>().data();
   auto take = [&](int64_t n) {
     float* r = p;
