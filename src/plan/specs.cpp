@@ -1,12 +1,20 @@
-// Model specs and the memory planner (original.md §3.2–3.4, training-spec §5/§6/§9). Formulas in docs/memory.md.
-#include "model/specs.h"
+// Model specs and the memory planner (original.md §3.2–3.4, training-spec §5/§6/§9). Formulas in docs/memory.md;
+// every Tritter figure is a call to the size function of the code that allocates it.
+#include "plan/specs.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include "core/error.h"
+#include "infer/engine_sizes.h"
+#include "infer/streaming_engine.h"
 #include "kernels/ternary_matmul.h"
+#include "model/packed_model.h"
 #include "model/tensor_table.h"
+#include "train/lora.h"
+#include "train/ops.h"
+#include "train/model.h"
 
 namespace tritter {
 
@@ -16,10 +24,6 @@ double gib(double bytes) { return bytes / kGiB; }
 
 bool is_ternary(const TritterConfig& c, const TensorInfo& t) { return c.quant && t.role == TensorRole::BitLinear; }
 
-// A BitLinear in the packed file: T16 tiles (2 bits per weight, padded to 16 × 16) plus its fp32 β (weight_scale).
-int64_t packed_linear_bytes(const TensorInfo& t) {
-  return static_cast<int64_t>(ternary_matrix_bytes(t.shape[0], t.shape[1])) + 4;
-}
 // The original's accounting for any tensor: 2 bits per value, one fp32 scale.
 int64_t all_packed_tensor_bytes(int64_t numel) { return (numel + 3) / 4 + 4; }
 int64_t align64(int64_t n) { return (n + 63) / 64 * 64; }
@@ -125,77 +129,25 @@ int64_t ternary_param_count(const TritterConfig& c) {
 int64_t fp_param_count(const TritterConfig& c) { return parameter_count(c) - ternary_param_count(c); }
 
 int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8) {
+  if (storage == WeightStorage::Packed && c.quant) {
+    return packed_model_bytes(c, PackOptions{head_i8 ? HeadFormat::I8 : HeadFormat::F32});
+  }
   int64_t bytes = 0;
   for (const auto& t : tensor_table(c)) {
     const int64_t n = t.numel();
-    switch (storage) {
-      case WeightStorage::F32: bytes += 4 * n; break;
-      case WeightStorage::F16: bytes += 2 * n; break;
-      case WeightStorage::AllPacked: bytes += all_packed_tensor_bytes(n); break;
-      case WeightStorage::Packed:
-        if (is_ternary(c, t)) bytes += packed_linear_bytes(t);
-        else if (t.role == TensorRole::LmHead && head_i8) bytes += n + 4 * t.shape[0];  // i8 (V, D) + row scales (V)
-        else bytes += 4 * n;
-        break;
-    }
-  }
-  if (storage == WeightStorage::Packed && head_i8 && c.tie_word_embeddings) {
-    bytes += c.vocab_size * c.hidden_size + 4 * c.vocab_size;  // the int8 head beside the tied embedding
+    bytes += storage == WeightStorage::F16 ? 2 * n : storage == WeightStorage::AllPacked ? all_packed_tensor_bytes(n) : 4 * n;
   }
   return bytes;
 }
 
 int64_t layer_packed_bytes(const TritterConfig& c, int layer) {
+  if (c.quant) return packed_layer_bytes(c, layer);
   int64_t bytes = 0;
-  for (const auto& t : layer_tensors(c, layer)) bytes += is_ternary(c, t) ? packed_linear_bytes(t) : 4 * t.numel();
+  for (const auto& t : layer_tensors(c, layer)) bytes += 4 * t.numel();
   return bytes;
 }
 
-// ---- KV cache -------------------------------------------------------------------------------------------------
-
-KvStorage kv_storage_from_name(const std::string& name) {
-  if (name == "f32") return KvStorage::F32;
-  if (name == "f16") return KvStorage::F16;
-  if (name == "int8") return KvStorage::Int8;
-  if (name == "int4") return KvStorage::Int4;
-  throw_error("kv cache dtype '", name, "' is unknown; expected one of f32, f16, int8, int4");
-}
-
-const char* kv_storage_name(KvStorage kv) {
-  switch (kv) {
-    case KvStorage::F32: return "f32";
-    case KvStorage::F16: return "f16";
-    case KvStorage::Int8: return "int8";
-    case KvStorage::Int4: return "int4";
-  }
-  return "?";
-}
-
-int64_t kv_cache_plan_bytes(const TritterConfig& c, KvStorage kv, int64_t sequences, int64_t context, int64_t chunk) {
-  require_positive("kv cache", "sequences", sequences);
-  require_positive("kv cache", "context", context);
-  require_positive("kv cache", "chunk", chunk);
-  if (context > c.max_position_embeddings) {
-    throw_error("kv cache: context ", context, " exceeds max_position_embeddings ", c.max_position_embeddings,
-                "; expected at most ", c.max_position_embeddings);
-  }
-  constexpr int64_t kGroup = 32;  // infer/kv_cache.h kKvKeyGroup
-  const int64_t d = c.head_dim;
-  const bool quantized = kv == KvStorage::Int8 || kv == KvStorage::Int4;
-  const int64_t held = c.sliding_window ? std::min(context, *c.sliding_window + chunk - 1) : context;
-  const int64_t C = quantized ? (held + kGroup - 1) / kGroup * kGroup : held;
-  const int64_t row = kv == KvStorage::F32 ? 4 * d : kv == KvStorage::F16 ? 2 * d : kv == KvStorage::Int8 ? d : d / 2;
-  int64_t per_head = 2 * align64(C * row);  // K and V data
-  if (quantized) {
-    const int64_t value_group = d % 32 == 0 ? 32 : d;
-    per_head += align64((C / kGroup) * 2 * d * 4);            // keys: (min, scale) per channel per token group
-    per_head += align64(C * (d / value_group) * 2 * 4);       // values: (min, scale) per channel group per token
-    per_head += align64(kGroup * d * 4);                      // the fp32 residual of the open key group
-  }
-  return sequences * c.num_hidden_layers * c.num_key_value_heads * per_head;
-}
-
-// ---- Activations ----------------------------------------------------------------------------------------------
+// ---- Memory items -------------------------------------------------------------------------------------------
 
 int64_t total_bytes(const std::vector<MemoryItem>& items) {
   int64_t n = 0;
@@ -203,142 +155,28 @@ int64_t total_bytes(const std::vector<MemoryItem>& items) {
   return n;
 }
 
-namespace {
-
-// Sums 64-byte-aligned blocks, as the trainer's arena carves them.
-struct Blocks {
-  int64_t bytes = 0;
-  void f32(int64_t n) { bytes += align64(4 * n); }
-  void i8(int64_t n) { bytes += align64(n); }
-  void input(const TritterConfig& c, int64_t N, int64_t I) {  // a BitLinear input: int8 levels + fp32 scale per row
-    if (c.quant) {
-      i8(N * I);
-      f32(N);
-    } else {
-      f32(N * I);
-    }
-  }
-};
-
-// One layer's saved tensors (training-spec §5, in the order train/model.cpp carves them).
-int64_t layer_saved_bytes(const TritterConfig& c, int64_t B, int64_t T) {
-  const int64_t N = B * T, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t H = c.num_attention_heads, K = c.num_key_value_heads;
-  Blocks b;
-  b.f32(N);                   // r of input_layernorm
-  b.input(c, N, D);           // a: input of q, k, v
-  if (c.qk_norm) {
-    b.f32(N * Hd); b.f32(N * H);  // q before QK-Norm, its r per head
-    b.f32(N * Kd); b.f32(N * K);  // k before QK-Norm, its r per head
-  }
-  b.f32(N * Hd); b.f32(N * Kd); b.f32(N * Kd);  // post-RoPE q, k; v
-  b.f32(N * Hd);              // attention output
-  b.f32(B * H * T);           // logsumexp per row (flash-style; P is not kept)
-  if (c.sub_norm) b.f32(N);   // r of attn_sub_norm
-  b.input(c, N, Hd);          // õ: input of o_proj
-  if (c.post_norm == "both") { b.f32(N * D); b.f32(N); }  // y and r of post_attention_layernorm
-  b.f32(N * D); b.f32(N);     // h and r of pre_feedforward_layernorm
-  b.input(c, N, D);           // m: input of up (and gate)
-  b.f32(N * F);               // u
-  if (c.gated_mlp()) b.f32(N * F);               // the gate
-  if (c.sub_norm) { b.f32(N * F); b.f32(N); }    // s before ffn_sub_norm, its r
-  b.input(c, N, F);           // s̃: input of down_proj
-  if (c.post_norm != "none") { b.f32(N * D); b.f32(N); }  // f and r of post_feedforward_layernorm
-  return b.bytes;
-}
-
-}  // namespace
-
-std::vector<MemoryItem> training_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute) {
-  require_positive("training activations", "batch", B);
-  require_positive("training activations", "sequence length", T);
-  if (T > c.max_position_embeddings) {
-    throw_error("training activations: sequence length ", T, " exceeds max_position_embeddings ",
-                c.max_position_embeddings);
-  }
-  const int64_t N = B * T, D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t L = c.num_hidden_layers, V = c.vocab_size, big = std::max({D, Hd, F});
-  std::vector<MemoryItem> items;
-  items.push_back({"residual streams x_0..x_L", (L + 1) * align64(4 * N * D), "(L+1)·N·D·4"});
-  const int64_t layer = layer_saved_bytes(c, B, T);
-  if (recompute) {
-    items.push_back({"one layer's saved tensors (rebuilt in its backward)", layer, "training-spec §5 list, one layer"});
-  } else {
-    items.push_back({"saved tensors of all " + std::to_string(L) + " layers", L * layer, "training-spec §5 list × L"});
-  }
-  Blocks fin;
-  fin.f32(N);
-  fin.f32(N * D);
-  items.push_back({"final norm (r, ĥ)", fin.bytes, "N·(1 + D)·4"});
-  items.push_back({"logits and their gradient", 2 * align64(4 * N * V), "2·N·V·4"});
-  Blocks tmp;
-  tmp.f32(N * big);
-  tmp.f32(N * D);
-  items.push_back({"forward temporaries", tmp.bytes, "N·(max(D, H·d, F) + D)·4"});
-  Blocks bw;
-  for (int i = 0; i < 3; ++i) bw.f32(N * D);
-  for (int i = 0; i < 2; ++i) bw.f32(N * Hd);
-  for (int i = 0; i < 3; ++i) bw.f32(N * F);
-  bw.f32(N * Hd);
-  bw.f32(N * Kd);
-  bw.f32(N * Kd);
-  bw.f32(N * Hd);
-  bw.f32(N * Kd);
-  bw.f32(N * big);
-  items.push_back({"backward scratch", bw.bytes, "N·(3D + 4·H·d + 3·K·d + 3F + max(D, H·d, F))·4"});
-  return items;
-}
-
-int64_t training_activation_bytes(const TritterConfig& c, int64_t B, int64_t T, bool recompute) {
-  return total_bytes(training_activation_breakdown(c, B, T, recompute));
-}
-
-std::vector<MemoryItem> lora_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute,
-                                                  int64_t rank, const std::vector<std::string>& targets) {
-  std::vector<MemoryItem> items = training_activation_breakdown(c, B, T, recompute);
-  require_positive("lora activations", "rank", rank);
-  const int64_t N = B * T;
-  auto has = [&](const char* k) { return std::find(targets.begin(), targets.end(), k) != targets.end(); };
-  int64_t per_layer = 0;  // fp32 values per token
-  if (has("q_proj") || has("k_proj") || has("v_proj")) per_layer += c.hidden_size;  // a, un-quantized
-  if (has("o_proj")) per_layer += c.q_dim();
-  if (has("gate_proj") || has("up_proj")) per_layer += c.hidden_size;
-  if (has("down_proj")) per_layer += c.intermediate_size;
-  per_layer += rank * static_cast<int64_t>(targets.size());  // x·Aᵀ per target
-  const int64_t layers = recompute ? 1 : c.num_hidden_layers;
-  items.push_back({"LoRA inputs (fp32) and x·Aᵀ", layers * N * per_layer * 4,
-                   "layers kept · N · (fp inputs of the targets + r per target) · 4"});
-  return items;
-}
-
-int64_t inference_activation_bytes(const TritterConfig& c, int64_t context, int64_t chunk) {
-  require_positive("inference activations", "context", context);
-  require_positive("inference activations", "chunk", chunk);
-  const int64_t D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
-  const int64_t rope = context * c.head_dim * 4;  // cos, sin (context, d/2) fp32
-  const int64_t scratch = chunk * (2 * D + 2 * Hd + 2 * Kd + 2 * F + 1) * 4 + chunk * std::max({D, Hd, F});
-  return rope + scratch + c.vocab_size * 4;
+int64_t training_scratch_bytes(const TritterConfig& c, int64_t B, int64_t T, int threads) {
+  const train::AttnShape attn{B, T, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  const int64_t rope = 2 * T * (c.head_dim / 2) * static_cast<int64_t>(sizeof(float));
+  return train::attention_scratch_floats(attn, std::max(1, threads)) * static_cast<int64_t>(sizeof(float)) + rope;
 }
 
 // ---- LoRA -----------------------------------------------------------------------------------------------------
 
-int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets) {
+namespace {
+train::LoraConfig lora_config(int64_t rank, const std::vector<std::string>& targets) {
   require_positive("lora", "rank", rank);
-  static const char* const kLinearKinds[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  for (const auto& target : targets) {
-    if (std::find_if(std::begin(kLinearKinds), std::end(kLinearKinds), [&](const char* k) { return target == k; }) ==
-        std::end(kLinearKinds)) {
-      throw_error("lora: target '", target, "' is not a BitLinear; expected q_proj, k_proj, v_proj, o_proj, ",
-                  "gate_proj, up_proj or down_proj");
-    }
-  }
-  int64_t n = 0;
-  for (const auto& t : tensor_table(c)) {
-    if (t.role == TensorRole::BitLinear && std::find(targets.begin(), targets.end(), t.kind) != targets.end()) {
-      n += rank * (t.shape[0] + t.shape[1]);  // A (r, I) + B (O, r)
-    }
-  }
-  return n;
+  train::LoraConfig l;
+  l.rank = rank;
+  l.targets = targets;
+  l.validate();
+  return l;
+}
+}  // namespace
+
+int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets) {
+  const train::LoraConfig l = lora_config(rank, targets);
+  return train::lora_num_params(train::lora_table(c, l), rank);
 }
 
 // ---- The planner ----------------------------------------------------------------------------------------------
@@ -363,27 +201,42 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
+// The engine's options as Engine resolves them (context, chunk ≤ context), with the plan's cache dtype.
+EngineOptions engine_options(const TritterConfig& c, const PlanOptions& o) {
+  EngineOptions e;
+  e.context = o.context;
+  e.kv_dtype = o.kv;
+  e.max_batch = o.prefill_chunk;
+  return resolve_engine_options(c, e);
+}
+
 std::vector<MemoryItem> plan_infer(const TritterConfig& c, const PlanOptions& o) {
   if (!c.quant) throw_error("plan: quant=false models have no packed form to infer with");
+  const EngineOptions e = engine_options(c, o);
+  const HeadFormat head = o.head_i8 ? HeadFormat::I8 : HeadFormat::F32;
+  const int64_t kv = o.batch * static_cast<int64_t>(kv_cache_bytes(c, e.context, e.kv_dtype, e.max_batch));
+  const int64_t engine = o.batch * static_cast<int64_t>(engine_buffer_bytes(c, e));
+  const std::string kv_name = std::string("KV cache (") + kv_dtype_name(o.kv) + ", " + str(o.context) + " positions)";
+  const std::string engine_name = "engine buffers (RoPE tables, chunk of " + str(e.max_batch) + ")";
   std::vector<MemoryItem> items;
-  const int64_t L = c.num_hidden_layers;
-  const int64_t all = weight_bytes(c, WeightStorage::Packed, o.head_i8);
-  int64_t layers = 0;
-  for (int i = 0; i < L; ++i) layers += layer_packed_bytes(c, i);
-  if (o.stream_group > 0 && 2 * o.stream_group < L) {
-    int64_t resident = 0;
-    for (int i = 0; i < 2 * o.stream_group; ++i) resident += layer_packed_bytes(c, i);
-    items.push_back({"streamed layers resident (2 groups of " + str(o.stream_group) + ")", resident,
-                     "active + prefetched group; the other layers wait in host memory"});
+  if (o.stream_group > 0 && 2 * o.stream_group < c.num_hidden_layers) {
+    // What StreamingEngine allocates: no budget limit here, the fit check compares the total with the budget.
+    const StreamingPlan p = plan_streaming(c, head, e, std::numeric_limits<int64_t>::max() / 4,
+                                           static_cast<int>(o.stream_group), true);
+    TRITTER_CHECK(p.fits, p.problem);
+    items.push_back({"streamed layers (" + str(p.slots) + " buffers of a group of " + str(o.stream_group) + ")",
+                     p.slots * p.slot_bytes, "plan_streaming: active + prefetched group; the head streams through them"});
+    items.push_back({"final norm and the head's input (resident)", p.resident,
+                     "plan_streaming; the embedding is read a row per token from the file"});
   } else {
-    items.push_back({"layers (ternary tiles + β, fp32 gains)", layers, "T16 tiles + 4 B per BitLinear, 4 B per gain"});
+    int64_t layers = 0;
+    for (int i = 0; i < c.num_hidden_layers; ++i) layers += packed_layer_bytes(c, i);
+    items.push_back({"layers (ternary tiles + β, fp32 gains)", layers, "packed_layer_bytes"});
+    items.push_back({std::string("embedding, final norm, lm_head (") + (o.head_i8 ? "int8 head" : "fp32") + ")",
+                     packed_model_bytes(c, PackOptions{head}) - layers, "packed_model_bytes − the layers"});
   }
-  items.push_back({std::string("embedding, final norm, lm_head (") + (o.head_i8 ? "int8 head" : "fp32") + ")",
-                   all - layers, "4 B per value; int8 head: V·D + 4·V"});
-  items.push_back({std::string("KV cache (") + kv_storage_name(o.kv) + ", " + str(o.context) + " positions)",
-                   kv_cache_plan_bytes(c, o.kv, o.batch, o.context, o.prefill_chunk), "infer/kv_cache.h layout"});
-  items.push_back({"engine buffers (RoPE tables, chunk of " + str(o.prefill_chunk) + ", logits)",
-                   o.batch * inference_activation_bytes(c, o.context, o.prefill_chunk), "infer/engine.cpp buffers"});
+  items.push_back({kv_name, kv, "kv_cache_bytes (infer/kv_cache.h)"});
+  items.push_back({engine_name, engine, "engine_buffer_bytes (infer/engine_sizes.h)"});
   return items;
 }
 
@@ -403,9 +256,18 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
   require_positive("plan", "batch", o.batch);
   require_positive("plan", "prefill chunk", o.prefill_chunk);
   if (o.stream_group < 0) throw_error("plan: stream group ", o.stream_group, " must be >= 0 (0 = no streaming)");
+  if (o.context > c.max_position_embeddings) {
+    throw_error("plan: context ", o.context, " exceeds max_position_embeddings ", c.max_position_embeddings,
+                "; expected at most ", c.max_position_embeddings);
+  }
   if (o.mode == PlanMode::Infer) return plan_infer(c, o);
-  const std::string act_name = "activations (B=" + str(o.batch) + ", T=" + str(o.context) + ", recompute " +
+  const int64_t B = o.batch, T = o.context;
+  const std::string act_name = "activations (B=" + str(B) + ", T=" + str(T) + ", recompute " +
                                (o.recompute ? "on" : "off") + ")";
+  const int threads = std::max(1, o.threads);
+  const MemoryItem scratch{"attention scratch (" + str(threads) + (threads == 1 ? " thread" : " threads") +
+                               ") and RoPE tables",
+                           training_scratch_bytes(c, B, T, o.threads), "attention_scratch_floats + 2·T·(d/2)·4"};
   const int64_t P = parameter_count(c);
   std::vector<MemoryItem> items;
   if (o.mode == PlanMode::Train) {
@@ -413,8 +275,9 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
     items.push_back({"gradients (fp32)", 4 * P, "4·P"});
     items.push_back({"AdamW m, v (fp32)", 8 * P, "8·P"});
     if (c.quant) {
-      // Mirrors train/model.cpp (tests/model/specs_test.cpp checks it against TrainModel's accounting): the
-      // step's ternary weights as 64-aligned 2-bit tiles, their int8 levels, and W̃ in fp32 for the sgemm dx.
+      // As TrainModel's constructor allocates them (train/ has no size function for these; tests/plan checks the
+      // sum against its accounting): the step's ternary weights as 64-aligned 2-bit tiles, their int8 levels,
+      // and W̃ in fp32 for the sgemm dx.
       int64_t tiles = 0, levels = 0;
       for (const auto& t : tensor_table(c)) {
         if (t.role != TensorRole::BitLinear) continue;
@@ -426,22 +289,21 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
       items.push_back({"dequantized BitLinear weights W̃ for dx (fp32)", 4 * levels,
                        "4 bytes per BitLinear weight (train --dx-kernel drops it)"});
     }
-    items.push_back({act_name, training_activation_bytes(c, o.batch, o.context, o.recompute), "docs/memory.md"});
+    items.push_back(scratch);
+    items.push_back({act_name, train::train_activation_bytes(c, B, T, o.recompute), "train::train_activation_bytes"});
     return items;
   }
-  const int64_t adapters = lora_param_count(c, o.lora_rank, o.lora_targets);
-  int64_t frozen_fp = 0, base = 0;
-  for (const auto& t : tensor_table(c)) {
-    if (is_ternary(c, t)) base += packed_linear_bytes(t);
-    else frozen_fp += 4 * t.numel();
-  }
-  items.push_back({"ternary base, frozen (2-bit tiles + β)", base, "T16 tiles + 4 B per BitLinear"});
+  if (!c.quant) throw_error("plan: quant=false models have no packed base for QLoRA");
+  const train::LoraConfig lora = lora_config(o.lora_rank, o.lora_targets);
+  const int64_t adapters = train::lora_num_params(train::lora_table(c, lora), lora.rank);
+  const int64_t frozen_fp = 4 * fp_param_count(c);
+  items.push_back({"ternary base, frozen (2-bit tiles + β)", packed_model_bytes(c, PackOptions{}) - frozen_fp,
+                   "packed_model_bytes − the fp32 tensors"});
   items.push_back({"embedding + lm_head + gains, frozen (fp32)", frozen_fp, "4 bytes each"});
   items.push_back({"LoRA r=" + str(o.lora_rank) + " " + targets_name(o.lora_targets) + ": weights, grads, m, v (fp32)",
                    16 * adapters, "16 bytes × " + str(adapters) + " adapter parameters"});
-  items.push_back({act_name,
-                   total_bytes(lora_activation_breakdown(c, o.batch, o.context, o.recompute, o.lora_rank, o.lora_targets)),
-                   "docs/memory.md"});
+  items.push_back(scratch);
+  items.push_back({act_name, train::lora_activation_bytes(c, lora, B, T, o.recompute), "train::lora_activation_bytes"});
   return items;
 }
 
