@@ -9,13 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/hardware_profile.h"
 #include "core/memory.h"
 #include "inference_commands.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
 #include "infer/lora_apply.h"
 #include "infer/streaming_engine.h"
-#include "model/hardware.h"
 #include "io/atomic_file.h"
 #include "model/packed_model.h"
 #include "text/byte_tokenizer.h"

@@ -1,6 +1,6 @@
 // `tritter hw`: detect the hardware, check whether a model fits in a mode (with the breakdown, the headroom and
-// what to change), list the profiles, and print the whole feasibility grid. The planning is model/specs and
-// model/hardware; this file reads the desktop from the environment (cli/ only), parses and prints.
+// what to change), list the profiles, and print the whole feasibility grid. The planning is plan/specs and
+// plan/hardware; this file reads the desktop from the environment (cli/ only), parses and prints.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -10,11 +10,11 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "model/config.h"
-#include "model/hardware.h"
 #include "infer/kv_cache.h"
 #include "infer/streaming_engine.h"
-#include "model/specs.h"
 #include "model/tensor_table.h"
+#include "plan/hardware.h"
+#include "plan/specs.h"
 
 namespace tritter::cli {
 
@@ -127,10 +127,9 @@ void print_check(const FitCheck& r, const TritterConfig& c, double bandwidth_gbs
 void print_streaming_plan(const TritterConfig& c, const PlanOptions& o, double budget_gib, int64_t group) {
   EngineOptions e;
   e.context = o.context;
-  e.max_batch = std::min(o.prefill_chunk, o.context);
-  const KvStorage kv[] = {KvStorage::F32, KvStorage::F16, KvStorage::Int8, KvStorage::Int4};
-  const KvDtype dt[] = {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4};
-  for (int i = 0; i < 4; ++i) if (o.kv == kv[i]) e.kv_dtype = dt[i];
+  e.max_batch = o.prefill_chunk;
+  e.kv_dtype = o.kv;
+  e = resolve_engine_options(c, e);
   const StreamingPlan p = plan_streaming(c, o.head_i8 ? HeadFormat::I8 : HeadFormat::F32, e,
                                          static_cast<int64_t>(budget_gib * kGiB), static_cast<int>(group), true);
   std::printf("\nlayer streaming (generate --memory-budget %s): ", gib(budget_gib).c_str());
@@ -153,7 +152,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   if (o.rank <= 0) throw_error("hw check: --rank ", o.rank, " must be positive");
   if (o.batch <= 0) throw_error("hw check: --batch ", o.batch, " must be positive");
   if (o.stream_group < 0) throw_error("hw check: --stream-group ", o.stream_group, " must be >= 0");
-  const KvStorage kv = kv_storage_from_name(o.kv);
+  const KvDtype kv = kv_dtype_from_name(o.kv);
   std::string how;
   const HardwareProfile profile = resolve_profile(o.profile, ctx, &how);
   const OsReservation os = os_reservation(o.desktop.empty() ? local_desktop() : o.desktop);
@@ -170,6 +169,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
     p.recompute = !o.no_recompute;
     p.stream_group = o.stream_group;
     p.head_i8 = o.head_i8;
+    p.threads = profile.is_cpu ? ctx.threads : 1;  // attention scratch: one slice per CPU worker
     results.push_back(check_fit(config, p, budget, profile.layer_group_size));
   }
   if (o.json) {
@@ -281,7 +281,7 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
   else if (o.profile == "cpu") profiles = {local_cpu_profile(ctx, false)};
   else profiles = {find_gpu_profile(o.profile)};
   const OsReservation os = os_reservation(o.desktop.empty() ? local_desktop() : o.desktop);
-  const KvStorage kv = kv_storage_from_name(o.kv);
+  const KvDtype kv = kv_dtype_from_name(o.kv);
   const int64_t infer_ctx = o.context > 0 ? o.context : 32768;
   const int64_t train_seq = 2048;
   json j;
@@ -289,7 +289,7 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
     std::printf("Feasibility: each cell is inference / QLoRA r=%lld / full training — ✓ fits, ~ fits only with layer "
                 "streaming, ✗ does not fit\n(inference: %lld-token context, %s KV cache; training: T=%lld, B=1, "
                 "recompute; safe budgets, %s desktop)\n\n",
-                (long long)o.rank, (long long)infer_ctx, kv_storage_name(kv), (long long)train_seq, os.desktop.c_str());
+                (long long)o.rank, (long long)infer_ctx, kv_dtype_name(kv), (long long)train_seq, os.desktop.c_str());
     std::printf("%-5s %9s %9s %9s ", "size", "infer", "qlora", "train");
     for (const auto& p : profiles) std::printf(" %-9s", p.key.substr(0, 9).c_str());
     std::printf("\n%-5s %9s %9s %9s ", "", "GiB", "GiB", "GiB");

@@ -1,13 +1,15 @@
 // `tritter specs`: the size table 1B–70B (the original's formulas beside Tritter's tensor-table counts) and, with
 // --model, one size in detail: parameters per component, weight sizes, KV cache, activations, training memory.
-// All figures come from model/specs; this file only prints. Units: params in B (10⁹), memory in MiB/GiB (2²⁰/2³⁰).
+// All figures come from plan/specs; this file only prints. Units: params in B (10⁹), memory in MiB/GiB (2²⁰/2³⁰).
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "core/error.h"
 #include "model/config.h"
-#include "model/specs.h"
 #include "model/tensor_table.h"
+#include "plan/specs.h"
+#include "train/model.h"
+#include "infer/engine_sizes.h"
 
 namespace tritter::cli {
 
@@ -100,12 +102,6 @@ void print_table(bool as_json) {
       "(docs/specs.md). `tritter specs --model 7B` shows one size in detail.\n");
 }
 
-json items_json(const std::vector<MemoryItem>& items) {
-  json j = json::array();
-  for (const auto& i : items) j.push_back({{"name", i.name}, {"bytes", i.bytes}, {"formula", i.note}});
-  return j;
-}
-
 void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   const auto components = component_params(c);
   const int64_t P = parameter_count(c), P_spec = original_param_count(c);
@@ -116,23 +112,37 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
                                 "packed file, Tritter (2-bit ternary tiles + β; embedding, head, gains fp32)",
                                 "packed, every Tritter tensor at 2 bits (the nominal accounting)",
                                 "fp16, every tensor", "fp32, every tensor (training master weights)"};
-  const KvStorage kvs[] = {KvStorage::F32, KvStorage::F16, KvStorage::Int8, KvStorage::Int4};
-  // Bytes of the cache at `t` positions, or -1 beyond the model's context.
-  auto kv_at = [&](KvStorage kv, int64_t t) { return t <= c.max_position_embeddings ? kv_cache_plan_bytes(c, kv, 1, t) : -1; };
+  const KvDtype kvs[] = {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4};
+  // Bytes of the cache at `t` positions (64-token chunks, as the engine writes), or -1 beyond the model's context.
+  auto kv_at = [&](KvDtype kv, int64_t t) {
+    return t <= c.max_position_embeddings ? static_cast<int64_t>(kv_cache_bytes(c, t, kv, std::min<int64_t>(64, t))) : -1;
+  };
   auto orig_kv_at = [&](int64_t t) { return t <= c.max_position_embeddings ? original_kv_bytes(c, 1, t, 0.5) : -1; };
   auto show = [](int64_t bytes, bool small) {
     return bytes < 0 ? std::string("-") : (small ? mib_or_gib((double)bytes) : gib((double)bytes));
   };
   const int64_t infer_ctx = std::min<int64_t>(32768, c.max_position_embeddings);
   const int64_t kv_tokens[] = {1024, 32768, 131072};
-  const auto act_on = training_activation_breakdown(c, 1, train_seq, true);
-  const auto act_off = training_activation_breakdown(c, 1, train_seq, false);
+  const int64_t act_on = train::train_activation_bytes(c, 1, train_seq, true);
+  const int64_t act_off = train::train_activation_bytes(c, 1, train_seq, false);
+  const int64_t act_scratch = training_scratch_bytes(c, 1, train_seq, 1);
+  EngineOptions engine;
+  engine.context = infer_ctx;
+  engine.max_batch = 64;
+  const int64_t engine_bytes = static_cast<int64_t>(engine_buffer_bytes(c, resolve_engine_options(c, engine)));
   const int64_t ranks[] = {8, 16, 32, 64};
   PlanOptions train_opts;
   train_opts.mode = PlanMode::Train;
   train_opts.context = train_seq;
   const int64_t train_total = total_bytes(plan_memory(c, train_opts));
   const OriginalFeasibility orig_full = original_full_training(c);
+  // QLoRA needs the packed base: none for a quant=false config (-1, printed "-").
+  auto qlora_bytes = [&](int64_t r) {
+    PlanOptions q = train_opts;
+    q.mode = PlanMode::Qlora;
+    q.lora_rank = r;
+    return c.quant ? total_bytes(plan_memory(c, q)) : -1;
+  };
 
   if (as_json) {
     json j;
@@ -146,10 +156,10 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
     }
     j["weights_bytes"] = {{"packed_nominal", weights[0]}, {"packed_tritter", weights[1]}, {"packed_all_tensors", weights[2]},
                           {"fp16", weights[3]}, {"fp32", weights[4]}};
-    for (KvStorage d : kvs) {
-      json k = {{"dtype", kv_storage_name(d)}};
+    for (KvDtype d : kvs) {
+      json k = {{"dtype", kv_dtype_name(d)}};
       for (int64_t t : kv_tokens) {
-        if (t <= c.max_position_embeddings) k["bytes_at_" + std::to_string(t)] = kv_cache_plan_bytes(c, d, 1, t);
+        if (t <= c.max_position_embeddings) k["bytes_at_" + std::to_string(t)] = kv_at(d, t);
       }
       j["kv_cache"].push_back(k);
     }
@@ -157,24 +167,20 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
                                    {"bytes_at_131072", orig_kv_at(131072)},
                                    {"quick_packed_x8_128k_gib", original_check_kv128k_gib(c)}};
     j["activations"] = {{"quick_bytes_per_token", original_activation_bytes_per_token(c)},
-                        {"inference_engine_buffers_bytes", inference_activation_bytes(c, infer_ctx, 64)},
+                        {"inference_engine_buffers_bytes", engine_bytes},
                         {"inference_context", infer_ctx},
                         {"training_seq", train_seq},
-                        {"training_recompute", items_json(act_on)},
-                        {"training_no_recompute", items_json(act_off)},
-                        {"training_recompute_bytes", total_bytes(act_on)},
-                        {"training_no_recompute_bytes", total_bytes(act_off)}};
+                        {"training_recompute_bytes", act_on},
+                        {"training_no_recompute_bytes", act_off},
+                        {"training_attention_scratch_and_rope_bytes", act_scratch}};
     j["training"]["full_qat"] = {{"bytes", train_total}, {"quick_gib", orig_full.gib},
                                  {"quick_context", orig_full.context}};
     for (int64_t r : ranks) {
-      PlanOptions q = train_opts;
-      q.mode = PlanMode::Qlora;
-      q.lora_rank = r;
       const OriginalFeasibility oq = original_qlora(c, r);
       j["training"]["qlora"].push_back({{"rank", r},
                                         {"lora_params", lora_param_count(c, r, default_lora_targets())},
                                         {"lora_params_quick", original_lora_params(c, r)},
-                                        {"bytes", total_bytes(plan_memory(c, q))},
+                                        {"bytes", qlora_bytes(r)},
                                         {"quick_gib", oq.gib},
                                         {"quick_context", oq.context}});
     }
@@ -223,27 +229,26 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   std::printf("  %-62s %12s\n", "quick estimate, 12·D·2 bytes per token",
               fmt("%.1f KiB", (double)original_activation_bytes_per_token(c) / 1024).c_str());
   std::printf("  %-62s %12s\n",
-              ("inference engine buffers (RoPE for " + std::to_string(infer_ctx) + ", 64-token chunk, logits)").c_str(),
-              mib_or_gib((double)inference_activation_bytes(c, infer_ctx, 64)).c_str());
-  for (const auto* act : {&act_on, &act_off}) {
+              ("inference engine buffers (RoPE for " + std::to_string(infer_ctx) + ", 64-token chunk)").c_str(),
+              mib_or_gib((double)engine_bytes).c_str());
+  for (const int64_t* act : {&act_on, &act_off}) {
     std::printf("  training, B=1, T=%lld, recompute %-3s %27s %12s\n", (long long)train_seq, act == &act_on ? "on" : "off",
-                "", gib((double)total_bytes(*act)).c_str());
-    for (const auto& item : *act) std::printf("    %-60s %12s\n", item.name.c_str(), mib_or_gib((double)item.bytes).c_str());
+                "", gib((double)*act).c_str());
   }
+  std::printf("    (the trainer's arena: the L+1 residual streams, the saved tensors of every layer or, with recompute,\n"
+              "     of one, the final norm, logits and their gradient, forward temporaries, backward scratch)\n");
+  std::printf("  %-62s %12s\n", "attention scratch (1 thread) and RoPE tables", mib_or_gib((double)act_scratch).c_str());
 
   std::printf("\nTraining memory (B=1, T=%lld, recompute on)       %12s   %s\n", (long long)train_seq, "Tritter",
               "quick RTX 5080 estimate (T)");
   std::printf("  %-50s %12s   %.2f GiB (%lld)\n", "full QAT: fp32 weights, grads, AdamW m, v + int8 Wq", gib((double)train_total).c_str(),
               orig_full.gib, (long long)orig_full.context);
   for (int64_t r : ranks) {
-    PlanOptions q = train_opts;
-    q.mode = PlanMode::Qlora;
-    q.lora_rank = r;
     const OriginalFeasibility oq = original_qlora(c, r);
     const std::string label = "QLoRA r=" + std::to_string(r) + " q,k,v,o: " +
                               grouped(lora_param_count(c, r, default_lora_targets())) + " adapter params";
     std::printf("  %-50s %12s   %.2f GiB (%lld), counting %s params\n", label.c_str(),
-                gib((double)total_bytes(plan_memory(c, q))).c_str(), oq.gib, (long long)oq.context,
+                show(qlora_bytes(r), false).c_str(), oq.gib, (long long)oq.context,
                 grouped(original_lora_params(c, r)).c_str());
   }
   std::printf("  The QLoRA estimate counts K/V adapters as D wide (GQA ignored), adds a KV cache to training and\n"

@@ -11,6 +11,7 @@ declare -A allowed=(
   [model]="core kernels io text model"
   [train]="core kernels io text model train"
   [infer]="core kernels io text model infer"
+  [plan]="core kernels io text model train infer plan"
   [data]="core kernels io text data"
   [vision]="core kernels model vision"
   [audio]="core kernels model audio"

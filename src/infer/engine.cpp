@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include "core/error.h"
+#include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
 #include "kernels/head.h"
 #include "kernels/ops.h"
@@ -59,16 +60,10 @@ size_t carve_engine(uint8_t* base, const TritterConfig& c, int64_t B, EngineView
 
 }  // namespace
 
-size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora) {
+// The size function of engine_sizes.h: the same carve the constructor binds.
+size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved) {
   EngineViews v;
-  size_t bytes = carve_engine(nullptr, c, resolved.max_batch, v);
-  if (with_lora) bytes += resolved.max_batch * std::max({c.hidden_size, c.q_dim(), c.intermediate_size}) * 4;
-  return bytes;
-}
-
-int64_t engine_buffer_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora) {
-  const int64_t rope = 2 * resolved.context * (c.head_dim / 2) * 4;  // cos, sin (context, d/2)
-  return rope + static_cast<int64_t>(engine_scratch_bytes(c, resolved, with_lora));
+  return carve_engine(nullptr, c, resolved.max_batch, v);
 }
 
 Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options)
@@ -81,7 +76,7 @@ Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& o
   if (!c.quant) throw_error("engine: quant=false models are not supported (no packed form)");
   const int64_t d = c.head_dim, half = d / 2;
   MemoryAccount* account = &ctx.memory;
-  rope_ = Buffer(2 * options_.context * half * sizeof(float), MemCategory::Activations, account);
+  rope_ = Buffer(engine_rope_bytes(c, options_), MemCategory::Activations, account);
   float* cosv = rope_.as<float>().data();
   rope_tables(cosv, cosv + options_.context * half, options_.context, d, c.rope_theta, 0);
 
@@ -112,7 +107,7 @@ void Engine::set_lora(const LoraSet* lora) {
   if (lora_ && !lora_x_.bytes()) {
     const TritterConfig& c = w_.config;
     const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
-    lora_x_ = Buffer(options_.max_batch * widest * sizeof(float), MemCategory::Activations, &ctx_.memory);
+    lora_x_ = Buffer(engine_lora_bytes(c, options_), MemCategory::Activations, &ctx_.memory);
   }
   bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
 }

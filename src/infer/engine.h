@@ -30,11 +30,6 @@ EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o);
 struct EngineTimings {
   double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;
 };
-// Bytes of the engine's activation buffers for max_batch tokens of model `c` (what the constructor allocates);
-// with_lora adds the fp32 input buffer adapters read.
-size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora = false);
-// Every buffer an Engine allocates besides its KV cache: the RoPE tables and engine_scratch_bytes.
-int64_t engine_buffer_bytes(const TritterConfig& c, const EngineOptions& resolved, bool with_lora = false);
 
 class Engine {
  public:

@@ -1,16 +1,16 @@
 // The memory budget of layer streaming (issue 7; original.md §7.3, whose MemoryManager only kept books): a budget
 // in bytes, every budgeted allocation checked against it BEFORE it is made, use and peak by category (weights
 // buffers, KV cache, activations, scratch), and the budget resolved against what the machine can give (RAM minus
-// the OS/desktop reservation of model/hardware.h). Non-goals: a general allocator, GPU memory (the CUDA path will
-// reuse the same checks), what is outside our Buffers (code, libraries, thread stacks: the fixed overhead that
-// docs/streaming.md measures).
+// the OS/desktop reservation of core/hardware_profile.h). Non-goals: a general allocator, GPU memory (the CUDA
+// path will reuse the same checks), what is outside our Buffers (code, libraries, thread stacks: the fixed
+// overhead that docs/streaming.md measures).
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "core/buffer.h"
 #include "core/memory.h"
-#include "model/hardware.h"
+#include "core/hardware_profile.h"
 
 namespace tritter {
 

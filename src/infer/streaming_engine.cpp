@@ -5,10 +5,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "infer/engine_sizes.h"
 #include "infer/kv_cache.h"
 #include "kernels/head.h"
 #include "kernels/ops.h"
-#include "model/specs.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -56,7 +56,7 @@ StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const Engi
   StreamingPlan p;
   p.budget = budget;
   p.kv_cache = static_cast<int64_t>(kv_cache_bytes(c, e.context, e.kv_dtype, B));
-  p.engine_buffers = engine_buffer_bytes(c, e) + c.vocab_size * 4;  // + the logits row generate() keeps
+  p.engine_buffers = static_cast<int64_t>(engine_buffer_bytes(c, e));
   p.resident = D * 4 + B * D * 4 + B * D + B * 4;  // final norm, the head's input, int8 levels and scales
   p.slots = prefetch ? 2 : 1;
   const int64_t first = p.kv_cache + p.engine_buffers;

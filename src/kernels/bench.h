@@ -17,6 +17,10 @@ struct StreamResult {
 // Best of `reps` passes over arrays of `bytes_per_array` bytes each, on `threads` OpenMP threads.
 StreamResult measure_stream(int threads, size_t bytes_per_array, int reps);
 
+// The triad alone, for `tritter hw detect`: arrays of max(bytes_per_array / 8, 1024) doubles, first touched by the
+// threads that stream them, best of `reps`; 24 bytes per element (no write-allocate). Decimal GB/s.
+double measure_triad_gbs(int threads, size_t bytes_per_array, int reps);
+
 // Int8 multiply-accumulates per second (G), best of `reps`, from independent dependency chains.
 double peak_vnni_gmacs(int threads, int reps);   // zmm vpdpbusd: 64 MACs per instruction
 double peak_avx2_gmacs(int threads, int reps);   // ymm vpmaddubsw + vpaddw: 32 MACs per pair

@@ -316,6 +316,23 @@ PackedModel PackedModel::open(const std::filesystem::path& path) {
   return m;
 }
 
+int64_t packed_model_bytes(const TritterConfig& config, const PackOptions& options) {
+  int64_t bytes = 0;
+  for (const PackedEntry& e : packed_plan(config, tensor_table(config), options)) {
+    bytes += shape_numel(e.shape) * static_cast<int64_t>(dtype_size(e.dtype));
+  }
+  return bytes;
+}
+
+int64_t packed_layer_bytes(const TritterConfig& config, int layer) {
+  const auto table = tensor_table(config);
+  int64_t bytes = 0;
+  for (const PackedEntry& e : packed_plan(config, table, PackOptions{})) {
+    if (table[e.index].layer == layer) bytes += shape_numel(e.shape) * static_cast<int64_t>(dtype_size(e.dtype));
+  }
+  return bytes;
+}
+
 PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProducer& produce,
                                    const PackOptions& options, MemoryAccount* account) {
   PackedModel m;

@@ -59,6 +59,11 @@ void write_packed_model(const std::filesystem::path& path, const TritterConfig& 
 void pack_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
                      const PackOptions& options);
 
+// Bytes of the packed file's tensor data (what PackedModel::in_memory allocates and an opened file maps, header
+// aside), from the same file plan the writer follows; and of the tensors of one layer (qweights, β, gains).
+int64_t packed_model_bytes(const TritterConfig& config, const PackOptions& options);
+int64_t packed_layer_bytes(const TritterConfig& config, int layer);
+
 class PackedModel {
  public:
   // Maps and validates a packed file: format, config, every tensor's presence, dtype and shape, no extras, finite

@@ -11,10 +11,10 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "infer/engine_sizes.h"
 #include "infer/kv_cache.h"
 #include "model/init.h"
 #include "model/packed_model.h"
-#include "model/specs.h"
 #include "util/test_util.h"
 
 namespace tritter {
@@ -162,7 +162,12 @@ TEST(Streaming, TooSmallBudgetsFailAtStartWithTheNumbers) {
   const int64_t kv = static_cast<int64_t>(kv_cache_bytes(f.c, kContext, KvDtype::F32, 4));
   const StreamingPlan big = plan_streaming(f.c, HeadFormat::F32, engine_options(), int64_t{1} << 30, 0, true);
   EXPECT_EQ(big.kv_cache, kv);
-  EXPECT_EQ(big.engine_buffers, inference_activation_bytes(f.c, kContext, 4));
+  EXPECT_EQ(big.engine_buffers, static_cast<int64_t>(engine_buffer_bytes(f.c, engine_options())));
+  {  // what the streamed engine's Engine then allocates besides the cache: exactly the planned buffers
+    Context ctx;
+    StreamingEngine e(ctx, f.path, streaming(0, true, int64_t{1} << 30));
+    EXPECT_EQ(ctx.memory.in_use(MemCategory::Activations), big.engine_buffers);
+  }
   const int64_t fixed = big.kv_cache + big.engine_buffers + big.resident;
   // Not even the KV cache.
   std::string m = error_of([&] {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 
 namespace tritter::kbench {
@@ -52,6 +53,28 @@ StreamResult measure_stream(int threads, size_t bytes_per_array, int reps) {
     r.read_gbs = std::max(r.read_gbs, 16.0 * static_cast<double>(n) / t / 1e9);
   }
   return r;
+}
+
+double measure_triad_gbs(int threads, size_t bytes_per_array, int reps) {
+  const int64_t n = std::max<int64_t>(static_cast<int64_t>(bytes_per_array / sizeof(double)), 1024);
+  std::vector<double> a(n), b(n), c(n);
+  threads = std::max(threads, 1);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {  // first touch by the threads that will stream the pages
+    a[i] = 0.0;
+    b[i] = 1.0;
+    c[i] = 2.0;
+  }
+  double best = 1e30;
+  const double s = 3.0;
+  for (int r = 0; r < std::max(reps, 1); ++r) {
+    const double t0 = now();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
+    best = std::min(best, now() - t0);
+  }
+  TRITTER_CHECK(a[n - 1] == 7.0, "triad result ", a[n - 1]);
+  return 24.0 * static_cast<double>(n) / std::max(best, 1e-9) / 1e9;
 }
 
 double time_best(const std::function<void()>& fn, double min_seconds, int min_calls) {

@@ -1,6 +1,6 @@
 // Hardware profiles (original.md §11 + H200), the OS reservations and safe-budget rule (§7.3), nvidia-smi parsing
 // and profile matching, and `hw check` verdicts on known cases.
-#include "model/hardware.h"
+#include "plan/hardware.h"
 
 #include <gtest/gtest.h>
 
@@ -169,7 +169,7 @@ TEST(Hardware, CheckVerdicts) {
   // 70B inference cannot hold its weights (≈ 20 GiB): layer streaming with the profile's group of 4 fits.
   PlanOptions big;
   big.context = 4096;
-  big.kv = KvStorage::Int4;
+  big.kv = KvDtype::I4;
   r = check_fit(preset_config("70B"), big, budget, 4);
   EXPECT_FALSE(r.fits);
   ASSERT_FALSE(r.suggestions.empty());

@@ -1,19 +1,20 @@
 // Model specs and the memory planner: how many parameters a config has, what its weights, KV cache, activations
 // and training state take, and the original project's formulas beside Tritter's own (original.md §3.2–3.4).
-// Every Tritter figure comes from the tensor table (one size function, DESIGN.md principle 4); the original's
-// formulas are kept, exactly, only to reproduce and compare its published numbers. docs/specs.md and
-// docs/memory.md give every formula and unit. Non-goals: allocation itself, hardware budgets (model/hardware).
+// Every Tritter figure is the allocator's own size function (DESIGN.md principle 4): the packed file's plan
+// (model/packed_model.h), kv_cache_bytes, the engine's, trainer's and LoRA model's buffers, the attention scratch;
+// this layer sits above train/ and infer/ so that it can call them. The original's formulas are kept, exactly,
+// only to reproduce and compare its published numbers. docs/specs.md and docs/memory.md give every formula and
+// unit. Non-goals: allocation itself, hardware budgets (plan/hardware.h).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/hardware_profile.h"
+#include "infer/kv_cache.h"
 #include "model/config.h"
 
 namespace tritter {
-
-inline constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-inline constexpr double kMiB = 1024.0 * 1024.0;
 
 // ---- The original's formulas (original.md §3.2, §3.4), over the config's fields, reproduced exactly ----------
 
@@ -52,53 +53,31 @@ std::vector<ComponentParams> component_params(const TritterConfig& c);
 int64_t ternary_param_count(const TritterConfig& c);
 int64_t fp_param_count(const TritterConfig& c);
 
-// Weight bytes. F32/F16: every tensor at 4/2 bytes. Packed: the packed inference file of model/packed_model.h —
-// each BitLinear as T16 tiles (ternary_matrix_bytes, 2 bits per weight, padded to 16×16) + its fp32 β, every
+// Weight bytes. F32/F16: every tensor at 4/2 bytes. Packed: the packed inference file (packed_model_bytes of
+// model/packed_model.h) — each BitLinear as T16 tiles (2 bits per weight, padded to 16×16) + its fp32 β, every
 // other tensor fp32; with head_i8 an int8 LM head (V·D bytes + V fp32 row scales) replaces the fp32 one (and is
-// added beside a tied embedding). AllPacked: the original's accounting on Tritter's table — every tensor 2-bit.
+// added beside a tied embedding); a quant=false config has no packed form and counts fp32. AllPacked: the
+// original's accounting on Tritter's table — every tensor 2-bit.
 enum class WeightStorage { F32, F16, Packed, AllPacked };
 int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8 = false);
-// One layer's packed bytes (BitLinear tiles + β, gains fp32): what layer streaming moves per layer.
+// One layer's packed bytes (BitLinear tiles + β, gains fp32; packed_layer_bytes of model/packed_model.h).
 int64_t layer_packed_bytes(const TritterConfig& c, int layer);
 
-// ---- KV cache -------------------------------------------------------------------------------------------------
-// The layout of infer/kv_cache.h (KIVI), mirrored here because model/ cannot include infer/ (tests/model compare
-// the two): per (layer, kv head) K and V data of C positions (f32 4d, f16 2d, int8 d, int4 d/2 bytes each), and
-// for int8/int4 fp32 (min, scale) per channel per 32-token key group, per 32-channel value group per token, plus
-// a 32-token fp32 key residual; every block 64-byte aligned. C = the context (or, with a sliding window W,
-// W + chunk − 1), rounded up to 32 for int8/int4. The original counted data only (original_kv_bytes).
-enum class KvStorage { F32, F16, Int8, Int4 };
-KvStorage kv_storage_from_name(const std::string& name);  // "f32", "f16", "int8", "int4"; throws listing them
-const char* kv_storage_name(KvStorage kv);
-// Bytes of the cache for `sequences` sequences of `context` positions written `chunk` positions at a time.
-// Throws when context exceeds max_position_embeddings.
-int64_t kv_cache_plan_bytes(const TritterConfig& c, KvStorage kv, int64_t sequences, int64_t context,
-                            int64_t chunk = 64);
+// ---- Memory items -------------------------------------------------------------------------------------------
 
-// ---- Activations ----------------------------------------------------------------------------------------------
-
-// One named term of an activation estimate.
+// One named term of a plan.
 struct MemoryItem {
   std::string name;
   int64_t bytes = 0;
-  std::string note;  // the formula or assumption, for `--verbose` and docs
+  std::string note;  // the formula or the function that sizes it, for `--json` and docs
 };
 int64_t total_bytes(const std::vector<MemoryItem>& items);
 
-// The training activation arena for a (B, T) step — training-spec §5's saved tensors (fp32; each BitLinear
-// input as int8 levels + one fp32 scale per token), the L+1 residual streams, the final norm, logits and their
-// gradient, forward temporaries and the backward's scratch; each block 64-byte aligned (Buffer alignment).
-// recompute: only one layer's saved set (rebuilt during its backward). The term list is docs/memory.md; tests
-// compare it with train/model.h's allocator. Not counted: attention's per-thread scratch (2·64·T floats each).
-std::vector<MemoryItem> training_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute);
-int64_t training_activation_bytes(const TritterConfig& c, int64_t B, int64_t T, bool recompute);
-// LoRA on a frozen base: the same arena plus, per layer kept, the fp input and x·Aᵀ (r values) of every target
-// (the LoRA branch sees the un-quantized input, training-spec §9). An estimate until train/ has LoRA.
-std::vector<MemoryItem> lora_activation_breakdown(const TritterConfig& c, int64_t B, int64_t T, bool recompute,
-                                                  int64_t rank, const std::vector<std::string>& targets);
-// The inference engine's buffers (infer/engine.cpp): RoPE tables for `context` positions, the scratch of one
-// chunk of `chunk` tokens, and one row of logits.
-int64_t inference_activation_bytes(const TritterConfig& c, int64_t context, int64_t chunk);
+// Beside a training step's activation arena (train::train_activation_bytes, train::lora_activation_bytes):
+// attention's scratch (train::attention_scratch_floats, 2·64·T floats per worker) and the RoPE tables (T, d/2)
+// fp32 cos and sin, as TrainModel and LoraModel allocate them in reserve().
+int64_t training_scratch_bytes(const TritterConfig& c, int64_t B, int64_t T, int threads);
+
 // The original's informational "12·D·2 bytes per token".
 inline int64_t original_activation_bytes_per_token(const TritterConfig& c) { return 12 * c.hidden_size * 2; }
 
@@ -107,7 +86,8 @@ inline const std::vector<std::string>& default_lora_targets() {
   static const std::vector<std::string> kTargets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   return kTargets;
 }
-// Σ r·(I + O) over the BitLinear tensors whose kind is a target (GQA-correct: k/v have K·d outputs).
+// Σ r·(I + O) over the BitLinear tensors whose kind is a target (GQA-correct: k/v have K·d outputs):
+// train::lora_num_params of train::lora_table. Throws on rank < 1 or a target that is not a BitLinear.
 int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets);
 
 // ---- The planner ----------------------------------------------------------------------------------------------
@@ -119,20 +99,24 @@ struct PlanOptions {
   PlanMode mode = PlanMode::Infer;
   int64_t context = 32768;   // infer: cached positions; training modes: sequence length T
   int64_t batch = 1;
-  KvStorage kv = KvStorage::F16;  // infer only
+  KvDtype kv = KvDtype::F16;  // infer only
   int64_t lora_rank = 16;
   std::vector<std::string> lora_targets = default_lora_targets();
   bool recompute = true;     // training modes: activation checkpointing
-  int64_t stream_group = 0;  // infer: 0 = all layers resident, g > 0 = layer streaming, 2 groups of g resident
+  int64_t stream_group = 0;  // infer: 0 = all layers resident, g > 0 (2g < L) = layer streaming in groups of g
   int64_t prefill_chunk = 64;  // infer: tokens per forward chunk (the engine's max_batch)
   bool head_i8 = false;        // infer: an int8 LM head (HeadFormat::I8 of model/packed_model.h)
+  int threads = 1;             // training modes: workers of the attention scratch (one slice each)
 };
 
-// The memory a run needs, term by term. Infer: the packed file's tensors (or, streaming, two groups of layers and
-// the always-resident embedding/head/final norm), KV cache, the engine's buffers. Throws on a context beyond
+// The memory a run needs, term by term, each from the allocator's size function. Infer: the packed file's tensors
+// (packed_model_bytes), the KV cache (kv_cache_bytes) and the engine's buffers (engine_buffer_bytes) per sequence;
+// streaming: plan_streaming's buffers instead of the weights (the slots for two groups, the resident final norm and
+// head input; the embedding is read a row per token from the file). Throws on a context beyond
 // max_position_embeddings. Train: fp32 weights, grads, AdamW m and v, the step's ternary weights (2-bit tiles,
-// int8 levels and fp32 W̃, as train/model.cpp allocates them), activations. Qlora (LoRA on the frozen ternary
-// base, training-spec §9): the base packed at 2 bits, frozen fp32 embedding/head/gains, adapters (weights, grads, m, v in fp32), activations.
+// int8 levels and fp32 W̃, as TrainModel allocates them), attention scratch and RoPE tables, the activation arena
+// (train::train_activation_bytes). Qlora (LoRA on the frozen ternary base, training-spec §9): the packed base,
+// adapters (weights, grads, m, v in fp32), attention scratch and RoPE, the arena (train::lora_activation_bytes).
 std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& options);
 
 }  // namespace tritter

@@ -1,6 +1,7 @@
-// Hardware profiles, the safe memory budget and the fit check (original.md §7.3, §11): which model runs where, in
-// which mode, and what to change when it does not fit. Memory figures are GiB (the original's "GB" are GiB);
-// bandwidths are decimal GB/s. Detection runs nvidia-smi when present and otherwise describes the CPU.
+// The GPU profiles, detection and the fit check (original.md §7.3, §11): which model runs where, in which mode, and
+// what to change when it does not fit. Memory figures are GiB (the original's "GB" are GiB); bandwidths are
+// decimal GB/s. Detection runs nvidia-smi when present and otherwise describes the CPU. The profile struct, the OS
+// reservation and the safe-budget rule are core/hardware_profile.h (the streaming engine's budget uses them too).
 // Non-goals: NVML or CUDA calls (no GPU library is linked), multi-GPU splitting.
 #pragma once
 #include <cstdint>
@@ -8,24 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "core/cpu.h"
-#include "model/specs.h"
+#include "core/hardware_profile.h"
+#include "plan/specs.h"
 
 namespace tritter {
-
-struct HardwareProfile {
-  std::string key;                  // "rtx5080", "h200", "cpu"
-  std::string name;                 // "NVIDIA RTX 5080"
-  double memory_gib = 0;            // VRAM (or RAM for "cpu")
-  double bandwidth_gbs = 0;         // memory bandwidth, decimal GB/s (measured for "cpu")
-  double default_budget_gib = 0;    // the profile's own cap on the budget
-  int64_t layer_group_size = 4;     // layers per streamed group
-  int64_t prefetch_mb = 512;
-  bool verified = false;            // the original marked it tested on real hardware
-  bool is_cpu = false;
-  // The original's claims (largest size per mode), kept for comparison with the computed verdicts.
-  std::string claimed_infer, claimed_qlora, claimed_train;
-};
 
 // The original's ten profiles (RTX 5080 ... H100) in its table order, then H200.
 const std::vector<HardwareProfile>& gpu_profiles();
@@ -34,25 +21,9 @@ const std::vector<HardwareProfile>& gpu_profiles();
 const HardwareProfile& find_gpu_profile(const std::string& key);
 std::string gpu_profile_keys();  // "rtx5080, rtx3090ti, ..." for messages
 
-// The machine's CPU and RAM as a profile: memory = total RAM, bandwidth = `bandwidth_gbs` (measure it with
-// measure_memory_bandwidth_gbs), default budget = available RAM.
-HardwareProfile cpu_profile(const CpuFeatures& cpu, int64_t ram_total_bytes, int64_t ram_available_bytes,
-                            double bandwidth_gbs);
-
 // STREAM-style triad a[i] = b[i] + s·c[i] over three double arrays of `bytes_per_array`, `threads` OpenMP threads,
 // best of `repeats`; counts 24 bytes per element (no write-allocate). Returns decimal GB/s.
 double measure_memory_bandwidth_gbs(int threads, int64_t bytes_per_array = 64 << 20, int repeats = 3);
-
-// What the OS and desktop keep of the GPU's memory (original.md §7.3): windows[:N monitors] 0.5 + 0.3·(N−1),
-// macos 0.8, wayland 0.5, x11 0.4, headless 0.1.
-struct OsReservation {
-  std::string desktop;  // "headless", "x11", "wayland", "macos", "windows:2"
-  double gib = 0;
-};
-OsReservation os_reservation(const std::string& desktop);  // throws on an unknown name
-// The original's safe-budget rule: available = memory − os − 0.3 (CUDA runtime; 0 for the CPU),
-// u = available·0.9, budget = u − 1.0 if u > 1 else u·0.5, capped at the profile's default budget, ≥ 0.
-double safe_budget_gib(const HardwareProfile& profile, const OsReservation& os);
 
 // nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader,nounits
 struct GpuInfo {

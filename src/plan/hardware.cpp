@@ -1,18 +1,16 @@
 // Hardware profiles, budgets, detection and the fit check (original.md §7.3, §11). docs/memory.md has the rules.
-#include "model/hardware.h"
+#include "plan/hardware.h"
 
-#include <omp.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <sstream>
 
 #include "core/error.h"
+#include "kernels/bench.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -78,74 +76,9 @@ const HardwareProfile& find_gpu_profile(const std::string& key) {
   throw_error("profile '", key, "' is unknown; expected one of ", gpu_profile_keys(), ", cpu");
 }
 
-HardwareProfile cpu_profile(const CpuFeatures& cpu, int64_t ram_total_bytes, int64_t ram_available_bytes,
-                            double bandwidth_gbs) {
-  HardwareProfile p;
-  p.key = "cpu";
-  p.name = (cpu.model_name.empty() ? std::string("CPU") : cpu.model_name) + " (" +
-           std::to_string(cpu.logical_cores) + " logical cores, " + best_simd_level(cpu) + ")";
-  p.memory_gib = static_cast<double>(ram_total_bytes) / kGiB;
-  p.bandwidth_gbs = bandwidth_gbs;
-  p.default_budget_gib = static_cast<double>(ram_available_bytes) / kGiB;
-  p.layer_group_size = 4;
-  p.prefetch_mb = 512;
-  p.is_cpu = true;
-  return p;
-}
-
 double measure_memory_bandwidth_gbs(int threads, int64_t bytes_per_array, int repeats) {
-  const int64_t n = std::max<int64_t>(bytes_per_array / 8, 1024);
-  std::vector<double> a(n), b(n), c(n);
-  threads = std::max(threads, 1);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {  // first touch by the threads that will stream the pages
-    a[i] = 0.0;
-    b[i] = 1.0;
-    c[i] = 2.0;
-  }
-  double best = 1e30;
-  const double s = 3.0;
-  for (int r = 0; r < std::max(repeats, 1); ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + s * c[i];
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, dt);
-  }
-  TRITTER_CHECK(a[n - 1] == 7.0, "triad result ", a[n - 1]);
-  return 24.0 * static_cast<double>(n) / std::max(best, 1e-9) / 1e9;
-}
-
-OsReservation os_reservation(const std::string& desktop) {
-  const std::string d = lower(desktop);
-  if (d == "headless") return {"headless", 0.1};
-  if (d == "x11") return {"x11", 0.4};
-  if (d == "wayland") return {"wayland", 0.5};
-  if (d == "macos") return {"macos", 0.8};
-  if (d == "windows" || d.rfind("windows:", 0) == 0) {
-    int64_t monitors = 1;
-    if (d.size() > 8) {
-      try {
-        size_t pos = 0;
-        monitors = std::stoll(d.substr(8), &pos);
-        if (pos != d.size() - 8) monitors = 0;
-      } catch (const std::exception&) {
-        monitors = 0;
-      }
-      if (monitors < 1 || monitors > 16) {
-        throw_error("desktop '", desktop, "': monitor count '", d.substr(8), "' is not valid; expected 1 to 16");
-      }
-    }
-    return {"windows:" + std::to_string(monitors), 0.5 + 0.3 * static_cast<double>(monitors - 1)};
-  }
-  throw_error("desktop '", desktop, "' is unknown; expected headless, x11, wayland, macos, windows or windows:N");
-}
-
-double safe_budget_gib(const HardwareProfile& p, const OsReservation& os) {
-  const double runtime = p.is_cpu ? 0.0 : 0.3;  // the CUDA context
-  const double u = (p.memory_gib - os.gib - runtime) * 0.9;
-  const double budget = u > 1.0 ? u - 1.0 : u * 0.5;
-  return std::max(0.0, std::min(budget, p.default_budget_gib));
+  return kbench::measure_triad_gbs(std::max(threads, 1), static_cast<size_t>(std::max<int64_t>(bytes_per_array, 0)),
+                                   std::max(repeats, 1));
 }
 
 std::vector<GpuInfo> parse_nvidia_smi_csv(const std::string& text) {
@@ -323,8 +256,8 @@ FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, doub
   const TritterConfig& c = config;
   if (options.mode == PlanMode::Infer) {
     PlanOptions int4 = options;
-    int4.kv = KvStorage::Int4;
-    const bool can_int4 = options.kv != KvStorage::Int4;
+    int4.kv = KvDtype::I4;
+    const bool can_int4 = options.kv != KvDtype::I4;
     bool fixed = can_int4 && try_change(s, c, int4, budget_gib, "an INT4 KV cache (--kv int4)");
     fixed = suggest_context(s, c, options, budget_gib, 512, "a context of", "") || fixed;
     fixed = suggest_streaming(s, c, options, budget_gib, preferred_group, "") || fixed;
