@@ -34,6 +34,7 @@ install(FILES ${PROJECT_BINARY_DIR}/tritterConfig.cmake ${PROJECT_BINARY_DIR}/tr
         DESTINATION ${config_dir})
 
 file(RELATIVE_PATH TRITTER_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)  # relocatable: ../..
+string(REGEX REPLACE "/$" "" TRITTER_PC_TO_PREFIX "${TRITTER_PC_TO_PREFIX}")
 set(TRITTER_PC_LIBS "")
 foreach(layer ${TRITTER_INSTALLED_LAYERS})
   string(APPEND TRITTER_PC_LIBS " -ltritter_${layer}")
