@@ -4,21 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
-#include "core/hardware_profile.h"
-#include "core/memory.h"
+#include "core/memory.h"      // format_bytes, process_memory: the report's numbers
 #include "inference_commands.h"
-#include "infer/engine.h"
-#include "infer/generate.h"
-#include "infer/lora_apply.h"
-#include "infer/streaming_engine.h"
-#include "io/atomic_file.h"
-#include "model/packed_model.h"
-#include "text/byte_tokenizer.h"
+#include "io/atomic_file.h"   // read_file_bytes
+#include "tritter.h"          // everything about the model: the public API, nothing around it
 
 namespace tritter::cli {
 
@@ -27,7 +19,7 @@ struct GenerateCmdOptions {
   std::string model, prompt, file, kv = "f32";
   bool prompt_given = false, bos = false, no_bos = false, ignore_eos = false, json = false;
   int64_t ctx = 0, batch = 64;
-  GenerateOptions gen;
+  GenerationParams gen;
   std::string memory_budget;  // layer streaming (infer/streaming_engine.h) when given
   int layer_group_size = 0;
   bool no_prefetch = false;
@@ -43,13 +35,13 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   auto* f = cmd->add_option("-f,--file", o->file, "Read the prompt from this file");
   p->excludes(f);
   cmd->add_option("-n,--max-tokens", o->gen.max_tokens, "Tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temp", o->gen.sampler.temperature, "Temperature (0 = greedy)")->capture_default_str();
-  cmd->add_option("--top-k", o->gen.sampler.top_k, "Top-k (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o->gen.sampler.top_p, "Top-p (1 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o->gen.sampler.min_p, "Min-p (0 = off)")->capture_default_str();
-  cmd->add_option("--repeat-penalty", o->gen.sampler.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
-  cmd->add_option("--repeat-last-n", o->gen.sampler.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
-  cmd->add_option("-s,--seed", o->gen.sampler.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--temp", o->gen.sampling.temperature, "Temperature (0 = greedy)")->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampling.top_k, "Top-k (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampling.top_p, "Top-p (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o->gen.sampling.min_p, "Min-p (0 = off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->gen.sampling.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+  cmd->add_option("--repeat-last-n", o->gen.sampling.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
+  cmd->add_option("-s,--seed", o->gen.sampling.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--stop", o->gen.stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep going after <eos>");
   cmd->add_flag("--bos", o->bos, "Prepend <bos> (default: as the model file's add_bos_token says)");
@@ -63,49 +55,39 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--lora", o->lora, "LoRA adapter DIR[:weight] (PEFT layout; repeatable), applied unmerged");
   cmd->add_flag("--json", o->json, "Print one JSON object (text and timings) instead of streaming");
   cmd->callback([o, p, &global] {
-    auto ctx = make_context(global);
+    const auto ctx = make_context(global);  // the thread count (and OpenMP's default), as every command
     const bool from_file = !o->file.empty();
     const std::string text = from_file ? read_file_bytes(o->file) : o->prompt;
     if (!from_file && p->count() == 0) throw_error("generate: give --prompt TEXT or --file F");
     if (text.empty()) throw_error(from_file ? "--file '" + o->file + "'" : std::string("--prompt"), ": empty prompt");
     o->gen.stop_at_eos = !o->ignore_eos;
-    // Tritter's trainer starts documents without <bos>, and files it packs say so (add_bos_token).
-    const bool bos = o->bos || (!o->no_bos && packed_add_bos(SafeTensorsFile(o->model)));
-    const auto ids = tokenize(text, {.bos = bos, .modality = -1, .eos = false});
-    EngineOptions eo;
-    eo.context = o->ctx;
-    eo.kv_dtype = kv_dtype_from_name(o->kv);
-    eo.max_batch = o->batch;
-    std::optional<PackedModel> model;
-    LoraSet lora;
-    std::unique_ptr<Engine> owned;
+    OpenOptions open{.lora = o->lora};
     if (!o->memory_budget.empty()) {
       const char* wayland = std::getenv("WAYLAND_DISPLAY");
       const char* x11 = std::getenv("DISPLAY");
-      const SystemMemory ram = system_memory();
-      StreamingOptions so{eo, resolve_memory_budget(parse_bytes(o->memory_budget, "--memory-budget"), ram.total_bytes,
-                          ram.available_bytes, os_reservation(wayland && *wayland ? "wayland" : x11 && *x11 ? "x11" : "headless")),
-                          o->layer_group_size, !o->no_prefetch};
-      owned = std::make_unique<StreamingEngine>(*ctx, o->model, so);
-    } else {
-      model.emplace(PackedModel::open(o->model));
-      owned = std::make_unique<Engine>(*ctx, model->weights(), eo);
+      open.stream = true;
+      open.memory_budget = parse_size(o->memory_budget, "--memory-budget");
+      open.desktop = wayland && *wayland ? "wayland" : x11 && *x11 ? "x11" : "headless";
+      open.layer_group_size = o->layer_group_size;
+      open.prefetch = !o->no_prefetch;
     }
-    Engine& engine = *owned;
-    for (const std::string& spec : o->lora) {
-      const auto [dir, weight] = parse_lora_spec(spec);
-      lora.add(dir, weight, engine.weights().config, &ctx->memory);
-    }
-    engine.set_lora(&lora);
+    const Model model = Model::open(o->model, open);
+    // Tritter's trainer starts documents without <bos>, and files it packs say so (add_bos_token).
+    const bool bos = o->bos || (!o->no_bos && model.info().add_bos);
+    const auto ids = model.tokenize(text, bos);
+    Session session(model, {.context = o->ctx, .threads = ctx->threads, .kv_cache = o->kv, .batch = o->batch,
+                            .kernels = global.kernels});
     if (!o->json) {  // the prompt first, as llama.cpp prints it: the continuation reads on from it
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     }
-    const GenerateResult r = generate(engine, ids, o->gen, [&](std::string_view piece) {
-      if (o->json) return;
+    const Generation r = session.generate(ids, o->gen, [&](int32_t, std::string_view piece) {
+      if (o->json || piece.empty()) return true;
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
+      return true;
     });
+    const SessionStats stats = session.stats();
     const double pp = r.prompt_s > 0 ? r.prompt_tokens / r.prompt_s : 0;
     const double tg = r.decode_s > 0 ? r.decode_steps / r.decode_s : 0;
     const ProcessMemory mem = process_memory();
@@ -121,7 +103,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       j["decode_seconds"] = r.decode_s;
       j["decode_tokens_per_second"] = tg;
       j["peak_rss_bytes"] = mem.peak_rss_bytes;
-      j["kv_cache_bytes"] = engine.cache().bytes();
+      j["kv_cache_bytes"] = stats.kv_cache_bytes;
       std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;
     }
@@ -132,14 +114,13 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
                  static_cast<long long>(r.prompt_tokens), pp, r.tokens.size(), r.stop_reason.c_str(), tg,
                  format_bytes(static_cast<double>(mem.peak_rss_bytes)).c_str());
     if (global.verbose) {
-      const EngineTimings& t = engine.timings();
       std::fprintf(stderr, "phases: matmul %.3f s, attention %.3f s, head %.3f s, other %.3f s, sampling %.3f s\n",
-                   t.matmul_s, t.attention_s, t.head_s, t.other_s, r.sample_s);
+                   stats.matmul_s, stats.attention_s, stats.head_s, stats.other_s, r.sample_s);
       std::fprintf(stderr, "model: %s read per token, kv cache %s (%s, %lld positions), threads %d\n",
-                   format_bytes(static_cast<double>(engine.weights().bytes_per_token)).c_str(),
-                   format_bytes(static_cast<double>(engine.cache().bytes())).c_str(), kv_dtype_name(eo.kv_dtype),
-                   static_cast<long long>(engine.context()), ctx->threads);
-      if (auto* s = dynamic_cast<StreamingEngine*>(&engine)) std::fprintf(stderr, "%s", s->report().c_str());
+                   format_bytes(static_cast<double>(stats.bytes_per_token)).c_str(),
+                   format_bytes(static_cast<double>(stats.kv_cache_bytes)).c_str(), stats.kv_cache.c_str(),
+                   static_cast<long long>(stats.context), stats.threads);
+      std::fprintf(stderr, "%s", stats.streaming_report.c_str());
     }
   });
 }

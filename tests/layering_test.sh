@@ -15,6 +15,7 @@ declare -A allowed=(
   [data]="core kernels io text data"
   [vision]="core kernels model vision"
   [audio]="core kernels model audio"
+  [api]="core kernels io text model train infer data vision audio api"
 )
 bad=0
 for layer in "${!allowed[@]}"; do
@@ -27,5 +28,17 @@ for layer in "${!allowed[@]}"; do
     esac
   done < <(grep -rnE '^#include *"[a-z_]+/' "$root/src/$layer" --include='*.h' --include='*.cpp' --include='*.cu' --include='*.cuh' || true)
 done
+# The public header (src/tritter.h) is for code outside the layers, and it includes of the project only what
+# cmake/install.cmake installs beside it (core/error.h, which includes none).
+while IFS= read -r hit; do
+  echo "layering: $hit: only src/api and code outside src/ may include tritter.h"; bad=1
+done < <(grep -rnE '^#include *[<"](tritter/)?tritter\.h[>"]' "$root/src" --include='*.h' --include='*.cpp' \
+           --include='*.cu' --include='*.cuh' | grep -v "^$root/src/api/" || true)
+while IFS= read -r hit; do
+  echo "layering: src/tritter.h includes $hit, but may include of the project only \"core/error.h\""; bad=1
+done < <(grep -oE '^#include *"[^"]+"' "$root/src/tritter.h" | grep -v '"core/error.h"' || true)
+if grep -qE '^#include *"' "$root/src/core/error.h"; then
+  echo "layering: src/core/error.h is installed with tritter.h and may include no project header"; bad=1
+fi
 if [ $bad -eq 0 ]; then echo "layering: ok"; fi
 exit $bad

@@ -49,6 +49,7 @@ class Engine {
   const ModelWeights& weights() const { return w_; }
   EngineTimings timings() const;
   const OpTimes& op_times() const { return times_; }
+  const float* hidden_states() const { return x_; }  // (T, D) of forward()'s last chunk, before the final norm
   size_t scratch_bytes() const { return scratch_.bytes(); }
   // Attaches LoRA adapters (infer/lora_apply.h; nullptr detaches): the targeted projections then also get
   // Σ w·(α/r)·(x Aᵀ)Bᵀ of their normalized, un-quantized input, which the engine keeps in an extra fp32 buffer

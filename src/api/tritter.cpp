@@ -1,0 +1,467 @@
+// The public API (tritter.h) over the layers: Model wraps a PackedModel (or, streaming, the file's layout) and its
+// LoRA set; Session an Engine or StreamingEngine with its own Context; train_model / finetune_model the trainer's
+// entry points. The generation loop is generate()'s (infer/generate.cpp) with a per-token callback that may stop
+// it: same sampler, same order of forward passes, same stop-string hold-back, hence the same tokens.
+#include "tritter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include "core/context.h"
+#include "core/memory.h"
+#include "infer/engine.h"
+#include "infer/generate.h"
+#include "infer/kv_cache.h"
+#include "infer/layer_loader.h"
+#include "infer/lora_apply.h"
+#include "infer/memory_manager.h"
+#include "infer/sampler.h"
+#include "infer/streaming_engine.h"
+#include "kernels/ops.h"
+#include "model/config.h"
+#include "core/hardware_profile.h"
+#include "model/init.h"
+#include "model/packed_model.h"
+#include "model/tensor_table.h"
+#include "text/byte_tokenizer.h"
+#include "train/lora.h"
+#include "train/lora_finetune.h"
+#include "train/trainer.h"
+
+namespace tritter {
+
+static_assert(token::pad == kTokenPad && token::bos == kTokenBos && token::eos == kTokenEos &&
+              token::unk == kTokenUnk && token::text == kTokenText && token::code == kTokenCode &&
+              token::image == kTokenImage && token::audio == kTokenAudio &&
+              token::byte_offset == kTokenByteOffset && token::byte_vocab_size == kByteVocabSize);
+
+int64_t parse_size(const std::string& text, const std::string& what) { return parse_bytes(text, what); }
+
+// ---- Model ------------------------------------------------------------------------------------------------------
+
+struct Model::Impl {
+  std::string path;
+  TritterConfig config;
+  bool add_bos = false;
+  MemoryAccount memory;               // the in-memory model's tensors and the adapters
+  std::optional<PackedModel> packed;  // resident (mapped or in memory); empty when streaming
+  OpenOptions open;
+  int64_t budget = 0;                 // streaming: the resolved memory budget
+  std::vector<float> final_norm;      // streaming: (D), read from the file for embed()
+  LoraSet lora;
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+Model Model::open(const std::string& path, const OpenOptions& options) {
+  auto m = std::make_unique<Impl>();
+  m->path = path;
+  m->open = options;
+  // The header first: a truncated or foreign file is named before anything is mapped as weights.
+  m->add_bos = packed_add_bos(SafeTensorsFile(path));
+  if (options.stream) {
+    const PackedFileLayout layout(path);
+    m->config = layout.config();
+    const SystemMemory ram = system_memory();
+    m->budget = resolve_memory_budget(options.memory_budget, ram.total_bytes, ram.available_bytes,
+                                      os_reservation(options.desktop));
+    m->final_norm.resize(static_cast<size_t>(m->config.hidden_size));
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(layout.final_norm_offset()));
+    in.read(reinterpret_cast<char*>(m->final_norm.data()),
+            static_cast<std::streamsize>(m->final_norm.size() * sizeof(float)));
+    if (!in) throw_error("file '", path, "': cannot read the final norm");
+  } else {
+    m->packed.emplace(PackedModel::open(path));
+    m->config = m->packed->config();
+  }
+  for (const std::string& spec : options.lora) {
+    const auto [dir, weight] = parse_lora_spec(spec);
+    m->lora.add(dir, weight, m->config, &m->memory);
+  }
+  return Model(std::move(m));
+}
+
+Model Model::random(const std::string& preset, uint64_t seed) {
+  auto m = std::make_unique<Impl>();
+  m->config = preset_config(preset);
+  std::vector<float> params(static_cast<size_t>(parameter_count(m->config)));
+  init_parameters(params, m->config, seed);
+  m->packed.emplace(PackedModel::in_memory(m->config, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, params.data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
+  }, PackOptions{}, &m->memory));
+  return Model(std::move(m));  // add_bos false, as the packed files Tritter writes say
+}
+
+ModelInfo Model::info() const {
+  const TritterConfig& c = impl_->config;
+  ModelInfo i;
+  i.path = impl_->path;
+  i.size = c.model_size;
+  i.vocab_size = c.vocab_size;
+  i.num_layers = c.num_hidden_layers;
+  i.hidden_size = c.hidden_size;
+  i.intermediate_size = c.intermediate_size;
+  i.num_heads = c.num_attention_heads;
+  i.num_kv_heads = c.num_key_value_heads;
+  i.head_dim = c.head_dim;
+  i.max_context = c.max_position_embeddings;
+  i.parameters = parameter_count(c);
+  i.add_bos = impl_->add_bos;
+  i.streaming = !impl_->packed;
+  i.lora_adapters = static_cast<int>(impl_->lora.size());
+  return i;
+}
+
+std::vector<int32_t> Model::tokenize(std::string_view text, bool bos, bool eos) const {
+  return tritter::tokenize(text, {.bos = bos, .modality = -1, .eos = eos});
+}
+
+std::string Model::detokenize(std::span<const int32_t> ids, bool show_special) const {
+  return tritter::detokenize(ids, show_special);
+}
+
+std::string Model::token_piece(int32_t id) const {
+  if (id < 0) throw_error("token_piece: id ", id, ", expected 0 .. ", impl_->config.vocab_size - 1);
+  const std::string bytes = token_bytes(id);
+  return bytes.empty() ? token_name(id) : bytes;
+}
+
+// ---- Session ----------------------------------------------------------------------------------------------------
+
+struct Session::Impl {
+  const Model::Impl* model = nullptr;
+  Context ctx;  // per session: a streaming engine's memory account is its budget's ledger
+  EngineOptions options;  // resolved
+  std::unique_ptr<Engine> engine;
+};
+
+Session::Session(const Model& model, const SessionOptions& options) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  const Model::Impl& m = *model.impl_;
+  s.model = &m;
+  s.ctx.threads = options.threads > 0 ? options.threads : s.ctx.cpu.logical_cores;
+  s.ctx.kernels = kernel_tier_from_name(options.kernels);
+  EngineOptions eo;
+  eo.context = options.context;
+  eo.kv_dtype = kv_dtype_from_name(options.kv_cache);
+  eo.max_batch = options.batch;
+  s.options = resolve_engine_options(m.config, eo);
+  if (m.packed) {
+    s.engine = std::make_unique<Engine>(s.ctx, m.packed->weights(), eo);
+  } else {
+    const StreamingOptions so{eo, m.budget, m.open.layer_group_size, m.open.prefetch};
+    s.engine = std::make_unique<StreamingEngine>(s.ctx, m.path, so);
+  }
+  s.engine->set_lora(&m.lora);
+}
+
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+void Session::forward(std::span<const int32_t> tokens, std::span<float> logits, bool all_logits) {
+  const int64_t V = impl_->model->config.vocab_size;
+  const size_t need = static_cast<size_t>((all_logits ? static_cast<int64_t>(tokens.size()) : 1) * V);
+  if (logits.size() < need) throw_error("forward: logits hold ", logits.size(), " floats, expected at least ", need);
+  impl_->engine->forward(tokens, logits.data(), all_logits);
+}
+
+std::vector<float> Session::forward(std::span<const int32_t> tokens) {
+  std::vector<float> logits(static_cast<size_t>(impl_->model->config.vocab_size));
+  impl_->engine->forward(tokens, logits.data(), false);
+  return logits;
+}
+
+int64_t Session::position() const { return impl_->engine->position(); }
+int64_t Session::context() const { return impl_->engine->context(); }
+void Session::reset() { impl_->engine->reset(); }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The longest suffix of `text` that is a proper prefix of some stop string (it may still become one).
+size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops) {
+    for (size_t n = std::min(text.size(), s.size() - 1); n > hold; --n) {
+      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+}  // namespace
+
+Generation Session::generate(std::span<const int32_t> prompt, const GenerationParams& params,
+                             const TokenCallback& on_token) {
+  Engine& engine = *impl_->engine;
+  const TritterConfig& c = impl_->model->config;
+  const int64_t V = c.vocab_size;
+  if (prompt.empty()) throw_error("generate: empty prompt: expected at least one token");
+  if (engine.position() + static_cast<int64_t>(prompt.size()) > engine.context()) {
+    throw_error("generate: the prompt has ", prompt.size(), " tokens, more than the context of ", engine.context(),
+                " (raise --ctx, at most max_position_embeddings = ", c.max_position_embeddings, ")");
+  }
+  if (params.max_tokens < 0) throw_error("--max-tokens: found ", params.max_tokens, ", expected >= 0");
+  for (const auto& s : params.stop) {
+    if (s.empty()) throw_error("--stop: empty stop string");
+  }
+  const Sampling& p = params.sampling;
+  Sampler sampler(SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p,
+                                 .min_p = p.min_p, .repeat_penalty = p.repeat_penalty,
+                                 .repeat_last_n = p.repeat_last_n, .seed = p.seed});
+  Generation r;
+  r.prompt_tokens = static_cast<int64_t>(prompt.size());
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  std::vector<float> logits(static_cast<size_t>(V));
+
+  auto t0 = Clock::now();
+  engine.forward(prompt, logits.data(), false);
+  r.prompt_s = seconds_since(t0);
+
+  std::string pending;  // generated text not yet delivered
+  r.stop_reason = "length";
+  for (int64_t i = 0; i < params.max_tokens; ++i) {
+    const auto ts = Clock::now();
+    const int32_t id = sampler.sample(logits.data(), V, history);
+    r.sample_s += seconds_since(ts);
+    if (params.stop_at_eos && id == kTokenEos) {
+      r.stop_reason = "eos";
+      break;
+    }
+    r.tokens.push_back(id);
+    history.push_back(id);
+    pending += token_bytes(id);
+    size_t cut = std::string::npos;  // a stop string completed: deliver what precedes it and stop
+    for (const auto& s : params.stop) {
+      const size_t at = pending.find(s);
+      if (at != std::string::npos) cut = std::min(cut, at);
+    }
+    const bool stopped = cut != std::string::npos;
+    if (stopped) pending.resize(cut);
+    const size_t emit = stopped ? pending.size() : pending.size() - held_back(pending, params.stop);
+    const std::string piece = pending.substr(0, emit);
+    pending.erase(0, emit);
+    r.text += piece;
+    const bool go_on = !on_token || on_token(id, piece);
+    if (stopped) {
+      r.stop_reason = "stop";
+      break;
+    }
+    if (!go_on) {
+      r.stop_reason = "callback";
+      break;
+    }
+    if (i + 1 == params.max_tokens) break;
+    if (engine.position() >= engine.context()) {
+      r.stop_reason = "context";
+      break;
+    }
+    const auto td = Clock::now();
+    engine.forward(std::span<const int32_t>(&id, 1), logits.data(), false);
+    r.decode_s += seconds_since(td);
+    ++r.decode_steps;
+  }
+  if (!pending.empty()) {
+    r.text += pending;
+    if (on_token) on_token(-1, pending);
+  }
+  return r;
+}
+
+std::vector<float> Session::embed(std::string_view text) {
+  if (text.empty()) throw_error("embed: empty text");
+  return embed_tokens(tritter::tokenize(text, {.bos = false, .modality = -1, .eos = false}));
+}
+
+std::vector<float> Session::embed_tokens(std::span<const int32_t> tokens) {
+  Impl& s = *impl_;
+  const TritterConfig& c = s.model->config;
+  const int64_t n = static_cast<int64_t>(tokens.size()), D = c.hidden_size, B = s.options.max_batch;
+  if (n < 1) throw_error("embed: no tokens");
+  if (n > s.engine->context()) {
+    throw_error("embed: the text has ", n, " tokens, more than the context of ", s.engine->context());
+  }
+  const float* gain = s.model->packed ? s.model->packed->weights().final_norm : s.model->final_norm.data();
+  std::vector<double> sum(static_cast<size_t>(D), 0.0);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size)), normed(static_cast<size_t>(B * D));
+  s.engine->reset();
+  // One forward per chunk of ≤ max_batch tokens: hidden_states() then holds that whole chunk.
+  for (int64_t start = 0; start < n; start += B) {
+    const int64_t T = std::min(B, n - start);
+    s.engine->forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(T)), logits.data(), false);
+    rmsnorm(s.ctx, normed.data(), s.engine->hidden_states(), gain, T, D, static_cast<float>(c.rms_norm_eps));
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t j = 0; j < D; ++j) sum[static_cast<size_t>(j)] += normed[static_cast<size_t>(t * D + j)];
+    }
+  }
+  s.engine->reset();
+  double norm = 0;
+  for (double v : sum) norm += v * v;  // the mean's 1/n cancels in the normalization
+  norm = std::sqrt(norm);
+  std::vector<float> out(static_cast<size_t>(D));
+  for (int64_t j = 0; j < D; ++j) {
+    out[static_cast<size_t>(j)] = norm > 0 ? static_cast<float>(sum[static_cast<size_t>(j)] / norm) : 0.0f;
+  }
+  return out;
+}
+
+SessionStats Session::stats() const {
+  const Impl& s = *impl_;
+  const Engine& e = *s.engine;
+  SessionStats st;
+  st.context = e.context();
+  st.batch = s.options.max_batch;
+  st.threads = s.ctx.threads;
+  st.kv_cache = kv_dtype_name(s.options.kv_dtype);
+  st.kv_cache_bytes = static_cast<int64_t>(e.cache().bytes());
+  st.bytes_per_token = static_cast<int64_t>(e.weights().bytes_per_token);
+  const EngineTimings& t = e.timings();
+  st.matmul_s = t.matmul_s;
+  st.attention_s = t.attention_s;
+  st.head_s = t.head_s;
+  st.other_s = t.other_s;
+  if (auto* streaming = dynamic_cast<const StreamingEngine*>(&e)) st.streaming_report = streaming->report();
+  return st;
+}
+
+// ---- Training ---------------------------------------------------------------------------------------------------
+
+LoopParams TrainParams::training_defaults() {
+  LoopParams l;
+  l.schedule = "bitnet";
+  l.lr = 1.5e-3;
+  l.wd = 0.1;
+  l.eval_every = 200;
+  l.checkpoint_every = 500;
+  return l;
+}
+
+LoopParams FinetuneParams::finetune_defaults() {
+  LoopParams l;
+  l.schedule = "cosine";
+  l.lr = 1e-3;
+  l.wd = 0;
+  l.eval_every = 50;
+  l.checkpoint_every = 100;
+  return l;
+}
+
+namespace {
+
+void apply_loop(const LoopParams& l, int64_t steps, train::TrainOptions& o) {
+  o.data.paths = l.data;
+  if (!l.extensions.empty()) o.data.extensions = l.extensions;
+  o.data.val_fraction = l.val_fraction;
+  o.batch = l.batch;
+  o.seq = l.seq;
+  o.steps = steps;
+  o.accum = l.accum;
+  o.schedule.kind = l.schedule;
+  o.schedule.peak_lr = l.lr;
+  o.schedule.wd = l.wd;
+  o.schedule.min_ratio = l.min_lr_ratio;
+  o.clip = l.clip;
+  o.seed = l.seed;
+  o.eval_every = l.eval_every;
+  o.eval_windows = l.eval_windows;
+  o.checkpoint_every = l.checkpoint_every;
+  o.keep = l.keep;
+  o.log_every = l.log_every;
+  o.out_dir = l.out;
+  o.recompute = l.recompute;
+  o.log_json = l.log_json;
+  o.max_bad_steps = l.max_bad_steps;
+}
+
+void apply_resume(const LoopParams& l, train::TrainOptions& o) {
+  if (l.steps > 0) o.steps = l.steps;
+  if (!l.data.empty()) o.data.paths = l.data;
+  if (!l.out.empty()) o.out_dir = l.out;
+  if (!l.log_json.empty()) o.log_json = l.log_json;
+}
+
+// The loop's Context, and its print hook that turns the callback's false into the loop's stop flag.
+struct Run {
+  Context ctx;
+  std::atomic<bool> stop{false};
+  std::function<void(const std::string&)> print;
+  Run(int threads, const ProgressCallback& progress) {
+    ctx.threads = threads > 0 ? threads : ctx.cpu.logical_cores;
+    print = [this, progress](const std::string& line) {
+      if (progress && !progress(line)) stop.store(true);
+    };
+  }
+};
+
+TrainSummary summary(const train::TrainResult& r) {
+  return {r.steps_done, r.skipped, r.interrupted, r.last_loss, r.last_val_bpb, r.losses, r.tokens_per_s};
+}
+
+}  // namespace
+
+TrainSummary train_model(const TrainParams& params, const ProgressCallback& progress) {
+  const LoopParams& l = params.loop;
+  train::TrainOptions o;
+  std::filesystem::path resume;
+  if (!l.resume.empty()) {
+    resume = train::latest_checkpoint(l.resume);
+    o = train::read_checkpoint_options(resume);
+    apply_resume(l, o);
+  } else {
+    if (l.data.empty()) throw_error("train: data: none given, expected files or directories");
+    if (l.out.empty()) throw_error("train: out: none given, expected a directory for checkpoints");
+    o.config = std::filesystem::exists(params.config) ? load_config_file(params.config) : preset_config(params.config);
+    if (l.seq > o.config.max_position_embeddings) o.config.max_position_embeddings = l.seq;
+    o.config.validate();
+    apply_loop(l, l.steps > 0 ? l.steps : 1000, o);
+    o.schedule.warmup = l.warmup;
+  }
+  Run run(l.threads, progress);
+  return summary(train::run_training(run.ctx, o, resume, &run.stop, run.print));
+}
+
+FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallback& progress) {
+  const LoopParams& l = params.loop;
+  train::FinetuneOptions o;
+  std::filesystem::path resume;
+  if (!l.resume.empty()) {
+    resume = train::latest_checkpoint(l.resume);
+    o = train::read_finetune_options(resume);
+    apply_resume(l, o.train);
+  } else {
+    if (params.base.empty()) throw_error("finetune: base: none given, expected a packed model or checkpoint");
+    if (l.data.empty()) throw_error("finetune: data: none given, expected files or directories");
+    if (l.out.empty()) throw_error("finetune: out: none given, expected a directory for the adapter");
+    o.base = params.base;
+    o.lora.rank = params.rank;
+    o.lora.alpha = params.alpha;
+    o.lora.dropout = params.dropout;
+    o.lora.targets = train::parse_lora_targets(params.targets);
+    o.lora.init = params.init;
+    const int64_t steps = l.steps > 0 ? l.steps : 200;
+    apply_loop(l, steps, o.train);
+    o.train.schedule.warmup = l.warmup >= 0 ? l.warmup : steps > 1 ? std::max<int64_t>(1, steps / 20) : 0;
+  }
+  Run run(l.threads, progress);
+  const train::FinetuneResult r = train::run_finetune(run.ctx, o, resume, &run.stop, run.print);
+  return {summary(r.train), r.base_val_bpb, r.adapter_params};
+}
+
+}  // namespace tritter
