@@ -361,15 +361,26 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   return m;
 }
 
+TernaryMatrix& layer_matrix(LayerWeights& L, Proj p) {
+  switch (p) {
+    case Proj::Q: return L.q;
+    case Proj::K: return L.k;
+    case Proj::V: return L.v;
+    case Proj::O: return L.o;
+    case Proj::Gate: return L.gate;
+    case Proj::Up: return L.up;
+    case Proj::Down: break;
+  }
+  return L.down;
+}
+
+const TernaryMatrix& layer_matrix(const LayerWeights& L, Proj p) {
+  return layer_matrix(const_cast<LayerWeights&>(L), p);  // the same field, read only
+}
+
 TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) {
-  return k == "q_proj"      ? &L.q
-         : k == "k_proj"    ? &L.k
-         : k == "v_proj"    ? &L.v
-         : k == "o_proj"    ? &L.o
-         : k == "gate_proj" ? &L.gate
-         : k == "up_proj"   ? &L.up
-         : k == "down_proj" ? &L.down
-                            : nullptr;
+  const auto p = proj_from_name(k);
+  return p ? &layer_matrix(L, *p) : nullptr;
 }
 
 const float** layer_norm_slot(LayerWeights& L, const std::string& k) {

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <map>
+#include <string_view>
 
 #include "core/error.h"
 #include "kernels/ternary_matmul.h"
+#include "model/projections.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -31,7 +33,8 @@ std::string group_of(const TensorInfo& t) {
     case TensorRole::Norm: return "norm";
     case TensorRole::BitLinear: break;
   }
-  return (t.kind == "gate_proj" || t.kind == "up_proj" || t.kind == "down_proj") ? "mlp" : "attention";
+  const auto p = proj_from_name(t.kind);
+  return p && std::string_view(proj_block(*p)) == "mlp" ? "mlp" : "attention";
 }
 
 // The original's act constants by layer count (rtx5080_feasibility).
@@ -300,10 +303,12 @@ std::vector<MemoryItem> lora_activation_breakdown(const TritterConfig& c, int64_
   const int64_t N = B * T;
   auto has = [&](const char* k) { return std::find(targets.begin(), targets.end(), k) != targets.end(); };
   int64_t per_layer = 0;  // fp32 values per token
-  if (has("q_proj") || has("k_proj") || has("v_proj")) per_layer += c.hidden_size;  // a, un-quantized
-  if (has("o_proj")) per_layer += c.q_dim();
-  if (has("gate_proj") || has("up_proj")) per_layer += c.hidden_size;
-  if (has("down_proj")) per_layer += c.intermediate_size;
+  bool reads[kProjInputCount] = {};  // each distinct input a target reads is kept once, un-quantized
+  for (Proj p : kProjs)
+    if (has(proj_name(p))) reads[static_cast<int>(proj_input(p))] = true;
+  const int64_t width[kProjInputCount] = {c.hidden_size, c.q_dim(), c.hidden_size, c.intermediate_size};
+  for (int j = 0; j < kProjInputCount; ++j)
+    if (reads[j]) per_layer += width[j];
   per_layer += rank * static_cast<int64_t>(targets.size());  // x·Aᵀ per target
   const int64_t layers = recompute ? 1 : c.num_hidden_layers;
   items.push_back({"LoRA inputs (fp32) and x·Aᵀ", layers * N * per_layer * 4,
@@ -324,12 +329,9 @@ int64_t inference_activation_bytes(const TritterConfig& c, int64_t context, int6
 
 int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets) {
   require_positive("lora", "rank", rank);
-  static const char* const kLinearKinds[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   for (const auto& target : targets) {
-    if (std::find_if(std::begin(kLinearKinds), std::end(kLinearKinds), [&](const char* k) { return target == k; }) ==
-        std::end(kLinearKinds)) {
-      throw_error("lora: target '", target, "' is not a BitLinear; expected q_proj, k_proj, v_proj, o_proj, ",
-                  "gate_proj, up_proj or down_proj");
+    if (!proj_from_name(target)) {
+      throw_error("lora: target '", target, "' is not a BitLinear; expected ", kProjNameList);
     }
   }
   int64_t n = 0;

@@ -1,5 +1,7 @@
 #include "model/tensor_table.h"
 
+#include "model/projections.h"
+
 namespace tritter {
 
 namespace {
@@ -10,22 +12,26 @@ void append_layer(std::vector<TensorInfo>& t, const TritterConfig& c, int i) {
   auto add = [&](const std::string& sub, const std::string& kind, Shape shape, TensorRole role) {
     t.push_back({p + sub, std::move(shape), role, i, kind, 0});
   };
+  auto add_proj = [&](Proj q, Shape shape) {  // model.layers.N.<self_attn|mlp>.<name>.weight (O, I)
+    add(std::string(proj_block(q)) + "." + proj_name(q) + ".weight", proj_name(q), std::move(shape),
+        TensorRole::BitLinear);
+  };
   add("input_layernorm.weight", "input_layernorm", {D}, TensorRole::Norm);
-  add("self_attn.q_proj.weight", "q_proj", {c.q_dim(), D}, TensorRole::BitLinear);
-  add("self_attn.k_proj.weight", "k_proj", {c.kv_dim(), D}, TensorRole::BitLinear);
-  add("self_attn.v_proj.weight", "v_proj", {c.kv_dim(), D}, TensorRole::BitLinear);
+  add_proj(Proj::Q, {c.q_dim(), D});
+  add_proj(Proj::K, {c.kv_dim(), D});
+  add_proj(Proj::V, {c.kv_dim(), D});
   if (c.qk_norm) {
     add("self_attn.q_norm.weight", "q_norm", {d}, TensorRole::Norm);
     add("self_attn.k_norm.weight", "k_norm", {d}, TensorRole::Norm);
   }
   if (c.sub_norm) add("self_attn.attn_sub_norm.weight", "attn_sub_norm", {c.q_dim()}, TensorRole::Norm);
-  add("self_attn.o_proj.weight", "o_proj", {D, c.q_dim()}, TensorRole::BitLinear);
+  add_proj(Proj::O, {D, c.q_dim()});
   if (c.post_norm == "both") add("post_attention_layernorm.weight", "post_attention_layernorm", {D}, TensorRole::Norm);
   add("pre_feedforward_layernorm.weight", "pre_feedforward_layernorm", {D}, TensorRole::Norm);
-  if (c.gated_mlp()) add("mlp.gate_proj.weight", "gate_proj", {F, D}, TensorRole::BitLinear);
-  add("mlp.up_proj.weight", "up_proj", {F, D}, TensorRole::BitLinear);
+  if (c.gated_mlp()) add_proj(Proj::Gate, {F, D});
+  add_proj(Proj::Up, {F, D});
   if (c.sub_norm) add("mlp.ffn_sub_norm.weight", "ffn_sub_norm", {F}, TensorRole::Norm);
-  add("mlp.down_proj.weight", "down_proj", {D, F}, TensorRole::BitLinear);
+  add_proj(Proj::Down, {D, F});
   if (c.post_norm != "none") {
     add("post_feedforward_layernorm.weight", "post_feedforward_layernorm", {D}, TensorRole::Norm);
   }

@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
+#include "model/projections.h"
 #include "train/arena.h"
 
 namespace tritter::train {
@@ -155,9 +156,8 @@ TrainModel::TrainModel(const TritterConfig& config, Context& ctx) : config_(conf
     for (const auto& t : table_) {
       if (t.layer != i || t.role != TensorRole::BitLinear) continue;
       LayerBits& lb = bits_[static_cast<size_t>(i)];
-      BitWeight* bw = t.kind == "q_proj" ? &lb.q : t.kind == "k_proj" ? &lb.k : t.kind == "v_proj" ? &lb.v
-                    : t.kind == "o_proj" ? &lb.o : t.kind == "gate_proj" ? &lb.gate : t.kind == "up_proj" ? &lb.up
-                    : &lb.down;
+      BitWeight* const by_proj[kProjCount] = {&lb.q, &lb.k, &lb.v, &lb.o, &lb.gate, &lb.up, &lb.down};  // Proj order
+      BitWeight* bw = by_proj[proj_index(*proj_from_name(t.kind))];
       bw->w = p + t.offset;
       bw->O = t.shape[0];
       bw->I = t.shape[1];
