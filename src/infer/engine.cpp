@@ -132,26 +132,26 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
 
   // LoRA (set_lora): lx = the fp32 normalized input of the targeted projections; lora_add adds their deltas.
   float* lx = lora_ ? lora_x_.as<float>().data() : nullptr;
-  auto lora_on = [&](std::initializer_list<int> kinds) {
-    if (lora_) for (int k : kinds) if (lora_->targets(layer, k)) return true;
+  auto lora_on = [&](std::initializer_list<Proj> kinds) {
+    if (lora_) for (Proj k : kinds) if (lora_->targets(layer, k)) return true;
     return false;
   };
-  auto lora_add = [&](int kind, const float* in, float* out) {
+  auto lora_add = [&](Proj kind, const float* in, float* out) {
     if (lora_ && lora_->targets(layer, kind)) lora_->apply(ctx_, layer, kind, in, T, out);
   };
 
   // Attention block. a = RMSNorm(x) quantized once for q, k, v (§5).
   rmsnorm_quantize(ctx_, xq_, xs_, x_, L.input_norm, T, D, eps);
-  const bool lora_qkv = lora_on({kLoraQ, kLoraK, kLoraV});
+  const bool lora_qkv = lora_on({Proj::Q, Proj::K, Proj::V});
   if (lora_qkv) rmsnorm(ctx_, lx, x_, L.input_norm, T, D, eps);
   lap(other);
   ternary_matmul(ctx_, q_, xq_, xs_, L.q, T);  // q (T, H·d)
   ternary_matmul(ctx_, k_, xq_, xs_, L.k, T);  // k (T, K·d)
   ternary_matmul(ctx_, v_, xq_, xs_, L.v, T);  // v (T, K·d)
   if (lora_qkv) {
-    lora_add(kLoraQ, lx, q_);
-    lora_add(kLoraK, lx, k_);
-    lora_add(kLoraV, lx, v_);
+    lora_add(Proj::Q, lx, q_);
+    lora_add(Proj::K, lx, k_);
+    lora_add(Proj::V, lx, v_);
   }
   lap(mm);
   if (c.qk_norm) {
@@ -173,27 +173,27 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
     quantize_activations(ctx_, xq_, xs_, o_, T, HD);
   }
   const float* lora_o_in = o_;
-  if (c.sub_norm && lora_on({kLoraO})) {
+  if (c.sub_norm && lora_on({Proj::O})) {
     rmsnorm(ctx_, lx, o_, L.attn_sub_norm, T, HD, eps);
     lora_o_in = lx;
   }
   lap(other);
   ternary_matmul(ctx_, y_, xq_, xs_, L.o, T);  // y (T, D)
-  lora_add(kLoraO, lora_o_in, y_);
+  lora_add(Proj::O, lora_o_in, y_);
   lap(mm);
   if (L.post_attn_norm) rmsnorm(ctx_, y_, y_, L.post_attn_norm, T, D, eps);
   for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // h = x + y
 
   // MLP block.
   rmsnorm_quantize(ctx_, xq_, xs_, x_, L.pre_ff_norm, T, D, eps);
-  const bool lora_ff = lora_on({kLoraGate, kLoraUp});
+  const bool lora_ff = lora_on({Proj::Gate, Proj::Up});
   if (lora_ff) rmsnorm(ctx_, lx, x_, L.pre_ff_norm, T, D, eps);
   lap(other);
   ternary_matmul(ctx_, u_, xq_, xs_, L.up, T);  // u (T, F)
   if (c.gated_mlp()) ternary_matmul(ctx_, g_, xq_, xs_, L.gate, T);  // gt (T, F)
   if (lora_ff) {
-    lora_add(kLoraUp, lx, u_);
-    if (c.gated_mlp()) lora_add(kLoraGate, lx, g_);
+    lora_add(Proj::Up, lx, u_);
+    if (c.gated_mlp()) lora_add(Proj::Gate, lx, g_);
   }
   lap(mm);
   if (c.gated_mlp()) {
@@ -207,13 +207,13 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
     quantize_activations(ctx_, xq_, xs_, u_, T, F);
   }
   const float* lora_down_in = u_;
-  if (c.sub_norm && lora_on({kLoraDown})) {
+  if (c.sub_norm && lora_on({Proj::Down})) {
     rmsnorm(ctx_, lx, u_, L.ffn_sub_norm, T, F, eps);
     lora_down_in = lx;
   }
   lap(other);
   ternary_matmul(ctx_, y_, xq_, xs_, L.down, T);  // f (T, D)
-  lora_add(kLoraDown, lora_down_in, y_);
+  lora_add(Proj::Down, lora_down_in, y_);
   lap(mm);
   if (L.post_ff_norm) rmsnorm(ctx_, y_, y_, L.post_ff_norm, T, D, eps);
   for (int64_t i = 0; i < T * D; ++i) x_[i] += y_[i];  // out = h + f

@@ -277,7 +277,7 @@ TEST(Specs, LoraActivationsWithinAQuarterOfTheFinetuner) {
     const TritterConfig c = preset_config(size);
     for (const auto& targets : {default_lora_targets(), std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj",
                                                                                  "gate_proj", "up_proj", "down_proj"}}) {
-      train::LoraConfig l;
+      LoraConfig l;
       l.rank = 16;
       l.targets = targets;
       for (bool recompute : {false, true}) {
