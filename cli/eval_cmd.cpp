@@ -13,8 +13,8 @@
 #include "model/checkpoint.h"
 #include "model/packed_model.h"
 #include "train/data.h"
-#include "train/lora_finetune.h"
-#include "train/lora_io.h"
+#include "model/peft.h"
+#include "train/lora.h"
 #include "train/model.h"
 #include "train/trainer.h"
 
@@ -53,12 +53,12 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   };
   if (format == kPackedFormat || !a.lora.empty()) {
     // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
-    const PackedModel base = train::open_lora_base(path, &ctx->memory);
-    train::LoraConfig lc;
+    const PackedModel base = open_lora_base(path, &ctx->memory);
+    LoraConfig lc;
     lc.rank = 1;
     Buffer adapter_params;
     if (!a.lora.empty()) {
-      train::LoraAdapter adapter = train::load_lora_adapter(a.lora, base.config(), &ctx->memory);
+      LoraAdapter adapter = load_lora_adapter(a.lora, base.config(), &ctx->memory);
       lc = adapter.config;
       adapter_params = std::move(adapter.params);
     }

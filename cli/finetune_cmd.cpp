@@ -9,7 +9,6 @@
 #include "loop_flags.h"
 #include "core/error.h"
 #include "train/lora_finetune.h"
-#include "train/lora_io.h"
 
 namespace tritter::cli {
 
@@ -54,7 +53,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     o.lora.rank = a.rank;
     o.lora.alpha = a.alpha;
     o.lora.dropout = a.dropout;
-    o.lora.targets = train::parse_lora_targets(a.targets);
+    o.lora.targets = parse_lora_targets(a.targets);
     o.lora.init = a.init;
     apply_loop_flags(l, o.train);
     o.train.schedule.warmup = l.warmup >= 0 ? l.warmup : l.steps > 1 ? std::max<int64_t>(1, l.steps / 20) : 0;

@@ -453,7 +453,7 @@ FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallb
     o.lora.rank = params.rank;
     o.lora.alpha = params.alpha;
     o.lora.dropout = params.dropout;
-    o.lora.targets = train::parse_lora_targets(params.targets);
+    o.lora.targets = parse_lora_targets(params.targets);
     o.lora.init = params.init;
     const int64_t steps = l.steps > 0 ? l.steps : 200;
     apply_loop(l, steps, o.train);

@@ -63,14 +63,14 @@ struct BlockScratch {
 };
 
 // Adapters on the projections (LoRA). The block hands each targeted projection the fp, UN-quantized normalized
-// input of its family (kProjInput), and adds the adapter's output to the projection's.
+// input of its family (proj_input), and adds the adapter's output to the projection's.
 class LoraHook {
  public:
   virtual ~LoraHook() = default;
   virtual bool targets(int layer, int proj) const = 0;
   bool reads_input(int layer, int input) const {
     for (int p = 0; p < kProjCount; ++p)
-      if (kProjInput[p] == input && targets(layer, p)) return true;
+      if (static_cast<int>(proj_input(static_cast<Proj>(p))) == input && targets(layer, p)) return true;
     return false;
   }
   // x (N, I): the input `input` of `layer`, once per forward before its projections; returns what the adapters

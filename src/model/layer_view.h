@@ -8,18 +8,9 @@
 #include <type_traits>
 
 #include "model/config.h"
+#include "model/projections.h"
 
 namespace tritter {
-
-// The seven projections (BitLinear matrices) of a layer, in layer order.
-enum class Proj : int { Q = 0, K, V, O, Gate, Up, Down };
-inline constexpr int kProjCount = 7;
-const char* proj_name(Proj p);                   // "q_proj" ...
-int proj_from_name(const std::string& kind);     // index, or −1 for a name that is not a projection
-// Which normalized input a projection reads: 0 = attention input (q, k, v), 1 = attention output (o),
-// 2 = MLP input (gate, up), 3 = MLP activation (down).
-inline constexpr int kProjInput[kProjCount] = {0, 0, 0, 1, 2, 2, 3};
-inline constexpr int kProjInputs = 4;
 
 // X(field, kind, checkpoint suffix, is_projection, present(c), rows(c), cols(c)) in checkpoint order; norms are
 // 1-D (cols = 0). `c` is the TritterConfig.

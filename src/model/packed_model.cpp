@@ -370,6 +370,14 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   return m;
 }
 
+TernaryMatrix& layer_matrix(LayerWeights& L, Proj p) {
+  return L.proj(p);
+}
+
+const TernaryMatrix& layer_matrix(const LayerWeights& L, Proj p) {
+  return layer_matrix(const_cast<LayerWeights&>(L), p);  // the same field, read only
+}
+
 TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) { return L.proj_slot(k); }
 
 const float** layer_norm_slot(LayerWeights& L, const std::string& k) { return L.norm_slot(k); }

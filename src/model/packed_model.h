@@ -83,6 +83,9 @@ class PackedModel {
   std::unique_ptr<ModelWeights> weights_;
 };
 
+// The matrix of projection `p` in `layer` (gate's data is null unless relu2_glu).
+TernaryMatrix& layer_matrix(LayerWeights& layer, Proj p);
+const TernaryMatrix& layer_matrix(const LayerWeights& layer, Proj p);
 // The field of `layer` that holds the tensor of table kind `kind` ("q_proj", "input_layernorm", ...); nullptr for
 // a kind of the other family. Loading, streaming and LoRA bind tensors through these two.
 TernaryMatrix* layer_matrix_slot(LayerWeights& layer, const std::string& kind);

@@ -56,16 +56,4 @@ const TensorInfo* find_tensor(const std::vector<TensorInfo>& table, const std::s
   return nullptr;
 }
 
-const char* proj_name(Proj p) {
-  static const char* const kNames[kProjCount] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                 "down_proj"};
-  return kNames[static_cast<int>(p)];
-}
-
-int proj_from_name(const std::string& kind) {
-  for (int p = 0; p < kProjCount; ++p)
-    if (kind == proj_name(static_cast<Proj>(p))) return p;
-  return -1;
-}
-
 }  // namespace tritter

@@ -164,9 +164,9 @@ int64_t training_scratch_bytes(const TritterConfig& c, int64_t B, int64_t T, int
 // ---- LoRA -----------------------------------------------------------------------------------------------------
 
 namespace {
-train::LoraConfig lora_config(int64_t rank, const std::vector<std::string>& targets) {
+LoraConfig lora_config(int64_t rank, const std::vector<std::string>& targets) {
   require_positive("lora", "rank", rank);
-  train::LoraConfig l;
+  LoraConfig l;
   l.rank = rank;
   l.targets = targets;
   l.validate();
@@ -175,8 +175,8 @@ train::LoraConfig lora_config(int64_t rank, const std::vector<std::string>& targ
 }  // namespace
 
 int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets) {
-  const train::LoraConfig l = lora_config(rank, targets);
-  return train::lora_num_params(train::lora_table(c, l), rank);
+  const LoraConfig l = lora_config(rank, targets);
+  return lora_num_params(lora_table(c, l), rank);
 }
 
 // ---- The planner ----------------------------------------------------------------------------------------------
@@ -294,8 +294,8 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
     return items;
   }
   if (!c.quant) throw_error("plan: quant=false models have no packed base for QLoRA");
-  const train::LoraConfig lora = lora_config(o.lora_rank, o.lora_targets);
-  const int64_t adapters = train::lora_num_params(train::lora_table(c, lora), lora.rank);
+  const LoraConfig lora = lora_config(o.lora_rank, o.lora_targets);
+  const int64_t adapters = lora_num_params(lora_table(c, lora), lora.rank);
   const int64_t frozen_fp = 4 * fp_param_count(c);
   items.push_back({"ternary base, frozen (2-bit tiles + β)", packed_model_bytes(c, PackOptions{}) - frozen_fp,
                    "packed_model_bytes − the fp32 tensors"});

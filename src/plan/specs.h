@@ -87,7 +87,7 @@ inline const std::vector<std::string>& default_lora_targets() {
   return kTargets;
 }
 // Σ r·(I + O) over the BitLinear tensors whose kind is a target (GQA-correct: k/v have K·d outputs):
-// train::lora_num_params of train::lora_table. Throws on rank < 1 or a target that is not a BitLinear.
+// lora_num_params of lora_table. Throws on rank < 1 or a target that is not a BitLinear.
 int64_t lora_param_count(const TritterConfig& c, int64_t rank, const std::vector<std::string>& targets);
 
 // ---- The planner ----------------------------------------------------------------------------------------------

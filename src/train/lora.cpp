@@ -1,5 +1,5 @@
-// LoRA on the frozen packed ternary base: config, adapter table, init, and the model's forward/backward
-// (training-spec §5–7 with the §9 branch; see lora.h for the maths and the choice of the branch's input).
+// LoRA on the frozen packed ternary base: the model's forward/backward (training-spec §5–7 with the §9 branch; see
+// lora.h for the maths and the choice of the branch's input). Config, adapter table and init: model/lora.h.
 #include "train/lora.h"
 
 #include <algorithm>
@@ -15,108 +15,9 @@ namespace tritter::train {
 
 namespace {
 
-const char* const kKinds[7] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-enum Kind { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
-
-int kind_index(const std::string& kind) {
-  for (int i = 0; i < 7; ++i)
-    if (kind == kKinds[i]) return i;
-  return -1;
-}
-
 int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
 
 }  // namespace
-
-// ---------------------------------------------------------------- config and table
-
-bool LoraConfig::targets_kind(const std::string& kind) const {
-  return std::find(targets.begin(), targets.end(), kind) != targets.end();
-}
-
-void LoraConfig::validate() const {
-  if (rank < 1) throw_error("lora: rank: found ", rank, ", expected >= 1");
-  if (!(alpha > 0) || !std::isfinite(alpha)) throw_error("lora: alpha: found ", alpha, ", expected a finite value > 0");
-  if (!(dropout >= 0 && dropout < 1)) throw_error("lora: dropout: found ", dropout, ", expected a value in [0, 1)");
-  if (targets.empty()) throw_error("lora: target modules: found none, expected at least one of q_proj ... down_proj");
-  for (const auto& t : targets) {
-    if (kind_index(t) < 0) {
-      throw_error("lora: target module '", t, "': not a BitLinear; expected q_proj, k_proj, v_proj, o_proj, ",
-                  "gate_proj, up_proj or down_proj");
-    }
-  }
-  if (init != "kaiming" && init != "gaussian") {
-    throw_error("lora: init: found '", init, "', expected 'kaiming' or 'gaussian'");
-  }
-}
-
-std::vector<std::string> parse_lora_targets(const std::string& list) {
-  if (list == "all") return {kKinds, kKinds + 7};
-  if (list == "attn") return {"q_proj", "k_proj", "v_proj", "o_proj"};
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = std::min(list.find(',', start), list.size());
-    std::string item = list.substr(start, comma - start);
-    if (!item.empty() && std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
-    start = comma + 1;
-  }
-  return out;
-}
-
-std::vector<LoraTensor> lora_table(const TritterConfig& config, const LoraConfig& lora) {
-  std::vector<LoraTensor> out;
-  int64_t off = 0;
-  for (const auto& t : tensor_table(config)) {
-    if (t.role != TensorRole::BitLinear || !lora.targets_kind(t.kind)) continue;
-    LoraTensor lt{t.name, t.kind, t.layer, t.shape[0], t.shape[1], off, off + lora.rank * t.shape[1]};
-    off += lora.rank * (t.shape[0] + t.shape[1]);
-    out.push_back(std::move(lt));
-  }
-  return out;
-}
-
-int64_t lora_num_params(const std::vector<LoraTensor>& table, int64_t rank) {
-  int64_t n = 0;
-  for (const auto& t : table) n += rank * (t.O + t.I);
-  return n;
-}
-
-std::string peft_tensor_name(const std::string& base_name, char which) {
-  const std::string suffix = ".weight";
-  std::string stem = base_name;
-  if (stem.size() > suffix.size() && stem.compare(stem.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    stem.resize(stem.size() - suffix.size());
-  }
-  return "base_model.model." + stem + ".lora_" + which + ".weight";
-}
-
-std::vector<TensorInfo> lora_tensor_infos(const std::vector<LoraTensor>& table, int64_t rank) {
-  std::vector<TensorInfo> out;
-  for (const auto& t : table) {
-    out.push_back({peft_tensor_name(t.base_name, 'A'), {rank, t.I}, TensorRole::BitLinear, t.layer, t.kind, t.a_offset});
-    out.push_back({peft_tensor_name(t.base_name, 'B'), {t.O, rank}, TensorRole::BitLinear, t.layer, t.kind, t.b_offset});
-  }
-  return out;
-}
-
-void lora_init(std::span<float> params, const std::vector<LoraTensor>& table, const LoraConfig& cfg, uint64_t seed) {
-  cfg.validate();
-  TRITTER_CHECK(static_cast<int64_t>(params.size()) == lora_num_params(table, cfg.rank), params.size());
-  Rng rng(seed);
-  for (const auto& t : table) {
-    float* A = params.data() + t.a_offset;
-    const int64_t n = cfg.rank * t.I;
-    if (cfg.init == "kaiming") {
-      const double bound = 1.0 / std::sqrt(static_cast<double>(t.I));  // kaiming_uniform_(a=√5), fan_in = I
-      for (int64_t j = 0; j < n; ++j) A[j] = static_cast<float>((2.0 * rng.uniform_double() - 1.0) * bound);
-    } else {
-      const float sd = static_cast<float>(1.0 / std::sqrt(static_cast<double>(cfg.rank)));
-      for (int64_t j = 0; j < n; ++j) A[j] = rng.normal() * sd;
-    }
-    std::fill_n(params.data() + t.b_offset, t.O * cfg.rank, 0.0f);
-  }
-}
 
 // ---------------------------------------------------------------- the arena
 
@@ -124,7 +25,7 @@ namespace {
 // One layer's saved set: the block's, plus the adapters' inputs and x·Aᵀ.
 struct LayerSave {
   BlockActs acts;
-  float* lin[kProjInputs] = {};  // LoRA inputs (fp, after dropout): a (N,D), o (N,Hd), m (N,D), s (N,F)
+  float* lin[kProjInputCount] = {};  // LoRA inputs (fp, after dropout): a (N,D), o (N,Hd), m (N,D), s (N,F)
   float* xa[kProjCount] = {};    // x·Aᵀ (N, r) per targeted kind
 };
 }  // namespace
@@ -179,10 +80,10 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
   const int64_t N = B * T, D = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
   const int64_t Hd = cfg.q_dim(), Kd = cfg.kv_dim(), H = cfg.num_attention_heads, K = cfg.num_key_value_heads;
   const int64_t L = cfg.num_hidden_layers, big = std::max({D, Hd, F}), r = lora.rank;
-  const int64_t in_width[kProjInputs] = {D, Hd, D, F};
-  bool uses_input[kProjInputs] = {};
-  for (int k = 0; k < kProjCount; ++k)
-    if (lora.targets_kind(kKinds[k])) uses_input[kProjInput[k]] = true;
+  const int64_t in_width[kProjInputCount] = {D, Hd, D, F};
+  bool uses_input[kProjInputCount] = {};
+  for (Proj p : kProjs)
+    if (lora.targets_proj(p)) uses_input[static_cast<int>(proj_input(p))] = true;
   v.xs.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& x : v.xs) x = c.take<float>(N * D);
   // The BitLinear input is one buffer every projection shares (carved below, bound after).
@@ -190,10 +91,10 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
   for (auto& ls : v.layers) {
     BlockActs& a = ls.acts;
     a.r_in = c.take<float>(N);
-    for (int j = 0; j < kProjInputs; ++j)
+    for (int j = 0; j < kProjInputCount; ++j)
       if (uses_input[j]) ls.lin[j] = c.take<float>(N * in_width[j]);
-    for (int k = 0; k < kProjCount; ++k)
-      if (lora.targets_kind(kKinds[k])) ls.xa[k] = c.take<float>(N * r);
+    for (Proj p : kProjs)
+      if (lora.targets_proj(p)) ls.xa[proj_index(p)] = c.take<float>(N * r);
     if (cfg.qk_norm) {
       a.qraw = c.take<float>(N * Hd);
       a.rq = c.take<float>(N * H);
@@ -272,7 +173,7 @@ LoraModel::LoraModel(const ModelWeights& base, const LoraConfig& lora, Context& 
   zero_grad();
   slot_.assign(static_cast<size_t>(c.num_hidden_layers), {-1, -1, -1, -1, -1, -1, -1});
   for (size_t j = 0; j < table_.size(); ++j) {
-    slot_[static_cast<size_t>(table_[j].layer)][static_cast<size_t>(kind_index(table_[j].kind))] = static_cast<int>(j);
+    slot_[static_cast<size_t>(table_[j].layer)][static_cast<size_t>(proj_index(table_[j].proj))] = static_cast<int>(j);
   }
   for (const auto& L : base_.layers) weights_.push_back(block_weights(L));  // wt = null: dx through the kernel
   if (base_.head.format == HeadFormat::F32) {
@@ -353,7 +254,7 @@ void LoraModel::Hook::forward(const Context& ctx, int layer, int proj, const flo
 void LoraModel::Hook::backward(const Context& ctx, int layer, int proj, const float* dy, int64_t N, float* dx) const {
   const LoraTensor& t = tensor(layer, proj);
   const LayerSave& ls = save(layer);
-  const float* x = ls.lin[kProjInput[proj]];
+  const float* x = ls.lin[static_cast<int>(proj_input(static_cast<Proj>(proj)))];
   const float* p = m_.params_.as<float>().data();
   float* g = m_.grads_.as<float>().data();
   const int64_t r = m_.lora_.rank, O = t.O, I = t.I;

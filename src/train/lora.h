@@ -11,8 +11,8 @@
 // cost is one saved fp32 copy of each distinct targeted input (a for q/k/v, o, m for gate/up, s for down).
 // Dropout (PEFT semantics: on the adapter's input, inverted scaling) draws one mask per distinct input per step,
 // shared by the modules that read it (q, k and v share a mask; PEFT draws one per module).
-// Non-goals: recompute (activation checkpointing), data parallelism, training norms/embeddings (PEFT's
-// modules_to_save), rsLoRA.
+// The configuration, adapter table and init are model/lora.h (shared with inference and merging).
+// Non-goals: data parallelism, training norms/embeddings (PEFT's modules_to_save), rsLoRA.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -23,47 +23,12 @@
 
 #include "core/buffer.h"
 #include "core/context.h"
+#include "model/lora.h"
 #include "model/packed_model.h"
 #include "model/tensor_table.h"
 #include "model/block.h"
 
 namespace tritter::train {
-
-struct LoraConfig {
-  int64_t rank = 16;
-  double alpha = 16.0;   // scaling α/r
-  double dropout = 0.0;  // [0, 1)
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};  // BitLinear kinds (name suffixes)
-  // "kaiming": A ~ U(±1/√I) — PEFT's kaiming_uniform_(a=√5) on A (r, I), fan_in = I (NOT the original's U(±1/√r),
-  // whose fan_in was r because it stored A transposed). "gaussian": A ~ N(0, 1/r). B = 0 either way.
-  std::string init = "kaiming";
-
-  float scale() const { return static_cast<float>(alpha / static_cast<double>(rank)); }
-  bool targets_kind(const std::string& kind) const;
-  // Error naming the field: rank ≥ 1, alpha > 0 and finite, dropout in [0, 1), targets known and not empty, init.
-  void validate() const;
-};
-// "q_proj,k_proj" → {"q_proj", "k_proj"}; also accepts "all" (every BitLinear kind) and "attn" (q, k, v, o).
-std::vector<std::string> parse_lora_targets(const std::string& list);
-
-// One adapter pair per targeted BitLinear of the base.
-struct LoraTensor {
-  std::string base_name;  // "model.layers.3.self_attn.q_proj.weight"
-  std::string kind;       // "q_proj"
-  int layer = 0;
-  int64_t O = 0, I = 0;
-  int64_t a_offset = 0;   // A (r, I) in the flat adapter buffer
-  int64_t b_offset = 0;   // B (O, r), right after A
-};
-// In tensor-table order (layer by layer, q k v o gate up down), only the kinds the config targets.
-std::vector<LoraTensor> lora_table(const TritterConfig& config, const LoraConfig& lora);
-int64_t lora_num_params(const std::vector<LoraTensor>& table, int64_t rank);
-// PEFT's tensor name: "base_model.model." + base name without ".weight" + ".lora_A.weight" (which = 'A' or 'B').
-std::string peft_tensor_name(const std::string& base_name, char which);
-// The adapters as TensorInfo (PEFT names, 2-D shapes, offsets): AdamW's weight-decay table and the file writer's.
-std::vector<TensorInfo> lora_tensor_infos(const std::vector<LoraTensor>& table, int64_t rank);
-// A per cfg.init, B = 0 (deterministic in seed).
-void lora_init(std::span<float> params, const std::vector<LoraTensor>& table, const LoraConfig& cfg, uint64_t seed);
 
 // The trainable model: frozen packed base + adapters. Forward/backward are training-spec §5–7 composed from
 // train/ops.h with the base BitLinear through kernels' ternary_matmul (forward) and ternary_matmul_t (dx).
@@ -116,7 +81,7 @@ class LoraModel {
   Buffer params_, grads_, head_f32_;
   const float* head_ = nullptr;  // (V, D)
   // Per layer, per kind (q k v o gate up down): index into table_ or -1.
-  std::vector<std::array<int, 7>> slot_;
+  std::vector<std::array<int, kProjCount>> slot_;
   std::vector<BlockWeights> weights_;  // the base's layers as the block reads them
   Buffer arena_, attn_scratch_, rope_;
   int64_t B_ = 0, T_ = 0;

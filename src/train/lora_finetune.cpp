@@ -12,33 +12,13 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
-#include "train/lora_io.h"
+#include "model/peft.h"
 #include "train/optim.h"
 
 namespace tritter::train {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-PackedModel open_lora_base(const fs::path& path, MemoryAccount* account) {
-  std::string format;
-  {
-    const SafeTensorsFile f(path);
-    auto it = f.metadata().find("format");
-    format = it == f.metadata().end() ? "" : it->second;
-  }
-  if (format == kPackedFormat) return PackedModel::open(path);
-  if (format != kCheckpointFormat) {
-    throw_error("base model '", path.string(), "': format '", format, "', expected '", kPackedFormat, "' or '",
-                kCheckpointFormat, "'");
-  }
-  const SafeTensorsFile f(path);
-  const TritterConfig c = config_from_metadata(f, kCheckpointFormat);
-  check_checkpoint_tensors(f, c);
-  return PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
-    std::memcpy(out, f.get(info.name).data, static_cast<size_t>(info.numel()) * sizeof(float));
-  }, {}, account);
-}
 
 namespace {
 

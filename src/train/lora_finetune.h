@@ -1,7 +1,7 @@
 // LoRA fine-tuning (issue 6): the trainer's loop (run_train_loop: TokenData, Schedule, AdamW, clipping, validation
 // bits-per-byte, checkpoint directory naming and `latest`) around a LoraModel on a frozen packed base.
 //
-// Output directory: OUT/step-00000500/{adapter_config.json, adapter_model.safetensors (PEFT layout, lora_io.h),
+// Output directory: OUT/step-00000500/{adapter_config.json, adapter_model.safetensors (PEFT layout, model/peft.h),
 // optimizer.safetensors (m.<name>, v.<name> of the adapters), state.json}; OUT/latest names the newest; at the end
 // (and on Ctrl-C) OUT/adapter_config.json + OUT/adapter_model.safetensors hold the final adapter, so
 // `tritter generate --lora OUT` works. Resume continues exactly (adapters, moments, step, data RNG).
@@ -30,10 +30,6 @@ struct FinetuneResult {
   int64_t adapter_params = 0;
   int64_t activation_bytes = 0;
 };
-
-// Opens a base model for LoRA: a tritter-packed-v1 file is mapped as is; a tritter-v1 checkpoint is packed in memory
-// (its fp32 latent weights are dropped after packing).
-PackedModel open_lora_base(const std::filesystem::path& path, MemoryAccount* account);
 
 // Runs (or, with resume_from non-empty, continues) a fine-tune. `stop` polled after every step.
 FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& options, const std::filesystem::path& resume_from,

@@ -12,6 +12,7 @@
 #include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
+#include "model/projections.h"
 #include "train/arena.h"
 
 namespace tritter::train {

@@ -1,6 +1,6 @@
 // LoRA adapters at inference (infer/lora_apply.h, Engine::set_lora): the engine's logits with a random adapter on
 // every BitLinear kind against the training side's LoRA forward (train/lora.h, same packed base, same file written
-// by train/lora_io.h), two weighted adapters against one, B = 0 against no adapter (bit-identical), prefill against
+// by model/peft.h), two weighted adapters against one, B = 0 against no adapter (bit-identical), prefill against
 // token-by-token decode, and the errors a user can cause (naming the file and tensor).
 #include "infer/lora_apply.h"
 
@@ -17,8 +17,9 @@
 #include "infer/engine.h"
 #include "model/init.h"
 #include "model/packed_model.h"
+#include "model/lora.h"
+#include "model/peft.h"
 #include "train/lora.h"
-#include "train/lora_io.h"
 #include "util/test_util.h"
 
 namespace tritter {
@@ -45,27 +46,27 @@ PackedModel make_base(const TritterConfig& c, uint64_t seed) {
   }, {}, nullptr);
 }
 
-train::LoraConfig all_targets() {
-  train::LoraConfig l;
+LoraConfig all_targets() {
+  LoraConfig l;
   l.rank = 4;
   l.alpha = 8;
-  l.targets = train::parse_lora_targets("all");
+  l.targets = parse_lora_targets("all");
   return l;
 }
 
 // Writes an adapter (A per init, B random unless zero_b) and returns its parameters.
-std::vector<float> write_adapter(const fs::path& dir, const TritterConfig& c, const train::LoraConfig& l,
+std::vector<float> write_adapter(const fs::path& dir, const TritterConfig& c, const LoraConfig& l,
                                  uint64_t seed, bool zero_b) {
-  const auto table = train::lora_table(c, l);
-  std::vector<float> p(static_cast<size_t>(train::lora_num_params(table, l.rank)));
-  train::lora_init(p, table, l, seed);
+  const auto table = lora_table(c, l);
+  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)));
+  lora_init(p, table, l, seed);
   if (!zero_b) {
     Rng rng(seed + 1);
     for (const auto& t : table) {
       for (int64_t i = 0; i < t.O * l.rank; ++i) p[static_cast<size_t>(t.b_offset + i)] = 0.2f * (rng.uniform() - 0.5f);
     }
   }
-  train::save_lora_adapter(dir, c, l, p, "base");
+  save_lora_adapter(dir, c, l, p, "base");
   return p;
 }
 
@@ -209,7 +210,7 @@ TEST(LoraApply, ErrorsNameTheFileAndTensor) {
                 "shape [4, " + std::to_string(c.hidden_size) + "], expected [2, " + std::to_string(c.hidden_size) + "]"});
 
   // A target listed in the config but not in the file: the missing tensor is named.
-  train::LoraConfig q = all_targets();
+  LoraConfig q = all_targets();
   q.targets = {"q_proj"};
   write_adapter(tmp / "q", c, q, 1, false);
   rewrite_config(tmp / "q", "\"q_proj\"", "\"q_proj\", \"k_proj\"");

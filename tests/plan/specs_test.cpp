@@ -20,7 +20,7 @@
 #include "model/packed_model.h"
 #include "model/tensor_table.h"
 #include "train/lora.h"
-#include "train/lora_io.h"
+#include "model/peft.h"
 #include "train/model.h"
 #include "kernels/attention.h"
 #include "train/optim.h"
@@ -288,13 +288,13 @@ TEST(Specs, InferencePlanMatchesARealEngine) {
 TEST(Specs, EngineLoraBufferMatchesSetLora) {
   const TritterConfig c = preset_config("test");
   test::TempDir tmp;
-  train::LoraConfig l;
+  LoraConfig l;
   l.rank = 4;
-  l.targets = train::parse_lora_targets("all");
-  const auto table = train::lora_table(c, l);
-  std::vector<float> p(static_cast<size_t>(train::lora_num_params(table, l.rank)));
-  train::lora_init(p, table, l, 9);
-  train::save_lora_adapter(tmp.path() / "a", c, l, p, "base");
+  l.targets = parse_lora_targets("all");
+  const auto table = lora_table(c, l);
+  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)));
+  lora_init(p, table, l, 9);
+  save_lora_adapter(tmp.path() / "a", c, l, p, "base");
   LoraSet set;
   set.add(tmp.path() / "a", 1.0f, c, nullptr);
   Context ctx;
@@ -392,7 +392,7 @@ TEST(Specs, QloraPlanMatchesTheFinetuner) {
                                    std::to_string(recompute);
           Context ctx;
           const PackedModel base = make_packed(c, &ctx.memory);
-          train::LoraConfig l;
+          LoraConfig l;
           l.rank = 8;
           l.targets = targets;
           train::LoraModel model(base.weights(), l, ctx);

@@ -1,22 +1,19 @@
-// LoRA on the frozen packed base (train/lora.h, lora_io.h; training-spec §9): adapter gradients against central
-// differences where the path is smooth, every module's dB against the full model's STE gradient, the base
-// bit-identical after training, PEFT names, init, adapter file round trip and one bad file per failure mode.
+// LoRA on the frozen packed base (train/lora.h; training-spec §9): adapter gradients against central differences
+// where the path is smooth, every module's dB against the full model's STE gradient, the base bit-identical after
+// training, init, and fine-tune/merge through the CLI. Config, table and adapter files: tests/model/lora_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
 #include "model/packed_model.h"
+#include "model/peft.h"
 #include "train/lora.h"
-#include "train/lora_io.h"
 #include "train/model.h"
 #include "train/optim.h"
 #include "util/test_util.h"
@@ -57,45 +54,6 @@ LoraConfig all_targets(int64_t rank = 4) {
   l.alpha = 8;
   l.targets = parse_lora_targets("all");
   return l;
-}
-
-TEST(Lora, ConfigValidationAndTargets) {
-  LoraConfig l;
-  EXPECT_FLOAT_EQ(l.scale(), 1.0f);  // r16 α16 (original.md §8.3)
-  l.rank = 8;
-  EXPECT_FLOAT_EQ(l.scale(), 2.0f);
-  l.validate();
-  LoraConfig bad = l;
-  bad.rank = 0;
-  EXPECT_THROW(bad.validate(), Error);
-  bad = l;
-  bad.dropout = 1.0;
-  EXPECT_THROW(bad.validate(), Error);
-  bad = l;
-  bad.targets = {"qkv"};
-  try {
-    bad.validate();
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'qkv'"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(parse_lora_targets("q_proj,v_proj,q_proj"), (std::vector<std::string>{"q_proj", "v_proj"}));
-  EXPECT_EQ(parse_lora_targets("all").size(), 7u);
-}
-
-TEST(Lora, PeftNamesAndTable) {
-  const TritterConfig c = preset_config("test");
-  LoraConfig l;
-  l.rank = 4;
-  const auto table = lora_table(c, l);
-  ASSERT_EQ(table.size(), static_cast<size_t>(4 * c.num_hidden_layers));
-  EXPECT_EQ(peft_tensor_name(table[0].base_name, 'A'), "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
-  EXPECT_EQ(peft_tensor_name("model.layers.1.mlp.down_proj.weight", 'B'),
-            "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight");
-  const auto infos = lora_tensor_infos(table, l.rank);
-  EXPECT_EQ(infos[0].shape, (Shape{4, c.hidden_size}));  // A (r, I), PEFT layout
-  EXPECT_EQ(infos[1].shape, (Shape{c.q_dim(), 4}));      // B (O, r)
-  EXPECT_EQ(infos[3].shape, (Shape{c.kv_dim(), 4}));     // k_proj B: GQA outputs K·d
 }
 
 TEST(Lora, InitBoundsAndIdentityAtInit) {
@@ -294,120 +252,6 @@ TEST(Lora, TrainingLeavesBaseBitIdenticalAndLowersLoss) {
   }
   EXPECT_LT(last, first - 0.3) << first << " -> " << last;  // memorizing one batch
   EXPECT_EQ(snapshot(), before);
-}
-
-TEST(LoraIo, RoundTripInPeftLayout) {
-  TempDir tmp;
-  const TritterConfig c = preset_config("test");
-  LoraConfig l;
-  l.rank = 4;
-  l.alpha = 32;
-  l.dropout = 0.05;
-  l.targets = {"q_proj", "v_proj", "down_proj"};
-  const auto table = lora_table(c, l);
-  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)));
-  Rng rng(2);
-  for (auto& x : p) x = rng.normal();
-  const fs::path dir = tmp.path() / "adapter";
-  save_lora_adapter(dir, c, l, p, "base.tpk");
-  const auto j = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
-  EXPECT_EQ(j["peft_type"], "LORA");
-  EXPECT_EQ(j["r"], 4);
-  EXPECT_EQ(j["lora_alpha"], 32.0);
-  EXPECT_EQ(j["target_modules"], (std::vector<std::string>{"q_proj", "v_proj", "down_proj"}));
-  EXPECT_EQ(j["base_model_name_or_path"], "base.tpk");
-  const SafeTensorsFile f(dir / "adapter_model.safetensors");
-  EXPECT_NE(f.find("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"), nullptr);
-  EXPECT_EQ(f.metadata_value("format"), "pt");
-  const LoraAdapter a = load_lora_adapter(dir, c, nullptr);
-  EXPECT_EQ(a.config.rank, 4);
-  EXPECT_EQ(a.config.alpha, 32.0);
-  EXPECT_EQ(a.config.targets, l.targets);
-  EXPECT_EQ(a.base_model_name, "base.tpk");
-  ASSERT_EQ(a.params.bytes(), p.size() * sizeof(float));
-  EXPECT_EQ(std::memcmp(a.params.data(), p.data(), a.params.bytes()), 0);
-}
-
-void expect_load_error(const fs::path& dir, const TritterConfig& c, const std::string& needle) {
-  try {
-    load_lora_adapter(dir, c, nullptr);
-    FAIL() << "no error, expected one containing " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
-TEST(LoraIo, BadFilesAreRejectedWithClearErrors) {
-  TempDir tmp;
-  const TritterConfig c = preset_config("test");
-  LoraConfig l;
-  l.rank = 2;
-  const auto table = lora_table(c, l);
-  std::vector<float> p(static_cast<size_t>(lora_num_params(table, l.rank)), 0.5f);
-  auto fresh = [&](const std::string& name) {
-    const fs::path d = tmp.path() / name;
-    save_lora_adapter(d, c, l, p, "b");
-    return d;
-  };
-  auto edit_config = [&](const fs::path& d, const std::function<void(nlohmann::json&)>& f) {
-    auto j = nlohmann::json::parse(std::ifstream(d / "adapter_config.json"));
-    f(j);
-    std::ofstream(d / "adapter_config.json") << j.dump();
-  };
-  expect_load_error(tmp.path() / "nothing", c, "not a directory");
-  {
-    const fs::path d = fresh("noconfig");
-    fs::remove(d / "adapter_config.json");
-    expect_load_error(d, c, "adapter_config.json is missing");
-  }
-  {
-    const fs::path d = fresh("badjson");
-    std::ofstream(d / "adapter_config.json") << "{\"r\": ";
-    expect_load_error(d, c, "not valid JSON");
-  }
-  {
-    const fs::path d = fresh("ia3");
-    edit_config(d, [](auto& j) { j["peft_type"] = "IA3"; });
-    expect_load_error(d, c, "expected \"LORA\"");
-  }
-  {
-    const fs::path d = fresh("rank");
-    edit_config(d, [](auto& j) { j["r"] = 0; });
-    expect_load_error(d, c, "rank: found 0");
-  }
-  {
-    const fs::path d = fresh("rslora");
-    edit_config(d, [](auto& j) { j["use_rslora"] = true; });
-    expect_load_error(d, c, "use_rslora");
-  }
-  {  // the config now names a tensor the file lacks
-    const fs::path d = fresh("missing");
-    edit_config(d, [](auto& j) { j["target_modules"] = {"q_proj", "k_proj", "v_proj", "o_proj", "up_proj"}; });
-    expect_load_error(d, c, "up_proj.lora_A.weight' is missing");
-  }
-  {  // fewer targets: the file holds a tensor the config does not ask for
-    const fs::path d = fresh("extra");
-    edit_config(d, [](auto& j) { j["target_modules"] = {"q_proj", "k_proj", "v_proj"}; });
-    expect_load_error(d, c, "unexpected tensor 'base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight'");
-  }
-  {  // a different rank in the file than in the config
-    const fs::path d = fresh("shape");
-    edit_config(d, [](auto& j) { j["r"] = 3; });
-    expect_load_error(d, c, "shape [2, 64], expected [3, 64]");
-  }
-  {  // non-finite value
-    std::vector<float> q = p;
-    q[5] = std::nanf("");
-    const fs::path d = tmp.path() / "nan";
-    save_lora_adapter(d, c, l, q, "b");
-    expect_load_error(d, c, "expected a finite value");
-  }
-  {  // another base
-    const fs::path d = fresh("otherbase");
-    TritterConfig other = c;
-    other.rope_theta = 500000.0;
-    expect_load_error(d, other, "trained for another base");
-  }
 }
 
 

@@ -27,6 +27,10 @@ void softmax_rows(float* x, int64_t rows, int64_t n);
 void gemm_f32(float* C, const float* A, const float* B, int64_t M, int64_t N, int64_t K, bool trans_a, bool trans_b,
               float alpha, float beta, int64_t lda, int64_t ldb, int64_t ldc);
 
+// LoRA delta (same contract as kernels/lora.h); both products in double.
+void lora_delta_forward(float* y, const float* x, const float* A, const float* Bt, int64_t T, int64_t r, int64_t I,
+                        int64_t O, float scale);
+
 // The epilogue every tier shares so the float outputs agree bit for bit: acc / (scale · σ), one rounding each.
 inline float ternary_epilogue(int32_t acc, float x_scale, float sigma) {
   return static_cast<float>(acc) / (x_scale * sigma);

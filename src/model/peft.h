@@ -6,18 +6,20 @@
 //                              base_model.model.<...>.lora_B.weight  (O, r) F32
 // The safetensors __metadata__ holds {"format": "pt"} (what PEFT writes) and "tritter_base_config" (the base's
 // model config as JSON), which the loader compares with the base it is applied to. Reading accepts F32, F16 and
-// BF16 tensors (PEFT saves in the training dtype). Non-goals: rsLoRA, DoRA, modules_to_save, per-layer ranks.
+// BF16 tensors (PEFT saves in the training dtype). The one reader and writer of adapter files: fine-tuning, eval,
+// generate (infer/lora_apply.h) and merge-lora use it. Non-goals: rsLoRA, DoRA, modules_to_save, per-layer ranks.
 #pragma once
 #include <filesystem>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
 #include "model/config.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
-namespace tritter::train {
+namespace tritter {
 
 // Writes DIR/adapter_config.json and DIR/adapter_model.safetensors (each atomically; DIR is created).
 void save_lora_adapter(const std::filesystem::path& dir, const TritterConfig& base_config, const LoraConfig& lora,
@@ -29,11 +31,15 @@ struct LoraAdapter {
   std::vector<LoraTensor> table;  // lora_table(base_config, config)
   Buffer params;                  // lora_num_params floats, the table's offsets
 };
-// Reads an adapter directory for a base with `base_config`. Errors (Error, naming the file): missing files, bad
-// JSON, peft_type other than LORA, r/lora_alpha/lora_dropout/target_modules missing or of a bad value, use_rslora
-// true, a recorded base config that differs, a tensor missing, of another dtype or shape, an unexpected tensor, a
-// non-finite value.
+// Reads an adapter directory for a base with `base_config`. Errors (Error, naming the file and tensor): missing
+// directory or files, bad JSON, peft_type other than LORA, r/lora_alpha/lora_dropout/target_modules missing or of a
+// bad value (an unknown target module), use_rslora/use_dora true, a recorded base config ("tritter_base_config")
+// that differs, a tensor missing, of another dtype or shape, an unexpected tensor, a non-finite value.
 LoraAdapter load_lora_adapter(const std::filesystem::path& dir, const TritterConfig& base_config,
                               MemoryAccount* account);
 
-}  // namespace tritter::train
+// "DIR" → (DIR, 1); "DIR:0.5" → (DIR, 0.5): the --lora argument of generate, eval and merge-lora. The part after
+// the last ':' is a weight only if it parses as a finite number; otherwise the whole string is the directory.
+std::pair<std::filesystem::path, float> parse_lora_spec(const std::string& spec);
+
+}  // namespace tritter

@@ -1,7 +1,8 @@
-// PEFT-layout adapter files (see lora_io.h).
-#include "train/lora_io.h"
+// PEFT-layout adapter files (see peft.h).
+#include "model/peft.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -10,7 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 
-namespace tritter::train {
+namespace tritter {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -135,7 +136,9 @@ LoraConfig parse_adapter_config(const fs::path& path) {
   }
   c.targets.clear();
   for (const auto& t : j["target_modules"]) {
-    if (!t.is_string()) throw_error(where, ": 'target_modules': found ", t.dump(), ", expected a string");
+    if (!t.is_string() || !proj_from_name(t.get<std::string>())) {
+      throw_error(where, ": 'target_modules': found ", t.dump(), ", expected one of ", kProjNameList);
+    }
     c.targets.push_back(t.get<std::string>());
   }
   if (j.value("use_rslora", false)) throw_error(where, ": use_rslora: found true, expected false (not supported)");
@@ -204,4 +207,19 @@ LoraAdapter load_lora_adapter(const fs::path& dir, const TritterConfig& base_con
   return a;
 }
 
-}  // namespace tritter::train
+std::pair<fs::path, float> parse_lora_spec(const std::string& spec) {
+  const size_t colon = spec.rfind(':');
+  if (colon != std::string::npos && colon + 1 < spec.size()) {
+    const std::string w = spec.substr(colon + 1);
+    char* end = nullptr;
+    const double v = std::strtod(w.c_str(), &end);
+    if (end && *end == '\0' && std::isfinite(v)) {
+      if (colon == 0) throw_error("--lora '", spec, "': no directory before the weight");
+      return {fs::path(spec.substr(0, colon)), static_cast<float>(v)};
+    }
+  }
+  if (spec.empty()) throw_error("--lora: empty adapter directory");
+  return {fs::path(spec), 1.0f};
+}
+
+}  // namespace tritter
