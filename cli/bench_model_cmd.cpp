@@ -2,7 +2,6 @@
 // (tg64) tokens/s of a random packed model held in memory, on each thread count, next to the DRAM bandwidth
 // measured in the same run: decode as a share of the roof (bytes read per token ÷ bandwidth). llama-bench's
 // conventions: pp = one forward of N prompt tokens, tg = N single-token forwards from an empty cache.
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +15,7 @@
 #include "inference_commands.h"
 #include "infer/engine.h"
 #include "kernels/bench.h"
+#include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
 #include "model/packed_model.h"
@@ -103,7 +103,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     std::vector<float> logits(c.vocab_size);
     for (int t : threads) {
       ctx->threads = t;
-      omp_set_num_threads(t);
+      set_default_threads(t);
       const kbench::StreamResult bw = kbench::measure_stream(t, size_t{256} << 20, 3);
       EngineOptions eo;
       eo.context = std::min<int64_t>(c.max_position_embeddings, std::max(o->pp, o->tg) + 1);

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "core/error.h"
+#include "kernels/minhash.h"
 #include "data/util.h"
 
 namespace tritter::data {
@@ -44,22 +45,6 @@ uint64_t splitmix64(uint64_t& state) {
 bool word_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }
-// sig[p] = min(sig[p], h_p(x)) over all shingles x. Plain C++ that the compiler vectorizes; target_clones
-// builds AVX-512 and AVX2 copies next to the baseline one and picks at load time (no -march, no intrinsics).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void minhash_update(uint32_t* __restrict sig,
-                                                                                 const uint32_t* __restrict a,
-                                                                                 const uint32_t* __restrict b, size_t n,
-                                                                                 const uint32_t* shingles, size_t m) {
-  for (size_t i = 0; i < m; ++i) {
-    const uint32_t x = shingles[i];
-    for (size_t p = 0; p < n; ++p) {
-      uint32_t v = (x ^ b[p]) * a[p];
-      v ^= v >> 16;
-      sig[p] = v < sig[p] ? v : sig[p];
-    }
-  }
-}
-
 }  // namespace
 
 MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {

@@ -40,4 +40,6 @@ void parallel_ranges(int threads, int64_t n, const std::function<void(int64_t, i
     if (e) std::rethrow_exception(e);
 }
 
+void set_default_threads(int threads) { omp_set_num_threads(std::max(1, threads)); }
+
 }  // namespace tritter

@@ -13,4 +13,8 @@ void parallel_for(int threads, int64_t n, const std::function<void(int64_t i, in
 // fn(lo, hi, t) once per thread t of a team of min(threads, n) (≥ 1), over equal contiguous ranges of [0, n).
 void parallel_ranges(int threads, int64_t n, const std::function<void(int64_t lo, int64_t hi, int t)>& fn);
 
+// The default team size of later parallel regions and dense products (OpenMP's, which OpenBLAS's OpenMP build
+// follows): set once per process by the CLI from --threads.
+void set_default_threads(int threads);
+
 }  // namespace tritter

@@ -124,6 +124,7 @@ class OpTimer {
 
 // One call of the block: which layer, the rows, and where attention reads.
 struct BlockRun {
+  BlockRun(const Context& c, const TritterConfig& cfg) : ctx(c), config(cfg) {}
   const Context& ctx;
   const TritterConfig& config;
   int layer = 0;
