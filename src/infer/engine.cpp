@@ -106,7 +106,6 @@ void Engine::set_lora(const LoraSet* lora) {
   lora_ = lora && !lora->empty() ? lora : nullptr;
   if (lora_ && !lora_x_.bytes()) {
     const TritterConfig& c = w_.config;
-    const int64_t widest = std::max({c.hidden_size, c.q_dim(), c.intermediate_size});
     lora_x_ = Buffer(engine_lora_bytes(c, options_), MemCategory::Activations, &ctx_.memory);
   }
   bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
