@@ -9,8 +9,16 @@
 
 namespace tritter {
 
-Buffer::Buffer(size_t bytes, MemCategory category, MemoryAccount* account)
-    : bytes_(bytes), category_(category), account_(account) {
+const char* device_name(Device d) { return d == Device::Cuda ? "cuda" : "cpu"; }
+
+bool device_available(Device d) { return d == Device::Cpu; }
+
+Buffer::Buffer(size_t bytes, MemCategory category, MemoryAccount* account, Device device)
+    : bytes_(bytes), category_(category), account_(account), device_(device) {
+  if (!device_available(device)) {
+    bytes_ = 0;
+    throw_error("buffer: device '", device_name(device), "' is not available in this build (expected cpu)");
+  }
   if (bytes == 0) return;
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded);
@@ -37,7 +45,8 @@ Buffer::Buffer(Buffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),
       bytes_(std::exchange(other.bytes_, 0)),
       category_(other.category_),
-      account_(other.account_) {}
+      account_(other.account_),
+      device_(other.device_) {}
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
@@ -46,12 +55,13 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
     bytes_ = std::exchange(other.bytes_, 0);
     category_ = other.category_;
     account_ = other.account_;
+    device_ = other.device_;
   }
   return *this;
 }
 
 Buffer Buffer::clone() const {
-  Buffer copy(bytes_, category_, account_);
+  Buffer copy(bytes_, category_, account_, device_);
   if (bytes_) std::memcpy(copy.data_, data_, bytes_);
   return copy;
 }

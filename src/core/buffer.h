@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 
+#include "core/device.h"
 #include "core/memory.h"
 
 namespace tritter {
@@ -14,8 +15,9 @@ class Buffer {
   static constexpr size_t kAlignment = 64;  // one cache line; also the widest SIMD load (AVX-512)
 
   Buffer() = default;
-  // Zero-filled. `account` may be null (untracked); when given it must outlive the buffer.
-  Buffer(size_t bytes, MemCategory category, MemoryAccount* account);
+  // Zero-filled. `account` may be null (untracked); when given it must outlive the buffer. `device`: where the
+  // bytes live (Error when this build has no such backend); data() of a device buffer is a device pointer.
+  Buffer(size_t bytes, MemCategory category, MemoryAccount* account, Device device = Device::Cpu);
   ~Buffer();
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
@@ -29,6 +31,7 @@ class Buffer {
   size_t bytes() const { return bytes_; }
   bool empty() const { return bytes_ == 0; }
   MemCategory category() const { return category_; }
+  Device device() const { return device_; }
 
   template <typename T>
   std::span<T> as() { return {static_cast<T*>(data_), bytes_ / sizeof(T)}; }
@@ -41,6 +44,7 @@ class Buffer {
   size_t bytes_ = 0;
   MemCategory category_ = MemCategory::Other;
   MemoryAccount* account_ = nullptr;
+  Device device_ = Device::Cpu;
 };
 
 }  // namespace tritter

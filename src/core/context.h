@@ -1,11 +1,13 @@
 // Context: what every long-running function needs and nothing global holds — thread count, memory accounting,
-// the random generator, the log and the kernel path. Created by the CLI (or a test) and passed by reference.
+// the random generator, the log, the backend (device, stream) and the CPU kernel tier. Created by the CLI (or a
+// test) and passed by reference.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
 #include "core/cpu.h"
+#include "core/device.h"
 #include "core/memory.h"
 #include "core/rng.h"
 
@@ -21,7 +23,11 @@ KernelTier kernel_tier_from_name(const std::string& name);  // throws Error list
 
 struct Context {
   int threads = 1;
-  KernelTier kernels = KernelTier::Auto;
+  KernelTier kernels = KernelTier::Auto;  // the CPU backend's tier
+  // The backend the ops run on and, for a GPU backend, its stream (e.g. a cudaStream_t; null on the CPU). The
+  // buffers the ops read and write must live on `device` (Buffer::device()).
+  Device device = Device::Cpu;
+  void* stream = nullptr;
   LogLevel log_level = LogLevel::Info;
   MemoryAccount memory;
   Rng rng{0};

@@ -71,7 +71,8 @@ Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& o
       w_(weights),
       options_(resolve_engine_options(weights.config, options)),
       cache_(weights.config, options_.context, options_.kv_dtype, options_.max_batch,
-             &ctx.memory) {
+             &ctx.memory),
+      timed_(ctx.log_level >= LogLevel::Verbose) {
   const TritterConfig& c = w_.config;
   if (!c.quant) throw_error("engine: quant=false models are not supported (no packed form)");
   const int64_t d = c.head_dim, half = d / 2;
@@ -147,7 +148,7 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   const TritterConfig& c = w_.config;
   const int64_t D = c.hidden_size;
   {
-    OpTimer timer(&times_, Op::Elementwise);
+    OpTimer timer(timed_ ? &times_ : nullptr, Op::Elementwise);
     for (int64_t t = 0; t < T; ++t) {
       std::memcpy(x_ + t * D, w_.embed + static_cast<int64_t>(tokens[t]) * D, D * sizeof(float));
     }
@@ -155,7 +156,7 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   for (int l = 0; l < c.num_hidden_layers; ++l) layer_forward(w_.layers[l], l, T);
   pos_ += T;
   if (!logits) return;
-  OpTimer timer(&times_, Op::Head);
+  OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
   const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
   rmsnorm(ctx_, normed_, x_ + r0 * D, w_.final_norm, rows, D, static_cast<float>(c.rms_norm_eps));
   lm_head_forward(ctx_, logits, normed_, rows, w_.head, c.vocab_size, D, hq_, hs_);
@@ -173,7 +174,7 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   run.rope_cos = rope_.as<float>().data();
   run.rope_sin = run.rope_cos + options_.context * half;
   run.lora = lora_;
-  run.times = &times_;
+  run.times = timed_ ? &times_ : nullptr;
   block_forward(run, block_weights(L), acts_, x_, bs_);
 }
 

@@ -26,7 +26,8 @@ struct EngineOptions {
 // Throws Error on a context outside 1 .. max_position_embeddings or max_batch < 1.
 EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o);
 
-// Wall time of the phases of the forward calls so far, summed (for --verbose).
+// Wall time of the phases of the forward calls so far, summed; collected when the Context's log level is Verbose
+// or higher (zero otherwise).
 struct EngineTimings {
   double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;
 };
@@ -74,6 +75,7 @@ class Engine {
   EngineOptions options_;
   KvCache cache_;
   int64_t pos_ = 0;
+  bool timed_;      // per-op wall times (timings()) are collected at --verbose: the clock costs ~2 % of a decode step
   OpTimes times_;
   Buffer rope_;     // cos, sin (context, d/2) each
   Buffer scratch_;  // activations for max_batch tokens (views below)

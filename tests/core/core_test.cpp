@@ -13,6 +13,28 @@
 namespace tritter {
 namespace {
 
+// The backend seam: buffers know their device; this build has only the CPU, and asking for another is an error
+// that leaves the account untouched.
+TEST(Buffer, KnowsItsDevice) {
+  MemoryAccount account;
+  Buffer b(64, MemCategory::Scratch, &account);
+  EXPECT_EQ(b.device(), Device::Cpu);
+  EXPECT_EQ(b.clone().device(), Device::Cpu);
+  EXPECT_TRUE(device_available(Device::Cpu));
+  EXPECT_FALSE(device_available(Device::Cuda));
+  const int64_t before = account.total_in_use();
+  try {
+    Buffer g(64, MemCategory::Scratch, &account, Device::Cuda);
+    FAIL() << "a cuda buffer in a CPU-only build";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'cuda' is not available"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(account.total_in_use(), before);
+  Context ctx;
+  EXPECT_EQ(ctx.device, Device::Cpu);
+  EXPECT_EQ(ctx.stream, nullptr);
+}
+
 TEST(Buffer, AlignedZeroedAndAccounted) {
   MemoryAccount account;
   {
