@@ -207,6 +207,9 @@ TEST(Streaming, OneEngineRunsEitherWeightSource) {
   Recording rec(streamed);
   Engine e(ctx, rec, streamed.engine_options());
   EXPECT_EQ(ctx.memory.in_use(MemCategory::Activations), streamed.plan().engine_buffers);
+  // The plan less the head's input, which lives in the engine's scratch.
+  const StreamingPlan& p = streamed.plan();
+  EXPECT_EQ(ctx.memory.total_in_use(), p.total() - p.resident + 4 * f.c.hidden_size);
   EXPECT_EQ(&e.weights(), &streamed.weights());
   EXPECT_EQ(run(e, f.ids), f.resident);
   EXPECT_EQ(rec.held, 0);
