@@ -72,24 +72,26 @@ void run_bench(const BenchStreamOptions& o, const GlobalOptions& global) {
     so.memory_budget = budget;
     so.layer_group_size = o.group;
     so.prefetch = prefetch;
-    StreamingEngine e(*ctx, o.model, so);
+    StreamingEngine streaming(*ctx, o.model, so);
+    Engine& e = streaming.engine();
     Rng rng(1);
     for (auto& id : prompt) id = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(e.weights().config.vocab_size)));
-    const LoaderStats s0 = e.loader_stats();
+    const LoaderStats s0 = streaming.loader_stats();
     std::vector<float> logits(e.weights().config.vocab_size);
     auto t0 = Clock::now();
     e.forward(prompt, logits.data(), false);
     const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    const LoaderStats s1 = e.loader_stats();
+    const LoaderStats s1 = streaming.loader_stats();
     t0 = Clock::now();
     for (int64_t i = 0; i < o.tg; ++i) {
       const int32_t id = prompt[i % prompt.size()];
       e.forward(std::span<const int32_t>(&id, 1), logits.data(), false);
     }
     const double tg_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    const LoaderStats s2 = e.loader_stats();
+    const LoaderStats s2 = streaming.loader_stats();
     budgeted_peak = std::max(budgeted_peak, ctx->memory.total_peak());
-    std::printf("\nstreamed, prefetch %s, %d threads:\n%s", prefetch ? "on" : "off", ctx->threads, e.report().c_str());
+    std::printf("\nstreamed, prefetch %s, %d threads:\n%s", prefetch ? "on" : "off", ctx->threads,
+                streaming.report().c_str());
     std::printf("pp%lld: %.2f t/s (read %.2f s, waited %.2f s, overlap %.0f%%)\n", static_cast<long long>(o.pp),
                 o.pp / pp_s, s1.read_s - s0.read_s, s1.wait_s - s0.wait_s, 100 * overlap(s0, s1));
     std::printf("tg%lld: %.3f t/s, %.2f s/token (read %.2f s, waited %.2f s, overlap %.0f%%, %s read per token)\n",

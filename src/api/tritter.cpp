@@ -1,5 +1,5 @@
 // The public API (tritter.h) over the layers: Model wraps a PackedModel (or, streaming, the file's layout) and its
-// LoRA set; Session an Engine or StreamingEngine with its own Context; train_model / finetune_model the trainer's
+// LoRA set; Session an Engine over resident or streamed weights with its own Context; train_model / finetune_model the trainer's
 // entry points. The generation loop is generate()'s (infer/generate.cpp) with a per-token callback that may stop
 // it: same sampler, same order of forward passes, same stop-string hold-back, hence the same tokens.
 #include "tritter.h"
@@ -140,9 +140,10 @@ std::string Model::token_piece(int32_t id) const {
 
 struct Session::Impl {
   const Model::Impl* model = nullptr;
-  Context ctx;  // per session: a streaming engine's memory account is its budget's ledger
+  Context ctx;  // per session: a streamed source's memory account is its budget's ledger
   EngineOptions options;  // resolved
-  std::unique_ptr<Engine> engine;
+  std::unique_ptr<StreamedWeights> streamed;  // when streaming: the engine's weight source
+  std::unique_ptr<Engine> engine;             // declared last: destroyed before its source
 };
 
 Session::Session(const Model& model, const SessionOptions& options) : impl_(std::make_unique<Impl>()) {
@@ -160,7 +161,8 @@ Session::Session(const Model& model, const SessionOptions& options) : impl_(std:
     s.engine = std::make_unique<Engine>(s.ctx, m.packed->weights(), eo);
   } else {
     const StreamingOptions so{eo, m.budget, m.open.layer_group_size, m.open.prefetch};
-    s.engine = std::make_unique<StreamingEngine>(s.ctx, m.path, so);
+    s.streamed = std::make_unique<StreamedWeights>(s.ctx, m.path, so);
+    s.engine = std::make_unique<Engine>(s.ctx, *s.streamed, s.streamed->engine_options());
   }
   s.engine->set_lora(&m.lora);
 }
@@ -337,7 +339,7 @@ SessionStats Session::stats() const {
   st.attention_s = t.attention_s;
   st.head_s = t.head_s;
   st.other_s = t.other_s;
-  if (auto* streaming = dynamic_cast<const StreamingEngine*>(&e)) st.streaming_report = streaming->report();
+  if (s.streamed) st.streaming_report = s.streamed->report();
   return st;
 }
 

@@ -4,11 +4,11 @@
 #include <chrono>
 #include <cstring>
 #include <initializer_list>
+#include <memory>
 
 #include "core/error.h"
 #include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
-#include "kernels/head.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
@@ -67,13 +67,21 @@ size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolve
 }
 
 Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options)
+    : Engine(ctx, std::make_unique<ResidentWeights>(weights), options) {}
+
+Engine::Engine(Context& ctx, std::unique_ptr<WeightSource> owned, const EngineOptions& options)
+    : Engine(ctx, *owned, options) {
+  owned_ = std::move(owned);
+}
+
+Engine::Engine(Context& ctx, WeightSource& source, const EngineOptions& options)
     : ctx_(ctx),
-      w_(weights),
-      options_(resolve_engine_options(weights.config, options)),
-      cache_(weights.config, options_.context, options_.kv_dtype, options_.max_batch,
-             &ctx.memory),
+      source_(source),
+      c_(source.weights().config),
+      options_(resolve_engine_options(c_, options)),
+      cache_(c_, options_.context, options_.kv_dtype, options_.max_batch, &ctx.memory),
       timed_(ctx.log_level >= LogLevel::Verbose) {
-  const TritterConfig& c = w_.config;
+  const TritterConfig& c = c_;
   if (!c.quant) throw_error("engine: quant=false models are not supported (no packed form)");
   const int64_t d = c.head_dim, half = d / 2;
   MemoryAccount* account = &ctx.memory;
@@ -106,8 +114,7 @@ EngineTimings Engine::timings() const {
 void Engine::set_lora(const LoraSet* lora) {
   lora_ = lora && !lora->empty() ? lora : nullptr;
   if (lora_ && !lora_x_.bytes()) {
-    const TritterConfig& c = w_.config;
-    lora_x_ = Buffer(engine_lora_bytes(c, options_), MemCategory::Activations, &ctx_.memory);
+    lora_x_ = Buffer(engine_lora_bytes(c_, options_), MemCategory::Activations, &ctx_.memory);
   }
   bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
 }
@@ -118,7 +125,7 @@ void Engine::reset() {
 }
 
 void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
-  const TritterConfig& c = w_.config;
+  const TritterConfig& c = c_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   check_input(tokens);
   for (int64_t start = 0; start < n; start += options_.max_batch) {
@@ -130,7 +137,7 @@ void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_lo
 }
 
 void Engine::check_input(std::span<const int32_t> tokens) const {
-  const TritterConfig& c = w_.config;
+  const TritterConfig& c = c_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n < 1) throw_error("engine: no tokens to run (an empty prompt?)");
   if (pos_ + n > options_.context) {
@@ -144,26 +151,40 @@ void Engine::check_input(std::span<const int32_t> tokens) const {
   }
 }
 
+namespace {
+// Releases a held layer group also when the layer computation throws.
+struct HeldGroup {
+  WeightSource& source;
+  LayerGroup group;
+  ~HeldGroup() { source.release_layers(group); }
+};
+}  // namespace
+
 void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
-  const TritterConfig& c = w_.config;
+  const TritterConfig& c = c_;
   const int64_t D = c.hidden_size;
   {
     OpTimer timer(timed_ ? &times_ : nullptr, Op::Elementwise);
-    for (int64_t t = 0; t < T; ++t) {
-      std::memcpy(x_ + t * D, w_.embed + static_cast<int64_t>(tokens[t]) * D, D * sizeof(float));
-    }
+    source_.embed_rows(tokens, T, x_);
   }
-  for (int l = 0; l < c.num_hidden_layers; ++l) layer_forward(w_.layers[l], l, T);
+  for (int l = 0; l < c.num_hidden_layers;) {
+    const HeldGroup held{source_, source_.acquire_layers(l, logits != nullptr)};
+    const LayerGroup& g = held.group;
+    TRITTER_CHECK(g.first <= l && l < g.first + g.count, "weight source: layer ", l, " not in group ", g.first,
+                  " + ", g.count);
+    for (int i = l - g.first; i < g.count; ++i) layer_forward(g.layers[i], g.first + i, T);
+    l = g.first + g.count;
+  }
   pos_ += T;
   if (!logits) return;
   OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
   const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
-  rmsnorm(ctx_, normed_, x_ + r0 * D, w_.final_norm, rows, D, static_cast<float>(c.rms_norm_eps));
-  lm_head_forward(ctx_, logits, normed_, rows, w_.head, c.vocab_size, D, hq_, hs_);
+  rmsnorm(ctx_, normed_, x_ + r0 * D, source_.final_norm(), rows, D, static_cast<float>(c.rms_norm_eps));
+  source_.head_forward(ctx_, logits, normed_, rows, hq_, hs_);
 }
 
 void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
-  const TritterConfig& c = w_.config;
+  const TritterConfig& c = c_;
   const int64_t half = c.head_dim / 2;
   BlockRun run{ctx_, c};
   run.layer = layer;

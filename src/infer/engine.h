@@ -1,15 +1,18 @@
 // The inference forward pass: embeddings, the L layers of model/block (the same layer training runs, here with
 // fused RMSNorm+int8 quantization and attention over the KV cache), the final norm and the head. One path for
 // prompt processing (a chunk of up to max_batch tokens as GEMMs) and decoding (one token, GEMVs); the two give
-// the same logits on an f32 cache (tests/infer/engine_test.cpp).
+// the same logits on an f32 cache (tests/infer/engine_test.cpp). The weights come from a WeightSource
+// (infer/weight_source.h): resident in memory, or streamed from the file under a budget — the same forward pass.
 // Non-goals: batch > 1 sequences, quant=false models, speculative decoding.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "core/buffer.h"
 #include "core/context.h"
 #include "infer/kv_cache.h"
+#include "infer/weight_source.h"
 #include "model/block.h"
 #include "model/packed_model.h"
 
@@ -34,20 +37,24 @@ struct EngineTimings {
 
 class Engine {
  public:
-  // `ctx` and `weights` must outlive the engine.
+  // `ctx` and `source` must outlive the engine.
+  Engine(Context& ctx, WeightSource& source, const EngineOptions& options);
+  // Resident weights (a ResidentWeights the engine owns); `weights` must outlive the engine.
   Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options);
-  virtual ~Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // Runs tokens (n) at positions position() .. position()+n−1, appending them to the cache.
   // all_logits: logits (n, V) for every token; otherwise logits (V) of the last token only. n ≥ 1.
   // Throws Error on an id outside [0, V) or when the context would overflow.
-  virtual void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
 
   int64_t position() const { return pos_; }
   int64_t context() const { return options_.context; }
   void reset();  // a new sequence
   const KvCache& cache() const { return cache_; }
-  const ModelWeights& weights() const { return w_; }
+  const ModelWeights& weights() const { return source_.weights(); }  // streamed: config and sizes only
+  WeightSource& source() const { return source_; }
   EngineTimings timings() const;
   const OpTimes& op_times() const { return times_; }
   const float* hidden_states() const { return x_; }  // (T, D) of forward()'s last chunk, before the final norm
@@ -57,21 +64,16 @@ class Engine {
   // (max_batch × max(D, H·d, F)). `lora` must outlive the engine (or be detached).
   void set_lora(const LoraSet* lora);
 
- protected:
-  // The steps of forward(), for layer streaming (infer/streaming_engine.h), which runs them with weights it loads
-  // itself: check_input, then per chunk of T ≤ max_batch() tokens: hidden() ← embeddings, layer_forward of every
-  // layer in order, advance(T).
-  void check_input(std::span<const int32_t> tokens) const;  // the errors forward() throws on bad input
-  int64_t max_batch() const { return options_.max_batch; }
-  float* hidden() { return x_; }  // x (max_batch, D)
-  void layer_forward(const LayerWeights& L, int layer, int64_t T);
-  void advance(int64_t T) { pos_ += T; }
-
  private:
+  Engine(Context& ctx, std::unique_ptr<WeightSource> owned, const EngineOptions& options);
   void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+  void check_input(std::span<const int32_t> tokens) const;  // the errors forward() throws on bad input
+  void layer_forward(const LayerWeights& L, int layer, int64_t T);
 
   Context& ctx_;
-  const ModelWeights& w_;
+  std::unique_ptr<WeightSource> owned_;  // the convenience constructor's ResidentWeights
+  WeightSource& source_;
+  const TritterConfig& c_;
   EngineOptions options_;
   KvCache cache_;
   int64_t pos_ = 0;

@@ -16,8 +16,8 @@ namespace tritter {
 
 class MemoryManager {
  public:
-  // budget_bytes ≥ 1. Everything that reports to `account` counts as in use (the streaming engine gives it the
-  // Context's account, which nothing else of the run uses). `account` must outlive the manager.
+  // budget_bytes ≥ 1. Everything that reports to `account` counts as in use (the streamed weight source gives it
+  // the Context's account, which nothing else of the run uses). `account` must outlive the manager.
   MemoryManager(int64_t budget_bytes, MemoryAccount& account);
 
   int64_t budget() const { return budget_; }

@@ -8,7 +8,6 @@
 #include "infer/engine_sizes.h"
 #include "infer/kv_cache.h"
 #include "kernels/head.h"
-#include "kernels/ops.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -102,7 +101,7 @@ StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const Engi
   return p;
 }
 
-detail::StreamingSetup::StreamingSetup(Context& ctx, const std::filesystem::path& path, const StreamingOptions& o)
+StreamedWeights::StreamedWeights(Context& ctx, const std::filesystem::path& path, const StreamingOptions& o)
     : layout_(path), memory_(o.memory_budget, ctx.memory) {
   const TritterConfig& c = layout_.config();
   engine_options_ = resolve_engine_options(c, o.engine);
@@ -112,68 +111,60 @@ detail::StreamingSetup::StreamingSetup(Context& ctx, const std::filesystem::path
   plan_ = plan_streaming(c, layout_.head_format(), engine_options_, memory_.budget(), o.layer_group_size, o.prefetch);
   if (!plan_.fits) throw Error(plan_.problem);
   const EngineOptions& e = engine_options_;
+  // The Engine allocates the cache and its buffers after this source: both are checked now, before anything.
   memory_.require(plan_.kv_cache + plan_.engine_buffers,
                   std::string("the KV cache (") + kv_dtype_name(e.kv_dtype) + ") and the engine's activations");
-}
-
-StreamingEngine::StreamingEngine(Context& ctx, const std::filesystem::path& path, const StreamingOptions& options)
-    : detail::StreamingSetup(ctx, path, options), Engine(ctx, shell_, engine_options_), ctx_(ctx) {
-  const TritterConfig& c = layout_.config();
-  const int64_t D = c.hidden_size, B = max_batch();
+  memory_.require(plan_.total(), "the streaming plan (KV cache, activations, final norm, layer buffers)");
+  const int64_t D = c.hidden_size;
   final_norm_ = memory_.allocate(D * sizeof(float), MemCategory::Weights, "the final norm");
-  normed_ = memory_.allocate(B * D * sizeof(float), MemCategory::Scratch, "the head's input");
-  hq_ = memory_.allocate(B * D, MemCategory::Scratch, "the head's int8 input");
-  hs_ = memory_.allocate(B * sizeof(float), MemCategory::Scratch, "the head's input scales");
   const int g = plan_.layer_group_size;
   TRITTER_CHECK(static_cast<int64_t>(layout_.group_bytes(0, g)) == streamed_group_bytes(c, 0, g), "layout of ",
                 g, " layers: ", layout_.group_bytes(0, g), " bytes, planned ", streamed_group_bytes(c, 0, g));
-  loader_ = std::make_unique<LayerLoader>(layout_, layout_.pieces(g, plan_.head_rows), options.prefetch, memory_);
+  loader_ = std::make_unique<LayerLoader>(layout_, layout_.pieces(g, plan_.head_rows), o.prefetch, memory_);
   TRITTER_CHECK(static_cast<int64_t>(loader_->slot_bytes()) == plan_.slot_bytes, loader_->slot_bytes(), " vs ",
                 plan_.slot_bytes);
   loader_->read_range(layout_.final_norm_offset(), D * sizeof(float), final_norm_.data());
 }
 
-void StreamingEngine::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {
-  check_input(tokens);
-  const TritterConfig& c = shell_.config;
-  const int64_t n = static_cast<int64_t>(tokens.size()), B = max_batch(), D = c.hidden_size, V = c.vocab_size;
-  const int G = plan_.groups, P = loader_->piece_count();
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  for (int64_t start = 0; start < n; start += B) {
-    const int64_t T = std::min(B, n - start);
-    const bool last = start + T == n;
-    float* out = all_logits ? logits + start * V : (last ? logits : nullptr);
-    auto t0 = Clock::now();
-    for (int64_t t = 0; t < T; ++t) loader_->read_embedding_row(tokens[start + t], hidden() + t * D);
-    embed_s_ += seconds_since(t0);
-    for (int g = 0; g < G; ++g) {
-      const int next = g + 1 < G ? g + 1 : (out ? G : 0);  // after the last group: the head, or the next chunk
-      const LoadedPiece& piece = loader_->acquire(g, next);
-      Held held{*loader_, g};
-      for (size_t i = 0; i < piece.layers.size(); ++i) {
-        layer_forward(piece.layers[i], piece.layout->layer0 + static_cast<int>(i), T);
-      }
-    }
-    advance(T);
-    if (!out) continue;
-    t0 = Clock::now();
-    const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
-    float* h = normed_.as<float>().data();
-    rmsnorm(ctx_, h, hidden() + r0 * D, final_norm_.as<float>().data(), rows, D, eps);
-    for (int p = G; p < P; ++p) {
-      const LoadedPiece& piece = loader_->acquire(p, p + 1 < P ? p + 1 : 0);  // then group 0 of the next step
-      Held held{*loader_, p};
-      const int64_t v0 = piece.layout->row0, Vc = piece.layout->row1 - v0;
-      for (int64_t r = 0; r < rows; ++r) {  // one row at a time: the output is strided by V
-        lm_head_forward(ctx_, out + r * V + v0, h + r * D, 1, piece.head, Vc, D,
-                        static_cast<int8_t*>(hq_.data()), hs_.as<float>().data());
-      }
-    }
-    head_s_ += seconds_since(t0);
-  }
+void StreamedWeights::embed_rows(const int32_t* tokens, int64_t T, float* out) {
+  const auto t0 = Clock::now();
+  const int64_t D = shell_.config.hidden_size;
+  for (int64_t t = 0; t < T; ++t) loader_->read_embedding_row(tokens[t], out + t * D);
+  embed_s_ += seconds_since(t0);
 }
 
-std::string StreamingEngine::report() const {
+LayerGroup StreamedWeights::acquire_layers(int l, bool head_next) {
+  const int G = plan_.groups, g = l / plan_.layer_group_size;
+  const int next = g + 1 < G ? g + 1 : (head_next ? G : 0);  // after the last group: the head, or the next chunk
+  const LoadedPiece& piece = loader_->acquire(g, next);
+  return {piece.layers.data(), piece.layout->layer0, static_cast<int>(piece.layers.size())};
+}
+
+void StreamedWeights::release_layers(const LayerGroup& group) {
+  loader_->release(group.first / plan_.layer_group_size);
+}
+
+void StreamedWeights::head_forward(const Context& ctx, float* logits, const float* h, int64_t rows, int8_t* hq,
+                                   float* hs) {
+  const auto t0 = Clock::now();
+  const TritterConfig& c = shell_.config;
+  const int64_t D = c.hidden_size, V = c.vocab_size;
+  const int G = plan_.groups, P = loader_->piece_count();
+  for (int p = G; p < P; ++p) {
+    const LoadedPiece& piece = loader_->acquire(p, p + 1 < P ? p + 1 : 0);  // then group 0 of the next step
+    Held held{*loader_, p};
+    const int64_t v0 = piece.layout->row0, Vc = piece.layout->row1 - v0;
+    for (int64_t r = 0; r < rows; ++r) {  // one row at a time: the output is strided by V
+      lm_head_forward(ctx, logits + r * V + v0, h + r * D, 1, piece.head, Vc, D, hq, hs);
+    }
+  }
+  head_s_ += seconds_since(t0);
+}
+
+StreamingEngine::StreamingEngine(Context& ctx, const std::filesystem::path& path, const StreamingOptions& options)
+    : weights_(ctx, path, options), engine_(ctx, weights_, weights_.engine_options()) {}
+
+std::string StreamedWeights::report() const {
   const LoaderStats s = loader_->stats();
   std::ostringstream o;
   o << "streaming: groups of " << plan_.layer_group_size << " layers (" << plan_.groups << " groups), head in "

@@ -1,6 +1,7 @@
 // Layer streaming (issue 7): the streamed engine's logits equal the resident engine's bit for bit — "test" and
 // "tiny" presets, group sizes 1, 2 and L, with and without prefetch, f32 and int8 heads, prefill (chunked) and
-// decode — the group size chosen from the budget, and budgets too small failing at start with the numbers.
+// decode — the group size chosen from the budget, budgets too small failing at start with the numbers, and one
+// Engine running either weight source.
 #include "infer/streaming_engine.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include "core/rng.h"
 #include "infer/engine_sizes.h"
 #include "infer/kv_cache.h"
+#include "infer/weight_source.h"
 #include "model/init.h"
 #include "model/packed_model.h"
 #include "util/test_util.h"
@@ -100,7 +102,7 @@ void expect_same_as_resident(const Fixture& f) {
       Context ctx;
       StreamingEngine e(ctx, f.path, streaming(group, prefetch));
       EXPECT_EQ(e.plan().layer_group_size, group);
-      EXPECT_EQ(run(e, f.ids), f.resident) << f.c.model_size << ": group " << group << ", prefetch " << prefetch;
+      EXPECT_EQ(run(e.engine(), f.ids), f.resident) << f.c.model_size << ": group " << group << ", prefetch " << prefetch;
       const LoaderStats s = e.loader_stats();
       EXPECT_GT(s.loads, 0);
       EXPECT_LE(ctx.memory.total_peak(), e.memory().budget());
@@ -143,8 +145,88 @@ TEST(Streaming, GroupSizeChosenFromTheBudget) {
   StreamingEngine e(ctx, f.path, streaming(0, true, budget));
   EXPECT_EQ(e.plan().layer_group_size, 1);
   EXPECT_EQ(e.plan().head_rows, p.head_rows);
-  EXPECT_EQ(run(e, f.ids), f.resident);
+  EXPECT_EQ(run(e.engine(), f.ids), f.resident);
   EXPECT_LE(ctx.memory.total_peak(), budget);
+}
+
+// A source that forwards to another and records what the engine asked for.
+struct Recording final : WeightSource {
+  explicit Recording(WeightSource& inner) : inner(inner) {}
+  const ModelWeights& weights() const override { return inner.weights(); }
+  void embed_rows(const int32_t* tokens, int64_t T, float* out) override {
+    embedded += T;
+    inner.embed_rows(tokens, T, out);
+  }
+  LayerGroup acquire_layers(int l, bool head_next) override {
+    EXPECT_EQ(held, 0) << "layer " << l << " acquired while a group is held";
+    ++held;
+    const LayerGroup g = inner.acquire_layers(l, head_next);
+    acquired.push_back(l);
+    heads_next.push_back(head_next);
+    return g;
+  }
+  void release_layers(const LayerGroup& g) override {
+    --held;
+    inner.release_layers(g);
+  }
+  const float* final_norm() const override { return inner.final_norm(); }
+  void head_forward(const Context& ctx, float* logits, const float* h, int64_t rows, int8_t* hq,
+                    float* hs) override {
+    head_rows.push_back(rows);
+    inner.head_forward(ctx, logits, h, rows, hq, hs);
+  }
+  WeightSource& inner;
+  int held = 0;
+  int64_t embedded = 0;
+  std::vector<int> acquired;
+  std::vector<bool> heads_next;
+  std::vector<int64_t> head_rows;
+};
+
+// One Engine runs any source: resident (one group of all layers) and streamed (groups of 1) give the resident
+// logits, each group is released before the next is acquired, the head runs only where logits are asked for.
+TEST(Streaming, OneEngineRunsEitherWeightSource) {
+  const auto fp = make_fixture("test", HeadFormat::F32);
+  const Fixture& f = *fp;
+  const int L = f.c.num_hidden_layers;
+  ASSERT_EQ(L, 2);
+  const PackedModel m = PackedModel::open(f.path);
+  {
+    Context ctx;
+    ResidentWeights resident(m.weights());
+    Recording rec(resident);
+    Engine e(ctx, rec, engine_options());
+    EXPECT_EQ(run(e, f.ids), f.resident);
+    EXPECT_EQ(rec.held, 0);
+    EXPECT_EQ(rec.acquired, std::vector<int>(6, 0));  // 3 prefill chunks + 3 decode steps, one group each
+    EXPECT_EQ(rec.head_rows, (std::vector<int64_t>{4, 4, 1, 1, 1, 1}));
+    EXPECT_EQ(rec.embedded, 12);
+  }
+  Context ctx;
+  StreamedWeights streamed(ctx, f.path, streaming(1, true));
+  Recording rec(streamed);
+  Engine e(ctx, rec, streamed.engine_options());
+  EXPECT_EQ(ctx.memory.in_use(MemCategory::Activations), streamed.plan().engine_buffers);
+  // The plan less the head's input, which lives in the engine's scratch.
+  const StreamingPlan& p = streamed.plan();
+  EXPECT_EQ(ctx.memory.total_in_use(), p.total() - p.resident + 4 * f.c.hidden_size);
+  EXPECT_EQ(&e.weights(), &streamed.weights());
+  EXPECT_EQ(run(e, f.ids), f.resident);
+  EXPECT_EQ(rec.held, 0);
+  EXPECT_EQ(rec.acquired.size(), 12u);
+  for (size_t i = 0; i < rec.acquired.size(); ++i) EXPECT_EQ(rec.acquired[i], static_cast<int>(i % 2)) << i;
+  // Last-token logits of a 9-token prompt: only the last chunk needs the head (and its first chunk prefetched).
+  e.reset();
+  rec.acquired.clear();
+  rec.heads_next.clear();
+  rec.head_rows.clear();
+  std::vector<float> z(f.c.vocab_size);
+  e.forward(f.ids, z.data(), false);
+  EXPECT_EQ(rec.heads_next, (std::vector<bool>{false, false, false, false, true, true}));
+  EXPECT_EQ(rec.head_rows, std::vector<int64_t>{1});
+  const size_t V = static_cast<size_t>(f.c.vocab_size);
+  EXPECT_EQ(z, std::vector<float>(f.resident.begin() + 8 * V, f.resident.begin() + 9 * V));
+  EXPECT_GT(streamed.loader_stats().loads, 0);
 }
 
 std::string error_of(const std::function<void()>& fn) {
