@@ -7,7 +7,9 @@
 //   float sums of K terms: c·K·eps·max|a|·max|b| (the worst-case forward error of a K-term sum, γ_K ≈ K·eps, times
 //   a bound on each term), with the term bound written out per op; element-wise float formulas: a few eps of the
 //   largest output.
-// On failure a case reports the op, backend, shape and the worst element (index, actual, expected, tolerance).
+// On the ref backend every comparison is bit for bit: each op must dispatch to its reference there (what
+// `--kernels ref` relies on). On failure a case reports the op, backend, shape and the worst element (index,
+// actual, expected, tolerance).
 //
 // Backends: kBackends lists every tier; the ones this CPU lacks (ternary_kernel_tier throws) are skipped. A future
 // CUDA backend adds one entry to kBackends (its KernelTier and a supported() probe) and every op here runs on it.
@@ -67,8 +69,10 @@ bool supported(const Backend& b) {
 
 // ---------------------------------------------------------------- comparison
 // Collects every failed comparison of one case with its worst element.
+// strict (the ref backend, which must run the very references): every comparison is bit for bit.
 class Check {
  public:
+  explicit Check(bool strict = false) : strict_(strict) {}
   template <typename T>
   void exact(const char* what, const std::vector<T>& actual, const std::vector<T>& expected) {
     for (size_t i = 0; i < expected.size(); ++i) {
@@ -82,6 +86,7 @@ class Check {
   }
   // |actual − expected| ≤ tol everywhere (NaN fails: an output left poisoned).
   void close(const char* what, const float* actual, const float* expected, size_t n, double tol) {
+    if (strict_) return exact(what, std::vector<float>(actual, actual + n), std::vector<float>(expected, expected + n));
     size_t worst = 0;
     double err = -1;
     for (size_t i = 0; i < n; ++i) {
@@ -95,10 +100,12 @@ class Check {
     close(what, a.data(), e.data(), e.size(), tol);
   }
   void close_scalar(const char* what, double actual, double expected, double tol) {
+    if (strict_) tol = 0;
     if (!(std::fabs(actual - expected) <= tol)) fail(what, 0, actual, expected, tol, "outside the tolerance");
   }
   // |actual − expected| ≤ 1 (int8 levels where the float row before the quantizer may differ at a rounding tie).
   void within_one(const char* what, const std::vector<int8_t>& a, const std::vector<int8_t>& e) {
+    if (strict_) return exact(what, a, e);
     for (size_t i = 0; i < e.size(); ++i) {
       if (std::abs(a[i] - e[i]) > 1) return fail(what, i, a[i], e[i], 1, "levels differ by more than one");
     }
@@ -113,6 +120,7 @@ class Check {
       << " (tolerance " << tol << ")\n";
     msg_ += o.str();
   }
+  bool strict_;
   std::string msg_;
 };
 
@@ -637,7 +645,7 @@ TEST_P(BackendOps, MatchesTheReferenceOnEveryBackend) {
       ctx.threads = threads;
       for (const Dims& s : op.shapes) {
         Rng rng(1000003u * (GetParam() + 1) + 31 * static_cast<uint64_t>(s.a + 7 * s.b + 49 * s.c + 343 * s.d));
-        Check chk;
+        Check chk(be.tier == KernelTier::Reference);  // `--kernels ref` must run exactly the reference
         op.run(ctx, s, rng, chk);
         EXPECT_TRUE(chk.failures().empty()) << op.name << " on " << be.name << " (threads " << threads
                                             << ") shape (" << s.a << ", " << s.b << ", " << s.c << ", " << s.d
