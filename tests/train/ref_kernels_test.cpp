@@ -85,9 +85,10 @@ std::vector<float> engine_logits(KernelTier tier, const TritterConfig& c, const 
 }
 
 TEST(RefKernels, EngineOnTheReferencesMatchesTheFastKernels) {
-  {
+  for (bool window : {false, true}) {
     ConfigOverrides ov;
     ov.model_size = "test";
+    if (window) ov.sliding_window = 5;  // a ring cache: the references read it through KvRows too
     const TritterConfig c = resolve_config(ov);  // the engine runs ternary models only (quant = true)
     std::vector<float> p(parameter_count(c));
     init_parameters(p, c, 11);
@@ -106,7 +107,7 @@ TEST(RefKernels, EngineOnTheReferencesMatchesTheFastKernels) {
       }
       // Float sums alone give ~1e-6·max|z| (measured 1.6e-7 on AVX2); a level flip moves one activation by 1/127 of its row's absmax:
       // 2e-2·max|z| (the engine test's tier T2).
-      EXPECT_LE(worst, 2e-2 * zmax) << "kv=" << kv_dtype_name(kv) << " worst logit " << at
+      EXPECT_LE(worst, 2e-2 * zmax) << "window=" << window << " kv=" << kv_dtype_name(kv) << " worst logit " << at
                                    << ": ref " << ref[at] << ", fast " << fast[at];
     }
   }
