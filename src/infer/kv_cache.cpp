@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/kv_quant.h"
 
 namespace tritter {
 
@@ -19,6 +20,7 @@ struct Layout {
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 bool quantized(KvDtype t) { return t == KvDtype::I8 || t == KvDtype::I4; }
+int kv_bits(KvDtype t) { return t == KvDtype::I8 ? 8 : 4; }  // the quantized dtypes' bits per level
 
 Layout kv_layout(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t max_batch) {
   if (max_batch < 1) throw_error("kv cache: max batch ", max_batch, ", expected at least 1");
@@ -53,39 +55,6 @@ Layout kv_layout(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t
   }
   L.per_head = off;
   return L;
-}
-
-// Asymmetric b-bit quantization of n values with stride `stride` (levels 0 .. 2^b − 1): returns {min, scale}.
-// x̂ = min + q·scale; |x − x̂| ≤ scale/2 up to float rounding (tests/infer/kv_cache_test.cpp).
-inline void minmax_params(const float* x, int64_t n, int64_t stride, int levels, float* mn_out, float* scale_out) {
-  float mn = x[0], mx = x[0];
-  for (int64_t i = 1; i < n; ++i) {
-    mn = std::min(mn, x[i * stride]);
-    mx = std::max(mx, x[i * stride]);
-  }
-  float scale = (mx - mn) / static_cast<float>(levels);
-  if (!(scale > 0.0f) || !std::isfinite(scale)) scale = 1.0f;
-  *mn_out = mn;
-  *scale_out = scale;
-}
-
-inline int quant_level(float x, float mn, float scale, int levels) {
-  const float r = std::nearbyint((x - mn) / scale);
-  return static_cast<int>(std::min(std::max(r, 0.0f), static_cast<float>(levels)));
-}
-
-inline void put_level(uint8_t* row, int64_t i, int q, KvDtype t) {
-  if (t == KvDtype::I8) {
-    row[i] = static_cast<uint8_t>(q);
-  } else {  // int4: channel 2j in the low nibble, 2j+1 in the high nibble
-    uint8_t& b = row[i / 2];
-    b = (i & 1) ? static_cast<uint8_t>((b & 0x0f) | (q << 4)) : static_cast<uint8_t>((b & 0xf0) | q);
-  }
-}
-
-inline int get_level(const uint8_t* row, int64_t i, KvDtype t) {
-  if (t == KvDtype::I8) return row[i];
-  return (i & 1) ? row[i / 2] >> 4 : row[i / 2] & 0x0f;
 }
 
 }  // namespace
@@ -155,19 +124,10 @@ float* KvCache::kresidual(size_t lh) const {
 
 void KvCache::flush_key_group(int layer, int head, int64_t group_start) {
   const size_t lh = head_index(layer, head);
-  const int levels = dtype_ == KvDtype::I8 ? 255 : 15;
-  const float* res = kresidual(lh);  // (G, d)
   const int64_t slot0 = group_start % capacity_;
   float* params = kparams(lh) + (slot0 / kKvKeyGroup) * 2 * d_;  // (2, d): min, scale
-  for (int64_t ch = 0; ch < d_; ++ch) {
-    minmax_params(res + ch, kKvKeyGroup, d_, levels, &params[ch], &params[d_ + ch]);
-  }
-  for (int64_t t = 0; t < kKvKeyGroup; ++t) {
-    uint8_t* row = kdata(lh) + (slot0 + t) * elem_bytes_k_;
-    for (int64_t ch = 0; ch < d_; ++ch) {
-      put_level(row, ch, quant_level(res[t * d_ + ch], params[ch], params[d_ + ch], levels), dtype_);
-    }
-  }
+  kv_quantize_key_group(kdata(lh) + slot0 * elem_bytes_k_, elem_bytes_k_, params, kresidual(lh), kKvKeyGroup, d_,
+                        kv_bits(dtype_));
 }
 
 void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const float* v) {
@@ -179,7 +139,6 @@ void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const fl
   if (pos0 + T > context_) {
     throw_error("kv cache: positions up to ", pos0 + T, " exceed the context of ", context_, " tokens");
   }
-  const int levels = dtype_ == KvDtype::I8 ? 255 : 15;
   for (int64_t t = 0; t < T; ++t) {
     const int64_t pos = pos0 + t, slot = pos % capacity_;
     for (int64_t h = 0; h < kv_heads_; ++h) {
@@ -191,27 +150,16 @@ void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const fl
           std::memcpy(kdata(lh) + slot * elem_bytes_k_, kx, d_ * sizeof(float));
           std::memcpy(vdata(lh) + slot * elem_bytes_v_, vx, d_ * sizeof(float));
           break;
-        case KvDtype::F16: {
-          auto* kr = reinterpret_cast<_Float16*>(kdata(lh) + slot * elem_bytes_k_);
-          auto* vr = reinterpret_cast<_Float16*>(vdata(lh) + slot * elem_bytes_v_);
-          for (int64_t i = 0; i < d_; ++i) {
-            kr[i] = static_cast<_Float16>(kx[i]);
-            vr[i] = static_cast<_Float16>(vx[i]);
-          }
+        case KvDtype::F16:
+          kv_f16_encode(reinterpret_cast<uint16_t*>(kdata(lh) + slot * elem_bytes_k_), kx, d_);
+          kv_f16_encode(reinterpret_cast<uint16_t*>(vdata(lh) + slot * elem_bytes_v_), vx, d_);
           break;
-        }
         case KvDtype::I8:
         case KvDtype::I4: {
           std::memcpy(kresidual(lh) + (pos % kKvKeyGroup) * d_, kx, d_ * sizeof(float));
           if (pos % kKvKeyGroup == kKvKeyGroup - 1) flush_key_group(layer, static_cast<int>(h), pos - (kKvKeyGroup - 1));
-          uint8_t* row = vdata(lh) + slot * elem_bytes_v_;
-          float* params = vparams(lh) + slot * (d_ / gv_) * 2;  // (d/gv, 2)
-          for (int64_t g = 0; g < d_ / gv_; ++g) {
-            minmax_params(vx + g * gv_, gv_, 1, levels, &params[2 * g], &params[2 * g + 1]);
-            for (int64_t i = 0; i < gv_; ++i) {
-              put_level(row, g * gv_ + i, quant_level(vx[g * gv_ + i], params[2 * g], params[2 * g + 1], levels), dtype_);
-            }
-          }
+          kv_quantize_value_row(vdata(lh) + slot * elem_bytes_v_, vparams(lh) + slot * (d_ / gv_) * 2, vx, d_, gv_,
+                                kv_bits(dtype_));
           break;
         }
       }
@@ -248,30 +196,20 @@ void KvCache::read(int layer, int head, int64_t p0, int64_t n, float* kb, float*
         std::memcpy(ko, kdata(lh) + slot * elem_bytes_k_, d_ * sizeof(float));
         std::memcpy(vo, vdata(lh) + slot * elem_bytes_v_, d_ * sizeof(float));
         break;
-      case KvDtype::F16: {
-        const auto* kr = reinterpret_cast<const _Float16*>(kdata(lh) + slot * elem_bytes_k_);
-        const auto* vr = reinterpret_cast<const _Float16*>(vdata(lh) + slot * elem_bytes_v_);
-        for (int64_t i = 0; i < d_; ++i) {
-          ko[i] = static_cast<float>(kr[i]);
-          vo[i] = static_cast<float>(vr[i]);
-        }
+      case KvDtype::F16:
+        kv_f16_decode(ko, reinterpret_cast<const uint16_t*>(kdata(lh) + slot * elem_bytes_k_), d_);
+        kv_f16_decode(vo, reinterpret_cast<const uint16_t*>(vdata(lh) + slot * elem_bytes_v_), d_);
         break;
-      }
       case KvDtype::I8:
       case KvDtype::I4: {
         if (pos >= flushed) {
           std::memcpy(ko, kresidual(lh) + (pos % kKvKeyGroup) * d_, d_ * sizeof(float));
         } else {
-          const uint8_t* row = kdata(lh) + slot * elem_bytes_k_;
-          const float* params = kparams(lh) + (slot / kKvKeyGroup) * 2 * d_;
-          for (int64_t i = 0; i < d_; ++i) ko[i] = params[i] + static_cast<float>(get_level(row, i, dtype_)) * params[d_ + i];
+          kv_dequantize_key_row(ko, kdata(lh) + slot * elem_bytes_k_, kparams(lh) + (slot / kKvKeyGroup) * 2 * d_, d_,
+                                kv_bits(dtype_));
         }
-        const uint8_t* row = vdata(lh) + slot * elem_bytes_v_;
-        const float* params = vparams(lh) + slot * (d_ / gv_) * 2;
-        for (int64_t i = 0; i < d_; ++i) {
-          const int64_t g = i / gv_;
-          vo[i] = params[2 * g] + static_cast<float>(get_level(row, i, dtype_)) * params[2 * g + 1];
-        }
+        kv_dequantize_value_row(vo, vdata(lh) + slot * elem_bytes_v_, vparams(lh) + slot * (d_ / gv_) * 2, d_, gv_,
+                                kv_bits(dtype_));
         break;
       }
     }

@@ -7,7 +7,8 @@
 //     query's result does not depend on how queries are batched (prefill and token-by-token decode agree bit for
 //     bit on an f32 cache) nor on the thread count. Decode reads each key/value once per step for all G heads.
 // Masks: causal and causal with a sliding window run everywhere; bidirectional and prefix masks are defined here
-// (visible ranges) and run in the prefill op and the references.
+// (visible ranges) and run in the prefill op and the references. ctx.kernels == Reference runs kernels/ref (every
+// score materialized, the mask asked pair by pair, sums in double).
 #pragma once
 #include <cstdint>
 #include <optional>

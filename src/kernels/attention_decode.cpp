@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+#include "kernels/ref/ref.h"
 #include "kernels/ternary_matmul.h"  // ternary_kernel_tier: the same SIMD choice as the matmuls
 
 namespace tritter {
@@ -151,6 +152,7 @@ using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, 
 
 void attention_cached(const Context& ctx, float* o, const float* q, const KvRows& kv_rows, int64_t pos0, int64_t T,
                       const CachedAttnShape& shape) {
+  if (ctx.kernels == KernelTier::Reference) return ref::attention_cached(o, q, kv_rows, pos0, T, shape);
   const int64_t H = shape.H, K = shape.K, G = H / K, d = shape.d, n = pos0 + T;
   const AttnMask& mask = shape.mask;
   const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));

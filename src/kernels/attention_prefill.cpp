@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/ref/ref.h"
 
 namespace tritter {
 
@@ -41,6 +42,7 @@ int64_t attention_scratch_floats(const AttnShape& s, int threads) {
 
 void attention_forward(const Context& ctx, float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttnShape& s, float* scratch) {
+  if (ctx.kernels == KernelTier::Reference) return ref::attention_forward(out, lse, q, k, v, s);
   TRITTER_CHECK(s.H % s.K == 0, "H=", s.H, " K=", s.K);
   const int64_t G = s.H / s.K;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
@@ -83,6 +85,7 @@ void attention_forward(const Context& ctx, float* out, float* lse, const float* 
 void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* out, const float* lse, const AttnShape& s,
                         float* scratch) {
+  if (ctx.kernels == KernelTier::Reference) return ref::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s);
   const int64_t G = s.H / s.K;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
   const int threads = std::max(1, ctx.threads);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/quantize.h"
+#include "kernels/ref/ref.h"
 #include "kernels/ternary_matmul.h"
 
 namespace tritter {
@@ -70,6 +71,7 @@ TRITTER_HEAD_VARIANT(vnni, __attribute__((target("avx512f,avx512bw,avx512vl,avx5
 
 void lm_head_forward(const Context& ctx, float* logits, const float* h, int64_t N, const HeadWeights& w, int64_t V,
                      int64_t D, int8_t* hq, float* hs) {
+  if (ctx.kernels == KernelTier::Reference) return ref::lm_head_forward(logits, h, N, w, V, D, hq, hs);
   const KernelTier tier = ternary_kernel_tier(ctx);  // the resolved SIMD level (throws for an unsupported force)
   const int64_t blocks = (V + kRowBlock - 1) / kRowBlock;
   std::vector<int32_t> hsum(N, 0);

@@ -3,6 +3,7 @@
 // BitLinear) × int8 rows, exact int32 sums, one multiply per logit. Plain loops the compiler vectorizes, compiled per ISA (avx512-vnni: vpdpbusd, avx2, generic) and chosen by
 // ctx.kernels like the ternary kernels; a fixed summation order per logit,
 // so results do not depend on the thread count (an FMA-capable clone may differ from another in the last bits).
+// ctx.kernels == Reference runs kernels/ref (f32 sums in double; int8 bit-identical).
 #pragma once
 #include <cstdint>
 

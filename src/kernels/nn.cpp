@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/quantize.h"
+#include "kernels/ref/ref.h"
 
 namespace tritter {
 
@@ -38,6 +39,7 @@ float sum_products(const float* a, const float* b, int64_t n) {
 // ---------------------------------------------------------------- RMSNorm
 void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n,
                      float eps) {
+  if (ctx.kernels == KernelTier::Reference) return ref::rmsnorm_forward(y, rstd, x, g, N, n, eps);
 #pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
   for (int64_t row = 0; row < N; ++row) {
     const float* xr = x + row * n;
@@ -50,6 +52,7 @@ void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, 
 
 void rmsnorm_backward(const Context& ctx, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
                       const float* g, int64_t N, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::rmsnorm_backward(dx, dg, dy, x, rstd, g, N, n);
   const int threads = static_cast<int>(std::min<int64_t>(nthreads(ctx), std::max<int64_t>(N, 1)));
   std::vector<float> partial(static_cast<size_t>(threads * n), 0.0f);
 #pragma omp parallel num_threads(threads)
@@ -92,6 +95,7 @@ void bitweight_prepare(BitWeight& bw, int8_t* scratch_q) {
 }
 
 void bitinput_set(const Context& ctx, const BitInput& in, const float* x, int64_t N, int64_t I, bool quant) {
+  if (ctx.kernels == KernelTier::Reference) return ref::bitinput_set(in, x, N, I, quant);
   if (quant) {
     const int threads = nthreads(ctx);
     // An Error (NaN/Inf input) cannot leave an OpenMP region: keep the first and rethrow after it.
@@ -119,6 +123,7 @@ const float* bitinput_float(const BitInput& in, float* scratch, int64_t N, int64
 }
 
 void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const BitWeight& w, int64_t N) {
+  if (ctx.kernels == KernelTier::Reference) return ref::bitlinear_forward(y, in, w, N);
   if (w.quant) {
     ternary_matmul(ctx, y, in.q, in.s, w.matrix(), N);
   } else {
@@ -128,6 +133,7 @@ void bitlinear_forward(const Context& ctx, float* y, const BitInput& in, const B
 
 void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const BitWeight& w, int64_t N,
                            bool accumulate, float* scratch) {
+  if (ctx.kernels == KernelTier::Reference) return ref::bitlinear_backward_dx(dx, dy, w, N, accumulate);
   if (!w.quant || w.wt) {
     gemm_f32(ctx, dx, dy, w.quant ? w.wt : w.w, N, w.I, w.O, false, false, 1.0f, accumulate ? 1.0f : 0.0f);
     return;
@@ -142,21 +148,25 @@ void bitlinear_backward_dx(const Context& ctx, float* dx, const float* dy, const
 
 void bitlinear_backward_dw(const Context& ctx, float* dw, const float* dy, const float* xt, int64_t N, int64_t O,
                            int64_t I) {
+  if (ctx.kernels == KernelTier::Reference) return ref::bitlinear_backward_dw(dw, dy, xt, N, O, I);
   gemm_f32(ctx, dw, dy, xt, O, I, N, true, false, 1.0f, 1.0f);
 }
 
 void linear_forward(const Context& ctx, float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O) {
+  if (ctx.kernels == KernelTier::Reference) return ref::linear_forward(y, x, w, N, I, O);
   gemm_f32(ctx, y, x, w, N, O, I, false, true, 1.0f, 0.0f);
 }
 
 void linear_backward(const Context& ctx, float* dx, float* dw, const float* dy, const float* x, const float* w,
                      int64_t N, int64_t I, int64_t O, bool accumulate_dx) {
+  if (ctx.kernels == KernelTier::Reference) return ref::linear_backward(dx, dw, dy, x, w, N, I, O, accumulate_dx);
   if (dx) gemm_f32(ctx, dx, dy, w, N, I, O, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
   if (dw) bitlinear_backward_dw(ctx, dw, dy, x, N, O, I);
 }
 
 // ---------------------------------------------------------------- residual
 void add_into(const Context& ctx, float* y, const float* x, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::add_into(y, x, n);
   float* __restrict yr = y;
   const float* __restrict xr = x;
 #pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
@@ -164,6 +174,7 @@ void add_into(const Context& ctx, float* y, const float* x, int64_t n) {
 }
 
 void add(const Context& ctx, float* y, const float* a, const float* b, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::add(y, a, b, n);
 #pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
@@ -192,11 +203,13 @@ void rope_rotate(const Context& ctx, float* x, const float* cos, const float* si
 
 void rope_forward(const Context& ctx, float* x, const float* cos, const float* sin, int64_t B, int64_t T,
                   int64_t heads, int64_t d) {
+  if (ctx.kernels == KernelTier::Reference) return ref::rope_forward(x, cos, sin, B, T, heads, d);
   rope_rotate(ctx, x, cos, sin, B, T, heads, d, 1.0f);
 }
 
 void rope_backward(const Context& ctx, float* dx, const float* cos, const float* sin, int64_t B, int64_t T,
                    int64_t heads, int64_t d) {
+  if (ctx.kernels == KernelTier::Reference) return ref::rope_backward(dx, cos, sin, B, T, heads, d);
   rope_rotate(ctx, dx, cos, sin, B, T, heads, d, -1.0f);
 }
 
@@ -210,6 +223,7 @@ inline float relu(float v) { return 0.5f * (v + std::fabs(v)); }
 }  // namespace
 
 void relu2_forward(const Context& ctx, float* s_out, const float* u_in, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::relu2(s_out, u_in, n);
   float* __restrict s = s_out;
   const float* __restrict u = u_in;
 #pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static)
@@ -220,6 +234,7 @@ void relu2_forward(const Context& ctx, float* s_out, const float* u_in, int64_t 
 }
 
 void relu2_backward(const Context& ctx, float* du_out, const float* ds_in, const float* u_in, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::relu2_backward(du_out, ds_in, u_in, n);
   float* __restrict du = du_out;
   const float* __restrict ds = ds_in;
   const float* __restrict u = u_in;
@@ -228,6 +243,7 @@ void relu2_backward(const Context& ctx, float* du_out, const float* ds_in, const
 }
 
 void relu2_glu_forward(const Context& ctx, float* s_out, const float* gate_in, const float* up_in, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::relu2_glu(s_out, gate_in, up_in, n);
   float* __restrict s = s_out;
   const float* __restrict gate = gate_in;
   const float* __restrict up = up_in;
@@ -240,6 +256,7 @@ void relu2_glu_forward(const Context& ctx, float* s_out, const float* gate_in, c
 
 void relu2_glu_backward(const Context& ctx, float* dgate_out, float* dup_out, const float* ds_in, const float* gate_in,
                         const float* up_in, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::relu2_glu_backward(dgate_out, dup_out, ds_in, gate_in, up_in, n);
   float* __restrict dgate = dgate_out;
   float* __restrict dup = dup_out;
   const float* __restrict ds = ds_in;
@@ -272,6 +289,9 @@ void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t 
 // ---------------------------------------------------------------- cross-entropy + z-loss
 double cross_entropy_forward_backward(const Context& ctx, float* dz, const float* z, const int32_t* targets,
                                       int64_t N, int64_t V, double z_loss, float grad_scale) {
+  if (ctx.kernels == KernelTier::Reference) {
+    return ref::cross_entropy_forward_backward(dz, z, targets, N, V, z_loss, grad_scale);
+  }
   int64_t valid = 0;
   for (int64_t n = 0; n < N; ++n) {
     if (targets[n] == -100) continue;
@@ -311,6 +331,7 @@ double cross_entropy_forward_backward(const Context& ctx, float* dz, const float
 
 // ---------------------------------------------------------------- AdamW
 void adamw_update(const Context& ctx, float* p, const float* g, float* mt, float* vt, int64_t n, const AdamWStep& s) {
+  if (ctx.kernels == KernelTier::Reference) return ref::adamw_update(p, g, mt, vt, n, s);
 #pragma omp parallel for num_threads(nthreads(ctx)) schedule(static) if (n > 65536)
   for (int64_t j = 0; j < n; ++j) {
     p[j] *= s.decay;

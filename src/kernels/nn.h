@@ -1,8 +1,9 @@
 // The transformer's float ops as forward/backward pairs (training-spec §4), llm.c style: outputs first, then
 // inputs, then sizes. Every forward says what it saves for the backward; every backward ACCUMULATES into parameter
 // gradients (dg, dW, dE) and says whether it overwrites or accumulates its input gradient. Threads: OpenMP over
-// rows with ctx.threads; dense products through gemm_f32. Attention is kernels/attention.h; the layer that
-// composes these is model/block.h.
+// rows with ctx.threads; dense products through gemm_f32. ctx.kernels == Reference runs kernels/ref's version of
+// each op (same signature minus the Context). Attention is kernels/attention.h; the layer that composes these is
+// model/block.h.
 #pragma once
 #include <cstdint>
 

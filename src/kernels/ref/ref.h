@@ -3,6 +3,10 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/attention.h"
+#include "kernels/head.h"
+#include "kernels/kv_quant.h"
+#include "kernels/nn.h"
 #include "kernels/ternary_matmul.h"
 
 namespace tritter::ref {
@@ -30,6 +34,58 @@ void gemm_f32(float* C, const float* A, const float* B, int64_t M, int64_t N, in
 // LoRA delta (same contract as kernels/lora.h); both products in double.
 void lora_delta_forward(float* y, const float* x, const float* A, const float* Bt, int64_t T, int64_t r, int64_t I,
                         int64_t O, float scale);
+
+// ---- The transformer's forward/backward ops (kernels/nn.h contracts, without the Context). Sums in double,
+// one rounding to float per output; element-wise ops are the formula in the header, in float where the fast op's
+// result is a single rounding anyway (add) and in double otherwise.
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n, float eps);
+void rmsnorm_backward(float* dx, float* dg, const float* dy, const float* x, const float* rstd, const float* g,
+                      int64_t N, int64_t n);
+void bitinput_set(const BitInput& in, const float* x, int64_t N, int64_t I, bool quant);
+const float* bitinput_float(const BitInput& in, float* scratch, int64_t N, int64_t I, bool quant);
+void bitlinear_forward(float* y, const BitInput& in, const BitWeight& w, int64_t N);
+void bitlinear_backward_dx(float* dx, const float* dy, const BitWeight& w, int64_t N, bool accumulate);
+void bitlinear_backward_dw(float* dw, const float* dy, const float* xt, int64_t N, int64_t O, int64_t I);
+void linear_forward(float* y, const float* x, const float* w, int64_t N, int64_t I, int64_t O);
+void linear_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, int64_t N, int64_t I,
+                     int64_t O, bool accumulate_dx);
+void add_into(float* y, const float* x, int64_t n);
+void add(float* y, const float* a, const float* b, int64_t n);
+void rope_forward(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t heads, int64_t d);
+void rope_backward(float* dx, const float* cos, const float* sin, int64_t B, int64_t T, int64_t heads, int64_t d);
+void relu2_backward(float* du, const float* ds, const float* u, int64_t n);
+void relu2_glu_backward(float* dgate, float* dup, const float* ds, const float* gate, const float* up, int64_t n);
+void embedding_forward(float* x, const float* E, const int32_t* ids, int64_t N, int64_t D, int64_t V);
+void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t N, int64_t D);
+double cross_entropy_forward_backward(float* dz, const float* z, const int32_t* targets, int64_t N, int64_t V,
+                                      double z_loss, float grad_scale);
+void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+// (relu2_forward and relu2_glu_forward are relu2 and relu2_glu above; rope_tables is plain double code already.)
+
+// ---- Attention (kernels/attention.h contracts, no scratch): the scores of every (query, key) pair materialized,
+// the mask read through AttnMask::visible(i, j, n) one pair at a time, softmax and products in double.
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttnShape& s);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const AttnShape& s);
+// Each query reads its visible rows through kv_rows.fetch (one call per kv head and query).
+void attention_cached(float* o, const float* q, const KvRows& kv_rows, int64_t pos0, int64_t T,
+                      const CachedAttnShape& s);
+
+// ---- LM head (kernels/head.h contract). f32: sums in double. i8: the exact int32 sum and the same float
+// epilogue as the fast head ((float)acc · row_scale / hs), so both agree bit for bit.
+void lm_head_forward(float* logits, const float* h, int64_t N, const HeadWeights& w, int64_t V, int64_t D,
+                     int8_t* hq, float* hs);
+
+// ---- KV cache quantizers (kernels/kv_quant.h contracts): per element, the levels written one at a time.
+void kv_minmax_params(const float* x, int64_t n, int64_t stride, int levels, float* mn, float* scale);
+void kv_quantize_key_group(uint8_t* data, size_t row_bytes, float* params, const float* x, int64_t G, int64_t d,
+                           int bits);
+void kv_dequantize_key_row(float* out, const uint8_t* row, const float* params, int64_t d, int bits);
+void kv_quantize_value_row(uint8_t* row, float* params, const float* x, int64_t d, int64_t gv, int bits);
+void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params, int64_t d, int64_t gv, int bits);
+// IEEE binary16 by bit manipulation (round to nearest even, subnormals, inf/NaN), not the compiler's _Float16.
+void kv_f16_encode(uint16_t* out, const float* x, int64_t n);
+void kv_f16_decode(float* out, const uint16_t* in, int64_t n);
 
 // The epilogue every tier shares so the float outputs agree bit for bit: acc / (scale · σ), one rounding each.
 inline float ternary_epilogue(int32_t acc, float x_scale, float sigma) {

@@ -1,0 +1,105 @@
+// KV cache codecs (kv_quant.h): the loops the cache ran inline, unchanged in arithmetic (the cache's bytes stay
+// the same bit for bit); kernels/ref/ref_kv_quant.cpp is the element-at-a-time reference.
+#include "kernels/kv_quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace tritter {
+
+namespace {
+inline int levels_of(int bits) { return bits == 8 ? 255 : 15; }
+
+inline int quant_level(float x, float mn, float scale, int levels) {
+  const float r = std::nearbyint((x - mn) / scale);
+  return static_cast<int>(std::min(std::max(r, 0.0f), static_cast<float>(levels)));
+}
+
+inline int get_level(const uint8_t* row, int64_t i, int bits) {
+  if (bits == 8) return row[i];
+  return (i & 1) ? row[i / 2] >> 4 : row[i / 2] & 0x0f;
+}
+
+// q (d) levels → row bytes: one per level, or two levels per byte (low nibble first).
+inline void put_row(uint8_t* row, const int* q, int64_t d, int bits) {
+  if (bits == 8) {
+    for (int64_t i = 0; i < d; ++i) row[i] = static_cast<uint8_t>(q[i]);
+  } else {
+    for (int64_t i = 0; i < d; i += 2) row[i / 2] = static_cast<uint8_t>(q[i] | (q[i + 1] << 4));
+  }
+}
+constexpr int64_t kMaxRow = 4096;  // head dims above this take the chunked path below
+}  // namespace
+
+void kv_minmax_params(const float* x, int64_t n, int64_t stride, int levels, float* mn_out, float* scale_out) {
+  float mn = x[0], mx = x[0];
+  for (int64_t i = 1; i < n; ++i) {
+    mn = std::min(mn, x[i * stride]);
+    mx = std::max(mx, x[i * stride]);
+  }
+  float scale = (mx - mn) / static_cast<float>(levels);
+  if (!(scale > 0.0f) || !std::isfinite(scale)) scale = 1.0f;
+  *mn_out = mn;
+  *scale_out = scale;
+}
+
+void kv_quantize_key_group(uint8_t* data, size_t row_bytes, float* params, const float* x, int64_t G, int64_t d,
+                           int bits) {
+  const int levels = levels_of(bits);
+  for (int64_t ch = 0; ch < d; ++ch) kv_minmax_params(x + ch, G, d, levels, &params[ch], &params[d + ch]);
+  int q[kMaxRow];
+  for (int64_t t = 0; t < G; ++t) {
+    for (int64_t c0 = 0; c0 < d; c0 += kMaxRow) {  // kMaxRow is even, so nibble pairs never straddle chunks
+      const int64_t n = std::min(kMaxRow, d - c0);
+      for (int64_t i = 0; i < n; ++i) {
+        q[i] = quant_level(x[t * d + c0 + i], params[c0 + i], params[d + c0 + i], levels);
+      }
+      put_row(data + t * row_bytes + (bits == 8 ? c0 : c0 / 2), q, n, bits);
+    }
+  }
+}
+
+void kv_dequantize_key_row(float* out, const uint8_t* row, const float* params, int64_t d, int bits) {
+  for (int64_t i = 0; i < d; ++i) out[i] = params[i] + static_cast<float>(get_level(row, i, bits)) * params[d + i];
+}
+
+void kv_quantize_value_row(uint8_t* row, float* params, const float* x, int64_t d, int64_t gv, int bits) {
+  const int levels = levels_of(bits);
+  int q[kMaxRow];
+  for (int64_t g = 0; g < d / gv; ++g) {
+    kv_minmax_params(x + g * gv, gv, 1, levels, &params[2 * g], &params[2 * g + 1]);
+  }
+  for (int64_t c0 = 0; c0 < d; c0 += kMaxRow) {
+    const int64_t n = std::min(kMaxRow, d - c0);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t g = (c0 + i) / gv;
+      q[i] = quant_level(x[c0 + i], params[2 * g], params[2 * g + 1], levels);
+    }
+    put_row(row + (bits == 8 ? c0 : c0 / 2), q, n, bits);
+  }
+}
+
+void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params, int64_t d, int64_t gv, int bits) {
+  for (int64_t i = 0; i < d; ++i) {
+    const int64_t g = i / gv;
+    out[i] = params[2 * g] + static_cast<float>(get_level(row, i, bits)) * params[2 * g + 1];
+  }
+}
+
+void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const _Float16 h = static_cast<_Float16>(x[i]);
+    std::memcpy(out + i, &h, sizeof h);
+  }
+}
+
+void kv_f16_decode(float* out, const uint16_t* in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    _Float16 h;
+    std::memcpy(&h, in + i, sizeof h);
+    out[i] = static_cast<float>(h);
+  }
+}
+
+}  // namespace tritter
