@@ -193,9 +193,13 @@ void block_backward(const BlockRun& run, const BlockWeights& w, const BlockGrads
   };
   // x̃ (N, I) of a saved BitInput when some projection reading it learns (dW needs it), else null.
   auto xt_for = [&](const BitInput& in, int64_t I, std::initializer_list<Proj> ps) -> const float* {
+    const float* xt = nullptr;
     for (Proj p : ps)
-      if (g.proj(p)) return bitinput_float(in, s.xt, N, I, quant);
-    return nullptr;
+      if (g.proj(p)) {
+        TIMED(GemmDw, xt = bitinput_float(in, s.xt, N, I, quant));  // dW's operand: timed with dW
+        break;
+      }
+    return xt;
   };
   auto dw = [&](Proj p, const float* dy, const float* xt) {
     if (!g.proj(p)) return;
