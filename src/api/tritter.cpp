@@ -1,7 +1,7 @@
 // The public API (tritter.h) over the layers: Model wraps a PackedModel (or, streaming, the file's layout) and its
 // LoRA set; Session an Engine over resident or streamed weights with its own Context; train_model / finetune_model the trainer's
-// entry points. The generation loop is generate()'s (infer/generate.cpp) with a per-token callback that may stop
-// it: same sampler, same order of forward passes, same stop-string hold-back, hence the same tokens.
+// entry points. Generation runs infer's generate_tokens (the loop the CLI runs too) with the caller's per-token
+// callback.
 #include "tritter.h"
 
 #include <algorithm>
@@ -188,102 +188,25 @@ int64_t Session::position() const { return impl_->engine->position(); }
 int64_t Session::context() const { return impl_->engine->context(); }
 void Session::reset() { impl_->engine->reset(); }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// The longest suffix of `text` that is a proper prefix of some stop string (it may still become one).
-size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const auto& s : stops) {
-    for (size_t n = std::min(text.size(), s.size() - 1); n > hold; --n) {
-      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
-        hold = n;
-        break;
-      }
-    }
-  }
-  return hold;
-}
-
-}  // namespace
-
 Generation Session::generate(std::span<const int32_t> prompt, const GenerationParams& params,
                              const TokenCallback& on_token) {
-  Engine& engine = *impl_->engine;
-  const TritterConfig& c = impl_->model->config;
-  const int64_t V = c.vocab_size;
-  if (prompt.empty()) throw_error("generate: empty prompt: expected at least one token");
-  if (engine.position() + static_cast<int64_t>(prompt.size()) > engine.context()) {
-    throw_error("generate: the prompt has ", prompt.size(), " tokens, more than the context of ", engine.context(),
-                " (raise --ctx, at most max_position_embeddings = ", c.max_position_embeddings, ")");
-  }
-  if (params.max_tokens < 0) throw_error("--max-tokens: found ", params.max_tokens, ", expected >= 0");
-  for (const auto& s : params.stop) {
-    if (s.empty()) throw_error("--stop: empty stop string");
-  }
   const Sampling& p = params.sampling;
-  Sampler sampler(SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p,
-                                 .min_p = p.min_p, .repeat_penalty = p.repeat_penalty,
-                                 .repeat_last_n = p.repeat_last_n, .seed = p.seed});
+  GenerateOptions o;
+  o.max_tokens = params.max_tokens;
+  o.stop = params.stop;
+  o.stop_at_eos = params.stop_at_eos;
+  o.sampler = SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .min_p = p.min_p,
+                             .repeat_penalty = p.repeat_penalty, .repeat_last_n = p.repeat_last_n, .seed = p.seed};
+  GenerateResult g = generate_tokens(*impl_->engine, prompt, o, on_token);  // the loop every caller runs
   Generation r;
-  r.prompt_tokens = static_cast<int64_t>(prompt.size());
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  std::vector<float> logits(static_cast<size_t>(V));
-
-  auto t0 = Clock::now();
-  engine.forward(prompt, logits.data(), false);
-  r.prompt_s = seconds_since(t0);
-
-  std::string pending;  // generated text not yet delivered
-  r.stop_reason = "length";
-  for (int64_t i = 0; i < params.max_tokens; ++i) {
-    const auto ts = Clock::now();
-    const int32_t id = sampler.sample(logits.data(), V, history);
-    r.sample_s += seconds_since(ts);
-    if (params.stop_at_eos && id == kTokenEos) {
-      r.stop_reason = "eos";
-      break;
-    }
-    r.tokens.push_back(id);
-    history.push_back(id);
-    pending += token_bytes(id);
-    size_t cut = std::string::npos;  // a stop string completed: deliver what precedes it and stop
-    for (const auto& s : params.stop) {
-      const size_t at = pending.find(s);
-      if (at != std::string::npos) cut = std::min(cut, at);
-    }
-    const bool stopped = cut != std::string::npos;
-    if (stopped) pending.resize(cut);
-    const size_t emit = stopped ? pending.size() : pending.size() - held_back(pending, params.stop);
-    const std::string piece = pending.substr(0, emit);
-    pending.erase(0, emit);
-    r.text += piece;
-    const bool go_on = !on_token || on_token(id, piece);
-    if (stopped) {
-      r.stop_reason = "stop";
-      break;
-    }
-    if (!go_on) {
-      r.stop_reason = "callback";
-      break;
-    }
-    if (i + 1 == params.max_tokens) break;
-    if (engine.position() >= engine.context()) {
-      r.stop_reason = "context";
-      break;
-    }
-    const auto td = Clock::now();
-    engine.forward(std::span<const int32_t>(&id, 1), logits.data(), false);
-    r.decode_s += seconds_since(td);
-    ++r.decode_steps;
-  }
-  if (!pending.empty()) {
-    r.text += pending;
-    if (on_token) on_token(-1, pending);
-  }
+  r.text = std::move(g.text);
+  r.tokens = std::move(g.tokens);
+  r.prompt_tokens = g.prompt_tokens;
+  r.decode_steps = g.decode_steps;
+  r.prompt_s = g.prompt_s;
+  r.decode_s = g.decode_s;
+  r.sample_s = g.sample_s;
+  r.stop_reason = std::move(g.stop_reason);
   return r;
 }
 

@@ -28,8 +28,8 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
 
 }  // namespace
 
-GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
-                        const std::function<void(std::string_view)>& on_text) {
+GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
+                               const TokenCallback& on_token) {
   const int64_t V = engine.weights().config.vocab_size;
   if (prompt.empty()) throw_error("generate: empty prompt: expected at least one token");
   if (engine.position() + static_cast<int64_t>(prompt.size()) > engine.context()) {
@@ -51,7 +51,7 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const G
   engine.forward(prompt, logits.data(), false);
   r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
-  std::string pending;  // generated text not yet streamed
+  std::string pending;  // generated text not yet delivered
   r.stop_reason = "length";
   for (int64_t i = 0; i < options.max_tokens; ++i) {
     const auto ts = Clock::now();
@@ -64,22 +64,25 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const G
     r.tokens.push_back(id);
     history.push_back(id);
     pending += token_bytes(id);
-    // A stop string completed: stream what precedes it and stop.
-    size_t cut = std::string::npos;
+    size_t cut = std::string::npos;  // a stop string completed: deliver what precedes it and stop
     for (const auto& s : options.stop) {
       const size_t at = pending.find(s);
       if (at != std::string::npos) cut = std::min(cut, at);
     }
-    if (cut != std::string::npos) {
-      pending.resize(cut);
+    const bool stopped = cut != std::string::npos;
+    if (stopped) pending.resize(cut);
+    const size_t emit = stopped ? pending.size() : pending.size() - held_back(pending, options.stop);
+    const std::string piece = pending.substr(0, emit);
+    pending.erase(0, emit);
+    r.text += piece;
+    const bool go_on = !on_token || on_token(id, piece);
+    if (stopped) {
       r.stop_reason = "stop";
       break;
     }
-    const size_t emit = pending.size() - held_back(pending, options.stop);
-    if (emit > 0) {
-      on_text(std::string_view(pending).substr(0, emit));
-      r.text += pending.substr(0, emit);
-      pending.erase(0, emit);
+    if (!go_on) {
+      r.stop_reason = "callback";
+      break;
     }
     if (i + 1 == options.max_tokens) break;
     if (engine.position() >= engine.context()) {
@@ -92,10 +95,18 @@ GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const G
     ++r.decode_steps;
   }
   if (!pending.empty()) {
-    on_text(pending);
     r.text += pending;
+    if (on_token) on_token(-1, pending);
   }
   return r;
+}
+
+GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
+                        const std::function<void(std::string_view)>& on_text) {
+  return generate_tokens(engine, prompt, options, [&](int32_t, std::string_view piece) {
+    if (!piece.empty()) on_text(piece);
+    return true;
+  });
 }
 
 }  // namespace tritter

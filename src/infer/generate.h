@@ -27,10 +27,18 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;
   int64_t decode_steps = 0;    // forward passes after the prompt
   double prompt_s = 0, decode_s = 0, sample_s = 0;
-  std::string stop_reason;     // "eos", "stop", "length", "context"
+  std::string stop_reason;     // "eos", "stop", "length", "context", "callback"
 };
 
-// `prompt` (≥ 1 token) must fit the engine's context. on_text receives each newly final piece of text.
+// Called once per generated token with its id and the text that became final with it (empty while a stop string
+// may still be forming). Return false to stop (stop_reason "callback"). After the last token, held-back text that
+// turned out not to start a stop string comes in one more call with id −1 (its return value is ignored).
+using TokenCallback = std::function<bool(int32_t id, std::string_view piece)>;
+
+// `prompt` (≥ 1 token) must fit the engine's context. The loop every caller runs (the CLI, the public API).
+GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
+                               const TokenCallback& on_token);
+// The same, streaming text only: on_text receives each newly final, non-empty piece.
 GenerateResult generate(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
                         const std::function<void(std::string_view)>& on_text);
 
