@@ -30,8 +30,8 @@
 
 namespace tritter::train {
 
-// The trainable model: frozen packed base + adapters. Forward/backward are training-spec §5–7 composed from
-// train/ops.h with the base BitLinear through kernels' ternary_matmul (forward) and ternary_matmul_t (dx).
+// The trainable model: frozen packed base + adapters. The layers are model/block's, the adapters its LoraHook;
+// the base BitLinear runs through kernels' ternary_matmul (forward) and ternary_matmul_t (dx).
 class LoraModel {
  public:
   // `base` must outlive the model and be quant=true (packed). An int8 LM head is dequantized once into fp32
