@@ -1,4 +1,4 @@
-// `tritter bench train`: training throughput on the training-spec §11 configuration (D=256, L=4, H=K=4, F=1024,
+// `tritter bench train`: training throughput on the benchmark configuration (D=256, L=4, H=K=4, F=1024,
 // T=256, B=8, V=264, sub_norm, qk_norm, post_norm=ffn; fwd + CE + bwd + clip + AdamW), the per-op time split,
 // and memory with and without --recompute; quant=false for the FP baseline. The reference figure is PyTorch 1.13
 // with OpenBLAS on this 2-core machine type: 3,850 tokens/s (QAT), 4,200 (quant=false) — quoted, not re-measured.

@@ -1,5 +1,5 @@
 // `tritter curate INPUT... -o OUTDIR [--config FILE.json|FILE.toml] [--extract-triton]`: the data curation pipeline
-// (issue 8, docs/curation.md). Parses flags, calls data::curate, prints the summary.
+// (docs/curation.md). Parses flags, calls data::curate, prints the summary.
 #include <cstdio>
 
 #include "commands.h"

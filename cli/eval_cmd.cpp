@@ -1,5 +1,5 @@
-// `tritter eval`: bits per byte and perplexity on held-out data of a full-precision checkpoint (issue 5), a packed
-// model, or either with a LoRA adapter (issue 6: the fine-tune's effect on other data). Byte tokens make
+// `tritter eval`: bits per byte and perplexity on held-out data of a full-precision checkpoint, a packed
+// model, or either with a LoRA adapter (the fine-tune's effect on other data). Byte tokens make
 // bits-per-token = bits-per-byte (each document's <eos> counts as one more symbol). A packed model is evaluated with
 // the LoRA trainer's forward on the frozen packed base (the same integer forward as QAT's quantized weights).
 #include <cmath>

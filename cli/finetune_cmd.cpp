@@ -1,4 +1,4 @@
-// `tritter finetune`: LoRA / QLoRA on a frozen packed ternary base (issue 6; docs/lora.md).
+// `tritter finetune`: LoRA / QLoRA on a frozen packed ternary base (docs/lora.md).
 #include <atomic>
 #include <cmath>
 #include <csignal>

@@ -1,5 +1,6 @@
 // `tritter grads`: one forward and backward of a checkpoint on a fixed batch, written as safetensors — the
-// cross-implementation contract of issue 5 (docs/training.md "Checking Tritter against another implementation").
+// contract another implementation is checked against (docs/training.md, "Checking Tritter against another
+// implementation").
 // Output (all F32): logits [B,T,V], loss [], grad.<name> for every parameter (the raw gradient of the mean loss,
 // before clipping), and with --steps K: losses [K], the loss before each of K AdamW updates on the same batch
 // (clip, then AdamW with constant lr and wd; β = (0.9, 0.95), ε = 1e-8).
@@ -25,7 +26,7 @@ struct GradsArgs {
   double lr = 1e-3, wd = 0.1, clip = 1.0;
 };
 
-// inputs, targets (B, T) from a batch file (training-spec §2 "Batch file").
+// inputs, targets (B, T) from a batch file (its layout: docs/training.md).
 void read_batch(const std::string& path, std::vector<int32_t>& in, std::vector<int32_t>& tg, int64_t& B, int64_t& T) {
   const SafeTensorsFile f(path);
   auto check = [&](const SafeTensor& t, const char* name) {

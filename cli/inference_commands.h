@@ -1,4 +1,4 @@
-// The inference engine's subcommands (issue 4), one file each; add_inference_commands (inference_commands.cpp)
+// The inference engine's subcommands, one file each; add_inference_commands (inference_commands.cpp)
 // registers them all, so commands.h and main.cpp carry one line for the lot.
 #pragma once
 #include "commands.h"

@@ -1,4 +1,4 @@
-// `tritter init --size S --seed N [--vocab V] [--packed] -o FILE`: a random model (training-spec §8 init) as a
+// `tritter init --size S --seed N [--vocab V] [--packed] -o FILE`: a random model as a
 // full-precision checkpoint, or packed for inference, written one tensor at a time.
 #include <cstdio>
 

@@ -1,4 +1,4 @@
-// `tritter train`: quantization-aware training from text/code files (issue 5). Parses flags into TrainOptions,
+// `tritter train`: quantization-aware training from text/code files (docs/training.md). Parses flags into TrainOptions,
 // installs the Ctrl-C handler (first Ctrl-C: checkpoint and exit cleanly; second: default), prints progress.
 #include <atomic>
 #include <csignal>
@@ -61,7 +61,7 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     o.config.validate();
     apply_loop_flags(l, o);
     o.schedule.warmup = l.warmup;  // -1: the schedule's own default
-    if (!o.config.quant) {  // spec §8: the FP baseline uses one cosine stage and a lower peak unless told otherwise
+    if (!o.config.quant) {  // the FP baseline uses one cosine stage and a lower peak unless told otherwise
       if (!given("--schedule")) o.schedule.kind = "cosine";
       if (!given("--lr")) o.schedule.peak_lr = 6e-4;
     }
