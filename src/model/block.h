@@ -141,6 +141,21 @@ struct BlockRun {
   const LoraHook* lora = nullptr;
   OpTimes* times = nullptr;
   int64_t N() const { return B * T; }
+
+  // A training call (in-batch attention over attn.B sequences of attn.T tokens, saving for the backward) with
+  // rope tables (T, d/2) from position 0.
+  static BlockRun training(const Context& ctx, const TritterConfig& config, int layer, const AttnShape& attn,
+                           const float* rope_cos, const float* rope_sin) {
+    BlockRun run(ctx, config);
+    run.layer = layer;
+    run.B = attn.B;
+    run.T = attn.T;
+    run.save = true;
+    run.attn = attn;
+    run.rope_cos = rope_cos;
+    run.rope_sin = rope_sin;
+    return run;
+  }
 };
 
 // x_out (N, D) ← the layer applied to A.x (N, D). x_out may be A.x (inference runs in place).

@@ -275,14 +275,7 @@ void LoraModel::Hook::backward(const Context& ctx, int layer, int proj, const fl
 }
 
 BlockRun LoraModel::block_run(int layer) const {
-  BlockRun run{ctx_, base_.config};
-  run.layer = layer;
-  run.B = B_;
-  run.T = T_;
-  run.save = true;
-  run.attn = attn_;
-  run.rope_cos = rope_cos_;
-  run.rope_sin = rope_sin_;
+  BlockRun run = BlockRun::training(ctx_, base_.config, layer, attn_, rope_cos_, rope_sin_);
   run.lora = hook_.get();
   return run;
 }

@@ -255,14 +255,7 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
 }
 
 BlockRun TrainModel::block_run(int layer) {
-  BlockRun run{ctx_, config_};
-  run.layer = layer;
-  run.B = B_;
-  run.T = T_;
-  run.save = true;
-  run.attn = attn_;
-  run.rope_cos = rope_cos_;
-  run.rope_sin = rope_sin_;
+  BlockRun run = BlockRun::training(ctx_, config_, layer, attn_, rope_cos_, rope_sin_);
   run.times = &times_;
   return run;
 }
