@@ -250,4 +250,40 @@ struct FinetuneSummary {
 // LoRA fine-tuning on a frozen packed ternary base; the adapter ends up in loop.out (Model::open's lora).
 FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallback& progress = {});
 
+// Every optimizer step as numbers, for a caller that plots a loss curve (the Python bindings' callback): the
+// text lines come only every log_every steps, these after each step, skipped (non-finite) steps included.
+struct TrainStep {
+  int64_t step = 0, steps = 0;  // steps done after this one (1-based), of the run's total
+  double loss = 0;              // mean training loss, nats per token; NaN when skipped
+  double lr = 0, wd = 0, grad_norm = 0;
+  int64_t tokens = 0;           // training tokens seen so far (of a resumed run: since its start)
+  double tokens_per_s = 0, elapsed_s = 0;  // over this call
+  double val_bpb = -1;          // validation bits per byte when this step ran a validation pass, else -1
+  int64_t skipped = 0;          // non-finite steps skipped so far
+  bool skipped_step = false;    // this step's update was skipped
+};
+// Called on the calling thread after every step; false stops the run as ProgressCallback's false does.
+using StepCallback = std::function<bool(const TrainStep& step)>;
+
+// As above, with a per-step record beside the text lines (either callback may be empty).
+TrainSummary train_model(const TrainParams& params, const ProgressCallback& progress, const StepCallback& on_step);
+FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallback& progress,
+                               const StepCallback& on_step);
+
+// ---- Data curation (docs/curation.md) --------------------------------------------------------------------------
+// Lives in libtritter_api's curate.o and needs the curation library (tritter_data, the build tree's `tritter`
+// target); an installed prefix holds neither, so code built against it must not call curate().
+struct CurateParams {
+  std::vector<std::string> inputs = {};  // directories, source files, .jsonl / .jsonl.zst files
+  std::string out = {};                  // output directory (built beside it, renamed into place)
+  std::string config = {};               // .json or .toml config file (keys in docs/curation.md); "": defaults
+  std::string config_json = {};          // or the config itself as JSON object text; at most one of the two
+  bool extract_triton = false;           // @triton.jit files to triton/shard-*.jsonl.zst
+  std::string text_key = {};             // JSONL field holding the text; "": the config's (text)
+  bool near_dedup = true;                // false: exact dedup only
+  int threads = 0;                       // 0: every logical core
+};
+// Runs the curation pipeline; returns report.json's content (the same JSON text the output directory holds).
+std::string curate(const CurateParams& params);
+
 }  // namespace tritter

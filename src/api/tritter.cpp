@@ -322,16 +322,24 @@ void apply_resume(const LoopParams& l, train::TrainOptions& o) {
   if (!l.log_json.empty()) o.log_json = l.log_json;
 }
 
-// The loop's Context, and its print hook that turns the callback's false into the loop's stop flag.
+// The loop's Context, and its print and step hooks that turn a callback's false into the loop's stop flag.
 struct Run {
   Context ctx;
   std::atomic<bool> stop{false};
   std::function<void(const std::string&)> print;
-  Run(int threads, const ProgressCallback& progress) {
+  std::function<void(const train::StepRecord&)> step;
+  Run(int threads, const ProgressCallback& progress, const StepCallback& on_step = {}) {
     ctx.threads = threads > 0 ? threads : ctx.cpu.logical_cores;
     print = [this, progress](const std::string& line) {
       if (progress && !progress(line)) stop.store(true);
     };
+    if (on_step) {
+      step = [this, on_step](const train::StepRecord& r) {
+        const TrainStep s{r.step,  r.steps,        r.loss,      r.lr,      r.wd,      r.grad_norm,
+                          r.tokens, r.tokens_per_s, r.elapsed_s, r.val_bpb, r.skipped, r.skipped_step};
+        if (!on_step(s)) stop.store(true);
+      };
+    }
   }
 };
 
@@ -342,6 +350,10 @@ TrainSummary summary(const train::TrainResult& r) {
 }  // namespace
 
 TrainSummary train_model(const TrainParams& params, const ProgressCallback& progress) {
+  return train_model(params, progress, {});
+}
+
+TrainSummary train_model(const TrainParams& params, const ProgressCallback& progress, const StepCallback& on_step) {
   const LoopParams& l = params.loop;
   train::TrainOptions o;
   std::filesystem::path resume;
@@ -358,11 +370,17 @@ TrainSummary train_model(const TrainParams& params, const ProgressCallback& prog
     apply_loop(l, l.steps > 0 ? l.steps : 1000, o);
     o.schedule.warmup = l.warmup;
   }
-  Run run(l.threads, progress);
+  Run run(l.threads, progress, on_step);
+  o.on_step = run.step;
   return summary(train::run_training(run.ctx, o, resume, &run.stop, run.print));
 }
 
 FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallback& progress) {
+  return finetune_model(params, progress, {});
+}
+
+FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallback& progress,
+                               const StepCallback& on_step) {
   const LoopParams& l = params.loop;
   train::FinetuneOptions o;
   std::filesystem::path resume;
@@ -384,7 +402,8 @@ FinetuneSummary finetune_model(const FinetuneParams& params, const ProgressCallb
     apply_loop(l, steps, o.train);
     o.train.schedule.warmup = l.warmup >= 0 ? l.warmup : steps > 1 ? std::max<int64_t>(1, steps / 20) : 0;
   }
-  Run run(l.threads, progress);
+  Run run(l.threads, progress, on_step);
+  o.train.on_step = run.step;
   const train::FinetuneResult r = train::run_finetune(run.ctx, o, resume, &run.stop, run.print);
   return {summary(r.train), r.base_val_bpb, r.adapter_params};
 }

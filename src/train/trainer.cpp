@@ -310,6 +310,20 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
       ++res.skipped;
       ++consecutive_bad;
       res.losses.push_back(std::nan(""));
+      if (opt.on_step) {
+        StepRecord r;
+        r.step = step + 1;
+        r.steps = opt.steps;
+        r.loss = std::numeric_limits<double>::quiet_NaN();
+        r.lr = lr;
+        r.wd = wd;
+        r.grad_norm = gnorm;
+        r.tokens = state.tokens;
+        r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+        r.skipped = state.skipped;
+        r.skipped_step = true;
+        opt.on_step(r);
+      }
       print(detail::concat("step ", step + 1, ": non-finite loss ", loss, " or gradient norm ", gnorm,
                            ": update skipped (", state.skipped, " skipped so far)"));
       if (consecutive_bad >= opt.max_bad_steps) {
@@ -351,6 +365,11 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
         std::fprintf(log, "%s\n", j.dump().c_str());
         std::fflush(log);
       }
+    }
+    if (opt.on_step) {
+      opt.on_step({.step = state.step, .steps = opt.steps, .loss = loss, .lr = lr, .wd = wd, .grad_norm = gnorm,
+                   .tokens = state.tokens, .tokens_per_s = tps, .elapsed_s = elapsed,
+                   .val_bpb = do_eval ? last_val : -1, .skipped = state.skipped, .skipped_step = false});
     }
     if (last || (opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0)) save();
     if (stop && stop->load()) {

@@ -25,6 +25,18 @@
 
 namespace tritter::train {
 
+// One optimizer step as the loop saw it, for a caller that plots or records every step (TrainOptions::on_step).
+struct StepRecord {
+  int64_t step = 0, steps = 0;  // optimizer steps done (1-based after this one), of the run's total
+  double loss = 0;              // mean training loss (nats per token); NaN for a skipped step
+  double lr = 0, wd = 0, grad_norm = 0;
+  int64_t tokens = 0;           // training tokens seen so far
+  double tokens_per_s = 0, elapsed_s = 0;  // over this invocation
+  double val_bpb = -1;          // validation bits per byte when this step ran one, else -1
+  int64_t skipped = 0;          // non-finite steps skipped so far
+  bool skipped_step = false;    // this step's update was skipped (non-finite loss or gradients)
+};
+
 struct TrainOptions {
   TritterConfig config;
   DataOptions data;
@@ -42,6 +54,8 @@ struct TrainOptions {
   bool recompute = false;
   std::string log_json;         // JSON lines, one per logged step
   int64_t max_bad_steps = 10;   // consecutive NaN/Inf steps before the run stops
+  // Called after every step (skipped ones included), on the loop's thread; not saved in checkpoints.
+  std::function<void(const StepRecord&)> on_step = {};
 };
 nlohmann::json train_options_to_json(const TrainOptions& o);
 TrainOptions train_options_from_json(const nlohmann::json& j);
