@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
   libhyperscan-dev libre2-dev
   clang libclang-rt-14-dev python3 zstd xz-utils
+  pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
 )
 missing=()
 for p in "${packages[@]}"; do
