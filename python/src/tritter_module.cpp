@@ -380,18 +380,23 @@ std::unique_ptr<PySession> make_session(const PyModel& self, const py::object& c
 }
 
 py::array_t<float> session_forward(PySession& self, const py::object& ids_obj, bool all) {
-  Session& s = self.get();
   const std::vector<int32_t> ids = ids_of(ids_obj, self.core->model, false);
   if (ids.empty()) throw py::value_error("Session.forward: no token ids");
   const int64_t n = static_cast<int64_t>(ids.size()), V = self.core->model.info().vocab_size;
   std::vector<float> out(static_cast<size_t>((all ? n : 1) * V));
   {
     py::gil_scoped_release release;
-    std::lock_guard lock(self.mu);
-    s.forward(ids, out, all);
+    std::lock_guard lock(self.mu);  // get() under the lock: close() on another thread waits for this forward
+    self.get().forward(ids, out, all);
   }
   if (all) return to_numpy(std::move(out), {n, V});
   return to_numpy(std::move(out), {V});
+}
+
+void session_close(PySession& self) {
+  py::gil_scoped_release release;  // a forward on another thread holds mu until it is done
+  std::lock_guard lock(self.mu);
+  self.session.reset();
 }
 
 // ---- training, curation -----------------------------------------------------------------------------------------
@@ -619,15 +624,16 @@ PYBIND11_MODULE(_tritter, m) {
                         "Keeps its Model alive. One thread at a time.")
       .def("forward", &session_forward, py::arg("ids"), py::arg("all") = false,
            "Run ids (or text) after what the session holds; logits (V,) of the last one, or (n, V) with all=True.")
-      .def("reset", [](PySession& s) { s.get().reset(); }, "Start a new, empty sequence.")
+      .def("reset", [](PySession& s) {
+        py::gil_scoped_release release;
+        std::lock_guard lock(s.mu);
+        s.get().reset();
+      }, "Start a new, empty sequence.")
       .def_property_readonly("position", [](PySession& s) { return s.get().position(); })
       .def_property_readonly("context", [](PySession& s) { return s.get().context(); })
-      .def("close", [](PySession& s) {
-        std::lock_guard lock(s.mu);
-        s.session.reset();
-      }, "Free the KV cache now.")
+      .def("close", &session_close, "Free the KV cache now (after a forward in progress on another thread).")
       .def("__enter__", [](PySession& s) -> PySession& { return s; })
-      .def("__exit__", [](PySession& s, py::args) { s.session.reset(); });
+      .def("__exit__", [](PySession& s, py::args) { session_close(s); });
 
   py::class_<PyModel>(m, "Model", "A packed ternary model: open with Model.open(path, ...).")
       .def_static("open", &model_open, py::arg("path"), py::kw_only(), py::arg("context") = 0,
