@@ -69,7 +69,7 @@ def skip_reason(cmd):
 
 
 def main():
-    src, binary = sys.argv[1], os.path.abspath(sys.argv[2])
+    src, binary = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     files = [os.path.join(src, "README.md")] + sorted(glob.glob(os.path.join(src, "docs", "*.md")))
     bindir = tempfile.mkdtemp(prefix="tritter-docs-bin-")
     os.symlink(binary, os.path.join(bindir, "tritter"))
@@ -91,7 +91,8 @@ def main():
                 skipped += 1
                 continue
             run = re.sub(r"^build/tritter\b", "tritter", cmd)
-            r = subprocess.run(["bash", "-c", run], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+            r = subprocess.run(["bash", "-c", run], cwd=work, env=env, capture_output=True, text=True, errors="replace",
+                               timeout=120)
             ran += 1
             status = "ok  " if r.returncode == 0 else "FAIL"
             print(f"{status} {where}: {cmd}")
