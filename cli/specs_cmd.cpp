@@ -258,7 +258,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
 }  // namespace
 
 void add_specs_command(CLI::App& app, GlobalOptions&) {
-  auto* cmd = app.add_subcommand("specs", "Model sizes 1B-70B, or one size in detail (--model): params, weights, "
+  auto* cmd = app.add_subcommand("specs", "Model sizes 1B-70B, or one size in detail (--size): params, weights, "
                                           "KV cache, activations, training memory");
   struct Opts {
     std::string model, config;
