@@ -25,6 +25,7 @@
 #include "infer/sampler.h"
 #include "infer/streaming_engine.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "model/config.h"
 #include "core/hardware_profile.h"
 #include "model/init.h"
@@ -162,7 +163,7 @@ Session::Session(const Model& model, const SessionOptions& options) : impl_(std:
   Impl& s = *impl_;
   const Model::Impl& m = *model.impl_;
   s.model = &m;
-  s.ctx.threads = options.threads > 0 ? options.threads : s.ctx.cpu.logical_cores;
+  s.ctx.threads = options.threads > 0 ? options.threads : default_thread_count();
   s.ctx.kernels = kernel_tier_from_name(options.kernels);
   EngineOptions eo;
   eo.context = options.context;
@@ -341,7 +342,7 @@ struct Run {
   std::function<void(const std::string&)> print;
   std::function<void(const train::StepRecord&)> step;
   Run(int threads, const ProgressCallback& progress, const StepCallback& on_step = {}) {
-    ctx.threads = threads > 0 ? threads : ctx.cpu.logical_cores;
+    ctx.threads = threads > 0 ? threads : default_thread_count();
     print = [this, progress](const std::string& line) {
       if (progress && !progress(line)) stop.store(true);
     };
