@@ -145,7 +145,7 @@ void process(const Document& d, const CurateConfig& cfg, const SecretScanner& sc
   auto t = thread_cpu_now();
   p.secrets = scanner.scan(d.text, scratch);
   p.t_secrets = since(t);
-  if (!p.secrets.empty()) return;
+  if (!p.secrets.empty() || !d.scan_only.empty()) return;
   t = thread_cpu_now();
   p.labels = label_document(d.text, d.language, d.path, cfg.quality);
   if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
@@ -261,6 +261,8 @@ json CurateReport::to_json() const {
           {"docs_in", docs_in},
           {"bytes_in", bytes_in},
           {"docs_out", docs_out},
+          {"scanned_not_kept", scanned_not_kept},
+          {"scanned_not_kept_bytes", scanned_not_kept_bytes},
           {"bytes_out", bytes_out},
           {"triton_docs", triton_docs},
           {"triton_kernels", triton_kernels},
@@ -300,6 +302,9 @@ std::string CurateReport::summary() const {
   if (triton_docs)
     line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
          (unsigned long long)triton_kernels);
+  if (scanned_not_kept)
+    line("scanned, not training material: %llu (%s; dropped after the secret gate)\n",
+         (unsigned long long)scanned_not_kept, format_bytes(double(scanned_not_kept_bytes)).c_str());
   line("rejected (secrets): %llu\n", (unsigned long long)rejected_secret);
   for (const auto& [k, v] : rejects_by_rule) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
   if (dropped_low_quality) line("dropped (quality below threshold): %llu\n", (unsigned long long)dropped_low_quality);
@@ -418,8 +423,13 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     for (size_t i = 0; i < batch.size(); ++i) {
       const Document& d = batch[i];
       Processed& p = results[i];
-      ++rep.docs_in;
-      rep.bytes_in += d.text.size();
+      if (d.scan_only.empty()) {
+        ++rep.docs_in;
+        rep.bytes_in += d.text.size();
+      } else {
+        ++rep.scanned_not_kept;
+        rep.scanned_not_kept_bytes += d.text.size();
+      }
       if (!p.error.empty()) {
         ++rep.skipped["processing-error"];
         const std::string line = json({{"path", d.path}, {"reason", "processing-error"}, {"error", p.error}})
@@ -445,6 +455,15 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
                         "\n");
         }
         for (const auto& r : rules) ++rep.rejects_by_rule[r];
+        continue;
+      }
+      if (!d.scan_only.empty()) {  // clean, but not training material: dropped with its reason
+        ++rep.skipped[d.scan_only];
+        const std::string line = json({{"path", d.path}, {"reason", d.scan_only}, {"secrets", "clean"}})
+                                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                 "\n";
+        std::lock_guard<std::mutex> lock(skipped_mu);
+        skipped.write(line);
         continue;
       }
       rep.stages["labels"].seconds += p.t_labels;
