@@ -74,6 +74,8 @@ const std::vector<LabelRuleInfo>& label_rules() {
       // Python, quality
       {"py.bare-except", "python", "quality", "low", {"pycodestyle:E722", "CWE-396"}},
       {"py.except-pass", "python", "quality", "low", {"bandit:B110", "bandit:B112", "CWE-390"}},
+      {"py.except-pass-typed", "python", "quality", "info",
+       {"semgrep:python.lang.best-practice.pass-body", "CWE-390"}},
       {"py.mutable-default",
        "python",
        "quality",
@@ -285,7 +287,18 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            callee + "() is called with shell=True on " + arg_snippet(code, open) +
                ", so the shell parses the command string; pass an argument list with shell=False.");
   });
-  TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen)\s*\()re");
+  TRITTER_RE(asyncio_shell_re, R"re(\b(asyncio\s*\.\s*create_subprocess_shell)\s*\()re");
+  for_each_match(asyncio_shell_re, code, {"subprocess_shell"}, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (first_arg_is_literal(lx, open)) return;
+    std::string callee(m[1].data(), m[1].size());
+    callee.erase(std::remove_if(callee.begin(), callee.end(), [](char c) { return c == ' ' || c == '\t'; }),
+                 callee.end());
+    e.emit("py.shell-injection", b,
+           callee + "() hands " + arg_snippet(code, open) +
+               " to the shell to parse; use asyncio.create_subprocess_exec() with one argument per word.");
+  });
+  TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen[234]?|spawnlp?e?|spawnvp?e?)\s*\()re");
   for_each_match(system_re, code, {"system", "popen"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
@@ -293,12 +306,53 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            "os." + std::string(m[1].data(), m[1].size()) + "() hands " + arg_snippet(code, open) +
                " to the shell; use subprocess.run([...]) with an argument list.");
   });
-  TRITTER_RE(sql_re, R"re(\.(execute|executemany|executescript|raw)\s*\()re");
+  TRITTER_RE(
+      sql_re,
+      R"re(\.(execute|executemany|executescript|raw|mogrify|exec_driver_sql|read_sql|read_sql_query|extra)\s*\()re");
   TRITTER_RE(sql_kw, R"re((?i)\b(select|insert|update|delete|create|drop|alter|replace)\b)re");
-  for_each_match(sql_re, code, {"execute", "raw"}, [&](size_t b, const std::vector<Piece>& m) {
+  TRITTER_RE(ident_arg, R"re(^\s*([A-Za-z_]\w*)\s*[,)])re");
+  for_each_match(sql_re, code, {"execute", "raw", "mogrify", "exec_driver_sql", "read_sql", "extra"},
+                 [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
-    if (!s) return;
+    if (!s) {
+      // `.execute(sql)` where `sql = <built SQL string>` was assigned on an earlier line (the nearest assignment).
+      Piece var;
+      if (!re2::RE2::PartialMatch(Piece(code.data() + open + 1, std::min<size_t>(80, code.size() - open - 1)),
+                                  ident_arg, &var))
+        return;
+      const std::string name(var.data(), var.size());
+      const size_t from = b > 8000 ? b - 8000 : 0;
+      size_t at = std::string_view::npos;
+      for (size_t k = code.rfind(name, b); k != std::string_view::npos && k >= from;
+           k = k == 0 ? std::string_view::npos : code.rfind(name, k - 1)) {
+        const bool word_start = k == 0 || (!std::isalnum(static_cast<unsigned char>(code[k - 1])) &&
+                                           code[k - 1] != '_' && code[k - 1] != '.');
+        const size_t end = k + name.size();
+        const bool word_end = end < code.size() && !std::isalnum(static_cast<unsigned char>(code[end])) && code[end] != '_';
+        const size_t eq = skip_space(code, end);
+        if (word_start && word_end && eq < code.size() && code[eq] == '=' &&
+            (eq + 1 >= code.size() || code[eq + 1] != '=')) {
+          at = eq;
+          break;
+        }
+      }
+      if (at == std::string_view::npos) return;
+      const StringLiteral* lit = lx.string_starting_at(skip_space(code, at + 1));
+      if (!lit) return;
+      const std::string_view body = text.substr(lit->body.begin, lit->body.end - lit->body.begin);
+      if (!contains(body, sql_kw)) return;
+      const size_t after = skip_space(code, lit->whole.end);
+      const bool fstring = lit->prefix.find('f') != std::string::npos && body.find('{') != std::string_view::npos;
+      const bool built =
+          after < code.size() && (code[after] == '%' || code[after] == '+' || code.substr(after, 7) == ".format");
+      if (!fstring && !built) return;
+      e.emit("py.sql-string-built", b,
+             "the SQL in `" + name + "` passed to ." + std::string(m[1].data(), m[1].size()) + "() was built with " +
+                 (fstring ? "an f-string" : "string formatting") +
+                 " on an earlier line; pass the values as query parameters.");
+      return;
+    }
     const std::string_view body = text.substr(s->body.begin, s->body.end - s->body.begin);
     if (!contains(body, sql_kw)) return;
     const size_t after = skip_space(code, s->whole.end);
@@ -359,13 +413,21 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                "verification on and pass a CA bundle if needed.");
   });
   TRITTER_RE(hash_re, R"re(\bhashlib\s*\.\s*(md5|sha1|md4|new)\s*\()re");
-  TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4)$)re");
+  TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4|sha)$)re");
   TRITTER_RE(not_security, R"re(\busedforsecurity\s*=\s*False\b)re");
+  TRITTER_RE(name_kw, R"re(^\s*name\s*=\s*)re");
   for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (fn == "new") {
-      const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
+      size_t p = skip_space(code, open + 1);
+      Piece kw;
+      if (re2::RE2::PartialMatch(Piece(code.data() + p, std::min<size_t>(40, code.size() - p)), name_kw, &kw) ||
+          code.substr(p, 4) == "name") {
+        const size_t eq = code.find('=', p);
+        if (eq != std::string_view::npos && eq < p + 12) p = skip_space(code, eq + 1);
+      }
+      const StringLiteral* s = lx.string_starting_at(p);
       if (!s) return;
       fn = text.substr(s->body.begin, s->body.end - s->body.begin);
       if (!contains(fn, weak_name)) return;
@@ -375,6 +437,17 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            "hashlib " + fn +
                " is broken for security use (collisions are practical); use sha256 or blake2, or "
                "pass usedforsecurity=False for checksums.");
+  });
+  // Other libraries' MD5/SHA-1: PyCryptodome (`MD5.new()`, `Crypto.Hash.SHA1.new()`), cryptography
+  // (`hashes.MD5()`, `hashes.SHA1()`), and the Python 2 `md5`/`sha` modules.
+  TRITTER_RE(lib_hash_re, R"re(\b(?:(MD5|MD4|MD2|SHA1|SHA)\s*\.\s*new|hashes\s*\.\s*(MD5|SHA1)|\b(md5|sha)\s*\.\s*new)\s*\()re");
+  for_each_match(lib_hash_re, code, {"MD5", "MD4", "MD2", "SHA", "md5", "sha"}, [&](size_t b, const std::vector<Piece>& m) {
+    if (b > 0 && code[b - 1] == '.' && (b < 5 || code.substr(b - 5, 5) != "Hash.")) return;  // obj.SHA.new()
+    std::string what = m[1].data() ? std::string(m[1].data(), m[1].size()) + ".new()"
+                       : m[2].data() ? "hashes." + std::string(m[2].data(), m[2].size()) + "()"
+                                     : std::string(m[3].data(), m[3].size()) + ".new()";
+    e.emit("py.weak-hash", b,
+           what + " is MD5/SHA-1, broken for security use (collisions are practical); use SHA-256 or BLAKE2.");
   });
   TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
   TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
@@ -392,6 +465,17 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            "templates are rendered with autoescape=False, so user values are inserted as raw HTML (XSS); use "
            "autoescape=True or select_autoescape().");
   });
+  // Django-style settings: TEMPLATES = [{..., "OPTIONS": {"autoescape": False}}]. The key is a string (masked in
+  // `code`), so the match runs on the text and is kept only where `False` is code (not inside a comment).
+  TRITTER_RE(dict_autoescape_re, R"re(["']autoescape["']\s*:\s*(False)\b)re");
+  if (text.find("autoescape") != std::string_view::npos)
+    for_each_match(dict_autoescape_re, text, {"autoescape"}, [&](size_t b, const std::vector<Piece>& m) {
+      const size_t f = offset(text, m[1]);
+      if (code.substr(f, 5) != "False") return;
+      e.emit("py.jinja2-autoescape-off", b,
+             "the template settings set \"autoescape\": False, so user values are inserted as raw HTML (XSS); "
+             "leave autoescaping on and mark trusted values safe one by one.");
+    });
   TRITTER_RE(mktemp_re, R"re(\btempfile\s*\.\s*mktemp\s*\()re");
   for_each_match(mktemp_re, code, {"mktemp"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.tempfile-mktemp", b,
@@ -414,6 +498,17 @@ void python_quality(const LexedSource& lx, Emitter& e) {
     e.emit("py.except-pass", offset(code, m[1]),
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
                "` hides every error; handle, log or re-raise it.");
+  });
+  // A named exception class whose handler only passes: narrower than the above, still silent.
+  TRITTER_RE(
+      typed_pass_re,
+      R"re((?m)^[ \t]*(except)[ \t]+\(?[ \t]*([A-Za-z_][\w.]*)[^:\n]*:[ \t]*(?:\n[ \t]*)?(pass|continue)[ \t]*$)re");
+  for_each_match(typed_pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+    const std::string cls(m[2].data(), m[2].size());
+    if (cls == "Exception" || cls == "BaseException") return;  // py.except-pass
+    e.emit("py.except-pass-typed", offset(code, m[1]),
+           "`except " + cls + ":` followed only by `" + std::string(m[3].data(), m[3].size()) +
+               "` silently drops the error; say why in a comment, log it, or use contextlib.suppress(" + cls + ").");
   });
   TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
   TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
@@ -467,7 +562,8 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
            "an unsafe block has no `// SAFETY:` comment stating why its invariants hold; document them or use a "
            "safe API.");
   });
-  TRITTER_RE(transmute_re, R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<[^;{]*?>\s*)?\()re");
+  TRITTER_RE(transmute_re,
+             R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<(?:[^;{}\[\]]|\[[^\[\]{}]*\])*?>\s*)?\()re");
   for_each_match(transmute_re, code, {"transmute"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.transmute", b,
@@ -490,9 +586,10 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   });
   TRITTER_RE(
       tls_re,
-      R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
+      R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)|with_custom_certificate_verifier\s*\(|set_certificate_verifier\s*\(|ServerCertVerified\s*::\s*assertion\s*\(|impl\s+(?:[\w:]+::)?ServerCertVerifier\s+for\s+\w+))re");
   for_each_match(
-      tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
+      tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous", "certificate_verifier", "ServerCertVerifi"},
+      [&](size_t b, const std::vector<Piece>& m) {
         std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
         what.resize(std::min(what.size(), what.find('(')));
         what.insert(what.begin(), '`');
@@ -627,15 +724,16 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   std::stable_sort(all.begin(), all.end(),
                    [](const Label& a, const Label& b) { return a.line != b.line ? a.line < b.line : a.col < b.col; });
   std::map<std::string, size_t> first;  // rule -> index in r.labels
-  for (auto& l : all) {
+  for (const auto& l : all) {
     auto [it, fresh] = first.emplace(l.rule, r.labels.size());
     if (fresh) {
-      r.labels.push_back(std::move(l));
+      r.labels.push_back(l);
       r.counts.push_back(1);
     } else {
       ++r.counts[it->second];
     }
   }
+  r.occurrences = std::move(all);
   // File-level signals.
   size_t lines = 0, max_line = 0, cur = 0, alnum = 0;
   for (char c : text) {

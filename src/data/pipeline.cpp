@@ -112,11 +112,16 @@ std::string make_record(const Document& d, const Processed& p) {
     labels.push_back(label_json(p.labels.labels[i], p.labels.counts[i]));
     security |= p.labels.labels[i].kind == "security";
   }
+  // Every occurrence, not only the first per rule: line-level labels for training and evaluation.
+  json occurrences = json::array();
+  for (const auto& l : p.labels.occurrences)
+    occurrences.push_back({{"rule", l.rule}, {"line", l.line}, {"col", l.col}, {"explanation", l.explanation}});
   json meta = {{"language", d.language},
                {"path", d.path},
                {"source", d.source},
                {"bytes", d.text.size()},
                {"labels", std::move(labels)},
+               {"label_occurrences", std::move(occurrences)},
                {"quality",
                 {{"score", std::round(p.labels.score * 1000.0) / 1000.0},
                  {"flags", p.labels.flags},
