@@ -9,6 +9,7 @@
 
 #include "data/pipeline.h"
 #include "data/secret_gen.h"
+#include "data/secret_scan.h"
 #include "data/zstd_io.h"
 #include "util/test_util.h"
 
@@ -125,7 +126,53 @@ TEST(ConfigScan, VcsDirectoriesAreNotWalked) {
   const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, ctx);
   EXPECT_EQ(rep.docs_out, 1u);
   EXPECT_EQ(rep.scanned_not_kept, 0u);
-  EXPECT_EQ(rep.skipped.at("hidden"), 1u);  // the .git directory, once
+  EXPECT_EQ(rep.skipped.at("vendored-dir"), 1u);  // the .git directory, once, never walked
+}
+
+}  // namespace
+}  // namespace tritter::data
+
+namespace tritter::data {
+namespace {
+
+TEST(ReportOnly, FindingsSarifAndExitCode) {
+  TempDir tmp;
+  const auto planted = vendor_planted();
+  for (size_t i = 0; i < 4; ++i) {
+    fs::create_directories((tmp / "in" / planted[i].file).parent_path());
+    write_file(tmp / "in" / planted[i].file, planted[i].content);
+  }
+  write_file(tmp / "in/clean.py", "def f():\n    return 1\n");
+  Context ctx;
+  ctx.threads = 2;
+  const SecretScanReport rep = scan_secrets_only({(tmp / "in").string()}, SourceConfig{}, ctx);
+  EXPECT_EQ(rep.files_scanned, 5u);
+  ASSERT_EQ(rep.findings.size(), 4u);
+  const std::string text = findings_text(rep);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NE(text.find(planted[i].file), std::string::npos) << text;
+    EXPECT_EQ(text.find(planted[i].secret), std::string::npos) << "secret printed";
+  }
+  const json sarif = json::parse(findings_sarif(rep));
+  EXPECT_EQ(sarif["version"], "2.1.0");
+  const auto& run = sarif["runs"][0];
+  EXPECT_EQ(run["tool"]["driver"]["name"], "tritter-secrets");
+  ASSERT_EQ(run["results"].size(), 4u);
+  for (const auto& r : run["results"]) {
+    const size_t idx = r["ruleIndex"].get<size_t>();
+    EXPECT_EQ(run["tool"]["driver"]["rules"][idx]["id"], r["ruleId"]);
+    EXPECT_GE(r["locations"][0]["physicalLocation"]["region"]["startLine"].get<int>(), 1);
+    EXPECT_TRUE(r["partialFingerprints"]["secretSha256/v1"].get<std::string>().starts_with("sha256:"));
+  }
+  // The CLI: exit 1 with findings (and no output directory written), 0 on a clean tree; SARIF to a file.
+  auto r = test::run_cli("curate --report-only " + (tmp / "in").string() + " --sarif " + (tmp / "f.sarif").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(".npmrc:"), std::string::npos) << r.output;
+  EXPECT_EQ(json::parse(test::read_file(tmp / "f.sarif"))["runs"][0]["results"].size(), 4u);
+  fs::create_directories(tmp / "clean");
+  write_file(tmp / "clean/a.py", "x = 1\n");
+  r = test::run_cli("curate --report-only " + (tmp / "clean").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 }  // namespace
