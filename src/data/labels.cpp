@@ -6,7 +6,9 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -133,20 +135,79 @@ re2::RE2::Options regex_options() {
 }
 
 // Calls f(match_begin, groups) for every non-overlapping match of `re` in `code`. `needles`: literals of which
-// at least one must occur for the pattern to match (a memchr-speed prefilter; most files have none).
+// one occurs inside every match. RE2 runs only on the lines around each needle occurrence (find_needle),
+// not on the whole file: most rules' needles sit on a few lines, and the label stage was a full RE2 pass per rule.
+// `lines_after`: how many lines after the needle's a match may reach (multi-line rules).
+// Index of the needle's character that is rarest in source code (memchr then skips furthest between hits):
+// characters later in kCommon are rarer, and those not in it (upper case, digits, most punctuation) rarest.
+size_t rarest_char(std::string_view n) {
+  static constexpr std::string_view kCommon = " \n\te_t.s(a)r,io=nlcd:pmu'\"fhgb[]yk#vw-xjqz";
+  size_t best = 0, best_rank = 0;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const size_t k = kCommon.find(n[i]);
+    const size_t rank = k == std::string_view::npos ? kCommon.size() : k;
+    if (rank > best_rank) best = i, best_rank = rank;
+  }
+  return best;
+}
+
+// Next occurrence of `n` in `code` at or after `at` (npos if none): memchr for its rarest character, then compare.
+size_t find_needle(std::string_view code, std::string_view n, size_t at, size_t rare) {
+  const char c = n[rare];
+  for (size_t p = at + rare; p < code.size();) {
+    const void* hit = std::memchr(code.data() + p, c, code.size() - p);
+    if (!hit) return std::string_view::npos;
+    const size_t q = size_t(static_cast<const char*>(hit) - code.data());
+    if (q - rare + n.size() <= code.size() && std::memcmp(code.data() + q - rare, n.data(), n.size()) == 0)
+      return q - rare;
+    p = q + 1;
+  }
+  return std::string_view::npos;
+}
+
 template <typename F>
-void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f) {
-  if (needles.size() && std::none_of(needles.begin(), needles.end(),
-                                     [&](std::string_view n) { return code.find(n) != std::string_view::npos; }))
-    return;
+void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f,
+                    int lines_after = 1) {
+  std::vector<std::pair<size_t, size_t>> windows;
+  for (std::string_view n : needles) {
+    const size_t rare = rarest_char(n);
+    for (size_t at = 0; at + n.size() <= code.size();) {
+      const size_t pos = find_needle(code, n, at, rare);
+      if (pos == std::string_view::npos) break;
+      size_t b = code.rfind('\n', pos);
+      b = b == std::string_view::npos ? 0 : b + 1;
+      if (b > 0) {  // one line before: a match may start on the previous line (`x = \` continuations)
+        const size_t prev = b >= 2 ? code.rfind('\n', b - 2) : std::string_view::npos;
+        b = prev == std::string_view::npos ? 0 : prev + 1;
+      }
+      size_t e = pos;
+      for (int k = 0; k <= lines_after && e < code.size(); ++k) {
+        e = code.find('\n', e + (k ? 1 : 0));
+        if (e == std::string_view::npos) e = code.size();
+      }
+      windows.push_back({b, std::min(code.size(), e + 1)});
+      at = pos + n.size();
+    }
+  }
+  if (windows.empty()) return;
+  std::sort(windows.begin(), windows.end());
+  std::vector<std::pair<size_t, size_t>> merged;
+  for (const auto& w : windows)
+    if (!merged.empty() && w.first <= merged.back().second)
+      merged.back().second = std::max(merged.back().second, w.second);
+    else
+      merged.push_back(w);
   const int n = re.NumberOfCapturingGroups() + 1;
   std::vector<Piece> m(static_cast<size_t>(n));
-  size_t pos = 0;
   const Piece all(code.data(), code.size());
-  while (pos <= code.size() && re.Match(all, pos, code.size(), re2::RE2::UNANCHORED, m.data(), n)) {
-    const size_t begin = size_t(m[0].data() - code.data());
-    pos = std::max(begin + m[0].size(), begin + 1);
-    f(begin, m);
+  for (const auto& [wb, we] : merged) {
+    size_t pos = wb;
+    // The whole code is the context, so ^, $ and \b see the real neighbours of the window.
+    while (pos <= we && re.Match(all, pos, we, re2::RE2::UNANCHORED, m.data(), n)) {
+      const size_t begin = size_t(m[0].data() - code.data());
+      pos = std::max(begin + m[0].size(), begin + 1);
+      f(begin, m);
+    }
   }
 }
 
@@ -299,7 +360,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                " to the shell to parse; use asyncio.create_subprocess_exec() with one argument per word.");
   });
   TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen[234]?|spawnlp?e?|spawnvp?e?)\s*\()re");
-  for_each_match(system_re, code, {"system", "popen"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(system_re, code, {"system", "popen", "spawn"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
     e.emit("py.os-system", b,
@@ -526,7 +587,7 @@ void python_quality(const LexedSource& lx, Emitter& e) {
                " that is shared by every call; default to None and create it inside.");
   });
   TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
-  for_each_match(is_re, code, {"is"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(is_re, code, {"is ", "is\t"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.is-literal", b,
            "`is` compares identity, not value, against a literal; the result depends on interning. Use == or !=.");
   });
@@ -694,9 +755,12 @@ std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   const std::string code = lex_python(text).code;
   TRITTER_RE(kernel_re,
              R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
-  for_each_match(kernel_re, code, {"@triton"}, [&](size_t, const std::vector<Piece>& m) {
-    out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
-  });
+  for_each_match(
+      kernel_re, code, {"@triton"},
+      [&](size_t, const std::vector<Piece>& m) {
+        out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
+      },
+      /*lines_after=*/16);
   return out;
 }
 
@@ -735,19 +799,21 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   }
   r.occurrences = std::move(all);
   // File-level signals.
-  size_t lines = 0, max_line = 0, cur = 0, alnum = 0;
-  for (char c : text) {
-    if (c == '\n') {
-      ++lines;
-      max_line = std::max(max_line, cur);
-      cur = 0;
-    } else {
-      ++cur;
-    }
-    alnum += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  // Lines by memchr and alphanumerics by a table (the loop vectorizes): this was a branchy per-byte loop.
+  size_t lines = 0, max_line = 0, alnum = 0;
+  for (size_t p = 0; p < text.size();) {
+    const void* nl = std::memchr(text.data() + p, '\n', text.size() - p);
+    const size_t e = nl ? size_t(static_cast<const char*>(nl) - text.data()) : text.size();
+    max_line = std::max(max_line, e - p);
+    ++lines;  // a line ended by '\n', or the last line without one
+    p = e + 1;
   }
-  if (cur > 0) ++lines;
-  max_line = std::max(max_line, cur);
+  static constexpr auto kAlnum = [] {
+    std::array<uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) t[size_t(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    return t;
+  }();
+  for (unsigned char c : text) alnum += kAlnum[c];
   if (has_generated_header(text)) r.flags.push_back("generated");
   if (max_line > config.max_line_length) r.flags.push_back("long-lines");
   if (lines > 0 && double(text.size()) / double(lines) > config.minified_mean_line) r.flags.push_back("minified");

@@ -173,6 +173,18 @@ bool has_brace_template(std::string_view v) {
 // An unquoted value that is a code identifier rather than key material: snake/kebab-case words with at most a
 // trailing number (`user_password2`, `db-pass`), or dotted attribute access (`self.password`, `cfg.api_key`).
 bool looks_like_identifier(std::string_view v) {
+  // Dotted attribute access or a module path: every segment an identifier (`win32api.RegOpenKeyEx`).
+  if (v.find('.') != std::string_view::npos) {
+    bool all_idents = true;
+    for (size_t b = 0; b <= v.size() && all_idents;) {
+      const size_t e = std::min(v.find('.', b), v.size());
+      const std::string_view seg = v.substr(b, e - b);
+      all_idents = !seg.empty() && !std::isdigit(static_cast<unsigned char>(seg[0])) &&
+                   std::all_of(seg.begin(), seg.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+      b = e + 1;
+    }
+    if (all_idents) return true;
+  }
   size_t digits = 0;
   bool sep = false;
   for (size_t i = 0; i < v.size(); ++i) {
@@ -361,7 +373,7 @@ SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
   for (size_t i = 0; i < rules.size(); ++i) {
     patterns.push_back(hs_patterns[i].c_str());
     // Prefilter mode: Hyperscan may match a superset, which RE2 then confirms.
-    flags.push_back(HS_FLAG_SINGLEMATCH | HS_FLAG_PREFILTER);
+    flags.push_back(HS_FLAG_PREFILTER);  // every end offset: RE2 windows are placed around them
     ids.push_back(unsigned(i));
     auto re = std::make_unique<re2::RE2>(rules[i].pattern, options);
     if (!re->ok()) throw_error("secret rule '", rules[i].id, "': RE2 rejects the pattern: ", re->error());
@@ -390,8 +402,30 @@ SecretScanner::Scratch::~Scratch() {
 
 namespace {
 
-int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
-  static_cast<std::vector<bool>*>(ctx)->at(id) = true;
+// Hyperscan reports where a rule's (relaxed) pattern ends; RE2 then runs only on a window around each report,
+// not the whole document, so a common keyword ("token", "key =") costs a few KB of RE2 per hit instead of a
+// full-text pass. Every real match [s, t) is also a match of the relaxed pattern, so Hyperscan reports t; no rule
+// matches more than kReach bytes before its first report (a longer private-key body is reported at every byte, so
+// its windows chain), hence [t - kReach, t) holds it. Windows of one rule that touch are merged.
+constexpr size_t kReach = 1200;
+
+struct HitWindows {
+  std::string_view text;
+  size_t base = 0;                                           // offset of the Hyperscan block in `text`
+  std::vector<std::vector<std::pair<size_t, size_t>>> rules;  // per rule: [begin, end) windows, ascending
+};
+
+int on_match(unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) {
+  HitWindows& h = *static_cast<HitWindows*>(ctx);
+  const size_t end = h.base + size_t(to);
+  auto& w = h.rules[id];
+  if (!w.empty() && end <= w.back().second) return 0;
+  const size_t b = end > kReach ? end - kReach : 0;
+  const size_t e = std::min(h.text.size(), end);
+  if (!w.empty() && b <= w.back().second)
+    w.back().second = e;
+  else
+    w.push_back({b, e});
   return 0;
 }
 
@@ -400,24 +434,29 @@ int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void
 std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& scratch) const {
   const auto& rules = secret_rules();
   std::vector<SecretFinding> out;
-  std::vector<bool> fired(rules.size(), false);
+  HitWindows hits;
+  hits.text = text;
+  hits.rules.resize(rules.size());
   std::optional<LineIndex> lines;  // built on the first finding
   // Hyperscan takes an unsigned length: scan very large inputs in overlapping 1 GiB windows.
   constexpr size_t kWindow = size_t(1) << 30, kOverlap = size_t(1) << 16;
   for (size_t off = 0; off < text.size() || off == 0; off += kWindow - kOverlap) {
     const size_t len = std::min(kWindow, text.size() - off);
-    hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &fired);
+    hits.base = off;
+    hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &hits);
     if (off + len >= text.size()) break;
   }
   for (size_t r = 0; r < rules.size(); ++r) {
-    if (!fired[r]) continue;
+    if (hits.rules[r].empty()) continue;
     const SecretRule& rule = rules[r];
     const re2::RE2& re = *impl_->regexes[r];
     const int groups = re.NumberOfCapturingGroups() + 1;
     std::vector<re2::StringPiece> m(static_cast<size_t>(groups));
-    size_t pos = 0;
-    while (pos <= text.size() && re.Match(re2::StringPiece(text.data(), text.size()), pos, text.size(),
-                                          re2::RE2::UNANCHORED, m.data(), groups)) {
+    for (const auto& [win_begin, win_end] : hits.rules[r]) {
+    size_t pos = win_begin;
+    // RE2 matches inside [pos, win_end) with the whole text as context (^, $ and \b see the real neighbours).
+    while (pos <= win_end && re.Match(re2::StringPiece(text.data(), text.size()), pos, win_end,
+                                      re2::RE2::UNANCHORED, m.data(), groups)) {
       const size_t match_end = size_t(m[0].data() - text.data()) + m[0].size();
       pos = std::max(match_end, size_t(m[0].data() - text.data()) + 1);
       const re2::StringPiece s = m[size_t(rule.secret_group)];
@@ -441,6 +480,7 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
       if (!lines) lines.emplace(text);
       const LineCol lc = lines->at(size_t(s.data() - text.data()));
       out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret)});
+    }
     }
   }
   // The same secret found by a specific rule and a generic one is reported once, under the specific rule

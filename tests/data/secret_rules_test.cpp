@@ -109,6 +109,8 @@ TEST_F(SecretRulesTest, UnquotedLookAlikesDoNotFire) {
       "SECRET_KEY=django-insecure-change-me\n",
       "password = os.environ['DB_PASSWORD']\n",
       "for token in tokens:\n    password = token\n",
+      "RegOpenKeyEx = win32api.RegOpenKeyEx\nRegEnumKey = win32api.RegEnumKey\n",
+      "signing_key = settings.SIGNING_KEY_V2\n",
   };
   for (const auto& text : negatives) {
     const auto found = scan(text);
