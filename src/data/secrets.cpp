@@ -361,6 +361,35 @@ std::string hyperscan_prefilter(std::string_view p) {
 
 }  // namespace
 
+// The RE2 form of a rule: upper bounds of 100 or more are dropped (`{10,1000}` -> `{10,}`). RE2 expands a bounded
+// repeat into one instruction per count, which made the DFA of the generic rules slow to build and to run; the
+// captured secret is capped at kMaxSecret bytes after the match instead.
+constexpr size_t kMaxSecret = 1000;
+std::string re2_form(std::string_view p) {
+  std::string out;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      out += p[i];
+      if (i + 1 < p.size()) out += p[++i];
+      continue;
+    }
+    if (p[i] == '{') {
+      const size_t comma = p.find(',', i), close = p.find('}', i);
+      if (comma != std::string_view::npos && close != std::string_view::npos && comma < close && close - comma > 1 &&
+          std::all_of(p.begin() + long(i) + 1, p.begin() + long(comma), [](char c) { return c >= '0' && c <= '9'; }) &&
+          std::all_of(p.begin() + long(comma) + 1, p.begin() + long(close), [](char c) { return c >= '0' && c <= '9'; }) &&
+          std::stoi(std::string(p.substr(comma + 1, close - comma - 1))) >= 100) {
+        out += p.substr(i, comma - i + 1);
+        out += '}';
+        i = close;
+        continue;
+      }
+    }
+    out += p[i];
+  }
+  return out;
+}
+
 SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
   const auto& rules = secret_rules();
   std::vector<std::string> hs_patterns;
@@ -375,7 +404,7 @@ SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
     // Prefilter mode: Hyperscan may match a superset, which RE2 then confirms.
     flags.push_back(HS_FLAG_PREFILTER);  // every end offset: RE2 windows are placed around them
     ids.push_back(unsigned(i));
-    auto re = std::make_unique<re2::RE2>(rules[i].pattern, options);
+    auto re = std::make_unique<re2::RE2>(re2_form(rules[i].pattern), options);
     if (!re->ok()) throw_error("secret rule '", rules[i].id, "': RE2 rejects the pattern: ", re->error());
     impl_->regexes.push_back(std::move(re));
   }
@@ -462,6 +491,7 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
       const re2::StringPiece s = m[size_t(rule.secret_group)];
       if (s.data() == nullptr || s.empty()) continue;
       const std::string_view secret(s.data(), s.size());
+      if (secret.size() > kMaxSecret) continue;
       const bool all_digits = std::all_of(secret.begin(), secret.end(), [](char c) { return c >= '0' && c <= '9'; });
       // Digits carry at most log2(10) = 3.32 bits a character: all-digit secrets get a threshold they can meet.
       const double threshold =
