@@ -118,6 +118,8 @@ const std::vector<SecretRule>& vendor_secret_rules() {
       // Package registry and build-tool configuration files.
       {"npm-legacy-auth", "(?m)^[ \\t]*(?://[^\\s=]*:)?_auth[ \\t]*=[ \\t]*[\"']?([A-Za-z0-9+/]{12,400}={0,2})", 1, 0,
        3.0, "npm _auth credentials (.npmrc)"},
+      {"netrc-password", "(?s)\\bmachine[ \\t]+[^\\s]+.{0,200}?\\bpassword[ \\t]+([^\\s]{6,200})", 1, 0, 2.5,
+       "password in a .netrc machine entry"},
       {"nuget-config-password",
        "(?i)<add[ \\t]+key=\"(?:ClearText)?Password\"[ \\t]+value=\"([^\"\\s]{8,200})\"", 1, 0, 1.0,
        "password in a NuGet.config package source"},

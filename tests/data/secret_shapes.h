@@ -138,6 +138,7 @@ inline std::vector<Shape> vendor_shapes() {
       {"zapier-webhook", "ZAP=https://[[hooks.zapier.com/hooks/catch/{d:7}/{l:7}]]/\n"},
       {"sidekiq-sensitive-url", "source \"https://[[{h:8}:{h:8}]]@gems.contribsys.com/\"\n"},
       {"npm-legacy-auth", "_auth = [[{b:40}]]\n"},
+      {"netrc-password", "machine api.example.org\n  login ci\n  password [[{a:18}]]\n"},
       {"nuget-config-password", "<add key=\"ClearTextPassword\" value=\"[[{a:16}]]\" />\n"},
       {"xml-secret-element", "<server><id>repo</id><password>[[{a:20}]]</password></server>\n"},
       {"sidekiq-secret", "BUNDLE_GEMS__CONTRIBSYS__COM: [[{h:8}:{h:8}]]\n"},
