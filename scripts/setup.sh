@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
   libhyperscan-dev libre2-dev
   clang libclang-rt-14-dev python3 zstd xz-utils
+  libcpp-httplib-dev chromium nodejs npm
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -16,9 +17,14 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The server's tests use the openai client and playwright-core, pinned in package-lock.json.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -d "$root/node_modules/openai" ] || [ ! -d "$root/node_modules/playwright-core" ]; then
+  (cd "$root" && npm ci --no-audit --no-fund)
+fi
