@@ -2,7 +2,7 @@
 // chat, streamed and not, streams dropped at a random point, oversized bodies, malformed JSON, bad types,
 // embeddings — while the server's RSS is sampled every 10 s. Prints the RSS series and the answer counts; fails if
 // the server stops answering /health or crashes.
-//   node bench/serve_soak.mjs MODEL [SECONDS=600] [CLIENTS=8]      (TRITTER=path of the CLI, default build/tritter)
+//   node bench/serve_soak.mjs MODEL [SECONDS=600] [CLIENTS=8]      (TRITTER_CLI=path of the CLI, default build/tritter)
 import { readFileSync } from "node:fs";
 import { startServer, stopServer } from "../tests/serve/helpers.mjs";
 

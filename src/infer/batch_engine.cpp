@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "core/error.h"
@@ -14,30 +15,37 @@
 namespace tritter {
 
 namespace {
+// The engine options of the shared buffers: max_batch = the rows one forward holds (a prefill chunk, or a step of
+// every slot's token plus a chunk of prompt tokens).
 EngineOptions engine_options(const TritterConfig& c, const BatchEngineOptions& o) {
   EngineOptions e;
   e.context = o.context;
   e.kv_dtype = o.kv_dtype;
   e.max_batch = o.max_batch;
   e = resolve_engine_options(c, e);
-  e.max_batch = std::max<int64_t>(e.max_batch, o.slots);  // the scratch holds a whole decode step
+  e.max_batch += o.slots;
   return e;
+}
+int64_t chunk_of(const TritterConfig& c, const BatchEngineOptions& o) {
+  return engine_options(c, o).max_batch - o.slots;  // the prefill chunk, ≤ context
 }
 }  // namespace
 
 size_t batch_engine_bytes(const TritterConfig& c, const BatchEngineOptions& o) {
   const EngineOptions e = engine_options(c, o);
-  return static_cast<size_t>(o.slots) * kv_cache_bytes(c, e.context, e.kv_dtype, e.max_batch) +
+  return static_cast<size_t>(o.slots) * kv_cache_bytes(c, e.context, e.kv_dtype, chunk_of(c, o)) +
          engine_buffer_bytes(c, e);
 }
 
 BatchEngine::BatchEngine(Context& ctx, const ModelWeights& weights, const BatchEngineOptions& options)
-    : ctx_(ctx), source_(weights), c_(weights.config), options_(options) {
+    : ctx_(ctx), source_(weights), c_(weights.config), options_(options),
+      timed_(ctx.log_level >= LogLevel::Verbose) {
   if (options.slots < 1) throw_error("batch engine: slots ", options.slots, ", expected at least 1");
   if (!c_.quant) throw_error("batch engine: quant=false models are not supported (no packed form)");
   const EngineOptions e = engine_options(c_, options);
   options_.context = e.context;
-  options_.max_batch = std::min(options.max_batch, e.context);
+  options_.max_batch = chunk_of(c_, options);
+  rows_ = e.max_batch;
   for (int s = 0; s < options.slots; ++s) {
     // A slot's cache takes writes of a prefill chunk (max_batch) or one decode token.
     caches_.push_back(std::make_unique<KvCache>(c_, e.context, e.kv_dtype, options_.max_batch, &ctx.memory));
@@ -103,6 +111,7 @@ void BatchEngine::layers(int64_t N, int slot, KvStore* const* kvs, const int64_t
     run.rope_cos = rope_.as<float>().data();
     run.rope_sin = run.rope_cos + options_.context * half;
     run.lora = lora_;
+    run.times = timed_ ? &times_ : nullptr;
     if (kvs) {
       run.B = N;
       run.kvs = kvs;
@@ -132,26 +141,41 @@ void BatchEngine::prefill(int slot, std::span<const int32_t> tokens, float* logi
   }
 }
 
-void BatchEngine::decode(std::span<const int> slots, std::span<const int32_t> tokens, float* logits) {
-  const int64_t B = static_cast<int64_t>(slots.size());
-  TRITTER_CHECK(B >= 1 && B <= this->slots() && tokens.size() == slots.size(), "decode: ", B, " slots, ",
-                tokens.size(), " tokens");
+void BatchEngine::step(std::span<const int> slots, std::span<const int32_t> tokens, const uint8_t* want,
+                       float* logits) {
+  const int64_t B = static_cast<int64_t>(slots.size()), D = c_.hidden_size;
+  TRITTER_CHECK(B >= 1 && tokens.size() == slots.size(), "step: ", B, " slots, ", tokens.size(), " tokens");
+  if (B > rows_) throw_error("batch engine: a step of ", B, " rows, expected at most ", rows_);
   kv_rows_.resize(static_cast<size_t>(B));
   positions_.resize(static_cast<size_t>(B));
+  step_pos_ = pos_;  // each row takes its slot's next position
   for (int64_t b = 0; b < B; ++b) {
     const int s = slots[static_cast<size_t>(b)];
-    check(s, 1, &tokens[static_cast<size_t>(b)]);
-    for (int64_t j = 0; j < b; ++j) {
-      if (slots[static_cast<size_t>(j)] == s) throw_error("batch engine: slot ", s, " twice in one decode step");
+    if (s < 0 || s >= this->slots()) throw_error("batch engine: slot ", s, ", expected 0 .. ", this->slots() - 1);
+    const int32_t t = tokens[static_cast<size_t>(b)];
+    if (t < 0 || t >= c_.vocab_size) throw_error("batch engine: token ", b, ": id ", t, ", expected 0 .. ", c_.vocab_size - 1);
+    int64_t& p = step_pos_[static_cast<size_t>(s)];
+    if (p >= options_.context) {
+      throw_error("batch engine: context full: slot ", s, " holds ", p, " positions of ", options_.context);
     }
     kv_rows_[static_cast<size_t>(b)] = caches_[static_cast<size_t>(s)].get();
-    positions_[static_cast<size_t>(b)] = pos_[static_cast<size_t>(s)];
+    positions_[static_cast<size_t>(b)] = p++;
   }
   source_.embed_rows(tokens.data(), B, x_);
   layers(B, -1, kv_rows_.data(), positions_.data());
-  for (int s : slots) ++pos_[static_cast<size_t>(s)];
-  rmsnorm(ctx_, normed_, x_, source_.final_norm(), B, c_.hidden_size, static_cast<float>(c_.rms_norm_eps));
-  source_.head_forward(ctx_, logits, normed_, B, hq_, hs_);
+  pos_ = step_pos_;
+  OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
+  rmsnorm(ctx_, normed_, x_, source_.final_norm(), B, D, static_cast<float>(c_.rms_norm_eps));
+  int64_t rows = B;
+  if (want) {  // the head only for the rows that need logits, packed in order
+    rows = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!want[b]) continue;
+      if (rows != b) std::memmove(normed_ + rows * D, normed_ + b * D, static_cast<size_t>(D) * sizeof(float));
+      ++rows;
+    }
+  }
+  if (rows > 0) source_.head_forward(ctx_, logits, normed_, rows, hq_, hs_);
 }
 
 std::vector<float> BatchEngine::embed(int slot, std::span<const int32_t> tokens) {

@@ -1,8 +1,8 @@
 // The batched inference engine: S slots, each one sequence with its own KV cache and position, over one set of
-// weights. A decode step runs one token of each of B slots as ONE forward pass of B rows (model/block's batched
-// decode): the norms, quantization and every ternary projection and the head run as GEMMs over the B rows, which
-// read the weights once for B tokens; RoPE and attention run per row against that row's cache. Prompt processing
-// runs one slot's chunk (up to max_batch tokens) the way Engine does. A row's logits do not depend on which other
+// weights. A step runs B rows — one token of each generating slot, and prompt tokens of newcomers — as ONE forward
+// pass (model/block's batched rows): the norms, quantization and every ternary projection and the head run as
+// GEMMs over the B rows, which read the weights once for B tokens; RoPE and attention run per row at its own
+// position against its slot's cache. prefill() runs one slot's chunk (up to max_batch tokens) the way Engine does. A row's logits do not depend on which other
 // rows share its step (tests/serve/batch_engine_test.cpp: greedy tokens equal the single-sequence Engine's).
 // Non-goals: a paged cache shared between slots, batching prefill chunks of several slots into one pass, streamed
 // weights.
@@ -53,14 +53,23 @@ class BatchEngine {
   // Runs tokens (n ≥ 1) of `slot` at positions position(slot) .. +n−1 in chunks of max_batch tokens; logits (V)
   // of the last token when not null. Throws Error on an id outside [0, V) or a full context.
   void prefill(int slot, std::span<const int32_t> tokens, float* logits);
-  // One token per slot in `slots` (distinct), each at its own position: logits (B, V), row b for slots[b].
-  // Throws Error as prefill does (nothing runs then).
-  void decode(std::span<const int> slots, std::span<const int32_t> tokens, float* logits);
+  // One forward of B rows (B ≤ max_batch + slots): row b is token tokens[b] of slot slots[b] at that slot's next
+  // position — a slot may have several rows (prompt tokens, in order: consecutive positions). logits (R, V) for
+  // the R rows whose want[b] is non-zero, in row order (want null: every row). Throws Error on a bad slot or id or
+  // a full context (nothing runs then).
+  void step(std::span<const int> slots, std::span<const int32_t> tokens, const uint8_t* want, float* logits);
+  // One token for each of the slots (distinct): logits (B, V), row b for slots[b].
+  void decode(std::span<const int> slots, std::span<const int32_t> tokens, float* logits) {
+    step(slots, tokens, nullptr, logits);
+  }
+  int64_t max_rows() const { return rows_; }
   // A unit vector (D): the final RMSNorm'd hidden states of tokens run as a fresh sequence in `slot`, averaged
   // and L2-normalized (Session::embed's definition). Leaves the slot empty.
   std::vector<float> embed(int slot, std::span<const int32_t> tokens);
   // LoRA adapters on every row (infer/lora_apply.h); `lora` must outlive the engine or be detached (nullptr).
   void set_lora(const LoraSet* lora);
+  // Wall time per op family of the forward passes so far (collected when the Context's log level is Verbose).
+  const OpTimes& op_times() const { return times_; }
 
  private:
   void check(int slot, int64_t n, const int32_t* tokens) const;
@@ -83,8 +92,12 @@ class BatchEngine {
   float* normed_ = nullptr;
   const LoraSet* lora_ = nullptr;
   Buffer lora_x_;
+  bool timed_;
+  OpTimes times_;
   std::vector<KvStore*> kv_rows_;     // per decode step
   std::vector<int64_t> positions_;
+  std::vector<int64_t> step_pos_;
+  int64_t rows_ = 0;  // rows one forward holds
 };
 
 }  // namespace tritter

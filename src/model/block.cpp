@@ -120,11 +120,14 @@ void attention(const BlockRun& run, const BlockActs& A, const BlockScratch& s) {
   if (run.kvs) {  // batched decode: each row against its own sequence's store
     const CachedAttnShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, run.mask};
     const int64_t Hd = c.q_dim(), Kd = c.kv_dim();
-    // Rows in parallel (distinct stores; a row's result does not depend on the thread that runs it).
+    // Writes in row order (a store's positions arrive in order), then the rows' attention in parallel (a row's
+    // result does not depend on the thread that runs it; each reads positions ≤ its own).
+    TIMED(Elementwise, for (int64_t b = 0; b < run.B; ++b) {
+      run.kvs[b]->write(run.layer, run.positions[b], 1, A.k + b * Kd, A.v + b * Kd);
+    });
     TIMED(AttnFwd, parallel_for(run.ctx.threads, run.B, [&](int64_t b, int) {
-      KvStore& kv = *run.kvs[b];
-      kv.write(run.layer, run.positions[b], 1, A.k + b * Kd, A.v + b * Kd);
-      attention_cached(run.ctx, A.att + b * Hd, A.q + b * Hd, kv.rows(run.layer), run.positions[b], 1, shape);
+      attention_cached(run.ctx, A.att + b * Hd, A.q + b * Hd, run.kvs[b]->rows(run.layer), run.positions[b], 1,
+                       shape);
     }));
     return;
   }

@@ -81,15 +81,15 @@ std::string Metrics::render() const {
   counter("tritter_prompt_tokens_total", "Prompt tokens processed (cached ones excluded).", prompt_tokens_);
   counter("tritter_prompt_tokens_cached_total", "Prompt tokens reused from a slot's cache.", cached_tokens_);
   counter("tritter_generated_tokens_total", "Tokens generated.", generated_tokens_);
-  counter("tritter_decode_steps_total", "Batched decode steps run.", decode_steps_);
-  counter("tritter_decode_rows_total", "Sequences summed over the decode steps (rows / steps = mean batch).",
+  counter("tritter_decode_steps_total", "Batched forward steps run.", decode_steps_);
+  counter("tritter_decode_rows_total", "Rows (decoded tokens and prompt tokens) summed over the steps.",
           decode_rows_);
   gauge("tritter_queue_depth", "Requests waiting for a slot.", queue_depth_);
   gauge("tritter_slots_active", "Slots running a request.", active_);
   gauge("tritter_slots", "Slots (--parallel).", slots_);
   request_s_.render(o, "tritter_request_seconds", "Time from a request's arrival to its last token.");
   first_token_s_.render(o, "tritter_time_to_first_token_seconds", "Time from arrival to the first token.");
-  step_s_.render(o, "tritter_decode_step_seconds", "Wall time of one batched decode step.");
+  step_s_.render(o, "tritter_decode_step_seconds", "Wall time of one batched forward step.");
   return o;
 }
 

@@ -73,7 +73,7 @@ Scheduler::Scheduler(BatchEngine& engine, const SchedulerOptions& options, Metri
     slots_.push_back(std::make_unique<Slot>());
     slots_.back()->id = i;
   }
-  logits_.resize(static_cast<size_t>(engine.slots() * engine.config().vocab_size));
+  logits_.resize(static_cast<size_t>(engine.slots() * engine.config().vocab_size));  // ≤ one row per slot wants
   publish_state();
   thread_ = std::thread([this] { loop(); });
 }
@@ -165,8 +165,7 @@ void Scheduler::loop() {
     try {
       admit();
       reap();
-      prefill_step();
-      decode_step();
+      step();
     } catch (const std::exception& ex) {  // an internal failure ends the running jobs, never the server
       for (auto& s : slots_) {
         if (s->state == Slot::State::Idle) continue;
@@ -232,6 +231,17 @@ bool Scheduler::admit() {
       job.channel->push(std::move(e));
       continue;
     }
+    const int64_t V = engine_.config().vocab_size;
+    const bool bad_id = std::any_of(job.prompt.begin(), job.prompt.end(), [&](int32_t t) { return t < 0 || t >= V; });
+    if (job.prompt.empty() || bad_id) {  // caught here: a decode step must not fail for the whole batch
+      Event e;
+      e.kind = Event::Kind::Error;
+      e.index = job.index;
+      e.error = job.prompt.empty() ? "empty prompt" : "a prompt token id outside 0 .. " + std::to_string(V - 1);
+      e.status = 400;
+      job.channel->push(std::move(e));
+      continue;
+    }
     // Keep the shared prefix, but always run at least the prompt's last token (its logits start generation).
     const size_t shared = std::min(common_prefix(s.cached, job.prompt), job.prompt.size() - 1);
     const int64_t kept = engine_.truncate(s.id, static_cast<int64_t>(shared));
@@ -251,6 +261,7 @@ bool Scheduler::admit() {
     }
     s.job = std::move(job);
     s.state = Slot::State::Prefill;
+    if (s.prefilled + 1 == s.job->prompt.size()) start_decoding(s);  // the rest is one token: it joins the batch
   }
   return any;
 }
@@ -267,59 +278,65 @@ void Scheduler::reap() {
   }
 }
 
-void Scheduler::prefill_step() {
-  Slot* p = nullptr;
-  for (auto& s : slots_) {
-    if (s->state == Slot::State::Prefill && (!p || s->admitted < p->admitted)) p = s.get();
-  }
-  if (!p) return;
-  Slot& s = *p;
-  const std::vector<int32_t>& prompt = s.job->prompt;
-  const size_t n = std::min(prompt.size() - s.prefilled, static_cast<size_t>(engine_.max_batch()));
-  const bool last = s.prefilled + n == prompt.size();
-  const std::span<const int32_t> chunk(prompt.data() + s.prefilled, n);
-  try {
-    engine_.prefill(s.id, chunk, last ? logits_.data() : nullptr);
-  } catch (const std::exception& ex) {
-    Event e;
-    e.kind = Event::Kind::Error;
-    e.index = s.job->index;
-    e.error = ex.what();
-    e.status = 400;
-    s.job->channel->push(std::move(e));
-    engine_.reset(s.id);
-    s.cached.clear();
-    s.job.reset();
-    s.state = Slot::State::Idle;
-    return;
-  }
-  s.cached.insert(s.cached.end(), chunk.begin(), chunk.end());
-  s.prefilled += n;
-  if (!last) return;
-  metrics_.tokens(static_cast<int64_t>(prompt.size()) - s.reused, 0, s.reused);
+// A prompt's last token runs as a decode row (its logits give the first generated token).
+void Scheduler::start_decoding(Slot& s) {
+  metrics_.tokens(static_cast<int64_t>(s.job->prompt.size()) - s.reused, 0, s.reused);
+  s.next = s.job->prompt.back();
   s.state = Slot::State::Decode;
-  emit(s, logits_.data());
 }
 
-void Scheduler::decode_step() {
-  std::vector<int> ids;
-  std::vector<int32_t> toks;
-  std::vector<Slot*> rows;
+void Scheduler::step() {
+  rows_slot_.clear();
+  rows_token_.clear();
+  rows_want_.clear();
+  std::vector<Slot*> decoding;
   for (auto& s : slots_) {
     if (s->state != Slot::State::Decode) continue;
-    ids.push_back(s->id);
-    toks.push_back(s->next);
-    rows.push_back(s.get());
+    rows_slot_.push_back(s->id);
+    rows_token_.push_back(s->next);
+    rows_want_.push_back(1);
+    decoding.push_back(s.get());
   }
-  if (rows.empty()) return;
+  // Prompt tokens of newcomers, oldest first, up to one chunk in all; a prompt that completes here also puts its
+  // last token in the step (it counts against the chunk, so one slot never writes more than a chunk at once).
+  std::vector<Slot*> waiting;
+  for (auto& s : slots_) {
+    if (s->state == Slot::State::Prefill) waiting.push_back(s.get());
+  }
+  std::sort(waiting.begin(), waiting.end(), [](const Slot* a, const Slot* b) { return a->admitted < b->admitted; });
+  int64_t budget = engine_.max_batch();
+  for (Slot* s : waiting) {
+    if (budget <= 0) break;
+    const std::vector<int32_t>& prompt = s->job->prompt;
+    const size_t end = prompt.size() - 1;  // all but the last token
+    const size_t n = std::min(end - s->prefilled, static_cast<size_t>(budget));
+    for (size_t i = 0; i < n; ++i) {
+      rows_slot_.push_back(s->id);
+      rows_token_.push_back(prompt[s->prefilled + i]);
+      rows_want_.push_back(0);
+      s->cached.push_back(prompt[s->prefilled + i]);
+    }
+    s->prefilled += n;
+    budget -= static_cast<int64_t>(n);
+    if (s->prefilled == end && budget > 0) {
+      start_decoding(*s);
+      rows_slot_.push_back(s->id);
+      rows_token_.push_back(s->next);
+      rows_want_.push_back(1);
+      decoding.push_back(s);
+      --budget;
+    }
+  }
+  if (rows_slot_.empty()) return;
   const auto t0 = Clock::now();
-  engine_.decode(ids, toks, logits_.data());
-  metrics_.decode_step(seconds(t0, Clock::now()), static_cast<int64_t>(rows.size()));
+  engine_.step(rows_slot_, rows_token_, rows_want_.data(), logits_.data());
+  metrics_.decode_step(seconds(t0, Clock::now()), static_cast<int64_t>(rows_slot_.size()));
   const int64_t V = engine_.config().vocab_size;
-  for (size_t b = 0; b < rows.size(); ++b) {
-    rows[b]->cached.push_back(toks[b]);
-    rows[b]->used = tick_;
-    emit(*rows[b], logits_.data() + static_cast<int64_t>(b) * V);
+  for (size_t b = 0; b < decoding.size(); ++b) {
+    Slot& s = *decoding[b];
+    s.cached.push_back(s.next);
+    s.used = tick_;
+    emit(s, logits_.data() + static_cast<int64_t>(b) * V);
   }
 }
 
@@ -348,6 +365,7 @@ void Scheduler::emit(Slot& s, float* logits) {
     return;
   }
   ++s.generated;
+  metrics_.tokens(0, 1, 0);  // live: counted as sampled, not when the request ends
   s.history.push_back(id);
   s.pending += token_bytes(id);
   size_t cut = std::string::npos;
@@ -400,7 +418,6 @@ void Scheduler::finish(Slot& s, const std::string& reason) {
   e.completion_tokens = s.generated;
   e.cached_tokens = s.reused;
   const auto now = Clock::now();
-  metrics_.tokens(0, s.generated, 0);
   metrics_.latency(seconds(job.arrival, now), s.has_first ? seconds(job.arrival, s.first_token) : -1.0);
   job.channel->push(std::move(e));
   // A slot left mid-prefill holds only part of its prompt: `cached` says which part, so reuse stays exact.

@@ -1,9 +1,10 @@
 // Continuous batching: one scheduler thread owns the BatchEngine and its slots. HTTP threads submit Jobs (a
 // bounded queue: submit refuses when full) and read their Channel. Each step of the loop: queued jobs take free
 // slots (the slot whose cached tokens share the longest prefix with the prompt, so a chat's next turn reuses its
-// previous turn's cache); cancelled or timed-out jobs leave; one prefill chunk of one newcomer runs; then ONE
-// batched decode over every slot that is generating. A newcomer's prompt thus interleaves with the others'
-// decoding instead of stalling it for the whole prompt.
+// previous turn's cache); cancelled or timed-out jobs leave; then ONE forward pass runs the next token of every
+// generating slot together with up to one chunk (max_batch) of newcomers' prompt tokens, as rows of one batch. A
+// newcomer's prompt thus interleaves with the others' decoding, and a prompt's last token is a decode row (its
+// logits give the first token), so a prompt whose earlier tokens are cached joins at once.
 // Non-goals: priorities, preemption, sharing one prompt's cache between slots.
 #pragma once
 #include <chrono>
@@ -68,8 +69,8 @@ class Scheduler {
   struct Slot;
   void loop();
   bool admit();                       // queued jobs → free slots; true if any
-  void prefill_step();                // one chunk of the oldest prefilling slot
-  void decode_step();                 // one batched decode over the generating slots
+  void step();                        // one forward: every generating slot's token + a chunk of prompt tokens
+  void start_decoding(Slot& s);       // the prompt but its last token is cached: join the decode rows
   void emit(Slot& s, float* logits);  // sample the next token from logits (V), stream it, maybe finish
   void finish(Slot& s, const std::string& reason);
   void reap();                        // cancelled / timed out
@@ -86,6 +87,9 @@ class Scheduler {
   int active_ = 0;  // guarded by m_ (read by HTTP threads)
   uint64_t tick_ = 0;
   std::vector<float> logits_;
+  std::vector<int> rows_slot_;
+  std::vector<int32_t> rows_token_;
+  std::vector<uint8_t> rows_want_;
   std::thread thread_;
 };
 

@@ -142,6 +142,40 @@ TEST(BatchEngine, BatchedDecodeEqualsAloneI8HeadWindow) {
 }
 TEST(BatchEngine, QuantizedCacheRuns) { check_batched_equals_alone("test", HeadFormat::I8, KvDtype::I8); }
 
+// A prompt run as rows of a step (beside another slot's decode) gives the logits prefill() gives, bit for bit.
+TEST(BatchEngine, PromptRowsInAStepEqualPrefill) {
+  Context ctx;
+  ctx.threads = 2;
+  const TritterConfig c = variant("bitnet");  // with the sliding window
+  const PackedModel m = make_model(c, 13, HeadFormat::I8);
+  const int64_t V = c.vocab_size;
+  Rng rng(2);
+  const auto other = random_prompt(rng, 9, V), prompt = random_prompt(rng, 12, V);
+  BatchEngine be(ctx, m.weights(), {.slots = 3, .context = 64, .max_batch = 16});
+  std::vector<float> want(static_cast<size_t>(V)), got(static_cast<size_t>(2 * V)), alone(static_cast<size_t>(V));
+  be.prefill(2, prompt, want.data());
+  be.prefill(0, other, alone.data());
+  // Slot 0 decodes one token while slot 1 runs its whole prompt as rows; logits for slot 0 and slot 1's last row.
+  std::vector<int> slots = {0};
+  std::vector<int32_t> toks = {argmax(alone.data(), V)};
+  std::vector<uint8_t> wants = {1};
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    slots.push_back(1);
+    toks.push_back(prompt[i]);
+    wants.push_back(i + 1 == prompt.size());
+  }
+  be.step(slots, toks, wants.data(), got.data());
+  EXPECT_EQ(be.position(1), 12);
+  EXPECT_EQ(be.position(0), 10);
+  EXPECT_EQ(std::memcmp(got.data() + V, want.data(), static_cast<size_t>(V) * sizeof(float)), 0);
+  // Slot 0's row equals the same decode run alone.
+  be.reset(2);
+  be.prefill(2, other, nullptr);
+  const std::vector<int> one = {2};
+  be.decode(one, std::span<const int32_t>(toks.data(), 1), alone.data());
+  EXPECT_EQ(std::memcmp(got.data(), alone.data(), static_cast<size_t>(V) * sizeof(float)), 0);
+}
+
 TEST(BatchEngine, TruncateReusesThePrefix) {
   Context ctx;
   const TritterConfig c = variant("test");
@@ -191,9 +225,9 @@ TEST(BatchEngine, Errors) {
   const std::vector<int32_t> long_prompt(17, 9), bad = {static_cast<int32_t>(c.vocab_size)};
   EXPECT_THROW(be.prefill(0, long_prompt, logits.data()), Error);
   EXPECT_THROW(be.prefill(0, bad, logits.data()), Error);
-  const std::vector<int> twice = {1, 1};
+  const std::vector<int> bad_slot = {1, 2};
   const std::vector<int32_t> toks = {9, 9};
-  EXPECT_THROW(be.decode(twice, toks, logits.data()), Error);
+  EXPECT_THROW(be.decode(bad_slot, toks, logits.data()), Error);
   EXPECT_EQ(be.position(1), 0);
   EXPECT_THROW(BatchEngine(ctx, m.weights(), {.slots = 0}), Error);
 }
