@@ -138,7 +138,7 @@ class HfTokenizer final : public Tokenizer {
     const bool cacheable = piece.size() <= 64;
     if (cacheable) {
       std::lock_guard<std::mutex> lock(cache_mutex_);
-      const auto it = cache_.find(std::string(piece));
+      const auto it = cache_.find(piece);
       if (it != cache_.end()) {
         out.insert(out.end(), it->second.begin(), it->second.end());
         return;
@@ -156,7 +156,7 @@ class HfTokenizer final : public Tokenizer {
   static constexpr size_t kCacheEntries = 1 << 16;
   TokenizerSpec s_;
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };
 
 }  // namespace

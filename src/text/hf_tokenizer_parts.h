@@ -40,12 +40,18 @@ struct DecStep {
   bool strip_first_space = false;  // metaspace: its prepend scheme added one
 };
 
+// Lets string-keyed maps be searched with a string_view, without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Merge {
   int32_t rank, id;
 };
 
 struct TokenizerSpec {
-  std::unordered_map<std::string, int32_t> vocab;  // model.vocab
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab;  // model.vocab
   std::vector<std::string> pieces;                 // id → piece (vocab and added tokens)
   std::vector<uint8_t> special;                    // id → 1 for special added tokens
   std::unordered_map<uint64_t, Merge> merges;      // (left id << 32 | right id) → rank, merged id

@@ -124,8 +124,7 @@ void initial_symbols(const TokenizerSpec& s, std::string_view piece, std::vector
     for (size_t i = 0; i < piece.size();) {
       const size_t start = i;
       unicode::decode_utf8(piece, i);
-      const std::string ch(piece.substr(start, i - start));
-      const auto it = s.vocab.find(ch);
+      const auto it = s.vocab.find(piece.substr(start, i - start));
       if (it != s.vocab.end()) {
         push(it->second, static_cast<int32_t>(i - start));
       } else if (s.byte_fallback && [&] {
@@ -149,17 +148,13 @@ void initial_symbols(const TokenizerSpec& s, std::string_view piece, std::vector
 void bpe_piece(const TokenizerSpec& s, std::string_view piece, std::vector<int32_t>& out, std::vector<Symbol>& sym,
                std::string& mapped) {
   if (s.ignore_merges) {  // a piece that is itself in the vocabulary is one token
-    const std::string* key = nullptr;
-    std::string raw;
+    std::string_view key = piece;
     if (s.byte_level) {
       mapped.clear();
       for (char ch : piece) unicode::append_utf8(mapped, unicode::byte_to_unicode(static_cast<uint8_t>(ch)));
-      key = &mapped;
-    } else {
-      raw.assign(piece);
-      key = &raw;
+      key = mapped;
     }
-    const auto it = s.vocab.find(*key);
+    const auto it = s.vocab.find(key);
     if (it != s.vocab.end()) {
       out.push_back(it->second);
       return;

@@ -19,20 +19,34 @@ struct Text {
   size_t n = 0;
 };
 
+uint8_t class_of(char32_t c) {
+  if (unicode::is_letter(c)) return kLetter;
+  if (unicode::is_number(c)) return kNumber;
+  if (unicode::is_space(c)) return c == '\r' || c == '\n' ? (kSpace | kNewline) : kSpace;
+  return 0;
+}
+
+struct AsciiClasses {
+  uint8_t cls[128];
+  AsciiClasses() { for (char32_t c = 0; c < 128; ++c) cls[c] = class_of(c); }
+};
+
 void classify(std::string_view s, Text& t) {
-  t.cp.clear(), t.cls.clear(), t.off.clear();
-  for (size_t i = 0; i < s.size();) {
-    t.off.push_back(static_cast<uint32_t>(i));
+  static const AsciiClasses ascii;  // a constant table, built once
+  t.cp.resize(s.size()), t.cls.resize(s.size()), t.off.resize(s.size() + 1);
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++n) {
+    t.off[n] = static_cast<uint32_t>(i);
+    const uint8_t b = static_cast<uint8_t>(s[i]);
+    if (b < 0x80) {
+      t.cp[n] = b, t.cls[n] = ascii.cls[b], ++i;
+      continue;
+    }
     const char32_t c = unicode::decode_utf8(s, i);
-    uint8_t k = 0;
-    if (unicode::is_letter(c)) k = kLetter;
-    else if (unicode::is_number(c)) k = kNumber;
-    else if (unicode::is_space(c)) k = c == '\r' || c == '\n' ? (kSpace | kNewline) : kSpace;
-    t.cp.push_back(c);
-    t.cls.push_back(k);
+    t.cp[n] = c, t.cls[n] = class_of(c);
   }
-  t.n = t.cp.size();
-  t.off.push_back(static_cast<uint32_t>(s.size()));
+  t.n = n;
+  t.off[n] = static_cast<uint32_t>(s.size());
 }
 
 bool is_punct(uint8_t k) { return (k & (kLetter | kNumber | kSpace)) == 0; }
