@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libomp-dev libopenblas-openmp-dev
   libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
-  libhyperscan-dev libre2-dev
+  libhyperscan-dev libre2-dev libicu-dev
   clang libclang-rt-14-dev python3 zstd xz-utils
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
   libcpp-httplib-dev chromium
@@ -28,8 +28,17 @@ else
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The server's tests use the openai client and playwright-core, pinned in package-lock.json.
-root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -d "$root/node_modules/openai" ] || [ ! -d "$root/node_modules/playwright-core" ]; then
-  (cd "$root" && npm ci --no-audit --no-fund)
+# The tests' references (the openai client, playwright-core, Hugging Face's tokenizers, chat templates and GGUF
+# parser) are npm packages pinned in package-lock.json; without node the tests that need them say so and skip.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if command -v npm >/dev/null && [ -f "$root/package-lock.json" ]; then
+  # npm writes node_modules/.package-lock.json on install: newer than the lock file means nothing changed since.
+  if [ -f "$root/node_modules/.package-lock.json" ] && [ "$root/node_modules/.package-lock.json" -nt "$root/package-lock.json" ]; then
+    echo "setup: npm packages present"
+  else
+    echo "setup: npm ci (test references)"
+    (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+else
+  echo "setup: npm not found: the tests that need the npm references will skip"
 fi

@@ -1,0 +1,160 @@
+// ICU (libicu) answers the category and normalization questions: it is the library of this field, its tables
+// follow the same Unicode version as the JavaScript and Rust references, and it spares us generated tables.
+#include "text/unicode.h"
+
+#include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/unistr.h>
+
+#include <array>
+
+#include "core/error.h"
+
+namespace tritter::unicode {
+
+char32_t decode_utf8(std::string_view s, size_t& i) {
+  const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  const uint8_t b0 = byte(i);
+  if (b0 < 0x80) {
+    ++i;
+    return b0;
+  }
+  int need = 0;
+  char32_t cp = 0;
+  uint8_t lo = 0x80, hi = 0xBF;  // the valid range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    need = 1, cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    need = 2, cp = b0 & 0x0F;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    need = 3, cp = b0 & 0x07;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    ++i;
+    return kReplacement;
+  }
+  size_t k = i + 1;
+  for (int n = 0; n < need; ++n, ++k) {
+    if (k >= s.size()) {
+      i = k;
+      return kReplacement;
+    }
+    const uint8_t b = byte(k);
+    if (b < (n == 0 ? lo : 0x80) || b > (n == 0 ? hi : 0xBF)) {
+      i = k;  // the offending byte starts the next sequence
+      return kReplacement;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  i = k;
+  return cp;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    if (decode_utf8(s, i) == kReplacement && !(i - start == 3 && s.substr(start, 3) == "\xEF\xBF\xBD")) return false;
+  }
+  return true;
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  if (is_valid_utf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) append_utf8(out, decode_utf8(s, i));
+  return out;
+}
+
+bool is_letter(char32_t cp) {
+  if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
+  return (U_GET_GC_MASK(static_cast<UChar32>(cp)) & U_GC_L_MASK) != 0;
+}
+
+bool is_number(char32_t cp) {
+  if (cp < 0x80) return cp >= '0' && cp <= '9';
+  return (U_GET_GC_MASK(static_cast<UChar32>(cp)) & U_GC_N_MASK) != 0;
+}
+
+bool is_space(char32_t cp) {
+  if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
+  switch (cp) {
+    case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000: case 0xFEFF:
+      return true;
+    default:
+      return cp >= 0x2000 && cp <= 0x200A;
+  }
+}
+
+std::string normalize(std::string_view utf8, NormalForm form) {
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* n = nullptr;
+  switch (form) {
+    case NormalForm::nfc: n = icu::Normalizer2::getNFCInstance(status); break;
+    case NormalForm::nfd: n = icu::Normalizer2::getNFDInstance(status); break;
+    case NormalForm::nfkc: n = icu::Normalizer2::getNFKCInstance(status); break;
+    case NormalForm::nfkd: n = icu::Normalizer2::getNFKDInstance(status); break;
+  }
+  if (U_FAILURE(status)) throw_error("unicode normalizer: ICU failed to load: ", u_errorName(status));
+  const icu::UnicodeString in = icu::UnicodeString::fromUTF8(icu::StringPiece(utf8.data(), static_cast<int32_t>(utf8.size())));
+  if (n->isNormalized(in, status) && U_SUCCESS(status)) return std::string(utf8);
+  status = U_ZERO_ERROR;
+  const icu::UnicodeString out = n->normalize(in, status);
+  if (U_FAILURE(status)) throw_error("unicode normalizer: ", u_errorName(status));
+  std::string result;
+  out.toUTF8String(result);
+  return result;
+}
+
+namespace {
+struct ByteAlphabet {
+  std::array<char32_t, 256> to_cp{};
+  ByteAlphabet() {
+    char32_t next = 256;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      to_cp[b] = printable ? static_cast<char32_t>(b) : next++;
+    }
+  }
+};
+const ByteAlphabet& alphabet() {
+  static const ByteAlphabet a;  // immutable after construction: a constant table, not state
+  return a;
+}
+}  // namespace
+
+char32_t byte_to_unicode(uint8_t b) { return alphabet().to_cp[b]; }
+
+int unicode_to_byte(char32_t cp) {
+  if (cp < 256) {
+    const bool printable = (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF);
+    return printable ? static_cast<int>(cp) : -1;
+  }
+  if (cp < 256 + 68) {
+    for (int b = 0; b < 256; ++b) if (alphabet().to_cp[b] == cp) return b;
+  }
+  return -1;
+}
+
+}  // namespace tritter::unicode
