@@ -1,6 +1,8 @@
 // The subcommands. Each adds itself to the app; its callback parses nothing else, calls the library and prints.
 // Add one line here and one in main.cpp per new command file.
 #pragma once
+#include <filesystem>
+
 #include "common.h"
 
 namespace tritter::cli {
@@ -8,7 +10,8 @@ namespace tritter::cli {
 void add_version_command(CLI::App& app, GlobalOptions& global);
 CLI::App& bench_command(CLI::App& app); void add_bench_command(CLI::App& app, GlobalOptions& global);  // bench_command: the shared `bench` parent
 void add_specs_command(CLI::App& app, GlobalOptions& global); void add_hw_command(CLI::App& app, GlobalOptions& global);
-void add_curate_command(CLI::App& app, GlobalOptions& global);
+void add_curate_command(CLI::App& app, GlobalOptions& global); void add_bench_curate_command(CLI::App& app, GlobalOptions& global);
+std::filesystem::path curate_rule_cache_dir();  // $XDG_CACHE_HOME/tritter or ~/.cache/tritter: the compiled secret rules
 void add_inference_commands(CLI::App& app, GlobalOptions& global);  // init pack inspect tokenize generate, bench model
 void add_bench_stream_command(CLI::App& app, GlobalOptions& global);  // bench stream (layer streaming)
 void add_train_command(CLI::App& app, GlobalOptions& global); void add_grads_command(CLI::App& app, GlobalOptions& global); void add_eval_command(CLI::App& app, GlobalOptions& global); void add_export_command(CLI::App& app, GlobalOptions& global); void add_bench_train_command(CLI::App& app, GlobalOptions& global);

@@ -2,6 +2,7 @@
 // (docs/curation.md). Parses flags, calls data::curate, prints the summary. `--report-only` runs the secret gate
 // alone (no shards), prints the findings and exits 1 when there are any (for CI and pre-commit hooks).
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
 #include "core/error.h"
@@ -10,6 +11,12 @@
 #include "io/atomic_file.h"
 
 namespace tritter::cli {
+
+std::filesystem::path curate_rule_cache_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "tritter";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache" / "tritter";
+  return {};
+}
 
 void add_curate_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
@@ -24,6 +31,7 @@ void add_curate_command(CLI::App& app, GlobalOptions& global) {
     bool report_only = false;
     std::string sarif;
     int exit_code = 1;
+    bool no_rule_cache = false;
   };
   auto opts = std::make_shared<Options>();
   cmd->add_option("inputs", opts->inputs, "Directories, source files, or .jsonl / .jsonl.zst files")->required();
@@ -38,12 +46,15 @@ void add_curate_command(CLI::App& app, GlobalOptions& global) {
                 "non-zero when anything is found");
   cmd->add_option("--sarif", opts->sarif, "With --report-only: also write the findings as SARIF 2.1.0 to this file");
   cmd->add_option("--exit-code", opts->exit_code, "With --report-only: exit status when secrets are found (default 1)");
+  cmd->add_flag("--no-rule-cache", opts->no_rule_cache,
+                "Compile the secret rules instead of loading them from $XDG_CACHE_HOME/tritter (~/.cache/tritter)");
   cmd->callback([opts, &global] {
     auto ctx = make_context(global);
     data::CurateConfig config = opts->config.empty() ? data::CurateConfig{} : data::load_curate_config(opts->config);
+    if (!opts->no_rule_cache) config.rule_cache_dir = curate_rule_cache_dir();
     if (opts->report_only) {
       if (!opts->text_key.empty()) config.source.text_key = opts->text_key;
-      const data::SecretScanReport rep = data::scan_secrets_only(opts->inputs, config.source, *ctx);
+      const data::SecretScanReport rep = data::scan_secrets_only(opts->inputs, config.source, *ctx, config.rule_cache_dir);
       std::fputs(data::findings_text(rep).c_str(), stdout);
       if (!opts->sarif.empty()) write_file_atomic(opts->sarif, data::findings_sarif(rep));
       if (ctx->log_level != LogLevel::Quiet)

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   cli::add_version_command(app, global);
   cli::add_bench_command(app, global);
   cli::add_specs_command(app, global); cli::add_hw_command(app, global);
-  cli::add_curate_command(app, global);
+  cli::add_curate_command(app, global); cli::add_bench_curate_command(app, global);
   cli::add_inference_commands(app, global);
   cli::add_bench_stream_command(app, global);
   cli::add_finetune_command(app, global); cli::add_merge_lora_command(app, global);

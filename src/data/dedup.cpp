@@ -8,6 +8,7 @@
 #include "data/dedup.h"
 
 #include <algorithm>
+#include <array>
 #include <numeric>
 
 #define XXH_INLINE_ALL
@@ -42,7 +43,7 @@ uint64_t splitmix64(uint64_t& state) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-bool word_char(unsigned char c) {
+constexpr bool word_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }
 }  // namespace
@@ -66,21 +67,32 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
   // past (no per-word string), finished with the splitmix64 finalizer.
   std::vector<uint64_t> words;
   words.reserve(text.size() / 6);
+  // kFold: a word byte lower-cased, 0 for a separator (one load instead of five compares a byte).
+  static constexpr auto kFold = [] {
+    std::array<uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c)
+      if (word_char(static_cast<unsigned char>(c))) t[size_t(c)] = uint8_t(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return t;
+  }();
+  auto finish = [&words](uint64_t wh) {
+    wh = (wh ^ (wh >> 30)) * 0xBF58476D1CE4E5B9ull;
+    wh = (wh ^ (wh >> 27)) * 0x94D049BB133111EBull;
+    words.push_back(wh ^ (wh >> 31));
+  };
   uint64_t wh = 0;
   bool in_word = false;
-  for (size_t i = 0; i <= text.size(); ++i) {
-    const unsigned char c = i < text.size() ? static_cast<unsigned char>(text[i]) : ' ';
-    if (word_char(c)) {
+  for (const char ch : text) {
+    const uint8_t c = kFold[static_cast<unsigned char>(ch)];
+    if (c != 0) {
       if (!in_word) wh = 0xcbf29ce484222325ull;
       in_word = true;
-      wh = (wh ^ (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c)) * 0x100000001b3ull;
+      wh = (wh ^ c) * 0x100000001b3ull;
     } else if (in_word) {
       in_word = false;
-      wh = (wh ^ (wh >> 30)) * 0xBF58476D1CE4E5B9ull;
-      wh = (wh ^ (wh >> 27)) * 0x94D049BB133111EBull;
-      words.push_back(wh ^ (wh >> 31));
+      finish(wh);
     }
   }
+  if (in_word) finish(wh);
   const size_t k = size_t(config_.ngram);
   if (words.size() < k) return {};
   const size_t n = size_t(config_.num_perm);

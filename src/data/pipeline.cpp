@@ -364,7 +364,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   CurateReport rep;
   rep.threads = std::max(1, ctx.threads);
   // Compiling the secret rules (~0.1 s) overlaps with reading the first batch.
-  auto scanner_build = std::async(std::launch::async, [] { return std::make_unique<const SecretScanner>(); });
+  auto scanner_build =
+      std::async(std::launch::async, [&cfg] { return std::make_unique<const SecretScanner>(cfg.rule_cache_dir); });
   const MinHasher hasher(cfg.minhash);
 
   AtomicFile rejects(tmp / "rejects.ndjson");

@@ -10,12 +10,13 @@
 
 namespace tritter::data {
 
-SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const SourceConfig& config, Context& ctx) {
+SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const SourceConfig& config, Context& ctx,
+                                   const std::filesystem::path& rule_cache_dir) {
   const auto t0 = std::chrono::steady_clock::now();
   SecretScanReport rep;
   const int threads = std::max(1, ctx.threads);
   DocumentSource source(inputs, config, nullptr);
-  const SecretScanner scanner;
+  const SecretScanner scanner(rule_cache_dir);
   std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
   for (int i = 0; i < threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
   std::vector<Document> batch;

@@ -26,7 +26,9 @@ struct SecretScanReport {
 };
 
 // Scans `inputs` with `ctx.threads` threads; the order of findings does not depend on the thread count.
-SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const SourceConfig& config, Context& ctx);
+// `rule_cache_dir`: as SecretScanner's cache (empty: compile the rules).
+SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const SourceConfig& config, Context& ctx,
+                                   const std::filesystem::path& rule_cache_dir = {});
 
 // One "path:line:col: rule fingerprint" line per finding.
 std::string findings_text(const SecretScanReport& report);

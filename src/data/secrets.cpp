@@ -9,12 +9,15 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 
 #include "core/error.h"
 #include "data/document.h"
 #include "data/util.h"
+#include "io/atomic_file.h"
 
 namespace tritter::data {
 
@@ -324,6 +327,7 @@ bool is_placeholder_secret(std::string_view value) {
 struct SecretScanner::Impl {
   hs_database_t* db = nullptr;
   std::vector<std::unique_ptr<re2::RE2>> regexes;
+  bool from_cache = false;
   ~Impl() {
     if (db) hs_free_database(db);
   }
@@ -390,7 +394,84 @@ std::string re2_form(std::string_view p) {
   return out;
 }
 
-SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// The cache key: SHA-256 over Hyperscan's version, the platform it compiles for (CPU features decide the
+// generated code) and every pattern with its flags, in order.
+std::array<uint8_t, 32> hs_cache_key(const std::vector<std::string>& patterns, const std::vector<unsigned>& flags) {
+  std::string material = "tritter-secrets-hsdb/1\n";
+  material += hs_version();
+  material += '\n';
+  hs_platform_info_t platform{};
+  if (hs_populate_platform(&platform) == HS_SUCCESS)
+    material.append(reinterpret_cast<const char*>(&platform), sizeof(platform));
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    material += std::to_string(flags[i]) + ":" + std::to_string(patterns[i].size()) + ":";
+    material += patterns[i];
+  }
+  return sha256(material);
+}
+
+// Cache file: magic (8 bytes), key (32), blob size (8, little-endian), SHA-256 of the blob (32), the blob
+// (hs_serialize_database's bytes).
+constexpr std::string_view kCacheMagic = "TRHSDB1\n";
+constexpr size_t kCacheHeader = 8 + 32 + 8 + 32;
+
+hs_database_t* load_cached_db(const std::filesystem::path& file, const std::array<uint8_t, 32>& key) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return nullptr;
+  std::string bytes;
+  try {
+    bytes = read_file_bytes(file);
+  } catch (const Error&) {
+    return nullptr;
+  }
+  if (bytes.size() < kCacheHeader || std::string_view(bytes).substr(0, 8) != kCacheMagic ||
+      std::memcmp(bytes.data() + 8, key.data(), 32) != 0)
+    return nullptr;
+  uint64_t size = 0;
+  for (int i = 0; i < 8; ++i) size |= uint64_t(uint8_t(bytes[size_t(40 + i)])) << (8 * i);
+  if (size != bytes.size() - kCacheHeader) return nullptr;
+  const std::string_view blob = std::string_view(bytes).substr(kCacheHeader);
+  if (std::memcmp(sha256(blob).data(), bytes.data() + 48, 32) != 0) return nullptr;
+  hs_database_t* db = nullptr;
+  if (hs_deserialize_database(blob.data(), blob.size(), &db) != HS_SUCCESS) return nullptr;
+  return db;
+}
+
+void store_cached_db(const std::filesystem::path& dir, const std::filesystem::path& file,
+                     const std::array<uint8_t, 32>& key, const hs_database_t* db) {
+  char* blob = nullptr;
+  size_t size = 0;
+  if (hs_serialize_database(db, &blob, &size) != HS_SUCCESS) return;
+  std::string bytes(kCacheMagic);
+  bytes.append(reinterpret_cast<const char*>(key.data()), 32);
+  for (int i = 0; i < 8; ++i) bytes.push_back(char((uint64_t(size) >> (8 * i)) & 0xFF));
+  const auto digest = sha256(std::string_view(blob, size));
+  bytes.append(reinterpret_cast<const char*>(digest.data()), 32);
+  bytes.append(blob, size);
+  std::free(blob);  // hs_serialize_database allocates with the default (malloc) allocator
+  try {
+    std::filesystem::create_directories(dir);
+    write_file_atomic(file, bytes);
+  } catch (const std::exception&) {
+    // A read-only or full cache directory costs the next run a compile, nothing else.
+  }
+}
+
+std::string hex_prefix(const std::array<uint8_t, 32>& key, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[key[i] >> 4];
+    out += kHex[key[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+SecretScanner::SecretScanner(const std::filesystem::path& cache_dir) : impl_(std::make_unique<Impl>()) {
   const auto& rules = secret_rules();
   std::vector<std::string> hs_patterns;
   for (const auto& r : rules) hs_patterns.push_back(hyperscan_prefilter(r.pattern));
@@ -408,6 +489,15 @@ SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
     if (!re->ok()) throw_error("secret rule '", rules[i].id, "': RE2 rejects the pattern: ", re->error());
     impl_->regexes.push_back(std::move(re));
   }
+  std::array<uint8_t, 32> key{};
+  std::filesystem::path cache_file;
+  if (!cache_dir.empty()) {
+    key = hs_cache_key(hs_patterns, flags);
+    cache_file = cache_dir / ("secrets-" + hex_prefix(key, 16) + ".hsdb");
+    impl_->db = load_cached_db(cache_file, key);
+    impl_->from_cache = impl_->db != nullptr;
+    if (impl_->db) return;
+  }
   hs_compile_error_t* err = nullptr;
   if (hs_compile_multi(patterns.data(), flags.data(), ids.data(), unsigned(patterns.size()), HS_MODE_BLOCK, nullptr,
                        &impl_->db, &err) != HS_SUCCESS) {
@@ -416,7 +506,10 @@ SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
     if (err) hs_free_compile_error(err);
     throw_error("secret rules: Hyperscan cannot compile rule '", at >= 0 ? rules[size_t(at)].id : "?", "': ", what);
   }
+  if (!cache_dir.empty()) store_cached_db(cache_dir, cache_file, key, impl_->db);
 }
+
+bool SecretScanner::loaded_from_cache() const { return impl_->from_cache; }
 
 SecretScanner::~SecretScanner() = default;
 

@@ -3,6 +3,7 @@
 // threshold and the placeholder/template filters (gitleaks, detect-secrets: spec/ecosystem.md §4). A finding
 // carries a SHA-256 fingerprint of the secret, never the secret. Not done: git history, base64-decoded payloads.
 #pragma once
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,7 +42,11 @@ bool is_placeholder_secret(std::string_view value);
 
 class SecretScanner {
  public:
-  SecretScanner();  // compiles the rules; throws Error naming a rule that does not compile
+  // Compiles the rules; throws Error naming a rule that does not compile. With a `cache_dir`, the compiled
+  // Hyperscan database is loaded from `cache_dir/secrets-<key>.hsdb` when that file is valid (the key hashes the
+  // rule set, Hyperscan's version and the CPU platform; the file carries a checksum), else compiled and written
+  // there atomically. A cache that cannot be read or written is ignored: the result is the same database.
+  explicit SecretScanner(const std::filesystem::path& cache_dir = {});
   ~SecretScanner();
   SecretScanner(const SecretScanner&) = delete;
   SecretScanner& operator=(const SecretScanner&) = delete;
@@ -61,6 +66,9 @@ class SecretScanner {
 
   // Every validated finding in `text` (ordered by position). Thread-safe with one Scratch per thread.
   std::vector<SecretFinding> scan(std::string_view text, Scratch& scratch) const;
+
+  // True when the Hyperscan database came from the cache rather than a compile.
+  bool loaded_from_cache() const;
 
  private:
   struct Impl;

@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <unistd.h>
 
 #include "data/secret_cases.h"
 #include "data/util.h"
@@ -122,6 +126,60 @@ TEST_F(SecretsTest, EmptyAndBinaryInputs) {
   std::string noise(4096, '\0');
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = char((i * 2654435761u) >> 13);
   (void)scan(noise);  // must not crash
+}
+
+// The compiled database cache: a cold directory gets one file and a compile; the next scanner loads it and finds
+// exactly what a compiled one finds; a corrupted or truncated file is rejected (checksum) and recompiled.
+TEST_F(SecretsTest, RuleCacheLoadsTheSameDatabaseAndRejectsCorruptFiles) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("tritter-hsdb-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  std::string corpus;
+  for (const auto& c : positives()) corpus += c.text + "\n";
+  SecretScanner::Scratch base_scratch(*scanner_);
+  const auto expected = scanner_->scan(corpus, base_scratch);
+  ASSERT_FALSE(expected.empty());
+  auto fingerprints = [](const std::vector<SecretFinding>& v) {
+    std::vector<std::string> out;
+    for (const auto& f : v)
+      out.push_back(f.rule + ":" + std::to_string(f.line) + ":" + std::to_string(f.col) + ":" + f.fingerprint);
+    return out;
+  };
+  {
+    const SecretScanner cold(dir);
+    EXPECT_FALSE(cold.loaded_from_cache());
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].extension(), ".hsdb");
+  {
+    const SecretScanner warm(dir);
+    EXPECT_TRUE(warm.loaded_from_cache());
+    SecretScanner::Scratch scratch(warm);
+    EXPECT_EQ(fingerprints(warm.scan(corpus, scratch)), fingerprints(expected));
+  }
+  const auto size = fs::file_size(files[0]);
+  {  // one flipped byte in the blob: the checksum rejects it, the scanner compiles and rewrites the file
+    std::string bytes;
+    {
+      std::ifstream in(files[0], std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    ASSERT_EQ(bytes.size(), size);
+    bytes[size - 7] = char(bytes[size - 7] ^ 0x5a);
+    std::ofstream(files[0], std::ios::binary | std::ios::trunc).write(bytes.data(), std::streamsize(bytes.size()));
+  }
+  {
+    const SecretScanner recompiled(dir);
+    EXPECT_FALSE(recompiled.loaded_from_cache());
+    SecretScanner::Scratch scratch(recompiled);
+    EXPECT_EQ(fingerprints(recompiled.scan(corpus, scratch)), fingerprints(expected));
+  }
+  EXPECT_TRUE(SecretScanner(dir).loaded_from_cache());  // rewritten valid
+  fs::resize_file(files[0], size / 2);
+  EXPECT_FALSE(SecretScanner(dir).loaded_from_cache());
+  fs::remove_all(dir);
 }
 
 TEST(Sha256, KnownVectors) {
