@@ -12,6 +12,11 @@ Range shard_range(int64_t n, int rank, int size) {
   return {lo, lo + base + (r < extra ? 1 : 0)};
 }
 
+int64_t dist_scratch_bytes(int64_t n, int size) {
+  if (size <= 1) return 0;
+  return 4 * static_cast<int64_t>(size) * std::min(kDistChunkFloats, shard_range(n, 0, size).size());
+}
+
 namespace {
 
 class LocalCommunicator final : public Communicator {
@@ -22,8 +27,9 @@ class LocalCommunicator final : public Communicator {
   void allreduce_sum(double*, int64_t) override {}
   void reduce_scatter_sum(float*, int64_t) override {}
   void allgather(float*, int64_t) override {}
-  void gather_to_root(const float* shard, float* full, int64_t n) override {
-    if (shard != full) std::copy(shard, shard + n, full);
+  void gather_range_to_root(const float* shard, int64_t, Range r,
+                            const std::function<void(const float*, int64_t)>& sink) override {
+    if (r.size() > 0) sink(shard + r.lo, r.size());
   }
   double chain(const std::function<double(double)>& f) override { return f(0.0); }
   void broadcast(void*, int64_t, int) override {}

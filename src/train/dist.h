@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <functional>
 
 namespace tritter::train {
 
@@ -32,8 +33,11 @@ class Communicator {
   virtual void reduce_scatter_sum(float* data, int64_t n) = 0;
   // data (n): every rank's data[shard_range(n, r, size)] is copied to every rank.
   virtual void allgather(float* data, int64_t n) = 0;
-  // shard (shard_range(n, rank, size).size()) of every rank into full (n) on rank 0; full is unused elsewhere.
-  virtual void gather_to_root(const float* shard, float* full, int64_t n) = 0;
+  // Elements [r.lo, r.hi) of a vector of n floats that the ranks hold in shards (shard: this rank's
+  // shard_range(n, rank, size)), streamed to rank 0 in order as pieces of at most kDistChunkFloats: rank 0's
+  // sink sees them all, the other ranks send theirs (sink unused). Every rank makes the same calls in the same order.
+  virtual void gather_range_to_root(const float* shard, int64_t n, Range r,
+                                    const std::function<void(const float*, int64_t)>& sink) = 0;
   // A running value continued in rank order, s = f(s) on rank 0, then 1, …: the result on every rank. A sum of
   // squares over sharded data computed this way has the bits of the one-process sum over the whole vector.
   virtual double chain(const std::function<double(double)>& f) = 0;
@@ -50,6 +54,11 @@ class Communicator {
   double seconds_ = 0;
   int64_t bytes_sent_ = 0;
 };
+
+// Floats per MPI transfer; a rank's reduce-scatter receive scratch is size · min(chunk, largest shard) floats.
+constexpr int64_t kDistChunkFloats = int64_t{1} << 20;
+// That scratch in bytes for a flat vector of n floats over `size` ranks (0 for one rank).
+int64_t dist_scratch_bytes(int64_t n, int size);
 
 // One process: size 1, every call a no-op (chain returns f(0)).
 std::unique_ptr<Communicator> make_local_communicator();

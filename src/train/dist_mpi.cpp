@@ -17,7 +17,7 @@ namespace tritter::train {
 
 namespace {
 
-constexpr int64_t kChunk = int64_t{1} << 20;  // floats per transfer: 4 MiB
+constexpr int64_t kChunk = kDistChunkFloats;  // floats per transfer: 4 MiB
 
 class Timer {
  public:
@@ -143,24 +143,27 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  void gather_to_root(const float* shard, float* full, int64_t n) override {
-    const Range mine = shard_range(n, rank_, size_);
-    if (rank_ == 0) std::copy(shard, shard + mine.size(), full + mine.lo);
-    if (size_ == 1 || n == 0) return;
+  // Owner by owner in rank order, chunk by chunk: the same sequence on every rank, so the blocking sends and
+  // receives pair up.
+  void gather_range_to_root(const float* shard, int64_t n, Range r,
+                            const std::function<void(const float*, int64_t)>& sink) override {
     Timer t(seconds_);
-    for (int64_t k = 0; k < shard_range(n, 0, size_).size(); k += kChunk) {
-      if (rank_ == 0) {
-        for (int j = 1; j < size_; ++j) {
-          const Range sj = shard_range(n, j, size_);
-          const int64_t c = piece(sj, k);
-          if (c > 0) {
-            check(MPI_Recv(full + sj.lo + k, static_cast<int>(c), MPI_FLOAT, j, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
-                  "MPI_Recv");
-          }
+    for (int j = 0; j < size_; ++j) {
+      const Range sj = shard_range(n, j, size_);
+      const int64_t a = std::max(sj.lo, r.lo), b = std::min(sj.hi, r.hi);
+      for (int64_t p = a; p < b; p += kChunk) {
+        const int64_t c = std::min(kChunk, b - p);
+        if (rank_ == 0 && j == 0) {
+          sink(shard + (p - sj.lo), c);
+        } else if (rank_ == 0) {
+          piece_.resize(static_cast<size_t>(c));
+          check(MPI_Recv(piece_.data(), static_cast<int>(c), MPI_FLOAT, j, 3, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                "MPI_Recv");
+          sink(piece_.data(), c);
+        } else if (rank_ == j) {
+          check(MPI_Send(shard + (p - sj.lo), static_cast<int>(c), MPI_FLOAT, 0, 3, MPI_COMM_WORLD), "MPI_Send");
+          bytes_sent_ += c * 4;
         }
-      } else if (const int64_t c = piece(mine, k); c > 0) {
-        check(MPI_Send(shard + k, static_cast<int>(c), MPI_FLOAT, 0, 3, MPI_COMM_WORLD), "MPI_Send");
-        bytes_sent_ += c * 4;
       }
     }
   }
@@ -198,7 +201,8 @@ class MpiCommunicator final : public Communicator {
 
   int rank_ = 0, size_ = 1;
   bool owns_ = false;
-  std::vector<float> recv_;  // (size, min(kChunk, longest shard)): the pieces of this rank's shard
+  std::vector<float> recv_;   // (size, min(kChunk, longest shard)): the pieces of this rank's shard
+  std::vector<float> piece_;  // (≤ kChunk): rank 0's receive buffer of gather_range_to_root
 };
 
 }  // namespace

@@ -112,12 +112,16 @@ std::vector<fs::path> checkpoint_dirs(const fs::path& out_dir) {
 void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model, const AdamW& adam,
                            const TrainState& state) {
   TRITTER_CHECK(adam.shard_lo() == 0 && adam.shard_hi() == model.num_params(), "save of a sharded AdamW");
-  save_train_checkpoint(out_dir, options, model, adam.m(), adam.v(), adam.steps(), state);
+  save_train_checkpoint(
+      out_dir, options, model,
+      [&](int which, const TensorInfo& t, const std::function<void(const void*, size_t)>& sink) {
+        sink((which == 0 ? adam.m() : adam.v()).data() + t.offset, static_cast<size_t>(t.numel()) * sizeof(float));
+      },
+      adam.steps(), state);
 }
 
 void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model,
-                           std::span<const float> m, std::span<const float> v, int64_t adam_t,
-                           const TrainState& state) {
+                           const MomentSource& source, int64_t adam_t, const TrainState& state) {
   fs::create_directories(out_dir);
   const std::string name = step_name(state.step);
   const fs::path final_dir = out_dir / name;
@@ -127,10 +131,12 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   const auto params = std::as_const(model).params();
   save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
   std::vector<SafeTensorOut> moments;
-  for (const char* which : {"m", "v"}) {
-    const float* base = (which[0] == 'm' ? m : v).data();
+  for (int which = 0; which < 2; ++which) {
     for (const auto& t : model.table()) {
-      moments.push_back({std::string(which) + "." + t.name, DType::F32, t.shape, base + t.offset, {}});
+      moments.push_back({std::string(which == 0 ? "m." : "v.") + t.name, DType::F32, t.shape, nullptr,
+                         [&source, which, &t](const std::function<void(const void*, size_t)>& sink) {
+                           source(which, t, sink);
+                         }});
     }
   }
   write_safetensors(tmp_dir / "optimizer.safetensors", moments,
@@ -472,11 +478,19 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   hooks.save = [&] {
     if (!zero) {
       if (rank == 0) save_train_checkpoint(opt.out_dir, opt, model, adam, state);
-    } else {  // the moments gathered on rank 0, written once: the checkpoint resumes on any number of ranks
-      std::vector<float> m(rank == 0 ? static_cast<size_t>(P) : 0), v(m.size());
-      comm->gather_to_root(adam.m().data(), m.data(), P);
-      comm->gather_to_root(adam.v().data(), v.data(), P);
-      if (rank == 0) save_train_checkpoint(opt.out_dir, opt, model, m, v, adam.steps(), state);
+    } else {  // written once by rank 0, each tensor's moments gathered from the shards as it is written
+      auto gather = [&](int which, const TensorInfo& t, const std::function<void(const void*, size_t)>& sink) {
+        comm->gather_range_to_root((which == 0 ? adam.m() : adam.v()).data(), P, {t.offset, t.offset + t.numel()},
+                                   [&](const float* p, int64_t k) {
+                                     if (sink) sink(p, static_cast<size_t>(k) * sizeof(float));
+                                   });
+      };
+      if (rank == 0) {
+        save_train_checkpoint(opt.out_dir, opt, model, gather, adam.steps(), state);
+      } else {  // the same gathers in the same order, sending this rank's pieces
+        for (int which = 0; which < 2; ++which)
+          for (const auto& t : model.table()) gather(which, t, {});
+      }
     }
     if (dist) comm->barrier();  // no rank runs ahead of a checkpoint being written
   };

@@ -76,10 +76,13 @@ struct TrainState {
 
 void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOptions& options, TrainModel& model,
                            const AdamW& adam, const TrainState& state);
-// The same with the whole moment vectors given (num_params each; a ZeRO-1 run gathers them on rank 0 first).
+// The same with the moments streamed from `moments(which, tensor, sink)` (which 0 = m, 1 = v; sink takes bytes,
+// all numel·4 of them in order): a ZeRO-1 run gathers each tensor's moments from the ranks' shards while rank 0
+// writes, so no rank ever holds the whole vectors.
+using MomentSource = std::function<void(int which, const TensorInfo& tensor,
+                                        const std::function<void(const void*, size_t)>& sink)>;
 void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOptions& options, TrainModel& model,
-                           std::span<const float> m, std::span<const float> v, int64_t adam_t,
-                           const TrainState& state);
+                           const MomentSource& moments, int64_t adam_t, const TrainState& state);
 // The newest checkpoint directory of out_dir (from `latest`, else the highest step-*); throws when none.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
 // Reads options and state of a checkpoint directory (weights and moments follow in load_train_checkpoint).
