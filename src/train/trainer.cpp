@@ -515,7 +515,20 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
       return s > 0;
     };
   }
-  return run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "train", stop, print);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t step0 = state.step;
+  TrainResult res = run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "train", stop, print);
+  if (dist && state.step > step0) {
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double steps = static_cast<double>(state.step - step0);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "communication (rank 0): %.3f s of %.3f s (%.1f %%), %.0f bytes sent per step, %.1f ms per step",
+                  comm->comm_seconds(), wall, 100.0 * comm->comm_seconds() / wall,
+                  static_cast<double>(comm->bytes_sent()) / steps, 1e3 * comm->comm_seconds() / steps);
+    print(line);
+  }
+  return res;
 }
 
 }  // namespace tritter::train
