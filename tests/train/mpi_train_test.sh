@@ -8,6 +8,7 @@
 #  3. ZeRO-1's AdamW bytes on rank 0 equal `hw check --mode train --ranks 2`'s planned term;
 #  4. a rank killed mid-run ends the job within the timeout with Open MPI's message, and the resumed job ends
 #     bit for bit where the uninterrupted run ends.
+#  5. SIGUSR1 to mpirun stops every rank cleanly at the same step with a checkpoint there.
 # Usage: mpi_train_test.sh TRITTER_BINARY SOURCE_DIR. Exit 77 (skipped) without mpirun.
 set -u
 bin="$1"
@@ -89,3 +90,15 @@ from=$(cat k/latest)
 "${mpi[@]}" "$bin" -t 1 train --resume k -q > kr.txt 2>&1 || { cat kr.txt; fail "resume after the kill"; }
 for f in model optimizer; do same s60/step-00000060/$f.safetensors k/step-00000060/$f.safetensors; done
 echo "ok: resumed from $from and ended bit for bit at the uninterrupted step 60"
+
+# 5. a clean stop of the whole job: mpirun forwards SIGUSR1, the ranks agree on the step and checkpoint it
+timeout 60 "${mpi[@]}" "$bin" -t 1 "${args[@]}" --steps 500 --checkpoint-every 5 --out u -q > u.txt 2>&1 &
+job=$!
+for _ in $(seq 1 300); do [ -d u/step-00000005 ] && break; sleep 0.05; done
+launcher=$(pgrep -P $job -x mpirun || echo $job)
+kill -USR1 "$launcher"
+wait $job || { cat u.txt; fail "the job stopped by SIGUSR1 exited non-zero"; }
+stopped=$(sed -n 's/^interrupted at step \([0-9]*\):.*/\1/p' u.txt)
+[ -n "$stopped" ] || { cat u.txt; fail "no 'interrupted at step' line"; }
+[ "$(cat u/latest)" = "$(printf 'step-%08d' "$stopped")" ] || fail "latest is $(cat u/latest), expected step $stopped"
+echo "ok: SIGUSR1 to mpirun stopped both ranks at step $stopped with a checkpoint there"
