@@ -97,10 +97,10 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     comm->abort(1);
     throw;
   }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
   std::signal(SIGUSR1, SIG_DFL);
   if (rank != 0) return;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   std::printf("%s at step %lld: loss %.4f, val bpb %s, %.0f tokens/s, %lld skipped steps; checkpoints in %s\n",
               r.interrupted ? "interrupted" : "done", static_cast<long long>(r.steps_done), r.last_loss,
               r.last_val_bpb >= 0 ? std::to_string(r.last_val_bpb).c_str() : "-", r.tokens_per_s,
