@@ -92,6 +92,12 @@ struct Limits {
 
 // Bandwidth and int8 peak on `threads`; the best of this and `prev` (the machine is shared: the limits are
 // measured before and after the kernels, and the best is what the kernels are compared with).
+std::string fmt_gmacs(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f GMAC/s", v);
+  return buf;
+}
+
 Limits measure_limits(int threads, int stream_mib, bool vnni, bool avx2, const Limits& prev) {
   Limits l = prev;
   const kbench::StreamResult s = kbench::measure_stream(threads, static_cast<size_t>(stream_mib) << 20, 5);
@@ -221,20 +227,34 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   }
   c.kernels = requested;
 
+  // An instruction the CPU lacks is "n/a", not a 0 that reads like a measurement.
+  const std::string simd = best_simd_level(c.cpu);
+  auto gmacs = [&](bool have, bool on_cpu, double v) {
+    if (have) return fmt_gmacs(v);
+    return std::string(on_cpu ? "n/a (not measured: --kernels " + global.kernels + ")" : "n/a (not on this CPU)");
+  };
   for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
     const Limits& l = limits[ti];
     std::printf("limits, %d thread(s), best of before/after: STREAM triad %.1f GB/s, read %.1f GB/s; int8 MAC peak: "
-                "vpdpbusd %.0f GMAC/s, vpmaddubsw+vpaddw %.0f GMAC/s\n", thread_counts[ti], l.stream.triad_gbs,
-                l.stream.read_gbs, l.vnni, l.avx2);
+                "vpdpbusd %s, vpmaddubsw+vpaddw %s\n", thread_counts[ti], l.stream.triad_gbs,
+                l.stream.read_gbs, gmacs(has_vnni, simd == "avx512-vnni", l.vnni).c_str(),
+                gmacs(has_avx2, simd == "avx512-vnni" || simd == "avx2", l.avx2).c_str());
   }
+  const bool have_peak = has_vnni || has_avx2;
   std::printf("\ncache-resident matrices (O x I), fastest call; GMAC/s = O·I·N / time (for N = 1: G ternary "
-              "weights/s);\n%%peak = share of the best int8 MAC peak above; 'vs tq2' = ratio to the "
-              "llama.cpp-TQ2_0-style kernel, same config\n");
+              "weights/s);\n%%peak = share of the best int8 MAC peak above, capped at 100%% (\">100%%\": the kernel "
+              "does fewer int8 MACs than O·I·N,\nas a ternary kernel may, so the peak is no bound); 'vs tq2' = ratio "
+              "to the llama.cpp-TQ2_0-style kernel, same config\n");
   std::printf("%-10s %4s %3s  %-12s %10s %9s %7s %8s\n", "shape", "N", "thr", "kernel", "time_us", "GMAC/s",
               "%peak", "vs tq2");
   for (const Row& r : rows) {
-    std::printf("%-10s %4lld %3d  %-12s %10.1f %9.1f %6.1f%%", r.shape.c_str(), static_cast<long long>(r.N),
-                thread_counts[r.ti], r.kernel.c_str(), r.seconds * 1e6, r.gmacs, 100.0 * r.gmacs / limits[r.ti].peak());
+    const double share = 100.0 * r.gmacs / limits[r.ti].peak();
+    char peak[16];
+    if (!have_peak) std::snprintf(peak, sizeof peak, "n/a");
+    else if (share > 100.0) std::snprintf(peak, sizeof peak, ">100%%");
+    else std::snprintf(peak, sizeof peak, "%.1f%%", share);
+    std::printf("%-10s %4lld %3d  %-12s %10.1f %9.1f %7s", r.shape.c_str(), static_cast<long long>(r.N),
+                thread_counts[r.ti], r.kernel.c_str(), r.seconds * 1e6, r.gmacs, peak);
     if (r.baseline_gmacs > 0) std::printf(" %7.2fx", r.gmacs / r.baseline_gmacs);
     std::printf("\n");
   }

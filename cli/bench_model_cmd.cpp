@@ -1,7 +1,8 @@
-// `tritter bench model --size 700M-shape|2B-shape [--vocab 128256]`: prompt processing (pp128) and generation
-// (tg64) tokens/s of a random packed model held in memory, on each thread count, next to the DRAM bandwidth
-// measured in the same run: decode as a share of the roof (bytes read per token ÷ bandwidth). llama-bench's
-// conventions: pp = one forward of N prompt tokens, tg = N single-token forwards from an empty cache.
+// `tritter bench model --size 700M-shape|2B-shape [--vocab 128256]` or `-m FILE`: prompt processing (pp128) and
+// generation (tg64) tokens/s of a random packed model held in memory (or the user's model), on each thread count,
+// next to the DRAM bandwidth measured in the same run: decode as a share of the roof (bytes read per token ÷
+// bandwidth). llama-bench's conventions: pp = one forward of N prompt tokens, tg = N single-token forwards from an
+// empty cache, -r N repetitions reported as mean ± standard deviation, -o md|json|csv.
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,9 @@
 #include <cstdio>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "api/model_source.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/rng.h"
@@ -18,6 +22,7 @@
 #include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
+#include "model/lora.h"
 #include "model/packed_model.h"
 
 namespace tritter::cli {
@@ -25,7 +30,7 @@ namespace tritter::cli {
 namespace {
 
 struct BenchModelOptions {
-  std::string size = "2B-shape", head = "i8", kv = "f32", threads_list = "1,2";
+  std::string size = "2B-shape", head = "i8", kv = "f16", threads_list = "1,2", model, output = "md";
   int64_t vocab = 0, pp = 128, tg = 64;
   int reps = 3;
 };
@@ -60,83 +65,152 @@ void fast_random(float* out, const TritterConfig& c, const TensorInfo& info, siz
   for (int64_t i = 0; i < n; ++i) out[i] = a * (2.0f * rng.uniform() - 1.0f);
 }
 
+struct MeanSd {
+  double mean = 0, sd = 0;
+};
+
+// Mean and sample standard deviation (0 for one value) of per-repetition rates.
+MeanSd mean_sd(const std::vector<double>& v) {
+  MeanSd r;
+  for (double x : v) r.mean += x;
+  r.mean /= static_cast<double>(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - r.mean) * (x - r.mean);
+    r.sd = std::sqrt(ss / static_cast<double>(v.size() - 1));
+  }
+  return r;
+}
+
+struct Row {
+  int threads = 0;
+  MeanSd pp, tg;
+  double read_gbs = 0, roof = 0;
+};
+
 }  // namespace
 
 void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   auto o = std::make_shared<BenchModelOptions>();
   auto* cmd = bench.add_subcommand("model", "Whole-model prompt (pp) and generation (tg) speed vs the DRAM roof");
-  cmd->add_option("--size", o->size, "Preset: 700M-shape, 2B-shape, test, tiny, small, ...")->capture_default_str();
-  cmd->add_option("--vocab", o->vocab, "Override vocab_size (e.g. 128256)");
-  cmd->add_option("--head", o->head, "LM head: f32 or i8")->capture_default_str();
-  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
+  auto* size = cmd->add_option("--size", o->size, "Preset of a random model: 700M-shape, 2B-shape, test, tiny, ...")
+                   ->capture_default_str();
+  cmd->add_option("-m,--model", o->model, "Your model instead: packed file, checkpoint or training run directory")
+      ->excludes(size);
+  cmd->add_option("--vocab", o->vocab, "Override vocab_size of the preset (e.g. 128256)");
+  cmd->add_option("--head", o->head, "LM head of the preset: f32 or i8")->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or q8_0, q4_0)")->capture_default_str();
   cmd->add_option("--threads-list", o->threads_list, "Thread counts to run")->capture_default_str();
-  cmd->add_option("--pp", o->pp, "Prompt tokens")->capture_default_str();
-  cmd->add_option("--tg", o->tg, "Generated tokens")->capture_default_str();
-  cmd->add_option("--reps", o->reps, "Repetitions (best is reported)")->capture_default_str();
+  cmd->add_option("--pp,-p,--n-prompt", o->pp, "Prompt tokens")->capture_default_str();
+  cmd->add_option("--tg,-n,--n-gen", o->tg, "Generated tokens")->capture_default_str();
+  cmd->add_option("-r,--repetitions,--reps", o->reps, "Repetitions (mean ± standard deviation)")->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "md (table), json or csv")->capture_default_str();
   cmd->callback([o, &global] {
     auto ctx = make_context(global);
-    ConfigOverrides co;
-    co.model_size = o->size;
-    if (o->vocab) co.vocab_size = o->vocab;
-    const TritterConfig c = resolve_config(co);
     if (o->pp < 1 || o->tg < 1 || o->reps < 1) throw_error("bench model: --pp, --tg and --reps must be >= 1");
+    if (o->output != "md" && o->output != "json" && o->output != "csv") {
+      throw_error("bench model: -o: found '", o->output, "', expected md, json or csv");
+    }
     const auto threads = parse_threads(o->threads_list);
+    const bool table = o->output == "md";
 
     auto t0 = Clock::now();
-    const PackedModel model = PackedModel::in_memory(
-        c, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, c, info, i); },
-        {head_format_from_name(o->head)}, &ctx->memory);
+    std::string name = o->size;
+    PackedModel model = [&] {
+      if (!o->model.empty()) {
+        const ModelSource src = resolve_model_source(o->model);
+        if (global.verbose) std::fprintf(stderr, "model: %s\n", src.describe().c_str());
+        name = src.file.string();
+        return open_lora_base(src.file, &ctx->memory);  // mapped, or a checkpoint packed in memory
+      }
+      ConfigOverrides co;
+      co.model_size = o->size;
+      if (o->vocab) co.vocab_size = o->vocab;
+      const TritterConfig rc = resolve_config(co);
+      return PackedModel::in_memory(
+          rc, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, rc, info, i); },
+          {head_format_from_name(o->head)}, &ctx->memory);
+    }();
+    const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();
-    std::printf("model: %s (D %lld, L %lld, H %lld/%lld, F %lld, V %lld, %s), %lld parameters, head %s, kv %s; "
-                "built in %.1f s\n",
-                o->size.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
-                (long long)c.num_attention_heads, (long long)c.num_key_value_heads, (long long)c.intermediate_size,
-                (long long)c.vocab_size, mlp_act_name(c.mlp_act), (long long)parameter_count(c), o->head.c_str(),
-                o->kv.c_str(), std::chrono::duration<double>(Clock::now() - t0).count());
-    std::printf("bytes read per decoded token: %.1f MB; kernel tier %s\n", w.bytes_per_token / 1e6,
-                kernel_tier_name(ternary_kernel_tier(*ctx)));
-    std::printf("%-4s %10s %10s %11s %11s %9s %8s\n", "thr", "pp t/s", "tg t/s", "read GB/s", "roof t/s", "%roof",
-                "ms/tok");
+    const char* tier = kernel_tier_name(ternary_kernel_tier(*ctx));
+    if (table) {
+      std::printf("model: %s (D %lld, L %lld, H %lld/%lld, F %lld, V %lld, %s), %lld parameters, %s, kv %s; "
+                  "ready in %.1f s\n",
+                  name.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
+                  (long long)c.num_attention_heads, (long long)c.num_key_value_heads, (long long)c.intermediate_size,
+                  (long long)c.vocab_size, mlp_act_name(c.mlp_act), (long long)parameter_count(c),
+                  o->model.empty() ? ("random weights, head " + o->head).c_str() : "its own weights", o->kv.c_str(),
+                  std::chrono::duration<double>(Clock::now() - t0).count());
+      std::printf("bytes read per decoded token: %.1f MB; kernel tier %s; %d repetition(s), mean ± sd\n\n",
+                  w.bytes_per_token / 1e6, tier, o->reps);
+      std::printf("| %3s | %18s | %18s | %9s | %9s | %6s | %7s |\n", "thr", "pp t/s", "tg t/s", "read GB/s",
+                  "roof t/s", "%roof", "ms/tok");
+      std::printf("|----:|-------------------:|-------------------:|----------:|----------:|-------:|--------:|\n");
+    } else if (o->output == "csv") {
+      std::printf("model,threads,n_prompt,n_gen,reps,pp_mean,pp_sd,tg_mean,tg_sd,read_gbs,roof_tps,kernels,kv\n");
+    }
     std::vector<int32_t> prompt(o->pp);
     Rng rng(1);
     for (auto& id : prompt) id = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
     std::vector<float> logits(c.vocab_size);
+    std::vector<Row> rows;
     for (int t : threads) {
       ctx->threads = t;
       set_default_threads(t);
       const kbench::StreamResult bw = kbench::measure_stream(t, size_t{256} << 20, 3);
       EngineOptions eo;
       eo.context = std::min<int64_t>(c.max_position_embeddings, std::max(o->pp, o->tg) + 1);
-      eo.kv_dtype = kv_dtype_from_name(o->kv);
-      eo.max_batch = o->pp;
+      eo.kv_dtype = kv_dtype_from_name(kv_cache_name(o->kv));
+      eo.max_batch = std::min<int64_t>(o->pp, eo.context);
       Engine engine(*ctx, w, eo);
       engine.forward(std::span<const int32_t>(prompt.data(), std::min<int64_t>(8, o->pp)), logits.data(), false);
-      double pp_best = 1e30, tg_best = 1e30;
+      std::vector<double> pp_rates, tg_rates;
       for (int r = 0; r < o->reps; ++r) {
         engine.reset();
         auto a = Clock::now();
         engine.forward(prompt, logits.data(), false);
-        pp_best = std::min(pp_best, std::chrono::duration<double>(Clock::now() - a).count());
+        pp_rates.push_back(o->pp / std::chrono::duration<double>(Clock::now() - a).count());
         engine.reset();
         a = Clock::now();
         for (int64_t i = 0; i < o->tg; ++i) engine.forward(std::span<const int32_t>(&prompt[i % o->pp], 1), logits.data(), false);
-        tg_best = std::min(tg_best, std::chrono::duration<double>(Clock::now() - a).count());
+        tg_rates.push_back(o->tg / std::chrono::duration<double>(Clock::now() - a).count());
       }
-      const double pp = o->pp / pp_best, tg = o->tg / tg_best;
-      const double roof = bw.read_gbs * 1e9 / static_cast<double>(w.bytes_per_token);
-      std::printf("%-4d %10.1f %10.2f %11.1f %11.2f %8.1f%% %8.2f\n", t, pp, tg, bw.read_gbs, roof, 100 * tg / roof,
-                  1e3 * tg_best / o->tg);
+      Row row{t, mean_sd(pp_rates), mean_sd(tg_rates), bw.read_gbs,
+              bw.read_gbs * 1e9 / static_cast<double>(w.bytes_per_token)};
+      rows.push_back(row);
+      if (table) {
+        char pp[32], tg[32];
+        std::snprintf(pp, sizeof pp, "%.1f ± %.1f", row.pp.mean, row.pp.sd);
+        std::snprintf(tg, sizeof tg, "%.2f ± %.2f", row.tg.mean, row.tg.sd);
+        std::printf("| %3d | %19s | %19s | %9.1f | %9.2f | %5.1f%% | %7.2f |\n", t, pp, tg, row.read_gbs, row.roof,
+                    100 * row.tg.mean / row.roof, 1e3 / row.tg.mean);
+      } else if (o->output == "csv") {
+        std::printf("\"%s\",%d,%lld,%lld,%d,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%s,%s\n", name.c_str(), t,
+                    (long long)o->pp, (long long)o->tg, o->reps, row.pp.mean, row.pp.sd, row.tg.mean, row.tg.sd,
+                    row.read_gbs, row.roof, tier, o->kv.c_str());
+      }
       std::fflush(stdout);
-      if (global.verbose) {
+      if (global.verbose && table) {
         const EngineTimings& et = engine.timings();
         const double all = et.matmul_s + et.attention_s + et.head_s + et.other_s;
         std::printf("     phases over all runs: matmul %.0f%%, attention %.0f%%, head %.0f%%, other %.0f%%\n",
                     100 * et.matmul_s / all, 100 * et.attention_s / all, 100 * et.head_s / all, 100 * et.other_s / all);
       }
     }
-    if (!global.quiet) {
-      std::printf("peers at 2 threads on this machine type: 2B-shape ik_llama.cpp IQ2_BN_R4 pp128 120-134, "
-                  "tg64 31-35; llama.cpp TQ2_0 44-47 / 19-25; 700M-shape ik_llama 368 / 94, TQ2_0 155 / 71\n");
+    if (o->output == "json") {
+      nlohmann::ordered_json j = nlohmann::ordered_json::array();
+      for (const Row& r : rows) {
+        j.push_back({{"model", name}, {"threads", r.threads}, {"n_prompt", o->pp}, {"n_gen", o->tg},
+                     {"repetitions", o->reps}, {"pp_tokens_per_second", {{"mean", r.pp.mean}, {"sd", r.pp.sd}}},
+                     {"tg_tokens_per_second", {{"mean", r.tg.mean}, {"sd", r.tg.sd}}}, {"read_gbs", r.read_gbs},
+                     {"roof_tokens_per_second", r.roof}, {"bytes_per_token", w.bytes_per_token},
+                     {"kernels", tier}, {"kv_cache", o->kv}});
+      }
+      std::printf("%s\n", j.dump(2).c_str());
+    }
+    if (table && !global.quiet) {
+      std::printf("\n%%roof = tg ÷ roof, roof = read bandwidth (measured above, same run) ÷ bytes per token\n");
       std::printf("peak RSS %s\n", format_bytes(static_cast<double>(process_memory().peak_rss_bytes)).c_str());
     }
   });

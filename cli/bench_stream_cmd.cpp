@@ -68,7 +68,7 @@ void run_bench(const BenchStreamOptions& o, const GlobalOptions& global) {
     auto ctx = make_context(global);
     StreamingOptions so;
     so.engine.context = o.ctx;
-    so.engine.kv_dtype = kv_dtype_from_name(o.kv);
+    so.engine.kv_dtype = kv_dtype_from_name(kv_cache_name(o.kv));
     so.memory_budget = budget;
     so.layer_group_size = o.group;
     so.prefetch = prefetch;
@@ -111,7 +111,7 @@ void run_bench(const BenchStreamOptions& o, const GlobalOptions& global) {
   const PackedModel m = PackedModel::open(o.model);
   EngineOptions eo;
   eo.context = o.ctx;
-  eo.kv_dtype = kv_dtype_from_name(o.kv);
+  eo.kv_dtype = kv_dtype_from_name(kv_cache_name(o.kv));
   Engine e(*ctx, m.weights(), eo);
   std::vector<float> logits(m.config().vocab_size);
   const int32_t warm = prompt[0];

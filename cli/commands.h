@@ -15,4 +15,6 @@ void add_train_command(CLI::App& app, GlobalOptions& global); void add_grads_com
 
 void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_lora_command(CLI::App& app, GlobalOptions& global);  // LoRA
 
+void add_serve_command(CLI::App& app, GlobalOptions& global);  // the OpenAI-compatible HTTP server
+
 }  // namespace tritter::cli

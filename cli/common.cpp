@@ -1,17 +1,73 @@
 #include "common.h"
 
-#include "kernels/parallel.h"
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <random>
+
+#include "api/model_source.h"
+#include "core/error.h"
+#include "kernels/parallel.h"
 
 namespace tritter::cli {
 
 std::unique_ptr<Context> make_context(const GlobalOptions& options) {
   auto ctx = std::make_unique<Context>();
-  ctx->threads = options.threads > 0 ? options.threads : ctx->cpu.logical_cores;
+  ctx->threads = options.threads > 0 ? options.threads : default_thread_count();
   set_default_threads(ctx->threads);
   ctx->kernels = kernel_tier_from_name(options.kernels);
   ctx->log_level = options.quiet ? LogLevel::Quiet : (options.verbose ? LogLevel::Verbose : LogLevel::Info);
   return ctx;
 }
+
+// libgomp's default lets an idle worker spin ~300k iterations before it sleeps; with another process on the
+// core, the spinning worker and the one it waits for share a time slice, and 2-thread decode of the shipped model
+// fell to 4-17 tokens/s against ~70-100 on one thread. Passive waiting (sleep at once) kept 2 threads at the
+// 1-thread speed or better on the loaded machine, where bounded spins of 1000 and 10000 did not (docs/inference.md,
+// "Threads").
+constexpr const char* kWaitPolicy = "passive";
+constexpr const char* kSetByTritter = "TRITTER_SET_OMP_WAIT_POLICY";  // marks our own setting after the exec
+
+void apply_openmp_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;  // the user's choice, or done
+  if (setenv("OMP_WAIT_POLICY", kWaitPolicy, 1) != 0 || setenv(kSetByTritter, "1", 1) != 0) return;
+  execv("/proc/self/exe", argv);  // returns only on failure: run on with the runtime's default
+  unsetenv("OMP_WAIT_POLICY");
+  unsetenv(kSetByTritter);
+}
+
+std::string openmp_wait_policy() {
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (policy && !spin && std::getenv(kSetByTritter)) return std::string("OMP_WAIT_POLICY=") + policy + " (set by tritter)";
+  std::string s;
+  if (policy) s += std::string("OMP_WAIT_POLICY=") + policy;
+  if (spin) s += (s.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin;
+  return s.empty() ? "the OpenMP runtime's default" : s + " (from the environment)";
+}
+
+std::string kv_cache_name(const std::string& name) {
+  if (name == "q8_0") return "int8";
+  if (name == "q4_0") return "int4";
+  return name;  // f32, f16, int8, int4 (and a bad name, which the cache's parser names)
+}
+
+uint64_t parse_seed(const std::string& text, const std::string& flag) {
+  if (text == "-1" || text == "random") {
+    std::random_device rd;
+    return rd();  // 32 bits: short enough to read back from -v or --json and type again
+  }
+  const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = digits ? std::strtoull(text.c_str(), &end, 10) : 0;
+  if (!digits || errno == ERANGE || *end != '\0') {
+    throw_error(flag, ": found '", text, "', expected -1 (random) or an integer in 0 .. 18446744073709551615");
+  }
+  return v;
+}
+
+std::string describe_model_path(const std::string& path) { return resolve_model_source(path).describe(); }
 
 }  // namespace tritter::cli

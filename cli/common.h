@@ -1,7 +1,11 @@
-// What every subcommand shares: the global flags (--threads, --kernels, --verbose) and the Context made from them.
+// What every subcommand shares: the global flags (--threads, --kernels, --verbose), the Context made from them,
+// the OpenMP wait policy, the command-line check that runs before CLI11 (usage.cpp) and the few spellings that
+// several commands accept (llama.cpp's KV-cache names, seeds, model paths).
 // Each subcommand lives in its own file and is listed in commands.h.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -10,7 +14,7 @@
 namespace tritter::cli {
 
 struct GlobalOptions {
-  int threads = 0;  // 0 = all logical cores
+  int threads = 0;  // 0 = the physical cores this process may use (default_thread_count)
   std::string kernels = "auto";
   bool verbose = false;
   bool quiet = false;
@@ -18,5 +22,31 @@ struct GlobalOptions {
 
 // Builds the Context from the global flags (reads OMP/env only here, in cli/).
 std::unique_ptr<Context> make_context(const GlobalOptions& options);
+
+// libgomp reads its wait policy once, when it is loaded: before main. Unless the user chose one (OMP_WAIT_POLICY
+// or GOMP_SPINCOUNT set), this sets OMP_WAIT_POLICY=passive and re-executes the program once so that it takes
+// effect; returns (without exec) when a policy is already in place or exec fails.
+void apply_openmp_wait_policy(char** argv);
+// What is in effect, for `tritter version`: "OMP_WAIT_POLICY=passive (set by tritter)", "OMP_WAIT_POLICY=active
+// (from the environment)", or "the OpenMP runtime's default" when the re-exec failed.
+std::string openmp_wait_policy();
+
+// `tritter` alone: the registered commands with their descriptions.
+void print_command_list(const CLI::App& app, std::FILE* out);
+// Checks argv against the registered commands and options before CLI11 parses it: prints the command list for no
+// arguments (returns 0), names an unknown command or option with the nearest registered one (returns 2), and
+// returns -1 when CLI11 should parse.
+int check_command_line(const CLI::App& app, int argc, char** argv);
+
+// --kv-cache: Tritter's names (f32, f16, int8, int4) or llama.cpp's (f16, q8_0, q4_0) → Tritter's name.
+std::string kv_cache_name(const std::string& name);
+// --seed: "-1" (or "random") draws a random 32-bit seed; otherwise a non-negative integer that fits in 64 bits.
+// Anything else throws an Error naming `flag`; never wraps.
+uint64_t parse_seed(const std::string& text, const std::string& flag);
+
+// A model named on the command line: a packed file, a full-precision checkpoint or a training run directory
+// (its latest checkpoint). Returns what it is, for -v: "packed file", "checkpoint, packed in memory" or
+// "run directory RUN: latest checkpoint PATH, packed in memory".
+std::string describe_model_path(const std::string& path);
 
 }  // namespace tritter::cli

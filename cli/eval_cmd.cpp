@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "api/model_source.h"
 #include "commands.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -31,20 +32,16 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   auto ctx = make_context(global);
-  std::filesystem::path path = a.model;
-  if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
+  const ModelSource src = resolve_model_source(a.model);  // packed file, checkpoint or run directory
+  const std::filesystem::path path = src.file;
+  if (global.verbose) std::fprintf(stderr, "model: %s\n", src.describe().c_str());
   train::DataOptions d;
   d.paths = a.data;
   if (!a.ext.empty()) d.extensions = a.ext;
   if (a.split != "all" && a.split != "val") throw_error("eval: --split: found '", a.split, "', expected all or val");
   d.val_fraction = a.split == "all" ? 1.0 : a.val_fraction;
   const train::TokenData data(d);
-  std::string format;
-  {
-    const SafeTensorsFile f(path);
-    auto it = f.metadata().find("format");
-    format = it == f.metadata().end() ? "" : it->second;
-  }
+  const std::string format = src.format;
   double bpb = -1;
   int64_t T = 0, windows = 0;
   auto check_windows = [&] {
@@ -83,11 +80,14 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     model.reserve(a.batch, T, false);
     bpb = train::evaluate_bits_per_byte(model, data, a.batch, T, a.windows);
   }
-  std::printf("eval %s%s%s: %lld windows x %lld tokens of %lld held-out documents (%lld tokens): %.4f bits/byte, "
+  // --split all reads every document: none of them is "held out" from anything.
+  std::printf("eval %s%s%s: %lld windows x %lld tokens of %lld %s (%lld tokens): %.4f bits/byte, "
               "perplexity %.3f\n",
               path.string().c_str(), a.lora.empty() ? "" : " + adapter ", a.lora.c_str(),
               static_cast<long long>(windows), static_cast<long long>(T),
-              static_cast<long long>(data.stats().val_docs), static_cast<long long>(data.stats().val_tokens), bpb,
+              static_cast<long long>(data.stats().val_docs),
+              a.split == "all" ? "documents (--split all: every document)" : "held-out documents (--split val)",
+              static_cast<long long>(data.stats().val_tokens), bpb,
               std::exp2(bpb));
 }
 
@@ -95,9 +95,9 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
 
 void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<EvalArgs>();
-  CLI::App* c = app.add_subcommand("eval", "Bits per byte and perplexity of a checkpoint on held-out data");
-  c->add_option("--model", a->model,
-                 "Checkpoint .safetensors, a training directory (its latest checkpoint) or a packed model")
+  CLI::App* c = app.add_subcommand("eval", "Bits per byte and perplexity of a model on a data set or its held-out split");
+  c->add_option("-m,--model", a->model,
+                 "Packed file, full-precision checkpoint or training run directory (its latest checkpoint)")
       ->required();
   c->add_option("--lora", a->lora, "Apply this LoRA adapter directory (tritter finetune's output) to the model");
   c->add_option("--data", a->data, "Files or directories")->required();

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "api/model_source.h"
 #include "commands.h"
 #include "train/dist.h"
 #include "loop_flags.h"
@@ -57,7 +58,9 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     if (a.base.empty()) throw_error("finetune: --base: none given, expected a packed model or checkpoint");
     if (l.data.empty()) throw_error("finetune: --data: none given, expected files or directories");
     if (l.out.empty()) throw_error("finetune: --out: none given, expected a directory for the adapter");
-    o.base = a.base;
+    const ModelSource src = resolve_model_source(a.base);  // packed file, checkpoint or run directory
+    if (global.verbose) std::fprintf(stderr, "base: %s\n", src.describe().c_str());
+    o.base = src.file.string();
     o.lora.rank = a.rank;
     o.lora.alpha = a.alpha;
     o.lora.dropout = a.dropout;
@@ -73,7 +76,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
   const train::FinetuneResult r = train::run_finetune(*ctx, o, resume, &g_ft_stop, print);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  std::printf("%s at step %lld: loss %.4f, val bpb %s (base %s), %.0f tokens/s; adapter in %s\n",
+  std::printf("%s at step %lld: loss (nats) %.4f, val bpb %s (base %s), %.0f tokens/s; adapter in %s\n",
               r.train.interrupted ? "interrupted" : "done", static_cast<long long>(r.train.steps_done),
               r.train.last_loss, r.train.last_val_bpb >= 0 ? std::to_string(r.train.last_val_bpb).c_str() : "-",
               r.base_val_bpb >= 0 ? std::to_string(r.base_val_bpb).c_str() : "-", r.train.tokens_per_s,
@@ -85,7 +88,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
 void add_finetune_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<FinetuneArgs>();
   CLI::App* c = app.add_subcommand("finetune", "LoRA fine-tuning on a frozen packed ternary base (QLoRA)");
-  c->add_option("--base", a->base, "Base model: packed file (tritter pack) or full-precision checkpoint");
+  c->add_option("--base,-m,--model", a->base, "Base model: packed file, full-precision checkpoint (packed in memory) or training run directory");
   c->add_option("--out", a->loop.out, "Output directory (adapter in PEFT layout + checkpoints)");
   c->add_option("--resume", a->loop.resume, "Continue the fine-tune in this directory exactly");
   c->add_option("--rank", a->rank, "LoRA rank r")->capture_default_str();

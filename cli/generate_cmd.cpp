@@ -1,8 +1,13 @@
-// `tritter generate --model FILE --prompt TEXT|--file F`: load a packed model (mmap), encode the prompt with the
-// byte tokenizer, prefill, decode with the KV cache and stream text; a timings line at the end (stderr), the
-// per-phase split with --verbose, and one JSON object on stdout with --json.
+// `tritter generate --model FILE --prompt TEXT|--file F`: open a model (a packed file is mapped; a checkpoint or a
+// training run is packed in memory), encode the prompt with the byte tokenizer, prefill, decode with the KV cache
+// and stream text; a timings line at the end (stderr), the per-phase split with --verbose, and one JSON object on
+// stdout with --json. Sampling defaults are llama.cpp's (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) with a
+// random seed; --temp 0 is greedy. llama.cpp's long flag names are accepted as aliases.
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <limits>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -16,39 +21,84 @@ namespace tritter::cli {
 
 namespace {
 struct GenerateCmdOptions {
-  std::string model, prompt, file, kv = "f32";
+  std::string model, prompt, file, kv = "f16", seed = "-1";
   bool prompt_given = false, bos = false, no_bos = false, ignore_eos = false, json = false;
-  int64_t ctx = 0, batch = 64;
+  bool escape = false, no_display_prompt = false;
+  int64_t ctx = 0, batch = 64, max_tokens = 128;
   GenerationParams gen;
   std::string memory_budget;  // layer streaming (infer/streaming_engine.h) when given
   int layer_group_size = 0;
   bool no_prefetch = false;
   std::vector<std::string> lora;  // DIR[:weight], LoRA adapters applied unmerged (infer/lora_apply.h)
 };
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// -e: llama.cpp's escapes in the prompt: \n \t \r \\ \' \" \0 and \xHH; any other backslash stays as written.
+std::string process_escapes(const std::string& in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '\\' || i + 1 == in.size()) {
+      out += in[i];
+      continue;
+    }
+    const char c = in[++i];
+    switch (c) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '0': out += '\0'; break;
+      case '\\': case '\'': case '"': out += c; break;
+      case 'x':
+        if (i + 2 < in.size() && hex_digit(in[i + 1]) >= 0 && hex_digit(in[i + 2]) >= 0) {
+          out += static_cast<char>(hex_digit(in[i + 1]) * 16 + hex_digit(in[i + 2]));
+          i += 2;
+          break;
+        }
+        [[fallthrough]];
+      default: out += '\\'; out += c;
+    }
+  }
+  return out;
+}
 }  // namespace
 
 void add_generate_command(CLI::App& app, GlobalOptions& global) {
   auto o = std::make_shared<GenerateCmdOptions>();
-  auto* cmd = app.add_subcommand("generate", "Generate text from a packed model");
-  cmd->add_option("-m,--model", o->model, "Packed model file (tritter pack / tritter init --packed)")->required();
-  auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
-  auto* f = cmd->add_option("-f,--file", o->file, "Read the prompt from this file");
+  o->gen.sampling.temperature = 0.8f;  // llama.cpp's default; the library's Sampling{} stays greedy
+  auto* cmd = app.add_subcommand("generate", "Generate text from a model (packed file, checkpoint or run directory)");
+  cmd->add_option("-m,--model", o->model, "Packed file, full-precision checkpoint or training run directory")
+      ->required();
+  auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text (this or --file)");
+  auto* f = cmd->add_option("-f,--file", o->file, "Read the prompt from this file; - reads standard input");
   p->excludes(f);
-  cmd->add_option("-n,--max-tokens", o->gen.max_tokens, "Tokens to generate at most")->capture_default_str();
-  cmd->add_option("--temp", o->gen.sampling.temperature, "Temperature (0 = greedy)")->capture_default_str();
+  cmd->add_flag("-e,--escape", o->escape, "Process escapes in the prompt: \\n \\t \\r \\\\ \\' \\\" \\xHH");
+  cmd->add_flag("--no-display-prompt", o->no_display_prompt, "Do not echo the prompt before the continuation");
+  cmd->add_option("-n,--max-tokens,--n-predict", o->max_tokens, "Tokens to generate at most; -1 = until <eos> or "
+                  "the context is full")->capture_default_str();
+  cmd->add_option("--temp,--temperature", o->gen.sampling.temperature, "Temperature (0 = greedy)")
+      ->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "Top-k (0 = off)")->capture_default_str();
   cmd->add_option("--top-p", o->gen.sampling.top_p, "Top-p (1 = off)")->capture_default_str();
   cmd->add_option("--min-p", o->gen.sampling.min_p, "Min-p (0 = off)")->capture_default_str();
   cmd->add_option("--repeat-penalty", o->gen.sampling.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
   cmd->add_option("--repeat-last-n", o->gen.sampling.repeat_last_n, "Tokens the penalty looks back")->capture_default_str();
-  cmd->add_option("-s,--seed", o->gen.sampling.seed, "Sampling seed")->capture_default_str();
-  cmd->add_option("--stop", o->gen.stop, "Stop string (repeatable)");
+  cmd->add_option("-s,--seed", o->seed, "Sampling seed; -1 = random (printed with -v and in --json)")
+      ->capture_default_str();
+  cmd->add_option("--stop,-r,--reverse-prompt", o->gen.stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep going after <eos>");
   cmd->add_flag("--bos", o->bos, "Prepend <bos> (default: as the model file's add_bos_token says)");
   cmd->add_flag("--no-bos", o->no_bos, "Do not prepend <bos>")->excludes("--bos");
-  cmd->add_option("-c,--ctx", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")->capture_default_str();
-  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
-  cmd->add_option("-b,--batch", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
+  cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")
+      ->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or llama.cpp's q8_0, q4_0)")
+      ->capture_default_str();
+  cmd->add_option("-b,--batch,--batch-size", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
   cmd->add_option("--memory-budget", o->memory_budget, "Stream layers from the file within this budget (512M, 2G)");
   cmd->add_option("--layer-group-size", o->layer_group_size, "Layers per streamed group (0 = from the budget)");
   cmd->add_flag("--no-prefetch", o->no_prefetch, "Streaming: one buffer, read each group when needed");
@@ -57,10 +107,21 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->callback([o, p, &global] {
     const auto ctx = make_context(global);  // the thread count (and OpenMP's default), as every command
     const bool from_file = !o->file.empty();
-    const std::string text = from_file ? read_file_bytes(o->file) : o->prompt;
+    std::string text = o->prompt;
+    if (o->file == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else if (from_file) {
+      text = read_file_bytes(o->file);
+    }
+    if (o->escape) text = process_escapes(text);
     if (!from_file && p->count() == 0) throw_error("generate: give --prompt TEXT or --file F");
     if (text.empty()) throw_error(from_file ? "--file '" + o->file + "'" : std::string("--prompt"), ": empty prompt");
     o->gen.stop_at_eos = !o->ignore_eos;
+    if (o->max_tokens < -1) throw_error("--n-predict: found ", o->max_tokens, ", expected -1 (until <eos> or a full "
+                                        "context) or a count >= 0");
+    o->gen.max_tokens = o->max_tokens == -1 ? std::numeric_limits<int64_t>::max() : o->max_tokens;
+    o->gen.sampling.seed = parse_seed(o->seed, "--seed");
+    if (global.verbose) std::fprintf(stderr, "model: %s\n", describe_model_path(o->model).c_str());
     OpenOptions open{.lora = o->lora};
     if (!o->memory_budget.empty()) {
       const char* wayland = std::getenv("WAYLAND_DISPLAY");
@@ -75,9 +136,16 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     // Tritter's trainer starts documents without <bos>, and files it packs say so (add_bos_token).
     const bool bos = o->bos || (!o->no_bos && model.info().add_bos);
     const auto ids = model.tokenize(text, bos);
-    Session session(model, {.context = o->ctx, .threads = ctx->threads, .kv_cache = o->kv, .batch = o->batch,
+    Session session(model, {.context = o->ctx, .threads = ctx->threads, .kv_cache = kv_cache_name(o->kv), .batch = o->batch,
                             .kernels = global.kernels});
-    if (!o->json) {  // the prompt first, as llama.cpp prints it: the continuation reads on from it
+    if (global.verbose) {
+      const Sampling& sp = o->gen.sampling;
+      std::fprintf(stderr, "sampling: %s, top-k %d, top-p %.2f, min-p %.2f, repeat-penalty %.2f, seed %llu\n",
+                   sp.temperature > 0 ? ("temperature " + std::to_string(sp.temperature).substr(0, 4)).c_str()
+                                      : "greedy (temperature 0)",
+                   sp.top_k, sp.top_p, sp.min_p, sp.repeat_penalty, static_cast<unsigned long long>(sp.seed));
+    }
+    if (!o->json && !o->no_display_prompt) {  // the prompt first, as llama.cpp prints it: the continuation reads on from it
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     }
@@ -97,6 +165,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       j["prompt_tokens"] = r.prompt_tokens;
       j["generated_tokens"] = r.tokens.size();
       j["stop_reason"] = r.stop_reason;
+      j["seed"] = o->gen.sampling.seed;
+      j["temperature"] = o->gen.sampling.temperature;
       j["prompt_seconds"] = r.prompt_s;
       j["prompt_tokens_per_second"] = pp;
       j["decode_steps"] = r.decode_steps;

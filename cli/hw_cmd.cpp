@@ -153,9 +153,11 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   if (o.rank <= 0) throw_error("hw check: --rank ", o.rank, " must be positive");
   if (o.batch <= 0) throw_error("hw check: --batch ", o.batch, " must be positive");
   if (o.stream_group < 0) throw_error("hw check: --stream-group ", o.stream_group, " must be >= 0");
-  const KvDtype kv = kv_dtype_from_name(o.kv);
+  const KvDtype kv = kv_dtype_from_name(kv_cache_name(o.kv));
   std::string how;
   const HardwareProfile profile = resolve_profile(o.profile, ctx, &how);
+  // Tritter's kernels run on the CPU today: a GPU profile sizes a plan for hardware the engine does not use yet.
+  const char* gpu_plan = "a plan: Tritter runs on the CPU today; a GPU profile sizes what a GPU backend would need";
   const OsReservation os = os_reservation(o.desktop.empty() ? local_desktop() : o.desktop);
   const double budget = o.budget >= 0 ? o.budget : safe_budget_gib(profile, os);
   std::vector<FitCheck> results;
@@ -180,7 +182,9 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   if (o.json) {
     json j = {{"model", o.size}, {"profile", profile.key}, {"profile_name", profile.name}, {"profile_source", how},
               {"memory_gib", profile.memory_gib}, {"desktop", os.desktop}, {"os_reserved_gib", os.gib},
-              {"budget_gib", budget}, {"budget_rule", o.budget >= 0 ? "--budget" : "safe budget"}};
+              {"budget_gib", budget}, {"budget_rule", o.budget >= 0 ? "--budget" : "safe budget"},
+              {"runs_here", profile.is_cpu}};
+    if (!profile.is_cpu) j["note"] = gpu_plan;
     for (const auto& r : results) j["checks"].push_back(check_json(r));
     std::printf("%s\n", j.dump(2).c_str());
     return;
@@ -189,6 +193,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
               (parameter_count(config) >= 1'000'000'000 ? fmt("%.2f B", (double)parameter_count(config) / 1e9)
                                                           : fmt("%.2f M", (double)parameter_count(config) / 1e6)).c_str(), profile.name.c_str(), profile.key.c_str(),
               how.c_str());
+  if (!profile.is_cpu) std::printf("note: %s\n", gpu_plan);
   if (o.budget >= 0) {
     std::printf("budget %s (--budget)\n", gib(budget).c_str());
   } else {
@@ -286,7 +291,7 @@ void run_feasibility(const CheckOpts& o, const Context& ctx) {
   else if (o.profile == "cpu") profiles = {local_cpu_profile(ctx, false)};
   else profiles = {find_gpu_profile(o.profile)};
   const OsReservation os = os_reservation(o.desktop.empty() ? local_desktop() : o.desktop);
-  const KvDtype kv = kv_dtype_from_name(o.kv);
+  const KvDtype kv = kv_dtype_from_name(kv_cache_name(o.kv));
   const int64_t infer_ctx = o.context > 0 ? o.context : 32768;
   const int64_t train_seq = 2048;
   json j;
@@ -380,12 +385,13 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   detect->callback([opts, &global] { run_detect(opts->json, *make_context(global)); });
 
   auto* check = hw->add_subcommand("check", "Does a model fit? Breakdown, headroom and what to change");
-  check->add_option("size", opts->size, "Model size: 1B ... 70B (or test, tiny, small, ...)")->required();
+  check->add_option("size,--size", opts->size, "Model size: 1B ... 70B (or test, tiny, small, ...)")->required();
   check->add_option("-p,--profile", opts->profile, "A profile (rtx5080, ..., h100, h200, cpu); default: detected");
   check->add_option("--mode", opts->mode, "infer, qlora or train (default: all three)");
   auto* check_ctx = check->add_option("-c,--context", opts->context,
                     "Inference: cached positions (default 32768); training: sequence length (default 2048)");
-  check->add_option("--kv", opts->kv, "KV-cache dtype: f32, f16, int8, int4")->capture_default_str();
+  check->add_option("--kv-cache,--kv", opts->kv, "KV-cache dtype: f32, f16, int8, int4 (or q8_0, q4_0)")
+      ->capture_default_str();
   check->add_option("--rank", opts->rank, "LoRA rank for qlora")->capture_default_str();
   check->add_option("--batch", opts->batch, "Sequences per step / batch")->capture_default_str();
   check->add_option("--stream-group", opts->stream_group, "Layer streaming with groups of N layers (0 = off)");
@@ -403,7 +409,8 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
     run_check(*opts, *make_context(global));
   });
 
-  auto* profiles = hw->add_subcommand("profiles", "The built-in hardware profiles and their safe budgets");
+  auto* profiles = hw->add_subcommand("profiles", "The built-in hardware profiles and their safe budgets (GPU ones are "
+                                      "plans: the engine runs on the CPU today)");
   profiles->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]");
   profiles->add_flag("--json", opts->json, "Machine-readable output");
   profiles->callback([opts, &global] { run_profiles(opts->json, opts->desktop, *make_context(global)); });
@@ -411,7 +418,8 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   auto* feas = hw->add_subcommand("feasibility", "The grid sizes × profiles × modes, and the RTX 5080 estimate");
   feas->add_option("-p,--profile", opts->profile, "Only this profile (or cpu)");
   auto* feas_ctx = feas->add_option("-c,--context", opts->context, "Inference context (default 32768)");
-  feas->add_option("--kv", opts->kv, "KV-cache dtype for inference")->capture_default_str();
+  feas->add_option("--kv-cache,--kv", opts->kv, "KV-cache dtype for inference (f32, f16, int8, int4, q8_0, q4_0)")
+      ->capture_default_str();
   feas->add_option("--rank", opts->rank, "LoRA rank for qlora")->capture_default_str();
   feas->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]");
   feas->add_flag("--json", opts->json, "Machine-readable output");

@@ -1,9 +1,11 @@
 // `tritter inspect FILE [--json]`: any safetensors file's tensors (name, dtype, shape, bytes) and metadata; for
 // tritter checkpoints and packed files also the config, and for packed files the bytes read per decoded token.
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
+#include "api/model_source.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "inference_commands.h"
@@ -22,9 +24,11 @@ struct InspectOptions {
 void add_inspect_command(CLI::App& app, GlobalOptions&) {
   auto opts = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand("inspect", "List a model file's tensors, dtypes, shapes, bytes and config");
-  cmd->add_option("file", opts->file, "A safetensors file")->required();
+  cmd->add_option("file", opts->file, "A safetensors file (or a training run directory: its latest checkpoint)")->required();
   cmd->add_flag("--json", opts->json, "Machine-readable output");
   cmd->callback([opts] {
+    // A training run directory means its latest checkpoint, as in every command that reads a model.
+    if (std::filesystem::is_directory(opts->file)) opts->file = resolve_model_source(opts->file).file.string();
     SafeTensorsFile f(opts->file);
     size_t total = 0;
     for (const auto& t : f.tensors()) total += t.bytes();

@@ -77,7 +77,12 @@ std::function<void(const std::string&)> progress_printer(const GlobalOptions& gl
   const bool quiet = global.quiet;
   return [quiet](const std::string& line) {
     if (quiet) return;
-    std::printf("%s\n", line.c_str());
+    // The trainer's "loss" is the mean cross-entropy per token in nats; "val bpb" is bits per byte. Say the unit.
+    std::string shown = line;
+    if (const size_t at = shown.find("| loss "); shown.rfind("step ", 0) == 0 && at != std::string::npos) {
+      shown.replace(at, 7, "| loss (nats) ");
+    }
+    std::printf("%s\n", shown.c_str());
     std::fflush(stdout);
   };
 }

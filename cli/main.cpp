@@ -9,11 +9,12 @@
 
 int main(int argc, char** argv) {
   using namespace tritter;
+  cli::apply_openmp_wait_policy(argv);  // first: it may re-execute the program
   CLI::App app{"Tritter: train, fine-tune, pack and run ternary (BitNet b1.58) transformers on ordinary machines."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tritter 0.1.0");
   cli::GlobalOptions global;
-  app.add_option("-t,--threads", global.threads, "Worker threads (0 = all logical cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--threads", global.threads, "Worker threads (0 = the physical cores this process may use)")->check(CLI::NonNegativeNumber);
   app.add_option("--kernels", global.kernels, "Kernel path: auto, ref, scalar, avx2, avx512-vnni")->capture_default_str();
   app.add_flag("-v,--verbose", global.verbose, "Per-phase details and the process's peak memory at the end");
   app.add_flag("-q,--quiet", global.quiet, "Print only results and errors");
@@ -26,8 +27,10 @@ int main(int argc, char** argv) {
   cli::add_inference_commands(app, global);
   cli::add_bench_stream_command(app, global);
   cli::add_finetune_command(app, global); cli::add_merge_lora_command(app, global);
+  cli::add_serve_command(app, global);
   cli::add_train_command(app, global); cli::add_grads_command(app, global); cli::add_eval_command(app, global); cli::add_export_command(app, global); cli::add_bench_train_command(app, global);
 
+  if (const int rc = cli::check_command_line(app, argc, argv); rc >= 0) return rc;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "api/model_source.h"
 #include "commands.h"
 #include "model/checkpoint.h"
 #include "model/lora_merge.h"
@@ -22,7 +23,7 @@ void run_merge(const MergeArgs& a, const GlobalOptions& global) {
   auto ctx = make_context(global);
   std::vector<std::pair<std::filesystem::path, float>> adapters;
   for (const auto& spec : a.lora) adapters.push_back(parse_lora_spec(spec));  // as `generate --lora` parses it
-  const LoraMergeReport r = merge_lora(a.base, adapters, a.out, &ctx->memory);
+  const LoraMergeReport r = merge_lora(resolve_model_source(a.base).file.string(), adapters, a.out, &ctx->memory);
   std::printf("merged %lld adapter(s) into %lld BitLinear matrices: %s (full precision, %s)\n",
               static_cast<long long>(r.adapters), static_cast<long long>(r.merged), a.out.c_str(), kCheckpointFormat);
   if (r.merged > 0) {
@@ -38,7 +39,7 @@ void run_merge(const MergeArgs& a, const GlobalOptions& global) {
 void add_merge_lora_command(CLI::App& app, GlobalOptions& global) {
   auto m = std::make_shared<MergeArgs>();
   CLI::App* mc = app.add_subcommand("merge-lora", "Merge LoRA adapters into a full-precision checkpoint (lossy if re-packed)");
-  mc->add_option("--base", m->base, "Base model: packed file or checkpoint")->required();
+  mc->add_option("--base", m->base, "Base model: packed file, checkpoint or training run directory")->required();
   mc->add_option("--lora", m->lora, "Adapter directory, optionally DIR:weight (repeatable)")->required();
   mc->add_option("--out", m->out, "Merged checkpoint (.safetensors, tritter-v1)")->required();
   mc->callback([m, &global] { run_merge(*m, global); });

@@ -258,7 +258,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
 }  // namespace
 
 void add_specs_command(CLI::App& app, GlobalOptions&) {
-  auto* cmd = app.add_subcommand("specs", "Model sizes 1B-70B, or one size in detail (--model): params, weights, "
+  auto* cmd = app.add_subcommand("specs", "Model sizes 1B-70B, or one size in detail (--size): params, weights, "
                                           "KV cache, activations, training memory");
   struct Opts {
     std::string model, config;
@@ -266,7 +266,7 @@ void add_specs_command(CLI::App& app, GlobalOptions&) {
     int64_t seq = 2048;
   };
   auto opts = std::make_shared<Opts>();
-  cmd->add_option("-m,--model", opts->model, "A preset: 1B ... 70B, or test, tiny, small, 700M-shape, 2B-shape");
+  cmd->add_option("--size,-m,--model", opts->model, "A preset: 1B ... 70B, or test, tiny, small, 700M-shape, 2B-shape");
   cmd->add_option("--config", opts->config, "A config JSON file instead of a preset");
   auto* seq = cmd->add_option("--seq", opts->seq,
                                "Training sequence length T for the training figures (default 2048, at most the "

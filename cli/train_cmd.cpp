@@ -101,7 +101,7 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
   if (rank != 0) return;
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  std::printf("%s at step %lld: loss %.4f, val bpb %s, %.0f tokens/s, %lld skipped steps; checkpoints in %s\n",
+  std::printf("%s at step %lld: loss (nats) %.4f, val bpb %s, %.0f tokens/s, %lld skipped steps; checkpoints in %s\n",
               r.interrupted ? "interrupted" : "done", static_cast<long long>(r.steps_done), r.last_loss,
               r.last_val_bpb >= 0 ? std::to_string(r.last_val_bpb).c_str() : "-", r.tokens_per_s,
               static_cast<long long>(r.skipped), o.out_dir.c_str());
@@ -112,7 +112,7 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
 void add_train_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* c = app.add_subcommand("train", "Quantization-aware training (BitNet b1.58) on text/code files");
-  c->add_option("--config", a->config, "Preset (test, tiny, small, ...) or a config JSON file")->capture_default_str();
+  c->add_option("--size,--config", a->config, "Preset (test, tiny, small, ...) or a config JSON file")->capture_default_str();
   c->add_option("--out", a->loop.out, "Checkpoint directory");
   c->add_option("--resume", a->loop.resume, "Continue the run in this directory (its latest checkpoint) exactly");
   add_loop_flags(c, a->loop,

@@ -11,16 +11,26 @@ packages=(
   clang libclang-rt-14-dev python3 zstd xz-utils
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
   libopenmpi-dev openmpi-bin
+  libcpp-httplib-dev chromium
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm only where no node is on the machine: a node installed from elsewhere (e.g. NodeSource's
+# package, which carries its own npm) conflicts with Debian's npm package.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
-  exit 0
+else
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The server's tests use the openai client and playwright-core, pinned in package-lock.json.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -d "$root/node_modules/openai" ] || [ ! -d "$root/node_modules/playwright-core" ]; then
+  (cd "$root" && npm ci --no-audit --no-fund)
+fi

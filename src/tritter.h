@@ -70,9 +70,10 @@ struct ModelInfo {
 
 class Model {
  public:
-  // Opens a packed model file (tritter-packed-v1: `tritter export`, `tritter pack`, `tritter init --packed`):
+  // Opens a model: a packed file (tritter-packed-v1: `tritter export`, `tritter pack`, `tritter init --packed`),
   // mapped read-only and validated, or with options.stream only its header read (the layers come from the file
-  // during forward passes).
+  // during forward passes); a full-precision checkpoint (packed in memory; not streamable); or a training run
+  // directory (its latest checkpoint).
   static Model open(const std::string& path, const OpenOptions& options = {});
   // A model with random weights built in memory from a preset ("test", "tiny", ...): examples and tests.
   static Model random(const std::string& preset = "test", uint64_t seed = 1);
@@ -100,7 +101,7 @@ class Model {
 
 struct SessionOptions {
   int64_t context = 0;         // positions the KV cache holds; 0: min(max_context, 4096)
-  int threads = 0;             // OpenMP threads of the kernels; 0: every logical core
+  int threads = 0;             // OpenMP threads of the kernels; 0: the physical cores this process may use
   std::string kv_cache = "f32";  // KV cache dtype: f32, f16, int8, int4
   int64_t batch = 64;          // prompt tokens per forward chunk
   std::string kernels = "auto";  // auto, reference, scalar, avx2, avx512vnni
@@ -211,7 +212,7 @@ struct LoopParams {
   int64_t eval_every = 0, eval_windows = 64, checkpoint_every = 0, keep = 3, log_every = 10, max_bad_steps = 10;
   std::string log_json = {};  // also write progress as JSON lines here
   bool recompute = false; // gradient checkpointing
-  int threads = 0;        // 0: every logical core
+  int threads = 0;        // 0: the physical cores this process may use
 };
 
 struct TrainParams {
@@ -281,7 +282,7 @@ struct CurateParams {
   bool extract_triton = false;           // @triton.jit files to triton/shard-*.jsonl.zst
   std::string text_key = {};             // JSONL field holding the text; "": the config's (text)
   bool near_dedup = true;                // false: exact dedup only
-  int threads = 0;                       // 0: every logical core
+  int threads = 0;                       // 0: the physical cores this process may use
 };
 // Runs the curation pipeline; returns report.json's content (the same JSON text the output directory holds).
 std::string curate(const CurateParams& params);

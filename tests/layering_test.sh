@@ -16,6 +16,7 @@ declare -A allowed=(
   [vision]="core kernels model vision"
   [audio]="core kernels model audio"
   [api]="core kernels io text model train infer data vision audio api"
+  [serve]="core kernels io text model infer serve"
 )
 bad=0
 for layer in "${!allowed[@]}"; do

@@ -96,8 +96,9 @@ class Model:
              kernels: str = "auto", lora: Union[_Path, Sequence[_Path], None] = None, stream: bool = False,
              memory_budget: Union[int, str] = 0, desktop: str = "headless", layer_group_size: int = 0,
              prefetch: bool = True) -> Model:
-        """Open a model the way `tritter generate -m PATH` does. context (0: min(max_context, 4096)), threads
-        (0: every logical core), kv_cache (f32, f16, int8, int4), batch and kernels (auto, reference, scalar, avx2,
+        """Open a model the way `tritter generate -m PATH` does: a packed file, a full-precision checkpoint or a
+        training run directory. context (0: min(max_context, 4096)), threads
+        (0: the physical cores this process may use), kv_cache (f32, f16, int8, int4), batch and kernels (auto, reference, scalar, avx2,
         avx512vnni) apply to the sessions its calls use and are checked at the first of them. lora: adapter
         directories ("DIR" or "DIR:weight"). stream/memory_budget/desktop/layer_group_size/prefetch: layer
         streaming (docs/streaming.md)."""

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <optional>
 
+#include "api/model_source.h"
 #include "core/context.h"
 #include "core/memory.h"
 #include "infer/engine.h"
@@ -24,9 +25,11 @@
 #include "infer/sampler.h"
 #include "infer/streaming_engine.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "model/config.h"
 #include "core/hardware_profile.h"
 #include "model/init.h"
+#include "model/lora.h"
 #include "model/packed_model.h"
 #include "model/tensor_table.h"
 #include "text/byte_tokenizer.h"
@@ -64,24 +67,34 @@ Model::~Model() = default;
 
 Model Model::open(const std::string& path, const OpenOptions& options) {
   auto m = std::make_unique<Impl>();
-  m->path = path;
   m->open = options;
-  // The header first: a truncated or foreign file is named before anything is mapped as weights.
-  m->add_bos = packed_add_bos(SafeTensorsFile(path));
-  if (options.stream) {
-    const PackedFileLayout layout(path);
+  // The header first: a truncated or foreign file is named before anything is mapped as weights. A run directory
+  // means its latest checkpoint; a full-precision checkpoint is packed in memory (its fp32 weights dropped after).
+  const ModelSource src = resolve_model_source(path);
+  const std::string file = src.file.string();
+  m->path = file;
+  m->add_bos = src.add_bos;
+  if (!src.packed()) {
+    if (options.stream) {
+      throw_error("model '", file, "': layer streaming reads a packed file, found a full-precision checkpoint; ",
+                  "pack it first (tritter pack ", file, " OUT)");
+    }
+    m->packed.emplace(open_lora_base(src.file, &m->memory));
+    m->config = m->packed->config();
+  } else if (options.stream) {
+    const PackedFileLayout layout(file);
     m->config = layout.config();
     const SystemMemory ram = system_memory();
     m->budget = resolve_memory_budget(options.memory_budget, ram.total_bytes, ram.available_bytes,
                                       os_reservation(options.desktop));
     m->final_norm.resize(static_cast<size_t>(m->config.hidden_size));
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(file, std::ios::binary);
     in.seekg(static_cast<std::streamoff>(layout.final_norm_offset()));
     in.read(reinterpret_cast<char*>(m->final_norm.data()),
             static_cast<std::streamsize>(m->final_norm.size() * sizeof(float)));
-    if (!in) throw_error("file '", path, "': cannot read the final norm");
+    if (!in) throw_error("file '", file, "': cannot read the final norm");
   } else {
-    m->packed.emplace(PackedModel::open(path));
+    m->packed.emplace(PackedModel::open(file));
     m->config = m->packed->config();
   }
   for (const std::string& spec : options.lora) {
@@ -150,7 +163,7 @@ Session::Session(const Model& model, const SessionOptions& options) : impl_(std:
   Impl& s = *impl_;
   const Model::Impl& m = *model.impl_;
   s.model = &m;
-  s.ctx.threads = options.threads > 0 ? options.threads : s.ctx.cpu.logical_cores;
+  s.ctx.threads = options.threads > 0 ? options.threads : default_thread_count();
   s.ctx.kernels = kernel_tier_from_name(options.kernels);
   EngineOptions eo;
   eo.context = options.context;
@@ -329,7 +342,7 @@ struct Run {
   std::function<void(const std::string&)> print;
   std::function<void(const train::StepRecord&)> step;
   Run(int threads, const ProgressCallback& progress, const StepCallback& on_step = {}) {
-    ctx.threads = threads > 0 ? threads : ctx.cpu.logical_cores;
+    ctx.threads = threads > 0 ? threads : default_thread_count();
     print = [this, progress](const std::string& line) {
       if (progress && !progress(line)) stop.store(true);
     };

@@ -25,7 +25,11 @@ struct Document {
   std::string source;    // the INPUT argument it came from
   std::string language;  // "python", "rust", ... ("" = unknown)
   std::string license;   // SPDX-ish id when known, else ""
-  std::string text;      // UTF-8 content
+  std::string text;      // UTF-8 content (any bytes without NUL when scan_only is set)
+  // Non-empty: the file is not training material (the skip reason: "hidden", "unknown-language", "lockfile",
+  // "generated", "credentials-file", ...). It still passes the secret gate, so a key in a .env or .npmrc is
+  // reported, and is then dropped whatever the scan finds.
+  std::string scan_only;
 };
 
 // 1-based line and column (bytes) of byte offset `pos` in `text`.

@@ -6,7 +6,9 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -74,6 +76,8 @@ const std::vector<LabelRuleInfo>& label_rules() {
       // Python, quality
       {"py.bare-except", "python", "quality", "low", {"pycodestyle:E722", "CWE-396"}},
       {"py.except-pass", "python", "quality", "low", {"bandit:B110", "bandit:B112", "CWE-390"}},
+      {"py.except-pass-typed", "python", "quality", "info",
+       {"semgrep:python.lang.best-practice.pass-body", "CWE-390"}},
       {"py.mutable-default",
        "python",
        "quality",
@@ -131,20 +135,79 @@ re2::RE2::Options regex_options() {
 }
 
 // Calls f(match_begin, groups) for every non-overlapping match of `re` in `code`. `needles`: literals of which
-// at least one must occur for the pattern to match (a memchr-speed prefilter; most files have none).
+// one occurs inside every match. RE2 runs only on the lines around each needle occurrence (find_needle),
+// not on the whole file: most rules' needles sit on a few lines, and the label stage was a full RE2 pass per rule.
+// `lines_after`: how many lines after the needle's a match may reach (multi-line rules).
+// Index of the needle's character that is rarest in source code (memchr then skips furthest between hits):
+// characters later in kCommon are rarer, and those not in it (upper case, digits, most punctuation) rarest.
+size_t rarest_char(std::string_view n) {
+  static constexpr std::string_view kCommon = " \n\te_t.s(a)r,io=nlcd:pmu'\"fhgb[]yk#vw-xjqz";
+  size_t best = 0, best_rank = 0;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const size_t k = kCommon.find(n[i]);
+    const size_t rank = k == std::string_view::npos ? kCommon.size() : k;
+    if (rank > best_rank) best = i, best_rank = rank;
+  }
+  return best;
+}
+
+// Next occurrence of `n` in `code` at or after `at` (npos if none): memchr for its rarest character, then compare.
+size_t find_needle(std::string_view code, std::string_view n, size_t at, size_t rare) {
+  const char c = n[rare];
+  for (size_t p = at + rare; p < code.size();) {
+    const void* hit = std::memchr(code.data() + p, c, code.size() - p);
+    if (!hit) return std::string_view::npos;
+    const size_t q = size_t(static_cast<const char*>(hit) - code.data());
+    if (q - rare + n.size() <= code.size() && std::memcmp(code.data() + q - rare, n.data(), n.size()) == 0)
+      return q - rare;
+    p = q + 1;
+  }
+  return std::string_view::npos;
+}
+
 template <typename F>
-void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f) {
-  if (needles.size() && std::none_of(needles.begin(), needles.end(),
-                                     [&](std::string_view n) { return code.find(n) != std::string_view::npos; }))
-    return;
+void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f,
+                    int lines_after = 1) {
+  std::vector<std::pair<size_t, size_t>> windows;
+  for (std::string_view n : needles) {
+    const size_t rare = rarest_char(n);
+    for (size_t at = 0; at + n.size() <= code.size();) {
+      const size_t pos = find_needle(code, n, at, rare);
+      if (pos == std::string_view::npos) break;
+      size_t b = code.rfind('\n', pos);
+      b = b == std::string_view::npos ? 0 : b + 1;
+      if (b > 0) {  // one line before: a match may start on the previous line (`x = \` continuations)
+        const size_t prev = b >= 2 ? code.rfind('\n', b - 2) : std::string_view::npos;
+        b = prev == std::string_view::npos ? 0 : prev + 1;
+      }
+      size_t e = pos;
+      for (int k = 0; k <= lines_after && e < code.size(); ++k) {
+        e = code.find('\n', e + (k ? 1 : 0));
+        if (e == std::string_view::npos) e = code.size();
+      }
+      windows.push_back({b, std::min(code.size(), e + 1)});
+      at = pos + n.size();
+    }
+  }
+  if (windows.empty()) return;
+  std::sort(windows.begin(), windows.end());
+  std::vector<std::pair<size_t, size_t>> merged;
+  for (const auto& w : windows)
+    if (!merged.empty() && w.first <= merged.back().second)
+      merged.back().second = std::max(merged.back().second, w.second);
+    else
+      merged.push_back(w);
   const int n = re.NumberOfCapturingGroups() + 1;
   std::vector<Piece> m(static_cast<size_t>(n));
-  size_t pos = 0;
   const Piece all(code.data(), code.size());
-  while (pos <= code.size() && re.Match(all, pos, code.size(), re2::RE2::UNANCHORED, m.data(), n)) {
-    const size_t begin = size_t(m[0].data() - code.data());
-    pos = std::max(begin + m[0].size(), begin + 1);
-    f(begin, m);
+  for (const auto& [wb, we] : merged) {
+    size_t pos = wb;
+    // The whole code is the context, so ^, $ and \b see the real neighbours of the window.
+    while (pos <= we && re.Match(all, pos, we, re2::RE2::UNANCHORED, m.data(), n)) {
+      const size_t begin = size_t(m[0].data() - code.data());
+      pos = std::max(begin + m[0].size(), begin + 1);
+      f(begin, m);
+    }
   }
 }
 
@@ -285,20 +348,72 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            callee + "() is called with shell=True on " + arg_snippet(code, open) +
                ", so the shell parses the command string; pass an argument list with shell=False.");
   });
-  TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen)\s*\()re");
-  for_each_match(system_re, code, {"system", "popen"}, [&](size_t b, const std::vector<Piece>& m) {
+  TRITTER_RE(asyncio_shell_re, R"re(\b(asyncio\s*\.\s*create_subprocess_shell)\s*\()re");
+  for_each_match(asyncio_shell_re, code, {"subprocess_shell"}, [&](size_t b, const std::vector<Piece>& m) {
+    const size_t open = offset(code, m[0]) + m[0].size() - 1;
+    if (first_arg_is_literal(lx, open)) return;
+    std::string callee(m[1].data(), m[1].size());
+    callee.erase(std::remove_if(callee.begin(), callee.end(), [](char c) { return c == ' ' || c == '\t'; }),
+                 callee.end());
+    e.emit("py.shell-injection", b,
+           callee + "() hands " + arg_snippet(code, open) +
+               " to the shell to parse; use asyncio.create_subprocess_exec() with one argument per word.");
+  });
+  TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen[234]?|spawnlp?e?|spawnvp?e?)\s*\()re");
+  for_each_match(system_re, code, {"system", "popen", "spawn"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
     e.emit("py.os-system", b,
            "os." + std::string(m[1].data(), m[1].size()) + "() hands " + arg_snippet(code, open) +
                " to the shell; use subprocess.run([...]) with an argument list.");
   });
-  TRITTER_RE(sql_re, R"re(\.(execute|executemany|executescript|raw)\s*\()re");
+  TRITTER_RE(
+      sql_re,
+      R"re(\.(execute|executemany|executescript|raw|mogrify|exec_driver_sql|read_sql|read_sql_query|extra)\s*\()re");
   TRITTER_RE(sql_kw, R"re((?i)\b(select|insert|update|delete|create|drop|alter|replace)\b)re");
-  for_each_match(sql_re, code, {"execute", "raw"}, [&](size_t b, const std::vector<Piece>& m) {
+  TRITTER_RE(ident_arg, R"re(^\s*([A-Za-z_]\w*)\s*[,)])re");
+  for_each_match(sql_re, code, {"execute", "raw", "mogrify", "exec_driver_sql", "read_sql", "extra"},
+                 [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
-    if (!s) return;
+    if (!s) {
+      // `.execute(sql)` where `sql = <built SQL string>` was assigned on an earlier line (the nearest assignment).
+      Piece var;
+      if (!re2::RE2::PartialMatch(Piece(code.data() + open + 1, std::min<size_t>(80, code.size() - open - 1)),
+                                  ident_arg, &var))
+        return;
+      const std::string name(var.data(), var.size());
+      const size_t from = b > 8000 ? b - 8000 : 0;
+      size_t at = std::string_view::npos;
+      for (size_t k = code.rfind(name, b); k != std::string_view::npos && k >= from;
+           k = k == 0 ? std::string_view::npos : code.rfind(name, k - 1)) {
+        const bool word_start = k == 0 || (!std::isalnum(static_cast<unsigned char>(code[k - 1])) &&
+                                           code[k - 1] != '_' && code[k - 1] != '.');
+        const size_t end = k + name.size();
+        const bool word_end = end < code.size() && !std::isalnum(static_cast<unsigned char>(code[end])) && code[end] != '_';
+        const size_t eq = skip_space(code, end);
+        if (word_start && word_end && eq < code.size() && code[eq] == '=' &&
+            (eq + 1 >= code.size() || code[eq + 1] != '=')) {
+          at = eq;
+          break;
+        }
+      }
+      if (at == std::string_view::npos) return;
+      const StringLiteral* lit = lx.string_starting_at(skip_space(code, at + 1));
+      if (!lit) return;
+      const std::string_view body = text.substr(lit->body.begin, lit->body.end - lit->body.begin);
+      if (!contains(body, sql_kw)) return;
+      const size_t after = skip_space(code, lit->whole.end);
+      const bool fstring = lit->prefix.find('f') != std::string::npos && body.find('{') != std::string_view::npos;
+      const bool built =
+          after < code.size() && (code[after] == '%' || code[after] == '+' || code.substr(after, 7) == ".format");
+      if (!fstring && !built) return;
+      e.emit("py.sql-string-built", b,
+             "the SQL in `" + name + "` passed to ." + std::string(m[1].data(), m[1].size()) + "() was built with " +
+                 (fstring ? "an f-string" : "string formatting") +
+                 " on an earlier line; pass the values as query parameters.");
+      return;
+    }
     const std::string_view body = text.substr(s->body.begin, s->body.end - s->body.begin);
     if (!contains(body, sql_kw)) return;
     const size_t after = skip_space(code, s->whole.end);
@@ -359,13 +474,21 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                "verification on and pass a CA bundle if needed.");
   });
   TRITTER_RE(hash_re, R"re(\bhashlib\s*\.\s*(md5|sha1|md4|new)\s*\()re");
-  TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4)$)re");
+  TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4|sha)$)re");
   TRITTER_RE(not_security, R"re(\busedforsecurity\s*=\s*False\b)re");
+  TRITTER_RE(name_kw, R"re(^\s*name\s*=\s*)re");
   for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (fn == "new") {
-      const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
+      size_t p = skip_space(code, open + 1);
+      Piece kw;
+      if (re2::RE2::PartialMatch(Piece(code.data() + p, std::min<size_t>(40, code.size() - p)), name_kw, &kw) ||
+          code.substr(p, 4) == "name") {
+        const size_t eq = code.find('=', p);
+        if (eq != std::string_view::npos && eq < p + 12) p = skip_space(code, eq + 1);
+      }
+      const StringLiteral* s = lx.string_starting_at(p);
       if (!s) return;
       fn = text.substr(s->body.begin, s->body.end - s->body.begin);
       if (!contains(fn, weak_name)) return;
@@ -375,6 +498,17 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            "hashlib " + fn +
                " is broken for security use (collisions are practical); use sha256 or blake2, or "
                "pass usedforsecurity=False for checksums.");
+  });
+  // Other libraries' MD5/SHA-1: PyCryptodome (`MD5.new()`, `Crypto.Hash.SHA1.new()`), cryptography
+  // (`hashes.MD5()`, `hashes.SHA1()`), and the Python 2 `md5`/`sha` modules.
+  TRITTER_RE(lib_hash_re, R"re(\b(?:(MD5|MD4|MD2|SHA1|SHA)\s*\.\s*new|hashes\s*\.\s*(MD5|SHA1)|\b(md5|sha)\s*\.\s*new)\s*\()re");
+  for_each_match(lib_hash_re, code, {"MD5", "MD4", "MD2", "SHA", "md5", "sha"}, [&](size_t b, const std::vector<Piece>& m) {
+    if (b > 0 && code[b - 1] == '.' && (b < 5 || code.substr(b - 5, 5) != "Hash.")) return;  // obj.SHA.new()
+    std::string what = m[1].data() ? std::string(m[1].data(), m[1].size()) + ".new()"
+                       : m[2].data() ? "hashes." + std::string(m[2].data(), m[2].size()) + "()"
+                                     : std::string(m[3].data(), m[3].size()) + ".new()";
+    e.emit("py.weak-hash", b,
+           what + " is MD5/SHA-1, broken for security use (collisions are practical); use SHA-256 or BLAKE2.");
   });
   TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
   TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
@@ -392,6 +526,17 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
            "templates are rendered with autoescape=False, so user values are inserted as raw HTML (XSS); use "
            "autoescape=True or select_autoescape().");
   });
+  // Django-style settings: TEMPLATES = [{..., "OPTIONS": {"autoescape": False}}]. The key is a string (masked in
+  // `code`), so the match runs on the text and is kept only where `False` is code (not inside a comment).
+  TRITTER_RE(dict_autoescape_re, R"re(["']autoescape["']\s*:\s*(False)\b)re");
+  if (text.find("autoescape") != std::string_view::npos)
+    for_each_match(dict_autoescape_re, text, {"autoescape"}, [&](size_t b, const std::vector<Piece>& m) {
+      const size_t f = offset(text, m[1]);
+      if (code.substr(f, 5) != "False") return;
+      e.emit("py.jinja2-autoescape-off", b,
+             "the template settings set \"autoescape\": False, so user values are inserted as raw HTML (XSS); "
+             "leave autoescaping on and mark trusted values safe one by one.");
+    });
   TRITTER_RE(mktemp_re, R"re(\btempfile\s*\.\s*mktemp\s*\()re");
   for_each_match(mktemp_re, code, {"mktemp"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.tempfile-mktemp", b,
@@ -415,6 +560,17 @@ void python_quality(const LexedSource& lx, Emitter& e) {
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
                "` hides every error; handle, log or re-raise it.");
   });
+  // A named exception class whose handler only passes: narrower than the above, still silent.
+  TRITTER_RE(
+      typed_pass_re,
+      R"re((?m)^[ \t]*(except)[ \t]+\(?[ \t]*([A-Za-z_][\w.]*)[^:\n]*:[ \t]*(?:\n[ \t]*)?(pass|continue)[ \t]*$)re");
+  for_each_match(typed_pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+    const std::string cls(m[2].data(), m[2].size());
+    if (cls == "Exception" || cls == "BaseException") return;  // py.except-pass
+    e.emit("py.except-pass-typed", offset(code, m[1]),
+           "`except " + cls + ":` followed only by `" + std::string(m[3].data(), m[3].size()) +
+               "` silently drops the error; say why in a comment, log it, or use contextlib.suppress(" + cls + ").");
+  });
   TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
   TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
   for_each_match(def_re, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
@@ -431,7 +587,7 @@ void python_quality(const LexedSource& lx, Emitter& e) {
                " that is shared by every call; default to None and create it inside.");
   });
   TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
-  for_each_match(is_re, code, {"is"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(is_re, code, {"is ", "is\t"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.is-literal", b,
            "`is` compares identity, not value, against a literal; the result depends on interning. Use == or !=.");
   });
@@ -467,7 +623,8 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
            "an unsafe block has no `// SAFETY:` comment stating why its invariants hold; document them or use a "
            "safe API.");
   });
-  TRITTER_RE(transmute_re, R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<[^;{]*?>\s*)?\()re");
+  TRITTER_RE(transmute_re,
+             R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<(?:[^;{}\[\]]|\[[^\[\]{}]*\])*?>\s*)?\()re");
   for_each_match(transmute_re, code, {"transmute"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.transmute", b,
@@ -490,9 +647,10 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   });
   TRITTER_RE(
       tls_re,
-      R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)))re");
+      R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)|with_custom_certificate_verifier\s*\(|set_certificate_verifier\s*\(|ServerCertVerified\s*::\s*assertion\s*\(|impl\s+(?:[\w:]+::)?ServerCertVerifier\s+for\s+\w+))re");
   for_each_match(
-      tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous"}, [&](size_t b, const std::vector<Piece>& m) {
+      tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous", "certificate_verifier", "ServerCertVerifi"},
+      [&](size_t b, const std::vector<Piece>& m) {
         std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
         what.resize(std::min(what.size(), what.find('(')));
         what.insert(what.begin(), '`');
@@ -597,9 +755,12 @@ std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   const std::string code = lex_python(text).code;
   TRITTER_RE(kernel_re,
              R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
-  for_each_match(kernel_re, code, {"@triton"}, [&](size_t, const std::vector<Piece>& m) {
-    out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
-  });
+  for_each_match(
+      kernel_re, code, {"@triton"},
+      [&](size_t, const std::vector<Piece>& m) {
+        out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
+      },
+      /*lines_after=*/16);
   return out;
 }
 
@@ -627,29 +788,32 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   std::stable_sort(all.begin(), all.end(),
                    [](const Label& a, const Label& b) { return a.line != b.line ? a.line < b.line : a.col < b.col; });
   std::map<std::string, size_t> first;  // rule -> index in r.labels
-  for (auto& l : all) {
+  for (const auto& l : all) {
     auto [it, fresh] = first.emplace(l.rule, r.labels.size());
     if (fresh) {
-      r.labels.push_back(std::move(l));
+      r.labels.push_back(l);
       r.counts.push_back(1);
     } else {
       ++r.counts[it->second];
     }
   }
+  r.occurrences = std::move(all);
   // File-level signals.
-  size_t lines = 0, max_line = 0, cur = 0, alnum = 0;
-  for (char c : text) {
-    if (c == '\n') {
-      ++lines;
-      max_line = std::max(max_line, cur);
-      cur = 0;
-    } else {
-      ++cur;
-    }
-    alnum += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  // Lines by memchr and alphanumerics by a table (the loop vectorizes): this was a branchy per-byte loop.
+  size_t lines = 0, max_line = 0, alnum = 0;
+  for (size_t p = 0; p < text.size();) {
+    const void* nl = std::memchr(text.data() + p, '\n', text.size() - p);
+    const size_t e = nl ? size_t(static_cast<const char*>(nl) - text.data()) : text.size();
+    max_line = std::max(max_line, e - p);
+    ++lines;  // a line ended by '\n', or the last line without one
+    p = e + 1;
   }
-  if (cur > 0) ++lines;
-  max_line = std::max(max_line, cur);
+  static constexpr auto kAlnum = [] {
+    std::array<uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) t[size_t(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    return t;
+  }();
+  for (unsigned char c : text) alnum += kAlnum[c];
   if (has_generated_header(text)) r.flags.push_back("generated");
   if (max_line > config.max_line_length) r.flags.push_back("long-lines");
   if (lines > 0 && double(text.size()) / double(lines) > config.minified_mean_line) r.flags.push_back("minified");

@@ -33,6 +33,7 @@ struct QualityConfig {
 struct LabelResult {
   std::vector<Label> labels;       // one per rule and document (first occurrence; `count` says how many)
   std::vector<int> counts;         // occurrences, parallel to `labels`
+  std::vector<Label> occurrences;  // every occurrence of every rule, by position (what the record exports)
   std::vector<std::string> flags;  // file-level quality flags
   double score = 1.0;              // quality score in [0, 1]
 };

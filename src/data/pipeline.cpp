@@ -52,8 +52,9 @@ struct Processed {
   std::vector<uint64_t> bands;
   std::vector<TritonKernel> kernels;
   std::string record;  // one JSONL line, '\n' included
+  std::string frame;   // `record` as one zstd frame at the shard level (shards concatenate frames)
   std::string error;   // set when processing threw (the document is skipped as "processing-error")
-  double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0;
+  double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0, t_compress = 0;
 };
 
 json label_json(const Label& l, int count) {
@@ -112,11 +113,16 @@ std::string make_record(const Document& d, const Processed& p) {
     labels.push_back(label_json(p.labels.labels[i], p.labels.counts[i]));
     security |= p.labels.labels[i].kind == "security";
   }
+  // Every occurrence, not only the first per rule: line-level labels for training and evaluation.
+  json occurrences = json::array();
+  for (const auto& l : p.labels.occurrences)
+    occurrences.push_back({{"rule", l.rule}, {"line", l.line}, {"col", l.col}, {"explanation", l.explanation}});
   json meta = {{"language", d.language},
                {"path", d.path},
                {"source", d.source},
                {"bytes", d.text.size()},
                {"labels", std::move(labels)},
+               {"label_occurrences", std::move(occurrences)},
                {"quality",
                 {{"score", std::round(p.labels.score * 1000.0) / 1000.0},
                  {"flags", p.labels.flags},
@@ -141,11 +147,11 @@ std::string make_record(const Document& d, const Processed& p) {
 }
 
 void process(const Document& d, const CurateConfig& cfg, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
-             const MinHasher& hasher, Processed& p) {
+             const MinHasher& hasher, ZstdFrameCompressor& zstd, Processed& p) {
   auto t = thread_cpu_now();
   p.secrets = scanner.scan(d.text, scratch);
   p.t_secrets = since(t);
-  if (!p.secrets.empty()) return;
+  if (!p.secrets.empty() || !d.scan_only.empty()) return;
   t = thread_cpu_now();
   p.labels = label_document(d.text, d.language, d.path, cfg.quality);
   if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
@@ -161,28 +167,35 @@ void process(const Document& d, const CurateConfig& cfg, const SecretScanner& sc
   t = thread_cpu_now();
   p.record = make_record(d, p);
   p.t_record = since(t);
+  // Compressed here, on the worker thread, at the shard level: pass 2 then only copies the kept frames.
+  t = thread_cpu_now();
+  zstd.compress(p.record, p.frame);
+  p.t_compress = since(t);
 }
 
-// Rotating shard files: <dir>/shard-00000.jsonl.zst, each committed (renamed) when full.
+// Rotating shard files: <dir>/shard-00000.jsonl.zst, each the concatenation of its records' zstd frames,
+// committed (renamed) when full.
 class ShardSet {
  public:
-  ShardSet(fs::path dir, const CurateConfig& cfg, int workers) : dir_(std::move(dir)), cfg_(cfg), workers_(workers) {}
-  void add(std::string_view record) {
-    if (!writer_) {
+  ShardSet(fs::path dir, const CurateConfig& cfg) : dir_(std::move(dir)), cfg_(cfg) {}
+  void add(std::string_view frame, uint64_t record_bytes) {
+    if (!file_) {
       fs::create_directories(dir_);
       char name[32];
       std::snprintf(name, sizeof name, "shard-%05zu.jsonl.zst", names_.size());
       names_.push_back(name);
-      writer_ = std::make_unique<ZstdWriter>(dir_ / name, cfg_.zstd_level, workers_);
+      file_ = std::make_unique<AtomicFile>(dir_ / name);
       docs_ = 0;
+      shard_bytes_ = 0;
     }
-    writer_->write(record);
-    bytes_ += record.size();
-    if (++docs_ >= cfg_.shard_max_docs || writer_->bytes_in() >= cfg_.shard_max_bytes) close();
+    file_->write(frame);
+    bytes_ += record_bytes;
+    shard_bytes_ += record_bytes;
+    if (++docs_ >= cfg_.shard_max_docs || shard_bytes_ >= cfg_.shard_max_bytes) close();
   }
   void close() {
-    if (writer_) writer_->commit();
-    writer_.reset();
+    if (file_) file_->commit();
+    file_.reset();
   }
   size_t count() const { return names_.size(); }
   uint64_t bytes() const { return bytes_; }
@@ -190,11 +203,10 @@ class ShardSet {
  private:
   fs::path dir_;
   const CurateConfig& cfg_;
-  int workers_;
-  std::unique_ptr<ZstdWriter> writer_;
+  std::unique_ptr<AtomicFile> file_;
   std::vector<std::string> names_;
   size_t docs_ = 0;
-  uint64_t bytes_ = 0;
+  uint64_t bytes_ = 0, shard_bytes_ = 0;
 };
 
 // Removes the temporary output directory unless the run committed it.
@@ -261,6 +273,8 @@ json CurateReport::to_json() const {
           {"docs_in", docs_in},
           {"bytes_in", bytes_in},
           {"docs_out", docs_out},
+          {"scanned_not_kept", scanned_not_kept},
+          {"scanned_not_kept_bytes", scanned_not_kept_bytes},
           {"bytes_out", bytes_out},
           {"triton_docs", triton_docs},
           {"triton_kernels", triton_kernels},
@@ -300,6 +314,9 @@ std::string CurateReport::summary() const {
   if (triton_docs)
     line("triton shard:  %llu documents, %llu kernels\n", (unsigned long long)triton_docs,
          (unsigned long long)triton_kernels);
+  if (scanned_not_kept)
+    line("scanned, not training material: %llu (%s; dropped after the secret gate)\n",
+         (unsigned long long)scanned_not_kept, format_bytes(double(scanned_not_kept_bytes)).c_str());
   line("rejected (secrets): %llu\n", (unsigned long long)rejected_secret);
   for (const auto& [k, v] : rejects_by_rule) line("  %-34s %llu\n", k.c_str(), (unsigned long long)v);
   if (dropped_low_quality) line("dropped (quality below threshold): %llu\n", (unsigned long long)dropped_low_quality);
@@ -365,7 +382,10 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     std::lock_guard<std::mutex> lock(skipped_mu);
     skipped.write(line);
   });
-  ZstdWriter stage(tmp / "stage.jsonl.zst", -1);  // staging: the fastest level, read back once
+  // Staging: each kept record's shard frame, in order; pass 2 copies the survivors' bytes into the shards.
+  AtomicFile stage(tmp / "stage.frames");
+  std::vector<uint64_t> staged_frame_bytes, staged_record_bytes;
+  std::vector<std::string> staged_paths;  // names a near duplicate in duplicates.ndjson
   std::unordered_set<Hash128, Hash128Hasher> seen;
   NearDupIndex index(cfg.minhash.bands);
   std::vector<float> priority;      // per staged doc: quality score
@@ -399,7 +419,11 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   const std::unique_ptr<const SecretScanner> scanner_owner = scanner_build.get();
   const SecretScanner& scanner = *scanner_owner;
   std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
-  for (int i = 0; i < rep.threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
+  std::vector<std::unique_ptr<ZstdFrameCompressor>> compressors;
+  for (int i = 0; i < rep.threads; ++i) {
+    scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
+    compressors.push_back(std::make_unique<ZstdFrameCompressor>(cfg.zstd_level));
+  }
   while (!batch.empty()) {
     std::future<bool> reading;
     if (more) reading = std::async(std::launch::async, [&] { return read_batch(next); });
@@ -408,7 +432,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     results.assign(batch.size(), Processed{});
     parallel_for(rep.threads, static_cast<int64_t>(batch.size()), [&](int64_t i, int t) {
       try {  // a failing document is counted, not fatal
-        process(batch[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, results[size_t(i)]);
+        process(batch[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, *compressors[size_t(t)],
+                results[size_t(i)]);
       } catch (const std::exception& e) {
         results[size_t(i)].error = e.what();
       }
@@ -418,8 +443,13 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     for (size_t i = 0; i < batch.size(); ++i) {
       const Document& d = batch[i];
       Processed& p = results[i];
-      ++rep.docs_in;
-      rep.bytes_in += d.text.size();
+      if (d.scan_only.empty()) {
+        ++rep.docs_in;
+        rep.bytes_in += d.text.size();
+      } else {
+        ++rep.scanned_not_kept;
+        rep.scanned_not_kept_bytes += d.text.size();
+      }
       if (!p.error.empty()) {
         ++rep.skipped["processing-error"];
         const std::string line = json({{"path", d.path}, {"reason", "processing-error"}, {"error", p.error}})
@@ -447,6 +477,15 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
         for (const auto& r : rules) ++rep.rejects_by_rule[r];
         continue;
       }
+      if (!d.scan_only.empty()) {  // clean, but not training material: dropped with its reason
+        ++rep.skipped[d.scan_only];
+        const std::string line = json({{"path", d.path}, {"reason", d.scan_only}, {"secrets", "clean"}})
+                                     .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                 "\n";
+        std::lock_guard<std::mutex> lock(skipped_mu);
+        skipped.write(line);
+        continue;
+      }
       rep.stages["labels"].seconds += p.t_labels;
       rep.stages["labels"].bytes += d.text.size();
       rep.stages["exact"].seconds += p.t_exact;
@@ -455,6 +494,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       rep.stages["minhash"].bytes += d.text.size();
       rep.stages["record"].seconds += p.t_record;
       rep.stages["record"].bytes += d.text.size();
+      rep.stages["compress"].seconds += p.t_compress;
+      rep.stages["compress"].bytes += d.text.size();
       if (p.labels.score < cfg.min_quality) {
         ++rep.dropped_low_quality;
         continue;
@@ -473,7 +514,10 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       priority.push_back(float(p.labels.score));
       staged_ids.push_back(p.key);
       is_triton.push_back(cfg.extract_triton && !p.kernels.empty());
-      stage.write(p.record);
+      stage.write(p.frame);
+      staged_frame_bytes.push_back(p.frame.size());
+      staged_record_bytes.push_back(p.record.size());
+      staged_paths.push_back(d.path);
       ++staged;
     }
     rep.stages["merge"].seconds += since(t);
@@ -513,34 +557,37 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   // Pass 2: the kept records into the final shards.
   t = thread_cpu_now();
   {
-    // Pass 2 is sequential here; with more than one thread, libzstd compresses on the others meanwhile.
-    const int workers = rep.threads > 1 ? rep.threads : 0;
-    ShardSet main(tmp, cfg, workers), triton(tmp / "triton", cfg, workers);
-    LineReader reader(tmp / "stage.jsonl.zst", SIZE_MAX);
-    std::string line;
+    // Pass 2 copies compressed frames: no decompression, no recompression.
+    ShardSet main(tmp, cfg), triton(tmp / "triton", cfg);
+    std::FILE* in = std::fopen((tmp / "stage.frames").c_str(), "rb");
+    if (!in) throw_error("curate: cannot reopen the staging file in ", tmp.string());
+    std::string frame;
     for (uint64_t i = 0; i < staged; ++i) {
-      if (reader.next(line) != LineReader::Status::Line) throw_error("curate: staging file ended early at ", i);
+      frame.resize(staged_frame_bytes[i]);
+      if (std::fread(frame.data(), 1, frame.size(), in) != frame.size()) {
+        std::fclose(in);
+        throw_error("curate: staging file ended early at ", i);
+      }
       if (!keep[i]) {
-        const json rec = json::parse(line, nullptr, false);
-        log_duplicate("near", rec.is_discarded() ? "?" : rec["metadata"].value("path", "?"), staged_ids[best[root[i]]]);
+        log_duplicate("near", staged_paths[i], staged_ids[best[root[i]]]);
         continue;
       }
-      line.push_back('\n');
       if (is_triton[i]) {
         ++rep.triton_docs;
-        triton.add(line);
+        triton.add(frame, staged_record_bytes[i]);
       } else {
         ++rep.docs_out;
-        rep.bytes_out += line.size();
-        main.add(line);
+        rep.bytes_out += staged_record_bytes[i];
+        main.add(frame, staged_record_bytes[i]);
       }
     }
+    std::fclose(in);
     main.close();
     triton.close();
     rep.shards = main.count() + triton.count();
   }
   duplicates.commit();
-  fs::remove(tmp / "stage.jsonl.zst", ec);
+  fs::remove(tmp / "stage.frames", ec);
   rep.stages["write"].seconds += since(t);
   rep.stages["write"].bytes += rep.bytes_out;
   if (rep.triton_docs) {

@@ -46,6 +46,9 @@ struct StageTime {
 struct CurateReport {
   uint64_t docs_in = 0, bytes_in = 0;
   uint64_t docs_out = 0, bytes_out = 0;
+  // Files that are not training material (config, credentials, hidden, unknown language, generated): scanned by
+  // the secret gate, then dropped; their findings count in rejected_secret, the clean ones in `skipped`.
+  uint64_t scanned_not_kept = 0, scanned_not_kept_bytes = 0;
   uint64_t triton_docs = 0, triton_kernels = 0;
   uint64_t rejected_secret = 0, dropped_low_quality = 0, exact_duplicates = 0, near_duplicates = 0;
   uint64_t near_clusters = 0;  // clusters with more than one member

@@ -10,6 +10,7 @@
 #include <array>
 #include <cctype>
 #include <optional>
+#include <string>
 
 #include "core/error.h"
 #include "data/document.h"
@@ -17,12 +18,24 @@
 
 namespace tritter::data {
 
+const std::vector<SecretRule>& generic_secret_rules();
+
 // Assignment of generic rules: an optional type annotation (`: &str`, `: str`), then `=`, `:`, `:=`, `=>` or `==`,
 // then an optional string prefix and the opening quote.
 #define TRITTER_ASSIGN R"re(["']?[ \t]*(?::[ \t]*&?'?[\w<>]{1,30}[ \t]*)?(?::=|=>|==|=|:)[ \t]*[bruBRU]?["'])re"
+// Unquoted assignment: `KEY=value` (.env, shell), `key: value` (YAML), `key = value` (ini, TOML, .npmrc); the value
+// runs to the end of the line (or `;`, `,`, `#` after a space) and holds no quote, bracket or call syntax.
+#define TRITTER_ASSIGN_BARE R"re(["']?[ \t]*(?::=|=|:)[ \t]*)re"
+#define TRITTER_BARE_VALUE R"re(([^\s"'`<>()\[\]{},;=]{6,400}))re"
+#define TRITTER_BARE_END R"re((?:[ \t]*(?:[\r\n;,]|[ \t]#|$)))re"
+// The names of the generic rules: password-like, and secret-like (names ending in _key, -key, Key, _pw included).
+#define TRITTER_PASSWORD_NAME R"re((?i)\b([\w.-]{0,40}(?:password|passwd|passphrase|pwd|[_.-]pw|[_.-]pass)[\w-]{0,20}))re"
+#define TRITTER_SECRET_NAME \
+  R"re((?i)\b([\w.-]{0,40}(?:api_?key|apikey|access_?key|auth_?key|secret_?key|client_?secret|private_?key|secret|token|credentials?|[_.-]key|(?-i:[a-z0-9]Key))[\w-]{0,20}))re"
 
 const std::vector<SecretRule>& secret_rules() {
-  static const std::vector<SecretRule> rules = {
+  const auto& generic = generic_secret_rules();
+  static const std::vector<SecretRule> specific = {
       {"private-key",
        R"re(-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[^A-Za-z0-9+/=]{0,20}(?:[A-Za-z-]{3,20}: [^\r\n]{0,100}[^A-Za-z0-9+/=]{1,20}){0,4}([A-Za-z0-9+/=]{40,}))re",
        1, 0, 3.5, "PEM/OpenSSH/PGP private key block"},
@@ -40,11 +53,12 @@ const std::vector<SecretRule>& secret_rules() {
       {"azure-ad-client-secret",
        R"re((?:^|[\\'"\x60\s>=:(,)])([a-zA-Z0-9_~.]{3}[0-9]Q~[a-zA-Z0-9_~.-]{31,34})(?:$|[\\'"\x60\s<),]))re", 1, 0,
        3.0, "Azure AD client secret"},
-      {"github-pat", R"re(\b(gh[pousr]_[A-Za-z0-9]{36,255})\b)re", 1, 0, 3.0,
+      {"github-pat", R"re(\b(gh[pousr]_[A-Za-z0-9]{36})\b)re", 1, 0, 3.0,
        "GitHub token (personal, OAuth, user-to-server, server-to-server, refresh)"},
       {"github-fine-grained-pat", R"re(\b(github_pat_[A-Za-z0-9_]{82})\b)re", 1, 0, 3.0, "GitHub fine-grained token"},
-      {"gitlab-token", R"re(\b(gl(?:pat|ptt|dt|rt|cbt|soat|ffct|agent)-[A-Za-z0-9_-]{20,})\b)re", 1, 0, 3.0,
-       "GitLab access, trigger, deploy or runner token"},
+      {"gitlab-token",
+       R"re(\b(gl(?:pat|dt|rt|soat|ffct|ft)-[A-Za-z0-9_-]{20}|glptt-[0-9a-f]{40}|glimt-[A-Za-z0-9_-]{25}|glagent-[A-Za-z0-9_-]{50}|gloas-[A-Za-z0-9_-]{64}|glcbt-[0-9a-zA-Z]{1,5}_[0-9a-zA-Z_-]{20}|gl(?:pat|rt)-[0-9a-zA-Z_-]{27,300}\.[0-9a-z]{2}[0-9a-z]{7})(?:[^A-Za-z0-9_-]|$))re",
+       1, 0, 3.0, "GitLab access, trigger, deploy, runner, agent, OAuth-app or CI job token"},
       {"gitlab-runner-registration-token", R"re(\b(GR1348941[A-Za-z0-9_-]{20})\b)re", 1, 0, 3.0,
        "GitLab runner registration token"},
       {"bitbucket-app-password", R"re(\b(ATBB[A-Za-z0-9_=.-]{32,})\b)re", 1, 0, 3.0, "Bitbucket app password"},
@@ -79,27 +93,49 @@ const std::vector<SecretRule>& secret_rules() {
       {"digitalocean-token", R"re(\b(do[opr]_v1_[a-f0-9]{64})\b)re", 1, 0, 3.0, "DigitalOcean token"},
       {"age-secret-key", R"re((AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}))re", 1, 0, 3.0,
        "age secret key"},
-      {"jwt", R"re(\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})(?:[^A-Za-z0-9_-]|$))re", 1, 0,
+      {"jwt", R"re(\b(eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]{10,}|\.)?)(?:[^A-Za-z0-9_-]|$))re", 1, 0,
        3.0, "JSON Web Token"},
+  };
+  static const std::vector<SecretRule> rules = [&] {
+    std::vector<SecretRule> all = specific;
+    const auto& vendor = vendor_secret_rules();
+    all.insert(all.end(), vendor.begin(), vendor.end());
+    all.insert(all.end(), generic.begin(), generic.end());
+    return all;
+  }();
+  return rules;
+}
+
+// URL credentials and the generic assignment rules: last, so a specific rule names a secret first.
+const std::vector<SecretRule>& generic_secret_rules() {
+  static const std::vector<SecretRule> rules = {
       {"database-connection-string",
        R"re(\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|oracle|cockroachdb)(?:\+[a-z0-9]+)?://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re",
-       1, 0, 1.5, "database URL with an embedded password"},
+       1, 0, 1.5, "database URL with an embedded password", true},
       {"basic-auth-url",
        R"re(\b(?:https?|ftp|ftps|sftp|ssh|git)://[^\s:/@'"]{1,64}:([^\s:/@'"]{3,128})@[A-Za-z0-9._-]+)re", 1, 0, 1.5,
-       "URL with embedded credentials"},
-      {"generic-password",
-       R"re((?i)\b([\w.-]{0,40}(?:password|passwd|passphrase|pwd)[\w-]{0,20}))re" TRITTER_ASSIGN
-       R"re(([^"'\s]{6,100})["'])re",
-       2, 1, 2.5, "hard-coded password assignment"},
+       "URL with embedded credentials", true},
+      {"generic-password", TRITTER_PASSWORD_NAME TRITTER_ASSIGN R"re(([^"'\s]{6,200})["'])re", 2, 1, 2.5,
+       "hard-coded password assignment"},
+      {"generic-api-key", TRITTER_SECRET_NAME TRITTER_ASSIGN R"re(([A-Za-z0-9+/=_.~!@#$%^&*-]{10,1000})["'])re", 2, 1,
+       3.5, "hard-coded high-entropy secret assignment"},
+      {"generic-password", TRITTER_PASSWORD_NAME TRITTER_ASSIGN_BARE TRITTER_BARE_VALUE TRITTER_BARE_END, 2, 1, 2.5,
+       "hard-coded password, unquoted (.env, YAML, ini, shell)"},
+      {"generic-api-key", TRITTER_SECRET_NAME TRITTER_ASSIGN_BARE TRITTER_BARE_VALUE TRITTER_BARE_END, 2, 1, 3.5,
+       "hard-coded secret, unquoted (.env, YAML, ini, .npmrc, shell)"},
       {"generic-api-key",
-       R"re((?i)\b([\w.-]{0,40}(?:api_?key|apikey|access_?key|auth_?key|secret_?key|client_?secret|private_?key|secret|token|credentials?)[\w-]{0,20}))re" TRITTER_ASSIGN
-       R"re(([A-Za-z0-9+/=_.~!@#$%^&*-]{10,150})["'])re",
-       2, 1, 3.5, "hard-coded high-entropy secret assignment"},
+       R"re((?i)(?:^|\s)--?([\w-]{0,30}(?:api-?key|token|secret|password|passwd|auth-key|access-key)[\w-]{0,10})(?:[ \t]+|=))re" TRITTER_BARE_VALUE R"re((?:[ \t\r\n;]|$))re",
+       2, 1, 3.5, "secret passed as a command-line option (--api-key VALUE)"},
   };
   return rules;
 }
 
 #undef TRITTER_ASSIGN
+#undef TRITTER_ASSIGN_BARE
+#undef TRITTER_BARE_VALUE
+#undef TRITTER_BARE_END
+#undef TRITTER_PASSWORD_NAME
+#undef TRITTER_SECRET_NAME
 
 namespace {
 
@@ -111,13 +147,61 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// detect-secrets' sequential-string filter: "abcdefgh", "12345678", "ABCDEF0123".
+// detect-secrets' sequential-string filter: the whole value is one run of a keyboard sequence ("abcdefgh",
+// "12345678", "0123456789abcdef", "ABCDEF0123"). A value that merely contains runs (a hex key) is not one.
 bool is_sequential(std::string_view v) {
   if (v.size() < 6) return false;
-  int runs = 0;
+  auto step_ok = [](char a, char b) {
+    return b == a + 1 || (a == '9' && (b == 'a' || b == 'A')) || ((a == 'z' || a == 'Z' || a == 'f' || a == 'F') && b == '0');
+  };
   for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] == v[i - 1] + 1) ++runs;
-  return runs >= int(v.size()) * 3 / 4;
+    if (!step_ok(v[i - 1], v[i])) return false;
+  return true;
+}
+
+// `{NAME}`, `{name.field}`: a single-brace template slot (str.format, Rust format!, many config templaters).
+bool has_brace_template(std::string_view v) {
+  for (size_t open = v.find('{'); open != std::string_view::npos; open = v.find('{', open + 1)) {
+    size_t i = open + 1;
+    while (i < v.size() && (std::isalnum(static_cast<unsigned char>(v[i])) || v[i] == '_' || v[i] == '.' || v[i] == '-'))
+      ++i;
+    if (i > open + 1 && i < v.size() && v[i] == '}') return true;
+  }
+  return false;
+}
+
+// An unquoted value that is a code identifier rather than key material: snake/kebab-case words with at most a
+// trailing number (`user_password2`, `db-pass`), or dotted attribute access (`self.password`, `cfg.api_key`).
+bool looks_like_identifier(std::string_view v) {
+  // Dotted attribute access or a module path: every segment an identifier (`win32api.RegOpenKeyEx`).
+  if (v.find('.') != std::string_view::npos) {
+    bool all_idents = true;
+    for (size_t b = 0; b <= v.size() && all_idents;) {
+      const size_t e = std::min(v.find('.', b), v.size());
+      const std::string_view seg = v.substr(b, e - b);
+      all_idents = !seg.empty() && !std::isdigit(static_cast<unsigned char>(seg[0])) &&
+                   std::all_of(seg.begin(), seg.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+      b = e + 1;
+    }
+    if (all_idents) return true;
+  }
+  size_t digits = 0;
+  bool sep = false;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (c == '_' || c == '-' || c == '.') {
+      sep = true;
+      continue;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      ++digits;
+      // A digit followed by a letter inside a word: mixed key material ("Xq7vR2").
+      if (i + 1 < v.size() && std::isalpha(static_cast<unsigned char>(v[i + 1]))) return false;
+      continue;
+    }
+    if (!std::isalpha(static_cast<unsigned char>(c))) return false;
+  }
+  return sep && digits <= 3;
 }
 
 // Names that hold something *about* a secret, not the secret (detect-secrets' id-like filter).
@@ -126,25 +210,52 @@ bool is_benign_name(std::string_view name_lower) {
       "_id",      "_name",  "_type",  "_file",   "_path", "_url",   "_uri",      "_len",
       "_length",  "_size",  "_field", "_header", "_env",  "_var",   "_format",   "_prefix",
       "_pattern", "_regex", "_class", "_count",  "_kind", "_label", "_key_name", "_endpoint"};
+  // Keys that name a place in a data structure, or the public half of a pair.
+  static constexpr std::array<std::string_view, 16> kKeyKinds = {
+      "public_key", "primary_key", "foreign_key", "sort_key",  "cache_key", "partition_key", "hash_key", "row_key",
+      "range_key",  "lookup_key",  "dict_key",    "group_key", "map_key",   "publickey",     "_version", "_expiry"};
+  for (auto s : kKeyKinds)
+    if (ends_with(name_lower, s)) return true;
   for (auto s : kSuffixes)
     if (ends_with(name_lower, s)) return true;
   return name_lower.find("token_type") != std::string_view::npos || name_lower.starts_with("tokenizer") ||
          name_lower.find("tokens") != std::string_view::npos;
 }
 
-// Generic assignments must look like key material: letters and digits, not a module path or a sentence.
+// Generic assignments must look like key material: letters and digits, not a module path or a sentence. An
+// all-digit value counts when it is long enough to be a client secret or PIN (entropy is checked separately).
 bool looks_like_key_material(std::string_view v) {
   bool digit = false, alpha = false;
   for (char c : v) {
     digit |= std::isdigit(static_cast<unsigned char>(c)) != 0;
     alpha |= std::isalpha(static_cast<unsigned char>(c)) != 0;
   }
+  if (digit && !alpha) return v.size() >= 6 && std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   if (!digit || !alpha) return false;
   if (v.find("://") != std::string_view::npos || v.front() == '/' || v.front() == '.') return false;
   // Dotted identifiers ("django.db.backends.postgresql", "pkg.module.Class").
   int dots = int(std::count(v.begin(), v.end(), '.'));
   if (dots >= 1 && dots * 12 >= int(v.size())) return false;
   return true;
+}
+
+// `scheme://user:password@host`: a password equal to the user or the scheme name on a local host is a
+// development default (postgres://postgres:postgres@localhost), not a credential.
+bool url_password_is_default(std::string_view url, std::string_view password) {
+  const size_t colon_slash = url.find("://");
+  if (colon_slash == std::string_view::npos) return false;
+  std::string scheme = to_lower_ascii(url.substr(0, colon_slash));
+  if (const size_t plus = scheme.find('+'); plus != std::string::npos) scheme.resize(plus);
+  const size_t user_begin = colon_slash + 3;
+  const size_t user_end = url.find(':', user_begin);
+  const size_t at = url.find('@', user_begin);
+  if (user_end == std::string_view::npos || at == std::string_view::npos) return false;
+  const std::string user = to_lower_ascii(url.substr(user_begin, user_end - user_begin));
+  const std::string host = to_lower_ascii(url.substr(at + 1));
+  const bool local = host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("0.0.0.0") ||
+                     host.starts_with("host.docker.internal");
+  const std::string pw = to_lower_ascii(password);
+  return local && (pw == user || pw == scheme || scheme.starts_with(pw));
 }
 
 // The JWT header must decode (base64url) to JSON naming an algorithm or type.
@@ -200,6 +311,7 @@ bool is_placeholder_secret(std::string_view value) {
   for (auto m : kMarkers)
     if (contains_ci(v, m)) return true;
   if (v.front() == '$' || v.front() == '%') return true;  // $VAR, %VAR%
+  if (has_brace_template(value)) return true;
   if (std::all_of(v.begin(), v.end(), [&](char c) { return c == v.front(); })) return true;
   static constexpr std::array<std::string_view, 9> kWords = {"password", "passwd", "secret", "hunter2", "test",
                                                              "admin",    "root",   "pass",   "null"};
@@ -217,18 +329,82 @@ struct SecretScanner::Impl {
   }
 };
 
+namespace {
+
+// The Hyperscan form of a rule: every bounded repeat `{m,n}` / `{m}` becomes `{min(m,4),}`. That is a superset
+// of the rule (RE2 confirms every hit and captures the secret), and it keeps Hyperscan from unrolling hundreds of
+// bounded repeats: the ~170 rules compile in about a second instead of several.
+std::string hyperscan_prefilter(std::string_view p) {
+  std::string out;
+  out.reserve(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      out += p[i];
+      if (i + 1 < p.size()) out += p[++i];
+      continue;
+    }
+    if (p[i] == '{') {
+      size_t j = i + 1;
+      while (j < p.size() && std::isdigit(static_cast<unsigned char>(p[j]))) ++j;
+      const size_t close = p.find('}', j);
+      if (j > i + 1 && j < p.size() && (p[j] == '}' || p[j] == ',') && close != std::string_view::npos) {
+        const int m = std::stoi(std::string(p.substr(i + 1, j - i - 1)));
+        out += "{" + std::to_string(std::min(m, 4)) + ",}";
+        i = close;
+        continue;
+      }
+    }
+    out += p[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+// The RE2 form of a rule: upper bounds of 100 or more are dropped (`{10,1000}` -> `{10,}`). RE2 expands a bounded
+// repeat into one instruction per count, which made the DFA of the generic rules slow to build and to run; the
+// captured secret is capped at kMaxSecret bytes after the match instead.
+constexpr size_t kMaxSecret = 1000;
+std::string re2_form(std::string_view p) {
+  std::string out;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      out += p[i];
+      if (i + 1 < p.size()) out += p[++i];
+      continue;
+    }
+    if (p[i] == '{') {
+      const size_t comma = p.find(',', i), close = p.find('}', i);
+      if (comma != std::string_view::npos && close != std::string_view::npos && comma < close && close - comma > 1 &&
+          std::all_of(p.begin() + long(i) + 1, p.begin() + long(comma), [](char c) { return c >= '0' && c <= '9'; }) &&
+          std::all_of(p.begin() + long(comma) + 1, p.begin() + long(close), [](char c) { return c >= '0' && c <= '9'; }) &&
+          std::stoi(std::string(p.substr(comma + 1, close - comma - 1))) >= 100) {
+        out += p.substr(i, comma - i + 1);
+        out += '}';
+        i = close;
+        continue;
+      }
+    }
+    out += p[i];
+  }
+  return out;
+}
+
 SecretScanner::SecretScanner() : impl_(std::make_unique<Impl>()) {
   const auto& rules = secret_rules();
+  std::vector<std::string> hs_patterns;
+  for (const auto& r : rules) hs_patterns.push_back(hyperscan_prefilter(r.pattern));
   std::vector<const char*> patterns;
   std::vector<unsigned> flags, ids;
   re2::RE2::Options options;
   options.set_encoding(re2::RE2::Options::EncodingLatin1);
   options.set_log_errors(false);
   for (size_t i = 0; i < rules.size(); ++i) {
-    patterns.push_back(rules[i].pattern);
-    flags.push_back(HS_FLAG_SINGLEMATCH);
+    patterns.push_back(hs_patterns[i].c_str());
+    // Prefilter mode: Hyperscan may match a superset, which RE2 then confirms.
+    flags.push_back(HS_FLAG_PREFILTER);  // every end offset: RE2 windows are placed around them
     ids.push_back(unsigned(i));
-    auto re = std::make_unique<re2::RE2>(rules[i].pattern, options);
+    auto re = std::make_unique<re2::RE2>(re2_form(rules[i].pattern), options);
     if (!re->ok()) throw_error("secret rule '", rules[i].id, "': RE2 rejects the pattern: ", re->error());
     impl_->regexes.push_back(std::move(re));
   }
@@ -255,8 +431,30 @@ SecretScanner::Scratch::~Scratch() {
 
 namespace {
 
-int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
-  static_cast<std::vector<bool>*>(ctx)->at(id) = true;
+// Hyperscan reports where a rule's (relaxed) pattern ends; RE2 then runs only on a window around each report,
+// not the whole document, so a common keyword ("token", "key =") costs a few KB of RE2 per hit instead of a
+// full-text pass. Every real match [s, t) is also a match of the relaxed pattern, so Hyperscan reports t; no rule
+// matches more than kReach bytes before its first report (a longer private-key body is reported at every byte, so
+// its windows chain), hence [t - kReach, t) holds it. Windows of one rule that touch are merged.
+constexpr size_t kReach = 1200;
+
+struct HitWindows {
+  std::string_view text;
+  size_t base = 0;                                           // offset of the Hyperscan block in `text`
+  std::vector<std::vector<std::pair<size_t, size_t>>> rules;  // per rule: [begin, end) windows, ascending
+};
+
+int on_match(unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) {
+  HitWindows& h = *static_cast<HitWindows*>(ctx);
+  const size_t end = h.base + size_t(to);
+  auto& w = h.rules[id];
+  if (!w.empty() && end <= w.back().second) return 0;
+  const size_t b = end > kReach ? end - kReach : 0;
+  const size_t e = std::min(h.text.size(), end);
+  if (!w.empty() && b <= w.back().second)
+    w.back().second = e;
+  else
+    w.push_back({b, e});
   return 0;
 }
 
@@ -265,40 +463,54 @@ int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void
 std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& scratch) const {
   const auto& rules = secret_rules();
   std::vector<SecretFinding> out;
-  std::vector<bool> fired(rules.size(), false);
+  HitWindows hits;
+  hits.text = text;
+  hits.rules.resize(rules.size());
   std::optional<LineIndex> lines;  // built on the first finding
   // Hyperscan takes an unsigned length: scan very large inputs in overlapping 1 GiB windows.
   constexpr size_t kWindow = size_t(1) << 30, kOverlap = size_t(1) << 16;
   for (size_t off = 0; off < text.size() || off == 0; off += kWindow - kOverlap) {
     const size_t len = std::min(kWindow, text.size() - off);
-    hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &fired);
+    hits.base = off;
+    hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &hits);
     if (off + len >= text.size()) break;
   }
   for (size_t r = 0; r < rules.size(); ++r) {
-    if (!fired[r]) continue;
+    if (hits.rules[r].empty()) continue;
     const SecretRule& rule = rules[r];
     const re2::RE2& re = *impl_->regexes[r];
     const int groups = re.NumberOfCapturingGroups() + 1;
     std::vector<re2::StringPiece> m(static_cast<size_t>(groups));
-    size_t pos = 0;
-    while (pos <= text.size() && re.Match(re2::StringPiece(text.data(), text.size()), pos, text.size(),
-                                          re2::RE2::UNANCHORED, m.data(), groups)) {
+    for (const auto& [win_begin, win_end] : hits.rules[r]) {
+    size_t pos = win_begin;
+    // RE2 matches inside [pos, win_end) with the whole text as context (^, $ and \b see the real neighbours).
+    while (pos <= win_end && re.Match(re2::StringPiece(text.data(), text.size()), pos, win_end,
+                                      re2::RE2::UNANCHORED, m.data(), groups)) {
       const size_t match_end = size_t(m[0].data() - text.data()) + m[0].size();
       pos = std::max(match_end, size_t(m[0].data() - text.data()) + 1);
       const re2::StringPiece s = m[size_t(rule.secret_group)];
       if (s.data() == nullptr || s.empty()) continue;
       const std::string_view secret(s.data(), s.size());
-      if (shannon_entropy(secret) <= rule.min_entropy) continue;
+      if (secret.size() > kMaxSecret) continue;
+      const bool all_digits = std::all_of(secret.begin(), secret.end(), [](char c) { return c >= '0' && c <= '9'; });
+      // Digits carry at most log2(10) = 3.32 bits a character: all-digit secrets get a threshold they can meet.
+      const double threshold =
+          all_digits && rule.name_group > 0 ? std::min(rule.min_entropy - 0.5, 2.5) : rule.min_entropy;
+      if (shannon_entropy(secret) <= threshold) continue;
       if (is_placeholder_secret(secret)) continue;
       if (rule.name_group > 0) {
         const re2::StringPiece n = m[size_t(rule.name_group)];
         if (is_benign_name(to_lower_ascii(std::string_view(n.data(), n.size())))) continue;
         if (!looks_like_key_material(secret)) continue;
+        const char after = s.data() + s.size() < text.data() + text.size() ? s.data()[s.size()] : '\n';
+        if (after != '"' && after != '\'' && looks_like_identifier(secret)) continue;  // unquoted: a variable
       }
+      if (rule.url_rule && url_password_is_default(std::string_view(m[0].data(), m[0].size()), secret)) continue;
       if (std::string_view(rule.id) == "jwt" && !jwt_header_ok(secret)) continue;
       if (!lines) lines.emplace(text);
       const LineCol lc = lines->at(size_t(s.data() - text.data()));
       out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret)});
+    }
     }
   }
   // The same secret found by a specific rule and a generic one is reported once, under the specific rule

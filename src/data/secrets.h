@@ -20,10 +20,13 @@ struct SecretRule {
   int name_group;       // capture group holding the assigned name for generic rules (0 = none)
   double min_entropy;   // a candidate with entropy <= this is dropped (gitleaks semantics)
   const char* description;
+  bool url_rule = false;  // scheme://user:password@host: a password equal to the user/scheme on localhost is a default
 };
 
-// The built-in rule table (stable order; ids are part of the report format).
+// The built-in rule table (stable order; ids are part of the report format): the core vendor rules, the long
+// tail of vendor formats (secret_rules.cpp), then URL credentials and the generic assignment rules.
 const std::vector<SecretRule>& secret_rules();
+const std::vector<SecretRule>& vendor_secret_rules();  // the long tail alone (secret_rules.cpp)
 
 struct SecretFinding {
   std::string rule;

@@ -67,6 +67,32 @@ bool is_vendored_dir(const std::string& name) {
   return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();
 }
 
+// Version-control and tool caches: never walked (hidden directories such as .github or .circleci are walked so
+// their files pass the secret gate, then dropped as "hidden").
+bool is_never_walked(const std::string& name) {
+  static constexpr std::array<std::string_view, 9> kDirs = {".git",        ".hg",           ".svn",
+                                                            ".bzr",        ".mypy_cache",   ".pytest_cache",
+                                                            ".ruff_cache", ".ipynb_checkpoints", ".cache"};
+  return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();
+}
+
+// Files that exist to hold credentials or configuration for one machine: never training material, always scanned
+// (.env, .npmrc, .pypirc, .netrc, PEM/key files, SSH private keys, cloud CLI credentials).
+bool is_credentials_file(const std::string& name) {
+  const std::string n = to_lower_ascii(name);
+  static constexpr std::array<std::string_view, 18> kNames = {
+      ".env",       ".npmrc",        ".pypirc",   ".netrc",   "_netrc",      ".pgpass",
+      ".htpasswd",  ".git-credentials", ".dockercfg", ".s3cfg", "credentials", ".boto",
+      "id_rsa",     "id_dsa",        "id_ecdsa",  "id_ed25519", ".yarnrc",   ".gem-credentials"};
+  if (std::find(kNames.begin(), kNames.end(), n) != kNames.end()) return true;
+  if (n.starts_with(".env.") || ends_with(n, ".env")) return true;
+  static constexpr std::array<std::string_view, 9> kExts = {".pem", ".key", ".p8", ".ppk", ".asc",
+                                                           ".ovpn", ".kdbx", ".jks", ".keystore"};
+  for (auto e : kExts)
+    if (ends_with(n, e)) return true;
+  return false;
+}
+
 bool is_lockfile(const std::string& name) {
   return ends_with(name, ".lock") || name == "package-lock.json" || name == ".cargo-checksum.json" ||
          name == "go.sum" || name == "pnpm-lock.yaml";
@@ -133,8 +159,29 @@ std::string detect_language(const fs::path& path, std::string_view first_line) {
       {{".go"}, "go"},
       {{".java"}, "java"},
       {{".cmake"}, "cmake"},
+      {{".php", ".phtml"}, "php"},
+      {{".rb"}, "ruby"},
+      {{".ini", ".cfg", ".conf", ".cnf"}, "ini"},
+      {{".properties"}, "properties"},
+      {{".xml", ".plist"}, "xml"},
+      {{".tf", ".tfvars", ".hcl"}, "hcl"},
+      {{".ps1", ".psm1"}, "powershell"},
+      {{".bat", ".cmd"}, "batch"},
+      {{".gradle", ".kts"}, "gradle"},
+      {{".cs"}, "csharp"},
+      {{".kt"}, "kotlin"},
+      {{".swift"}, "swift"},
+      {{".scala"}, "scala"},
+      {{".sql"}, "sql"},
   };
   if (name == "CMakeLists.txt") return "cmake";
+  if (name == "Dockerfile" || name == "Containerfile" || name.starts_with("Dockerfile.") ||
+      ends_with(name, ".dockerfile"))
+    return "dockerfile";
+  if (name == "Makefile" || name == "GNUmakefile" || ext == ".mk") return "make";
+  static constexpr std::array<std::string_view, 8> kShellProfiles = {
+      ".bashrc", ".bash_profile", ".profile", ".zshrc", ".zprofile", ".zshenv", ".bash_login", ".envrc"};
+  if (std::find(kShellProfiles.begin(), kShellProfiles.end(), name) != kShellProfiles.end()) return "shell";
   for (const auto& [exts, lang] : kByExt)
     if (std::find(exts.begin(), exts.end(), ext) != exts.end()) return lang;
   if (first_line.starts_with("#!")) {
@@ -207,23 +254,37 @@ std::string DocumentSource::license_for(const fs::path& dir, const fs::path& roo
   }
 }
 
+// Empty and binary files are skipped here; every other file is a document. One that is not training material
+// (invalid UTF-8, generated, filtered out, or already marked by the caller) comes back with `scan_only` set: the
+// pipeline scans it for secrets and then drops it, counting the reason.
 bool DocumentSource::accept_text(Document& doc, const std::string& path) {
-  if (doc.text.empty()) return skip(path, "empty"), false;
-  if (std::memchr(doc.text.data(), '\0', doc.text.size())) return skip(path, "binary"), false;
-  if (!valid_utf8(doc.text)) return skip(path, "invalid-utf8"), false;
-  if (config_.skip_generated && has_generated_header(doc.text)) return skip(path, "generated"), false;
-  if (!config_.languages.empty() &&
-      std::find(config_.languages.begin(), config_.languages.end(), doc.language) == config_.languages.end())
-    return skip(path, "language-filtered"), false;
+  if (doc.text.empty()) return skip(path, doc.scan_only.empty() ? "empty" : doc.scan_only), false;
+  if (std::memchr(doc.text.data(), '\0', doc.text.size()))
+    return skip(path, doc.scan_only.empty() || doc.scan_only == "credentials-file" ? "binary" : doc.scan_only), false;
+  if (!doc.scan_only.empty()) return true;
+  if (!valid_utf8(doc.text))
+    doc.scan_only = "invalid-utf8";
+  else if (config_.skip_generated && has_generated_header(doc.text))
+    doc.scan_only = "generated";
+  else if (!config_.languages.empty() &&
+           std::find(config_.languages.begin(), config_.languages.end(), doc.language) == config_.languages.end())
+    doc.scan_only = "language-filtered";
   return true;
+}
+
+// Why a file that is read is still not training material ("" when it is): the reasons the pipeline counts.
+std::string DocumentSource::scan_only_reason(const fs::path& path, bool in_hidden_dir, std::string& lang) {
+  const std::string name = path.filename().string();
+  if (is_credentials_file(name)) return "credentials-file";
+  if (in_hidden_dir || name.starts_with(".")) return "hidden";
+  if (is_lockfile(name)) return "lockfile";
+  if (lang.empty()) return "unknown-language";
+  return "";
 }
 
 bool DocumentSource::next_from_file(const fs::path& path, const std::string& input, Document& doc) {
   ++files_seen_;
   const std::string p = path.string();
-  const std::string name = path.filename().string();
-  if (name.starts_with(".") && path != fs::path(input)) return skip(p, "hidden"), false;
-  if (is_lockfile(name)) return skip(p, "lockfile"), false;
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) return skip(p, "unreadable"), false;
@@ -232,8 +293,13 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
   if (lang.empty()) {
     const std::string head = read_prefix(path, 256);
     lang = detect_language(path, head);
-    if (lang.empty()) return skip(p, head.empty() && size > 0 ? "unreadable" : "unknown-language"), false;
+    if (head.empty() && size > 0) return skip(p, "unreadable"), false;
   }
+  bool in_hidden_dir = false;
+  if (path != fs::path(input))
+    for (const auto& part : fs::path(p.substr(std::min(p.size(), input.size()))).parent_path())
+      in_hidden_dir |= part.string().starts_with(".") && part != "." && part != "..";
+  const std::string reason = path == fs::path(input) && !lang.empty() ? "" : scan_only_reason(path, in_hidden_dir, lang);
   std::FILE* f = std::fopen(p.c_str(), "rb");
   if (!f) return skip(p, "unreadable"), false;
   doc = Document{};
@@ -246,6 +312,7 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
   doc.path = p;
   doc.source = input;
   doc.language = lang;
+  doc.scan_only = reason;
   if (!accept_text(doc, p)) return false;
   doc.license = license_for(path.parent_path(), walk_->root);
   doc.index = next_index_++;
@@ -349,11 +416,13 @@ bool DocumentSource::next_from_tar(Document& doc) {
       const fs::path member(name);
       bool excluded = false;
       for (const auto& part : member.parent_path())
-        excluded |= (config_.skip_vendored && is_vendored_dir(part.string())) || part.string().starts_with(".");
-      const std::string base = member.filename().string();
+        excluded |= config_.skip_vendored && is_vendored_dir(part.string());
+      bool hidden_dir = false;
+      for (const auto& part : member.parent_path()) {
+        excluded |= is_never_walked(part.string());
+        hidden_dir |= part.string().starts_with(".") && part != "." && part != "..";
+      }
       const char* reason = excluded                        ? "vendored-dir"
-                           : base.starts_with(".")         ? "hidden"
-                           : is_lockfile(base)             ? "lockfile"
                            : size > config_.max_file_bytes ? "too-large"
                                                            : nullptr;
       if (reason) {
@@ -366,10 +435,7 @@ bool DocumentSource::next_from_tar(Document& doc) {
       if (in.read(doc.text.data(), doc.text.size()) < doc.text.size()) return skip(archive, "corrupt-archive"), false;
       in.skip(padded - size);
       doc.language = detect_language(member, std::string_view(doc.text).substr(0, 256));
-      if (doc.language.empty()) {
-        skip(where, "unknown-language");
-        continue;
-      }
+      doc.scan_only = scan_only_reason(member, hidden_dir, doc.language);
       doc.path = where;
       doc.source = walk_->input;
       if (!accept_text(doc, where)) continue;
@@ -413,7 +479,7 @@ bool DocumentSource::next(Document& doc) {
           skip(p.string(), "vendored-dir");
           continue;
         }
-        if (!top && name.starts_with(".")) {
+        if (!top && is_never_walked(name)) {
           skip(p.string(), "hidden");
           continue;
         }

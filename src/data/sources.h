@@ -48,6 +48,7 @@ class DocumentSource {
   bool next_from_jsonl(Document& doc);
   bool next_from_tar(Document& doc);
   bool accept_text(Document& doc, const std::string& path);
+  std::string scan_only_reason(const std::filesystem::path& path, bool in_hidden_dir, std::string& lang);
   std::string license_for(const std::filesystem::path& dir, const std::filesystem::path& root);
   void skip(const std::string& path, const std::string& reason);
 

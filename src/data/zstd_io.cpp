@@ -124,6 +124,23 @@ LineReader::Status LineReader::next(std::string& line) {
   }
 }
 
+ZstdFrameCompressor::ZstdFrameCompressor(int level) {
+  cctx_ = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_checksumFlag, 1);
+}
+
+ZstdFrameCompressor::~ZstdFrameCompressor() {
+  if (cctx_) ZSTD_freeCCtx(static_cast<ZSTD_CCtx*>(cctx_));
+}
+
+void ZstdFrameCompressor::compress(std::string_view bytes, std::string& frame) {
+  frame.resize(ZSTD_compressBound(bytes.size()));
+  const size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), frame.data(), frame.size(), bytes.data(), bytes.size());
+  if (ZSTD_isError(n)) throw_error("zstd: cannot compress a record: ", ZSTD_getErrorName(n));
+  frame.resize(n);
+}
+
 ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level, int workers) : file_(target) {
   cctx_ = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);

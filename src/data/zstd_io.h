@@ -63,6 +63,21 @@ class LineReader {
   uint64_t line_no_ = 0;
 };
 
+// Compresses one buffer into one complete zstd frame (with checksum), reusing its context: the pipeline
+// compresses each record on its worker thread, and a shard is the concatenation of its records' frames (a
+// valid .zst stream; readers decompress frame after frame).
+class ZstdFrameCompressor {
+ public:
+  explicit ZstdFrameCompressor(int level);
+  ~ZstdFrameCompressor();
+  ZstdFrameCompressor(const ZstdFrameCompressor&) = delete;
+  ZstdFrameCompressor& operator=(const ZstdFrameCompressor&) = delete;
+  void compress(std::string_view bytes, std::string& frame);  // throws Error on a zstd failure
+
+ private:
+  void* cctx_ = nullptr;  // ZSTD_CCtx*
+};
+
 class ZstdWriter {
  public:
   // Atomic: the target appears on commit(). workers > 0 compresses on that many libzstd threads, overlapping

@@ -15,19 +15,7 @@
 
 namespace tritter {
 
-namespace {
-
-// The engine's buffers for B tokens, carved from `base` (null: only counts). One walk for the size and the views.
-struct EngineViews {
-  float* x = nullptr;
-  BlockActs acts;
-  BlockScratch scratch;
-  int8_t* hq = nullptr;
-  float* hs = nullptr;
-  float* normed = nullptr;
-};
-
-size_t carve_engine(uint8_t* base, const TritterConfig& c, int64_t B, EngineViews& v) {
+size_t engine_views(uint8_t* base, const TritterConfig& c, int64_t B, EngineViews& v) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim(), Kd = c.kv_dim();
   const int64_t widest = std::max({D, Hd, F});
   size_t off = 0;
@@ -58,12 +46,10 @@ size_t carve_engine(uint8_t* base, const TritterConfig& c, int64_t B, EngineView
   return off;
 }
 
-}  // namespace
-
 // The size function of engine_sizes.h: the same carve the constructor binds.
 size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved) {
   EngineViews v;
-  return carve_engine(nullptr, c, resolved.max_batch, v);
+  return engine_views(nullptr, c, resolved.max_batch, v);
 }
 
 Engine::Engine(Context& ctx, const ModelWeights& weights, const EngineOptions& options)
@@ -91,7 +77,7 @@ Engine::Engine(Context& ctx, WeightSource& source, const EngineOptions& options)
 
   scratch_ = Buffer(engine_scratch_bytes(c, options_), MemCategory::Activations, account);
   EngineViews v;
-  carve_engine(static_cast<uint8_t*>(scratch_.data()), c, options_.max_batch, v);
+  engine_views(static_cast<uint8_t*>(scratch_.data()), c, options_.max_batch, v);
   x_ = v.x;
   acts_ = v.acts;
   bs_ = v.scratch;

@@ -103,6 +103,16 @@ KvCache::KvCache(const TritterConfig& c, int64_t context, KvDtype dtype, int64_t
 
 void KvCache::clear() { std::fill(written_.begin(), written_.end(), 0); }
 
+int64_t KvCache::truncate(int64_t n) {
+  int64_t m = std::clamp<int64_t>(n, 0, written());
+  if (dtype_ == KvDtype::I8 || dtype_ == KvDtype::I4) m = m / kKvKeyGroup * kKvKeyGroup;  // the residual is gone
+  for (int64_t w : written_) {
+    if (w > capacity_) m = 0;  // wrapped: the early positions were overwritten
+  }
+  for (int64_t& w : written_) w = std::min(w, m);
+  return m;
+}
+
 uint8_t* KvCache::kdata(size_t lh) const {
   return const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) + lh * per_head_ + k_off_;
 }

@@ -56,6 +56,11 @@ class KvCache : public KvStore {
   size_t bytes() const { return storage_.bytes(); }
   // Forget everything (a new sequence).
   void clear();
+  // Keep positions 0 .. m−1 and forget the rest (prefix reuse: a new sequence that shares the first n tokens);
+  // returns m ≤ n, the most it can keep: a quantized cache keeps whole key groups (m rounded down to 32), a ring
+  // that has wrapped keeps nothing.
+  int64_t truncate(int64_t n);
+  int64_t written() const { return written_.empty() ? 0 : written_[0]; }  // positions held (layer 0)
 
  private:
   size_t head_index(int layer, int head) const { return static_cast<size_t>(layer) * kv_heads_ + head; }

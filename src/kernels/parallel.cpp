@@ -1,9 +1,15 @@
 #include "kernels/parallel.h"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <exception>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace tritter {
@@ -38,6 +44,27 @@ void parallel_ranges(int threads, int64_t n, const std::function<void(int64_t, i
   }
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+int default_thread_count() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  const bool have_mask = sched_getaffinity(0, sizeof(mask), &mask) == 0;
+  const int logical = std::max(1, have_mask ? CPU_COUNT(&mask) : static_cast<int>(std::thread::hardware_concurrency()));
+  std::set<std::pair<int, int>> cores;  // (physical_package_id, core_id)
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (have_mask && !CPU_ISSET(cpu, &mask)) continue;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream core(dir + "core_id"), package(dir + "physical_package_id");
+    int c = -1, p = 0;
+    if (!(core >> c)) {
+      if (have_mask) return logical;  // an allowed CPU without topology (a container's /sys): trust the mask
+      break;
+    }
+    package >> p;
+    cores.insert({p, c});
+  }
+  return cores.empty() ? logical : std::min(static_cast<int>(cores.size()), logical);
 }
 
 void set_default_threads(int threads) { omp_set_num_threads(std::max(1, threads)); }

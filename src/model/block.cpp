@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/parallel.h"
 #include "kernels/quantize.h"
 
 namespace tritter {
@@ -100,7 +101,13 @@ void project(const BlockRun& run, const BlockWeights& w, Proj p, float* y, const
 // x (N, heads, d) rotated in place by its positions.
 void rope(const BlockRun& run, float* x, int64_t heads) {
   const int64_t d = run.config.head_dim, half = d / 2;
-  if (run.kv) {
+  if (run.kvs) {
+    for (int64_t b = 0; b < run.B; ++b) {
+      const int64_t p = run.positions[b];
+      TIMED(Elementwise, rope_apply(run.ctx, x + b * heads * d, run.rope_cos + p * half, run.rope_sin + p * half, 1,
+                                    heads, d));
+    }
+  } else if (run.kv) {
     TIMED(Elementwise, rope_apply(run.ctx, x, run.rope_cos + run.pos0 * half, run.rope_sin + run.pos0 * half, run.T,
                                   heads, d));
   } else {
@@ -110,6 +117,20 @@ void rope(const BlockRun& run, float* x, int64_t heads) {
 
 void attention(const BlockRun& run, const BlockActs& A, const BlockScratch& s) {
   const TritterConfig& c = run.config;
+  if (run.kvs) {  // batched decode: each row against its own sequence's store
+    const CachedAttnShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, run.mask};
+    const int64_t Hd = c.q_dim(), Kd = c.kv_dim();
+    // Writes in row order (a store's positions arrive in order), then the rows' attention in parallel (a row's
+    // result does not depend on the thread that runs it; each reads positions ≤ its own).
+    TIMED(Elementwise, for (int64_t b = 0; b < run.B; ++b) {
+      run.kvs[b]->write(run.layer, run.positions[b], 1, A.k + b * Kd, A.v + b * Kd);
+    });
+    TIMED(AttnFwd, parallel_for(run.ctx.threads, run.B, [&](int64_t b, int) {
+      attention_cached(run.ctx, A.att + b * Hd, A.q + b * Hd, run.kvs[b]->rows(run.layer), run.positions[b], 1,
+                       shape);
+    }));
+    return;
+  }
   if (!run.kv) {
     TIMED(AttnFwd, attention_forward(run.ctx, A.att, A.lse, A.q, A.k, A.v, run.attn, s.attn));
     return;
@@ -130,6 +151,8 @@ void block_forward(const BlockRun& run, const BlockWeights& w, const BlockActs& 
   const int64_t N = run.N(), D = c.hidden_size, F = c.intermediate_size, Hd = c.q_dim();
   const int64_t H = c.num_attention_heads, K = c.num_key_value_heads, d = c.head_dim;
   const float* x = A.x;
+  TRITTER_CHECK(!run.kvs || (run.T == 1 && !run.kv && !run.save && run.positions), "batched decode: T ", run.T,
+                " (expected 1), kv ", run.kv != nullptr, ", save ", run.save);
 
   // Attention: h = x + [post_attn_norm](o(attention(rope(qk_norm(q, k)), v))).
   const float* la = to_input(run, A.a, A.r_in, x, w.input_norm, D, 0, s.fp);

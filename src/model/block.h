@@ -134,6 +134,12 @@ struct BlockRun {
   // sequence, rope tables (T, d/2)); otherwise the store, positions pos0 .. pos0+T−1, rope tables (context, d/2).
   KvStore* kv = nullptr;
   int64_t pos0 = 0;
+  // Batched rows (kvs not null, kv null, T = 1): row b of the B rows is one token at position positions[b] of the
+  // sequence whose store is kvs[b] (B entries each); rows of one store come in order at consecutive positions.
+  // Rope tables (context, d/2). Norms, quantization and the projections run once over all B rows (one GEMM);
+  // RoPE and attention per row (every row's k, v are written before any row attends).
+  KvStore* const* kvs = nullptr;
+  const int64_t* positions = nullptr;
   AttnShape attn;              // in-batch shape and mask
   AttnMask mask;               // the store's mask (absolute positions)
   const float* rope_cos = nullptr;

@@ -1,8 +1,11 @@
 // Hand-written secret cases shared by secrets_test.cpp (one positive per rule) and pipeline_test.cpp (planted
-// secrets). The values are random strings typed into this file, not produced by the detector.
+// secrets). The values are random strings typed into this file, not produced by the detector; the long-tail
+// vendor cases are generated at run time from the shape templates of secret_shapes.h.
 #pragma once
 #include <string>
 #include <vector>
+
+#include "data/secret_shapes.h"
 
 namespace tritter::data::test_cases {
 
@@ -14,7 +17,7 @@ struct Case {
 
 // One positive per rule; several rules get more than one (PEM variants, token families).
 inline std::vector<Case> secret_positives() {
-  return {
+  std::vector<Case> cases = {
       {"private-key",
        "KEY = '''\n-----BEGIN RSA PRIVATE KEY-----\ntluYI0KN1gNT11cUzYZAa3u2olZU6uqbgsYlVvsSKuvinX+zMqf9OgXluCZz8xBf\n"
        "ZuXTptFyfePpX6N1NF2XV54wca+7E56w8ZniqT3Ul4ffqkOkgWrdioyq+KvCiSGu\n-----END RSA PRIVATE KEY-----\n'''\n",
@@ -118,6 +121,12 @@ inline std::vector<Case> secret_positives() {
       {"generic-api-key", "let client_secret: &str = \"q8Wz3Lk9Tn2Vb7Xc5Rm1Pj4Hs6Dg0Fa\";\n",
        "q8Wz3Lk9Tn2Vb7Xc5Rm1Pj4Hs6Dg0Fa"},
   };
+  uint64_t seed = 1000;
+  for (const auto& shape : test_gen::vendor_shapes()) {
+    auto [text, secret] = test_gen::expand_case(shape.text, seed += 17);
+    cases.push_back({shape.rule, std::move(text), std::move(secret)});
+  }
+  return cases;
 }
 
 }  // namespace tritter::data::test_cases

@@ -28,14 +28,17 @@ TEST(InferCli, InitPackInspectGenerate) {
   r = test::run_cli("generate -m " + pk + " -p 'def main():' -n 1 --bos");
   EXPECT_NE(r.output.find("prompt: 12 tokens"), std::string::npos) << r.output;
   // Greedy output is the same on 1 and 2 threads (stdout only: the timings line differs).
-  const auto a = test::run_cli("-q -t 1 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
-  const auto b = test::run_cli("-q -t 2 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json");
+  const auto a = test::run_cli("-q -t 1 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json --temp 0");
+  const auto b = test::run_cli("-q -t 2 generate -m " + pk + " -p 'abc' -n 16 --ignore-eos --json --temp 0");
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_EQ(a.output.substr(0, a.output.find("\"stop_reason\"")), b.output.substr(0, b.output.find("\"stop_reason\"")));
   r = test::run_cli("init --size test --seed 3 --packed -o " + (dir / "direct.st").string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   r = test::run_cli("tokenize 'Hi'");
   EXPECT_NE(r.output.find("1 80 113"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("80 -> 'H'"), std::string::npos) << r.output;
+  r = test::run_cli("tokenize -m " + pk + " 'Hi'");  // the packed file's add_bos_token (false), as generate
+  EXPECT_EQ(r.output.rfind("80 113\n", 0), 0u) << r.output;
 }
 
 TEST(InferCli, BadInputsGiveClearErrors) {
@@ -43,9 +46,15 @@ TEST(InferCli, BadInputsGiveClearErrors) {
   const std::string ck = (dir / "ck.st").string(), pk = (dir / "pk.st").string();
   ASSERT_EQ(test::run_cli("init --size test -o " + ck).exit_code, 0);
   ASSERT_EQ(test::run_cli("pack " + ck + " " + pk).exit_code, 0);
-  auto r = test::run_cli("generate -m " + ck + " -p hi");
+  // A safetensors file of another format (here: no "format" key) is named as such.
+  test::write_file(dir / "foreign.st", std::string("\x13\0\0\0\0\0\0\0{\"__metadata__\":{}}", 27));
+  auto r = test::run_cli("generate -m " + (dir / "foreign.st").string() + " -p hi");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("format 'tritter-v1', expected 'tritter-packed-v1'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("format '', expected 'tritter-packed-v1'"), std::string::npos) << r.output;
+  // A streaming run needs a packed file: a checkpoint is named with the command that packs it.
+  r = test::run_cli("generate -m " + ck + " -p hi --memory-budget 1G");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("layer streaming reads a packed file"), std::string::npos) << r.output;
   r = test::run_cli("generate -m " + pk + " -p ''");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("--prompt: empty prompt"), std::string::npos) << r.output;

@@ -240,7 +240,7 @@ TEST(LoraApply, GenerateCli) {
   const TritterConfig c = PackedModel::open(pk).config();
   write_adapter(tmp / "zero", c, all_targets(), 2, true);
   write_adapter(tmp / "rand", c, all_targets(), 3, false);
-  const std::string gen = "-q -t 1 generate -m " + pk + " -p 'abc' -n 12 --ignore-eos --json";
+  const std::string gen = "-q -t 1 generate -m " + pk + " -p 'abc' -n 12 --ignore-eos --json --temp 0";
   const auto base = test::run_cli(gen);
   ASSERT_EQ(base.exit_code, 0) << base.output;
   const auto zero = test::run_cli(gen + " --lora " + dir + "/zero");

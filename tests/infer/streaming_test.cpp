@@ -292,7 +292,7 @@ TEST(Streaming, GenerateCliMatchesResident) {
   test::TempDir dir;
   const std::string pk = (dir / "pk.st").string();
   ASSERT_EQ(test::run_cli("init --size test --seed 3 --packed -o " + pk).exit_code, 0);
-  const std::string args = "-q generate -m " + pk + " -p 'def f(x):' -n 10 --ignore-eos --ctx 64 --json";
+  const std::string args = "-q generate -m " + pk + " -p 'def f(x):' -n 10 --ignore-eos --ctx 64 --json --temp 0";
   const auto a = test::run_cli(args);
   const auto b = test::run_cli(args + " --memory-budget 400K --layer-group-size 1");
   const auto c = test::run_cli(args + " --memory-budget 400K --no-prefetch");

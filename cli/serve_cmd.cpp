@@ -1,0 +1,110 @@
+// `tritter serve -m MODEL`: the OpenAI-compatible HTTP server with continuous batching (src/serve/, docs/serve.md).
+// Loads the packed model (mmap), makes --parallel slots sharing --ctx positions (as llama-server splits -c over
+// -np), serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "infer/batch_engine.h"
+#include "infer/lora_apply.h"
+#include "io/safetensors.h"
+#include "model/packed_model.h"
+#include "model/peft.h"
+#include "serve/server.h"
+
+namespace tritter::cli {
+
+namespace {
+struct ServeCmdOptions {
+  std::string model, kv = "f32", max_body = "1M";
+  int parallel = 4;
+  int64_t ctx = 0, batch = 64;
+  std::vector<std::string> lora;
+  serve::ServerOptions server;
+  bool show_port = false;
+};
+}  // namespace
+
+void add_serve_command(CLI::App& app, GlobalOptions& global) {
+  auto o = std::make_shared<ServeCmdOptions>();
+  auto* cmd = app.add_subcommand("serve", "Serve a packed model over an OpenAI-compatible HTTP API (continuous batching)");
+  cmd->add_option("-m,--model", o->model, "Packed model file")->required();
+  cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", o->server.port, "Port (0 = any free port, printed at start)")->capture_default_str();
+  cmd->add_option("--parallel", o->parallel, "Slots: sequences decoded together")->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("-c,--ctx", o->ctx, "Context positions of all slots together, split evenly (0 = slots x min(max_position_embeddings, 2048))")
+      ->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
+  cmd->add_option("-b,--batch", o->batch, "Prompt tokens per prefill chunk (interleaved with decoding)")->capture_default_str();
+  cmd->add_option("--api-key", o->server.api_key, "Require 'Authorization: Bearer KEY' (not on / and /health)");
+  cmd->add_option("--cors", o->server.cors_origin, "Send CORS headers allowing this origin (off by default)");
+  cmd->add_option("--alias", o->server.model_id, "Model id the API reports and accepts (default: the file's stem)");
+  cmd->add_option("--max-body", o->max_body, "Largest request body (413 above)")->capture_default_str();
+  cmd->add_option("--max-tokens", o->server.max_tokens, "Largest max_tokens a request may ask for")->capture_default_str();
+  cmd->add_option("--default-max-tokens", o->server.default_max_tokens, "max_tokens when a request gives none")
+      ->capture_default_str();
+  cmd->add_option("--queue", o->server.max_queue, "Requests that may wait for a slot (429 beyond)")->capture_default_str();
+  cmd->add_option("--timeout", o->server.timeout_s, "Seconds a request may take in all")->capture_default_str();
+  cmd->add_option("--grace", o->server.shutdown_grace_s, "Seconds in-flight requests get to finish on SIGTERM")
+      ->capture_default_str();
+  cmd->add_option("--http-threads", o->server.http_threads, "HTTP worker threads (0 = max(64, slots + queue) + 16)")
+      ->capture_default_str();
+  cmd->add_option("--lora", o->lora, "LoRA adapter DIR[:weight] applied to every request (repeatable)");
+  cmd->callback([o, &global] {
+    // Signals go to one thread (sigwait) that shuts the server down; blocked before any thread starts.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects must not kill the server
+
+    const auto ctx = make_context(global);
+    const PackedModel model = PackedModel::open(o->model);
+    const TritterConfig& c = model.config();
+    const int64_t per_slot = o->ctx > 0 ? o->ctx / o->parallel : std::min<int64_t>(c.max_position_embeddings, 2048);
+    if (per_slot < 2) throw_error("--ctx ", o->ctx, ": ", per_slot, " positions per slot, expected at least 2");
+    BatchEngineOptions eo{.slots = o->parallel, .context = per_slot, .kv_dtype = kv_dtype_from_name(o->kv),
+                          .max_batch = o->batch};
+    BatchEngine engine(*ctx, model.weights(), eo);
+    LoraSet lora;
+    for (const std::string& spec : o->lora) {
+      const auto [dir, weight] = parse_lora_spec(spec);
+      lora.add(dir, weight, c, &ctx->memory);
+    }
+    engine.set_lora(&lora);
+    serve::ServerOptions so = o->server;
+    if (so.model_id.empty() || so.model_id == "tritter") so.model_id = std::filesystem::path(o->model).stem().string();
+    so.max_body_bytes = static_cast<size_t>(parse_bytes(o->max_body, "--max-body"));
+    so.add_bos = packed_add_bos(SafeTensorsFile(o->model));
+    serve::Server server(engine, so);
+    const int port = server.bind();
+    std::printf("tritter serve: http://%s:%d (model '%s', %d slots x %lld positions, KV %s/slot, %d threads)\n",
+                so.host.c_str(), port, so.model_id.c_str(), engine.slots(), static_cast<long long>(engine.context()),
+                format_bytes(static_cast<int64_t>(engine.slot_cache_bytes())).c_str(), ctx->threads);
+    std::fflush(stdout);
+    std::atomic<bool> ended{false};
+    std::thread signals([&] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (!ended) std::fprintf(stderr, "tritter serve: signal %d, shutting down\n", sig);
+      server.shutdown();
+    });
+    const bool ok = server.run();
+    ended = true;
+    pthread_kill(signals.native_handle(), SIGTERM);  // wakes the signal thread if the listener ended first
+    signals.join();
+    if (!ok) throw_error("serve: the listener on ", so.host, ":", port, " failed");
+    std::fprintf(stderr, "tritter serve: stopped\n");
+  });
+}
+
+}  // namespace tritter::cli

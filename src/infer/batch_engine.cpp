@@ -1,0 +1,207 @@
+// The batched engine (infer/batch_engine.h): slots of KV caches over one weight set; prefill per slot, decode as
+// one forward of B rows.
+#include "infer/batch_engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+#include "infer/engine_sizes.h"
+#include "infer/lora_apply.h"
+#include "kernels/ops.h"
+
+namespace tritter {
+
+namespace {
+// The engine options of the shared buffers: max_batch = the rows one forward holds (a prefill chunk, or a step of
+// every slot's token plus a chunk of prompt tokens).
+EngineOptions engine_options(const TritterConfig& c, const BatchEngineOptions& o) {
+  EngineOptions e;
+  e.context = o.context;
+  e.kv_dtype = o.kv_dtype;
+  e.max_batch = o.max_batch;
+  e = resolve_engine_options(c, e);
+  e.max_batch += o.slots;
+  return e;
+}
+int64_t chunk_of(const TritterConfig& c, const BatchEngineOptions& o) {
+  return engine_options(c, o).max_batch - o.slots;  // the prefill chunk, ≤ context
+}
+}  // namespace
+
+size_t batch_engine_bytes(const TritterConfig& c, const BatchEngineOptions& o) {
+  const EngineOptions e = engine_options(c, o);
+  return static_cast<size_t>(o.slots) * kv_cache_bytes(c, e.context, e.kv_dtype, chunk_of(c, o)) +
+         engine_buffer_bytes(c, e);
+}
+
+BatchEngine::BatchEngine(Context& ctx, const ModelWeights& weights, const BatchEngineOptions& options)
+    : ctx_(ctx), source_(weights), c_(weights.config), options_(options),
+      timed_(ctx.log_level >= LogLevel::Verbose) {
+  if (options.slots < 1) throw_error("batch engine: slots ", options.slots, ", expected at least 1");
+  if (!c_.quant) throw_error("batch engine: quant=false models are not supported (no packed form)");
+  const EngineOptions e = engine_options(c_, options);
+  options_.context = e.context;
+  options_.max_batch = chunk_of(c_, options);
+  rows_ = e.max_batch;
+  for (int s = 0; s < options.slots; ++s) {
+    // A slot's cache takes writes of a prefill chunk (max_batch) or one decode token.
+    caches_.push_back(std::make_unique<KvCache>(c_, e.context, e.kv_dtype, options_.max_batch, &ctx.memory));
+  }
+  pos_.assign(static_cast<size_t>(options.slots), 0);
+  const int64_t half = c_.head_dim / 2;
+  rope_ = Buffer(engine_rope_bytes(c_, e), MemCategory::Activations, &ctx.memory);
+  float* cosv = rope_.as<float>().data();
+  rope_tables(cosv, cosv + e.context * half, e.context, c_.head_dim, c_.rope_theta, 0);
+  scratch_ = Buffer(engine_scratch_bytes(c_, e), MemCategory::Activations, &ctx.memory);
+  EngineViews v;
+  engine_views(static_cast<uint8_t*>(scratch_.data()), c_, e.max_batch, v);
+  x_ = v.x;
+  acts_ = v.acts;
+  bs_ = v.scratch;
+  hq_ = v.hq;
+  hs_ = v.hs;
+  normed_ = v.normed;
+}
+
+void BatchEngine::set_lora(const LoraSet* lora) {
+  lora_ = lora && !lora->empty() ? lora : nullptr;
+  if (lora_ && !lora_x_.bytes()) {
+    EngineOptions e = engine_options(c_, options_);
+    lora_x_ = Buffer(engine_lora_bytes(c_, e), MemCategory::Activations, &ctx_.memory);
+  }
+  bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
+}
+
+void BatchEngine::reset(int slot) {
+  caches_.at(static_cast<size_t>(slot))->clear();
+  pos_[static_cast<size_t>(slot)] = 0;
+}
+
+int64_t BatchEngine::truncate(int slot, int64_t n) {
+  const int64_t kept = caches_.at(static_cast<size_t>(slot))->truncate(std::min(n, pos_[static_cast<size_t>(slot)]));
+  pos_[static_cast<size_t>(slot)] = kept;
+  return kept;
+}
+
+void BatchEngine::check(int slot, int64_t n, const int32_t* tokens) const {
+  if (slot < 0 || slot >= slots()) throw_error("batch engine: slot ", slot, ", expected 0 .. ", slots() - 1);
+  if (n < 1) throw_error("batch engine: no tokens to run (an empty prompt?)");
+  const int64_t pos = pos_[static_cast<size_t>(slot)];
+  if (pos + n > options_.context) {
+    throw_error("batch engine: context full: ", pos, " positions used + ", n, " new tokens exceed the context of ",
+                options_.context);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c_.vocab_size) {
+      throw_error("batch engine: token ", i, ": id ", tokens[i], ", expected 0 .. ", c_.vocab_size - 1);
+    }
+  }
+}
+
+void BatchEngine::layers(int64_t N, int slot, KvStore* const* kvs, const int64_t* positions) {
+  const int64_t half = c_.head_dim / 2;
+  const LayerGroup g = source_.acquire_layers(0, true);
+  for (int l = 0; l < g.count; ++l) {
+    BlockRun run{ctx_, c_};
+    run.layer = g.first + l;
+    run.mask = AttnMask::causal(c_.sliding_window);
+    run.rope_cos = rope_.as<float>().data();
+    run.rope_sin = run.rope_cos + options_.context * half;
+    run.lora = lora_;
+    run.times = timed_ ? &times_ : nullptr;
+    if (kvs) {
+      run.B = N;
+      run.kvs = kvs;
+      run.positions = positions;
+    } else {
+      run.T = N;
+      run.kv = caches_[static_cast<size_t>(slot)].get();
+      run.pos0 = pos_[static_cast<size_t>(slot)];
+    }
+    block_forward(run, block_weights(g.layers[l]), acts_, x_, bs_);
+  }
+  source_.release_layers(g);
+}
+
+void BatchEngine::prefill(int slot, std::span<const int32_t> tokens, float* logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), D = c_.hidden_size;
+  check(slot, n, tokens.data());
+  for (int64_t start = 0; start < n; start += options_.max_batch) {
+    const int64_t T = std::min(options_.max_batch, n - start);
+    source_.embed_rows(tokens.data() + start, T, x_);
+    layers(T, slot, nullptr, nullptr);
+    pos_[static_cast<size_t>(slot)] += T;
+    if (logits && start + T == n) {
+      rmsnorm(ctx_, normed_, x_ + (T - 1) * D, source_.final_norm(), 1, D, static_cast<float>(c_.rms_norm_eps));
+      source_.head_forward(ctx_, logits, normed_, 1, hq_, hs_);
+    }
+  }
+}
+
+void BatchEngine::step(std::span<const int> slots, std::span<const int32_t> tokens, const uint8_t* want,
+                       float* logits) {
+  const int64_t B = static_cast<int64_t>(slots.size()), D = c_.hidden_size;
+  TRITTER_CHECK(B >= 1 && tokens.size() == slots.size(), "step: ", B, " slots, ", tokens.size(), " tokens");
+  if (B > rows_) throw_error("batch engine: a step of ", B, " rows, expected at most ", rows_);
+  kv_rows_.resize(static_cast<size_t>(B));
+  positions_.resize(static_cast<size_t>(B));
+  step_pos_ = pos_;  // each row takes its slot's next position
+  for (int64_t b = 0; b < B; ++b) {
+    const int s = slots[static_cast<size_t>(b)];
+    if (s < 0 || s >= this->slots()) throw_error("batch engine: slot ", s, ", expected 0 .. ", this->slots() - 1);
+    const int32_t t = tokens[static_cast<size_t>(b)];
+    if (t < 0 || t >= c_.vocab_size) throw_error("batch engine: token ", b, ": id ", t, ", expected 0 .. ", c_.vocab_size - 1);
+    int64_t& p = step_pos_[static_cast<size_t>(s)];
+    if (p >= options_.context) {
+      throw_error("batch engine: context full: slot ", s, " holds ", p, " positions of ", options_.context);
+    }
+    kv_rows_[static_cast<size_t>(b)] = caches_[static_cast<size_t>(s)].get();
+    positions_[static_cast<size_t>(b)] = p++;
+  }
+  source_.embed_rows(tokens.data(), B, x_);
+  layers(B, -1, kv_rows_.data(), positions_.data());
+  pos_ = step_pos_;
+  OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
+  rmsnorm(ctx_, normed_, x_, source_.final_norm(), B, D, static_cast<float>(c_.rms_norm_eps));
+  int64_t rows = B;
+  if (want) {  // the head only for the rows that need logits, packed in order
+    rows = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!want[b]) continue;
+      if (rows != b) std::memmove(normed_ + rows * D, normed_ + b * D, static_cast<size_t>(D) * sizeof(float));
+      ++rows;
+    }
+  }
+  if (rows > 0) source_.head_forward(ctx_, logits, normed_, rows, hq_, hs_);
+}
+
+std::vector<float> BatchEngine::embed(int slot, std::span<const int32_t> tokens) {
+  const int64_t n = static_cast<int64_t>(tokens.size()), D = c_.hidden_size;
+  reset(slot);
+  check(slot, n, tokens.data());
+  std::vector<double> sum(static_cast<size_t>(D), 0.0);
+  for (int64_t start = 0; start < n; start += options_.max_batch) {
+    const int64_t T = std::min(options_.max_batch, n - start);
+    source_.embed_rows(tokens.data() + start, T, x_);
+    layers(T, slot, nullptr, nullptr);
+    pos_[static_cast<size_t>(slot)] += T;
+    rmsnorm(ctx_, normed_, x_, source_.final_norm(), T, D, static_cast<float>(c_.rms_norm_eps));
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t j = 0; j < D; ++j) sum[static_cast<size_t>(j)] += normed_[t * D + j];
+    }
+  }
+  reset(slot);
+  double norm = 0;
+  for (double v : sum) norm += v * v;  // the mean's 1/n cancels in the normalization
+  norm = std::sqrt(norm);
+  std::vector<float> out(static_cast<size_t>(D));
+  for (int64_t j = 0; j < D; ++j) {
+    out[static_cast<size_t>(j)] = norm > 0 ? static_cast<float>(sum[static_cast<size_t>(j)] / norm) : 0.0f;
+  }
+  return out;
+}
+
+}  // namespace tritter

@@ -1,0 +1,74 @@
+// OpenAI's request and response shapes over the scheduler's jobs and events: parsing and checking a request body
+// (every type and range checked; a bad one is an ApiError with OpenAI's error object, never a crash), and
+// building the response objects (completions, chat completions, their streamed chunks, embeddings, models).
+// Sampling follows the API's names: temperature (default 1), top_p (1), max_tokens, stop (≤ 4), seed, n,
+// logprobs; llama-server's top_k, min_p, repeat_penalty are accepted too.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "infer/sampler.h"
+#include "serve/channel.h"
+
+namespace tritter::serve {
+
+using Json = nlohmann::json;
+
+// A user-caused error: its HTTP status and OpenAI's error object {message, type, param, code}.
+struct ApiError : std::runtime_error {
+  ApiError(int status, const std::string& message, std::string type = "invalid_request_error", std::string param = "",
+           std::string code = "")
+      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+        code(std::move(code)) {}
+  int status;
+  std::string type, param, code;
+};
+Json error_body(int status, const std::string& message, const std::string& type, const std::string& param = "",
+                const std::string& code = "");
+// JSON text of `j`, bytes that are not UTF-8 replaced (byte-level models may emit any byte).
+std::string dump(const Json& j);
+
+struct ApiLimits {
+  int64_t context = 0;          // positions per slot: prompt + generated must fit
+  int64_t vocab_size = 0;
+  int64_t max_tokens = 4096;    // the most max_tokens a request may ask for
+  int64_t default_max_tokens = 256;
+  int max_n = 8;
+  bool add_bos = false;
+  std::string model_id;
+};
+
+struct GenerationRequest {
+  bool chat = false, stream = false, include_usage = false, echo = false;
+  std::string prompt_text;           // the rendered prompt (echo)
+  std::vector<int32_t> prompt;
+  int n = 1;
+  int64_t max_tokens = 0;
+  SamplerOptions sampler;
+  bool seeded = false;               // seed given: choice i uses seed + i
+  std::vector<std::string> stop;
+  int top_logprobs = -1;             // −1 none
+  bool ignore_eos = false;           // llama-server's: keep going after <eos>
+  std::string model;
+};
+
+// Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws ApiError.
+GenerationRequest parse_generation(const Json& body, bool chat, const ApiLimits& limits);
+// The texts of a /v1/embeddings body's `input` (a string or an array of strings or of token-id arrays), as ids.
+std::vector<std::vector<int32_t>> parse_embedding_input(const Json& body, const ApiLimits& limits);
+// Parses a body, mapping malformed JSON (or a non-object) to a 400.
+Json parse_body(const std::string& text);
+
+// One choice's accumulated result (non-streaming responses).
+struct ChoiceResult {
+  std::string text, finish_reason;
+  std::vector<Event> tokens;  // the token events (logprobs)
+};
+Json logprobs_json(const std::vector<Event>& tokens, bool chat);
+Json usage_json(int64_t prompt, int64_t completion, int64_t cached);
+
+}  // namespace tritter::serve
