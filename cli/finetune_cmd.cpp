@@ -7,6 +7,7 @@
 
 #include "api/model_source.h"
 #include "commands.h"
+#include "train/dist.h"
 #include "loop_flags.h"
 #include "core/error.h"
 #include "train/lora_finetune.h"
@@ -38,6 +39,13 @@ struct FinetuneArgs {
 };
 
 void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions& global) {
+  if (launched_by_mpirun()) {  // N copies of one fine-tuning run would write the same checkpoints
+    const auto comm = train::make_mpi_communicator();
+    if (comm->size() > 1) {
+      throw_error("finetune: found ", comm->size(), " MPI ranks, expected 1: LoRA fine-tuning runs as one process "
+                  "(data-parallel training over MPI is `tritter train`)");
+    }
+  }
   auto ctx = make_context(global);
   train::FinetuneOptions o;
   std::filesystem::path resume;

@@ -76,6 +76,7 @@ struct CheckOpts {
   int64_t context = 0, rank = 16, batch = 1, stream_group = 0;
   double budget = -1;
   bool no_recompute = false, json = false, head_i8 = false;
+  int ranks = 1, zero = 1;  // train: data-parallel ranks (per-rank plan) and ZeRO-1
 };
 
 json check_json(const FitCheck& r) {
@@ -172,6 +173,10 @@ void run_check(const CheckOpts& o, const Context& ctx) {
     p.stream_group = o.stream_group;
     p.head_i8 = o.head_i8;
     p.threads = profile.is_cpu ? ctx.threads : 1;  // attention scratch: one slice per CPU worker
+    if (m == PlanMode::Train) {
+      p.ranks = o.ranks;
+      p.zero1 = o.zero == 1;
+    }
     results.push_back(check_fit(config, p, budget, profile.layer_group_size));
   }
   if (o.json) {
@@ -391,6 +396,10 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   check->add_option("--batch", opts->batch, "Sequences per step / batch")->capture_default_str();
   check->add_option("--stream-group", opts->stream_group, "Layer streaming with groups of N layers (0 = off)");
   check->add_flag("--no-recompute", opts->no_recompute, "Training without activation recomputation");
+  check->add_option("--ranks", opts->ranks, "train: data-parallel ranks (mpirun -np N); plans one rank, --batch global")
+      ->capture_default_str();
+  check->add_option("--zero", opts->zero, "train with --ranks > 1: 1 = ZeRO-1 sharded AdamW state, 0 = replicated")
+      ->capture_default_str();
   check->add_flag("--head-i8", opts->head_i8, "Inference with an int8 LM head (V·D bytes + V fp32 row scales)");
   check->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]; default: this one");
   check->add_option("--budget", opts->budget, "Use this budget in GiB instead of the profile's safe budget");

@@ -1,6 +1,7 @@
 #include "loop_flags.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace tritter::cli {
 
@@ -60,6 +61,16 @@ void apply_resume_overrides(const LoopArgs& a, const CLI::App* c, train::TrainOp
   if (c->count("--data")) o.data.paths = a.data;
   if (c->count("--out")) o.out_dir = a.out;
   if (c->count("--log-json")) o.log_json = a.log_json;
+}
+
+bool launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE");
+}
+
+int mpi_local_ranks() {
+  const char* s = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int n = s ? std::atoi(s) : 1;
+  return n > 0 ? n : 1;
 }
 
 std::function<void(const std::string&)> progress_printer(const GlobalOptions& global) {

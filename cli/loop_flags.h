@@ -36,6 +36,10 @@ void add_loop_flags(CLI::App* c, LoopArgs& a, const LoopHelp& help);
 void apply_loop_flags(const LoopArgs& a, train::TrainOptions& o);
 // On --resume: the flags that may change between invocations (--steps, --data, --out, --log-json) when given.
 void apply_resume_overrides(const LoopArgs& a, const CLI::App* c, train::TrainOptions& o);
+// Whether this process is a rank started by mpirun (Open MPI's or a PMI launcher's environment), and how many
+// ranks share this host (1 when not known).
+bool launched_by_mpirun();
+int mpi_local_ranks();
 // Prints progress lines to stdout (nothing with --quiet), flushed.
 std::function<void(const std::string&)> progress_printer(const GlobalOptions& global);
 

@@ -1,14 +1,17 @@
 // `tritter train`: quantization-aware training from text/code files (docs/training.md). Parses flags into TrainOptions,
 // installs the Ctrl-C handler (first Ctrl-C: checkpoint and exit cleanly; second: default), prints progress.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 
 #include "commands.h"
 #include "loop_flags.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 
 namespace tritter::cli {
@@ -25,6 +28,7 @@ extern "C" void on_interrupt(int) {
 struct TrainArgs {
   std::string config = "tiny";
   bool no_quant = false;
+  int zero = 1;
   LoopArgs loop = [] {
     LoopArgs l;
     l.steps = 1000;
@@ -43,7 +47,15 @@ TritterConfig resolve_model_config(const std::string& name) {
 }
 
 void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
-  auto ctx = make_context(global);
+  // Under mpirun: one rank of a data-parallel run (docs/distributed.md); ranks other than 0 print errors only.
+  std::unique_ptr<train::Communicator> comm;
+  if (launched_by_mpirun()) comm = train::make_mpi_communicator();
+  const int rank = comm ? comm->rank() : 0;
+  GlobalOptions g = global;
+  if (rank != 0) g.quiet = true;
+  // Without --threads, the ranks on a host share its cores (one OpenMP team of cores/ranks each).
+  if (comm && g.threads <= 0) g.threads = std::max(1, make_context(g)->cpu.logical_cores / mpi_local_ranks());
+  auto ctx = make_context(g);
   train::TrainOptions o;
   std::filesystem::path resume;
   auto given = [&](const char* flag) { return cmd->count(flag) > 0; };
@@ -66,11 +78,27 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
       if (!given("--lr")) o.schedule.peak_lr = 6e-4;
     }
   }
+  if (a.zero != 0 && a.zero != 1) throw_error("train: --zero: found ", a.zero, ", expected 0 or 1");
+  o.comm = comm.get();
+  o.zero1 = a.zero == 1;
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  const auto print = progress_printer(global);
+  std::signal(SIGUSR1, on_interrupt);  // mpirun forwards SIGUSR1 to every rank: a clean stop of the whole job
+  const auto print = progress_printer(g);
   if (!resume.empty()) print("resuming from " + resume.string());
-  const train::TrainResult r = train::run_training(*ctx, o, resume, &g_stop, print);
+  train::TrainResult r;
+  try {
+    r = train::run_training(*ctx, o, resume, &g_stop, print);
+  } catch (const std::exception& e) {
+    if (!comm || comm->size() == 1) throw;
+    // The other ranks wait in a collective: end the whole job rather than leave them hanging.
+    std::fprintf(stderr, "error: rank %d of %d: %s\n", rank, comm->size(), e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+    throw;
+  }
+  std::signal(SIGUSR1, SIG_DFL);
+  if (rank != 0) return;
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   std::printf("%s at step %lld: loss (nats) %.4f, val bpb %s, %.0f tokens/s, %lld skipped steps; checkpoints in %s\n",
@@ -96,6 +124,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                   .recompute = "Gradient checkpointing: keep layer inputs only, recompute in backward"});
   c->add_flag("--no-quant", a->no_quant,
               "Full-precision baseline (quant=false), same code; defaults to --schedule cosine --lr 6e-4 (docs/maths.md)");
+  c->add_option("--zero", a->zero,
+                 "Under mpirun: 1 = AdamW moments sharded across the ranks (ZeRO-1), 0 = replicated on every rank")
+      ->capture_default_str();
   c->callback([a, c, &global] { run_train(*a, c, global); });
 }
 

@@ -1,8 +1,12 @@
-# tritter_layer(NAME DEPS ...): one static library per folder of src/ (sources found by glob, sub-folders
-# included, CUDA files excluded). A layer with no sources yet is an INTERFACE library so dependants still link.
+# tritter_layer(NAME DEPS ... [EXCLUDE file.cpp ...]): one static library per folder of src/ (sources found by
+# glob, sub-folders included, CUDA files excluded, EXCLUDE'd files left to a library of their own). A layer with no
+# sources yet is an INTERFACE library so dependants still link.
 function(tritter_layer name)
-  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEPS;EXCLUDE" ${ARGN})
   file(GLOB_RECURSE sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
+  foreach(ex ${ARG_EXCLUDE})
+    list(REMOVE_ITEM sources ${PROJECT_SOURCE_DIR}/src/${name}/${ex})
+  endforeach()
   if(sources)
     add_library(tritter_${name} STATIC ${sources})
     target_include_directories(tritter_${name} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/src>)

@@ -10,6 +10,7 @@ packages=(
   libhyperscan-dev libre2-dev libicu-dev
   clang libclang-rt-14-dev python3 zstd xz-utils
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
+  libopenmpi-dev openmpi-bin
   libcpp-httplib-dev chromium
 )
 missing=()

@@ -14,6 +14,7 @@
 #include "model/tensor_table.h"
 #include "train/lora.h"
 #include "kernels/attention.h"
+#include "train/dist.h"
 #include "train/model.h"
 
 namespace tritter {
@@ -261,7 +262,11 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
                 "; expected at most ", c.max_position_embeddings);
   }
   if (o.mode == PlanMode::Infer) return plan_infer(c, o);
-  const int64_t B = o.batch, T = o.context;
+  if (o.ranks < 1) throw_error("plan: ranks: found ", o.ranks, ", expected >= 1");
+  if (o.ranks > 1 && o.mode != PlanMode::Train) throw_error("plan: ranks > 1: data parallelism is for train only");
+  if (o.batch < o.ranks) throw_error("plan: batch ", o.batch, " over ", o.ranks, " ranks: expected >= 1 sequence per rank");
+  // Per rank (rank 0, which holds the largest shares): its rows of the global batch.
+  const int64_t B = train::shard_range(o.batch, 0, o.ranks).size(), T = o.context;
   const std::string act_name = "activations (B=" + str(B) + ", T=" + str(T) + ", recompute " +
                                (o.recompute ? "on" : "off") + ")";
   const int threads = std::max(1, o.threads);
@@ -273,7 +278,18 @@ std::vector<MemoryItem> plan_memory(const TritterConfig& c, const PlanOptions& o
   if (o.mode == PlanMode::Train) {
     items.push_back({"weights (fp32 master)", 4 * P, "4·P"});
     items.push_back({"gradients (fp32)", 4 * P, "4·P"});
-    items.push_back({"AdamW m, v (fp32)", 8 * P, "8·P"});
+    if (o.ranks > 1 && o.zero1) {
+      const int64_t shard = train::shard_range(P, 0, o.ranks).size();
+      items.push_back({"AdamW m, v (fp32), ZeRO-1 shard 1/" + str(o.ranks), 8 * shard, "8·⌈P/ranks⌉"});
+      items.push_back({"reduce-scatter receive scratch", train::dist_scratch_bytes(P, o.ranks),
+                       "4·ranks·min(2²⁰, ⌈P/ranks⌉)"});
+    } else {
+      items.push_back({"AdamW m, v (fp32)", 8 * P, "8·P"});
+      if (o.ranks > 1) {
+        items.push_back({"reduce-scatter receive scratch", train::dist_scratch_bytes(P, o.ranks),
+                         "4·ranks·min(2²⁰, ⌈P/ranks⌉)"});
+      }
+    }
     if (c.quant) {
       // As TrainModel's constructor allocates them (train/ has no size function for these; tests/plan checks the
       // sum against its accounting): the step's ternary weights as 64-aligned 2-bit tiles, their int8 levels,

@@ -107,6 +107,8 @@ struct PlanOptions {
   int64_t prefill_chunk = 64;  // infer: tokens per forward chunk (the engine's max_batch)
   bool head_i8 = false;        // infer: an int8 LM head (HeadFormat::I8 of model/packed_model.h)
   int threads = 1;             // training modes: workers of the attention scratch (one slice each)
+  int ranks = 1;               // train: data-parallel ranks (batch = the global batch; rank 0's share is planned)
+  bool zero1 = true;           // train with ranks > 1: AdamW moments sharded across the ranks (ZeRO-1)
 };
 
 // The memory a run needs, term by term, each from the allocator's size function. Infer: the packed file's tensors

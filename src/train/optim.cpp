@@ -9,11 +9,15 @@
 
 namespace tritter::train {
 
-AdamW::AdamW(int64_t num_params, Context& ctx, AdamWParams hp)
+AdamW::AdamW(int64_t num_params, Context& ctx, AdamWParams hp, int64_t shard_lo, int64_t shard_hi)
     : ctx_(ctx),
       hp_(hp),
-      m_(static_cast<size_t>(num_params) * sizeof(float), MemCategory::Optimizer, &ctx.memory),
-      v_(static_cast<size_t>(num_params) * sizeof(float), MemCategory::Optimizer, &ctx.memory) {}
+      lo_(shard_lo),
+      hi_(shard_hi < 0 ? num_params : shard_hi),
+      m_(static_cast<size_t>(hi_ - lo_) * sizeof(float), MemCategory::Optimizer, &ctx.memory),
+      v_(static_cast<size_t>(hi_ - lo_) * sizeof(float), MemCategory::Optimizer, &ctx.memory) {
+  TRITTER_CHECK(0 <= lo_ && lo_ <= hi_ && hi_ <= num_params, "AdamW shard [", lo_, ", ", hi_, ") of ", num_params);
+}
 
 void AdamW::step(std::span<float> params, std::span<const float> grads, const std::vector<TensorInfo>& table,
                  double lr, double wd) {
@@ -27,24 +31,27 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, const st
   float* m = m_.as<float>().data();
   float* v = v_.as<float>().data();
   for (const auto& t : table) {
+    const int64_t a = std::max(lo_, t.offset), b = std::min(hi_, t.offset + t.numel());
+    if (a >= b) continue;  // outside this rank's shard
     const float decay = t.is_matrix() ? static_cast<float>(1.0 - lr * wd) : 1.0f;
-    float* p = params.data() + t.offset;
-    const float* g = grads.data() + t.offset;
-    float* mt = m + t.offset;
-    float* vt = v + t.offset;
-    const int64_t n = t.numel();
+    float* p = params.data() + a;
+    const float* g = grads.data() + a;
+    float* mt = m + (a - lo_);
+    float* vt = v + (a - lo_);
+    const int64_t n = b - a;
     adamw_update(ctx_, p, g, mt, vt, n, {decay, b1, b2, step_size, bc2_sqrt, eps});
   }
 }
 
-double grad_global_norm(std::span<const float> grads) {
-  double s = 0.0;
+double grad_sum_squares(std::span<const float> grads, double start) {
+  double s = start;
   for (float g : grads) s += static_cast<double>(g) * g;
-  return std::sqrt(s);
+  return s;
 }
 
-double clip_grad_norm(std::span<float> grads, double clip) {
-  const double n = grad_global_norm(grads);
+double grad_global_norm(std::span<const float> grads) { return std::sqrt(grad_sum_squares(grads, 0.0)); }
+
+void clip_grads_to(std::span<float> grads, double n, double clip) {
   if (clip > 0 && std::isfinite(n)) {
     const double coef = clip / (n + 1e-6);
     if (coef < 1.0) {
@@ -52,6 +59,11 @@ double clip_grad_norm(std::span<float> grads, double clip) {
       for (float& g : grads) g *= c;
     }
   }
+}
+
+double clip_grad_norm(std::span<float> grads, double clip) {
+  const double n = grad_global_norm(grads);
+  clip_grads_to(grads, n, clip);
   return n;
 }
 

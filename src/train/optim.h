@@ -19,11 +19,17 @@ struct AdamWParams {
 
 class AdamW {
  public:
-  AdamW(int64_t num_params, Context& ctx, AdamWParams hp = {});
+  // The moments cover parameters [shard_lo, shard_hi) (shard_hi = -1: num_params): ZeRO-1 gives each rank of a
+  // data-parallel run its shard (docs/distributed.md); a single process holds them all.
+  AdamW(int64_t num_params, Context& ctx, AdamWParams hp = {}, int64_t shard_lo = 0, int64_t shard_hi = -1);
   // One update with step t = ++steps(): p ← p(1 − lr·wd) on 2-D tensors; m, v moments; p ← p − lr·m̂/(√v̂ + ε),
-  // computed as torch.optim.AdamW does: denom = √v/√(1−β2ᵗ) + ε, p −= (lr/(1−β1ᵗ))·m/denom.
+  // computed as torch.optim.AdamW does: denom = √v/√(1−β2ᵗ) + ε, p −= (lr/(1−β1ᵗ))·m/denom. params and grads
+  // are the whole flat vectors; only the shard's elements are read and updated (elementwise, so a sharded update
+  // has the bits of the whole one).
   void step(std::span<float> params, std::span<const float> grads, const std::vector<TensorInfo>& table, double lr,
             double wd);
+  int64_t shard_lo() const { return lo_; }
+  int64_t shard_hi() const { return hi_; }
   int64_t steps() const { return t_; }
   void set_steps(int64_t t) { t_ = t; }
   std::span<float> m() { return m_.as<float>(); }
@@ -35,12 +41,18 @@ class AdamW {
  private:
   Context& ctx_;
   AdamWParams hp_;
-  Buffer m_, v_;
+  int64_t lo_ = 0, hi_ = 0;
+  Buffer m_, v_;  // (shard_hi − shard_lo) each
   int64_t t_ = 0;
 };
 
 // √Σ g² accumulated in double (fixed order: deterministic). NaN/Inf propagate.
 double grad_global_norm(std::span<const float> grads);
+// start + Σ g² in double, in order: grad_global_norm is √grad_sum_squares(g, 0); a sharded run continues the
+// running sum rank after rank (Communicator::chain) and gets the same bits.
+double grad_sum_squares(std::span<const float> grads, double start);
+// The clip of clip_grad_norm for a norm computed elsewhere (over all ranks' shards).
+void clip_grads_to(std::span<float> grads, double norm, double clip);
 // torch clip_grad_norm_: with n = grad_global_norm, if clip/(n + 1e-6) < 1 then g ← g·clip/(n + 1e-6).
 // Returns n (before clipping). clip ≤ 0 disables clipping.
 double clip_grad_norm(std::span<float> grads, double clip);

@@ -111,6 +111,17 @@ std::vector<fs::path> checkpoint_dirs(const fs::path& out_dir) {
 
 void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model, const AdamW& adam,
                            const TrainState& state) {
+  TRITTER_CHECK(adam.shard_lo() == 0 && adam.shard_hi() == model.num_params(), "save of a sharded AdamW");
+  save_train_checkpoint(
+      out_dir, options, model,
+      [&](int which, const TensorInfo& t, const std::function<void(const void*, size_t)>& sink) {
+        sink((which == 0 ? adam.m() : adam.v()).data() + t.offset, static_cast<size_t>(t.numel()) * sizeof(float));
+      },
+      adam.steps(), state);
+}
+
+void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model,
+                           const MomentSource& source, int64_t adam_t, const TrainState& state) {
   fs::create_directories(out_dir);
   const std::string name = step_name(state.step);
   const fs::path final_dir = out_dir / name;
@@ -120,19 +131,21 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   const auto params = std::as_const(model).params();
   save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
   std::vector<SafeTensorOut> moments;
-  for (const char* which : {"m", "v"}) {
-    const float* base = (which[0] == 'm' ? adam.m() : adam.v()).data();
+  for (int which = 0; which < 2; ++which) {
     for (const auto& t : model.table()) {
-      moments.push_back({std::string(which) + "." + t.name, DType::F32, t.shape, base + t.offset, {}});
+      moments.push_back({std::string(which == 0 ? "m." : "v.") + t.name, DType::F32, t.shape, nullptr,
+                         [&source, which, &t](const std::function<void(const void*, size_t)>& sink) {
+                           source(which, t, sink);
+                         }});
     }
   }
   write_safetensors(tmp_dir / "optimizer.safetensors", moments,
-                    {{"format", "tritter-adamw-v1"}, {"t", std::to_string(adam.steps())}});
+                    {{"format", "tritter-adamw-v1"}, {"t", std::to_string(adam_t)}});
   json st{{"format", "tritter-train-v1"},
           {"step", state.step},
           {"tokens", state.tokens},
           {"skipped", state.skipped},
-          {"adam_t", adam.steps()},
+          {"adam_t", adam_t},
           {"data_rng", {std::to_string(state.data_rng[0]), std::to_string(state.data_rng[1]),
                         std::to_string(state.data_rng[2]), std::to_string(state.data_rng[3])}},
           {"last_loss", std::isfinite(state.last_loss) ? state.last_loss : 0.0},
@@ -182,9 +195,14 @@ void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& a
   const SafeTensorsFile of(ckpt_dir / "optimizer.safetensors");
   for (const char* which : {"m", "v"}) {
     float* base = (which[0] == 'm' ? adam.m() : adam.v()).data();
+    const int64_t lo = adam.shard_lo(), hi = adam.shard_hi();
     for (const auto& t : model.table()) {
       const SafeTensor& st = of.expect(std::string(which) + "." + t.name, DType::F32, t.shape);
-      std::memcpy(base + t.offset, st.data, st.bytes());
+      const int64_t a = std::max(lo, t.offset), b = std::min(hi, t.offset + t.numel());
+      if (a < b) {
+        std::memcpy(base + (a - lo), st.data + static_cast<size_t>(a - t.offset) * sizeof(float),
+                    static_cast<size_t>(b - a) * sizeof(float));
+      }
     }
   }
   const json st = json::parse(read_file_bytes(ckpt_dir / "state.json"));
@@ -257,7 +275,7 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
                            bool resumed, const TrainLoopHooks& hooks, const char* who,
                            const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
   std::FILE* log = nullptr;
-  if (!opt.log_json.empty()) {
+  if (!opt.log_json.empty() && hooks.root) {
     log = std::fopen(opt.log_json.c_str(), resumed ? "a" : "w");
     if (!log) throw_error(who, ": --log-json '", opt.log_json, "': cannot open for writing");
   }
@@ -302,8 +320,10 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
         loss = std::numeric_limits<double>::quiet_NaN();
       }
     }
-    const double gnorm = std::isfinite(loss) ? clip_grad_norm(hooks.grads, opt.clip)
-                                             : std::numeric_limits<double>::quiet_NaN();
+    if (hooks.reduce) loss = hooks.reduce(loss);  // every rank, skipped steps too (the sums are collective)
+    const double gnorm = !std::isfinite(loss) ? std::numeric_limits<double>::quiet_NaN()
+                         : hooks.clip_norm    ? hooks.clip_norm(opt.clip)
+                                              : clip_grad_norm(hooks.grads, opt.clip);
     state.tokens += B * T * opt.accum;
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       ++state.skipped;
@@ -372,7 +392,8 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
                    .val_bpb = do_eval ? last_val : -1, .skipped = state.skipped, .skipped_step = false});
     }
     if (last || (opt.checkpoint_every > 0 && state.step % opt.checkpoint_every == 0)) save();
-    if (stop && stop->load()) {
+    const bool stop_here = stop && stop->load();
+    if (hooks.any_stop ? hooks.any_stop(stop_here) : stop_here) {
       if (!last) save();
       print(detail::concat("interrupted: checkpoint written at step ", state.step, " in '", opt.out_dir, "'"));
       res.interrupted = true;
@@ -395,7 +416,16 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
   ParallelTrainModel pm(opt.config, ctx);  // data parallel over the batch with ctx.threads workers
   TrainModel& model = pm.primary();
-  AdamW adam(model.num_params(), ctx, opt.adam);
+  const int64_t P = model.num_params();
+  Communicator* comm = opt.comm;
+  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  const bool dist = ranks > 1, zero = dist && opt.zero1;
+  if (dist && opt.batch < ranks) {
+    throw_error("train: --batch: found ", opt.batch, " with ", ranks, " ranks, expected at least one sequence per rank");
+  }
+  const Range rows = shard_range(opt.batch, rank, ranks);  // this rank's sequences of every global batch
+  const Range shard = zero ? shard_range(P, rank, ranks) : Range{0, P};
+  AdamW adam(P, ctx, opt.adam, shard.lo, shard.hi);
   TrainState state;
   Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
   if (!resume_from.empty()) {
@@ -413,18 +443,92 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
                        format_bytes(static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq,
                                                                               opt.recompute))),
                        opt.recompute ? " (recompute)" : ""));
-  pm.reserve(opt.batch, opt.seq, opt.recompute);
+  if (dist) {
+    print(detail::concat("data parallel: ", ranks, " ranks x ", ctx.threads, " threads, ", rows.size(),
+                         " sequences per rank, ", zero ? "ZeRO-1 optimizer state " : "replicated optimizer state ",
+                         ctx.memory.in_use(MemCategory::Optimizer), " bytes on rank 0"));
+  }
+  pm.reserve(rows.size(), opt.seq, opt.recompute);
 
   TrainLoopHooks hooks;
   hooks.zero_grad = [&] { model.zero_grad(); };
   hooks.micro_step = [&](const int32_t* in, const int32_t* tg, float scale) {
-    return pm.step(in, tg, opt.batch, opt.seq, scale, true);
+    if (!dist) return pm.step(in, tg, opt.batch, opt.seq, scale, true);
+    // This rank's rows, weighted by their share of the batch's valid targets as ParallelTrainModel weights its
+    // workers: N ranks of one thread each compute what one process of N workers does, bit for bit.
+    const int64_t T = opt.seq;
+    int64_t valid = 0, total = 0;
+    for (int64_t n = 0; n < opt.batch * T; ++n) {
+      const bool v = tg[n] != -100;
+      total += v;
+      valid += v && n >= rows.lo * T && n < rows.hi * T;
+    }
+    const double share = total > 0 ? static_cast<double>(valid) / static_cast<double>(total) : 0.0;
+    return share * pm.step(in + rows.lo * T, tg + rows.lo * T, rows.size(), T, scale * static_cast<float>(share), true);
   };
   hooks.grads = model.grads();
-  hooks.update = [&](double lr, double wd) { adam.step(model.params(), model.grads(), model.table(), lr, wd); };
-  hooks.eval = [&] { return evaluate_bits_per_byte(pm, data, opt.batch, opt.seq, opt.eval_windows); };
-  hooks.save = [&] { save_train_checkpoint(opt.out_dir, opt, model, adam, state); };
-  return run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "train", stop, print);
+  hooks.update = [&](double lr, double wd) {
+    adam.step(model.params(), model.grads(), model.table(), lr, wd);
+    if (zero) comm->allgather(model.params().data(), P);  // every rank's updated shard to every rank
+  };
+  // Evaluation on rank 0 alone (its own share of the batch rows per forward); the others report -1.
+  hooks.eval = [&] {
+    return rank == 0 ? evaluate_bits_per_byte(pm, data, rows.size(), opt.seq, opt.eval_windows) : -1.0;
+  };
+  hooks.save = [&] {
+    if (!zero) {
+      if (rank == 0) save_train_checkpoint(opt.out_dir, opt, model, adam, state);
+    } else {  // written once by rank 0, each tensor's moments gathered from the shards as it is written
+      auto gather = [&](int which, const TensorInfo& t, const std::function<void(const void*, size_t)>& sink) {
+        comm->gather_range_to_root((which == 0 ? adam.m() : adam.v()).data(), P, {t.offset, t.offset + t.numel()},
+                                   [&](const float* p, int64_t k) {
+                                     if (sink) sink(p, static_cast<size_t>(k) * sizeof(float));
+                                   });
+      };
+      if (rank == 0) {
+        save_train_checkpoint(opt.out_dir, opt, model, gather, adam.steps(), state);
+      } else {  // the same gathers in the same order, sending this rank's pieces
+        for (int which = 0; which < 2; ++which)
+          for (const auto& t : model.table()) gather(which, t, {});
+      }
+    }
+    if (dist) comm->barrier();  // no rank runs ahead of a checkpoint being written
+  };
+  if (dist) {
+    hooks.root = rank == 0;
+    hooks.reduce = [&](double loss) {
+      if (zero) comm->reduce_scatter_sum(model.grads().data(), P);
+      else comm->allreduce_sum(model.grads().data(), P);
+      comm->allreduce_sum(&loss, 1);
+      return loss;
+    };
+    hooks.clip_norm = [&](double clip) {
+      if (!zero) return clip_grad_norm(model.grads(), clip);
+      const std::span<float> g = model.grads().subspan(static_cast<size_t>(shard.lo), static_cast<size_t>(shard.size()));
+      const double n = std::sqrt(comm->chain([&](double s) { return grad_sum_squares(g, s); }));
+      clip_grads_to(g, n, clip);
+      return n;
+    };
+    hooks.any_stop = [&](bool local) {
+      double s = local ? 1.0 : 0.0;
+      comm->allreduce_sum(&s, 1);
+      return s > 0;
+    };
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t step0 = state.step;
+  TrainResult res = run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "train", stop, print);
+  if (dist && state.step > step0) {
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double steps = static_cast<double>(state.step - step0);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "communication (rank 0): %.3f s of %.3f s (%.1f %%), %.0f bytes sent per step, %.1f ms per step",
+                  comm->comm_seconds(), wall, 100.0 * comm->comm_seconds() / wall,
+                  static_cast<double>(comm->bytes_sent()) / steps, 1e3 * comm->comm_seconds() / steps);
+    print(line);
+  }
+  return res;
 }
 
 }  // namespace tritter::train

@@ -19,6 +19,7 @@
 #include "core/context.h"
 #include "model/config.h"
 #include "train/data.h"
+#include "train/dist.h"
 #include "train/model.h"
 #include "train/optim.h"
 #include "train/parallel.h"
@@ -56,6 +57,10 @@ struct TrainOptions {
   int64_t max_bad_steps = 10;   // consecutive NaN/Inf steps before the run stops
   // Called after every step (skipped ones included), on the loop's thread; not saved in checkpoints.
   std::function<void(const StepRecord&)> on_step = {};
+  // Data parallelism over processes (docs/distributed.md); not saved in checkpoints. Null or size 1: one process.
+  // Rank r takes rows shard_range(batch, r, size) of every global batch; gradients are summed in rank order.
+  Communicator* comm = nullptr;
+  bool zero1 = true;  // with comm size > 1: AdamW moments sharded across the ranks (ZeRO-1)
 };
 nlohmann::json train_options_to_json(const TrainOptions& o);
 TrainOptions train_options_from_json(const nlohmann::json& j);
@@ -71,10 +76,18 @@ struct TrainState {
 
 void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOptions& options, TrainModel& model,
                            const AdamW& adam, const TrainState& state);
+// The same with the moments streamed from `moments(which, tensor, sink)` (which 0 = m, 1 = v; sink takes bytes,
+// all numel·4 of them in order): a ZeRO-1 run gathers each tensor's moments from the ranks' shards while rank 0
+// writes, so no rank ever holds the whole vectors.
+using MomentSource = std::function<void(int which, const TensorInfo& tensor,
+                                        const std::function<void(const void*, size_t)>& sink)>;
+void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOptions& options, TrainModel& model,
+                           const MomentSource& moments, int64_t adam_t, const TrainState& state);
 // The newest checkpoint directory of out_dir (from `latest`, else the highest step-*); throws when none.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
 // Reads options and state of a checkpoint directory (weights and moments follow in load_train_checkpoint).
 TrainOptions read_checkpoint_options(const std::filesystem::path& ckpt_dir);
+// Reads adam's shard of the moments only (the whole vectors for an unsharded AdamW).
 void load_train_checkpoint(const std::filesystem::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state);
 
 struct TrainResult {
@@ -101,6 +114,14 @@ struct TrainLoopHooks {
   std::function<void(double lr, double wd)> update;  // AdamW on the clipped gradients
   std::function<double()> eval;                      // validation bits per byte
   std::function<void()> save;
+  // Data parallelism (optional; empty = one process). reduce: after a step's micro-batches, sums the gradients
+  // and returns the global loss from this rank's share; clip_norm(clip): the global gradient norm, clipped (in
+  // place of clip_grad_norm over `grads`); any_stop(local): whether any rank was asked to stop. root: this rank
+  // writes --log-json.
+  std::function<double(double local_loss)> reduce;
+  std::function<double(double clip)> clip_norm;
+  std::function<bool(bool local_stop)> any_stop;
+  bool root = true;
 };
 TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, TrainState& state, Rng& data_rng,
                            bool resumed, const TrainLoopHooks& hooks, const char* who,
