@@ -109,7 +109,7 @@ TEST(Gguf, RejectsEachMalformedFileNamingTheField) {
   for (size_t cut : {size_t(3), size_t(20), size_t(40), size_t(60)}) {
     const std::string e = parse_error(b.b.substr(0, cut));
     EXPECT_NE(e.find("file 'bad.gguf'"), std::string::npos) << cut << ": " << e;
-    EXPECT_NE(e.find("needs"), std::string::npos) << cut << ": " << e;
+    EXPECT_TRUE(e.find("needs") != std::string::npos || e.find("cannot fit") != std::string::npos) << cut << ": " << e;
   }
   std::string e = parse_error(b.b.substr(0, b.b.size() - 1));
   EXPECT_NE(e.find("tensor 'w': data [0, 16) lies past the end of the data section (15 bytes)"), std::string::npos) << e;
