@@ -1,6 +1,8 @@
 #include "model/gguf_model.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -72,6 +74,19 @@ void gguf_values(float* out, const GgufTensor& t, const std::string& where) {
   }
 }
 
+// GGUF stores ε and θ as F32: the shortest decimal that gives back the same float (1e-05, not 9.99999974e-06),
+// so a config read from GGUF equals the one it was written from.
+double f32_decimal(double v) {
+  const float f = static_cast<float>(v);
+  for (int digits = 6; digits <= 9; ++digits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    const double d = std::strtod(buf, nullptr);
+    if (static_cast<float>(d) == f) return d;
+  }
+  return v;
+}
+
 }  // namespace
 
 TritterConfig gguf_model_config(const GgufFile& f) {
@@ -109,8 +124,8 @@ TritterConfig gguf_model_config(const GgufFile& f) {
   o.head_dim = f.find_value(p + "rope.dimension_count") ? f.get_int(p + "rope.dimension_count")
                                                         : *o.hidden_size / *o.num_attention_heads;
   if (f.find_value(p + "context_length")) o.max_position_embeddings = f.get_int(p + "context_length");
-  if (f.find_value(p + "rope.freq_base")) o.rope_theta = f.get_number(p + "rope.freq_base");
-  if (f.find_value(p + "attention.layer_norm_rms_epsilon")) o.rms_norm_eps = f.get_number(p + "attention.layer_norm_rms_epsilon");
+  if (f.find_value(p + "rope.freq_base")) o.rope_theta = f32_decimal(f.get_number(p + "rope.freq_base"));
+  if (f.find_value(p + "attention.layer_norm_rms_epsilon")) o.rms_norm_eps = f32_decimal(f.get_number(p + "attention.layer_norm_rms_epsilon"));
   const GgufTensor& embd = f.get("token_embd.weight");
   if (embd.ne.size() != 2 || embd.ne[0] != *o.hidden_size) {
     throw_error(where, ": tensor 'token_embd.weight': ne ", shape_str(embd.ne), ", expected [", *o.hidden_size, ", n_vocab]");

@@ -67,7 +67,8 @@ TEST(GgufModel, TritterWriterRoundTripsTheLogits) {
   // Q8_0 embedding: the logits of the native model whose embedding went through Q8_0.
   write_gguf_model(fx.dir / "q8.gguf", native.weights(), GgufWriteOptions{});
   std::vector<float> p = fx.p;
-  const TensorInfo* e = find_tensor(tensor_table(fx.c), "model.embed_tokens.weight");
+  const auto table = tensor_table(fx.c);
+  const TensorInfo* e = find_tensor(table, "model.embed_tokens.weight");
   std::vector<uint8_t> q(static_cast<size_t>(e->numel() / 32 * 34));
   quantize_q8_0(q.data(), p.data() + e->offset, e->numel());
   dequantize_q8_0(p.data() + e->offset, q.data(), e->numel());
