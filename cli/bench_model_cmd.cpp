@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -18,6 +20,9 @@
 #include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
+#include "model/gguf_model.h"
+#include "model/hf_folder.h"
+#include "model/model_files.h"
 #include "model/packed_model.h"
 
 namespace tritter::cli {
@@ -26,6 +31,7 @@ namespace {
 
 struct BenchModelOptions {
   std::string size = "2B-shape", head = "i8", kv = "f32", threads_list = "1,2";
+  std::string model, write;  // --model: run a file instead of a random model; --write: save the random one
   int64_t vocab = 0, pp = 128, tg = 64;
   int reps = 3;
 };
@@ -73,20 +79,34 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("--pp", o->pp, "Prompt tokens")->capture_default_str();
   cmd->add_option("--tg", o->tg, "Generated tokens")->capture_default_str();
   cmd->add_option("--reps", o->reps, "Repetitions (best is reported)")->capture_default_str();
+  cmd->add_option("--model", o->model, "Run this model file (packed, checkpoint, HF folder, GGUF) instead of a random one");
+  cmd->add_option("--write", o->write, "Write the random model to FILE.gguf, FILE.safetensors or a HF folder");
   cmd->callback([o, &global] {
     auto ctx = make_context(global);
     ConfigOverrides co;
     co.model_size = o->size;
     if (o->vocab) co.vocab_size = o->vocab;
-    const TritterConfig c = resolve_config(co);
+    std::optional<LoadedModel> loaded;
+    if (!o->model.empty()) {
+      loaded.emplace(load_any_model(o->model, &ctx->memory));
+      std::printf("loaded %s (%s) in %.2f s\n", o->model.c_str(), model_file_kind_name(loaded->kind), loaded->load_seconds);
+    }
+    const TritterConfig c = loaded ? loaded->model.config() : resolve_config(co);
     if (o->pp < 1 || o->tg < 1 || o->reps < 1) throw_error("bench model: --pp, --tg and --reps must be >= 1");
     const auto threads = parse_threads(o->threads_list);
 
     auto t0 = Clock::now();
-    const PackedModel model = PackedModel::in_memory(
+    const PackedModel model = loaded ? std::move(loaded->model) : PackedModel::in_memory(
         c, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, c, info, i); },
         {head_format_from_name(o->head)}, &ctx->memory);
     const ModelWeights& w = model.weights();
+    if (!o->write.empty()) {
+      const std::filesystem::path out = o->write;
+      if (out.extension() == ".gguf") write_gguf_model(out, w, GgufWriteOptions{});
+      else if (out.extension() == ".safetensors") write_packed_weights(out, w, false);
+      else write_hf_folder(out, w, HfWriteOptions{});
+      std::printf("wrote %s\n", o->write.c_str());
+    }
     std::printf("model: %s (D %lld, L %lld, H %lld/%lld, F %lld, V %lld, %s), %lld parameters, head %s, kv %s; "
                 "built in %.1f s\n",
                 o->size.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
