@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -21,8 +23,11 @@
 #include "kernels/bench.h"
 #include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
+#include "model/gguf_model.h"
+#include "model/hf_folder.h"
 #include "model/init.h"
 #include "model/lora.h"
+#include "model/model_files.h"
 #include "model/packed_model.h"
 
 namespace tritter::cli {
@@ -31,6 +36,7 @@ namespace {
 
 struct BenchModelOptions {
   std::string size = "2B-shape", head = "i8", kv = "f16", threads_list = "1,2", model, output = "md";
+  std::string write;  // --write: save the random model as GGUF, a packed file or a HF folder
   int64_t vocab = 0, pp = 128, tg = 64;
   int reps = 3;
 };
@@ -105,6 +111,8 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("--tg,-n,--n-gen", o->tg, "Generated tokens")->capture_default_str();
   cmd->add_option("-r,--repetitions,--reps", o->reps, "Repetitions (mean ± standard deviation)")->capture_default_str();
   cmd->add_option("-o,--output", o->output, "md (table), json or csv")->capture_default_str();
+  cmd->add_option("--write", o->write, "Write the random model to FILE.gguf, FILE.safetensors or a HF folder")
+      ->excludes("--model");
   cmd->callback([o, &global] {
     auto ctx = make_context(global);
     if (o->pp < 1 || o->tg < 1 || o->reps < 1) throw_error("bench model: --pp, --tg and --reps must be >= 1");
@@ -118,6 +126,15 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     std::string name = o->size;
     PackedModel model = [&] {
       if (!o->model.empty()) {
+        const ModelFileKind kind = detect_model_file(o->model);
+        if (kind == ModelFileKind::HfFolder || kind == ModelFileKind::Gguf) {
+          LoadedModel loaded = load_any_model(o->model, &ctx->memory);
+          if (table) {
+            std::printf("loaded %s (%s) in %.2f s\n", o->model.c_str(), model_file_kind_name(kind), loaded.load_seconds);
+          }
+          name = o->model;
+          return std::move(loaded.model);
+        }
         const ModelSource src = resolve_model_source(o->model);
         if (global.verbose) std::fprintf(stderr, "model: %s\n", src.describe().c_str());
         name = src.file.string();
@@ -133,6 +150,13 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     }();
     const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();
+    if (!o->write.empty()) {
+      const std::filesystem::path out = o->write;
+      if (out.extension() == ".gguf") write_gguf_model(out, w, GgufWriteOptions{});
+      else if (out.extension() == ".safetensors") write_packed_weights(out, w, false);
+      else write_hf_folder(out, w, HfWriteOptions{});
+      std::printf("wrote %s\n", o->write.c_str());
+    }
     const char* tier = kernel_tier_name(ternary_kernel_tier(*ctx));
     if (table) {
       std::printf("model: %s (D %lld, L %lld, H %lld/%lld, F %lld, V %lld, %s), %lld parameters, %s, kv %s; "

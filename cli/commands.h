@@ -16,6 +16,7 @@ void add_inference_commands(CLI::App& app, GlobalOptions& global);  // init pack
 void add_bench_stream_command(CLI::App& app, GlobalOptions& global);  // bench stream (layer streaming)
 void add_train_command(CLI::App& app, GlobalOptions& global); void add_grads_command(CLI::App& app, GlobalOptions& global); void add_eval_command(CLI::App& app, GlobalOptions& global); void add_export_command(CLI::App& app, GlobalOptions& global); void add_bench_train_command(CLI::App& app, GlobalOptions& global);
 
+void add_convert_command(CLI::App& app, GlobalOptions& global);  // convert between Tritter, HF folders and GGUF
 void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_lora_command(CLI::App& app, GlobalOptions& global);  // LoRA
 
 void add_serve_command(CLI::App& app, GlobalOptions& global);  // the OpenAI-compatible HTTP server

@@ -5,6 +5,8 @@
 
 #include "commands.h"
 #include "model/checkpoint.h"
+#include "model/gguf_model.h"
+#include "model/hf_folder.h"
 #include "model/packed_model.h"
 #include "train/trainer.h"
 
@@ -16,7 +18,11 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
   CLI::App* c = app.add_subcommand("export", "Pack a training checkpoint into the inference format");
   c->add_option("checkpoint", *src, "Training directory (its latest checkpoint) or a model .safetensors")->required();
   c->add_option("-o,--out", *out, "Packed model .safetensors")->required();
-  c->callback([src, out, &global] {
+  auto gguf = std::make_shared<std::string>();
+  auto hf = std::make_shared<std::string>();
+  c->add_option("--gguf", *gguf, "Also write this GGUF file (TQ2_0 matrices, Q8_0 embeddings) for llama.cpp");
+  c->add_option("--hf", *hf, "Also write this Hugging Face model folder (packed BitNet layout)");
+  c->callback([src, out, gguf, hf, &global] {
     auto ctx = make_context(global);
     std::filesystem::path path = *src;
     if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
@@ -25,6 +31,16 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
     if (!global.quiet) {
       std::printf("exported %s -> %s (%s)\n", path.string().c_str(), out->c_str(),
                   format_bytes(static_cast<double>(std::filesystem::file_size(*out))).c_str());
+    }
+    if (gguf->empty() && hf->empty()) return;
+    const PackedModel packed = PackedModel::open(*out);
+    if (!gguf->empty()) {
+      write_gguf_model(*gguf, packed.weights(), GgufWriteOptions{});
+      if (!global.quiet) std::printf("exported %s -> %s (GGUF)\n", out->c_str(), gguf->c_str());
+    }
+    if (!hf->empty()) {
+      write_hf_folder(*hf, packed.weights(), HfWriteOptions{});
+      if (!global.quiet) std::printf("exported %s -> %s (Hugging Face folder)\n", out->c_str(), hf->c_str());
     }
   });
 }

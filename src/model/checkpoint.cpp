@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "kernels/block_quant.h"
 #include "model/tensor_table.h"
 
 namespace tritter {
@@ -24,16 +25,30 @@ std::map<std::string, std::string> checkpoint_metadata(const std::filesystem::pa
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
-                     const std::map<std::string, std::string>& extra_metadata) {
+                     const std::map<std::string, std::string>& extra_metadata, DType dtype) {
   const auto table = tensor_table(config);
   const int64_t total = parameter_count(config);
+  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16) {
+    throw_error("save_checkpoint '", path.string(), "': dtype ", dtype_name(dtype), ", expected F32, BF16 or F16");
+  }
   if (static_cast<int64_t>(params.size()) != total) {
     throw_error("save_checkpoint '", path.string(), "': found ", params.size(), " parameters, expected ", total);
   }
   const auto meta = checkpoint_metadata(path, config, extra_metadata);
   std::vector<SafeTensorOut> out;
   out.reserve(table.size());
-  for (const auto& info : table) out.push_back({info.name, DType::F32, info.shape, params.data() + info.offset, {}});
+  for (const auto& info : table) {
+    const float* src = params.data() + info.offset;
+    if (dtype == DType::F32) {
+      out.push_back({info.name, DType::F32, info.shape, src, {}});
+      continue;
+    }
+    out.push_back({info.name, dtype, info.shape, nullptr, [src, n = info.numel(), dtype](const auto& sink) {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) h[i] = dtype == DType::BF16 ? f32_to_bf16(src[i]) : f32_to_f16(src[i]);
+      sink(h.data(), h.size() * sizeof(uint16_t));
+    }});
+  }
   write_safetensors(path, out, meta);
 }
 
@@ -76,7 +91,9 @@ TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::strin
 void check_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config) {
   std::set<std::string> known;
   for (const auto& info : tensor_table(config)) {
-    file.expect(info.name, DType::F32, info.shape);
+    const SafeTensor& t = file.get(info.name);
+    const DType dt = t.dtype == DType::BF16 || t.dtype == DType::F16 ? t.dtype : DType::F32;
+    file.expect(info.name, dt, info.shape);
     known.insert(info.name);
   }
   for (const auto& t : file.tensors()) {
@@ -93,8 +110,20 @@ void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& c
     throw_error("load_checkpoint: buffer has ", params.size(), " floats, expected ", total);
   }
   check_checkpoint_tensors(file, config);
-  for (const auto& info : tensor_table(config)) {
-    std::memcpy(params.data() + info.offset, file.get(info.name).data, info.numel() * sizeof(float));
+  for (const auto& info : tensor_table(config)) checkpoint_tensor_values(file, info, params.data() + info.offset);
+}
+
+void checkpoint_tensor_values(const SafeTensorsFile& file, const TensorInfo& info, float* out) {
+  const SafeTensor& t = file.get(info.name);
+  const int64_t n = info.numel();
+  if (t.dtype == DType::F32) {
+    std::memcpy(out, t.data, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  TRITTER_CHECK(t.dtype == DType::BF16 || t.dtype == DType::F16, info.name, " has dtype ", dtype_name(t.dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = static_cast<uint16_t>(t.data[2 * i] | (t.data[2 * i + 1] << 8));
+    out[i] = t.dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
   }
 }
 

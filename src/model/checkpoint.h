@@ -22,8 +22,9 @@ inline constexpr const char* kCheckpointFormat = "tritter-v1";
 
 // Writes params (parameter_count floats, tensor-table order and offsets) atomically. `extra_metadata` is added to
 // __metadata__ (it may not override format or config).
+// `dtype` F32 (default), BF16 or F16 (rounded to nearest even: half the size, for sharing and other tools).
 void save_checkpoint(const std::filesystem::path& path, const TritterConfig& config, std::span<const float> params,
-                     const std::map<std::string, std::string>& extra_metadata = {});
+                     const std::map<std::string, std::string>& extra_metadata = {}, DType dtype = DType::F32);
 
 // Streaming form: produce(out, info, index) fills table tensor `index` (info.numel() floats); one tensor in memory
 // at a time (`tritter init` of multi-GB models).
@@ -34,12 +35,15 @@ void save_checkpoint_streaming(const std::filesystem::path& path, const TritterC
 // The config stored in a safetensors file's __metadata__ (format must be `expected_format`). Errors name the file.
 TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::string& expected_format);
 
-// Checks every table tensor's presence, dtype (F32) and shape, and that there are no others. Errors name the file.
+// Checks every table tensor's presence, dtype (F32, BF16 or F16) and shape, and that there are no others. Errors name the file.
 void check_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config);
 
 // Copies every table tensor of `file` into params (parameter_count(config) floats), checking names, dtypes
-// (F32) and shapes against the table; extra tensors are an error too.
+// (F32, BF16 or F16, converted to f32) and shapes against the table; extra tensors are an error too.
 void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config, std::span<float> params);
+
+// One checked tensor of a checkpoint as f32 (out: info.numel()), whatever its float dtype.
+void checkpoint_tensor_values(const SafeTensorsFile& file, const TensorInfo& info, float* out);
 
 struct Checkpoint {
   TritterConfig config;

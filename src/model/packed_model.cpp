@@ -370,6 +370,13 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   return m;
 }
 
+PackedModel PackedModel::adopt(std::vector<Buffer> owned, std::unique_ptr<ModelWeights> weights) {
+  PackedModel m;
+  m.owned_ = std::move(owned);
+  m.weights_ = std::move(weights);
+  return m;
+}
+
 TernaryMatrix& layer_matrix(LayerWeights& L, Proj p) {
   return L.proj(p);
 }

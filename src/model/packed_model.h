@@ -73,6 +73,10 @@ class PackedModel {
   static PackedModel in_memory(const TritterConfig& config, const TensorProducer& produce, const PackOptions& options,
                                MemoryAccount* account);
 
+  // Weights bound by another loader (model/model_files.h: HF folders, GGUF files); `owned` holds every byte the
+  // views of `weights` point to.
+  static PackedModel adopt(std::vector<Buffer> owned, std::unique_ptr<ModelWeights> weights);
+
   const ModelWeights& weights() const { return *weights_; }
   const TritterConfig& config() const { return weights_->config; }
   const SafeTensorsFile* file() const { return file_.get(); }  // null for in-memory models

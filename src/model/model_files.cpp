@@ -1,0 +1,261 @@
+#include "model/model_files.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "io/gguf.h"
+#include "io/safetensors.h"
+#include "kernels/parallel.h"
+#include "kernels/quantize.h"
+#include "model/checkpoint.h"
+#include "model/gguf_model.h"
+#include "model/hf_folder.h"
+
+namespace tritter {
+
+namespace fs = std::filesystem;
+
+const char* model_file_kind_name(ModelFileKind k) {
+  switch (k) {
+    case ModelFileKind::TritterPacked: return "tritter-packed";
+    case ModelFileKind::TritterCheckpoint: return "tritter-checkpoint";
+    case ModelFileKind::HfFolder: return "hf-folder";
+    case ModelFileKind::Gguf: return "gguf";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr const char* kReadable =
+    "Tritter reads a packed model or checkpoint (.safetensors written by Tritter), a Hugging Face model folder "
+    "(config.json + model.safetensors or sharded model-*.safetensors) and GGUF files";
+
+std::string magic_hex(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[8] = {};
+  in.read(reinterpret_cast<char*>(b), 8);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%02x %02x %02x %02x %02x %02x %02x %02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+                b[7]);
+  return buf;
+}
+
+}  // namespace
+
+ModelFileKind detect_model_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw_error("model '", path.string(), "': no such file or folder");
+  if (fs::is_directory(path)) {
+    if (fs::exists(path / "config.json")) return ModelFileKind::HfFolder;
+    throw_error("folder '", path.string(), "': has no config.json, so it is not a Hugging Face model folder (",
+                kReadable, ")");
+  }
+  char head[4] = {};
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.read(head, 4);
+  }
+  if (std::memcmp(head, "GGUF", 4) == 0) return ModelFileKind::Gguf;
+  std::string format;
+  try {
+    const SafeTensorsFile f(path);
+    auto it = f.metadata().find("format");
+    if (it != f.metadata().end()) format = it->second;
+  } catch (const Error& e) {
+    throw_error("file '", path.string(), "': not a model file Tritter reads (first bytes ", magic_hex(path), "; ",
+                kReadable, "). As safetensors: ", e.what());
+  }
+  if (format == kPackedFormat) return ModelFileKind::TritterPacked;
+  if (format == kCheckpointFormat) return ModelFileKind::TritterCheckpoint;
+  if (fs::exists(path.parent_path() / "config.json")) return ModelFileKind::HfFolder;
+  throw_error("file '", path.string(), "': a safetensors file with format '", format,
+              "' and no config.json beside it: not a model Tritter reads (", kReadable, ")");
+}
+
+LoadedModel load_any_model(const fs::path& path, MemoryAccount* account) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelFileKind kind = detect_model_file(path);
+  auto finish = [&](PackedModel m, bool add_bos, fs::path folder) {
+    LoadedModel out{std::move(m), kind, add_bos, std::move(folder), 0.0};
+    out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+  };
+  switch (kind) {
+    case ModelFileKind::TritterPacked: {
+      PackedModel m = PackedModel::open(path);
+      const bool bos = m.file() ? packed_add_bos(*m.file()) : false;
+      return finish(std::move(m), bos, {});
+    }
+    case ModelFileKind::TritterCheckpoint: {
+      const SafeTensorsFile f(path);
+      const TritterConfig c = config_from_metadata(f, kCheckpointFormat);
+      check_checkpoint_tensors(f, c);
+      PackedModel m = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
+        checkpoint_tensor_values(f, info, out);
+      }, PackOptions{}, account);
+      return finish(std::move(m), false, {});
+    }
+    case ModelFileKind::HfFolder: {
+      const fs::path dir = fs::is_directory(path) ? path : path.parent_path();
+      bool bos = false;
+      PackedModel m = load_hf_folder(dir, account, &bos);
+      return finish(std::move(m), bos, dir);
+    }
+    case ModelFileKind::Gguf: {
+      const GgufFile f(path);
+      bool bos = false;
+      PackedModel m = load_gguf_model(f, account, &bos);
+      return finish(std::move(m), bos, {});
+    }
+  }
+  throw_error("unreachable");
+}
+
+PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src, MemoryAccount* account) {
+  const auto table = tensor_table(c);
+  std::vector<Buffer> owned(table.size());
+  std::vector<float> sigma(table.size(), 0.0f);
+  parallel_for(0, static_cast<int64_t>(table.size()), [&](int64_t ii, int) {
+    const size_t i = static_cast<size_t>(ii);
+    const TensorInfo& info = table[i];
+    if (info.role == TensorRole::BitLinear) {
+      const int64_t O = info.shape[0], I = info.shape[1];
+      std::vector<int8_t> q(static_cast<size_t>(O * I));
+      const std::optional<float> beta = src.ternary(info, q.data());
+      if (beta) {
+        if (!std::isfinite(*beta) || !(*beta > 0.0f)) {
+          throw_error("tensor '", info.name, "': scale ", *beta, ", expected a finite value > 0");
+        }
+        sigma[i] = 1.0f / *beta;
+      } else {
+        std::vector<float> w(static_cast<size_t>(O * I));
+        src.values(info, w.data());
+        sigma[i] = ternary_sigma(w.data(), O * I);  // as tritter pack: σ = 1/β, β = absmean
+        ternary_quantize(q.data(), w.data(), O * I, sigma[i]);
+      }
+      owned[i] = Buffer(ternary_matrix_bytes(O, I), MemCategory::Weights, account);
+      ternary_matrix_pack(static_cast<uint8_t*>(owned[i].data()), q.data(), O, I);
+    } else {
+      owned[i] = Buffer(static_cast<size_t>(info.numel()) * sizeof(float), MemCategory::Weights, account);
+      float* f = static_cast<float*>(owned[i].data());
+      src.values(info, f);
+      for (int64_t k = 0; k < info.numel(); ++k) {
+        if (!std::isfinite(f[k])) throw_error("tensor '", info.name, "' element ", k, ": ", f[k], ", expected a finite value");
+      }
+    }
+  });
+  auto mw = std::make_unique<ModelWeights>();
+  mw->config = c;
+  mw->layers.resize(static_cast<size_t>(c.num_hidden_layers));
+  size_t bytes = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const TensorInfo& info = table[i];
+    const void* p = owned[i].data();
+    const float* f = static_cast<const float*>(p);
+    switch (info.role) {
+      case TensorRole::BitLinear: {
+        TernaryMatrix* slot = layer_matrix_slot(mw->layers[info.layer], info.kind);
+        TRITTER_CHECK(slot != nullptr, "unknown BitLinear kind ", info.kind);
+        *slot = TernaryMatrix{static_cast<const uint8_t*>(p), info.shape[0], info.shape[1], sigma[i]};
+        bytes += owned[i].bytes();
+        break;
+      }
+      case TensorRole::Embedding:
+        mw->embed = f;
+        if (c.tie_word_embeddings) {
+          mw->head.f32 = f;
+          bytes += owned[i].bytes();
+        }
+        break;
+      case TensorRole::LmHead:
+        mw->head.f32 = f;
+        bytes += owned[i].bytes();
+        break;
+      case TensorRole::Norm:
+        if (info.layer < 0) {
+          mw->final_norm = f;
+        } else {
+          const float** slot = layer_norm_slot(mw->layers[info.layer], info.kind);
+          TRITTER_CHECK(slot != nullptr, "unknown norm kind ", info.kind);
+          *slot = f;
+        }
+        bytes += owned[i].bytes();
+        break;
+    }
+  }
+  mw->bytes_per_token = bytes + static_cast<size_t>(c.hidden_size) * sizeof(float);
+  return PackedModel::adopt(std::move(owned), std::move(mw));
+}
+
+void ternary_matrix_codes(int8_t* codes, const TernaryMatrix& m) {
+  ternary_matrix_unpack(codes, m.data, m.rows, m.cols);
+}
+
+float ternary_matrix_beta(const TernaryMatrix& m) {
+  const float b0 = 1.0f / m.sigma;
+  float b = b0;
+  for (int k = 0; k < 4 && 1.0f / b != m.sigma; ++k) b = std::nextafter(b, 1.0f / b > m.sigma ? INFINITY : 0.0f);
+  return 1.0f / b == m.sigma ? b : b0;
+}
+
+void model_head_values(float* out, const ModelWeights& w) {
+  const int64_t V = w.config.vocab_size, D = w.config.hidden_size;
+  if (w.head.f32) {
+    std::memcpy(out, w.head.f32, static_cast<size_t>(V * D) * sizeof(float));
+  } else {
+    TRITTER_CHECK(w.head.i8 && w.head.row_scale, "model has no head");
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t d = 0; d < D; ++d) out[v * D + d] = static_cast<float>(w.head.i8[v * D + d]) * w.head.row_scale[v];
+  }
+}
+
+void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos) {
+  const TritterConfig& c = w.config;
+  const auto table = tensor_table(c);
+  auto plain = [&](const TensorInfo& info) -> const float* {
+    if (info.role == TensorRole::Embedding) return w.embed;
+    if (info.role == TensorRole::LmHead) return w.head.f32;
+    if (info.layer < 0) return w.final_norm;
+    return *layer_norm_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
+  };
+  auto matrix = [&](const TensorInfo& info) -> const TernaryMatrix& {
+    return *layer_matrix_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
+  };
+  std::vector<SafeTensorOut> u8, f32;
+  std::vector<float> betas(table.size());
+  std::vector<float> head;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const TensorInfo& info = table[i];
+    if (info.role == TensorRole::BitLinear) {
+      const TernaryMatrix& m = matrix(info);
+      const int64_t rows = (info.shape[0] + kTernaryTileRows - 1) / kTernaryTileRows * kTernaryTileRows;
+      const int64_t cols = (info.shape[1] + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows);
+      u8.push_back({qweight_name(info.name), DType::U8, {rows, cols}, m.data, {}});
+      betas[i] = ternary_matrix_beta(m);
+      f32.push_back({weight_scale_name(info.name), DType::F32, {1}, &betas[i], {}});
+      continue;
+    }
+    const float* p = plain(info);
+    if (info.role == TensorRole::LmHead && !p) {
+      head.resize(static_cast<size_t>(info.numel()));
+      model_head_values(head.data(), w);
+      p = head.data();
+    }
+    f32.push_back({info.name, DType::F32, info.shape, p, {}});
+  }
+  u8.insert(u8.end(), f32.begin(), f32.end());
+  write_safetensors(path, u8, {{"format", kPackedFormat},
+                               {"config", config_to_json(c, /*model_only=*/true).dump()},
+                               {"qweight_layout", "T16"},
+                               {"head", "f32"},
+                               {"add_bos_token", add_bos ? "true" : "false"}});
+}
+
+}  // namespace tritter
