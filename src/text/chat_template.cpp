@@ -430,7 +430,11 @@ class Renderer {
     if (f == "string") return {to_text(x)};
     if (f == "safe" || f == "e" || f == "escape") return x;  // no autoescape in chat templates
     if (f == "int") {
-      if (x.j.is_number()) return {static_cast<int64_t>(x.j.get<double>())};
+      if (x.j.is_number_integer()) return {x.j.get<int64_t>()};
+      if (x.j.is_number()) {  // truncated toward zero; a value no int64 holds (or NaN) gives 0, as a bad string does
+        const double d = x.j.get<double>();
+        return {d > -9.2e18 && d < 9.2e18 ? static_cast<int64_t>(d) : int64_t{0}};
+      }
       try {
         return {static_cast<int64_t>(std::stoll(to_text(x)))};
       } catch (const std::exception&) {
@@ -573,11 +577,24 @@ class Renderer {
     if (ints && op != "/") {
       const int64_t a = l.j.get<int64_t>(), b = r.j.get<int64_t>();
       if ((op == "//" || op == "%") && b == 0) fail(e, "division by zero");
-      if (op == "+") return {a + b};
-      if (op == "-") return {a - b};
-      if (op == "*") return {a * b};
+      int64_t r = 0;  // 64-bit results that do not fit are an error, not undefined behaviour
+      if (op == "+" || op == "-" || op == "*") {
+        const bool over = op == "+" ? __builtin_add_overflow(a, b, &r)
+                          : op == "-" ? __builtin_sub_overflow(a, b, &r) : __builtin_mul_overflow(a, b, &r);
+        if (over) fail(e, "integer overflow in '" + op + "'");
+        return {r};
+      }
+      if (b == -1) {  // a / −1 overflows for the most negative a; a % −1 is 0
+        if (op == "%") return {int64_t{0}};
+        if (__builtin_sub_overflow(int64_t{0}, a, &r)) fail(e, "integer overflow in '//'");
+        return {r};
+      }
       if (op == "//") return {a / b - ((a % b != 0) && ((a < 0) != (b < 0)))};
-      if (op == "%") return {((a % b) + b) % b};
+      if (op == "%") {  // the sign of the divisor, as Python's
+        int64_t m = a % b;
+        if (m != 0 && ((m < 0) != (b < 0))) m += b;
+        return {m};
+      }
     }
     const double a = l.j.get<double>(), b = r.j.get<double>();
     if (op == "+") return {a + b};

@@ -1,5 +1,6 @@
 // Chat templates, parsing: preprocess (lstrip_blocks, trim_blocks and the trailing newline, as Hugging Face's
 // renderers do) → tokens → statement and expression trees (text/chat_template_ast.h).
+#include <stdexcept>
 #include <algorithm>
 #include <cstring>
 
@@ -438,8 +439,12 @@ class Parser {
     }
     if (tok.kind == Tok::integer || tok.kind == Tok::real) {
       auto e = make(Expr::literal, tok.line);
-      if (tok.kind == Tok::integer) e->value = std::stoll(tok.s);
-      else e->value = std::stod(tok.s);
+      try {
+        if (tok.kind == Tok::integer) e->value = std::stoll(tok.s);
+        else e->value = std::stod(tok.s);
+      } catch (const std::out_of_range&) {
+        syntax(tok.line, "number " + tok.s.substr(0, 40) + " does not fit in 64 bits");
+      }
       return e;
     }
     if (tok.kind == Tok::name) {

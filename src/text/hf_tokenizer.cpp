@@ -175,6 +175,8 @@ TokenizerConfig parse_tokenizer_config(std::string_view text, const std::string&
     j = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     throw_error(where, ": not valid JSON (byte ", e.byte, "): ", e.what());
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    throw_error(where, ": not valid JSON: ", e.what());
   }
   if (!j.is_object()) throw_error(where, ": found a JSON ", j.type_name(), ", expected an object");
   TokenizerConfig c;

@@ -321,6 +321,8 @@ TokenizerSpec parse_spec(std::string_view text, const std::string& where, const 
     root = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     throw_error("tokenizer.json '", where, "': not valid JSON (byte ", e.byte, "): ", e.what());
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    throw_error("tokenizer.json '", where, "': not valid JSON: ", e.what());
   }
   if (!root.is_object()) c.fail("(root)", std::string("found a JSON ") + root.type_name() + ", expected an object");
   TokenizerSpec s;

@@ -17,7 +17,7 @@ if [ ! -x "$bin" ] || [ -n "$(find "$src/src/io" "$src/src/core" "$src/tests/fuz
 fi
 cp -n "$src"/tests/fuzz/seeds/* "$out/corpus/" 2>/dev/null
 cd "$out" || exit 1
-"$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/" \
+"$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$out/" \
   -dict="$src/tests/fuzz/safetensors.dict" "$out/corpus" 2>&1 | tail -5
 rc=${PIPESTATUS[0]}
 for f in "$out"/crash-* "$out"/timeout-* "$out"/oom-*; do
