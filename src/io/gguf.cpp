@@ -8,28 +8,13 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/printable.h"
 
 namespace tritter {
 
 namespace {
 
 constexpr int kMaxArrayDepth = 4;  // arrays of arrays of ...: bounded recursion on hostile input
-
-std::string printable(std::string_view s) {
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "'";
-}
 
 // A bounds-checked little-endian cursor over the header. Every read names what it was reading when it runs out.
 class Reader {

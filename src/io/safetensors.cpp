@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/printable.h"
 
 namespace tritter {
 
@@ -24,22 +25,6 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-std::string printable(std::string_view s) {
-  // Names come from the file: keep messages printable and short.
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "'";
-}
 
 // Parses the header, rejecting duplicate keys in any object (nlohmann keeps the last one silently) and
 // nesting deeper than a header can be (bounded work on hostile input).
