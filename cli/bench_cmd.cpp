@@ -37,6 +37,7 @@ struct BenchKernelsOptions {
   double min_time = 0.3;   // seconds per configuration
   int dram_mib = 256;      // DRAM-resident GEMV matrix size
   int stream_mib = 128;    // each of the three STREAM arrays
+  int layers_mib = 128;    // each decode-layer stack (several times the L3)
   std::string threads_list = "1,2";
   bool quick = false;
 };
@@ -106,6 +107,78 @@ Limits measure_limits(int threads, int stream_mib, bool vnni, bool avx2, const L
   if (vnni) l.vnni = std::max(l.vnni, kbench::peak_vnni_gmacs(threads, 3));
   if (avx2) l.avx2 = std::max(l.avx2, kbench::peak_avx2_gmacs(threads, 3));
   return l;
+}
+
+// Decode as the engine runs it: a stack of whole layers (Q, K, V, O, Up, Gate, Down of a model shape), copies enough
+// to fill layers_mib so that every call reads its matrix from DRAM, one GEMV/GEMM per matrix in layer order.
+// Roof: one streaming read (read_pass) of the same bytes on the same threads, timed in alternation with the
+// kernels, so the share of the roof and the per-row ratios between N come from the same minutes.
+struct LayerShape {
+  std::string name;
+  int64_t hidden, kv, ffn;
+};
+
+void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::vector<int>& thread_counts) {
+  std::vector<LayerShape> shapes = {{"700M-shape", 1536, 1536, 4096}, {"2B-shape", 2560, 640, 6912}};
+  std::vector<int64_t> Ns = {1, 2, 4, 8, 16, 32, 64};
+  if (opt.quick) {
+    shapes.resize(1);
+    Ns = {1, 2, 16};
+  }
+  std::printf("\ndecode layers, DRAM-resident: stacks of whole layers (Q, K, V, O, Up, Gate, Down), every matrix "
+              "read from DRAM as in decoding,\none ternary_matmul per matrix with N tokens (--kernels %s); roof = a "
+              "streaming read of the same bytes on the same threads,\ntimed in alternation with the kernels "
+              "(fastest pass of each); 'per row' = time per token relative to N = 1, 'x agg' = N·t(1)/t(N)\n",
+              kernel_tier_name(ternary_kernel_tier(c)));
+  std::printf("%-10s %6s %3s %4s %10s %8s %7s %8s %7s\n", "shape", "MiB", "thr", "N", "time_ms", "GB/s", "%roof",
+              "per row", "x agg");
+  for (const LayerShape& s : shapes) {
+    const std::vector<std::pair<int64_t, int64_t>> mats = {{s.hidden, s.hidden}, {s.kv, s.hidden},
+                                                           {s.kv, s.hidden},     {s.hidden, s.hidden},
+                                                           {s.ffn, s.hidden},    {s.ffn, s.hidden},
+                                                           {s.hidden, s.ffn}};
+    size_t layer_bytes = 0;
+    for (const auto& [O, I] : mats) layer_bytes += ternary_matrix_bytes(O, I);
+    const size_t layers = std::max<size_t>(1, ((size_t{static_cast<unsigned>(opt.layers_mib)} << 20) + layer_bytes - 1) /
+                                                  layer_bytes);
+    std::vector<uint8_t> stack(layers * layer_bytes);
+    kbench::fill_random_codes(stack.data(), stack.size(), 5);
+    std::vector<TernaryMatrix> ws;
+    for (size_t l = 0, off = 0; l < layers; ++l) {
+      for (const auto& [O, I] : mats) {
+        ws.push_back({stack.data() + off, O, I, 1.0f});
+        off += ternary_matrix_bytes(O, I);
+      }
+    }
+    const Activations ah = make_activations(Ns.back(), s.hidden, 6), af = make_activations(Ns.back(), s.ffn, 7);
+    std::vector<float> y(static_cast<size_t>(Ns.back() * std::max(s.hidden, s.ffn)));
+    for (int t : thread_counts) {
+      uint64_t checksum = 0;
+      std::vector<std::function<void()>> fns = {[&, t] { checksum += kbench::read_pass(stack.data(), stack.size(), t); }};
+      for (int64_t N : Ns) {
+        fns.push_back([&, t, N] {
+          c.threads = t;
+          for (const TernaryMatrix& w : ws) {
+            const Activations& a = w.cols == s.hidden ? ah : af;
+            ternary_matmul(c, y.data(), a.xq.data(), a.scale.data(), w, N);
+          }
+        });
+      }
+      // The N = 64 pass takes ~100x the N = 1 pass: bursts of at least two calls of each, several rounds.
+      const std::vector<double> secs = kbench::time_best_interleaved(fns, std::max(opt.min_time, 0.05) * 8, 0.0);
+      const double roof = static_cast<double>(stack.size()) / secs[0] / 1e9;
+      std::printf("%-10s %6.0f %3d %4s %10.3f %8.1f %7s %8s %7s\n", s.name.c_str(),
+                  static_cast<double>(stack.size()) / (1 << 20), t, "read", secs[0] * 1e3, roof, "100%", "", "");
+      for (size_t k = 0; k < Ns.size(); ++k) {
+        const double sec = secs[k + 1], gbs = static_cast<double>(stack.size()) / sec / 1e9;
+        std::printf("%-10s %6.0f %3d %4lld %10.3f %8.1f %6.1f%% %8.3f %7.2f\n", s.name.c_str(),
+                    static_cast<double>(stack.size()) / (1 << 20), t, static_cast<long long>(Ns[k]), sec * 1e3, gbs,
+                    100.0 * gbs / roof, sec / static_cast<double>(Ns[k]) / secs[1],
+                    static_cast<double>(Ns[k]) * secs[1] / sec);
+      }
+      if (checksum == 1) std::printf(" ");  // keeps the read passes live
+    }
+  }
 }
 
 void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& opt) {
@@ -266,6 +339,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
                 r.seconds * 1e6, r.gbs, r.gws, 100 * r.gbs / limits[r.ti].stream.triad_gbs,
                 100 * r.gbs / limits[r.ti].stream.read_gbs);
   }
+  run_decode_layers(c, opt, thread_counts);
 }
 
 }  // namespace
@@ -278,6 +352,8 @@ void add_bench_command(CLI::App& app, GlobalOptions& global) {
   k->add_option("--dram-mib", opt->dram_mib, "Size of the DRAM-resident GEMV matrix in MiB")->capture_default_str()
       ->check(CLI::Range(16, 8192));
   k->add_option("--stream-mib", opt->stream_mib, "Size of each STREAM array in MiB (several times the L3)")
+      ->capture_default_str()->check(CLI::Range(1, 8192));
+  k->add_option("--layers-mib", opt->layers_mib, "Size of each decode-layer stack in MiB (several times the L3)")
       ->capture_default_str()->check(CLI::Range(1, 8192));
   k->add_option("--threads-list", opt->threads_list, "Thread counts to run, comma-separated")->capture_default_str();
   k->add_flag("--quick", opt->quick, "Only the 2560x2560 shape");

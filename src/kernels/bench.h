@@ -21,6 +21,10 @@ StreamResult measure_stream(int threads, size_t bytes_per_array, int reps);
 // threads that stream them, best of `reps`; 24 bytes per element (no write-allocate). Decimal GB/s.
 double measure_triad_gbs(int threads, size_t bytes_per_array, int reps);
 
+// One read-only pass over `bytes` at p (a sum of its 64-bit words, each thread a contiguous share, like the bands of
+// a ternary GEMV): the streaming-read roof of exactly the bytes a kernel reads. Returns the checksum (keep it live).
+uint64_t read_pass(const uint8_t* p, size_t bytes, int threads);
+
 // Int8 multiply-accumulates per second (G), best of `reps`, from independent dependency chains.
 double peak_vnni_gmacs(int threads, int reps);   // zmm vpdpbusd: 64 MACs per instruction
 double peak_avx2_gmacs(int threads, int reps);   // ymm vpmaddubsw + vpaddw: 32 MACs per pair

@@ -1,6 +1,6 @@
 // Public entry of the ternary matrix kernels: resolves ctx.kernels against the CPU, splits the 16-row bands of the
-// T16 layout over ctx.threads OpenMP threads (contiguous bands per thread, so each streams its own memory) and
-// calls the tier's body (cpu/matmul_*.cpp) or the reference.
+// T16 layout into contiguous chunks for ctx.threads threads of the kernels' team (parallel.h; the transposed
+// product uses OpenMP) and calls the tier's body (cpu/matmul_*.cpp) or the reference.
 #include "kernels/ternary_matmul.h"
 
 #include <omp.h>
@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/parallel_chunks.h"
 #include "kernels/ref/ref.h"
 
 namespace tritter {
@@ -53,7 +54,7 @@ int band_threads(const Context& ctx, int64_t units, double work) {
 }
 
 template <typename Body>
-void parallel_ranges(int threads, int64_t units, Body body) {
+void omp_ranges(int threads, int64_t units, Body body) {
   if (threads <= 1) {
     body(int64_t{0}, units);
     return;
@@ -76,11 +77,28 @@ T16Body t16_body(KernelTier tier) {
   }
 }
 
+struct T16Job {
+  const cpu::T16Args* args;
+  T16Body body;
+  int64_t bands;
+};
+
+void t16_chunk(void* p, int64_t chunk, int64_t chunks) {
+  const T16Job& job = *static_cast<const T16Job*>(p);
+  const int64_t b = job.bands * chunk / chunks, e = job.bands * (chunk + 1) / chunks;
+  if (b < e) job.body(*job.args, b, e);
+}
+
+// Bands go out in chunks from the kernels' persistent team (parallel.h): 4 per thread for a GEMV, so a thread
+// that lost its core costs a quarter of its share; 2 per thread for a GEMM, whose chunks each restage Σx.
 void run_t16(const Context& ctx, KernelTier tier, const cpu::T16Args& a) {
   const int64_t nrb = (a.w->rows + kTernaryTileRows - 1) / kTernaryTileRows;
   const double work = static_cast<double>(a.w->rows) * static_cast<double>(a.w->cols) * static_cast<double>(a.N);
   const T16Body body = t16_body(tier);
-  parallel_ranges(band_threads(ctx, nrb, work), nrb, [&](int64_t b, int64_t e) { body(a, b, e); });
+  const int threads = band_threads(ctx, nrb, work);
+  if (threads <= 1) return body(a, 0, nrb);
+  T16Job job{&a, body, nrb};
+  run_chunks(threads, std::min<int64_t>(nrb, int64_t{threads} * (a.N == 1 ? 4 : 2)), t16_chunk, &job);
 }
 
 }  // namespace
@@ -109,7 +127,7 @@ void ternary_matmul_t(const Context& ctx, float* dx, const float* dy, const Tern
   if (tier == KernelTier::Reference) return ref::ternary_matmul_t(dx, dy, w, N);
   const int64_t ncb = (w.cols + kTernaryTileCols - 1) / kTernaryTileCols;
   const double work = static_cast<double>(w.rows) * static_cast<double>(w.cols) * static_cast<double>(N);
-  parallel_ranges(band_threads(ctx, ncb, work), ncb,
+  omp_ranges(band_threads(ctx, ncb, work), ncb,
                   [&](int64_t b, int64_t e) { cpu::ternary_matmul_t_cols(tier, dx, dy, w, N, b, e); });
 }
 

@@ -80,6 +80,74 @@ TEST(TernaryMatmul, Int32AndFloatEqualReferenceOnEveryTier) {
   }
 }
 
+// Batched decode sizes and the int16 flush boundaries of the SIMD bodies (the AVX2 GEMV widens every 8 tiles,
+// its GEMM every 15; token groups of up to 8 are split evenly), against the reference, 1 and 2 threads.
+TEST(TernaryMatmul, ManyTokensAndFlushBoundariesEqualReference) {
+  Rng rng(12);
+  for (int64_t O : {16, 33}) {
+    for (int64_t I : {112, 128, 129, 240, 241, 256, 1041}) {
+      const auto m = make_packed(rng, O, I);
+      const TernaryMatrix w = m.view(0.31f);
+      for (int64_t N : {1, 7, 8, 9, 16, 17, 63, 64, 65, 130}) {
+        const auto xq = test::random_int8(rng, N * I);
+        std::vector<float> x_scale(static_cast<size_t>(N));
+        for (auto& v : x_scale) v = 0.25f + rng.uniform() * 50.0f;
+        std::vector<int32_t> want(static_cast<size_t>(N * O));
+        std::vector<float> want_y(want.size());
+        ref::ternary_matmul_i32(want.data(), xq.data(), w, N);
+        ref::ternary_matmul(want_y.data(), xq.data(), x_scale.data(), w, N);
+        for (KernelTier tier : supported_tiers()) {
+          for (int threads : {1, 2}) {
+            Context ctx;
+            ctx.kernels = tier;
+            ctx.threads = threads;
+            std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
+            ternary_matmul_i32(ctx, got.data(), xq.data(), w, N);
+            ASSERT_EQ(got, want) << kernel_tier_name(tier) << " O=" << O << " I=" << I << " N=" << N
+                                 << " threads=" << threads;
+            std::vector<float> y(want.size());
+            test::poison(std::span<float>(y));
+            ternary_matmul(ctx, y.data(), xq.data(), x_scale.data(), w, N);
+            for (size_t k = 0; k < y.size(); ++k) {
+              ASSERT_EQ(std::bit_cast<uint32_t>(y[k]), std::bit_cast<uint32_t>(want_y[k]))
+                  << kernel_tier_name(tier) << " O=" << O << " I=" << I << " N=" << N << " at " << k;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The largest int16 partial sums, for every token count: all +1 weights (one row all −1) against −128 and +127.
+TEST(TernaryMatmul, ExtremeActivationsAtEveryTokenCount) {
+  const int64_t O = 17, I = 2056;
+  std::vector<int8_t> q(static_cast<size_t>(O * I), 1);
+  for (int64_t i = 0; i < I; ++i) q[5 * I + i] = -1;
+  std::vector<uint8_t> bytes(ternary_matrix_bytes(O, I));
+  ternary_matrix_pack(bytes.data(), q.data(), O, I);
+  const TernaryMatrix w{bytes.data(), O, I, 1.0f};
+  for (int64_t N : {1, 2, 3, 8, 9, 16, 24}) {
+    std::vector<int8_t> xq(static_cast<size_t>(N * I));
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t i = 0; i < I; ++i) xq[n * I + i] = n % 2 == 0 ? -128 : 127;
+    }
+    for (KernelTier tier : supported_tiers()) {
+      Context ctx;
+      ctx.kernels = tier;
+      std::vector<int32_t> acc(static_cast<size_t>(N * O), 0);
+      ternary_matmul_i32(ctx, acc.data(), xq.data(), w, N);
+      for (int64_t n = 0; n < N; ++n) {
+        for (int64_t o = 0; o < O; ++o) {
+          const int32_t sign = o == 5 ? -1 : 1;
+          ASSERT_EQ(acc[n * O + o], sign * (n % 2 == 0 ? -128 : 127) * I)
+              << kernel_tier_name(tier) << " N=" << N << " n=" << n << " o=" << o;
+        }
+      }
+    }
+  }
+}
+
 TEST(TernaryMatmul, ExtremeActivationsDoNotOverflow) {
   // All +1 weights against all −128 (and all +127) activations: the largest partial sums any tier can see.
   const int64_t O = 19, I = 8195, N = 2;
@@ -182,9 +250,11 @@ namespace tritter {
 namespace {
 
 TEST(BenchKernelsCli, RunsAndReportsEveryPart) {
-  const auto r = test::run_cli("bench kernels --quick --min-time 0.01 --dram-mib 16 --stream-mib 4 --threads-list 1");
+  const auto r = test::run_cli("bench kernels --quick --min-time 0.01 --dram-mib 16 --stream-mib 4 --layers-mib 8 "
+                              "--threads-list 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* part : {"limits, 1 thread", "2560x2560", "DRAM-resident GEMV", "scalar"}) {
+  for (const char* part : {"limits, 1 thread", "2560x2560", "DRAM-resident GEMV", "scalar", "decode layers",
+                           "700M-shape"}) {
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
   }
   const auto bad = test::run_cli("bench kernels --threads-list 0");

@@ -77,6 +77,18 @@ double measure_triad_gbs(int threads, size_t bytes_per_array, int reps) {
   return 24.0 * static_cast<double>(n) / std::max(best, 1e-9) / 1e9;
 }
 
+uint64_t read_pass(const uint8_t* p, size_t bytes, int threads) {
+  const int64_t n = static_cast<int64_t>(bytes / sizeof(uint64_t));
+  uint64_t sum = 0;
+#pragma omp parallel for num_threads(std::max(threads, 1)) schedule(static) reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t v;
+    std::memcpy(&v, p + 8 * i, 8);
+    sum += v;
+  }
+  return sum;
+}
+
 double time_best(const std::function<void()>& fn, double min_seconds, int min_calls) {
   fn();  // warm caches and pages
   double best = 1e30;
