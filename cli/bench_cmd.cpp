@@ -3,6 +3,7 @@
 // GEMM, per ISA and thread count, next to limits measured in the same run (STREAM-like triad, int8 MAC peak) and
 // an in-run llama.cpp-TQ2_0-style baseline. Speed is reported as ratios from one run (the machine is shared).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <cstdio>
@@ -111,8 +112,8 @@ Limits measure_limits(int threads, int stream_mib, bool vnni, bool avx2, const L
 
 // Decode as the engine runs it: a stack of whole layers (Q, K, V, O, Up, Gate, Down of a model shape), copies enough
 // to fill layers_mib so that every call reads its matrix from DRAM, one GEMV/GEMM per matrix in layer order.
-// Roof: one streaming read (read_pass) of the same bytes on the same threads, timed in alternation with the
-// kernels, so the share of the roof and the per-row ratios between N come from the same minutes.
+// Roof: a streaming read (read_pass) of the same bytes on the same threads, in the same sweeps as the kernels,
+// so the share of the roof and the per-row ratios between N come from the same minutes.
 struct LayerShape {
   std::string name;
   int64_t hidden, kv, ffn;
@@ -127,8 +128,9 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
   }
   std::printf("\ndecode layers, DRAM-resident: stacks of whole layers (Q, K, V, O, Up, Gate, Down), every matrix "
               "read from DRAM as in decoding,\none ternary_matmul per matrix with N tokens (--kernels %s); roof = a "
-              "streaming read of the same bytes on the same threads,\ntimed in alternation with the kernels "
-              "(fastest pass of each); 'per row' = time per token relative to N = 1, 'x agg' = N·t(1)/t(N)\n",
+              "streaming read of the same bytes on the same threads, in the same sweeps;\ntime = layers × Σ of the "
+              "fastest call per matrix of the layer; 'per row' = time per token relative to N = 1, 'x agg' = "
+              "N·t(1)/t(N)\n",
               kernel_tier_name(ternary_kernel_tier(c)));
   std::printf("%-10s %6s %3s %4s %10s %8s %7s %8s %7s\n", "shape", "MiB", "thr", "N", "time_ms", "GB/s", "%roof",
               "per row", "x agg");
@@ -153,19 +155,37 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
     const Activations ah = make_activations(Ns.back(), s.hidden, 6), af = make_activations(Ns.back(), s.ffn, 7);
     std::vector<float> y(static_cast<size_t>(Ns.back() * std::max(s.hidden, s.ffn)));
     for (int t : thread_counts) {
+      // Each call timed alone, the fastest per matrix of the layer kept (the machine is shared: a whole pass of
+      // 20-2000 ms always loses time slices, a 50-5000 µs call often does not); a pass = Σ of those per layer.
+      // Sweeps run through the whole stack (the roof's read, then each N), so every call finds its matrix in DRAM.
       uint64_t checksum = 0;
-      std::vector<std::function<void()>> fns = {[&, t] { checksum += kbench::read_pass(stack.data(), stack.size(), t); }};
-      for (int64_t N : Ns) {
-        fns.push_back([&, t, N] {
-          c.threads = t;
-          for (const TernaryMatrix& w : ws) {
-            const Activations& a = w.cols == s.hidden ? ah : af;
-            ternary_matmul(c, y.data(), a.xq.data(), a.scale.data(), w, N);
+      const size_t nk = Ns.size() + 1;
+      std::vector<double> best(nk * mats.size(), 1e30);
+      c.threads = t;
+      const auto start = std::chrono::steady_clock::now();
+      for (int round = 0;; ++round) {
+        for (size_t k = 0; k < nk; ++k) {
+          for (size_t m = 0; m < ws.size(); ++m) {
+            const TernaryMatrix& w = ws[m];
+            const auto t0 = std::chrono::steady_clock::now();
+            if (k == 0) {
+              checksum += kbench::read_pass(w.data, ternary_matrix_bytes(w.rows, w.cols), t);
+            } else {
+              const Activations& a = w.cols == s.hidden ? ah : af;
+              ternary_matmul(c, y.data(), a.xq.data(), a.scale.data(), w, Ns[k - 1]);
+            }
+            const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            double& b = best[k * mats.size() + m % mats.size()];
+            b = std::min(b, dt);
           }
-        });
+        }
+        const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (round >= 1 && spent > std::max(opt.min_time, 0.05) * 8) break;
       }
-      // The N = 64 pass takes ~100x the N = 1 pass: bursts of at least two calls of each, several rounds.
-      const std::vector<double> secs = kbench::time_best_interleaved(fns, std::max(opt.min_time, 0.05) * 8, 0.0);
+      std::vector<double> secs(nk, 0.0);
+      for (size_t k = 0; k < nk; ++k) {
+        for (size_t m = 0; m < mats.size(); ++m) secs[k] += best[k * mats.size() + m] * static_cast<double>(layers);
+      }
       const double roof = static_cast<double>(stack.size()) / secs[0] / 1e9;
       std::printf("%-10s %6.0f %3d %4s %10.3f %8.1f %7s %8s %7s\n", s.name.c_str(),
                   static_cast<double>(stack.size()) / (1 << 20), t, "read", secs[0] * 1e3, roof, "100%", "", "");
