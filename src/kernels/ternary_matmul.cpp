@@ -1,6 +1,6 @@
 // Public entry of the ternary matrix kernels: resolves ctx.kernels against the CPU, splits the 16-row bands of the
-// T16 layout into contiguous chunks for ctx.threads threads of the kernels' team (parallel.h; the transposed
-// product uses OpenMP) and calls the tier's body (cpu/matmul_*.cpp) or the reference.
+// T16 layout into contiguous chunks claimed by ctx.threads OpenMP threads (parallel_chunks.h) and calls the tier's
+// body (cpu/matmul_*.cpp) or the reference.
 #include "kernels/ternary_matmul.h"
 
 #include <omp.h>
@@ -89,8 +89,8 @@ void t16_chunk(void* p, int64_t chunk, int64_t chunks) {
   if (b < e) job.body(*job.args, b, e);
 }
 
-// Bands go out in chunks from the kernels' persistent team (parallel.h): 4 per thread for a GEMV, so a thread
-// that lost its core costs a quarter of its share; 2 per thread for a GEMM, whose chunks each restage Σx.
+// Bands go out in chunks (parallel_chunks.h): 4 per thread for a GEMV, so a thread that starts late costs at most
+// a quarter of its share; 2 per thread for a GEMM, whose chunks each restage Σx.
 void run_t16(const Context& ctx, KernelTier tier, const cpu::T16Args& a) {
   const int64_t nrb = (a.w->rows + kTernaryTileRows - 1) / kTernaryTileRows;
   const double work = static_cast<double>(a.w->rows) * static_cast<double>(a.w->cols) * static_cast<double>(a.N);

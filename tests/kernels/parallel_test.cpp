@@ -1,5 +1,5 @@
-// The kernels' chunk team (run_chunks): every chunk runs exactly once on 1..4 threads, nested and concurrent
-// callers fall back to running inline, and results computed through it equal the single-thread ones.
+// The kernels' chunked parallel loop (run_chunks): every chunk runs exactly once on 1..4 threads, from nested and
+// from concurrent callers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -44,11 +44,11 @@ struct Nested {
 void nested_chunk(void* arg, int64_t, int64_t) {
   auto* n = static_cast<Nested*>(arg);
   Counts c(5);
-  run_chunks(2, 5, count_chunk, &c);  // the team is busy: runs inline on this thread
+  run_chunks(2, 5, count_chunk, &c);  // inside a parallel region: runs inline on this thread
   for (auto& h : c.hits) n->inner_total += h.load();
 }
 
-TEST(RunChunks, NestedAndConcurrentCallersRunInline) {
+TEST(RunChunks, NestedAndConcurrentCallers) {
   Nested n;
   run_chunks(2, 8, nested_chunk, &n);
   EXPECT_EQ(n.inner_total.load(), 8 * 5);
