@@ -110,14 +110,14 @@ TEST(StaleTemporaries, OnlyDeadProcessesOwnNamesWithThePrefixGo) {
   waitpid(p, nullptr, 0);
   const std::string dead = std::to_string(p), live = std::to_string(getpid());
   for (const std::string& n : {"m.st.tmp-" + dead + "-0", "m.st.tmp-" + live + "-0", "x.st.tmp-" + dead + "-1",
-                               "step-00000002.tmp-" + dead, "run.old-" + dead, "m.st.tmp-12ab", "m.st"}) {
+                               "step-00000002.tmp-" + dead, "run.old-" + dead, std::string("m.st.tmp-12ab"), std::string("m.st")}) {
     test::write_file(dir / n, "x");
   }
   EXPECT_EQ(remove_stale_temporaries(dir.path(), "m.st.tmp-"), 1);
   EXPECT_FALSE(fs::exists(dir / ("m.st.tmp-" + dead + "-0")));
   EXPECT_TRUE(fs::exists(dir / ("x.st.tmp-" + dead + "-1")));  // another prefix
   EXPECT_EQ(remove_stale_temporaries(dir.path()), 3);
-  for (const std::string& n : {"m.st.tmp-" + live + "-0", "m.st.tmp-12ab", "m.st"}) {
+  for (const std::string& n : {"m.st.tmp-" + live + "-0", std::string("m.st.tmp-12ab"), std::string("m.st")}) {
     EXPECT_TRUE(fs::exists(dir / n)) << n;
   }
 }

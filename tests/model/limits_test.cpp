@@ -154,10 +154,10 @@ TEST(LoaderLimits, NonFiniteNormsEmbeddingsAndHeadAreNamed) {
   }
   save_checkpoint(dir / "ck.st", c, p);
   const std::string msg = error_of([&] {
-    load_checkpoint(with_value(dir / "ck.st", dir / "inf.st", "model.layers.0.post_attention_layernorm.weight", INFINITY),
+    load_checkpoint(with_value(dir / "ck.st", dir / "inf.st", "model.layers.0.pre_feedforward_layernorm.weight", INFINITY),
                     nullptr);
   });
-  EXPECT_NE(msg.find("inf.st': tensor 'model.layers.0.post_attention_layernorm.weight' element 0: found inf"),
+  EXPECT_NE(msg.find("inf.st': tensor 'model.layers.0.pre_feedforward_layernorm.weight' element 0: found inf"),
             std::string::npos) << msg;
 }
 
