@@ -31,6 +31,13 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
+  // Before anything is read: --seq 0 would divide by zero, a huge --batch would size buffers from it.
+  if (a.seq < 1 || a.seq > kMaxPositions) throw_error("eval: --seq: found ", a.seq, ", expected 1 .. ", kMaxPositions);
+  if (a.batch < 1 || a.batch > 65536) throw_error("eval: --batch: found ", a.batch, ", expected 1 .. 65536");
+  if (a.windows < 1) throw_error("eval: --windows: found ", a.windows, ", expected at least 1");
+  if (!(a.val_fraction > 0.0 && a.val_fraction <= 1.0)) {
+    throw_error("eval: --val-fraction: found ", a.val_fraction, ", expected a share in (0, 1]");
+  }
   auto ctx = make_context(global);
   const ModelSource src = resolve_model_source(a.model);  // packed file, checkpoint or run directory
   const std::filesystem::path path = src.file;

@@ -1,9 +1,12 @@
 // `tritter export`: a training checkpoint (directory or model.safetensors) → the packed inference model (2-bit
 // ternary weights + scales, model/packed_model.h) that `tritter generate` runs.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 
 #include "commands.h"
+#include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/gguf_model.h"
 #include "model/hf_folder.h"
@@ -39,7 +42,21 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
       if (!global.quiet) std::printf("exported %s -> %s (GGUF)\n", out->c_str(), gguf->c_str());
     }
     if (!hf->empty()) {
-      write_hf_folder(*hf, packed.weights(), HfWriteOptions{});
+      // The folder is assembled beside its final name and swapped in whole: an existing folder stays as it was
+      // until the new one is complete (a kill or a full disk leaves HF.tmp-PID, removed by the next export).
+      const std::filesystem::path target = std::filesystem::absolute(*hf);
+      const std::filesystem::path staged = target.string() + ".tmp-" + std::to_string(::getpid());
+      remove_stale_temporaries(target.parent_path(), target.filename().string() + ".tmp-");
+      const OutputLock lock(target, /*is_directory=*/false, "export --hf");
+      std::filesystem::remove_all(staged);
+      try {
+        write_hf_folder(staged, packed.weights(), HfWriteOptions{});
+        replace_dir_atomic(staged, target);
+      } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove_all(staged, ec);
+        throw;
+      }
       if (!global.quiet) std::printf("exported %s -> %s (Hugging Face folder)\n", out->c_str(), hf->c_str());
     }
   });

@@ -17,9 +17,16 @@ namespace tritter::cli {
 namespace {
 
 std::atomic<bool> g_ft_stop{false};
-extern "C" void on_ft_interrupt(int) {
+std::atomic<bool> g_ft_stepping{false};  // a step is done: from here a stop writes a checkpoint first
+extern "C" void on_ft_interrupt(int sig) {
+  if (!g_ft_stepping.load()) {  // reading the base or the data: nothing to save, so stop now
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
   g_ft_stop.store(true);
   std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
 }
 
 struct FinetuneArgs {
@@ -69,6 +76,8 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     apply_loop_flags(l, o.train);
     o.train.schedule.warmup = l.warmup >= 0 ? l.warmup : l.steps > 1 ? std::max<int64_t>(1, l.steps / 20) : 0;
   }
+  o.train.overwrite = l.overwrite;
+  o.train.on_step = [](const train::StepRecord&) { g_ft_stepping.store(true); };
   std::signal(SIGINT, on_ft_interrupt);
   std::signal(SIGTERM, on_ft_interrupt);
   const auto print = progress_printer(global);

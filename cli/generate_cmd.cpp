@@ -145,6 +145,11 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
                                       : "greedy (temperature 0)",
                    sp.top_k, sp.top_p, sp.min_p, sp.repeat_penalty, static_cast<unsigned long long>(sp.seed));
     }
+    // Refused before it is echoed: a 10 MB prompt printed and then rejected buries the message.
+    if (static_cast<int64_t>(ids.size()) > session.context()) {
+      throw_error("generate: the prompt has ", ids.size(), " tokens, more than the context of ", session.context(),
+                  " positions; expected at most ", session.context(), " (raise --ctx or shorten the prompt)");
+    }
     if (!o->json && !o->no_display_prompt) {  // the prompt first, as llama.cpp prints it: the continuation reads on from it
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);

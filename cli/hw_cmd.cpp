@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "model/config.h"
+#include "model/lora.h"
+#include "train/trainer.h"
 #include "infer/kv_cache.h"
 #include "infer/streaming_engine.h"
 #include "model/tensor_table.h"
@@ -152,6 +154,12 @@ void run_check(const CheckOpts& o, const Context& ctx) {
   else modes = {plan_mode_from_name(o.mode)};
   if (o.rank <= 0) throw_error("hw check: --rank ", o.rank, " must be positive");
   if (o.batch <= 0) throw_error("hw check: --batch ", o.batch, " must be positive");
+  // The stated maxima the commands themselves enforce: beyond them the plan's byte counts overflow (printed
+  // negative) and describe nothing a run could do.
+  if (o.rank > kMaxLoraRank) throw_error("hw check: --rank: found ", o.rank, ", expected 1 .. ", kMaxLoraRank);
+  if (o.batch > train::kMaxBatch) throw_error("hw check: --batch: found ", o.batch, ", expected 1 .. ", train::kMaxBatch);
+  if (o.context > kMaxPositions) throw_error("hw check: --context: found ", o.context, ", expected 1 .. ", kMaxPositions);
+  if (!(o.budget < 1e9)) throw_error("hw check: --budget: found ", o.budget, " GiB, expected less than 1e9");
   if (o.stream_group < 0) throw_error("hw check: --stream-group ", o.stream_group, " must be >= 0");
   const KvDtype kv = kv_dtype_from_name(kv_cache_name(o.kv));
   std::string how;
@@ -426,6 +434,10 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
   feas->callback([opts, &global, feas_ctx] {
     if (feas_ctx->count() > 0 && opts->context <= 0) throw_error("hw feasibility: --context ", opts->context, " must be positive");
     if (opts->rank <= 0) throw_error("hw feasibility: --rank ", opts->rank, " must be positive");
+    if (opts->rank > kMaxLoraRank) throw_error("hw feasibility: --rank: found ", opts->rank, ", expected 1 .. ", kMaxLoraRank);
+    if (opts->context > kMaxPositions) {
+      throw_error("hw feasibility: --context: found ", opts->context, ", expected 1 .. ", kMaxPositions);
+    }
     run_feasibility(*opts, *make_context(global));
   });
 }

@@ -29,6 +29,8 @@ void add_loop_flags(CLI::App* c, LoopArgs& a, const LoopHelp& help) {
   c->add_option("--log-json", a.log_json, "Also write progress as JSON lines (tools/plot_loss.py draws them)");
   c->add_option("--max-bad-steps", a.max_bad, "Consecutive NaN/Inf steps before stopping")->capture_default_str();
   c->add_flag("--recompute", a.recompute, help.recompute);
+  c->add_flag("--overwrite", a.overwrite,
+              "Replace the run already in --out (its checkpoints are removed once this run's first one is written)");
 }
 
 void apply_loop_flags(const LoopArgs& a, train::TrainOptions& o) {
@@ -54,6 +56,7 @@ void apply_loop_flags(const LoopArgs& a, train::TrainOptions& o) {
   o.recompute = a.recompute;
   o.log_json = a.log_json;
   o.max_bad_steps = a.max_bad;
+  o.overwrite = a.overwrite;
 }
 
 void apply_resume_overrides(const LoopArgs& a, const CLI::App* c, train::TrainOptions& o) {

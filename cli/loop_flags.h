@@ -20,6 +20,7 @@ struct LoopArgs {
   double lr = 0, wd = 0, clip = 1.0, val_fraction = 0.05, min_ratio = 0.1;
   uint64_t seed = 1234;
   bool recompute = false;
+  bool overwrite = false;
 };
 
 struct LoopHelp {  // the help texts that differ between the commands

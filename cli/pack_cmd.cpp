@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "inference_commands.h"
 #include "model/checkpoint.h"
 #include "model/packed_model.h"
@@ -23,15 +24,21 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("output", opts->out, "Packed file to write")->required();
   cmd->add_option("--head", opts->head, "LM head: f32 or i8 (per-row absmax)")->capture_default_str();
   cmd->callback([opts, &global] {
-    if (std::filesystem::exists(opts->out) && std::filesystem::equivalent(opts->in, opts->out)) {
+    namespace fs = std::filesystem;
+    if (fs::exists(opts->out) && fs::equivalent(opts->in, opts->out)) {
       throw_error("pack: output '", opts->out, "' is the input");
     }
+    if (fs::is_directory(opts->out)) throw_error("pack: output '", opts->out, "': found a directory, expected a file");
     const PackOptions po{head_format_from_name(opts->head)};
     SafeTensorsFile in(opts->in);
     const TritterConfig c = config_from_metadata(in, kCheckpointFormat);
     check_checkpoint_tensors(in, c);
+    // One writer per output at a time; what a killed pack left beside it (OUT.tmp-PID-N) is removed.
+    const OutputLock lock(opts->out, /*is_directory=*/false, "pack");
+    const fs::path parent = fs::absolute(opts->out).parent_path();
+    remove_stale_temporaries(parent, fs::path(opts->out).filename().string() + ".tmp-");
     write_packed_model(opts->out, c, [&](float* out, const TensorInfo& info, size_t) {
-      std::memcpy(out, in.get(info.name).data, info.numel() * sizeof(float));
+      checkpoint_tensor_values(in, info, out);  // F32, BF16 or F16, as check_checkpoint_tensors accepted
     }, po);
     const PackedModel m = PackedModel::open(opts->out);  // read back: the file we wrote validates
     if (!global.quiet) {

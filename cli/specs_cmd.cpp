@@ -274,6 +274,7 @@ void add_specs_command(CLI::App& app, GlobalOptions&) {
   cmd->add_flag("--json", opts->json, "Machine-readable output");
   cmd->callback([opts, seq] {
     if (opts->seq <= 0) throw_error("specs: --seq ", opts->seq, " must be positive");
+    if (opts->seq > kMaxPositions) throw_error("specs: --seq: found ", opts->seq, ", expected 1 .. ", kMaxPositions);
     if (!opts->model.empty() && !opts->config.empty()) throw_error("specs: give --model or --config, not both");
     if (opts->model.empty() && opts->config.empty()) return print_table(opts->json);
     const TritterConfig c = opts->config.empty() ? preset_config(opts->model) : load_config_file(opts->config);

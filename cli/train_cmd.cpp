@@ -19,10 +19,17 @@ namespace tritter::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};  // set by SIGINT/SIGTERM; polled by the loop after each step
+std::atomic<bool> g_stepping{false};  // the loop has finished a step: there is progress a checkpoint would keep
 
-extern "C" void on_interrupt(int) {
+extern "C" void on_interrupt(int sig) {
+  if (!g_stepping.load()) {  // reading data or initializing: nothing to save, so stop now (not after step 1)
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
   g_stop.store(true);
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills
+  std::signal(SIGTERM, SIG_DFL);
 }
 
 struct TrainArgs {
@@ -81,6 +88,8 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
   if (a.zero != 0 && a.zero != 1) throw_error("train: --zero: found ", a.zero, ", expected 0 or 1");
   o.comm = comm.get();
   o.zero1 = a.zero == 1;
+  o.overwrite = l.overwrite;
+  o.on_step = [](const train::StepRecord&) { g_stepping.store(true); };
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   std::signal(SIGUSR1, on_interrupt);  // mpirun forwards SIGUSR1 to every rank: a clean stop of the whole job

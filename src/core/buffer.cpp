@@ -20,6 +20,15 @@ Buffer::Buffer(size_t bytes, MemCategory category, MemoryAccount* account, Devic
     throw_error("buffer: device '", device_name(device), "' is not available in this build (expected cpu)");
   }
   if (bytes == 0) return;
+  // Only large requests read /proc/meminfo; a small one that fails is reported by the aligned_alloc check below.
+  if (bytes >= (size_t{64} << 20)) {
+    try {
+      check_allocation(static_cast<double>(bytes), mem_category_name(category));
+    } catch (...) {
+      bytes_ = 0;
+      throw;
+    }
+  }
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded);
   if (!data_) {

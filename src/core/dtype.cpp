@@ -1,5 +1,8 @@
 #include "core/dtype.h"
 
+#include <cmath>
+#include <cstring>
+
 #include <limits>
 
 #include "core/error.h"
@@ -45,6 +48,25 @@ std::string shape_str(const Shape& shape) {
     s += std::to_string(shape[i]);
   }
   return s + "]";
+}
+
+int64_t first_non_finite(const float* p, int64_t n) {
+  constexpr int64_t kBlock = 1024;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = b + kBlock < n ? b + kBlock : n;
+    uint32_t bad = 0;
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t u;
+      std::memcpy(&u, p + i, 4);
+      bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);  // exponent all ones: Inf or NaN
+    }
+    if (bad) {
+      for (int64_t i = b; i < e; ++i) {
+        if (!std::isfinite(p[i])) return i;
+      }
+    }
+  }
+  return -1;
 }
 
 }  // namespace tritter

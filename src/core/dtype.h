@@ -19,6 +19,10 @@ using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& shape);      // 1 for a scalar []; throws Error on negative dims or overflow
 std::string shape_str(const Shape& shape);    // "[1536, 512]"
 
+// The index of the first NaN or ±Inf in p[0, n), or -1 when every value is finite (a bit test the compiler
+// vectorizes: loaders scan whole embeddings with it).
+int64_t first_non_finite(const float* p, int64_t n);
+
 // A non-owning view of a tensor in memory; the owner is a Buffer or an mmap'd file.
 struct TensorView {
   void* data = nullptr;

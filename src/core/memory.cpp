@@ -65,6 +65,14 @@ SystemMemory system_memory() {
   return {read_kb_field("/proc/meminfo", "MemTotal"), read_kb_field("/proc/meminfo", "MemAvailable")};
 }
 
+void check_allocation(double bytes, const std::string& what) {
+  const SystemMemory mem = system_memory();
+  if (mem.total_bytes <= 0 || bytes <= static_cast<double>(mem.total_bytes)) return;  // unknown: let malloc decide
+  throw_error("out of memory: ", what, " needs ", format_bytes(bytes), ", more than this machine's ",
+              format_bytes(static_cast<double>(mem.total_bytes)), " of memory (",
+              format_bytes(static_cast<double>(mem.available_bytes)), " available)");
+}
+
 static std::string format_scaled(double bytes, double base, const char* const* units) {
   int u = 0;
   double v = bytes;
@@ -110,6 +118,7 @@ int64_t parse_bytes(const std::string& text, const std::string& what) {
   else if (unit == "TIB") scale = 1024.0 * 1024 * 1024 * 1024;
   else throw_error(what, ": unknown unit '", text.substr(pos), "' in '", text, "'; expected K, M, G, T, KiB, MiB, GiB or TiB");
   if (!(value >= 0) || !std::isfinite(value)) throw_error(what, ": size '", text, "' must be a non-negative number");
+  if (value * scale >= 9.2e18) throw_error(what, ": size '", text, "': found ", value * scale, " bytes, expected less than 9.2e18");
   return static_cast<int64_t>(std::llround(value * scale));
 }
 

@@ -45,6 +45,10 @@ struct SystemMemory {
 };
 SystemMemory system_memory();
 
+// Throws Error "out of memory: <what> needs X, more than this machine's Y of memory" when `bytes` exceeds the
+// machine's physical memory: a planned allocation fails with the amount, not with std::bad_alloc or the OOM killer.
+void check_allocation(double bytes, const std::string& what);
+
 // "1.45 GB", "812 MB", "3.2 KB": decimal units, as the spec table prints them.
 std::string format_bytes(double bytes);
 // "1.35 GiB": binary units.

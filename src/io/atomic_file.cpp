@@ -1,12 +1,19 @@
 #include "io/atomic_file.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 
@@ -52,8 +59,10 @@ void AtomicFile::commit() {
   }
   std::filesystem::rename(temp_, target_, ec);
   if (ec) {
-    std::filesystem::remove(temp_, ec);
-    throw_error("cannot rename temporary file to '", target_.string(), "': ", ec.message());
+    const std::string why = ec.message();  // before remove() reuses ec (it said "Success")
+    std::error_code ignored;
+    std::filesystem::remove(temp_, ignored);
+    throw_error("cannot rename temporary file '", temp_.string(), "' to '", target_.string(), "': ", why);
   }
 }
 
@@ -63,12 +72,179 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
   f.commit();
 }
 
-std::string read_file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot read '", path.string(), "': ", std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+namespace {
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO, which would block";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+}  // namespace
+
+void require_regular_file(const std::filesystem::path& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw_error(what, " '", path.string(), "': ", std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) {
+    throw_error(what, " '", path.string(), "': not a regular file (found ", file_kind(st.st_mode),
+                "), expected a regular file");
+  }
+}
+
+std::string read_file_bytes(const std::filesystem::path& path) { return read_file_bytes(path, int64_t{1} << 40); }
+
+std::string read_file_bytes(const std::filesystem::path& path, int64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw_error("cannot read '", path.string(), "': ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const int err = errno;
+    ::close(fd);
+    if (!S_ISREG(st.st_mode) && st.st_mode != 0) {
+      throw_error("cannot read '", path.string(), "': not a regular file (found ", file_kind(st.st_mode),
+                  "), expected a regular file");
+    }
+    throw_error("cannot read '", path.string(), "': ", std::strerror(err));
+  }
+  if (st.st_size > max_bytes) {
+    ::close(fd);
+    throw_error("cannot read '", path.string(), "': ", st.st_size, " bytes, expected at most ", max_bytes);
+  }
+  // Only the size fstat saw: a file that grows while it is read cannot make the read unbounded.
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw_error("cannot read '", path.string(), "' after ", got, " bytes: ", std::strerror(err));
+    }
+    if (n == 0) break;  // shrank while read
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return out;
+}
+
+// ---------------------------------------------------------------- output locks and temporaries
+
+OutputLock::OutputLock(const std::filesystem::path& output, bool is_directory, const std::string& who) {
+  lock_path_ = is_directory ? output / kLockFileName : std::filesystem::path(output.string() + kLockFileName);
+  remove_on_release_ = !is_directory;
+  fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw_error(who, ": cannot create lock file '", lock_path_.string(), "': ", std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK) {
+      const long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+      throw_error(who, ": output '", output.string(), "' is locked by pid ", pid > 0 ? std::to_string(pid) : "?",
+                  " (another run is writing it); expected an output no other run holds");
+    }
+    throw_error(who, ": cannot lock '", lock_path_.string(), "': ", std::strerror(err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int err = errno;
+    release();
+    throw_error(who, ": cannot write lock file '", lock_path_.string(), "': ", std::strerror(err));
+  }
+}
+
+OutputLock::~OutputLock() { release(); }
+
+OutputLock::OutputLock(OutputLock&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), lock_path_(std::move(other.lock_path_)),
+      remove_on_release_(other.remove_on_release_) {}
+
+OutputLock& OutputLock::operator=(OutputLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    fd_ = std::exchange(other.fd_, -1);
+    lock_path_ = std::move(other.lock_path_);
+    remove_on_release_ = other.remove_on_release_;
+  }
+  return *this;
+}
+
+void OutputLock::release() {
+  if (fd_ < 0) return;
+  if (remove_on_release_) {  // unlinked while still held: no other run can take this inode afterwards
+    std::error_code ec;
+    std::filesystem::remove(lock_path_, ec);
+  }
+  ::close(fd_);
+  fd_ = -1;
+}
+
+namespace {
+// The pid in a temporary's name ("x.tmp-123", "x.tmp-123-4", "x.old-123"), or 0 when it is not one of ours.
+long temporary_pid(const std::string& name) {
+  for (const char* tag : {".tmp-", ".old-"}) {
+    const size_t at = name.rfind(tag);
+    if (at == std::string::npos) continue;
+    const std::string rest = name.substr(at + 5);
+    const size_t dash = rest.find('-');
+    const std::string pid = rest.substr(0, dash);
+    const std::string counter = dash == std::string::npos ? "" : rest.substr(dash + 1);
+    const auto digits = [](const std::string& s) {
+      return !s.empty() && s.size() < 12 && s.find_first_not_of("0123456789") == std::string::npos;
+    };
+    if (!digits(pid) || (dash != std::string::npos && !digits(counter))) continue;
+    return std::strtol(pid.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+bool process_alive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+}  // namespace
+
+int remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
+  std::error_code ec;
+  int removed = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!prefix.empty() && name.rfind(prefix, 0) != 0) continue;
+    const long pid = temporary_pid(name);
+    if (pid <= 0 || pid == ::getpid() || process_alive(pid)) continue;
+    std::error_code rm;
+    if (std::filesystem::remove_all(it->path(), rm) > 0 && !rm) ++removed;
+  }
+  return removed;
+}
+
+void replace_dir_atomic(const std::filesystem::path& staged, const std::filesystem::path& target) {
+  std::error_code ec;
+  if (!std::filesystem::exists(target, ec)) {
+    std::filesystem::rename(staged, target, ec);
+    if (ec) throw_error("cannot rename '", staged.string(), "' to '", target.string(), "': ", ec.message());
+    return;
+  }
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
+    // A file system without RENAME_EXCHANGE: move the old one aside first (a kill between the two renames
+    // leaves it as "TARGET.old-PID", which remove_stale_temporaries clears after the new one is in place).
+    const int err = errno;
+    if (err != EINVAL && err != ENOSYS) {
+      throw_error("cannot swap '", staged.string(), "' into '", target.string(), "': ", std::strerror(err));
+    }
+    const std::filesystem::path old = target.string() + ".old-" + std::to_string(::getpid());
+    std::filesystem::remove_all(old, ec);
+    std::filesystem::rename(target, old, ec);
+    if (ec) throw_error("cannot move '", target.string(), "' aside: ", ec.message());
+    std::filesystem::rename(staged, target, ec);
+    if (ec) throw_error("cannot rename '", staged.string(), "' to '", target.string(), "': ", ec.message());
+    std::filesystem::remove_all(old, ec);
+    return;
+  }
+  std::filesystem::remove_all(staged, ec);  // now holds the old directory
 }
 
 }  // namespace tritter

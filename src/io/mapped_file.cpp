@@ -14,13 +14,16 @@
 namespace tritter {
 
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO named as a model must be refused below, not wait forever for a writer in open().
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw_error("cannot open '", path.string(), "': ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     const int err = errno;
     ::close(fd);
-    throw_error("cannot map '", path.string(), "': ", S_ISREG(st.st_mode) ? std::strerror(err) : "not a regular file");
+    throw_error("cannot map '", path.string(), "': ", S_ISREG(st.st_mode) ? std::strerror(err)
+                : S_ISFIFO(st.st_mode) ? "not a regular file (found a FIFO), expected a regular file"
+                                       : "not a regular file, expected a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "kernels/block_quant.h"
 #include "model/tensor_table.h"
 
@@ -83,12 +84,20 @@ TritterConfig config_from_metadata(const SafeTensorsFile& file, const std::strin
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    throw_error(where, ": __metadata__ 'config' is not valid JSON: ", e.what());
+    throw_error(where, ": __metadata__ 'config' is not valid JSON: ", json_error_text(e));
   }
   return config_from_json(j, where + " config");
 }
 
 void check_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& config) {
+  // What the config asks for against what the file can hold, before any table-sized work: a few bytes of
+  // metadata must not be able to ask for gigabytes (half precision is the smallest dtype a checkpoint may use).
+  const double needed = 2.0 * static_cast<double>(parameter_count(config));
+  if (needed > static_cast<double>(file.file_bytes())) {
+    throw_error("file '", file.source(), "': its config needs ", parameter_count(config), " parameters (at least ",
+                format_bytes(needed), " at 16 bits), expected at most what the file holds: ",
+                format_bytes(static_cast<double>(file.file_bytes())));
+  }
   std::set<std::string> known;
   for (const auto& info : tensor_table(config)) {
     const SafeTensor& t = file.get(info.name);
@@ -127,12 +136,24 @@ void checkpoint_tensor_values(const SafeTensorsFile& file, const TensorInfo& inf
   }
 }
 
+void check_finite_tensors(const std::string& source, const TritterConfig& config, std::span<const float> params) {
+  for (const auto& info : tensor_table(config)) {
+    const int64_t bad = first_non_finite(params.data() + info.offset, info.numel());
+    if (bad >= 0) {
+      throw_error("file '", source, "': tensor '", info.name, "' element ", bad, ": found ",
+                  params[static_cast<size_t>(info.offset + bad)], ", expected a finite value");
+    }
+  }
+}
+
 Checkpoint load_checkpoint(const std::filesystem::path& path, MemoryAccount* account) {
   SafeTensorsFile file(path);
   Checkpoint ck;
   ck.config = config_from_metadata(file, kCheckpointFormat);
+  check_checkpoint_tensors(file, ck.config);  // every tensor present with its shape before the buffer is sized
   ck.params = Buffer(static_cast<size_t>(parameter_count(ck.config)) * sizeof(float), MemCategory::Weights, account);
   load_checkpoint_tensors(file, ck.config, ck.params.as<float>());
+  check_finite_tensors(file.source(), ck.config, ck.params.as<float>());
   return ck;
 }
 

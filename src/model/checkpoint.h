@@ -45,11 +45,17 @@ void load_checkpoint_tensors(const SafeTensorsFile& file, const TritterConfig& c
 // One checked tensor of a checkpoint as f32 (out: info.numel()), whatever its float dtype.
 void checkpoint_tensor_values(const SafeTensorsFile& file, const TensorInfo& info, float* out);
 
+// Throws Error naming the file, the tensor and the element when a value of `params` is NaN or ±Inf.
+void check_finite_tensors(const std::string& source, const TritterConfig& config, std::span<const float> params);
+
 struct Checkpoint {
   TritterConfig config;
   Buffer params;  // (parameter_count) f32, tensor-table order
 };
-// Reads a checkpoint: config from the metadata, then load_checkpoint_tensors. `account` may be null.
+// Reads a checkpoint: config from the metadata, the tensors checked against the file before the buffer is
+// allocated, then load_checkpoint_tensors and check_finite_tensors (a NaN weight is named here, not found later
+// as empty text). Resuming training reads with load_checkpoint_tensors, where a non-finite step is counted.
+// `account` may be null.
 Checkpoint load_checkpoint(const std::filesystem::path& path, MemoryAccount* account);
 
 }  // namespace tritter

@@ -1,10 +1,13 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/atomic_file.h"
 
 namespace tritter {
@@ -96,6 +99,15 @@ void require_positive(const char* field, int64_t v) {
   if (v <= 0) throw_error("config: ", field, " ", v, " must be positive");
 }
 
+// A size from a file or flag, bounded before anything is allocated from it (docs/model-files.md, "Limits").
+void require_in_range(const char* field, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) throw_error("config: ", field, ": found ", v, ", expected ", lo, " .. ", hi);
+}
+
+void require_finite_positive(const char* field, double v) {
+  if (!(v > 0) || !std::isfinite(v)) throw_error("config: ", field, ": found ", v, ", expected a finite value > 0");
+}
+
 void require_one_of(const char* field, const std::string& v, std::initializer_list<const char*> allowed) {
   std::string list;
   for (const char* a : allowed) {
@@ -115,9 +127,16 @@ T field_from_json(const json& v, const std::string& source, const char* key);
 
 template <>
 int64_t field_from_json<int64_t>(const json& v, const std::string& source, const char* key) {
+  // nlohmann stores integers above INT64_MAX as unsigned: get<int64_t> would wrap them negative.
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    bad_type(source, key, v, "an integer below 2^63");
+  }
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
-    return static_cast<int64_t>(v.get<double>());
+  if (v.is_number_float()) {
+    // The range first: casting a double outside int64's range (1e308) is undefined behaviour.
+    const double d = v.get<double>();
+    if (!(d > -9.2e18 && d < 9.2e18)) bad_type(source, key, v, "an integer in -9.2e18 .. 9.2e18");
+    if (d == std::trunc(d)) return static_cast<int64_t>(d);
   }
   bad_type(source, key, v, "an integer");
 }
@@ -217,6 +236,15 @@ void TritterConfig::validate() const {
   require_positive("num_key_value_heads", num_key_value_heads);
   require_positive("head_dim", head_dim);
   require_positive("max_position_embeddings", max_position_embeddings);
+  // Stated maxima: every table, buffer and loop below is sized from these, so a config (a file's metadata, a
+  // --config, a flag) can never ask for an unbounded allocation.
+  require_in_range("vocab_size", vocab_size, 264, kMaxVocabSize);
+  require_in_range("hidden_size", hidden_size, 1, kMaxHiddenSize);
+  require_in_range("intermediate_size", intermediate_size, 1, kMaxIntermediateSize);
+  require_in_range("num_hidden_layers", num_hidden_layers, 1, kMaxLayers);
+  require_in_range("num_attention_heads", num_attention_heads, 1, kMaxHeads);
+  require_in_range("head_dim", head_dim, 1, kMaxHeadDim);
+  require_in_range("max_position_embeddings", max_position_embeddings, 1, kMaxPositions);
   if (hidden_size % num_attention_heads != 0) {
     throw_error("config: hidden_size ", hidden_size, " is not divisible by num_attention_heads ", num_attention_heads);
   }
@@ -233,15 +261,31 @@ void TritterConfig::validate() const {
                 num_key_value_heads, " (grouped-query attention needs whole groups); expected one of ", divisors);
   }
   if (head_dim % 2 != 0) throw_error("config: head_dim ", head_dim, " is odd; RoPE needs an even head_dim");
-  if (!(rope_theta > 0)) throw_error("config: rope_theta ", rope_theta, " must be positive");
-  if (!(rms_norm_eps > 0)) throw_error("config: rms_norm_eps ", rms_norm_eps, " must be positive");
-  if (!(quant_eps > 0)) throw_error("config: quant_eps ", quant_eps, " must be positive");
+  require_finite_positive("rope_theta", rope_theta);
+  require_finite_positive("rms_norm_eps", rms_norm_eps);
+  require_finite_positive("quant_eps", quant_eps);
   if (act_bits != 8) throw_error("config: act_bits ", act_bits, " is not supported; expected 8 (int8 activations)");
   if (sliding_window && *sliding_window <= 0) {
     throw_error("config: sliding_window ", *sliding_window, " must be positive (or null for full causal attention)");
   }
-  if (!(z_loss >= 0)) throw_error("config: z_loss ", z_loss, " must be >= 0");
-  if (!(init_std > 0)) throw_error("config: init_std ", init_std, " must be positive");
+  if (sliding_window) require_in_range("sliding_window", *sliding_window, 1, kMaxPositions);
+  if (!(z_loss >= 0) || !std::isfinite(z_loss)) throw_error("config: z_loss: found ", z_loss, ", expected a finite value >= 0");
+  require_finite_positive("init_std", init_std);
+  // The whole model, in double (no overflow): each field may be within its bound while their product is not.
+  const double params = parameter_estimate(*this);
+  if (params > static_cast<double>(kMaxParameters)) {
+    throw_error("config: the model would have ", params, " parameters (", format_bytes(4.0 * params),
+                " in f32), expected at most ", static_cast<double>(kMaxParameters));
+  }
+}
+
+double parameter_estimate(const TritterConfig& c) {
+  const double D = static_cast<double>(c.hidden_size), V = static_cast<double>(c.vocab_size);
+  const double Hd = static_cast<double>(c.num_attention_heads) * static_cast<double>(c.head_dim);
+  const double Kd = static_cast<double>(c.num_key_value_heads) * static_cast<double>(c.head_dim);
+  const double F = static_cast<double>(c.intermediate_size);
+  const double layer = 2 * Hd * D + 2 * Kd * D + (c.mlp_act == MlpAct::Relu2Glu ? 3 : 2) * F * D + 4 * D + F + 2 * Hd;
+  return static_cast<double>(c.num_hidden_layers) * layer + V * D * (c.tie_word_embeddings ? 1 : 2) + D;
 }
 
 const std::vector<std::string>& preset_names() {
@@ -334,9 +378,28 @@ TritterConfig load_config_file(const std::string& path) {
   try {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw_error(path, ": not valid JSON: ", e.what());
+    throw_error(path, ": not valid JSON: ", json_error_text(e));
   }
   return config_from_json(j, path);
+}
+
+std::string json_error_text(const std::exception& e) {
+  std::string text = e.what();
+  if (text.rfind("[json.exception.", 0) == 0) {
+    const size_t close = text.find("] ");
+    if (close != std::string::npos) text = text.substr(close + 2);
+  }
+  return text;
+}
+
+int64_t json_to_int(const json& v, const std::string& source, const char* key) {
+  return field_from_json<int64_t>(v, source, key);
+}
+
+double json_to_number(const json& v, const std::string& source, const char* key) {
+  const double d = field_from_json<double>(v, source, key);
+  if (!std::isfinite(d)) bad_type(source, key, v, "a finite number");
+  return d;
 }
 
 json config_to_json(const TritterConfig& c, bool model_only) {

@@ -4,6 +4,7 @@
 // Non-goals: training hyper-parameters (train/) and LoRA settings (train/lora).
 #pragma once
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,17 @@ const char* mlp_act_name(MlpAct a);
   X(double, init_std, 0.02)
 
 
+// Stated maxima (docs/model-files.md, "Limits"): validate() refuses a config beyond them before anything is sized
+// from it, so a small file or flag cannot ask for unbounded memory. Each is above every published model's value.
+inline constexpr int64_t kMaxVocabSize = int64_t{1} << 24;         // 16,777,216 tokens
+inline constexpr int64_t kMaxHiddenSize = int64_t{1} << 16;        // 65,536
+inline constexpr int64_t kMaxIntermediateSize = int64_t{1} << 18;  // 262,144
+inline constexpr int64_t kMaxLayers = 1024;
+inline constexpr int64_t kMaxHeads = 1024;
+inline constexpr int64_t kMaxHeadDim = 1024;
+inline constexpr int64_t kMaxPositions = int64_t{1} << 24;         // 16,777,216 tokens of context
+inline constexpr int64_t kMaxParameters = int64_t{1} << 40;        // ~1.1 T parameters
+
 struct TritterConfig {
   std::string model_size = "custom";  // the preset it came from ("test", "7B", ...), informational
 #define TRITTER_DECLARE_FIELD(type, name, def) type name = def;
@@ -62,8 +74,11 @@ struct TritterConfig {
   bool gated_mlp() const { return mlp_act == MlpAct::Relu2Glu; }
   bool operator==(const TritterConfig&) const = default;
 
-  void validate() const;  // throws Error naming the field, the value found and the value expected
+  // Throws Error naming the field, the value found and the value expected; also every stated maximum above.
+  void validate() const;
 };
+// The parameter count from the config's sizes alone, in double (no table is built, nothing can overflow).
+double parameter_estimate(const TritterConfig& c);
 
 // Every field optional: what a user (flags or a JSON file) asked for explicitly.
 struct ConfigOverrides {
@@ -90,6 +105,14 @@ TritterConfig resolve_config(const ConfigOverrides& overrides);
 ConfigOverrides config_overrides_from_json(const nlohmann::json& j, const std::string& source);
 TritterConfig config_from_json(const nlohmann::json& j, const std::string& source);  // resolve + validate
 TritterConfig load_config_file(const std::string& path);
+// One JSON value as an integer field: an integer, or a float with an integral value, within int64's range (checked
+// before any cast: 1e308 is an error, not undefined behaviour). Errors name `source`, `key`, the value and the
+// expected type. json_to_number: any finite number. Every JSON number that becomes a C++ field goes through these.
+int64_t json_to_int(const nlohmann::json& v, const std::string& source, const char* key);
+double json_to_number(const nlohmann::json& v, const std::string& source, const char* key);
+// nlohmann's exception text without its "[json.exception.parse_error.101] " prefix: what a user reads after the
+// file name and key ("parse error at line 1, column 15: syntax error ...").
+std::string json_error_text(const std::exception& e);
 // model_only: just the model keys of training-spec §2 (+ max_position_embeddings), as checkpoints store them.
 nlohmann::json config_to_json(const TritterConfig& c, bool model_only = false);
 void save_config_file(const TritterConfig& c, const std::string& path);  // atomic

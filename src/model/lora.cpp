@@ -20,7 +20,7 @@ bool LoraConfig::targets_kind(const std::string& kind) const {
 }
 
 void LoraConfig::validate() const {
-  if (rank < 1) throw_error("lora: rank: found ", rank, ", expected >= 1");
+  if (rank < 1 || rank > kMaxLoraRank) throw_error("lora: rank: found ", rank, ", expected 1 .. ", kMaxLoraRank);
   if (!(alpha > 0) || !std::isfinite(alpha)) throw_error("lora: alpha: found ", alpha, ", expected a finite value > 0");
   if (!(dropout >= 0 && dropout < 1)) throw_error("lora: dropout: found ", dropout, ", expected a value in [0, 1)");
   if (targets.empty()) throw_error("lora: target modules: found none, expected at least one of q_proj ... down_proj");
@@ -60,6 +60,12 @@ std::vector<LoraTensor> lora_table(const TritterConfig& config, const LoraConfig
   int64_t off = 0;
   for (const auto& t : tensor_table(config)) {
     if (t.role != TensorRole::BitLinear || !lora.targets_kind(t.kind)) continue;
+    // A rank above min(O, I) adds parameters and no expressiveness; bounding it bounds the adapter by the base
+    // (a 9.6 KB adapter_config.json cannot ask for gigabytes).
+    if (lora.rank > std::min(t.shape[0], t.shape[1])) {
+      throw_error("lora: rank r: found ", lora.rank, ", expected at most min(out, in) = ",
+                  std::min(t.shape[0], t.shape[1]), " of ", t.name, " ", shape_str(t.shape));
+    }
     LoraTensor lt{t.name, t.kind, t.layer, t.shape[0], t.shape[1], off, off + lora.rank * t.shape[1],
                   *proj_from_name(t.kind)};
     off += lora.rank * (t.shape[0] + t.shape[1]);
@@ -126,7 +132,7 @@ PackedModel open_lora_base(const fs::path& path, MemoryAccount* account) {
   const TritterConfig c = config_from_metadata(f, kCheckpointFormat);
   check_checkpoint_tensors(f, c);
   return PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
-    std::memcpy(out, f.get(info.name).data, static_cast<size_t>(info.numel()) * sizeof(float));
+    checkpoint_tensor_values(f, info, out);  // F32, BF16 or F16, as check_checkpoint_tensors accepted
   }, {}, account);
 }
 

@@ -18,6 +18,12 @@
 
 namespace tritter {
 
+// Stated bounds (docs/lora.md): a rank is at most kMaxLoraRank and at most min(out, in) of every targeted matrix
+// (lora_table); an adapter value read from a file is finite and at most kLoraMaxAbs in magnitude (a trained adapter
+// is orders of magnitude below; beyond it the delta overflows f32 activations).
+inline constexpr int64_t kMaxLoraRank = 65536;
+inline constexpr float kLoraMaxAbs = 1e4f;
+
 struct LoraConfig {
   int64_t rank = 16;
   double alpha = 16.0;   // scaling α/r
@@ -47,7 +53,8 @@ struct LoraTensor {
   Proj proj = Proj::Q;    // the projection `kind` names
 };
 // In tensor-table order (layer by layer, q k v o gate up down), only the kinds the config targets. A target the
-// base lacks (gate_proj without a gated MLP) matches nothing, as in PEFT.
+// base lacks (gate_proj without a gated MLP) matches nothing, as in PEFT. Throws Error when the rank exceeds
+// min(out, in) of a targeted matrix.
 std::vector<LoraTensor> lora_table(const TritterConfig& config, const LoraConfig& lora);
 int64_t lora_num_params(const std::vector<LoraTensor>& table, int64_t rank);
 // PEFT's tensor name: "base_model.model." + base name without ".weight" + ".lora_A.weight" (which = 'A' or 'B').

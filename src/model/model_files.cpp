@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/parallel.h"
@@ -57,6 +58,7 @@ ModelFileKind detect_model_file(const fs::path& path) {
     throw_error("folder '", path.string(), "': has no config.json, so it is not a Hugging Face model folder (",
                 kReadable, ")");
   }
+  require_regular_file(path, "model");  // a FIFO would block the read below forever
   char head[4] = {};
   {
     std::ifstream in(path, std::ios::binary);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "kernels/parallel.h"
 #include "kernels/quantize.h"
 #include "model/checkpoint.h"
@@ -212,6 +213,10 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
         bytes += nbytes;
         break;
       case EntryKind::Plain: {
+        // Norm gains, embeddings and the f32 head feed every token: a NaN here is empty text, not an error, later.
+        if (const int64_t bad = first_non_finite(f, shape_numel(e.shape)); bad >= 0) {
+          throw_error(where, ": tensor '", e.name, "' element ", bad, ": found ", f[bad], ", expected a finite value");
+        }
         if (info.role == TensorRole::Embedding) {
           mw->embed = f;
           if (c.tie_word_embeddings && !i8_head) mw->head.f32 = f;
@@ -304,6 +309,12 @@ PackedModel PackedModel::open(const std::filesystem::path& path) {
   PackOptions options;
   auto head = f.metadata().find("head");
   if (head != f.metadata().end()) options.head = head_format_from_name(head->second);
+  // What the config asks for against what the file holds, before the table and the layer list are sized from it.
+  const int64_t needed = packed_model_bytes(c, options);
+  if (static_cast<double>(needed) > static_cast<double>(f.file_bytes())) {
+    throw_error(where, ": its config needs ", needed, " bytes of tensors (", format_bytes(static_cast<double>(needed)),
+                "), expected at most what the file holds: ", f.file_bytes(), " bytes");
+  }
   const auto table = tensor_table(c);
   const auto plan = packed_plan(c, table, options);
   std::set<std::string> known;

@@ -104,6 +104,10 @@ void read_as_f32(float* dst, const SafeTensor& st, const std::string& file) {
     if (!std::isfinite(dst[i])) {
       throw_error("file '", file, "': tensor '", st.name, "': element ", i, " is ", dst[i], ", expected a finite value");
     }
+    if (std::fabs(dst[i]) > kLoraMaxAbs) {
+      throw_error("file '", file, "': tensor '", st.name, "': element ", i, " is ", dst[i],
+                  ", expected a value within +-", kLoraMaxAbs, " (an adapter this large overflows the activations)");
+    }
   }
 }
 
@@ -112,7 +116,7 @@ LoraConfig parse_adapter_config(const fs::path& path) {
   try {
     j = json::parse(read_file_bytes(path));
   } catch (const json::exception& e) {
-    throw_error("file '", path.string(), "': not valid JSON: ", e.what());
+    throw_error("file '", path.string(), "': not valid JSON: ", json_error_text(e));
   }
   const std::string where = "file '" + path.string() + "'";
   if (!j.is_object()) throw_error(where, ": found ", j.type_name(), ", expected a JSON object");
@@ -120,6 +124,14 @@ LoraConfig parse_adapter_config(const fs::path& path) {
     throw_error(where, ": peft_type: found ", j["peft_type"].dump(), ", expected \"LORA\"");
   }
   LoraConfig c;
+  for (const char* flag : {"use_rslora", "use_dora", "inference_mode", "fan_in_fan_out"}) {
+    if (j.contains(flag) && !j[flag].is_boolean() && !j[flag].is_null()) {
+      throw_error(where, ": '", flag, "': found ", j[flag].dump(), ", expected true or false");
+    }
+  }
+  if (j.contains("r") && j["r"].is_number_unsigned() && j["r"].get<uint64_t>() > uint64_t{1} << 62) {
+    throw_error(where, ": 'r': found ", j["r"].dump(), ", expected an integer rank 1 .. ", kMaxLoraRank);
+  }
   if (!j.contains("r") || !j["r"].is_number_integer()) {
     throw_error(where, ": 'r': found ", j.contains("r") ? j["r"].dump() : "nothing", ", expected an integer rank");
   }
@@ -141,8 +153,9 @@ LoraConfig parse_adapter_config(const fs::path& path) {
     }
     c.targets.push_back(t.get<std::string>());
   }
-  if (j.value("use_rslora", false)) throw_error(where, ": use_rslora: found true, expected false (not supported)");
-  if (j.value("use_dora", false)) throw_error(where, ": use_dora: found true, expected false (not supported)");
+  const auto is_true = [&](const char* k) { return j.contains(k) && j[k].is_boolean() && j[k].get<bool>(); };
+  if (is_true("use_rslora")) throw_error(where, ": use_rslora: found true, expected false (not supported)");
+  if (is_true("use_dora")) throw_error(where, ": use_dora: found true, expected false (not supported)");
   try {
     c.validate();
   } catch (const Error& e) {
@@ -174,7 +187,7 @@ LoraAdapter load_lora_adapter(const fs::path& dir, const TritterConfig& base_con
     try {
       recorded = json::parse(it->second);
     } catch (const json::exception& e) {
-      throw_error("file '", fname, "': __metadata__ tritter_base_config: not valid JSON: ", e.what());
+      throw_error("file '", fname, "': __metadata__ tritter_base_config: not valid JSON: ", json_error_text(e));
     }
     const json expected = config_to_json(base_config, true);
     if (recorded != expected) {
@@ -182,22 +195,26 @@ LoraAdapter load_lora_adapter(const fs::path& dir, const TritterConfig& base_con
                   ", expected the base's ", expected.dump());
     }
   }
-  a.table = lora_table(base_config, a.config);
-  const int64_t n = lora_num_params(a.table, a.config.rank);
-  a.params = Buffer(static_cast<size_t>(n) * sizeof(float), MemCategory::Weights, account);
-  float* p = a.params.as<float>().data();
+  try {
+    a.table = lora_table(base_config, a.config);
+  } catch (const Error& e) {
+    throw_error("file '", cfg_path.string(), "': ", e.what());
+  }
+  const auto infos = lora_tensor_infos(a.table, a.config.rank);
   std::set<std::string> expected_names;
-  for (const auto& info : lora_tensor_infos(a.table, a.config.rank)) {
+  // Every tensor present with its shape (bytes the file holds) before the buffer is sized from the config.
+  for (const auto& info : infos) {
     expected_names.insert(info.name);
     const SafeTensor& st = file.get(info.name);
     if (st.shape != info.shape) {
-      std::string found, want;
-      for (auto s : st.shape) found += (found.empty() ? "" : ", ") + std::to_string(s);
-      for (auto s : info.shape) want += (want.empty() ? "" : ", ") + std::to_string(s);
-      throw_error("file '", fname, "': tensor '", info.name, "': shape [", found, "], expected [", want, "]");
+      throw_error("file '", fname, "': tensor '", info.name, "': shape ", shape_str(st.shape), ", expected ",
+                  shape_str(info.shape));
     }
-    read_as_f32(p + info.offset, st, fname);
   }
+  const int64_t n = lora_num_params(a.table, a.config.rank);
+  a.params = Buffer(static_cast<size_t>(n) * sizeof(float), MemCategory::Weights, account);
+  float* p = a.params.as<float>().data();
+  for (const auto& info : infos) read_as_f32(p + info.offset, file.get(info.name), fname);
   for (const auto& st : file.tensors()) {
     if (!expected_names.count(st.name)) {
       throw_error("file '", fname, "': unexpected tensor '", st.name, "' (not a lora_A/lora_B of the targets ",
@@ -216,6 +233,12 @@ std::pair<fs::path, float> parse_lora_spec(const std::string& spec) {
     if (end && *end == '\0' && std::isfinite(v)) {
       if (colon == 0) throw_error("--lora '", spec, "': no directory before the weight");
       return {fs::path(spec.substr(0, colon)), static_cast<float>(v)};
+    }
+    // "DIR:0.5x": DIR is an adapter and the whole string is not, so the part after ':' was meant as its weight.
+    std::error_code ec;
+    if (colon > 0 && !fs::exists(spec, ec) && fs::is_directory(spec.substr(0, colon), ec)) {
+      throw_error("--lora '", spec, "': weight '", w, "' is not a number; expected DIR or DIR:WEIGHT with a finite ",
+                  "number (e.g. ", spec.substr(0, colon), ":0.5)");
     }
   }
   if (spec.empty()) throw_error("--lora: empty adapter directory");

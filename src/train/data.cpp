@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "model/config.h"
 #include "text/byte_tokenizer.h"
 
 namespace tritter::train {
@@ -87,7 +88,7 @@ void TokenData::read_file(const std::string& path, double val_fraction) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const std::exception& e) {
-      throw_error("data: file '", path, "' line ", lineno, ": invalid JSON: ", e.what());
+      throw_error("data: file '", path, "' line ", lineno, ": invalid JSON: ", json_error_text(e));
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string()) {
       throw_error("data: file '", path, "' line ", lineno, ": found no string field 'text', expected {\"text\": ...}");
@@ -98,8 +99,13 @@ void TokenData::read_file(const std::string& path, double val_fraction) {
 
 TokenData::TokenData(const DataOptions& options) {
   if (options.paths.empty()) throw_error("data: no paths given, expected at least one file or directory");
+  if (!(options.val_fraction >= 0.0 && options.val_fraction <= 1.0)) {
+    throw_error("data: --val-fraction: found ", options.val_fraction, ", expected a share in 0 .. 1");
+  }
   for (const auto& p : options.paths) {
     if (!fs::exists(p)) throw_error("data: path '", p, "': not found");
+    // A FIFO would block the run forever and /dev/zero never ends: only regular files and directories are data.
+    if (!fs::is_directory(p)) require_regular_file(p, "data: path");
     if (fs::is_directory(p)) {
       std::vector<std::string> files;
       for (const auto& e : fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied)) {

@@ -1,6 +1,7 @@
 // The LoRA fine-tuning loop (see lora_finetune.h).
 #include "train/lora_finetune.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -27,11 +28,22 @@ json lora_to_json(const LoraConfig& l) {
 }
 LoraConfig lora_from_json(const json& j) {
   LoraConfig l;
-  l.rank = j.at("rank");
-  l.alpha = j.at("alpha");
-  l.dropout = j.at("dropout");
-  l.targets = j.at("targets").get<std::vector<std::string>>();
-  l.init = j.at("init");
+  const std::string w = "finetune checkpoint state.json options lora";
+  if (!j.is_object() || !j.contains("rank") || !j.contains("alpha") || !j.contains("dropout")) {
+    throw_error(w, ": found ", j.dump(), ", expected rank, alpha and dropout");
+  }
+  l.rank = json_to_int(j.at("rank"), w, "rank");  // range-checked before the cast
+  l.alpha = json_to_number(j.at("alpha"), w, "alpha");
+  l.dropout = json_to_number(j.at("dropout"), w, "dropout");
+  const json& targets = j.contains("targets") ? j.at("targets") : json();
+  if (!targets.is_array() || std::any_of(targets.begin(), targets.end(), [](const json& t) { return !t.is_string(); })) {
+    throw_error(w, ": key 'targets': found ", targets.dump(), ", expected a list of module names");
+  }
+  l.targets = targets.get<std::vector<std::string>>();
+  if (!j.contains("init") || !j.at("init").is_string()) {
+    throw_error(w, ": key 'init': found ", j.contains("init") ? j.at("init").dump() : "nothing", ", expected a string");
+  }
+  l.init = j.at("init").get<std::string>();
   return l;
 }
 
@@ -47,6 +59,15 @@ void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, cons
   const std::string name = step_name(st.step);
   const fs::path final_dir = out / name, tmp = out / (name + ".tmp-" + std::to_string(getpid()));
   fs::remove_all(tmp);
+  // A failed write (disk full) removes the partial directory, so a --resume after space is freed finds room.
+  struct TmpGuard {
+    fs::path dir;
+    bool armed = true;
+    ~TmpGuard() {
+      std::error_code ec;
+      if (armed) fs::remove_all(dir, ec);
+    }
+  } guard{tmp};
   save_lora_adapter(tmp, m.config(), m.lora(), m.params(), o.base);
   std::vector<SafeTensorOut> moments;
   for (const char* which : {"m", "v"}) {
@@ -63,8 +84,8 @@ void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, cons
                              std::to_string(st.data_rng[2]), std::to_string(st.data_rng[3])}},
                {"last_loss", std::isfinite(st.last_loss) ? st.last_loss : 0.0}, {"options", opts}};
   write_file_atomic(tmp / "state.json", j.dump(2) + "\n");
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
+  replace_dir_atomic(tmp, final_dir);
+  guard.armed = false;
   write_file_atomic(out / "latest", name + "\n");
   // The final adapter at the top level, so `--lora OUT` reads the newest one.
   save_lora_adapter(out, m.config(), m.lora(), m.params(), o.base);
@@ -92,13 +113,7 @@ void load_finetune_checkpoint(const fs::path& dir, LoraModel& m, AdamW& adam, Tr
       std::memcpy(base + t.offset, s.data, s.bytes());
     }
   }
-  const json j = json::parse(read_file_bytes(dir / "state.json"));
-  st.step = j.at("step");
-  st.tokens = j.at("tokens");
-  st.skipped = j.at("skipped");
-  st.last_loss = j.at("last_loss");
-  adam.set_steps(j.at("adam_t").get<int64_t>());
-  for (int i = 0; i < 4; ++i) st.data_rng[i] = std::stoull(j.at("data_rng").at(i).get<std::string>());
+  read_train_state(dir, st, adam);
 }
 
 }  // namespace
@@ -113,11 +128,14 @@ FinetuneOptions read_finetune_options(const fs::path& ckpt_dir) {
     }
     FinetuneOptions o;
     o.train = train_options_from_json(j.at("options"));
-    o.base = j.at("options").at("base");
+    if (!j.at("options").contains("base") || !j.at("options").at("base").is_string()) {
+      throw_error("checkpoint '", ckpt_dir.string(), "': state.json: key 'options.base': expected the base model's path");
+    }
+    o.base = j.at("options").at("base").get<std::string>();
     o.lora = lora_from_json(j.at("options").at("lora"));
     return o;
   } catch (const json::exception& e) {
-    throw_error("checkpoint '", ckpt_dir.string(), "': state.json: ", e.what());
+    throw_error("checkpoint '", ckpt_dir.string(), "': state.json: ", json_error_text(e));
   }
 }
 
@@ -128,12 +146,19 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   fo.lora.validate();
   opt.schedule.total_steps = opt.steps;
   opt.schedule.validate();
-  if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
-    throw_error("finetune: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
-  }
+  check_batch_shape(opt, "finetune");
   if (opt.out_dir.empty()) throw_error("finetune: no output directory (--out)");
+  // The output first: a file, a locked directory or an old run fails here, before the base is read.
+  const OutputLock lock = prepare_output_dir(opt.out_dir, !resume_from.empty(), opt.overwrite, "finetune");
+  bool replace_old_run = opt.overwrite && resume_from.empty() && holds_run(opt.out_dir);
   const PackedModel base = open_lora_base(fo.base, &ctx.memory);
   opt.config = base.config();
+  // The adapter's size and rank against the base before it is allocated (an Error naming the matrix), then
+  // the plan: adapters, gradients and two moments, plus the activations of one micro-batch.
+  const int64_t adapter_params = lora_num_params(lora_table(opt.config, fo.lora), fo.lora.rank);
+  check_allocation(16.0 * static_cast<double>(adapter_params) +
+                       static_cast<double>(lora_activation_bytes(opt.config, fo.lora, opt.batch, opt.seq, opt.recompute)),
+                   detail::concat("finetune: a rank-", fo.lora.rank, " adapter at B=", opt.batch, " T=", opt.seq));
   LoraModel model(base.weights(), fo.lora, ctx);
   AdamW adam(model.num_params(), ctx, opt.adam);
   TrainState state;
@@ -177,7 +202,12 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   hooks.grads = model.grads();
   hooks.update = [&](double lr, double wd) { adam.step(model.params(), model.grads(), model.infos(), lr, wd); };
   hooks.eval = eval;
-  hooks.save = [&] { save_finetune_checkpoint(fo, model, adam, state); };
+  hooks.save = [&] {
+    save_finetune_checkpoint(fo, model, adam, state);
+    // --overwrite: the old run's checkpoints go once this run's first one is whole (and `latest` names it).
+    if (replace_old_run) remove_other_checkpoints(opt.out_dir, latest_checkpoint(opt.out_dir));
+    replace_old_run = false;
+  };
   res.train = run_train_loop(opt, data, state, data_rng, !resume_from.empty(), hooks, "finetune", stop, print);
   return res;
 }

@@ -1,9 +1,12 @@
 // The training loop and training checkpoints (see trainer.h).
 #include "train/trainer.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -36,44 +39,86 @@ json train_options_to_json(const TrainOptions& o) {
               {"max_bad_steps", o.max_bad_steps}};
 }
 
-TrainOptions train_options_from_json(const json& j) {
-  TrainOptions o;
-  try {
-    o.config = config_from_json(j.at("config"), "state.json config");
-    o.data.paths = j.at("data").at("paths").get<std::vector<std::string>>();
-    o.data.extensions = j.at("data").at("extensions").get<std::vector<std::string>>();
-    o.data.val_fraction = j.at("data").at("val_fraction").get<double>();
-    o.batch = j.at("batch");
-    o.seq = j.at("seq");
-    o.steps = j.at("steps");
-    o.accum = j.at("accum");
-    const json& s = j.at("schedule");
-    o.schedule.kind = s.at("kind");
-    o.schedule.warmup = s.at("warmup");
-    o.schedule.peak_lr = s.at("peak_lr");
-    o.schedule.wd = s.at("wd");
-    o.schedule.min_ratio = s.at("min_ratio");
-    o.schedule.stage1_frac = s.at("stage1_frac");
-    o.schedule.stage1_end_ratio = s.at("stage1_end_ratio");
-    o.schedule.stage2_ratio = s.at("stage2_ratio");
-    o.schedule.decay_frac = s.at("decay_frac");
-    o.adam.beta1 = j.at("adam").at("beta1");
-    o.adam.beta2 = j.at("adam").at("beta2");
-    o.adam.eps = j.at("adam").at("eps");
-    o.clip = j.at("clip");
-    o.seed = j.at("seed");
-    o.eval_every = j.at("eval_every");
-    o.eval_windows = j.at("eval_windows");
-    o.checkpoint_every = j.at("checkpoint_every");
-    o.keep = j.at("keep");
-    o.log_every = j.at("log_every");
-    o.out_dir = j.at("out_dir");
-    o.recompute = j.at("recompute");
-    o.log_json = j.at("log_json");
-    o.max_bad_steps = j.at("max_bad_steps");
-  } catch (const json::exception& e) {
-    throw_error("training checkpoint state.json: ", e.what());
+namespace {
+// state.json fields, each error naming the file, the key, what was found and what was expected.
+const json& field(const json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) throw_error(where, ": key '", key, "' is missing");
+  return j.at(key);
+}
+int64_t int_field(const json& j, const char* key, const std::string& where) {
+  return json_to_int(field(j, key, where), where, key);
+}
+double num_field(const json& j, const char* key, const std::string& where) {
+  return json_to_number(field(j, key, where), where, key);
+}
+std::string str_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_string()) throw_error(where, ": key '", key, "': found ", v.dump(), ", expected a string");
+  return v.get<std::string>();
+}
+bool bool_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  if (!v.is_boolean()) throw_error(where, ": key '", key, "': found ", v.dump(), ", expected true or false");
+  return v.get<bool>();
+}
+std::vector<std::string> strings_field(const json& j, const char* key, const std::string& where) {
+  const json& v = field(j, key, where);
+  std::vector<std::string> out;
+  if (v.is_array()) {
+    for (const auto& e : v) {
+      if (!e.is_string()) break;
+      out.push_back(e.get<std::string>());
+    }
   }
+  if (!v.is_array() || out.size() != v.size()) {
+    throw_error(where, ": key '", key, "': found ", v.dump(), ", expected a list of strings");
+  }
+  return out;
+}
+}  // namespace
+
+TrainOptions train_options_from_json(const json& j) {
+  const std::string w = "training checkpoint state.json options";
+  TrainOptions o;
+  o.config = config_from_json(field(j, "config", w), "state.json config");
+  const json& d = field(j, "data", w);
+  o.data.paths = strings_field(d, "paths", w + " data");
+  o.data.extensions = strings_field(d, "extensions", w + " data");
+  o.data.val_fraction = num_field(d, "val_fraction", w + " data");
+  o.batch = int_field(j, "batch", w);
+  o.seq = int_field(j, "seq", w);
+  o.steps = int_field(j, "steps", w);
+  o.accum = int_field(j, "accum", w);
+  const json& s = field(j, "schedule", w);
+  const std::string ws = w + " schedule";
+  o.schedule.kind = str_field(s, "kind", ws);
+  o.schedule.warmup = int_field(s, "warmup", ws);
+  o.schedule.peak_lr = num_field(s, "peak_lr", ws);
+  o.schedule.wd = num_field(s, "wd", ws);
+  o.schedule.min_ratio = num_field(s, "min_ratio", ws);
+  o.schedule.stage1_frac = num_field(s, "stage1_frac", ws);
+  o.schedule.stage1_end_ratio = num_field(s, "stage1_end_ratio", ws);
+  o.schedule.stage2_ratio = num_field(s, "stage2_ratio", ws);
+  o.schedule.decay_frac = num_field(s, "decay_frac", ws);
+  const json& ad = field(j, "adam", w);
+  o.adam.beta1 = num_field(ad, "beta1", w + " adam");
+  o.adam.beta2 = num_field(ad, "beta2", w + " adam");
+  o.adam.eps = num_field(ad, "eps", w + " adam");
+  o.clip = num_field(j, "clip", w);
+  const json& seed = field(j, "seed", w);
+  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0)) {
+    throw_error(w, ": key 'seed': found ", seed.dump(), ", expected a non-negative integer");
+  }
+  o.seed = seed.get<uint64_t>();
+  o.eval_every = int_field(j, "eval_every", w);
+  o.eval_windows = int_field(j, "eval_windows", w);
+  o.checkpoint_every = int_field(j, "checkpoint_every", w);
+  o.keep = int_field(j, "keep", w);
+  o.log_every = int_field(j, "log_every", w);
+  o.out_dir = str_field(j, "out_dir", w);
+  o.recompute = bool_field(j, "recompute", w);
+  o.log_json = str_field(j, "log_json", w);
+  o.max_bad_steps = int_field(j, "max_bad_steps", w);
   return o;
 }
 
@@ -120,6 +165,40 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
       adam.steps(), state);
 }
 
+bool holds_run(const fs::path& out_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(out_dir, ec)) return false;
+  for (const char* f : {"latest", "model.safetensors", "state.json", "adapter_model.safetensors"}) {
+    if (fs::exists(out_dir / f, ec)) return true;
+  }
+  return !checkpoint_dirs(out_dir).empty();
+}
+
+OutputLock prepare_output_dir(const fs::path& out_dir, bool resuming, bool overwrite, const char* who) {
+  std::error_code ec;
+  if (fs::exists(out_dir, ec) && !fs::is_directory(out_dir, ec)) {
+    throw_error(who, ": --out '", out_dir.string(), "': found a file, expected a directory for checkpoints");
+  }
+  fs::create_directories(out_dir, ec);
+  if (ec) throw_error(who, ": --out '", out_dir.string(), "': cannot create the directory: ", ec.message());
+  OutputLock lock(out_dir, /*is_directory=*/true, who);
+  remove_stale_temporaries(out_dir);  // after the lock: no live run of ours can own them
+  if (!resuming && !overwrite && holds_run(out_dir)) {
+    const auto dirs = checkpoint_dirs(out_dir);
+    throw_error(who, ": --out '", out_dir.string(), "' already holds a run",
+                dirs.empty() ? std::string() : " (" + dirs.back().filename().string() + ")",
+                "; expected a new or empty directory: pass --resume ", out_dir.string(),
+                " to continue it, or --overwrite to replace it");
+  }
+  return lock;
+}
+
+void remove_other_checkpoints(const fs::path& out_dir, const fs::path& keep) {
+  for (const auto& d : checkpoint_dirs(out_dir)) {
+    if (d != keep) fs::remove_all(d);
+  }
+}
+
 void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options, TrainModel& model,
                            const MomentSource& source, int64_t adam_t, const TrainState& state) {
   fs::create_directories(out_dir);
@@ -128,6 +207,16 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   const fs::path tmp_dir = out_dir / (name + ".tmp-" + std::to_string(getpid()));
   fs::remove_all(tmp_dir);
   fs::create_directories(tmp_dir);
+  // A failed write (disk full) removes the partial directory: its bytes would keep the disk full, and --resume
+  // after space is freed needs nothing but the last whole checkpoint.
+  struct TmpGuard {
+    fs::path dir;
+    bool armed = true;
+    ~TmpGuard() {
+      std::error_code ec;
+      if (armed) fs::remove_all(dir, ec);
+    }
+  } guard{tmp_dir};
   const auto params = std::as_const(model).params();
   save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
   std::vector<SafeTensorOut> moments;
@@ -152,14 +241,41 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
           {"options", train_options_to_json(options)}};
   write_file_atomic(tmp_dir / "state.json", st.dump(2) + "\n");
   fsync_dir(tmp_dir);
-  fs::remove_all(final_dir);  // a re-save of the same step (Ctrl-C right after a periodic checkpoint)
-  fs::rename(tmp_dir, final_dir);
+  replace_dir_atomic(tmp_dir, final_dir);  // a re-save of the same step (Ctrl-C right after a periodic checkpoint)
+  guard.armed = false;
   write_file_atomic(out_dir / "latest", name + "\n");
   fsync_dir(out_dir);
   auto dirs = checkpoint_dirs(out_dir);
   const int64_t keep = std::max<int64_t>(1, options.keep);
   for (int64_t i = 0; i + keep < static_cast<int64_t>(dirs.size()); ++i) {
     if (dirs[static_cast<size_t>(i)] != final_dir) fs::remove_all(dirs[static_cast<size_t>(i)]);
+  }
+}
+
+void read_train_state(const fs::path& ckpt_dir, TrainState& state, AdamW& adam) {
+  const fs::path path = ckpt_dir / "state.json";
+  const std::string w = "checkpoint file '" + path.string() + "'";
+  json st;
+  try {
+    st = json::parse(read_file_bytes(path));
+  } catch (const json::exception& e) {
+    throw_error(w, ": not valid JSON: ", json_error_text(e));
+  }
+  state.step = int_field(st, "step", w);
+  state.tokens = int_field(st, "tokens", w);
+  state.skipped = int_field(st, "skipped", w);
+  state.last_loss = num_field(st, "last_loss", w);
+  adam.set_steps(int_field(st, "adam_t", w));
+  const json& rng = field(st, "data_rng", w);
+  for (int i = 0; i < 4; ++i) {
+    const std::string v = rng.is_array() && rng.size() == 4 && rng[i].is_string() ? rng[i].get<std::string>() : "";
+    const bool digits = !v.empty() && v.size() <= 20 && v.find_first_not_of("0123456789") == std::string::npos;
+    errno = 0;
+    const unsigned long long x = digits ? std::strtoull(v.c_str(), nullptr, 10) : 0;
+    if (!digits || errno == ERANGE) {
+      throw_error(w, ": key 'data_rng': found ", rng.dump(), ", expected 4 decimal strings of 64-bit integers");
+    }
+    state.data_rng[static_cast<size_t>(i)] = x;
   }
 }
 
@@ -180,9 +296,9 @@ TrainOptions read_checkpoint_options(const fs::path& ckpt_dir) {
   try {
     st = json::parse(read_file_bytes(ckpt_dir / "state.json"));
   } catch (const json::exception& e) {
-    throw_error("checkpoint '", ckpt_dir.string(), "': state.json: ", e.what());
+    throw_error("checkpoint '", ckpt_dir.string(), "': state.json: not valid JSON: ", json_error_text(e));
   }
-  return train_options_from_json(st.at("options"));
+  return train_options_from_json(field(st, "options", "checkpoint '" + ckpt_dir.string() + "' state.json"));
 }
 
 void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state) {
@@ -205,13 +321,7 @@ void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& a
       }
     }
   }
-  const json st = json::parse(read_file_bytes(ckpt_dir / "state.json"));
-  state.step = st.at("step");
-  state.tokens = st.at("tokens");
-  state.skipped = st.at("skipped");
-  state.last_loss = st.at("last_loss");
-  adam.set_steps(st.at("adam_t").get<int64_t>());
-  for (int i = 0; i < 4; ++i) state.data_rng[i] = std::stoull(st.at("data_rng").at(i).get<std::string>());
+  read_train_state(ckpt_dir, state, adam);
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -277,7 +387,7 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
   std::FILE* log = nullptr;
   if (!opt.log_json.empty() && hooks.root) {
     log = std::fopen(opt.log_json.c_str(), resumed ? "a" : "w");
-    if (!log) throw_error(who, ": --log-json '", opt.log_json, "': cannot open for writing");
+    if (!log) throw_error(who, ": --log-json '", opt.log_json, "': cannot open for writing: ", std::strerror(errno));
   }
   struct LogCloser {
     std::FILE* f;
@@ -382,8 +492,11 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
         json j{{"step", state.step}, {"loss", loss}, {"lr", lr}, {"wd", wd}, {"grad_norm", gnorm},
                {"tokens", state.tokens}, {"tokens_per_s", tps}, {"elapsed_s", elapsed}, {"skipped", state.skipped}};
         if (do_eval && last_val >= 0) j["val_bpb"] = last_val;
-        std::fprintf(log, "%s\n", j.dump().c_str());
-        std::fflush(log);
+        // A log that cannot be written (disk full, /dev/full) is an error: an empty log and exit 0 would hide it.
+        if (std::fprintf(log, "%s\n", j.dump().c_str()) < 0 || std::fflush(log) != 0) {
+          throw_error(who, ": --log-json '", opt.log_json, "': write failed at step ", state.step, ": ",
+                      std::strerror(errno));
+        }
       }
     }
     if (opt.on_step) {
@@ -405,15 +518,40 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
   return res;
 }
 
+void check_batch_shape(const TrainOptions& o, const char* who) {
+  if (o.batch < 1 || o.seq < 1 || o.accum < 1) {
+    throw_error(who, ": batch/seq/accum: found ", o.batch, "/", o.seq, "/", o.accum, ", expected all >= 1");
+  }
+  // Stated maxima: the token buffers are B·(T+1) and B·T·accum must count tokens without overflow.
+  if (o.batch > kMaxBatch) throw_error(who, ": --batch: found ", o.batch, ", expected at most ", kMaxBatch);
+  if (o.seq > kMaxPositions) throw_error(who, ": --seq: found ", o.seq, ", expected at most ", kMaxPositions);
+  if (o.accum > kMaxAccum) throw_error(who, ": --accum: found ", o.accum, ", expected at most ", kMaxAccum);
+  if (static_cast<double>(o.batch) * static_cast<double>(o.seq) > static_cast<double>(kMaxBatchTokens)) {
+    throw_error(who, ": --batch x --seq: found ", static_cast<double>(o.batch) * static_cast<double>(o.seq),
+                " tokens per micro-batch, expected at most ", kMaxBatchTokens);
+  }
+  if (o.steps < 0) throw_error(who, ": --steps: found ", o.steps, ", expected >= 0");
+}
+
 TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::path& resume_from,
                          const std::atomic<bool>* stop, const std::function<void(const std::string&)>& print) {
   TrainOptions opt = opt_in;
   opt.schedule.total_steps = opt.steps;
   opt.schedule.validate();
-  if (opt.batch < 1 || opt.seq < 1 || opt.accum < 1) {
-    throw_error("train: batch/seq/accum: found ", opt.batch, "/", opt.seq, "/", opt.accum, ", expected all >= 1");
-  }
+  check_batch_shape(opt, "train");
   if (opt.out_dir.empty()) throw_error("train: no output directory (--out)");
+  // The output first: a file, a locked directory or an old run fails here, before a step is spent.
+  // Rank 0 alone writes checkpoints, so it alone holds the directory (the other ranks of one host would find
+  // it locked by rank 0).
+  const bool writer = !opt.comm || opt.comm->rank() == 0;
+  const OutputLock lock =
+      writer ? prepare_output_dir(opt.out_dir, !resume_from.empty(), opt.overwrite, "train") : OutputLock();
+  bool replace_old_run = writer && opt.overwrite && resume_from.empty() && holds_run(opt.out_dir);
+  // The plan before the allocation: weights, gradients, two moments and the activations of one micro-batch.
+  check_allocation(16.0 * static_cast<double>(parameter_count(opt.config)) +
+                       static_cast<double>(train_activation_bytes(opt.config, opt.batch, opt.seq, opt.recompute)),
+                   detail::concat("train: a model of ", parameter_count(opt.config), " parameters at B=", opt.batch,
+                                  " T=", opt.seq));
   ParallelTrainModel pm(opt.config, ctx);  // data parallel over the batch with ctx.threads workers
   TrainModel& model = pm.primary();
   const int64_t P = model.num_params();
@@ -493,6 +631,9 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
       }
     }
     if (dist) comm->barrier();  // no rank runs ahead of a checkpoint being written
+    // --overwrite: the old run's checkpoints go once this run's first one is whole (and `latest` names it).
+    if (replace_old_run && rank == 0) remove_other_checkpoints(opt.out_dir, latest_checkpoint(opt.out_dir));
+    replace_old_run = false;
   };
   if (dist) {
     hooks.root = rank == 0;

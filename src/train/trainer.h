@@ -17,6 +17,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/context.h"
+#include "io/atomic_file.h"
 #include "model/config.h"
 #include "train/data.h"
 #include "train/dist.h"
@@ -61,6 +62,9 @@ struct TrainOptions {
   // Rank r takes rows shard_range(batch, r, size) of every global batch; gradients are summed in rank order.
   Communicator* comm = nullptr;
   bool zero1 = true;  // with comm size > 1: AdamW moments sharded across the ranks (ZeRO-1)
+  // A fresh run into an out_dir that holds a run replaces it (its checkpoints go once the new run's first one is
+  // whole); without it such an out_dir is refused. Not saved in checkpoints.
+  bool overwrite = false;
 };
 nlohmann::json train_options_to_json(const TrainOptions& o);
 TrainOptions train_options_from_json(const nlohmann::json& j);
@@ -87,8 +91,29 @@ void save_train_checkpoint(const std::filesystem::path& out_dir, const TrainOpti
 std::filesystem::path latest_checkpoint(const std::filesystem::path& out_dir);
 // Reads options and state of a checkpoint directory (weights and moments follow in load_train_checkpoint).
 TrainOptions read_checkpoint_options(const std::filesystem::path& ckpt_dir);
+// state.json's progress fields (step, tokens, skipped, last loss, AdamW t, data RNG), each checked and named.
+void read_train_state(const std::filesystem::path& ckpt_dir, TrainState& state, AdamW& adam);
 // Reads adam's shard of the moments only (the whole vectors for an unsharded AdamW).
 void load_train_checkpoint(const std::filesystem::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state);
+
+// Stated maxima of a run's batch shape (docs/training.md, "Limits"), checked by check_batch_shape before anything
+// is allocated; sequence length is bounded by kMaxPositions (model/config.h).
+inline constexpr int64_t kMaxBatch = 65536;
+inline constexpr int64_t kMaxAccum = 65536;
+inline constexpr int64_t kMaxBatchTokens = int64_t{1} << 31;  // B·T of one micro-batch
+// Throws Error naming `who` and the flag when batch, seq, accum or steps is out of range.
+void check_batch_shape(const TrainOptions& o, const char* who);
+
+// Readies a run's output directory before any work (docs/training.md, "Output directory"): refuses a path that is
+// not a directory, creates it, takes its lock (Error "... is locked by pid N" while another run writes it),
+// removes temporaries that killed or disk-full runs left there, and refuses a directory that already holds a run
+// unless `resuming` or `overwrite`. `who` ("train", "finetune") starts every message. The lock is held while the
+// returned object lives.
+OutputLock prepare_output_dir(const std::filesystem::path& out_dir, bool resuming, bool overwrite, const char* who);
+// Whether out_dir holds a run: a `latest` file, a step-* checkpoint or a top-level model/adapter.
+bool holds_run(const std::filesystem::path& out_dir);
+// Removes every step-* checkpoint of out_dir but `keep` (the first checkpoint of an --overwrite run).
+void remove_other_checkpoints(const std::filesystem::path& out_dir, const std::filesystem::path& keep);
 
 struct TrainResult {
   int64_t steps_done = 0;
