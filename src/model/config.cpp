@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -116,8 +117,9 @@ T field_from_json(const json& v, const std::string& source, const char* key);
 template <>
 int64_t field_from_json<int64_t>(const json& v, const std::string& source, const char* key) {
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()))) {
-    return static_cast<int64_t>(v.get<double>());
+  // A whole float inside int64's range (±2^63 excluded): casting one outside it is undefined behaviour.
+  if (const double d = v.is_number_float() ? v.get<double>() : 0.5; std::trunc(d) == d && std::fabs(d) < 0x1p63) {
+    return static_cast<int64_t>(d);
   }
   bad_type(source, key, v, "an integer");
 }
