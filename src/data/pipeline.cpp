@@ -620,7 +620,8 @@ CurateConfig curate_config_from_json(const json& j) {
     // Integer fields take JSON integers only (unsigned ones not negative): a float such as 1e308 cast to an
     // integer is undefined behaviour, and -1 would wrap to 2^64-1.
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-      if (!it->is_number_integer() || (std::is_unsigned_v<T> && !it->is_number_unsigned())) {
+      if (!it->is_number_integer() ||
+          (std::is_unsigned_v<T> && !it->is_number_unsigned() && it->template get<int64_t>() < 0)) {
         throw_error("curate config: '", where, key, "': found ", it->dump(), ", expected a ",
                     std::is_unsigned_v<T> ? "non-negative " : "", "integer");
       }
