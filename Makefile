@@ -6,6 +6,9 @@ JOBS ?= $(shell nproc)
 SAN_BUILD ?= build-san
 SAN_LABELS ?= core|io|text|model|data
 SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$(l)_tests)
+# Left out of the sanitizer run for time: equivalence runs over megabytes of text and the 2 GB JSONL line, whose
+# code the smaller tests and the fuzz targets already take through (they still run in build/).
+SAN_EXCLUDE ?= HfTokenizerReference|TwoGigabyte
 FUZZ_SECONDS ?= 10
 
 .PHONY: demo test setup build sanitize
@@ -25,7 +28,7 @@ sanitize: setup
 	  -DCMAKE_C_FLAGS_RELWITHDEBINFO='-O1 -gline-tables-only -DNDEBUG' -DTRITTER_SANITIZE=address,undefined \
 	  -DTRITTER_FUZZ=ON -DTRITTER_FUZZ_SECONDS=$(FUZZ_SECONDS) -DTRITTER_BUILD_BENCH=OFF -DTRITTER_PYTHON=OFF
 	cmake --build $(SAN_BUILD) -j $(JOBS) --target $(SAN_TARGETS)
-	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^($(SAN_LABELS)|fuzz)$$'
+	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^($(SAN_LABELS)|fuzz)$$' -E '$(SAN_EXCLUDE)'
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
