@@ -18,7 +18,8 @@ function(tritter_layer name)
   endif()
 endfunction()
 
-# tritter_test_suite(LAYER): tests/LAYER/*_test.cpp become one GoogleTest program, each test a CTest case.
+# tritter_test_suite(LAYER): tests/LAYER/*_test.cpp become one GoogleTest program, each test a CTest case labelled
+# LAYER (ctest -L io runs one layer's tests).
 function(tritter_test_suite layer)
   file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/${layer}/*_test.cpp)
   if(NOT sources)
@@ -30,5 +31,5 @@ function(tritter_test_suite layer)
   target_compile_definitions(tritter_${layer}_tests PRIVATE
       TRITTER_SOURCE_DIR="${PROJECT_SOURCE_DIR}" TRITTER_CLI="$<TARGET_FILE:tritter_cli>")
   add_dependencies(tritter_${layer}_tests tritter_cli)
-  gtest_discover_tests(tritter_${layer}_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+  gtest_discover_tests(tritter_${layer}_tests DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600 LABELS ${layer})
 endfunction()

@@ -616,6 +616,16 @@ CurateConfig curate_config_from_json(const json& j) {
   auto get = [](const json& obj, const char* key, auto& out, const char* where) {
     auto it = obj.find(key);
     if (it == obj.end()) return;
+    using T = std::decay_t<decltype(out)>;
+    // Integer fields take JSON integers only (unsigned ones not negative): a float such as 1e308 cast to an
+    // integer is undefined behaviour, and -1 would wrap to 2^64-1.
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      if (!it->is_number_integer() ||
+          (std::is_unsigned_v<T> && !it->is_number_unsigned() && it->template get<int64_t>() < 0)) {
+        throw_error("curate config: '", where, key, "': found ", it->dump(), ", expected a ",
+                    std::is_unsigned_v<T> ? "non-negative " : "", "integer");
+      }
+    }
     try {
       it->get_to(out);
     } catch (const json::exception&) {

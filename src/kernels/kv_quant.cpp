@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/ref/ref.h"
+
 namespace tritter {
 
 namespace {
@@ -87,6 +89,11 @@ void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params
   }
 }
 
+#if defined(__clang__) && __clang_major__ < 15
+// Clang before 15 has no _Float16 on x86-64 (without AVX512-FP16): the reference's conversion, the same bits.
+void kv_f16_encode(uint16_t* out, const float* x, int64_t n) { ref::kv_f16_encode(out, x, n); }
+void kv_f16_decode(float* out, const uint16_t* in, int64_t n) { ref::kv_f16_decode(out, in, n); }
+#else
 void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const _Float16 h = static_cast<_Float16>(x[i]);
@@ -101,5 +108,6 @@ void kv_f16_decode(float* out, const uint16_t* in, int64_t n) {
     out[i] = static_cast<float>(h);
   }
 }
+#endif
 
 }  // namespace tritter

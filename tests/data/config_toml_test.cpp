@@ -65,5 +65,24 @@ TEST(ConfigToml, ErrorsNameTheLine) {
   }
 }
 
+// Integer keys take integers only: a float (1e308 cast to an integer was undefined behaviour, a fuzzing
+// input) or, for sizes, a negative number (it wrapped to 2^64-1) is an error naming the key.
+TEST(ConfigToml, IntegerKeysRejectFloatsAndNegativeSizes) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"max_file_bytes = 1e308\n", "'max_file_bytes': found 1e+308, expected a non-negative integer"},
+      {"max_file_bytes = -1\n", "'max_file_bytes': found -1, expected a non-negative integer"},
+      {"zstd_level = 2.5\n", "'zstd_level': found 2.5, expected a"},
+      {"[minhash]\nnum_perm = 1e300\n", "'minhash.num_perm': found 1e+300"},
+  };
+  for (const auto& [text, expect] : bad) {
+    try {
+      curate_config_from_json(parse_toml_subset(text, "cfg.toml"));
+      ADD_FAILURE() << "no error for: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tritter::data

@@ -1,26 +1,28 @@
 #!/bin/bash
-# Builds the safetensors fuzzer with clang's libFuzzer and runs it for a bounded time (CTest `fuzz_safetensors`).
-# Usage: run_fuzz.sh SOURCE_DIR BUILD_DIR [SECONDS]. Exits 77 (CTest "skipped") when clang or its fuzzer runtime
-# is missing. New crashers are copied to tests/fuzz/crashers/ (commit them: the regression test replays them).
+# Runs one libFuzzer target of the -DTRITTER_FUZZ=ON build (CTest fuzz_TARGET, docs/testing.md):
+#   1. every crasher ever found for it (tests/fuzz/TARGET_crashers/) once: a fixed bug stays fixed;
+#   2. SECONDS of fuzzing from its seeds (TARGET_seeds/, read-only) and the corpus earlier runs grew (WORK_DIR).
+# New crashers are copied to tests/fuzz/TARGET_crashers/ (fix the reader, then commit them).
+# Usage: run_fuzz.sh BINARY TARGET SOURCE_DIR WORK_DIR [SECONDS]
 set -u
-src=${1:?source dir}; out=${2:?build dir}/fuzz; secs=${3:-20}
-command -v clang++ >/dev/null || { echo "clang++ not found: skipped"; exit 77; }
-mkdir -p "$out/corpus"
-probe="$out/probe.cpp"
-echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe"
-clang++ -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null || { echo "clang fuzzer runtime missing: skipped"; exit 77; }
-bin="$out/safetensors_fuzz"
-if [ ! -x "$bin" ] || [ -n "$(find "$src/src/io" "$src/src/core" "$src/tests/fuzz" -newer "$bin" -name '*.[ch]*' 2>/dev/null | head -1)" ]; then
-  clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$src/src" \
-    "$src/tests/fuzz/safetensors_fuzz.cpp" "$src/src/io/safetensors.cpp" "$src/src/io/mapped_file.cpp" \
-    "$src/src/io/atomic_file.cpp" "$src/src/core/dtype.cpp" "$src/src/core/error.cpp" -o "$bin" || exit 1
+bin=${1:?fuzz binary} target=${2:?target} src=${3:?source dir} work=${4:?work dir}/$target secs=${5:-10}
+fz=$src/tests/fuzz
+mkdir -p "$work/corpus" "$fz/${target}_crashers"
+# libFuzzer's own exit codes for a finding (77 for a timeout) would read as a CTest skip: every finding exits 1.
+opts=(-timeout=10 -rss_limit_mb=2048 -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$work/$target-")
+[ -f "$fz/$target.dict" ] && opts+=(-dict="$fz/$target.dict")
+shopt -s nullglob
+crashers=("$fz/${target}_crashers"/*)
+if [ ${#crashers[@]} -gt 0 ]; then
+  echo "replaying ${#crashers[@]} crasher(s) from tests/fuzz/${target}_crashers"
+  "$bin" "${opts[@]}" "${crashers[@]}" > "$work/replay.log" 2>&1 || { tail -40 "$work/replay.log"; exit 1; }
 fi
-cp -n "$src"/tests/fuzz/seeds/* "$out/corpus/" 2>/dev/null
-cd "$out" || exit 1
-"$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$out/" \
-  -dict="$src/tests/fuzz/safetensors.dict" "$out/corpus" 2>&1 | tail -5
-rc=${PIPESTATUS[0]}
-for f in "$out"/crash-* "$out"/timeout-* "$out"/oom-*; do
-  [ -e "$f" ] && cp "$f" "$src/tests/fuzz/crashers/" && echo "new crasher: tests/fuzz/crashers/$(basename "$f")"
+"$bin" "${opts[@]}" -max_total_time="$secs" -print_final_stats=1 "$work/corpus" "$fz/${target}_seeds" \
+  > "$work/fuzz.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then tail -60 "$work/fuzz.log"; else grep -E '^Done|stat::number_of_executed_units|INITED' "$work/fuzz.log"; fi
+for f in "$work/$target"-crash-* "$work/$target"-timeout-* "$work/$target"-oom-* "$work/$target"-leak-*; do
+  cp "$f" "$fz/${target}_crashers/" && echo "new crasher: tests/fuzz/${target}_crashers/$(basename "$f")"
+  rm -f "$f"
 done
-exit "$rc"
+exit $rc

@@ -1,4 +1,4 @@
-// Replays the fuzzer's seeds and every crasher it ever found (tests/fuzz/crashers/): each must parse or throw
+// Replays the fuzzer's seeds and every crasher it ever found (tests/fuzz/safetensors_crashers/): each must parse or throw
 // tritter::Error, nothing else.
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@ namespace {
 
 TEST(SafetensorsFuzzRegression, SeedsAndCrashersParseOrThrowError) {
   int files = 0;
-  for (const char* dir : {"/tests/fuzz/seeds", "/tests/fuzz/crashers"}) {
+  for (const char* dir : {"/tests/fuzz/safetensors_seeds", "/tests/fuzz/safetensors_crashers"}) {
     const std::filesystem::path path = std::string(TRITTER_SOURCE_DIR) + dir;
     if (!std::filesystem::exists(path)) continue;
     for (const auto& entry : std::filesystem::directory_iterator(path)) {

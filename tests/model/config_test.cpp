@@ -173,5 +173,17 @@ TEST(TensorTable, TiedAndGatedAndBoth) {
   EXPECT_EQ(layer_tensors(c, 1).size(), 11u);
 }
 
+// A whole float is taken for an integer field only inside int64's range: casting 1e308 was undefined behaviour
+// (a fuzzing input).
+TEST(Config, OutOfRangeFloatForAnIntegerIsAnError) {
+  for (const double v : {1e308, -1e308, 9223372036854775808.0, 1e19}) {
+    expect_error([&] { config_from_json(json{{"model_size", "test"}, {"sliding_window", v}}, "c.json"); },
+                 {"c.json", "key 'sliding_window'", "expected an integer"});
+    expect_error([&] { config_from_json(json{{"model_size", "test"}, {"hidden_size", v}}, "c.json"); },
+                 {"c.json", "key 'hidden_size'", "expected an integer"});
+  }
+  EXPECT_EQ(config_from_json(json{{"model_size", "test"}, {"sliding_window", 32.0}}, "c.json").sliding_window, 32);
+}
+
 }  // namespace
 }  // namespace tritter

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/cpu/target.h"
 
 namespace tritter::kbench {
 
@@ -141,9 +142,9 @@ void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed) {
 }  // namespace tritter::kbench
 
 #if defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2")
 #include <immintrin.h>
+
+TRITTER_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512vnni,avx2")
 
 namespace tritter::kbench {
 
@@ -242,7 +243,7 @@ double peak_vnni_gmacs(int threads, int reps) { return probe(threads, reps, vnni
 double peak_avx2_gmacs(int threads, int reps) { return probe(threads, reps, avx2_probe_thread, 12.0 * 32 * static_cast<double>(kIters)); }
 
 }  // namespace tritter::kbench
-#pragma GCC pop_options
+TRITTER_TARGET_END
 #else
 namespace tritter::kbench {
 double peak_vnni_gmacs(int, int) { return 0; }

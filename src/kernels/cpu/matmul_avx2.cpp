@@ -13,12 +13,13 @@
 #include <cstring>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/target.h"
 #include "kernels/ref/ref.h"
 
 #if defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
 #include <immintrin.h>
+
+TRITTER_TARGET_BEGIN("avx2,fma,bmi2")
 
 namespace tritter::cpu {
 namespace {
@@ -214,7 +215,7 @@ void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
 }
 
 }  // namespace tritter::cpu
-#pragma GCC pop_options
+TRITTER_TARGET_END
 
 #else  // not x86-64: never selected (ternary_kernel_tier refuses the tier), kept linkable.
 namespace tritter::cpu {

@@ -7,15 +7,18 @@
 #include <cstring>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/target.h"
 #include "kernels/ref/ref.h"
 
 #if defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,bmi2")
 // GCC 12 reports its own intrinsics' _mm512_undefined_* placeholders (avx512fintrin.h) as maybe-uninitialized
 // once they are inlined here; a known false positive, silenced for this file only.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+
+TRITTER_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,bmi2")
 
 namespace tritter::cpu {
 namespace {
@@ -168,7 +171,7 @@ void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
 }
 
 }  // namespace tritter::cpu
-#pragma GCC pop_options
+TRITTER_TARGET_END
 
 #else  // not x86-64: never selected (ternary_kernel_tier refuses the tier), kept linkable.
 namespace tritter::cpu {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/cpu/target.h"
 
 namespace tritter::baseline {
 
@@ -51,9 +52,9 @@ std::vector<Q8KBlock> q8k_from_int8(const int8_t* xq, const float* scale, int64_
 }  // namespace tritter::baseline
 
 #if defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
+
+TRITTER_TARGET_BEGIN("avx2,fma,f16c")
 
 namespace tritter::baseline {
 namespace {
@@ -121,7 +122,7 @@ void tq2_gemm_avx2(float* y, const Tq2Block* w, const Q8KBlock* x, int64_t O, in
 }
 
 }  // namespace tritter::baseline
-#pragma GCC pop_options
+TRITTER_TARGET_END
 #else
 namespace tritter::baseline {
 void tq2_gemm_avx2(float*, const Tq2Block*, const Q8KBlock*, int64_t, int64_t, int64_t, int) {
