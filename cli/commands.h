@@ -15,6 +15,8 @@ std::filesystem::path curate_rule_cache_dir();  // $XDG_CACHE_HOME/tritter or ~/
 void add_inference_commands(CLI::App& app, GlobalOptions& global);  // init pack inspect tokenize generate, bench model
 void add_bench_stream_command(CLI::App& app, GlobalOptions& global);  // bench stream (layer streaming)
 void add_train_command(CLI::App& app, GlobalOptions& global); void add_grads_command(CLI::App& app, GlobalOptions& global); void add_eval_command(CLI::App& app, GlobalOptions& global); void add_export_command(CLI::App& app, GlobalOptions& global); void add_bench_train_command(CLI::App& app, GlobalOptions& global);
+void add_expand_command(CLI::App& app, GlobalOptions& global);  // depth up-scaling
+void add_bench_long_command(CLI::App& app, GlobalOptions& global);  // bench long: decode at a long context
 
 void add_convert_command(CLI::App& app, GlobalOptions& global);  // convert between Tritter, HF folders and GGUF
 void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_lora_command(CLI::App& app, GlobalOptions& global);  // LoRA

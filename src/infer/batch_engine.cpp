@@ -54,7 +54,8 @@ BatchEngine::BatchEngine(Context& ctx, const ModelWeights& weights, const BatchE
   const int64_t half = c_.head_dim / 2;
   rope_ = Buffer(engine_rope_bytes(c_, e), MemCategory::Activations, &ctx.memory);
   float* cosv = rope_.as<float>().data();
-  rope_tables(cosv, cosv + e.context * half, e.context, c_.head_dim, c_.rope_theta, 0);
+  rope_tables(cosv, cosv + e.context * half, e.context, c_.head_dim, c_.rope_theta, 0, c_.rope_scaling,
+              c_.max_position_embeddings, e.context);
   scratch_ = Buffer(engine_scratch_bytes(c_, e), MemCategory::Activations, &ctx.memory);
   EngineViews v;
   engine_views(static_cast<uint8_t*>(scratch_.data()), c_, e.max_batch, v);

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
 #include "kernels/ops.h"
@@ -73,7 +74,8 @@ Engine::Engine(Context& ctx, WeightSource& source, const EngineOptions& options)
   MemoryAccount* account = &ctx.memory;
   rope_ = Buffer(engine_rope_bytes(c, options_), MemCategory::Activations, account);
   float* cosv = rope_.as<float>().data();
-  rope_tables(cosv, cosv + options_.context * half, options_.context, d, c.rope_theta, 0);
+  rope_tables(cosv, cosv + options_.context * half, options_.context, d, c.rope_theta, 0, c.rope_scaling,
+              c.max_position_embeddings, options_.context);
 
   scratch_ = Buffer(engine_scratch_bytes(c, options_), MemCategory::Activations, account);
   EngineViews v;
@@ -108,6 +110,22 @@ void Engine::set_lora(const LoraSet* lora) {
 void Engine::reset() {
   pos_ = 0;
   cache_.clear();
+}
+
+void Engine::fill_cache(int64_t n, uint64_t seed) {
+  if (n < 0 || pos_ + n > options_.context) {
+    throw_error("engine: filling ", n, " positions after ", pos_, " exceeds the context of ", options_.context);
+  }
+  const int64_t B = options_.max_batch, width = c_.kv_dim();
+  std::vector<float> k(static_cast<size_t>(B * width)), v(k.size());
+  Rng rng(seed);
+  for (auto& x : k) x = rng.normal();
+  for (auto& x : v) x = rng.normal();
+  for (int64_t p = pos_; p < pos_ + n; p += B) {
+    const int64_t m = std::min(B, pos_ + n - p);
+    for (int layer = 0; layer < c_.num_hidden_layers; ++layer) cache_.write(layer, p, m, k.data(), v.data());
+  }
+  pos_ += n;
 }
 
 void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_logits) {

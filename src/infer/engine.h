@@ -52,6 +52,9 @@ class Engine {
   int64_t position() const { return pos_; }
   int64_t context() const { return options_.context; }
   void reset();  // a new sequence
+  // Appends n positions of N(0, 1) keys and values (one block of max_batch rows, repeated) to every layer's cache,
+  // as if n tokens had run: benchmarks of decode at a long context without its O(n²) prefill.
+  void fill_cache(int64_t n, uint64_t seed);
   const KvCache& cache() const { return cache_; }
   const ModelWeights& weights() const { return source_.weights(); }  // streamed: config and sizes only
   WeightSource& source() const { return source_; }

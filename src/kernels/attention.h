@@ -68,6 +68,11 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
 // ---------------------------------------------------------------- cached (queries against stored rows)
 inline constexpr int64_t kAttnKeyBlock = 32;
 inline constexpr int64_t kAttnQueryTile = 16;
+// Split-K (flash-decoding): keys are taken in chunks of kAttnSplitKeys absolute positions (a multiple of
+// kAttnKeyBlock), each chunk's online softmax from a fresh state, the chunks merged in order by log-sum-exp. Every
+// query is computed this way, whether its chunks run on one thread or many, so long-context decode can spread one
+// query's keys over the threads and still give what prefill gives.
+inline constexpr int64_t kAttnSplitKeys = 1024;
 
 // The key/value rows of one layer, read by kv head and position: the view the cached attention takes instead of
 // a cache type. fetch returns (n, d) rows of keys and values for positions p0 .. p0+n−1 of kv head `head`, either
@@ -83,7 +88,8 @@ struct CachedAttnShape {
   AttnMask mask;  // over absolute positions; the sequence has pos0 + T positions
 };
 // o (T, H·d) ← attention of queries q (T, H, d) at positions pos0 .. pos0+T−1 against `rows`, which must hold
-// every position a query sees. Threads: ctx.threads over (kv head, query tile); small problems run on one thread.
+// every position a query sees. Threads: ctx.threads over (kv head, query tile), and over key chunks too (split-K)
+// when those items are too few to keep the threads busy; small problems run on one thread.
 void attention_cached(const Context& ctx, float* o, const float* q, const KvRows& kv_rows, int64_t pos0, int64_t T,
                       const CachedAttnShape& s);
 

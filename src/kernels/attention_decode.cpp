@@ -150,66 +150,168 @@ using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, 
 
 }  // namespace
 
+namespace {
+
+// What one (kv head, query tile) computes: the queries i0 .. i1−1 of kv head `kv`'s G query heads.
+struct CachedTile {
+  const float* q;
+  const KvRows* rows;
+  const CachedAttnShape* shape;
+  BlockUpdate block_update;
+  int64_t pos0, n, kv, i0, i1;
+};
+
+// The online softmax of the tile's rows over the keys of split chunk c (absolute positions c·S .. c·S + S − 1,
+// S = kAttnSplitKeys) that each row sees, from a fresh state: m, l (rows), acc (rows, d). A row that sees no key
+// of the chunk keeps m = −inf, l = 0.
+void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* s, float* m, float* l, float* acc) {
+  const CachedAttnShape& shape = *t.shape;
+  const AttnMask& mask = shape.mask;
+  const int64_t H = shape.H, G = H / shape.K, d = shape.d;
+  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t rows = (t.i1 - t.i0) * G;
+  std::fill(m, m + rows, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + rows, 0.0f);
+  std::fill(acc, acc + rows * d, 0.0f);
+  // Keys any query of the tile sees, within the chunk: [lo, hi].
+  const int64_t lo = std::max(mask.lo(t.pos0 + t.i0), c * kAttnSplitKeys);
+  const int64_t hi = std::min(mask.hi(t.pos0 + t.i1 - 1, t.n), c * kAttnSplitKeys + kAttnSplitKeys - 1);
+  for (int64_t b0 = lo / kAttnKeyBlock * kAttnKeyBlock; b0 <= hi; b0 += kAttnKeyBlock) {
+    const int64_t j0 = std::max(b0, lo), j1 = std::min(b0 + kAttnKeyBlock - 1, hi);
+    const float* kp = kb;
+    const float* vp = vb;
+    t.rows->fetch(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, kb, vb, &kp, &vp);
+    for (int64_t i = t.i0; i < t.i1; ++i) {
+      const int64_t p = t.pos0 + i;
+      const int64_t rlo = std::max(j0, mask.lo(p)), rhi = std::min(j1, mask.hi(p, t.n));
+      if (rlo > rhi) continue;  // this block holds nothing this query sees: no rescale either
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t r = (i - t.i0) * G + g;
+        const float* qr = t.q + (i * H + t.kv * G + g) * d;
+        t.block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d, s, acc + r * d,
+                       &m[r], &l[r]);
+      }
+    }
+  }
+}
+
+// Merges chunk partials (m, l, acc) into the running state (M, L, O) of `rows` rows, log-sum-exp style:
+// M' = max(M, m), L' = L·e^(M−M') + l·e^(m−M'), O' likewise. From the empty state (M = −inf, L = 0, O = 0) the
+// first merge copies the partial exactly, so a query whose keys lie in one chunk gets the unsplit result.
+void merge_partial(int64_t rows, int64_t d, float* M, float* L, float* O, const float* m, const float* l,
+                   const float* acc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    if (l[r] == 0.0f) continue;  // the row saw nothing in this chunk
+    const float mn = std::max(M[r], m[r]);
+    const float a = std::exp(M[r] - mn), b = std::exp(m[r] - mn);
+    L[r] = L[r] * a + l[r] * b;
+    for (int64_t x = 0; x < d; ++x) O[r * d + x] = O[r * d + x] * a + acc[r * d + x] * b;
+    M[r] = mn;
+  }
+}
+
+void write_tile(const CachedTile& t, float* o, const float* L, const float* O) {
+  const int64_t H = t.shape->H, G = H / t.shape->K, d = t.shape->d;
+  for (int64_t i = t.i0; i < t.i1; ++i) {
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t r = (i - t.i0) * G + g;
+      float* out = o + (i * H + t.kv * G + g) * d;
+      const float inv = 1.0f / L[r];
+      for (int64_t x = 0; x < d; ++x) out[x] = O[r * d + x] * inv;
+    }
+  }
+}
+
+}  // namespace
+
 void attention_cached(const Context& ctx, float* o, const float* q, const KvRows& kv_rows, int64_t pos0, int64_t T,
                       const CachedAttnShape& shape) {
   if (ctx.kernels == KernelTier::Reference) return ref::attention_cached(o, q, kv_rows, pos0, T, shape);
   const int64_t H = shape.H, K = shape.K, G = H / K, d = shape.d, n = pos0 + T;
   const AttnMask& mask = shape.mask;
-  const float inv_sqrt_d = 1.0f / std::sqrt(static_cast<float>(d));
   const int64_t ntiles = (T + kAttnQueryTile - 1) / kAttnQueryTile;
-  const int64_t items = K * ntiles;
   // Small problems (short contexts, tiny models) run on one thread: waking a team costs more than it saves, and
   // far more on a loaded machine. Work ≈ query rows × visible keys × d, both dot products and updates.
-  const int64_t visible = mask.hi(n - 1, n) - mask.lo(pos0) + 1;
+  const int64_t lo_all = mask.lo(pos0), hi_all = mask.hi(n - 1, n);
+  const int64_t visible = hi_all - lo_all + 1;
   const double work = static_cast<double>(T) * H * visible * d * 2;
-  const int threads = work < double(1 << 19) ? 1 : static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ctx.threads, items)));
+  const int max_threads = work < double(1 << 19) ? 1 : std::max(1, ctx.threads);
 
   const KernelTier tier = ternary_kernel_tier(ctx);  // the SIMD level the kernels run at; same choice here
   const BlockUpdate block_update = tier == KernelTier::Avx512Vnni ? block_update_avx512
                                    : tier == KernelTier::Avx2     ? block_update_avx2
                                                                   : block_update_generic;
+  const int64_t rows_max = kAttnQueryTile * G;
+  const auto tile_of = [&](int64_t kv, int64_t tile) {
+    const int64_t i0 = tile * kAttnQueryTile;
+    return CachedTile{q, &kv_rows, &shape, block_update, pos0, n, kv, i0, std::min(T, i0 + kAttnQueryTile)};
+  };
+  // The split chunks a tile's keys span.
+  const auto chunks_of = [&](const CachedTile& t, int64_t* c0, int64_t* c1) {
+    *c0 = mask.lo(pos0 + t.i0) / kAttnSplitKeys;
+    *c1 = mask.hi(pos0 + t.i1 - 1, n) / kAttnSplitKeys;
+  };
+  const int64_t items = K * ntiles;
+  const int64_t nchunks = hi_all / kAttnSplitKeys - lo_all / kAttnSplitKeys + 1;
 
+  if (max_threads > 1 && nchunks > 1 && items < 4 * max_threads) {
+    // Split-K (flash-decoding): too few (kv head, tile) items to keep the threads busy, so every (item, chunk)
+    // pair is a task writing its partial; a second pass merges each item's chunks in order. The same partials
+    // merged in the same order as the sequential path below: the result does not depend on the path taken.
+    const int64_t c_first = lo_all / kAttnSplitKeys;
+    const int64_t stride = rows_max * (d + 2);
+    std::vector<float> part(static_cast<size_t>(items * nchunks * stride));
+    const int threads = static_cast<int>(std::min<int64_t>(max_threads, items * nchunks));
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> kb(kAttnKeyBlock * d), vb(kAttnKeyBlock * d), s(kAttnKeyBlock);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t task = 0; task < items * nchunks; ++task) {
+        const int64_t item = task / nchunks, c = c_first + task % nchunks;
+        const CachedTile t = tile_of(item / ntiles, item % ntiles);
+        int64_t c0, c1;
+        chunks_of(t, &c0, &c1);
+        float* pm = part.data() + task * stride;
+        if (c < c0 || c > c1) {  // the tile sees nothing there
+          std::fill(pm + rows_max, pm + 2 * rows_max, 0.0f);
+          continue;
+        }
+        chunk_partial(t, c, kb.data(), vb.data(), s.data(), pm, pm + rows_max, pm + 2 * rows_max);
+      }
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < items; ++item) {
+        const CachedTile t = tile_of(item / ntiles, item % ntiles);
+        const int64_t rows = (t.i1 - t.i0) * G;
+        std::vector<float> M(rows, -std::numeric_limits<float>::infinity()), L(rows, 0.0f), O(rows * d, 0.0f);
+        for (int64_t k = 0; k < nchunks; ++k) {
+          const float* pm = part.data() + (item * nchunks + k) * stride;
+          merge_partial(rows, d, M.data(), L.data(), O.data(), pm, pm + rows_max, pm + 2 * rows_max);
+        }
+        write_tile(t, o, L.data(), O.data());
+      }
+    }
+    return;
+  }
+
+  const int threads = static_cast<int>(std::min<int64_t>(max_threads, items));
 #pragma omp parallel num_threads(threads)
   {
-    const int64_t rows_max = kAttnQueryTile * G;
     std::vector<float> kb(kAttnKeyBlock * d), vb(kAttnKeyBlock * d), s(kAttnKeyBlock);
-    std::vector<float> m(rows_max), l(rows_max), acc(rows_max * d);
+    std::vector<float> m(rows_max), l(rows_max), acc(rows_max * d), M(rows_max), L(rows_max), O(rows_max * d);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t kv = item / ntiles, tile = item % ntiles;
-      const int64_t i0 = tile * kAttnQueryTile, i1 = std::min(T, i0 + kAttnQueryTile);
-      const int64_t rows = (i1 - i0) * G;
-      std::fill(m.begin(), m.begin() + rows, -std::numeric_limits<float>::infinity());
-      std::fill(l.begin(), l.begin() + rows, 0.0f);
-      std::fill(acc.begin(), acc.begin() + rows * d, 0.0f);
-      // Keys any query of the tile sees: [lo, hi].
-      const int64_t hi = mask.hi(pos0 + i1 - 1, n);
-      const int64_t lo = mask.lo(pos0 + i0);
-      for (int64_t b0 = lo / kAttnKeyBlock * kAttnKeyBlock; b0 <= hi; b0 += kAttnKeyBlock) {
-        const int64_t j0 = std::max(b0, lo), j1 = std::min(b0 + kAttnKeyBlock - 1, hi);
-        const float* kp = kb.data();
-        const float* vp = vb.data();
-        kv_rows.fetch(kv_rows.store, kv_rows.layer, static_cast<int>(kv), j0, j1 - j0 + 1, kb.data(), vb.data(), &kp, &vp);
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t p = pos0 + i;
-          const int64_t rlo = std::max(j0, mask.lo(p)), rhi = std::min(j1, mask.hi(p, n));
-          if (rlo > rhi) continue;  // this block holds nothing this query sees: no rescale either
-          for (int64_t g = 0; g < G; ++g) {
-            const int64_t r = (i - i0) * G + g;
-            const float* qr = q + (i * H + kv * G + g) * d;
-            block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d,
-                         s.data(), acc.data() + r * d, &m[r], &l[r]);
-          }
-        }
+      const CachedTile t = tile_of(item / ntiles, item % ntiles);
+      const int64_t rows = (t.i1 - t.i0) * G;
+      std::fill(M.begin(), M.begin() + rows, -std::numeric_limits<float>::infinity());
+      std::fill(L.begin(), L.begin() + rows, 0.0f);
+      std::fill(O.begin(), O.begin() + rows * d, 0.0f);
+      int64_t c0, c1;
+      chunks_of(t, &c0, &c1);
+      for (int64_t c = c0; c <= c1; ++c) {
+        chunk_partial(t, c, kb.data(), vb.data(), s.data(), m.data(), l.data(), acc.data());
+        merge_partial(rows, d, M.data(), L.data(), O.data(), m.data(), l.data(), acc.data());
       }
-      for (int64_t i = i0; i < i1; ++i) {
-        for (int64_t g = 0; g < G; ++g) {
-          const int64_t r = (i - i0) * G + g;
-          float* out = o + (i * H + kv * G + g) * d;
-          const float inv = 1.0f / l[r];
-          for (int64_t x = 0; x < d; ++x) out[x] = acc[r * d + x] * inv;
-        }
-      }
+      write_tile(t, o, L.data(), O.data());
     }
   }
 }

@@ -197,6 +197,86 @@ MlpAct field_from_json<MlpAct>(const json& v, const std::string& source, const c
   }
 }
 
+// rope_scaling: null, or HF's object {"rope_type" (or "type"), "factor", ...}; only the keys of its type.
+template <>
+RopeScaling field_from_json<RopeScaling>(const json& v, const std::string& source, const char* key) {
+  RopeScaling s;
+  if (v.is_null()) return s;
+  if (!v.is_object()) bad_type(source, key, v, "null or an object with rope_type");
+  const json* type = v.contains("rope_type") ? &v["rope_type"] : v.contains("type") ? &v["type"] : nullptr;
+  if (!type || !type->is_string()) {
+    throw_error(source, ": key 'rope_scaling': found ", v.dump(), ", expected a \"rope_type\" string");
+  }
+  const std::string name = type->get<std::string>();
+  std::vector<std::string> allowed = {"rope_type", "type", "factor"};
+  using T = RopeScaling::Type;
+  if (name == "default") s.type = T::None;
+  else if (name == "linear") s.type = T::Linear;
+  else if (name == "dynamic") s.type = T::Dynamic;
+  else if (name == "yarn") s.type = T::Yarn;
+  else if (name == "llama3") s.type = T::Llama3;
+  else {
+    throw_error(source, ": key 'rope_scaling': rope_type '", name,
+                "' is not supported; expected one of 'default', 'linear', 'dynamic', 'yarn', 'llama3'");
+  }
+  if (s.type == T::Dynamic || s.type == T::Yarn || s.type == T::Llama3) allowed.push_back("original_max_position_embeddings");
+  if (s.type == T::Yarn) {
+    for (const char* k : {"beta_fast", "beta_slow", "attention_factor", "mscale", "mscale_all_dim", "truncate"}) {
+      allowed.push_back(k);
+    }
+  }
+  if (s.type == T::Llama3) allowed.insert(allowed.end(), {"low_freq_factor", "high_freq_factor"});
+  for (const auto& [k, value] : v.items()) {
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      throw_error(source, ": key 'rope_scaling': '", k, "' is not a key of rope_type '", name, "'; expected ",
+                  joined_names(allowed));
+    }
+  }
+  const auto num = [&](const char* k, double& out, bool required) {
+    if (v.contains(k) && !v[k].is_null()) out = field_from_json<double>(v[k], source, (std::string("rope_scaling.") + k).c_str());
+    else if (required) throw_error(source, ": key 'rope_scaling': rope_type '", name, "' needs '", k, "'");
+  };
+  num("factor", s.factor, s.type != T::None);
+  if (v.contains("original_max_position_embeddings") && !v["original_max_position_embeddings"].is_null()) {
+    s.original_max_position_embeddings =
+        field_from_json<int64_t>(v["original_max_position_embeddings"], source, "rope_scaling.original_max_position_embeddings");
+  } else if (s.type == T::Llama3) {
+    throw_error(source, ": key 'rope_scaling': rope_type 'llama3' needs 'original_max_position_embeddings'");
+  }
+  num("beta_fast", s.beta_fast, false);
+  num("beta_slow", s.beta_slow, false);
+  num("mscale", s.mscale, false);
+  num("mscale_all_dim", s.mscale_all_dim, false);
+  if (v.contains("attention_factor") && !v["attention_factor"].is_null()) {
+    s.attention_factor = field_from_json<double>(v["attention_factor"], source, "rope_scaling.attention_factor");
+  }
+  if (v.contains("truncate")) s.truncate = field_from_json<bool>(v["truncate"], source, "rope_scaling.truncate");
+  num("low_freq_factor", s.low_freq_factor, s.type == T::Llama3);
+  num("high_freq_factor", s.high_freq_factor, s.type == T::Llama3);
+  if (s.type == T::None) s = RopeScaling{};
+  return s;
+}
+template <>
+json field_to_json<RopeScaling>(const RopeScaling& s) {
+  using T = RopeScaling::Type;
+  if (s.type == T::None) return nullptr;
+  json j{{"rope_type", rope_scaling_name(s.type)}, {"factor", s.factor}};
+  if (s.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = s.original_max_position_embeddings;
+  if (s.type == T::Yarn) {
+    j["beta_fast"] = s.beta_fast;
+    j["beta_slow"] = s.beta_slow;
+    if (s.attention_factor) j["attention_factor"] = *s.attention_factor;
+    if (s.mscale != 0) j["mscale"] = s.mscale;
+    if (s.mscale_all_dim != 0) j["mscale_all_dim"] = s.mscale_all_dim;
+    j["truncate"] = s.truncate;
+  }
+  if (s.type == T::Llama3) {
+    j["low_freq_factor"] = s.low_freq_factor;
+    j["high_freq_factor"] = s.high_freq_factor;
+  }
+  return j;
+}
+
 }  // namespace
 
 PostNorm post_norm_from_name(const std::string& name) {
@@ -271,6 +351,23 @@ void TritterConfig::validate() const {
   if (sliding_window) require_in_range("sliding_window", *sliding_window, 1, kMaxPositions);
   if (!(z_loss >= 0) || !std::isfinite(z_loss)) throw_error("config: z_loss: found ", z_loss, ", expected a finite value >= 0");
   require_finite_positive("init_std", init_std);
+  if (rope_scaling.type != RopeScaling::Type::None) {
+    const RopeScaling& r = rope_scaling;
+    if (!(r.factor >= 1.0) || !std::isfinite(r.factor)) {
+      throw_error("config: rope_scaling.factor ", r.factor, " must be a finite number >= 1");
+    }
+    if (r.original_max_position_embeddings < 0) {
+      throw_error("config: rope_scaling.original_max_position_embeddings ", r.original_max_position_embeddings,
+                  " must be positive");
+    }
+    if (r.type == RopeScaling::Type::Yarn && !(r.beta_fast > 0 && r.beta_slow > 0)) {
+      throw_error("config: rope_scaling.beta_fast ", r.beta_fast, " and beta_slow ", r.beta_slow, " must be positive");
+    }
+    if (r.type == RopeScaling::Type::Llama3 && !(r.high_freq_factor > r.low_freq_factor && r.low_freq_factor > 0)) {
+      throw_error("config: rope_scaling.high_freq_factor ", r.high_freq_factor, " must exceed low_freq_factor ",
+                  r.low_freq_factor, " (> 0)");
+    }
+  }
   // The whole model, in double (no overflow): each field may be within its bound while their product is not.
   const double params = parameter_estimate(*this);
   if (params > static_cast<double>(kMaxParameters)) {
@@ -408,6 +505,7 @@ json config_to_json(const TritterConfig& c, bool model_only) {
   TRITTER_MODEL_FIELDS(TRITTER_WRITE)
   if (!model_only) j["model_size"] = c.model_size;
 #undef TRITTER_WRITE
+  if (j["rope_scaling"].is_null()) j.erase("rope_scaling");  // plain RoPE: files stay as they were
   return j;
 }
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "kernels/ops.h"  // RopeScaling
+
 namespace tritter {
 
 // Architecture switches are enums, parsed once from their JSON strings (post_norm_from_name ...), never compared
@@ -48,7 +50,8 @@ const char* mlp_act_name(MlpAct a);
   X(std::optional<int64_t>, sliding_window, std::nullopt)                       \
   X(bool, tie_word_embeddings, false)                                           \
   X(double, z_loss, 0.0)                                                        \
-  X(double, init_std, 0.02)
+  X(double, init_std, 0.02)                                                     \
+  X(RopeScaling, rope_scaling, RopeScaling{})
 
 
 // Stated maxima (docs/model-files.md, "Limits"): validate() refuses a config beyond them before anything is sized

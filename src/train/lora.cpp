@@ -218,7 +218,7 @@ void LoraModel::reserve(int64_t B, int64_t T, bool recompute) {
   rope_ = Buffer(static_cast<size_t>(2 * T * half) * sizeof(float), MemCategory::Scratch, &ctx_.memory);
   rope_cos_ = rope_.as<float>().data();
   rope_sin_ = rope_cos_ + T * half;
-  rope_tables(rope_cos_, rope_sin_, T, c.head_dim, c.rope_theta, 0);
+  rope_tables(rope_cos_, rope_sin_, T, c.head_dim, c.rope_theta, 0, c.rope_scaling, c.max_position_embeddings, T);
   B_ = B;
   T_ = T;
   have_backward_state_ = false;

@@ -248,7 +248,8 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
   rope_ = Buffer(static_cast<size_t>(2 * T * half) * sizeof(float), MemCategory::Scratch, &ctx_.memory);
   rope_cos_ = rope_.as<float>().data();
   rope_sin_ = rope_cos_ + T * half;
-  rope_tables(rope_cos_, rope_sin_, T, config_.head_dim, config_.rope_theta, 0);
+  rope_tables(rope_cos_, rope_sin_, T, config_.head_dim, config_.rope_theta, 0, config_.rope_scaling,
+              config_.max_position_embeddings, T);
   B_ = B;
   T_ = T;
   recompute_ = recompute;

@@ -7,6 +7,7 @@
 #include "kernels/head.h"
 #include "kernels/kv_quant.h"
 #include "kernels/nn.h"
+#include "kernels/ops.h"
 #include "kernels/ternary_matmul.h"
 
 namespace tritter::ref {
@@ -21,6 +22,9 @@ void ternary_matmul_t(float* dx, const float* dy, const TernaryMatrix& w, int64_
 
 // Float ops (same contracts as kernels/ops.h); reductions in double.
 void rmsnorm(float* y, const float* x, const float* g, int64_t N, int64_t n, float eps);
+// RoPE scaling's inverse frequencies and attention factor (kernels/ops.h rope_frequencies), HF's formulas as written.
+RopeFrequencies rope_frequencies(int64_t dim, double base, const RopeScaling& s, int64_t max_position_embeddings,
+                                 int64_t seq_len);
 void rmsnorm_quantize(int8_t* xq, float* scale, const float* x, const float* g, int64_t N, int64_t n, float eps);
 void rope_apply(float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t d);
 void relu2(float* y, const float* x, int64_t n);

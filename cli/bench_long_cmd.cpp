@@ -1,0 +1,148 @@
+// `tritter bench long --size 700M-shape|2B-shape --kv-cache f16,int8,int4 --context 4096,32768,131072 [--tg 8]`:
+// decode tokens/s at long contexts (docs/long-context.md). A random packed model is built in memory once, with
+// max_position_embeddings raised to the longest context; per cell an engine's cache is filled with N positions of
+// random keys and values (Engine::fill_cache: the attention reads what N real tokens would leave, without an O(N²)
+// prefill), then --tg single-token forwards are timed (the first is a warm-up). One table row (or JSON line) per
+// cell: tokens/s, the cache's bytes and the process's resident memory with that engine alive.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/rng.h"
+#include "infer/engine.h"
+#include "infer/kv_cache.h"
+#include "kernels/parallel.h"
+#include "kernels/ternary_matmul.h"
+#include "model/init.h"
+#include "model/packed_model.h"
+#include "model/tensor_table.h"
+
+namespace tritter::cli {
+
+namespace {
+
+struct BenchLongOptions {
+  std::string size = "2B-shape", kv = "int4", context = "32768", output = "md";
+  int64_t tg = 8;
+};
+
+using Clock = std::chrono::steady_clock;
+
+// Uniform weights with the init's standard deviation (only the ternary levels and their cost matter).
+void random_weights(float* out, const TritterConfig& c, const TensorInfo& info, size_t index) {
+  const int64_t n = info.numel();
+  if (info.role == TensorRole::Norm) {
+    std::fill(out, out + n, 1.0f);
+    return;
+  }
+  const float a = static_cast<float>(init_std_for(c, info) * std::sqrt(3.0));
+  Rng rng(index * 7919 + 1);
+  for (int64_t i = 0; i < n; ++i) out[i] = a * (2.0f * rng.uniform() - 1.0f);
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = std::min(text.find(',', at), text.size());
+    if (comma > at) out.push_back(text.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
+  auto ctx = make_context(global);
+  set_default_threads(ctx->threads);
+  if (o.tg < 2) throw_error("bench long: --tg must be >= 2 (the first token is a warm-up)");
+  if (o.output != "md" && o.output != "json") throw_error("bench long: -o: found '", o.output, "', expected md or json");
+  std::vector<KvDtype> kvs;
+  for (const auto& k : split_list(o.kv)) kvs.push_back(kv_dtype_from_name(k));
+  std::vector<int64_t> contexts;
+  for (const auto& t : split_list(o.context)) {
+    int64_t n = 0;
+    try {
+      n = std::stoll(t);
+    } catch (...) {
+      throw_error("bench long: --context: '", t, "': expected positions, e.g. 4096,32768,131072");
+    }
+    if (n < 1) throw_error("bench long: --context: found ", n, ", expected >= 1");
+    contexts.push_back(n);
+  }
+  if (kvs.empty() || contexts.empty()) throw_error("bench long: --kv-cache and --context need at least one value");
+  TritterConfig c = preset_config(o.size);
+  c.max_position_embeddings = std::max(c.max_position_embeddings, *std::max_element(contexts.begin(), contexts.end()) + o.tg);
+  c.validate();
+  const auto t0 = Clock::now();
+  PackedModel model = PackedModel::in_memory(
+      c, [&](float* out, const TensorInfo& info, size_t i) { random_weights(out, c, info, i); },
+      {HeadFormat::I8}, &ctx->memory);
+  if (o.output == "md" && global.verbose) {
+    std::printf("model ready in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  for (const KvDtype kv : kvs) {
+    for (const int64_t n : contexts) {
+      // Refuse what cannot fit rather than let the OOM killer decide (other processes share the machine).
+      const double need = static_cast<double>(kv_cache_bytes(c, n + o.tg, kv, 64));
+      const double avail = static_cast<double>(system_memory().available_bytes);
+      if (need > 0.8 * avail) {
+        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | |\n", o.size.c_str(),
+                    kv_dtype_name(kv), static_cast<long long>(n), ctx->threads, format_bytes_binary(need).c_str(),
+                    format_bytes_binary(avail).c_str());
+        std::fflush(stdout);
+        continue;
+      }
+      EngineOptions eo;
+      eo.context = n + o.tg;
+      eo.kv_dtype = kv;
+      eo.max_batch = 64;
+      Engine engine(*ctx, model.weights(), eo);
+      engine.fill_cache(n, 1);
+      std::vector<float> logits(c.vocab_size);
+      const int32_t token = 65;
+      engine.forward(std::span<const int32_t>(&token, 1), logits.data(), false);  // warm-up step
+      const auto a = Clock::now();
+      for (int64_t i = 1; i < o.tg; ++i) engine.forward(std::span<const int32_t>(&token, 1), logits.data(), false);
+      const double s = std::chrono::duration<double>(Clock::now() - a).count();
+      const double tps = static_cast<double>(o.tg - 1) / s;
+      const ProcessMemory pm = process_memory();
+      const double cache = static_cast<double>(engine.cache().bytes());
+      if (o.output == "json") {
+        std::printf("%s\n", nlohmann::json{{"size", o.size}, {"kv", kv_dtype_name(kv)}, {"context", n},
+                                           {"threads", ctx->threads}, {"tokens_per_s", tps},
+                                           {"timed_tokens", o.tg - 1}, {"cache_bytes", engine.cache().bytes()},
+                                           {"rss_bytes", pm.rss_bytes},
+                                           {"kernels", kernel_tier_name(ternary_kernel_tier(*ctx))}}
+                                    .dump()
+                                    .c_str());
+      } else {
+        std::printf("| %s | %s | %lld | %d | %.2f | %.0f | %s | %s |\n", o.size.c_str(), kv_dtype_name(kv),
+                    static_cast<long long>(n), ctx->threads, tps, 1e3 / tps, format_bytes_binary(cache).c_str(),
+                    format_bytes_binary(static_cast<double>(pm.rss_bytes)).c_str());
+      }
+      std::fflush(stdout);
+    }
+  }
+}
+
+}  // namespace
+
+void add_bench_long_command(CLI::App& app, GlobalOptions& global) {
+  auto o = std::make_shared<BenchLongOptions>();
+  CLI::App* cmd = bench_command(app).add_subcommand(
+      "long", "Decode tokens/s and memory at a long context (random model, cache filled with random rows)");
+  cmd->add_option("--size", o->size, "Preset: 700M-shape, 2B-shape, test, tiny, ...")->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtypes, comma-separated: f32, f16, int8, int4")->capture_default_str();
+  cmd->add_option("--context", o->context, "Positions in the cache before decoding, comma-separated")->capture_default_str();
+  cmd->add_option("--tg", o->tg, "Decoded tokens (the first is a warm-up, not timed)")->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "md (a table row) or json")->capture_default_str();
+  cmd->callback([o, &global] { run_bench_long(*o, global); });
+}
+
+}  // namespace tritter::cli
