@@ -48,6 +48,7 @@ double since(double t) { return thread_cpu_now() - t; }
 
 struct Processed {
   std::vector<SecretFinding> secrets;
+  std::vector<std::pair<const char*, SecretFinding>> name_secrets;  // field ("path", "license", ...) and finding
   LabelResult labels;
   Hash128 key;
   std::vector<uint64_t> bands;
@@ -163,12 +164,24 @@ std::string make_record(const Document& d, const Processed& p) {
   return out;
 }
 
+// The strings besides the text that reach the record's metadata and the reports: a secret in a file or tar
+// member name, or in a JSONL record's path/license/language field, rejects the document like one in its text.
+void scan_names(const Document& d, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
+                std::vector<std::pair<const char*, SecretFinding>>& out) {
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"path", &d.path}, {"source", &d.source}, {"license", &d.license}, {"language", &d.language}};
+  for (const auto& [field, value] : fields)
+    if (!value->empty())
+      for (auto& f : scanner.scan(*value, scratch)) out.push_back({field, std::move(f)});
+}
+
 void process(const Document& d, const CurateConfig& cfg, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
              const MinHasher& hasher, ZstdFrameCompressor& zstd, Processed& p) {
   auto t = thread_cpu_now();
+  scan_names(d, scanner, scratch, p.name_secrets);
   p.secrets = scanner.scan(d.text, scratch);
   p.t_secrets = since(t);
-  if (!p.secrets.empty() || !d.scan_only.empty()) return;
+  if (!p.secrets.empty() || !p.name_secrets.empty() || !d.scan_only.empty()) return;
   t = thread_cpu_now();
   p.labels = label_document(d.text, d.language, d.path, cfg.quality);
   if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
@@ -381,11 +394,38 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   CurateReport rep;
   rep.threads = std::max(1, ctx.threads);
   // Compiling the secret rules (~0.1 s) overlaps with reading the first batch.
-  auto scanner_build =
-      std::async(std::launch::async, [&cfg] { return std::make_unique<const SecretScanner>(cfg.rule_cache_dir); });
+  const std::shared_future<std::shared_ptr<const SecretScanner>> scanner_build =
+      std::async(std::launch::async, [&cfg] { return std::make_shared<const SecretScanner>(cfg.rule_cache_dir); });
   const MinHasher hasher(cfg.minhash);
 
   AtomicFile rejects(tmp / "rejects.ndjson");
+  std::mutex rejects_mu;  // the reader thread (names of skipped files) and the merge both append
+  auto write_name_reject = [&](const std::string& shown, const char* field, const SecretFinding& f) {
+    const std::string line = json({{"rule", f.rule}, {"path", shown}, {"field", field}, {"col", f.col},
+                                   {"fingerprint", f.fingerprint}})
+                                 .dump(-1, ' ', false, json::error_handler_t::replace) +
+                             "\n";
+    std::lock_guard<std::mutex> lock(rejects_mu);
+    rejects.write(line);
+  };
+  // Names of files that are skipped unread (binary, too large, corrupt ...) go to skipped.ndjson: scanned first, a
+  // secret in one is replaced by [REDACTED] there and reported in rejects.ndjson.
+  std::unique_ptr<SecretScanner::Scratch> name_scratch;
+  std::mutex name_mu;
+  std::map<std::string, uint64_t> name_rejects_by_rule;
+  auto shown_name = [&](const std::string& path) {
+    std::lock_guard<std::mutex> lock(name_mu);
+    const SecretScanner& sc = *scanner_build.get();
+    if (!name_scratch) name_scratch = std::make_unique<SecretScanner::Scratch>(sc);
+    const std::vector<SecretFinding> found = sc.scan(path, *name_scratch);
+    if (found.empty()) return path;
+    const std::string shown = redact_secrets(path, found);
+    for (const auto& f : found) {
+      write_name_reject(shown, "path", f);
+      ++name_rejects_by_rule[f.rule];
+    }
+    return shown;
+  };
   AtomicFile duplicates(tmp / "duplicates.ndjson");
   auto log_duplicate = [&](const char* kind, const std::string& path, const Hash128& kept) {
     duplicates.write(json({{"kind", kind}, {"path", path}, {"duplicate_of", "xxh3:" + hash_hex(kept)}})
@@ -396,7 +436,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::mutex skipped_mu;  // the reader thread and the merge both append
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
     const std::string line =
-        json({{"path", path}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        json({{"path", shown_name(path)}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) +
+        "\n";
     std::lock_guard<std::mutex> lock(skipped_mu);
     skipped.write(line);
   });
@@ -434,8 +475,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::vector<Document> batch, next;
   std::vector<Processed> results;
   bool more = read_batch(batch);
-  const std::unique_ptr<const SecretScanner> scanner_owner = scanner_build.get();
-  const SecretScanner& scanner = *scanner_owner;
+  const SecretScanner& scanner = *scanner_build.get();
   std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
   std::vector<std::unique_ptr<ZstdFrameCompressor>> compressors;
   for (int i = 0; i < rep.threads; ++i) {
@@ -470,7 +510,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       }
       if (!p.error.empty()) {
         ++rep.skipped["processing-error"];
-        const std::string line = json({{"path", d.path}, {"reason", "processing-error"}, {"error", p.error}})
+        const std::string line = json({{"path", shown_name(d.path)}, {"reason", "processing-error"}, {"error", p.error}})
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
         std::lock_guard<std::mutex> lock(skipped_mu);
@@ -479,18 +519,28 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       }
       rep.stages["secrets"].seconds += p.t_secrets;
       rep.stages["secrets"].bytes += d.text.size();
-      if (!p.secrets.empty()) {
+      if (!p.secrets.empty() || !p.name_secrets.empty()) {
         ++rep.rejected_secret;
         std::unordered_set<std::string> rules;
+        std::vector<SecretFinding> in_path;
+        for (const auto& [field, f] : p.name_secrets)
+          if (std::string_view(field) == "path") in_path.push_back(f);
+        const std::string shown = in_path.empty() ? d.path : redact_secrets(d.path, in_path);
+        for (const auto& [field, f] : p.name_secrets) {
+          rules.insert(f.rule);
+          write_name_reject(shown, field, f);
+        }
         for (const auto& f : p.secrets) {
           rules.insert(f.rule);
-          rejects.write(json({{"rule", f.rule},
-                              {"path", d.path},
-                              {"line", f.line},
-                              {"col", f.col},
-                              {"fingerprint", f.fingerprint}})
-                            .dump(-1, ' ', false, json::error_handler_t::replace) +
-                        "\n");
+          const std::string line = json({{"rule", f.rule},
+                                         {"path", shown},
+                                         {"line", f.line},
+                                         {"col", f.col},
+                                         {"fingerprint", f.fingerprint}})
+                                       .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                   "\n";
+          std::lock_guard<std::mutex> lock(rejects_mu);
+          rejects.write(line);
         }
         for (const auto& r : rules) ++rep.rejects_by_rule[r];
         continue;
@@ -545,6 +595,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     next.clear();
   }
   rep.stages["read"] = read_time;
+  for (const auto& [rule, n] : name_rejects_by_rule) rep.rejects_by_rule[rule] += n;
   stage.commit();
   rejects.commit();
   skipped.commit();

@@ -633,7 +633,8 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
       if (std::string_view(rule.id) == "jwt" && !jwt_header_ok(secret)) continue;
       if (!lines) lines.emplace(text);
       const LineCol lc = lines->at(size_t(s.data() - text.data()));
-      out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret)});
+      const size_t at = size_t(s.data() - text.data());
+      out.push_back({rule.id, lc.line, lc.col, "sha256:" + sha256_hex(secret), at, at + secret.size()});
     }
     }
   }
@@ -648,6 +649,23 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
                      [&](const SecretFinding& u) { return u.fingerprint == f.fingerprint && u.line == f.line; }))
       unique.push_back(std::move(f));
   return unique;
+}
+
+std::string redact_secrets(std::string_view text, const std::vector<SecretFinding>& findings) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  for (const auto& f : findings)
+    if (f.begin < f.end && f.end <= text.size()) spans.push_back({f.begin, f.end});
+  std::sort(spans.begin(), spans.end());
+  std::string out;
+  size_t at = 0;
+  for (const auto& [b, e] : spans) {
+    if (e <= at) continue;  // inside a range already replaced
+    if (b > at) out.append(text.substr(at, b - at));
+    if (b >= at || out.empty() || !out.ends_with("[REDACTED]")) out += "[REDACTED]";
+    at = e;
+  }
+  out.append(text.substr(std::min(at, text.size())));
+  return out;
 }
 
 }  // namespace tritter::data

@@ -10,12 +10,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "data/secret_cases.h"
+#include "data/secret_gen.h"
+#include "data/secret_scan.h"
 #include "data/zstd_io.h"
 #include "train/data.h"
 #include "util/test_util.h"
@@ -191,6 +195,58 @@ TEST(Pipeline, PlantedSecretsAppearNowhere) {
     everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
   }
   for (const auto& c : cases) EXPECT_EQ(everything.find(c.secret), std::string::npos) << c.rule << " leaked";
+}
+
+// A secret in a name rather than the text: a directory, a skipped file's name, a tar member, and a JSONL record's
+// path, license and language fields. Each rejects its document (or, for a file skipped unread, is reported), its
+// name is written as [REDACTED], and no planted value appears in any output or in the report-only findings.
+TEST(Pipeline, SecretsInNamesAreRejectedAndRedacted) {
+  TempDir tmp;
+  std::vector<std::string> tokens;
+  for (uint64_t i = 0; i < 6; ++i)
+    tokens.push_back(test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 4100 + i)));
+  fs::create_directories(tmp / "in" / tokens[0]);
+  write_file(tmp / "in" / tokens[0] / "a.py", clean_python(1));                       // a directory name
+  write_file(tmp / "in" / (tokens[1] + ".bin"), std::string("\x7f" "ELF\0\0\0", 7));  // skipped unread
+  write_file(tmp / "in/clean.py", clean_python(2));
+  write_file(tmp / "src.tar", tar_member("pkg/" + tokens[2] + "/b.py", clean_python(3)) +
+                                  tar_member("pkg/c.py", clean_python(4)) + std::string(1024, '\0'));
+  write_file(tmp / "data.jsonl", json({{"text", clean_python(5)}, {"path", "src/" + tokens[3] + ".py"}}).dump() + "\n" +
+                                     json({{"text", clean_python(6)}, {"license", tokens[4]}}).dump() + "\n" +
+                                     json({{"text", clean_python(7)}, {"language", tokens[5]}}).dump() + "\n" +
+                                     json({{"text", clean_python(8)}, {"path", "ok.py"}}).dump() + "\n");
+  const std::vector<std::string> inputs = {(tmp / "in").string(), (tmp / "src.tar").string(),
+                                           (tmp / "data.jsonl").string()};
+  auto ctx_owner = make_ctx(2);
+  const CurateReport rep = curate(inputs, tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.rejected_secret, 5u);  // the .bin file is skipped as binary, its name reported
+  EXPECT_EQ(rep.docs_out, 3u);         // clean.py, pkg/c.py, ok.py
+  EXPECT_EQ(rep.rejects_by_rule.at("github-pat"), 6u);
+  std::string everything;
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "out")) {
+    if (!e.is_regular_file()) continue;
+    everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
+  }
+  for (const auto& t : tokens) EXPECT_EQ(everything.find(t), std::string::npos) << t << " leaked";
+  std::map<std::string, int> fields;
+  int redacted = 0;
+  std::istringstream rejects(test::read_file(tmp / "out/rejects.ndjson"));
+  for (std::string line; std::getline(rejects, line);) {
+    const json j = json::parse(line);
+    if (j.contains("field")) ++fields[j["field"].get<std::string>()];
+    redacted += j["path"].get<std::string>().find("[REDACTED]") != std::string::npos;
+  }
+  EXPECT_EQ(fields["path"], 4);  // directory, .bin name, tar member, JSONL path
+  EXPECT_EQ(fields["license"], 1);
+  EXPECT_EQ(fields["language"], 1);
+  EXPECT_EQ(redacted, 4);
+  EXPECT_NE(test::read_file(tmp / "out/skipped.ndjson").find("[REDACTED].bin"), std::string::npos);
+  // The report-only scan finds the same six, and prints none of them.
+  const SecretScanReport scan = scan_secrets_only(inputs, SourceConfig{}, *ctx_owner);
+  EXPECT_EQ(scan.findings.size(), 6u);
+  const std::string text = findings_text(scan) + findings_sarif(scan);
+  for (const auto& t : tokens) EXPECT_EQ(text.find(t), std::string::npos) << t << " leaked";
+  EXPECT_NE(text.find("(in the license)"), std::string::npos);
 }
 
 TEST(Pipeline, BadInputsAreCountedNotFatal) {
