@@ -22,6 +22,7 @@
 #include "data/secrets.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
+#include "io/dir_lock.h"
 #include "kernels/parallel.h"
 
 namespace fs = std::filesystem;
@@ -239,7 +240,7 @@ class ShardSet {
   uint64_t bytes_ = 0, shard_bytes_ = 0;
 };
 
-// Removes the temporary output directory unless the run committed it.
+// Removes the staging directory unless the run committed it.
 struct TempDirGuard {
   fs::path path;
   bool keep = false;
@@ -249,34 +250,29 @@ struct TempDirGuard {
   }
 };
 
-// Moves the finished temporary directory to `outdir`: one rename when outdir is absent or empty, else file by
-// file (each rename atomic) followed by removing shards of an earlier run that this run did not write.
-void commit_dir(const fs::path& tmp, const fs::path& outdir) {
+// What a run writes into its output directory; anything else there is the user's and is carried into the new one.
+bool is_curate_output(const std::string& name) {
+  return (name.starts_with("shard-") && name.ends_with(".jsonl.zst")) || name == "triton" || name == "report.json" ||
+         name == "summary.log" || name == "rejects.ndjson" || name == "duplicates.ndjson" ||
+         name == "skipped.ndjson" || name == "stage.frames";
+}
+
+// Hard links (a copy where links fail) of the user's own entries in the old output directory into the staging
+// one, so the swap keeps them; the old directory is not changed until the swap.
+void carry_foreign_entries(const fs::path& outdir, const fs::path& tmp) {
   std::error_code ec;
-  if (fs::exists(outdir, ec) && fs::is_directory(outdir) && fs::is_empty(outdir)) fs::remove(outdir, ec);
-  if (!fs::exists(outdir, ec)) {
-    fs::rename(tmp, outdir);
-    return;
-  }
-  std::unordered_set<std::string> fresh;
-  for (const auto& e : fs::recursive_directory_iterator(tmp))
-    if (e.is_regular_file()) fresh.insert(fs::relative(e.path(), tmp).string());
-  for (const auto& e : fs::recursive_directory_iterator(outdir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string rel = fs::relative(e.path(), outdir).string();
+  if (!fs::is_directory(outdir, ec)) return;
+  for (const auto& e : fs::directory_iterator(outdir)) {
     const std::string name = e.path().filename().string();
-    if (name.starts_with("shard-") && name.ends_with(".jsonl.zst") && !fresh.count(rel)) fs::remove(e.path(), ec);
+    if (is_curate_output(name) || fs::exists(fs::symlink_status(tmp / name, ec))) continue;
+    std::error_code link_ec;
+    fs::copy(e.path(), tmp / name, fs::copy_options::recursive | fs::copy_options::create_hard_links |
+                                      fs::copy_options::copy_symlinks, link_ec);
+    if (link_ec) {
+      fs::remove_all(tmp / name, ec);
+      fs::copy(e.path(), tmp / name, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    }
   }
-  // Shards first, the report last: a reader that sees the new report.json sees the new shards.
-  std::vector<std::string> order(fresh.begin(), fresh.end());
-  std::sort(order.begin(), order.end(), [](const std::string& a, const std::string& b) {
-    return (a == "report.json") < (b == "report.json") || ((a == "report.json") == (b == "report.json") && a < b);
-  });
-  for (const auto& rel : order) {
-    fs::create_directories((outdir / rel).parent_path());
-    fs::rename(tmp / rel, outdir / rel);
-  }
-  fs::remove_all(tmp, ec);
 }
 
 std::string rate(uint64_t bytes, double seconds) {
@@ -381,11 +377,12 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   if (fs::exists(outdir, ec) && !fs::is_directory(outdir, ec))
     throw_error("curate: output '", outdir.string(), "': exists and is not a directory, expected a directory");
   fs::create_directories(outdir.parent_path(), ec);
-  std::string tmp_name = outdir.filename().string();
-  tmp_name.insert(tmp_name.begin(), '.');
-  tmp_name += ".tmp-";
-  tmp_name += std::to_string(getpid());
-  TempDirGuard guard{outdir.parent_path() / tmp_name};
+  // One writer per output directory; then what killed runs left beside it is cleaned up (an interrupted swap's old
+  // copy is put back). The run builds the new directory beside the old one and swaps it in whole at the end, so a
+  // kill at any moment leaves either the old outputs or the new ones, never a mixture.
+  const DirLock lock(outdir, "curate");
+  remove_stale_staging(outdir);
+  TempDirGuard guard{staging_dir_for(outdir)};
   fs::remove_all(guard.path, ec);
   if (!fs::create_directories(guard.path, ec))
     throw_error("curate: output '", outdir.string(), "': cannot create ", guard.path.string(), ": ", ec.message());
@@ -673,7 +670,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   rep.peak_rss_bytes = uint64_t(process_memory().peak_rss_bytes);
   write_file_atomic(tmp / "summary.log", rep.summary());
   write_file_atomic(tmp / "report.json", rep.to_json().dump(2) + "\n");
-  commit_dir(tmp, outdir);
+  carry_foreign_entries(outdir, tmp);
+  swap_dir_atomic(tmp, outdir);
   guard.keep = true;
   return rep;
 }

@@ -4,9 +4,13 @@
 #include "data/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +18,8 @@
 #include <memory>
 #include <sstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "core/error.h"
 #include "core/memory.h"
@@ -21,8 +27,11 @@
 #include "data/secret_gen.h"
 #include "data/secret_scan.h"
 #include "data/zstd_io.h"
+#include "io/dir_lock.h"
 #include "train/data.h"
 #include "util/test_util.h"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -366,6 +375,90 @@ TEST(Pipeline, FailedRunLeavesOutputUntouched) {
     ADD_FAILURE() << "expected Error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a directory"), std::string::npos) << e.what();
+  }
+}
+
+// Two runs into one output directory: the second is refused with a message naming the holder, the first's outputs
+// are untouched, and the directory is free again once the holder is gone.
+TEST(Pipeline, ConcurrentRunIntoTheSameOutputIsRefused) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/a.py", clean_python(1));
+  auto ctx_owner = make_ctx(1);
+  curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+  const std::string before = test::read_file(tmp / "out/report.json");
+  {
+    const DirLock holder(tmp / "out", "test");
+    try {
+      curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+      ADD_FAILURE() << "expected Error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is locked by pid " + std::to_string(::getpid())), std::string::npos)
+          << e.what();
+    }
+    const auto r = test::run_cli("-q curate " + (tmp / "in").string() + " -o " + (tmp / "out").string());
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("is locked by pid"), std::string::npos) << r.output;
+    EXPECT_EQ(test::read_file(tmp / "out/report.json"), before);
+  }
+  EXPECT_NO_THROW(curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner));
+}
+
+// kill -9 at moments spread over a whole run into an existing output directory (the swap included): every time, the
+// directory holds one run's complete outputs (report.json agrees with the shards beside it: old run or new), the
+// user's own file survives, and the next run removes what the killed ones left beside it.
+TEST(Pipeline, KilledRunLeavesTheOldOutputsOrTheNewOnes) {
+  TempDir tmp;
+  fs::create_directories(tmp / "old");
+  fs::create_directories(tmp / "new");
+  for (int i = 0; i < 3; ++i) write_file(tmp / "old" / numbered("a", size_t(i), ".py"), clean_python(i));
+  for (int i = 0; i < 300; ++i) write_file(tmp / "new" / numbered("b", size_t(i), ".py"), clean_python(1000 + i));
+  CurateConfig cfg;
+  cfg.shard_max_docs = 40;  // several shards: a mixture of two runs would show
+  write_file(tmp / "cfg.json", R"({"shard_max_docs": 40})");
+  auto ctx_owner = make_ctx(1);
+  curate({(tmp / "old").string()}, tmp / "out", cfg, *ctx_owner);
+  write_file(tmp / "out/notes.txt", "mine");
+  const std::string cli = TRITTER_CLI;
+  const std::vector<std::string> args = {cli, "-q", "-t", "1", "curate", (tmp / "new").string(), "-o",
+                                         (tmp / "out").string(), "--config", (tmp / "cfg.json").string()};
+  auto spawn = [&] {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    EXPECT_EQ(posix_spawn(&pid, cli.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+    return pid;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  pid_t pid = spawn();
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const double run_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  curate({(tmp / "old").string()}, tmp / "out", cfg, *ctx_owner);  // back to the old outputs
+  std::set<uint64_t> seen;
+  const int kKills = 20;
+  for (int k = 0; k < kKills; ++k) {
+    pid = spawn();
+    std::this_thread::sleep_for(std::chrono::duration<double>(run_s * (0.3 + 0.9 * k / kKills)));
+    ::kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    const json rep = json::parse(test::read_file(tmp / "out/report.json"));
+    size_t shard_files = 0;
+    for (const auto& e : fs::directory_iterator(tmp / "out"))
+      shard_files += e.path().filename().string().starts_with("shard-");
+    EXPECT_EQ(shard_files, rep["shards"].get<size_t>()) << "kill " << k;
+    EXPECT_EQ(read_shards(tmp / "out").size(), rep["docs_out"].get<size_t>()) << "kill " << k;
+    EXPECT_EQ(test::read_file(tmp / "out/notes.txt"), "mine");
+    seen.insert(rep["docs_out"].get<uint64_t>());
+  }
+  for (uint64_t n : seen) EXPECT_TRUE(n == 3 || n == 300) << n;
+  const CurateReport last = curate({(tmp / "new").string()}, tmp / "out", cfg, *ctx_owner);
+  EXPECT_EQ(last.docs_out, 300u);
+  for (const auto& e : fs::directory_iterator(tmp.path())) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos) << name;
   }
 }
 
