@@ -258,6 +258,53 @@ TEST(Pipeline, SecretsInNamesAreRejectedAndRedacted) {
   EXPECT_NE(text.find("(in the license)"), std::string::npos);
 }
 
+// Vendored trees pass the secret gate too: a key under node_modules, vendor or third_party (directory or tar
+// member) rejects that file and is reported; clean vendored files are scanned and dropped as "vendored-dir"; a
+// large binary file there is recognised from its head; with skip_vendored off they are training material.
+TEST(Pipeline, VendoredFilesAreScannedThenDropped) {
+  TempDir tmp;
+  const std::string key1 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5100));
+  const std::string key2 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5101));
+  const std::string key3 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5102));
+  fs::create_directories(tmp / "in/node_modules/dep/lib");
+  fs::create_directories(tmp / "in/vendor/pkg");
+  fs::create_directories(tmp / "in/third_party/x");
+  write_file(tmp / "in/main.py", clean_python(1));
+  write_file(tmp / "in/node_modules/dep/lib/config.js", "module.exports = { token: '" + key1 + "' };\n");
+  write_file(tmp / "in/node_modules/dep/index.js", "module.exports = require('./lib/config');\n");
+  write_file(tmp / "in/vendor/pkg/settings.py", "GITHUB_TOKEN = \"" + key2 + "\"\n");
+  write_file(tmp / "in/third_party/x/util.py", clean_python(2));
+  std::string addon(20000, 'x');
+  addon[9000] = '\0';  // NUL after the first 8 KiB: read whole, still binary
+  write_file(tmp / "in/node_modules/dep/late.node", addon);
+  write_file(tmp / "in/node_modules/dep/addon.node", std::string("\x7f" "ELF\0\0", 6) + std::string(20000, 'y'));
+  write_file(tmp / "src.tar", tar_member("proj/node_modules/m/k.js", "const k = '" + key3 + "';\n") +
+                                  tar_member("proj/a.py", clean_python(3)) + std::string(1024, '\0'));
+  const std::vector<std::string> inputs = {(tmp / "in").string(), (tmp / "src.tar").string()};
+  auto ctx_owner = make_ctx(2);
+  const CurateReport rep = curate(inputs, tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.rejected_secret, 3u);
+  EXPECT_EQ(rep.rejects_by_rule.at("github-pat"), 3u);
+  EXPECT_EQ(rep.docs_out, 2u);  // main.py, proj/a.py
+  EXPECT_EQ(rep.skipped.at("vendored-dir"), 4u);  // index.js, util.py (clean), late.node, addon.node (binary)
+  EXPECT_EQ(rep.scanned_not_kept, 5u);            // config.js, settings.py, k.js, index.js, util.py
+  const std::string rejects = test::read_file(tmp / "out/rejects.ndjson");
+  for (const char* f : {"config.js", "settings.py", "k.js"}) EXPECT_NE(rejects.find(f), std::string::npos) << f;
+  const std::string skipped = test::read_file(tmp / "out/skipped.ndjson");
+  EXPECT_NE(skipped.find("third_party/x/util.py\",\"reason\":\"vendored-dir\",\"secrets\":\"clean\""),
+            std::string::npos)
+      << skipped;
+  std::string everything;
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "out"))
+    if (e.is_regular_file()) everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
+  for (const auto& k : {key1, key2, key3}) EXPECT_EQ(everything.find(k), std::string::npos);
+  CurateConfig keep;
+  keep.source.skip_vendored = false;
+  const CurateReport all = curate(inputs, tmp / "out2", keep, *ctx_owner);
+  EXPECT_EQ(all.rejected_secret, 3u);
+  EXPECT_EQ(all.docs_out, 4u);  // + index.js, util.py as training material
+}
+
 TEST(Pipeline, BadInputsAreCountedNotFatal) {
   TempDir tmp;
   fs::create_directories(tmp / "in");
