@@ -310,21 +310,18 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
       path == fs::path(input) && !lang.empty() ? "" : scan_only_reason(path, in_hidden_dir, in_vendored_dir, lang);
   std::FILE* f = std::fopen(p.c_str(), "rb");
   if (!f) return skip(p, "unreadable"), false;
-  if (size > 8192) {
-    // A NUL in the first 8 KiB marks a binary file (what accept_text decides from the whole file): compiled addons,
-    // images and archives under node_modules or vendor are not read whole only to be skipped.
-    char head[8192];
-    const size_t n = std::fread(head, 1, sizeof head, f);
-    if (n == sizeof head && std::memchr(head, '\0', n)) {
-      std::fclose(f);
-      const bool keep_reason = !reason.empty() && reason != "credentials-file";
-      return skip(p, keep_reason ? reason : "binary"), false;
-    }
-    std::rewind(f);
-  }
   doc = Document{};
   doc.text.resize(size_t(size));
-  const size_t got = std::fread(doc.text.data(), 1, doc.text.size(), f);
+  // The first 8 KiB first: a NUL there marks a binary file (what accept_text decides from the whole file), so
+  // compiled addons, images and archives under node_modules or vendor are not read whole only to be skipped.
+  const size_t head = std::min<size_t>(doc.text.size(), 8192);
+  size_t got = std::fread(doc.text.data(), 1, head, f);
+  if (got == head && head == 8192 && doc.text.size() > head && std::memchr(doc.text.data(), '\0', head)) {
+    std::fclose(f);
+    const bool keep_reason = !reason.empty() && reason != "credentials-file";
+    return skip(p, keep_reason ? reason : "binary"), false;
+  }
+  if (got == head) got += std::fread(doc.text.data() + head, 1, doc.text.size() - head, f);
   const bool err = std::ferror(f) != 0;
   std::fclose(f);
   if (err) return skip(p, "unreadable"), false;
@@ -334,7 +331,8 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
   doc.language = lang;
   doc.scan_only = reason;
   if (!accept_text(doc, p)) return false;
-  doc.license = license_for(path.parent_path(), walk_->root);
+  // Only training material carries a license; a scan-only file (vendored trees hold thousands) skips the lookups.
+  if (doc.scan_only.empty()) doc.license = license_for(path.parent_path(), walk_->root);
   doc.index = next_index_++;
   return true;
 }
