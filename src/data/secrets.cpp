@@ -544,15 +544,6 @@ bool SecretScanner::loaded_from_cache() const { return impl_->from_cache; }
 
 SecretScanner::~SecretScanner() = default;
 
-SecretScanner::Scratch::Scratch(const SecretScanner& scanner) {
-  if (hs_alloc_scratch(scanner.impl_->db, &scratch_) != HS_SUCCESS)
-    throw_error("secret scanner: cannot allocate Hyperscan scratch space");
-}
-
-SecretScanner::Scratch::~Scratch() {
-  if (scratch_) hs_free_scratch(scratch_);
-}
-
 namespace {
 
 // Hyperscan reports where a rule's (relaxed) pattern ends; RE2 then runs only on a window around each report,
@@ -562,19 +553,35 @@ namespace {
 // its windows chain), hence [t - kReach, t) holds it. Windows of one rule that touch are merged.
 constexpr size_t kReach = 1200;
 
-struct HitWindows {
+}  // namespace
+
+struct SecretScanner::Scratch::Hits {
   std::string_view text;
   size_t base = 0;                                           // offset of the Hyperscan block in `text`
   std::vector<std::vector<std::pair<size_t, size_t>>> rules;  // per rule: [begin, end) windows, ascending
+  std::vector<unsigned> fired;                                // rules with a window, in report order
 };
 
+SecretScanner::Scratch::Scratch(const SecretScanner& scanner) : hits_(std::make_unique<Hits>()) {
+  if (hs_alloc_scratch(scanner.impl_->db, &scratch_) != HS_SUCCESS)
+    throw_error("secret scanner: cannot allocate Hyperscan scratch space");
+  hits_->rules.resize(secret_rules().size());
+}
+
+SecretScanner::Scratch::~Scratch() {
+  if (scratch_) hs_free_scratch(scratch_);
+}
+
+namespace {
+
 int on_match(unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) {
-  HitWindows& h = *static_cast<HitWindows*>(ctx);
+  auto& h = *static_cast<SecretScanner::Scratch::Hits*>(ctx);
   const size_t end = h.base + size_t(to);
   auto& w = h.rules[id];
   if (!w.empty() && end <= w.back().second) return 0;
   const size_t b = end > kReach ? end - kReach : 0;
   const size_t e = std::min(h.text.size(), end);
+  if (w.empty()) h.fired.push_back(id);
   if (!w.empty() && b <= w.back().second)
     w.back().second = e;
   else
@@ -587,9 +594,9 @@ int on_match(unsigned id, unsigned long long, unsigned long long to, unsigned, v
 std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& scratch) const {
   const auto& rules = secret_rules();
   std::vector<SecretFinding> out;
-  HitWindows hits;
+  Scratch::Hits& hits = *scratch.hits_;
   hits.text = text;
-  hits.rules.resize(rules.size());
+  hits.fired.clear();
   std::optional<LineIndex> lines;  // built on the first finding
   // Hyperscan takes an unsigned length: scan very large inputs in overlapping 1 GiB windows.
   constexpr size_t kWindow = size_t(1) << 30, kOverlap = size_t(1) << 16;
@@ -599,8 +606,16 @@ std::vector<SecretFinding> SecretScanner::scan(std::string_view text, Scratch& s
     hs_scan(impl_->db, text.data() + off, unsigned(len), 0, scratch.scratch_, on_match, &hits);
     if (off + len >= text.size()) break;
   }
-  for (size_t r = 0; r < rules.size(); ++r) {
-    if (hits.rules[r].empty()) continue;
+  // Rules in table order (specific before generic: the dedup below keeps the first of equal positions).
+  std::sort(hits.fired.begin(), hits.fired.end());
+  struct ClearOnExit {  // the windows are reused by the next scan, also after an exception
+    Scratch::Hits& h;
+    ~ClearOnExit() {
+      for (unsigned r : h.fired) h.rules[r].clear();
+      h.fired.clear();
+    }
+  } clear_on_exit{hits};
+  for (const unsigned r : hits.fired) {
     const SecretRule& rule = rules[r];
     const re2::RE2& re = impl_->regex(r);
     const int groups = re.NumberOfCapturingGroups() + 1;

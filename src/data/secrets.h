@@ -63,10 +63,12 @@ class SecretScanner {
     ~Scratch();
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
+    struct Hits;  // per-rule hit windows, kept between scans (no allocation per document); opaque
 
    private:
     friend class SecretScanner;
     hs_scratch* scratch_ = nullptr;
+    std::unique_ptr<Hits> hits_;
   };
 
   // Every validated finding in `text` (ordered by position). Thread-safe with one Scratch per thread.
