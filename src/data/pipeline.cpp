@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <unordered_set>
@@ -21,6 +22,7 @@
 #include "data/secrets.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
+#include "io/dir_lock.h"
 #include "kernels/parallel.h"
 
 namespace fs = std::filesystem;
@@ -47,6 +49,7 @@ double since(double t) { return thread_cpu_now() - t; }
 
 struct Processed {
   std::vector<SecretFinding> secrets;
+  std::vector<std::pair<const char*, SecretFinding>> name_secrets;  // field ("path", "license", ...) and finding
   LabelResult labels;
   Hash128 key;
   std::vector<uint64_t> bands;
@@ -67,9 +70,25 @@ json label_json(const Label& l, int count) {
 // was the largest single cost of this stage.
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // Eight bytes at a time (SWAR): a word with no control byte, quote or backslash is skipped whole. The test has
+  // false positives only above a real hit in the same word, which the byte loop then sorts out.
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  auto needs_escape = [](uint64_t w) {
+    const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+    return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh;
+  };
   out.push_back('"');
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
+    if ((i & 7) == 0) {
+      while (i + 8 <= s.size()) {
+        uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        if (needs_escape(w)) break;
+        i += 8;
+      }
+      if (i >= s.size()) break;
+    }
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
@@ -146,12 +165,24 @@ std::string make_record(const Document& d, const Processed& p) {
   return out;
 }
 
+// The strings besides the text that reach the record's metadata and the reports: a secret in a file or tar
+// member name, or in a JSONL record's path/license/language field, rejects the document like one in its text.
+void scan_names(const Document& d, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
+                std::vector<std::pair<const char*, SecretFinding>>& out) {
+  const std::pair<const char*, const std::string*> fields[] = {
+      {"path", &d.path}, {"source", &d.source}, {"license", &d.license}, {"language", &d.language}};
+  for (const auto& [field, value] : fields)
+    if (!value->empty())
+      for (auto& f : scanner.scan(*value, scratch)) out.push_back({field, std::move(f)});
+}
+
 void process(const Document& d, const CurateConfig& cfg, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
              const MinHasher& hasher, ZstdFrameCompressor& zstd, Processed& p) {
   auto t = thread_cpu_now();
+  scan_names(d, scanner, scratch, p.name_secrets);
   p.secrets = scanner.scan(d.text, scratch);
   p.t_secrets = since(t);
-  if (!p.secrets.empty() || !d.scan_only.empty()) return;
+  if (!p.secrets.empty() || !p.name_secrets.empty() || !d.scan_only.empty()) return;
   t = thread_cpu_now();
   p.labels = label_document(d.text, d.language, d.path, cfg.quality);
   if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
@@ -209,7 +240,7 @@ class ShardSet {
   uint64_t bytes_ = 0, shard_bytes_ = 0;
 };
 
-// Removes the temporary output directory unless the run committed it.
+// Removes the staging directory unless the run committed it.
 struct TempDirGuard {
   fs::path path;
   bool keep = false;
@@ -219,34 +250,29 @@ struct TempDirGuard {
   }
 };
 
-// Moves the finished temporary directory to `outdir`: one rename when outdir is absent or empty, else file by
-// file (each rename atomic) followed by removing shards of an earlier run that this run did not write.
-void commit_dir(const fs::path& tmp, const fs::path& outdir) {
+// What a run writes into its output directory; anything else there is the user's and is carried into the new one.
+bool is_curate_output(const std::string& name) {
+  return (name.starts_with("shard-") && name.ends_with(".jsonl.zst")) || name == "triton" || name == "report.json" ||
+         name == "summary.log" || name == "rejects.ndjson" || name == "duplicates.ndjson" ||
+         name == "skipped.ndjson" || name == "stage.frames";
+}
+
+// Hard links (a copy where links fail) of the user's own entries in the old output directory into the staging
+// one, so the swap keeps them; the old directory is not changed until the swap.
+void carry_foreign_entries(const fs::path& outdir, const fs::path& tmp) {
   std::error_code ec;
-  if (fs::exists(outdir, ec) && fs::is_directory(outdir) && fs::is_empty(outdir)) fs::remove(outdir, ec);
-  if (!fs::exists(outdir, ec)) {
-    fs::rename(tmp, outdir);
-    return;
-  }
-  std::unordered_set<std::string> fresh;
-  for (const auto& e : fs::recursive_directory_iterator(tmp))
-    if (e.is_regular_file()) fresh.insert(fs::relative(e.path(), tmp).string());
-  for (const auto& e : fs::recursive_directory_iterator(outdir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string rel = fs::relative(e.path(), outdir).string();
+  if (!fs::is_directory(outdir, ec)) return;
+  for (const auto& e : fs::directory_iterator(outdir)) {
     const std::string name = e.path().filename().string();
-    if (name.starts_with("shard-") && name.ends_with(".jsonl.zst") && !fresh.count(rel)) fs::remove(e.path(), ec);
+    if (is_curate_output(name) || fs::exists(fs::symlink_status(tmp / name, ec))) continue;
+    std::error_code link_ec;
+    fs::copy(e.path(), tmp / name, fs::copy_options::recursive | fs::copy_options::create_hard_links |
+                                      fs::copy_options::copy_symlinks, link_ec);
+    if (link_ec) {
+      fs::remove_all(tmp / name, ec);
+      fs::copy(e.path(), tmp / name, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    }
   }
-  // Shards first, the report last: a reader that sees the new report.json sees the new shards.
-  std::vector<std::string> order(fresh.begin(), fresh.end());
-  std::sort(order.begin(), order.end(), [](const std::string& a, const std::string& b) {
-    return (a == "report.json") < (b == "report.json") || ((a == "report.json") == (b == "report.json") && a < b);
-  });
-  for (const auto& rel : order) {
-    fs::create_directories((outdir / rel).parent_path());
-    fs::rename(tmp / rel, outdir / rel);
-  }
-  fs::remove_all(tmp, ec);
 }
 
 std::string rate(uint64_t bytes, double seconds) {
@@ -351,11 +377,12 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   if (fs::exists(outdir, ec) && !fs::is_directory(outdir, ec))
     throw_error("curate: output '", outdir.string(), "': exists and is not a directory, expected a directory");
   fs::create_directories(outdir.parent_path(), ec);
-  std::string tmp_name = outdir.filename().string();
-  tmp_name.insert(tmp_name.begin(), '.');
-  tmp_name += ".tmp-";
-  tmp_name += std::to_string(getpid());
-  TempDirGuard guard{outdir.parent_path() / tmp_name};
+  // One writer per output directory; then what killed runs left beside it is cleaned up (an interrupted swap's old
+  // copy is put back). The run builds the new directory beside the old one and swaps it in whole at the end, so a
+  // kill at any moment leaves either the old outputs or the new ones, never a mixture.
+  const DirLock lock(outdir, "curate");
+  remove_stale_staging(outdir);
+  TempDirGuard guard{staging_dir_for(outdir)};
   fs::remove_all(guard.path, ec);
   if (!fs::create_directories(guard.path, ec))
     throw_error("curate: output '", outdir.string(), "': cannot create ", guard.path.string(), ": ", ec.message());
@@ -364,11 +391,38 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   CurateReport rep;
   rep.threads = std::max(1, ctx.threads);
   // Compiling the secret rules (~0.1 s) overlaps with reading the first batch.
-  auto scanner_build =
-      std::async(std::launch::async, [&cfg] { return std::make_unique<const SecretScanner>(cfg.rule_cache_dir); });
+  const std::shared_future<std::shared_ptr<const SecretScanner>> scanner_build =
+      std::async(std::launch::async, [&cfg] { return std::make_shared<const SecretScanner>(cfg.rule_cache_dir); });
   const MinHasher hasher(cfg.minhash);
 
   AtomicFile rejects(tmp / "rejects.ndjson");
+  std::mutex rejects_mu;  // the reader thread (names of skipped files) and the merge both append
+  auto write_name_reject = [&](const std::string& shown, const char* field, const SecretFinding& f) {
+    const std::string line = json({{"rule", f.rule}, {"path", shown}, {"field", field}, {"col", f.col},
+                                   {"fingerprint", f.fingerprint}})
+                                 .dump(-1, ' ', false, json::error_handler_t::replace) +
+                             "\n";
+    std::lock_guard<std::mutex> lock(rejects_mu);
+    rejects.write(line);
+  };
+  // Names of files that are skipped unread (binary, too large, corrupt ...) go to skipped.ndjson: scanned first, a
+  // secret in one is replaced by [REDACTED] there and reported in rejects.ndjson.
+  std::unique_ptr<SecretScanner::Scratch> name_scratch;
+  std::mutex name_mu;
+  std::map<std::string, uint64_t> name_rejects_by_rule;
+  auto shown_name = [&](const std::string& path) {
+    std::lock_guard<std::mutex> lock(name_mu);
+    const SecretScanner& sc = *scanner_build.get();
+    if (!name_scratch) name_scratch = std::make_unique<SecretScanner::Scratch>(sc);
+    const std::vector<SecretFinding> found = sc.scan(path, *name_scratch);
+    if (found.empty()) return path;
+    const std::string shown = redact_secrets(path, found);
+    for (const auto& f : found) {
+      write_name_reject(shown, "path", f);
+      ++name_rejects_by_rule[f.rule];
+    }
+    return shown;
+  };
   AtomicFile duplicates(tmp / "duplicates.ndjson");
   auto log_duplicate = [&](const char* kind, const std::string& path, const Hash128& kept) {
     duplicates.write(json({{"kind", kind}, {"path", path}, {"duplicate_of", "xxh3:" + hash_hex(kept)}})
@@ -379,7 +433,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::mutex skipped_mu;  // the reader thread and the merge both append
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
     const std::string line =
-        json({{"path", path}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        json({{"path", shown_name(path)}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) +
+        "\n";
     std::lock_guard<std::mutex> lock(skipped_mu);
     skipped.write(line);
   });
@@ -417,8 +472,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   std::vector<Document> batch, next;
   std::vector<Processed> results;
   bool more = read_batch(batch);
-  const std::unique_ptr<const SecretScanner> scanner_owner = scanner_build.get();
-  const SecretScanner& scanner = *scanner_owner;
+  const SecretScanner& scanner = *scanner_build.get();
   std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
   std::vector<std::unique_ptr<ZstdFrameCompressor>> compressors;
   for (int i = 0; i < rep.threads; ++i) {
@@ -453,7 +507,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       }
       if (!p.error.empty()) {
         ++rep.skipped["processing-error"];
-        const std::string line = json({{"path", d.path}, {"reason", "processing-error"}, {"error", p.error}})
+        const std::string line = json({{"path", shown_name(d.path)}, {"reason", "processing-error"}, {"error", p.error}})
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
         std::lock_guard<std::mutex> lock(skipped_mu);
@@ -462,18 +516,28 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       }
       rep.stages["secrets"].seconds += p.t_secrets;
       rep.stages["secrets"].bytes += d.text.size();
-      if (!p.secrets.empty()) {
+      if (!p.secrets.empty() || !p.name_secrets.empty()) {
         ++rep.rejected_secret;
         std::unordered_set<std::string> rules;
+        std::vector<SecretFinding> in_path;
+        for (const auto& [field, f] : p.name_secrets)
+          if (std::string_view(field) == "path") in_path.push_back(f);
+        const std::string shown = in_path.empty() ? d.path : redact_secrets(d.path, in_path);
+        for (const auto& [field, f] : p.name_secrets) {
+          rules.insert(f.rule);
+          write_name_reject(shown, field, f);
+        }
         for (const auto& f : p.secrets) {
           rules.insert(f.rule);
-          rejects.write(json({{"rule", f.rule},
-                              {"path", d.path},
-                              {"line", f.line},
-                              {"col", f.col},
-                              {"fingerprint", f.fingerprint}})
-                            .dump(-1, ' ', false, json::error_handler_t::replace) +
-                        "\n");
+          const std::string line = json({{"rule", f.rule},
+                                         {"path", shown},
+                                         {"line", f.line},
+                                         {"col", f.col},
+                                         {"fingerprint", f.fingerprint}})
+                                       .dump(-1, ' ', false, json::error_handler_t::replace) +
+                                   "\n";
+          std::lock_guard<std::mutex> lock(rejects_mu);
+          rejects.write(line);
         }
         for (const auto& r : rules) ++rep.rejects_by_rule[r];
         continue;
@@ -528,6 +592,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     next.clear();
   }
   rep.stages["read"] = read_time;
+  for (const auto& [rule, n] : name_rejects_by_rule) rep.rejects_by_rule[rule] += n;
   stage.commit();
   rejects.commit();
   skipped.commit();
@@ -605,7 +670,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   rep.peak_rss_bytes = uint64_t(process_memory().peak_rss_bytes);
   write_file_atomic(tmp / "summary.log", rep.summary());
   write_file_atomic(tmp / "report.json", rep.to_json().dump(2) + "\n");
-  commit_dir(tmp, outdir);
+  carry_foreign_entries(outdir, tmp);
+  swap_dir_atomic(tmp, outdir);
   guard.keep = true;
   return rep;
 }

@@ -1,8 +1,9 @@
 // `tritter curate` as a library call (issue 8): sources -> secret gate -> labels -> exact + MinHash dedup ->
 // JSONL.zst shards + report.json + summary.log + rejects.ndjson + skipped.ndjson. Streaming in batches (bounded
 // memory: one batch of documents plus ~0.5 KB per kept document for dedup), threads from ctx.threads. The
-// output directory is built under a temporary sibling and moved into place at the end, so a failed run leaves
-// no shard under its final name. Record format: docs/curation.md.
+// output directory is locked against a concurrent run (io/dir_lock.h), built under a staging sibling and swapped
+// in whole at the end (the user's own files in an old output directory are carried over), so a failed or killed
+// run leaves the old outputs or the new ones, never a mixture. Record format: docs/curation.md.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -74,7 +75,8 @@ struct CurateReport {
   std::string summary() const;  // the readable summary (also summary.log)
 };
 
-// Runs the pipeline; throws Error for bad inputs/outdir (a missing input, an outdir that is a file).
+// Runs the pipeline; throws Error for bad inputs/outdir (a missing input, an outdir that is a file, an outdir
+// another run holds locked).
 CurateReport curate(const std::vector<std::string>& inputs, const std::filesystem::path& outdir,
                     const CurateConfig& config, Context& ctx);
 

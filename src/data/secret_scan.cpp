@@ -15,8 +15,36 @@ SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const
   const auto t0 = std::chrono::steady_clock::now();
   SecretScanReport rep;
   const int threads = std::max(1, ctx.threads);
-  DocumentSource source(inputs, config, nullptr);
   const SecretScanner scanner(rule_cache_dir);
+  // Names are scanned too: a file, tar member or JSONL field may carry a secret even when the text is clean, and
+  // a skipped file's name is reported like a scanned one's.
+  SecretScanner::Scratch name_scratch(scanner);
+  auto scan_name = [&](const std::string& value, const char* field, std::vector<PathFinding>& out) {
+    for (auto& f : scanner.scan(value, name_scratch)) out.push_back({"", std::move(f), field});
+  };
+  auto name_findings = [&](const Document& d) {
+    std::vector<PathFinding> out;
+    scan_name(d.path, "path", out);
+    scan_name(d.source, "source", out);
+    scan_name(d.license, "license", out);
+    scan_name(d.language, "language", out);
+    return out;
+  };
+  auto shown_path = [](const std::string& path, const std::vector<PathFinding>& names) {
+    std::vector<SecretFinding> in_path;
+    for (const auto& n : names)
+      if (n.field == "path") in_path.push_back(n.finding);
+    return in_path.empty() ? path : redact_secrets(path, in_path);
+  };
+  DocumentSource source(inputs, config, [&](const std::string& path, const std::string&) {
+    std::vector<PathFinding> names;
+    scan_name(path, "path", names);
+    const std::string shown = shown_path(path, names);
+    for (auto& n : names) {
+      n.path = shown;
+      rep.findings.push_back(std::move(n));
+    }
+  });
   std::vector<std::unique_ptr<SecretScanner::Scratch>> scratch;
   for (int i = 0; i < threads; ++i) scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
   std::vector<Document> batch;
@@ -40,7 +68,13 @@ SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const
     for (size_t i = 0; i < batch.size(); ++i) {
       ++rep.files_scanned;
       rep.bytes_scanned += batch[i].text.size();
-      for (auto& f : found[i]) rep.findings.push_back({batch[i].path, std::move(f)});
+      std::vector<PathFinding> names = name_findings(batch[i]);
+      const std::string shown = shown_path(batch[i].path, names);
+      for (auto& n : names) {
+        n.path = shown;
+        rep.findings.push_back(std::move(n));
+      }
+      for (auto& f : found[i]) rep.findings.push_back({shown, std::move(f), ""});
     }
   }
   rep.skipped = source.skipped();
@@ -51,8 +85,9 @@ SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const
 std::string findings_text(const SecretScanReport& report) {
   std::string out;
   for (const auto& f : report.findings)
-    out += f.path + ":" + std::to_string(f.finding.line) + ":" + std::to_string(f.finding.col) + ": " + f.finding.rule +
-           " " + f.finding.fingerprint + "\n";
+    out += f.path + ":" + std::to_string(f.field.empty() ? f.finding.line : 0) + ":" + std::to_string(f.finding.col) +
+           ": " + f.finding.rule + " " + f.finding.fingerprint + (f.field.empty() ? "" : " (in the " + f.field + ")") +
+           "\n";
   return out;
 }
 
@@ -74,11 +109,15 @@ std::string findings_sarif(const SecretScanReport& report) {
         {{"ruleId", f.finding.rule},
          {"ruleIndex", index.at(f.finding.rule)},
          {"level", "error"},
-         {"message", {{"text", "secret found by rule " + f.finding.rule + " (" + f.finding.fingerprint + ")"}}},
+         {"message",
+          {{"text", "secret found by rule " + f.finding.rule + (f.field.empty() ? "" : " in the file's " + f.field) +
+                        " (" + f.finding.fingerprint + ")"}}},
          {"locations",
           json::array({{{"physicalLocation",
-                         {{"artifactLocation", {{"uri", f.path}}},
-                          {"region", {{"startLine", f.finding.line}, {"startColumn", f.finding.col}}}}}}})},
+                         f.field.empty()
+                             ? json{{"artifactLocation", {{"uri", f.path}}},
+                                    {"region", {{"startLine", f.finding.line}, {"startColumn", f.finding.col}}}}
+                             : json{{"artifactLocation", {{"uri", f.path}}}}}}})},
          {"partialFingerprints", {{"secretSha256/v1", f.finding.fingerprint}}}});
   }
   const json sarif = {

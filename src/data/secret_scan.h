@@ -14,8 +14,9 @@
 namespace tritter::data {
 
 struct PathFinding {
-  std::string path;
+  std::string path;   // with any secret in the name itself replaced by [REDACTED]
   SecretFinding finding;
+  std::string field;  // "" for the file's text; "path", "source", "license", "language" for a secret in that name
 };
 
 struct SecretScanReport {
@@ -30,7 +31,8 @@ struct SecretScanReport {
 SecretScanReport scan_secrets_only(const std::vector<std::string>& inputs, const SourceConfig& config, Context& ctx,
                                    const std::filesystem::path& rule_cache_dir = {});
 
-// One "path:line:col: rule fingerprint" line per finding.
+// One "path:line:col: rule fingerprint" line per finding ("path:0:col: rule fingerprint (in the path)" for a
+// secret in a name).
 std::string findings_text(const SecretScanReport& report);
 
 // SARIF 2.1.0 (one run, tool "tritter-secrets", a rule per secret rule id, a result per finding with the

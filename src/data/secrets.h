@@ -34,7 +34,12 @@ struct SecretFinding {
   int line = 0;             // 1-based
   int col = 0;              // 1-based, bytes
   std::string fingerprint;  // "sha256:<hex>" of the secret
+  size_t begin = 0, end = 0;  // byte range of the secret in the scanned text (what redact_secrets replaces)
 };
+
+// `text` with every finding's byte range replaced by "[REDACTED]": for names (file paths, tar members, JSONL
+// fields) that are written to reports, where the secret must not appear either.
+std::string redact_secrets(std::string_view text, const std::vector<SecretFinding>& findings);
 
 // True if `value` looks like a placeholder or template rather than a secret ("${TOKEN}", "{{ key }}",
 // "<your-key>", "...EXAMPLE", "xxxx", "changeme", a run of one character).
@@ -58,10 +63,12 @@ class SecretScanner {
     ~Scratch();
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
+    struct Hits;  // per-rule hit windows, kept between scans (no allocation per document); opaque
 
    private:
     friend class SecretScanner;
     hs_scratch* scratch_ = nullptr;
+    std::unique_ptr<Hits> hits_;
   };
 
   // Every validated finding in `text` (ordered by position). Thread-safe with one Scratch per thread.

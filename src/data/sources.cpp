@@ -67,6 +67,9 @@ bool is_vendored_dir(const std::string& name) {
   return std::find(kDirs.begin(), kDirs.end(), name) != kDirs.end();
 }
 
+// Caches of the sources beside them (bytecode): never walked, counted as vendored.
+bool is_cache_dir(const std::string& name) { return name == "__pycache__"; }
+
 // Version-control and tool caches: never walked (hidden directories such as .github or .circleci are walked so
 // their files pass the secret gate, then dropped as "hidden").
 bool is_never_walked(const std::string& name) {
@@ -273,9 +276,11 @@ bool DocumentSource::accept_text(Document& doc, const std::string& path) {
 }
 
 // Why a file that is read is still not training material ("" when it is): the reasons the pipeline counts.
-std::string DocumentSource::scan_only_reason(const fs::path& path, bool in_hidden_dir, std::string& lang) {
+std::string DocumentSource::scan_only_reason(const fs::path& path, bool in_hidden_dir, bool in_vendored_dir,
+                                             std::string& lang) {
   const std::string name = path.filename().string();
   if (is_credentials_file(name)) return "credentials-file";
+  if (in_vendored_dir) return "vendored-dir";
   if (in_hidden_dir || name.starts_with(".")) return "hidden";
   if (is_lockfile(name)) return "lockfile";
   if (lang.empty()) return "unknown-language";
@@ -295,16 +300,28 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
     lang = detect_language(path, head);
     if (head.empty() && size > 0) return skip(p, "unreadable"), false;
   }
-  bool in_hidden_dir = false;
+  bool in_hidden_dir = false, in_vendored_dir = false;
   if (path != fs::path(input))
-    for (const auto& part : fs::path(p.substr(std::min(p.size(), input.size()))).parent_path())
+    for (const auto& part : fs::path(p.substr(std::min(p.size(), input.size()))).parent_path()) {
       in_hidden_dir |= part.string().starts_with(".") && part != "." && part != "..";
-  const std::string reason = path == fs::path(input) && !lang.empty() ? "" : scan_only_reason(path, in_hidden_dir, lang);
+      in_vendored_dir |= config_.skip_vendored && is_vendored_dir(part.string());
+    }
+  const std::string reason =
+      path == fs::path(input) && !lang.empty() ? "" : scan_only_reason(path, in_hidden_dir, in_vendored_dir, lang);
   std::FILE* f = std::fopen(p.c_str(), "rb");
   if (!f) return skip(p, "unreadable"), false;
   doc = Document{};
   doc.text.resize(size_t(size));
-  const size_t got = std::fread(doc.text.data(), 1, doc.text.size(), f);
+  // The first 8 KiB first: a NUL there marks a binary file (what accept_text decides from the whole file), so
+  // compiled addons, images and archives under node_modules or vendor are not read whole only to be skipped.
+  const size_t head = std::min<size_t>(doc.text.size(), 8192);
+  size_t got = std::fread(doc.text.data(), 1, head, f);
+  if (got == head && head == 8192 && doc.text.size() > head && std::memchr(doc.text.data(), '\0', head)) {
+    std::fclose(f);
+    const bool keep_reason = !reason.empty() && reason != "credentials-file";
+    return skip(p, keep_reason ? reason : "binary"), false;
+  }
+  if (got == head) got += std::fread(doc.text.data() + head, 1, doc.text.size() - head, f);
   const bool err = std::ferror(f) != 0;
   std::fclose(f);
   if (err) return skip(p, "unreadable"), false;
@@ -314,7 +331,8 @@ bool DocumentSource::next_from_file(const fs::path& path, const std::string& inp
   doc.language = lang;
   doc.scan_only = reason;
   if (!accept_text(doc, p)) return false;
-  doc.license = license_for(path.parent_path(), walk_->root);
+  // Only training material carries a license; a scan-only file (vendored trees hold thousands) skips the lookups.
+  if (doc.scan_only.empty()) doc.license = license_for(path.parent_path(), walk_->root);
   doc.index = next_index_++;
   return true;
 }
@@ -414,12 +432,10 @@ bool DocumentSource::next_from_tar(Document& doc) {
       ++files_seen_;
       const std::string where = archive + ":" + name;
       const fs::path member(name);
-      bool excluded = false;
-      for (const auto& part : member.parent_path())
-        excluded |= config_.skip_vendored && is_vendored_dir(part.string());
-      bool hidden_dir = false;
+      bool excluded = false, vendored_dir = false, hidden_dir = false;
       for (const auto& part : member.parent_path()) {
-        excluded |= is_never_walked(part.string());
+        vendored_dir |= config_.skip_vendored && is_vendored_dir(part.string());
+        excluded |= is_never_walked(part.string()) || (config_.skip_vendored && is_cache_dir(part.string()));
         hidden_dir |= part.string().starts_with(".") && part != "." && part != "..";
       }
       const char* reason = excluded                        ? "vendored-dir"
@@ -435,7 +451,7 @@ bool DocumentSource::next_from_tar(Document& doc) {
       if (in.read(doc.text.data(), doc.text.size()) < doc.text.size()) return skip(archive, "corrupt-archive"), false;
       in.skip(padded - size);
       doc.language = detect_language(member, std::string_view(doc.text).substr(0, 256));
-      doc.scan_only = scan_only_reason(member, hidden_dir, doc.language);
+      doc.scan_only = scan_only_reason(member, hidden_dir, vendored_dir, doc.language);
       doc.path = where;
       doc.source = walk_->input;
       if (!accept_text(doc, where)) continue;
@@ -475,7 +491,9 @@ bool DocumentSource::next(Document& doc) {
       }
       if (fs::is_directory(st)) {
         const std::string name = p.filename().string();
-        if (!top && config_.skip_vendored && is_vendored_dir(name)) {
+        // Vendored trees (node_modules, vendor, third_party, build outputs, virtualenvs) are walked: their files pass
+        // the secret gate and are then dropped as "vendored-dir" (next_from_file). Bytecode caches are not.
+        if (!top && config_.skip_vendored && (is_cache_dir(name) || (is_vendored_dir(name) && is_never_walked(name)))) {
           skip(p.string(), "vendored-dir");
           continue;
         }

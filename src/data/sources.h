@@ -1,5 +1,6 @@
 // Document sources (issue 8 stage 1): directories walked recursively (language by extension or shebang;
-// vendored, hidden, generated, binary, non-UTF-8 and oversized files skipped with the reason counted), single
+// vendored, hidden, generated and non-UTF-8 files come back marked scan-only, binary and oversized files are
+// skipped, each with the reason counted), single
 // files, JSONL / JSONL.zst files with a configurable text key ("text" as datatrove, "content" as The Stack),
 // and tarballs (.tar, .tar.zst; ustar, GNU long names, pax paths). Sequential and streaming: one document in
 // memory at a time.
@@ -20,7 +21,7 @@ struct SourceConfig {
   std::string text_key = "text";       // JSONL field holding the document
   size_t max_file_bytes = 8u << 20;    // larger files / records are skipped ("too-large")
   bool skip_generated = true;          // "@generated", "DO NOT EDIT" ... in the first 1 KiB
-  bool skip_vendored = true;           // node_modules, vendor, third_party, target, .git ...
+  bool skip_vendored = true;           // node_modules, vendor, third_party, target ...: scanned, then dropped
   std::vector<std::string> languages;  // keep only these (empty: every known language)
 };
 
@@ -48,7 +49,8 @@ class DocumentSource {
   bool next_from_jsonl(Document& doc);
   bool next_from_tar(Document& doc);
   bool accept_text(Document& doc, const std::string& path);
-  std::string scan_only_reason(const std::filesystem::path& path, bool in_hidden_dir, std::string& lang);
+  std::string scan_only_reason(const std::filesystem::path& path, bool in_hidden_dir, bool in_vendored_dir,
+                               std::string& lang);
   std::string license_for(const std::filesystem::path& dir, const std::filesystem::path& root);
   void skip(const std::string& path, const std::string& reason);
 

@@ -4,21 +4,34 @@
 #include "data/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "core/error.h"
 #include "core/memory.h"
 #include "data/secret_cases.h"
+#include "data/secret_gen.h"
+#include "data/secret_scan.h"
 #include "data/zstd_io.h"
+#include "io/dir_lock.h"
 #include "train/data.h"
 #include "util/test_util.h"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -193,6 +206,105 @@ TEST(Pipeline, PlantedSecretsAppearNowhere) {
   for (const auto& c : cases) EXPECT_EQ(everything.find(c.secret), std::string::npos) << c.rule << " leaked";
 }
 
+// A secret in a name rather than the text: a directory, a skipped file's name, a tar member, and a JSONL record's
+// path, license and language fields. Each rejects its document (or, for a file skipped unread, is reported), its
+// name is written as [REDACTED], and no planted value appears in any output or in the report-only findings.
+TEST(Pipeline, SecretsInNamesAreRejectedAndRedacted) {
+  TempDir tmp;
+  std::vector<std::string> tokens;
+  for (uint64_t i = 0; i < 6; ++i)
+    tokens.push_back(test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 4100 + i)));
+  fs::create_directories(tmp / "in" / tokens[0]);
+  write_file(tmp / "in" / tokens[0] / "a.py", clean_python(1));                       // a directory name
+  write_file(tmp / "in" / (tokens[1] + ".bin"), std::string("\x7f" "ELF\0\0\0", 7));  // skipped unread
+  write_file(tmp / "in/clean.py", clean_python(2));
+  write_file(tmp / "src.tar", tar_member("pkg/" + tokens[2] + "/b.py", clean_python(3)) +
+                                  tar_member("pkg/c.py", clean_python(4)) + std::string(1024, '\0'));
+  write_file(tmp / "data.jsonl", json({{"text", clean_python(5)}, {"path", "src/" + tokens[3] + ".py"}}).dump() + "\n" +
+                                     json({{"text", clean_python(6)}, {"license", tokens[4]}}).dump() + "\n" +
+                                     json({{"text", clean_python(7)}, {"language", tokens[5]}}).dump() + "\n" +
+                                     json({{"text", clean_python(8)}, {"path", "ok.py"}}).dump() + "\n");
+  const std::vector<std::string> inputs = {(tmp / "in").string(), (tmp / "src.tar").string(),
+                                           (tmp / "data.jsonl").string()};
+  auto ctx_owner = make_ctx(2);
+  const CurateReport rep = curate(inputs, tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.rejected_secret, 5u);  // the .bin file is skipped as binary, its name reported
+  EXPECT_EQ(rep.docs_out, 3u);         // clean.py, pkg/c.py, ok.py
+  EXPECT_EQ(rep.rejects_by_rule.at("github-pat"), 6u);
+  std::string everything;
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "out")) {
+    if (!e.is_regular_file()) continue;
+    everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
+  }
+  for (const auto& t : tokens) EXPECT_EQ(everything.find(t), std::string::npos) << t << " leaked";
+  std::map<std::string, int> fields;
+  int redacted = 0;
+  std::istringstream rejects(test::read_file(tmp / "out/rejects.ndjson"));
+  for (std::string line; std::getline(rejects, line);) {
+    const json j = json::parse(line);
+    if (j.contains("field")) ++fields[j["field"].get<std::string>()];
+    redacted += j["path"].get<std::string>().find("[REDACTED]") != std::string::npos;
+  }
+  EXPECT_EQ(fields["path"], 4);  // directory, .bin name, tar member, JSONL path
+  EXPECT_EQ(fields["license"], 1);
+  EXPECT_EQ(fields["language"], 1);
+  EXPECT_EQ(redacted, 4);
+  EXPECT_NE(test::read_file(tmp / "out/skipped.ndjson").find("[REDACTED].bin"), std::string::npos);
+  // The report-only scan finds the same six, and prints none of them.
+  const SecretScanReport scan = scan_secrets_only(inputs, SourceConfig{}, *ctx_owner);
+  EXPECT_EQ(scan.findings.size(), 6u);
+  const std::string text = findings_text(scan) + findings_sarif(scan);
+  for (const auto& t : tokens) EXPECT_EQ(text.find(t), std::string::npos) << t << " leaked";
+  EXPECT_NE(text.find("(in the license)"), std::string::npos);
+}
+
+// Vendored trees pass the secret gate too: a key under node_modules, vendor or third_party (directory or tar
+// member) rejects that file and is reported; clean vendored files are scanned and dropped as "vendored-dir"; a
+// large binary file there is recognised from its head; with skip_vendored off they are training material.
+TEST(Pipeline, VendoredFilesAreScannedThenDropped) {
+  TempDir tmp;
+  const std::string key1 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5100));
+  const std::string key2 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5101));
+  const std::string key3 = test_gen::cat("gh", "p_", test_gen::fake(test_gen::kAlnum, 36, 5102));
+  fs::create_directories(tmp / "in/node_modules/dep/lib");
+  fs::create_directories(tmp / "in/vendor/pkg");
+  fs::create_directories(tmp / "in/third_party/x");
+  write_file(tmp / "in/main.py", clean_python(1));
+  write_file(tmp / "in/node_modules/dep/lib/config.js", "module.exports = { token: '" + key1 + "' };\n");
+  write_file(tmp / "in/node_modules/dep/index.js", "module.exports = require('./lib/config');\n");
+  write_file(tmp / "in/vendor/pkg/settings.py", "GITHUB_TOKEN = \"" + key2 + "\"\n");
+  write_file(tmp / "in/third_party/x/util.py", clean_python(2));
+  std::string addon(20000, 'x');
+  addon[9000] = '\0';  // NUL after the first 8 KiB: read whole, still binary
+  write_file(tmp / "in/node_modules/dep/late.node", addon);
+  write_file(tmp / "in/node_modules/dep/addon.node", std::string("\x7f" "ELF\0\0", 6) + std::string(20000, 'y'));
+  write_file(tmp / "src.tar", tar_member("proj/node_modules/m/k.js", "const k = '" + key3 + "';\n") +
+                                  tar_member("proj/a.py", clean_python(3)) + std::string(1024, '\0'));
+  const std::vector<std::string> inputs = {(tmp / "in").string(), (tmp / "src.tar").string()};
+  auto ctx_owner = make_ctx(2);
+  const CurateReport rep = curate(inputs, tmp / "out", CurateConfig{}, *ctx_owner);
+  EXPECT_EQ(rep.rejected_secret, 3u);
+  EXPECT_EQ(rep.rejects_by_rule.at("github-pat"), 3u);
+  EXPECT_EQ(rep.docs_out, 2u);  // main.py, proj/a.py
+  EXPECT_EQ(rep.skipped.at("vendored-dir"), 4u);  // index.js, util.py (clean), late.node, addon.node (binary)
+  EXPECT_EQ(rep.scanned_not_kept, 5u);            // config.js, settings.py, k.js, index.js, util.py
+  const std::string rejects = test::read_file(tmp / "out/rejects.ndjson");
+  for (const char* f : {"config.js", "settings.py", "k.js"}) EXPECT_NE(rejects.find(f), std::string::npos) << f;
+  const std::string skipped = test::read_file(tmp / "out/skipped.ndjson");
+  EXPECT_NE(skipped.find("third_party/x/util.py\",\"reason\":\"vendored-dir\",\"secrets\":\"clean\""),
+            std::string::npos)
+      << skipped;
+  std::string everything;
+  for (const auto& e : fs::recursive_directory_iterator(tmp / "out"))
+    if (e.is_regular_file()) everything += is_zstd_path(e.path()) ? read_zstd(e.path()) : test::read_file(e.path());
+  for (const auto& k : {key1, key2, key3}) EXPECT_EQ(everything.find(k), std::string::npos);
+  CurateConfig keep;
+  keep.source.skip_vendored = false;
+  const CurateReport all = curate(inputs, tmp / "out2", keep, *ctx_owner);
+  EXPECT_EQ(all.rejected_secret, 3u);
+  EXPECT_EQ(all.docs_out, 4u);  // + index.js, util.py as training material
+}
+
 TEST(Pipeline, BadInputsAreCountedNotFatal) {
   TempDir tmp;
   fs::create_directories(tmp / "in");
@@ -310,6 +422,90 @@ TEST(Pipeline, FailedRunLeavesOutputUntouched) {
     ADD_FAILURE() << "expected Error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a directory"), std::string::npos) << e.what();
+  }
+}
+
+// Two runs into one output directory: the second is refused with a message naming the holder, the first's outputs
+// are untouched, and the directory is free again once the holder is gone.
+TEST(Pipeline, ConcurrentRunIntoTheSameOutputIsRefused) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  write_file(tmp / "in/a.py", clean_python(1));
+  auto ctx_owner = make_ctx(1);
+  curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+  const std::string before = test::read_file(tmp / "out/report.json");
+  {
+    const DirLock holder(tmp / "out", "test");
+    try {
+      curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+      ADD_FAILURE() << "expected Error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is locked by pid " + std::to_string(::getpid())), std::string::npos)
+          << e.what();
+    }
+    const auto r = test::run_cli("-q curate " + (tmp / "in").string() + " -o " + (tmp / "out").string());
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("is locked by pid"), std::string::npos) << r.output;
+    EXPECT_EQ(test::read_file(tmp / "out/report.json"), before);
+  }
+  EXPECT_NO_THROW(curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner));
+}
+
+// kill -9 at moments spread over a whole run into an existing output directory (the swap included): every time, the
+// directory holds one run's complete outputs (report.json agrees with the shards beside it: old run or new), the
+// user's own file survives, and the next run removes what the killed ones left beside it.
+TEST(Pipeline, KilledRunLeavesTheOldOutputsOrTheNewOnes) {
+  TempDir tmp;
+  fs::create_directories(tmp / "old");
+  fs::create_directories(tmp / "new");
+  for (int i = 0; i < 3; ++i) write_file(tmp / "old" / numbered("a", size_t(i), ".py"), clean_python(i));
+  for (int i = 0; i < 300; ++i) write_file(tmp / "new" / numbered("b", size_t(i), ".py"), clean_python(1000 + i));
+  CurateConfig cfg;
+  cfg.shard_max_docs = 40;  // several shards: a mixture of two runs would show
+  write_file(tmp / "cfg.json", R"({"shard_max_docs": 40})");
+  auto ctx_owner = make_ctx(1);
+  curate({(tmp / "old").string()}, tmp / "out", cfg, *ctx_owner);
+  write_file(tmp / "out/notes.txt", "mine");
+  const std::string cli = TRITTER_CLI;
+  const std::vector<std::string> args = {cli, "-q", "-t", "1", "curate", (tmp / "new").string(), "-o",
+                                         (tmp / "out").string(), "--config", (tmp / "cfg.json").string()};
+  auto spawn = [&] {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    EXPECT_EQ(posix_spawn(&pid, cli.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+    return pid;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  pid_t pid = spawn();
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const double run_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  curate({(tmp / "old").string()}, tmp / "out", cfg, *ctx_owner);  // back to the old outputs
+  std::set<uint64_t> seen;
+  const int kKills = 20;
+  for (int k = 0; k < kKills; ++k) {
+    pid = spawn();
+    std::this_thread::sleep_for(std::chrono::duration<double>(run_s * (0.3 + 0.9 * k / kKills)));
+    ::kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    const json rep = json::parse(test::read_file(tmp / "out/report.json"));
+    size_t shard_files = 0;
+    for (const auto& e : fs::directory_iterator(tmp / "out"))
+      shard_files += e.path().filename().string().starts_with("shard-");
+    EXPECT_EQ(shard_files, rep["shards"].get<size_t>()) << "kill " << k;
+    EXPECT_EQ(read_shards(tmp / "out").size(), rep["docs_out"].get<size_t>()) << "kill " << k;
+    EXPECT_EQ(test::read_file(tmp / "out/notes.txt"), "mine");
+    seen.insert(rep["docs_out"].get<uint64_t>());
+  }
+  for (uint64_t n : seen) EXPECT_TRUE(n == 3 || n == 300) << n;
+  const CurateReport last = curate({(tmp / "new").string()}, tmp / "out", cfg, *ctx_owner);
+  EXPECT_EQ(last.docs_out, 300u);
+  for (const auto& e : fs::directory_iterator(tmp.path())) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(name.find(".tmp-") == std::string::npos && name.find(".old-") == std::string::npos) << name;
   }
 }
 
