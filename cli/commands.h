@@ -22,5 +22,6 @@ void add_convert_command(CLI::App& app, GlobalOptions& global);  // convert betw
 void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_lora_command(CLI::App& app, GlobalOptions& global);  // LoRA
 
 void add_serve_command(CLI::App& app, GlobalOptions& global);  // the OpenAI-compatible HTTP server
+void add_embed_command(CLI::App& app, GlobalOptions& global);  // text embeddings
 
 }  // namespace tritter::cli

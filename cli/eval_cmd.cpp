@@ -7,7 +7,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include <optional>
+
 #include "api/model_source.h"
+#include "infer/engine.h"
+#include "infer/knn_eval.h"
 #include "commands.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -28,6 +32,7 @@ struct EvalArgs {
   std::vector<std::string> data, ext;
   int64_t batch = 8, seq = 256, windows = 1000000;
   double val_fraction = 0.05;
+  bool exits = false;
 };
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
@@ -55,7 +60,25 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     windows = std::min(data.val_windows(T), a.windows);
     if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens");
   };
-  if (format == kPackedFormat || !a.lora.empty()) {
+  // A cosine head: the KNN exit against the argmax of the logits on the inference engine (the decode path).
+  std::optional<KnnEval> knn;
+  auto knn_eval = [&](const ModelWeights& w) {
+    EngineOptions eo;
+    eo.context = T;
+    Engine engine(*ctx, w, eo);
+    std::vector<int32_t> win(static_cast<size_t>(windows * (T + 1)));
+    for (int64_t i = 0; i < windows; ++i) data.val_window(i, T, win.data() + i * (T + 1));
+    knn = evaluate_knn_exit(engine, win.data(), windows, T);
+  };
+  const bool cosine_packed = format == kPackedFormat && a.lora.empty() &&
+                             (a.exits || PackedModel::open(path).config().cosine_head());
+  if (cosine_packed) {
+    const PackedModel m = PackedModel::open(path);
+    T = std::min(a.seq, m.config().max_position_embeddings);
+    check_windows();
+    knn_eval(m.weights());
+    bpb = knn->bits_per_token();
+  } else if (format == kPackedFormat || !a.lora.empty()) {
     // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
     const PackedModel base = open_lora_base(path, &ctx->memory);
     LoraConfig lc;
@@ -86,6 +109,12 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     std::memcpy(model.params().data(), ck.params.data(), ck.params.bytes());
     model.reserve(a.batch, T, false);
     bpb = train::evaluate_bits_per_byte(model, data, a.batch, T, a.windows);
+    if ((ck.config.cosine_head() || a.exits) && ck.config.quant) {
+      const PackedModel m = PackedModel::in_memory(ck.config, [&](float* out, const TensorInfo& info, size_t) {
+        std::memcpy(out, ck.params.as<float>().data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
+      }, PackOptions{}, &ctx->memory);
+      knn_eval(m.weights());
+    }
   }
   // --split all reads every document: none of them is "held out" from anything.
   std::printf("eval %s%s%s: %lld windows x %lld tokens of %lld %s (%lld tokens): %.4f bits/byte, "
@@ -96,6 +125,19 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
               a.split == "all" ? "documents (--split all: every document)" : "held-out documents (--split val)",
               static_cast<long long>(data.stats().val_tokens), bpb,
               std::exp2(bpb));
+  if (knn && !knn->has_knn) {
+    std::printf("exits: top-1 (argmax of the logits) %.2f %% over %lld positions, packed bits/byte %.4f\n",
+                100.0 * knn->argmax_correct / std::max<double>(1, knn->positions),
+                static_cast<long long>(knn->positions), knn->bits_per_token());
+  } else if (knn) {
+    const KnnEval& k = *knn;
+    const double n = static_cast<double>(std::max<int64_t>(k.positions, 1));
+    std::printf("knn exit: top-1 %.2f %% (argmax of the logits %.2f %%), agreement %.4f %% over %lld positions "
+                "(%lld with a top-2 margin below the tier bound), mean cos(h, E_y) %.4f, packed bits/byte %.4f\n",
+                100.0 * k.knn_correct / n, 100.0 * k.argmax_correct / n, 100.0 * k.agreement(),
+                static_cast<long long>(k.positions), static_cast<long long>(k.narrow), k.cos_sum / n,
+                k.bits_per_token());
+  }
 }
 
 }  // namespace
@@ -115,6 +157,8 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
   c->add_option("--batch", a->batch, "Windows per forward")->capture_default_str();
   c->add_option("--seq", a->seq, "Tokens per window (stride = seq)")->capture_default_str();
   c->add_option("--windows", a->windows, "At most this many windows");
+  c->add_flag("--exits", a->exits, "Also report top-1 accuracy of the exit on the inference engine (always on for "
+                                   "a cosine head, with the KNN exit and its agreement with the logits)");
   c->callback([a, &global] { run_eval(*a, global); });
 }
 

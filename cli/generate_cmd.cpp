@@ -81,6 +81,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--no-display-prompt", o->no_display_prompt, "Do not echo the prompt before the continuation");
   cmd->add_option("-n,--max-tokens,--n-predict", o->max_tokens, "Tokens to generate at most; -1 = until <eos> or "
                   "the context is full")->capture_default_str();
+  cmd->add_option("--exit", o->gen.exit, "softmax (sample the logits) or knn (cosine head: nearest embedding row)")
+      ->capture_default_str();
   cmd->add_option("--temp,--temperature", o->gen.sampling.temperature, "Temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "Top-k (0 = off)")->capture_default_str();

@@ -107,6 +107,11 @@ struct SessionOptions {
   std::string kernels = "auto";  // auto, reference, scalar, avx2, avx512vnni
 };
 
+struct EmbedOptions {
+  std::string pooling = "mean";      // mean (every position) or last (the last position's state)
+  std::string attention = "causal";  // causal, or bidirectional (every position sees the whole text)
+};
+
 struct Sampling {
   float temperature = 0.0f;  // 0: greedy
   int top_k = 40;            // 0: off
@@ -122,6 +127,9 @@ struct GenerationParams {
   Sampling sampling;
   std::vector<std::string> stop = {};  // stop strings: never delivered, held back while one might still be forming
   bool stop_at_eos = true;
+  // softmax: sample from the logits; knn: a cosine-head model's KNN exit (the nearest embedding row; greedy, no
+  // logits, no repetition penalty). Both give the same ids at temperature 0 without a repetition penalty.
+  std::string exit = "softmax";
 };
 
 struct Generation {
@@ -181,6 +189,10 @@ class Session {
   // context.
   std::vector<float> embed(std::string_view text);
   std::vector<float> embed_tokens(std::span<const int32_t> tokens);
+  // The same with a choice of pooling and attention (docs/embedding-prediction.md). EmbedOptions{} is the call
+  // above. Bidirectional attention runs the text as one chunk on a temporary engine (resident models only).
+  std::vector<float> embed(std::string_view text, const EmbedOptions& options);
+  std::vector<float> embed_tokens(std::span<const int32_t> tokens, const EmbedOptions& options);
 
   SessionStats stats() const;
 

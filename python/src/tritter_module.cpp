@@ -323,7 +323,9 @@ py::array_t<float> model_logits(const PyModel& self, const py::object& ids_obj, 
   return to_numpy(std::move(out), {n, V});
 }
 
-py::array_t<float> model_embed(const PyModel& self, const py::object& texts) {
+py::array_t<float> model_embed(const PyModel& self, const py::object& texts, const std::string& pooling,
+                               const std::string& attention) {
+  const EmbedOptions options{.pooling = pooling, .attention = attention};
   std::shared_ptr<Core> core = self.share();
   const int64_t D = core->model.info().hidden_size;
   const bool one = py::isinstance<py::str>(texts) || py::isinstance<py::bytes>(texts);
@@ -340,10 +342,10 @@ py::array_t<float> model_embed(const PyModel& self, const py::object& texts) {
     with_session(*core, [&](Session& s) {
       for (const std::string& t : list) {
         if (one) {
-          out = s.embed(t);  // the computed vector itself becomes the array
+          out = s.embed(t, options);  // the computed vector itself becomes the array
           return;
         }
-        const std::vector<float> e = s.embed(t);
+        const std::vector<float> e = s.embed(t, options);
         out.insert(out.end(), e.begin(), e.end());
         py::gil_scoped_acquire acquire;
         if (PyErr_CheckSignals() != 0) throw py::error_already_set();
@@ -681,8 +683,10 @@ PYBIND11_MODULE(_tritter, m) {
       .def("logits", &model_logits, py::arg("ids"), py::kw_only(), py::arg("last") = false,
            "Logits of ids (or text, no <bos>) run as one new sequence: float32 (n, V), or (V,) of the last "
            "token with last=True. The array owns its memory (no copy) and outlives the model.")
-      .def("embed", &model_embed, py::arg("texts"),
-           "Unit embedding (hidden_size,) float32 of one text, or (N, hidden_size) for a list of texts.")
+      .def("embed", &model_embed, py::arg("texts"), py::kw_only(), py::arg("pooling") = "mean",
+           py::arg("attention") = "causal",
+           "Unit embedding (hidden_size,) float32 of one text, or (N, hidden_size) for a list of texts; pooling "
+           "mean|last, attention causal|bidirectional.")
       .def("session", &make_session, py::kw_only(), py::arg("context") = py::none(), py::arg("threads") = py::none(),
            py::arg("kv_cache") = py::none(), "A Session of its own (a KV cache) for step-wise forward passes.");
 

@@ -16,6 +16,7 @@
 #include "api/model_source.h"
 #include "core/context.h"
 #include "core/memory.h"
+#include "infer/embed_pool.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
 #include "infer/kv_cache.h"
@@ -208,6 +209,10 @@ Generation Session::generate(std::span<const int32_t> prompt, const GenerationPa
   o.max_tokens = params.max_tokens;
   o.stop = params.stop;
   o.stop_at_eos = params.stop_at_eos;
+  if (params.exit != "softmax" && params.exit != "knn") {
+    throw_error("generate: exit '", params.exit, "', expected softmax or knn");
+  }
+  o.knn_exit = params.exit == "knn";
   o.sampler = SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .min_p = p.min_p,
                              .repeat_penalty = p.repeat_penalty, .repeat_last_n = p.repeat_last_n, .seed = p.seed};
   GenerateResult g = generate_tokens(*impl_->engine, prompt, o, on_token);  // the loop every caller runs
@@ -223,41 +228,58 @@ Generation Session::generate(std::span<const int32_t> prompt, const GenerationPa
   return r;
 }
 
-std::vector<float> Session::embed(std::string_view text) {
-  if (text.empty()) throw_error("embed: empty text");
-  return embed_tokens(tritter::tokenize(text, {.bos = false, .modality = -1, .eos = false}));
-}
+std::vector<float> Session::embed(std::string_view text) { return embed(text, EmbedOptions{}); }
 
 std::vector<float> Session::embed_tokens(std::span<const int32_t> tokens) {
+  return embed_tokens(tokens, EmbedOptions{});
+}
+
+std::vector<float> Session::embed(std::string_view text, const EmbedOptions& options) {
+  if (text.empty()) throw_error("embed: empty text");
+  return embed_tokens(tritter::tokenize(text, {.bos = false, .modality = -1, .eos = false}), options);
+}
+
+std::vector<float> Session::embed_tokens(std::span<const int32_t> tokens, const EmbedOptions& options) {
   Impl& s = *impl_;
   const TritterConfig& c = s.model->config;
-  const int64_t n = static_cast<int64_t>(tokens.size()), D = c.hidden_size, B = s.options.max_batch;
+  const int64_t n = static_cast<int64_t>(tokens.size()), D = c.hidden_size;
   if (n < 1) throw_error("embed: no tokens");
+  if (options.attention != "causal" && options.attention != "bidirectional") {
+    throw_error("embed: attention '", options.attention, "', expected causal or bidirectional");
+  }
+  const bool bidirectional = options.attention == "bidirectional";
   if (n > s.engine->context()) {
     throw_error("embed: the text has ", n, " tokens, more than the context of ", s.engine->context());
   }
+  EmbeddingPool pool(D, embed_pooling_from_name(options.pooling));
   const float* gain = s.model->packed ? s.model->packed->weights().final_norm : s.model->final_norm.data();
-  std::vector<double> sum(static_cast<size_t>(D), 0.0);
-  std::vector<float> logits(static_cast<size_t>(c.vocab_size)), normed(static_cast<size_t>(B * D));
+  if (bidirectional) {
+    // Every position must see the whole text: one chunk of n tokens on an engine sized for it.
+    if (!s.model->packed) throw_error("embed: bidirectional attention needs a resident model (not streamed)");
+    EngineOptions eo;
+    eo.context = n;
+    eo.max_batch = n;
+    Engine engine(s.ctx, s.model->packed->weights(), eo);
+    engine.set_lora(&s.model->lora);
+    engine.set_mask(AttnMask::bidirectional(c.sliding_window));
+    engine.forward(tokens, nullptr, false);
+    std::vector<float> normed(static_cast<size_t>(n * D));
+    rmsnorm(s.ctx, normed.data(), engine.hidden_states(), gain, n, D, static_cast<float>(c.rms_norm_eps));
+    pool.add(normed.data(), n);
+    return pool.finish();
+  }
+  const int64_t B = s.options.max_batch;
+  std::vector<float> normed(static_cast<size_t>(B * D));
   s.engine->reset();
   // One forward per chunk of ≤ max_batch tokens: hidden_states() then holds that whole chunk.
   for (int64_t start = 0; start < n; start += B) {
     const int64_t T = std::min(B, n - start);
-    s.engine->forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(T)), logits.data(), false);
+    s.engine->forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(T)), nullptr, false);
     rmsnorm(s.ctx, normed.data(), s.engine->hidden_states(), gain, T, D, static_cast<float>(c.rms_norm_eps));
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t j = 0; j < D; ++j) sum[static_cast<size_t>(j)] += normed[static_cast<size_t>(t * D + j)];
-    }
+    pool.add(normed.data(), T);
   }
   s.engine->reset();
-  double norm = 0;
-  for (double v : sum) norm += v * v;  // the mean's 1/n cancels in the normalization
-  norm = std::sqrt(norm);
-  std::vector<float> out(static_cast<size_t>(D));
-  for (int64_t j = 0; j < D; ++j) {
-    out[static_cast<size_t>(j)] = norm > 0 ? static_cast<float>(sum[static_cast<size_t>(j)] / norm) : 0.0f;
-  }
-  return out;
+  return pool.finish();
 }
 
 SessionStats Session::stats() const {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "infer/embed_pool.h"
 #include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
 #include "kernels/ops.h"
@@ -183,26 +184,17 @@ std::vector<float> BatchEngine::embed(int slot, std::span<const int32_t> tokens)
   const int64_t n = static_cast<int64_t>(tokens.size()), D = c_.hidden_size;
   reset(slot);
   check(slot, n, tokens.data());
-  std::vector<double> sum(static_cast<size_t>(D), 0.0);
+  EmbeddingPool pool(D);  // the pooling Session::embed uses (infer/embed_pool.h)
   for (int64_t start = 0; start < n; start += options_.max_batch) {
     const int64_t T = std::min(options_.max_batch, n - start);
     source_.embed_rows(tokens.data() + start, T, x_);
     layers(T, slot, nullptr, nullptr);
     pos_[static_cast<size_t>(slot)] += T;
     rmsnorm(ctx_, normed_, x_, source_.final_norm(), T, D, static_cast<float>(c_.rms_norm_eps));
-    for (int64_t t = 0; t < T; ++t) {
-      for (int64_t j = 0; j < D; ++j) sum[static_cast<size_t>(j)] += normed_[t * D + j];
-    }
+    pool.add(normed_, T);
   }
   reset(slot);
-  double norm = 0;
-  for (double v : sum) norm += v * v;  // the mean's 1/n cancels in the normalization
-  norm = std::sqrt(norm);
-  std::vector<float> out(static_cast<size_t>(D));
-  for (int64_t j = 0; j < D; ++j) {
-    out[static_cast<size_t>(j)] = norm > 0 ? static_cast<float>(sum[static_cast<size_t>(j)] / norm) : 0.0f;
-  }
-  return out;
+  return pool.finish();
 }
 
 }  // namespace tritter

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
+#include "kernels/knn.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
@@ -69,6 +70,7 @@ Engine::Engine(Context& ctx, WeightSource& source, const EngineOptions& options)
       cache_(c_, options_.context, options_.kv_dtype, options_.max_batch, &ctx.memory),
       timed_(ctx.log_level >= LogLevel::Verbose) {
   const TritterConfig& c = c_;
+  mask_ = AttnMask::causal(c.sliding_window);
   if (!c.quant) throw_error("engine: quant=false models are not supported (no packed form)");
   const int64_t d = c.head_dim, half = d / 2;
   MemoryAccount* account = &ctx.memory;
@@ -107,6 +109,20 @@ void Engine::set_lora(const LoraSet* lora) {
   bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
 }
 
+void Engine::knn_exit(int32_t* ids, float* scores, int64_t k) {
+  const TritterConfig& c = c_;
+  const HeadWeights& head = source_.weights().head;
+  if (!c.cosine_head() || !(head.cos_scale > 0.0f) || (!head.f32 && !head.i8)) {
+    throw_error("engine: the KNN exit needs a resident cosine-head model (head_type cosine_tied); found head_type ",
+                head_type_name(c.head_type));
+  }
+  TRITTER_CHECK(last_T_ > 0, "knn_exit before forward");
+  const int64_t D = c.hidden_size;
+  OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
+  rmsnorm(ctx_, normed_, x_ + (last_T_ - 1) * D, source_.final_norm(), 1, D, static_cast<float>(c.rms_norm_eps));
+  knn_topk(ctx_, ids, scores, normed_, 1, head, c.vocab_size, D, k);
+}
+
 void Engine::reset() {
   pos_ = 0;
   cache_.clear();
@@ -132,6 +148,15 @@ void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_lo
   const TritterConfig& c = c_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   check_input(tokens);
+  if (mask_.kind == AttnMask::Kind::Bidirectional && (pos_ > 0 || n > options_.max_batch)) {
+    throw_error("engine: a bidirectional mask needs the whole sequence in one first forward of at most ",
+                options_.max_batch, " tokens (found ", n, " tokens at position ", pos_, ")");
+  }
+  if (mask_.kind == AttnMask::Kind::Prefix && pos_ < mask_.prefix &&
+      (pos_ > 0 || n < mask_.prefix || mask_.prefix > options_.max_batch)) {
+    throw_error("engine: prefix_lm(", mask_.prefix, ") needs the prefix prefilled in one first forward chunk (found ",
+                n, " tokens at position ", pos_, ", chunks of ", options_.max_batch, ")");
+  }
   for (int64_t start = 0; start < n; start += options_.max_batch) {
     const int64_t T = std::min(options_.max_batch, n - start);
     const bool last = start + T == n;
@@ -180,6 +205,7 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
     l = g.first + g.count;
   }
   pos_ += T;
+  last_T_ = T;
   if (!logits) return;
   OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
   const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
@@ -195,7 +221,7 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   run.T = T;
   run.kv = &cache_;
   run.pos0 = pos_;
-  run.mask = AttnMask::causal(c.sliding_window);
+  run.mask = mask_;
   run.rope_cos = rope_.as<float>().data();
   run.rope_sin = run.rope_cos + options_.context * half;
   run.lora = lora_;

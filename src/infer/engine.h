@@ -61,6 +61,20 @@ class Engine {
   EngineTimings timings() const;
   const OpTimes& op_times() const { return times_; }
   const float* hidden_states() const { return x_; }  // (T, D) of forward()'s last chunk, before the final norm
+  int64_t last_chunk() const { return last_T_; }     // T of forward()'s last chunk
+  int64_t max_batch() const { return options_.max_batch; }  // tokens per forward chunk
+  const Context& kernel_context() const { return ctx_; }  // the Context its ops run with (threads, tier)
+  // The KNN exit of a cosine head (kernels/knn.h): the k nearest table rows to the last token's final-norm state
+  // after a forward (which may pass logits = nullptr to skip the head), best first; ties to the lowest id. With
+  // k = 1 it is the argmax of the logits forward() would have returned, bit for bit. Throws Error for a linear
+  // head or a streamed model.
+  void knn_exit(int32_t* ids, float* scores, int64_t k);
+  // The attention mask of later forwards (absolute positions; default causal with the config's window). A
+  // non-causal part must be prefilled in one forward chunk: bidirectional = the whole sequence in the first
+  // forward of at most max_batch tokens; prefix_lm(P) = positions 0 .. P−1 in the first chunk (then decoding is
+  // causal over the cached prefix). Throws Error when a forward would break that.
+  void set_mask(const AttnMask& mask) { mask_ = mask; }
+  const AttnMask& mask() const { return mask_; }
   size_t scratch_bytes() const { return scratch_.bytes(); }
   // Attaches LoRA adapters (infer/lora_apply.h; nullptr detaches): the targeted projections then also get
   // Σ w·(α/r)·(x Aᵀ)Bᵀ of their normalized, un-quantized input, which the engine keeps in an extra fp32 buffer
@@ -80,6 +94,8 @@ class Engine {
   EngineOptions options_;
   KvCache cache_;
   int64_t pos_ = 0;
+  int64_t last_T_ = 0;
+  AttnMask mask_;
   bool timed_;      // per-op wall times (timings()) are collected at --verbose: the clock costs ~2 % of a decode step
   OpTimes times_;
   Buffer rope_;     // cos, sin (context, d/2) each

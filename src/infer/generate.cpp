@@ -41,6 +41,10 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
   for (const auto& s : options.stop) {
     if (s.empty()) throw_error("--stop: empty stop string");
   }
+  if (options.knn_exit && options.sampler.temperature > 0) {
+    throw_error("generate: the KNN exit is greedy: found temperature ", options.sampler.temperature,
+                ", expected 0 (or use the softmax exit to sample)");
+  }
   Sampler sampler(options.sampler);
   GenerateResult r;
   r.prompt_tokens = static_cast<int64_t>(prompt.size());
@@ -48,14 +52,20 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
   std::vector<float> logits(V);
 
   auto t0 = Clock::now();
-  engine.forward(prompt, logits.data(), false);
+  engine.forward(prompt, options.knn_exit ? nullptr : logits.data(), false);
   r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
   std::string pending;  // generated text not yet delivered
   r.stop_reason = "length";
   for (int64_t i = 0; i < options.max_tokens; ++i) {
     const auto ts = Clock::now();
-    const int32_t id = sampler.sample(logits.data(), V, history);
+    int32_t id = 0;
+    if (options.knn_exit) {
+      float score = 0;
+      engine.knn_exit(&id, &score, 1);
+    } else {
+      id = sampler.sample(logits.data(), V, history);
+    }
     r.sample_s += std::chrono::duration<double>(Clock::now() - ts).count();
     if (options.stop_at_eos && id == kTokenEos) {
       r.stop_reason = "eos";
@@ -90,7 +100,7 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
       break;
     }
     const auto td = Clock::now();
-    engine.forward(std::span<const int32_t>(&id, 1), logits.data(), false);
+    engine.forward(std::span<const int32_t>(&id, 1), options.knn_exit ? nullptr : logits.data(), false);
     r.decode_s += std::chrono::duration<double>(Clock::now() - td).count();
     ++r.decode_steps;
   }

@@ -19,6 +19,9 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings
   bool stop_at_eos = true;
   SamplerOptions sampler;
+  // The exit: false = sample from the logits (softmax, the sampler above); true = the KNN exit of a cosine head
+  // (Engine::knn_exit: the nearest embedding row, no logits computed), greedy only (temperature 0).
+  bool knn_exit = false;
 };
 
 struct GenerateResult {

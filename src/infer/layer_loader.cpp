@@ -43,6 +43,9 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
   const std::string where = "file '" + f.source() + "'";
   config_ = config_from_metadata(f, kPackedFormat);
   if (!config_.quant) throw_error(where, ": quant=false: nothing to stream");
+  if (config_.cosine_head()) {
+    throw_error(where, ": head_type cosine_tied: streaming does not run the cosine head yet (load the model resident)");
+  }
   auto layout = f.metadata().find("qweight_layout");
   if (layout == f.metadata().end() || layout->second != "T16") throw_error(where, ": qweight_layout is not 'T16'");
   auto head = f.metadata().find("head");
@@ -70,7 +73,7 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
     if (!(t.role == TensorRole::LmHead && head_format_ == HeadFormat::I8)) {
       const SafeTensor& x = f.expect(t.name, DType::F32, t.shape);
       if (t.role == TensorRole::Embedding) embed_offset_ = offset(x);
-      if (t.role == TensorRole::Norm && t.layer < 0) final_norm_offset_ = offset(x);
+      if (t.role == TensorRole::Norm && t.layer < 0 && t.kind == "norm") final_norm_offset_ = offset(x);
       if (t.role == TensorRole::Norm && t.layer >= 0) {
         layer_entries_[t.layer].push_back({x.name, t.kind, EntryType::Norm, 0, 0, offset(x), x.bytes()});
       }

@@ -53,6 +53,14 @@ const char* attn_mask_name(const AttnMask& m);  // "causal", "causal+window(W)",
 struct AttnShape {
   int64_t B = 1, T = 1, H = 1, K = 1, d = 1;
   AttnMask mask;  // positions 0 .. T−1 of each sequence
+  // Optional (B): a per-sequence prefix length for a Prefix mask (prefix_lm with P a batch field); null = mask.prefix.
+  const int64_t* prefix = nullptr;
+  // The mask of sequence b: `mask`, with P = prefix[b] when the mask is a Prefix mask and prefix is set.
+  AttnMask mask_of(int64_t b) const {
+    AttnMask m = mask;
+    if (m.kind == AttnMask::Kind::Prefix && prefix) m.prefix = prefix[b];
+    return m;
+  }
 };
 inline constexpr int64_t kAttnBlock = 64;
 // Floats of scratch the prefill functions need with `threads` workers.

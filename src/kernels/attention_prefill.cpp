@@ -19,10 +19,10 @@ struct AttnBlock {
   int64_t i0, i1, j0, j1;
 };
 // The keys any query of the block [i0, i1) sees: [lo(i0), hi(i1 − 1)] (both bounds grow with i).
-AttnBlock attn_block(const AttnShape& s, int64_t i0) {
+AttnBlock attn_block(const AttnShape& s, const AttnMask& mask, int64_t i0) {
   AttnBlock blk{i0, std::min(s.T, i0 + kAttnBlock), 0, 0};
-  blk.j0 = s.mask.lo(blk.i0);
-  blk.j1 = s.mask.hi(blk.i1 - 1, s.T) + 1;
+  blk.j0 = mask.lo(blk.i0);
+  blk.j1 = mask.hi(blk.i1 - 1, s.T) + 1;
   return blk;
 }
 
@@ -50,17 +50,18 @@ void attention_forward(const Context& ctx, float* out, float* lse, const float* 
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t task = 0; task < s.B * s.K; ++task) {
     const int64_t b = task / s.K, kv = task % s.K;
+    const AttnMask mask = s.mask_of(b);
     float* S = scratch + static_cast<int64_t>(omp_get_thread_num()) * 2 * kAttnBlock * s.T;
     for (int64_t g = 0; g < G; ++g) {
       const int64_t h = kv * G + g;
       for (int64_t i0 = 0; i0 < s.T; i0 += kAttnBlock) {
-        const AttnBlock blk = attn_block(s, i0);
+        const AttnBlock blk = attn_block(s, mask, i0);
         const int64_t rows = blk.i1 - blk.i0, nk = blk.j1 - blk.j0;
         attn_scores(S, q, k, s, b, h, kv, blk, scale);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t i = blk.i0 + r;
           float* Sr = S + r * nk;
-          const int64_t lo = s.mask.lo(i) - blk.j0, hi = s.mask.hi(i, s.T) - blk.j0;  // visible columns [lo, hi]
+          const int64_t lo = mask.lo(i) - blk.j0, hi = mask.hi(i, s.T) - blk.j0;  // visible columns [lo, hi]
           float m = -std::numeric_limits<float>::infinity();
           for (int64_t j = lo; j <= hi; ++j) m = std::max(m, Sr[j]);
           float sum = 0.0f;
@@ -93,6 +94,7 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int64_t task = 0; task < s.B * s.K; ++task) {
     const int64_t b = task / s.K, kv = task % s.K;
+    const AttnMask mask = s.mask_of(b);
     float* P = scratch + static_cast<int64_t>(omp_get_thread_num()) * 2 * kAttnBlock * s.T;
     float* dS = P + kAttnBlock * s.T;
     for (int64_t t = 0; t < s.T; ++t) {
@@ -102,7 +104,7 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
     for (int64_t g = 0; g < G; ++g) {
       const int64_t h = kv * G + g;
       for (int64_t i0 = 0; i0 < s.T; i0 += kAttnBlock) {
-        const AttnBlock blk = attn_block(s, i0);
+        const AttnBlock blk = attn_block(s, mask, i0);
         const int rows = static_cast<int>(blk.i1 - blk.i0), nk = static_cast<int>(blk.j1 - blk.j0);
         const float* qb = q + ((b * s.T + blk.i0) * s.H + h) * s.d;
         const float* dob = dout + ((b * s.T + blk.i0) * s.H + h) * s.d;
@@ -113,7 +115,7 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, di, 1.0f, dob, Hd, vb, Kd, 0.0f, dS, nk);
         for (int r = 0; r < rows; ++r) {
           const int64_t i = blk.i0 + r;
-          const int64_t lo = s.mask.lo(i) - blk.j0, hi = s.mask.hi(i, s.T) - blk.j0;
+          const int64_t lo = mask.lo(i) - blk.j0, hi = mask.hi(i, s.T) - blk.j0;
           const float l = lse[(b * s.H + h) * s.T + i];
           const float* o_i = out + ((b * s.T + i) * s.H + h) * s.d;
           const float* do_i = dob + static_cast<int64_t>(r) * Hd;

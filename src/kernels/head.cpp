@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/nn.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/ref.h"
 #include "kernels/ternary_matmul.h"
@@ -71,6 +72,15 @@ TRITTER_HEAD_VARIANT(vnni, __attribute__((target("avx512f,avx512bw,avx512vl,avx5
 
 void lm_head_forward(const Context& ctx, float* logits, const float* h, int64_t N, const HeadWeights& w, int64_t V,
                      int64_t D, int8_t* hq, float* hs) {
+  if (w.cos_scale > 0.0f) {  // cosine head: the same product on ĥ, then the scale (the KNN exit does the same)
+    std::vector<float> unit(static_cast<size_t>(N * D)), r(static_cast<size_t>(N));
+    l2norm_rows_forward(ctx, unit.data(), r.data(), h, N, D);
+    HeadWeights plain = w;
+    plain.cos_scale = 0.0f;
+    lm_head_forward(ctx, logits, unit.data(), N, plain, V, D, hq, hs);
+    for (int64_t i = 0; i < N * V; ++i) logits[i] *= w.cos_scale;
+    return;
+  }
   if (ctx.kernels == KernelTier::Reference) return ref::lm_head_forward(logits, h, N, w, V, D, hq, hs);
   const KernelTier tier = ternary_kernel_tier(ctx);  // the resolved SIMD level (throws for an unsupported force)
   const int64_t blocks = (V + kRowBlock - 1) / kRowBlock;

@@ -19,10 +19,14 @@ struct HeadWeights {
   const float* f32 = nullptr;        // (V, D) — the lm_head, or the embedding when tied
   const int8_t* i8 = nullptr;        // (V, D) i8 — per-row absmax levels
   const float* row_scale = nullptr;  // (V): w[v, :] ≈ i8[v, :] · row_scale[v]
+  // > 0: a cosine head (docs/embedding-prediction.md). The rows above are then the unit rows Ê of the embedding
+  // table, the input rows are L2-normalized first (l2norm_rows_forward) and each logit is fl(cos_scale · ĥ·Ê_v).
+  float cos_scale = 0.0f;
 };
 
 // logits (N, V) ← h (N, D) · Wᵀ. Threads: ctx.threads over vocabulary rows; deterministic for any thread count.
-// hq (N, D) i8 and hs (N) are scratch for the int8 head (unused for f32).
+// hq (N, D) i8 and hs (N) are scratch for the int8 head (unused for f32). A cosine head (w.cos_scale > 0) runs
+// the same kernels on the unit rows of h and scales the result.
 void lm_head_forward(const Context& ctx, float* logits, const float* h, int64_t N, const HeadWeights& w, int64_t V,
                      int64_t D, int8_t* hq, float* hs);
 

@@ -97,6 +97,30 @@ void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t 
 double cross_entropy_forward_backward(const Context& ctx, float* dz, const float* z, const int32_t* targets,
                                       int64_t N, int64_t V, double z_loss, float grad_scale);
 
+// ---- The cosine head (docs/embedding-prediction.md): z_nv = s·ĥ_n·Ê_v with ĥ, Ê the L2-normalized rows of the
+// final norm's output and of the embedding table, s the learned scale; plus the auxiliary embedding-prediction term.
+// Row L2 normalization: y (N, n) = x·r, r (N) = 1/sqrt(Σx² + 1e-12) (sum in double: every tier and the reference
+// get the same unit rows, so the KNN exit compares like with like). Saves y and r. y must not alias x.
+inline constexpr double kL2NormEps = 1e-12;
+void l2norm_rows_forward(const Context& ctx, float* y, float* r, const float* x, int64_t N, int64_t n);
+// dx (N, n) (= or += when accumulate) r ⊙ (dy − (dy·y) y) — exact for the ε-inside-the-root form.
+void l2norm_rows_backward(const Context& ctx, float* dx, const float* dy, const float* y, const float* r, int64_t N,
+                          int64_t n, bool accumulate);
+// z (N, V) = s · hn (N, D) · Enᵀ (V, D).
+void cosine_logits_forward(const Context& ctx, float* z, const float* hn, const float* En, float s, int64_t N,
+                           int64_t D, int64_t V);
+// From dz (N, V) (CE's gradient; scaled by s in place): returns ds = Σ dz·z/s (in double); dhn (N, D) (= or +=
+// when accumulate) s·dz·En; dEn (V, D) += s·dzᵀ·hn.
+double cosine_logits_backward(const Context& ctx, float* dhn, float* dEn, float* dz, const float* z,
+                              const float* hn, const float* En, float s, int64_t N, int64_t D, int64_t V,
+                              bool accumulate);
+// The auxiliary term β·(1/N_v) Σ_valid (1 − hn_n·En_{y_n}) (targets −100 ignored, N_v = #valid, min 1); returns it
+// (β included). dhn (N, D) += −β·grad_scale/N_v · En_y. The targets are stop-gradient unless dEn is non-null:
+// then dEn_y += −β·grad_scale/N_v · hn_n. Also returns, through mean_cos when non-null, mean_valid hn_n·En_{y_n}.
+double embed_pred_forward_backward(const Context& ctx, float* dhn, float* dEn, const float* hn, const float* En,
+                                   const int32_t* targets, int64_t N, int64_t D, int64_t V, double beta,
+                                   float grad_scale, double* mean_cos);
+
 // ---- AdamW on n parameters, element-wise in float (the optimizer computes the per-step constants in double):
 // p ← p·decay; m ← b1·m + (1−b1)·g; v ← b2·v + (1−b2)·g²; p ← p − step_size · m / (√v / bc2_sqrt + eps).
 struct AdamWStep {

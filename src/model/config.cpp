@@ -179,6 +179,32 @@ json field_to_json<MlpAct>(const MlpAct& v) {
   return mlp_act_name(v);
 }
 template <>
+json field_to_json<HeadType>(const HeadType& v) {
+  return head_type_name(v);
+}
+template <>
+json field_to_json<EmbedPredLoss>(const EmbedPredLoss& v) {
+  return embed_pred_loss_name(v);
+}
+template <>
+HeadType field_from_json<HeadType>(const json& v, const std::string& source, const char* key) {
+  if (!v.is_string()) bad_type(source, key, v, "a string");
+  try {
+    return head_type_from_name(v.get<std::string>());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+template <>
+EmbedPredLoss field_from_json<EmbedPredLoss>(const json& v, const std::string& source, const char* key) {
+  if (!v.is_string()) bad_type(source, key, v, "a string");
+  try {
+    return embed_pred_loss_from_name(v.get<std::string>());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+template <>
 PostNorm field_from_json<PostNorm>(const json& v, const std::string& source, const char* key) {
   if (!v.is_string()) bad_type(source, key, v, "a string");
   try {
@@ -305,6 +331,65 @@ const char* post_norm_name(PostNorm p) {
 
 const char* mlp_act_name(MlpAct a) { return a == MlpAct::Relu2Glu ? "relu2_glu" : "relu2"; }
 
+HeadType head_type_from_name(const std::string& name) {
+  if (name == "linear") return HeadType::Linear;
+  if (name == "cosine_tied") return HeadType::CosineTied;
+  require_one_of("head_type", name, {"linear", "cosine_tied"});
+  return HeadType::Linear;  // not reached
+}
+
+EmbedPredLoss embed_pred_loss_from_name(const std::string& name) {
+  if (name == "none") return EmbedPredLoss::None;
+  if (name == "cosine") return EmbedPredLoss::Cosine;
+  require_one_of("embed_pred_loss", name, {"none", "cosine"});
+  return EmbedPredLoss::None;  // not reached
+}
+
+const char* head_type_name(HeadType h) { return h == HeadType::CosineTied ? "cosine_tied" : "linear"; }
+const char* embed_pred_loss_name(EmbedPredLoss l) { return l == EmbedPredLoss::Cosine ? "cosine" : "none"; }
+
+double embed_pred_beta(const std::string& schedule, double progress) {
+  auto bad = [&](const std::string& why) -> double {
+    throw_error("config: embed_pred_weight '", schedule, "': ", why,
+                "; expected a number >= 0 or points \"beta@progress,...\" with progress increasing in [0, 1]");
+  };
+  auto number = [&](const std::string& t) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(t, &used);
+    } catch (const std::exception&) {
+      bad("'" + t + "' is not a number");
+    }
+    if (used != t.size() || !std::isfinite(v)) bad("'" + t + "' is not a number");
+    return v;
+  };
+  std::vector<std::pair<double, double>> pts;  // (progress, β)
+  size_t start = 0;
+  while (start <= schedule.size()) {
+    const size_t comma = schedule.find(',', start);
+    const std::string item = schedule.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const size_t at = item.find('@');
+    const double beta = number(item.substr(0, at));
+    const double p = at == std::string::npos ? 0.0 : number(item.substr(at + 1));
+    if (beta < 0) bad("beta " + item.substr(0, at) + " is negative");
+    if (p < 0 || p > 1 || (!pts.empty() && p <= pts.back().first)) bad("progress '" + item + "' out of order");
+    if (at == std::string::npos && (comma != std::string::npos || !pts.empty())) bad("a point without '@progress'");
+    pts.emplace_back(p, beta);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (pts.size() == 1 || progress <= pts.front().first) return pts.front().second;
+  for (size_t i = 1; i < pts.size(); ++i) {
+    if (progress <= pts[i].first) {
+      const auto [p0, b0] = pts[i - 1];
+      const auto [p1, b1] = pts[i];
+      return b0 + (b1 - b0) * (progress - p0) / (p1 - p0);
+    }
+  }
+  return pts.back().second;
+}
+
 void TritterConfig::validate() const {
   if (vocab_size < 264) {
     throw_error("config: vocab_size ", vocab_size, " < 264: byte-level encoding needs 8 special tokens + 256 bytes");
@@ -368,6 +453,23 @@ void TritterConfig::validate() const {
                   r.low_freq_factor, " (> 0)");
     }
   }
+  if (cosine_head() && !tie_word_embeddings) {
+    throw_error("config: head_type 'cosine_tied' needs tie_word_embeddings true (the head is the embedding table), "
+                "found false");
+  }
+  if (!(cos_scale_min > 0) || !(cos_scale_min <= cos_scale_max) || !std::isfinite(cos_scale_max)) {
+    throw_error("config: cos_scale_min ", cos_scale_min, ", cos_scale_max ", cos_scale_max,
+                ": expected 0 < cos_scale_min <= cos_scale_max (finite)");
+  }
+  if (!(cos_scale_init >= cos_scale_min && cos_scale_init <= cos_scale_max)) {
+    throw_error("config: cos_scale_init ", cos_scale_init, " outside [cos_scale_min, cos_scale_max] = [",
+                cos_scale_min, ", ", cos_scale_max, "]");
+  }
+  if (embed_pred_loss != EmbedPredLoss::None && !cosine_head()) {
+    throw_error("config: embed_pred_loss '", embed_pred_loss_name(embed_pred_loss),
+                "' needs head_type 'cosine_tied' (its targets are the normalized embedding rows), found 'linear'");
+  }
+  embed_pred_beta(embed_pred_weight, 0.0);  // throws on a malformed schedule
   // The whole model, in double (no overflow): each field may be within its bound while their product is not.
   const double params = parameter_estimate(*this);
   if (params > static_cast<double>(kMaxParameters)) {
@@ -436,6 +538,7 @@ TritterConfig resolve_config(const ConfigOverrides& o) {
     if (!preset_kv_fits) c.num_key_value_heads = c.num_attention_heads;
   }
   if (!o.intermediate_size && custom) c.intermediate_size = 4 * c.hidden_size;
+  if (c.cosine_head() && !o.tie_word_embeddings) c.tie_word_embeddings = true;  // the cosine head is tied
   c.validate();
   return c;
 }
@@ -506,6 +609,15 @@ json config_to_json(const TritterConfig& c, bool model_only) {
   if (!model_only) j["model_size"] = c.model_size;
 #undef TRITTER_WRITE
   if (j["rope_scaling"].is_null()) j.erase("rope_scaling");  // plain RoPE: files stay as they were
+  const TritterConfig d;
+  if (c.head_type == d.head_type && c.cos_scale_init == d.cos_scale_init && c.cos_scale_min == d.cos_scale_min &&
+      c.cos_scale_max == d.cos_scale_max && c.embed_pred_loss == d.embed_pred_loss &&
+      c.embed_pred_weight == d.embed_pred_weight && c.embed_pred_stopgrad == d.embed_pred_stopgrad) {
+    for (const char* k : {"head_type", "cos_scale_init", "cos_scale_min", "cos_scale_max", "embed_pred_loss",
+                          "embed_pred_weight", "embed_pred_stopgrad"}) {
+      j.erase(k);
+    }
+  }
   return j;
 }
 

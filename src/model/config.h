@@ -22,10 +22,22 @@ namespace tritter {
 enum class PostNorm { Ffn, Both, None };
 // The MLP activation: Relu2 = relu(up)² (two matrices), Relu2Glu = relu(gate)² ⊙ up (three matrices).
 enum class MlpAct { Relu2, Relu2Glu };
+// The output head: Linear = z = h Wᵀ (lm_head, or the embedding when tied); CosineTied = z_v = s·cos(h, E_v) over
+// the embedding table with a learned scale s (docs/embedding-prediction.md), whose argmax is the KNN exit.
+enum class HeadType { Linear, CosineTied };
+// The auxiliary embedding-prediction loss: None, or Cosine = β·(1 − cos(h, sg(E_y))) beside the cross-entropy.
+enum class EmbedPredLoss { None, Cosine };
 PostNorm post_norm_from_name(const std::string& name);  // "ffn" | "both" | "none"; throws Error naming the field
 MlpAct mlp_act_from_name(const std::string& name);      // "relu2" | "relu2_glu"
 const char* post_norm_name(PostNorm p);
 const char* mlp_act_name(MlpAct a);
+HeadType head_type_from_name(const std::string& name);             // "linear" | "cosine_tied"
+EmbedPredLoss embed_pred_loss_from_name(const std::string& name);  // "none" | "cosine"
+const char* head_type_name(HeadType h);
+const char* embed_pred_loss_name(EmbedPredLoss l);
+// β at training progress p ∈ [0, 1] of an embed_pred_weight schedule: "0.1" (constant) or "β@p,β@p,..."
+// (piecewise linear between the points, p increasing, held flat outside them). Throws Error on a malformed spec.
+double embed_pred_beta(const std::string& schedule, double progress);
 
 // X(type, json_key, default) for every field. One list drives the struct, the overrides, JSON in and out, and
 // the "unknown key" check. Runtime choices (KV cache dtype, streaming, budgets) are engine options, not config.
@@ -51,7 +63,14 @@ const char* mlp_act_name(MlpAct a);
   X(bool, tie_word_embeddings, false)                                           \
   X(double, z_loss, 0.0)                                                        \
   X(double, init_std, 0.02)                                                     \
-  X(RopeScaling, rope_scaling, RopeScaling{})
+  X(RopeScaling, rope_scaling, RopeScaling{})                                   \
+  X(HeadType, head_type, HeadType::Linear)                                      \
+  X(double, cos_scale_init, 16.0)                                               \
+  X(double, cos_scale_min, 1.0)                                                 \
+  X(double, cos_scale_max, 100.0)                                               \
+  X(EmbedPredLoss, embed_pred_loss, EmbedPredLoss::None)                        \
+  X(std::string, embed_pred_weight, "0.1")                                      \
+  X(bool, embed_pred_stopgrad, true)
 
 
 // Stated maxima (docs/model-files.md, "Limits"): validate() refuses a config beyond them before anything is sized
@@ -75,6 +94,7 @@ struct TritterConfig {
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }   // K·d
   int64_t gqa_group() const { return num_attention_heads / num_key_value_heads; }  // G = H/K
   bool gated_mlp() const { return mlp_act == MlpAct::Relu2Glu; }
+  bool cosine_head() const { return head_type == HeadType::CosineTied; }
   bool operator==(const TritterConfig&) const = default;
 
   // Throws Error naming the field, the value found and the value expected; also every stated maximum above.
@@ -117,6 +137,8 @@ double json_to_number(const nlohmann::json& v, const std::string& source, const 
 // file name and key ("parse error at line 1, column 15: syntax error ...").
 std::string json_error_text(const std::exception& e);
 // model_only: just the model keys of training-spec §2 (+ max_position_embeddings), as checkpoints store them.
+// The head and embedding-prediction keys (head_type ... embed_pred_stopgrad) are written only when one differs
+// from its default, so a linear model's JSON is what it was before they existed.
 nlohmann::json config_to_json(const TritterConfig& c, bool model_only = false);
 void save_config_file(const TritterConfig& c, const std::string& path);  // atomic
 

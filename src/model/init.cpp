@@ -18,6 +18,10 @@ double init_std_for(const TritterConfig& c, const TensorInfo& info) {
 
 void init_tensor(float* out, const TritterConfig& c, const TensorInfo& info, size_t index, uint64_t seed) {
   const int64_t n = info.numel();
+  if (info.kind == "log_scale") {
+    out[0] = static_cast<float>(std::log(c.cos_scale_init));
+    return;
+  }
   if (info.role == TensorRole::Norm) {
     for (int64_t i = 0; i < n; ++i) out[i] = 1.0f;
     return;

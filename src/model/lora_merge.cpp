@@ -32,6 +32,7 @@ void copy_base_tensor(float* out, const ModelWeights& w, const TensorInfo& info)
   const float* src = info.role == TensorRole::Embedding ? w.embed
                      : info.role == TensorRole::LmHead  ? w.head.f32
                      : info.kind == "norm"              ? w.final_norm
+                     : info.kind == "log_scale"         ? w.log_scale
                                                         : nullptr;
   if (!src && info.layer >= 0) {  // a layer gain
     LayerWeights L = w.layers[static_cast<size_t>(info.layer)];  // a copy of the views: the slot lookup is non-const

@@ -181,7 +181,9 @@ PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src
         bytes += owned[i].bytes();
         break;
       case TensorRole::Norm:
-        if (info.layer < 0) {
+        if (info.kind == "log_scale") {
+          mw->log_scale = f;
+        } else if (info.layer < 0) {
           mw->final_norm = f;
         } else {
           const float** slot = layer_norm_slot(mw->layers[info.layer], info.kind);
@@ -224,6 +226,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   auto plain = [&](const TensorInfo& info) -> const float* {
     if (info.role == TensorRole::Embedding) return w.embed;
     if (info.role == TensorRole::LmHead) return w.head.f32;
+    if (info.kind == "log_scale") return w.log_scale;
     if (info.layer < 0) return w.final_norm;
     return *layer_norm_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
   };

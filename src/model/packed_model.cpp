@@ -1,5 +1,6 @@
 #include "model/packed_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -9,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "kernels/nn.h"
 #include "kernels/parallel.h"
 #include "kernels/quantize.h"
 #include "model/checkpoint.h"
@@ -112,6 +114,11 @@ class PackStream {
         std::vector<float> w(info.numel());
         produce_(w.data(), info, e.index);
         const int64_t V = info.shape[0], D = info.shape[1];
+        if (c_.cosine_head()) {  // the int8 table of a cosine head holds the unit rows Ê
+          std::vector<float> r(static_cast<size_t>(V)), raw = w;
+          Context ctx;
+          l2norm_rows_forward(ctx, w.data(), r.data(), raw.data(), V, D);
+        }
         std::vector<float> scale(V);
         head_q_.resize(V * D);
         for (int64_t v = 0; v < V; ++v) {
@@ -222,6 +229,8 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
           if (c.tie_word_embeddings && !i8_head) mw->head.f32 = f;
         } else if (info.role == TensorRole::LmHead) {
           mw->head.f32 = f;
+        } else if (info.kind == "log_scale") {
+          mw->log_scale = f;
         } else if (info.layer < 0) {
           mw->final_norm = f;
         } else {
@@ -324,6 +333,8 @@ PackedModel PackedModel::open(const std::filesystem::path& path) {
   }
   m.weights_ = bind_weights(c, table, plan, [&](const PackedEntry& e) { return f.expect(e.name, e.dtype, e.shape).data; },
                     where);
+  m.owned_.emplace_back();
+  bind_cosine_head(*m.weights_, m.owned_.back(), nullptr);
   return m;
 }
 
@@ -378,6 +389,8 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   m.weights_ = bind_weights(config, table, plan, [&](const PackedEntry& e) {
     return static_cast<const uint8_t*>(m.owned_[index.at(e.name)].data());
   }, "in-memory model");
+  m.owned_.emplace_back();
+  bind_cosine_head(*m.weights_, m.owned_.back(), account);
   return m;
 }
 
@@ -385,7 +398,29 @@ PackedModel PackedModel::adopt(std::vector<Buffer> owned, std::unique_ptr<ModelW
   PackedModel m;
   m.owned_ = std::move(owned);
   m.weights_ = std::move(weights);
+  if (m.weights_->config.cosine_head() && !(m.weights_->head.cos_scale > 0.0f)) {
+    m.owned_.emplace_back();
+    bind_cosine_head(*m.weights_, m.owned_.back(), nullptr);
+  }
   return m;
+}
+
+float cosine_head_scale(const TritterConfig& c, float log_scale) {
+  return static_cast<float>(std::clamp(std::exp(static_cast<double>(log_scale)), c.cos_scale_min, c.cos_scale_max));
+}
+
+void bind_cosine_head(ModelWeights& w, Buffer& unit, MemoryAccount* account) {
+  const TritterConfig& c = w.config;
+  if (!c.cosine_head()) return;
+  TRITTER_CHECK(w.log_scale != nullptr && w.embed != nullptr, "cosine head: log_scale or the embedding is unbound");
+  w.head.cos_scale = cosine_head_scale(c, *w.log_scale);
+  if (w.head.format == HeadFormat::I8) return;
+  const int64_t V = c.vocab_size, D = c.hidden_size;
+  unit = Buffer(static_cast<size_t>(V * D) * sizeof(float), MemCategory::Weights, account);
+  std::vector<float> r(static_cast<size_t>(V));
+  Context ctx;
+  l2norm_rows_forward(ctx, unit.as<float>().data(), r.data(), w.embed, V, D);
+  w.head.f32 = unit.as<float>().data();
 }
 
 TernaryMatrix& layer_matrix(LayerWeights& L, Proj p) {

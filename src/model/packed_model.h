@@ -40,6 +40,7 @@ struct ModelWeights {
   const float* embed = nullptr;  // (V, D)
   std::vector<LayerWeights> layers;
   const float* final_norm = nullptr;  // (D)
+  const float* log_scale = nullptr;   // (1): the cosine head's log s (head_type cosine_tied), else null
   HeadWeights head;
   // Bytes one decode step reads from the weights (all ternary matrices, norms, the head): the DRAM-roof numerator.
   size_t bytes_per_token = 0;
@@ -86,6 +87,13 @@ class PackedModel {
   std::vector<Buffer> owned_;
   std::unique_ptr<ModelWeights> weights_;
 };
+
+// The cosine head's scale s = clamp(exp(log_scale), cos_scale_min, cos_scale_max) (head_type cosine_tied).
+float cosine_head_scale(const TritterConfig& config, float log_scale);
+// Binds the cosine head of `w` (head_type cosine_tied; no-op otherwise): head.cos_scale from log_scale and, for
+// an f32 head, head.f32 = the unit rows of the embedding computed into `unit` (V·D floats). An int8 head's rows
+// are already unit (the writer quantizes Ê). Every loader calls it once the views are bound.
+void bind_cosine_head(ModelWeights& w, Buffer& unit, MemoryAccount* account);
 
 // The matrix of projection `p` in `layer` (gate's data is null unless relu2_glu).
 TernaryMatrix& layer_matrix(LayerWeights& layer, Proj p);

@@ -24,6 +24,9 @@ std::vector<TensorInfo> tensor_table(const TritterConfig& c) {
   t.push_back({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, TensorRole::Embedding, -1, "embed_tokens", 0});
   for (int i = 0; i < c.num_hidden_layers; ++i) append_layer(t, c, i);
   t.push_back({"model.norm.weight", {c.hidden_size}, TensorRole::Norm, -1, "norm", 0});
+  // The cosine head's learned scale, stored as log s (s = clamp(exp(log s), cos_scale_min, cos_scale_max)): a
+  // 1-D fp tensor, so no weight decay and every loader and writer treats it as it treats a gain.
+  if (c.cosine_head()) t.push_back({"lm_head.log_scale", {1}, TensorRole::Norm, -1, "log_scale", 0});
   if (!c.tie_word_embeddings) {
     t.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, TensorRole::LmHead, -1, "lm_head", 0});
   }

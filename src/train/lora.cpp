@@ -161,6 +161,7 @@ LoraModel::LoraModel(const ModelWeights& base, const LoraConfig& lora, Context& 
   lora_.validate();
   const TritterConfig& c = base_.config;
   if (!c.quant) throw_error("lora: base model: found quant=false, expected a packed ternary base (quant=true)");
+  if (c.cosine_head()) throw_error("lora: base model: head_type cosine_tied is not supported by LoRA fine-tuning yet");
   if (base_.layers.size() != static_cast<size_t>(c.num_hidden_layers)) {
     throw_error("lora: base model: found ", base_.layers.size(), " layers, expected ", c.num_hidden_layers);
   }

@@ -99,6 +99,14 @@ void carve(Carver& c, ArenaViews& v, const TritterConfig& cfg, int64_t B, int64_
   v.d_q2 = c.take<float>(N * Hd);
   v.d_k2 = c.take<float>(N * Kd);
   v.xt = c.take<float>(N * big);
+  if (cfg.cosine_head()) {
+    v.hunit = c.take<float>(N * D);
+    v.r_hunit = c.take<float>(N);
+    v.eunit = c.take<float>(V * D);
+    v.r_eunit = c.take<float>(V);
+    v.d_hunit = c.take<float>(N * D);
+    v.d_eunit = c.take<float>(V * D);
+  }
 }
 
 }  // namespace
@@ -241,7 +249,8 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
   carve(c, v_, config_, B, T, recompute);
   TRITTER_CHECK(static_cast<size_t>(c.bytes()) == arena_.bytes(), c.bytes(), " vs ", arena_.bytes());
   attn_ = AttnShape{B, T, config_.num_attention_heads, config_.num_key_value_heads, config_.head_dim,
-                    AttnMask::causal(config_.sliding_window)};
+                    mask_.value_or(AttnMask::causal(config_.sliding_window))};
+  attn_.prefix = prefix_.empty() ? nullptr : prefix_.data();
   attn_scratch_ = Buffer(static_cast<size_t>(attention_scratch_floats(attn_, std::max(1, ctx_.threads))) *
                              sizeof(float), MemCategory::Scratch, &ctx_.memory);
   const int64_t half = config_.head_dim / 2;
@@ -253,6 +262,25 @@ void TrainModel::reserve(int64_t B, int64_t T, bool recompute) {
   B_ = B;
   T_ = T;
   recompute_ = recompute;
+}
+
+void TrainModel::set_mask(const AttnMask& mask, std::vector<int64_t> prefix) {
+  for (int64_t P : prefix) {
+    if (P < 0) throw_error("train: prefix length ", P, ", expected >= 0");
+  }
+  mask_ = mask;
+  prefix_ = std::move(prefix);
+  attn_.mask = mask;
+  attn_.prefix = prefix_.empty() ? nullptr : prefix_.data();
+}
+
+void mask_prefix_targets(int32_t* targets, int64_t B, int64_t T, std::span<const int64_t> prefix) {
+  if (static_cast<int64_t>(prefix.size()) != B) {
+    throw_error("prefix lengths: found ", prefix.size(), ", expected one per sequence (", B, ")");
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T && t + 1 < prefix[static_cast<size_t>(b)]; ++t) targets[b * T + t] = -100;
+  }
 }
 
 BlockRun TrainModel::block_run(int layer) {
@@ -284,6 +312,9 @@ BlockScratch TrainModel::block_scratch() const {
 
 double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale) {
   if (B != B_ || T != T_) reserve(B, T, recompute_);
+  if (!prefix_.empty() && static_cast<int64_t>(prefix_.size()) != B) {
+    throw_error("train: prefix lengths: found ", prefix_.size(), ", expected one per sequence (B = ", B, ")");
+  }
   prepare_weights();
   const TritterConfig& c = config_;
   const int64_t N = B * T, D = c.hidden_size, V = c.vocab_size, L = c.num_hidden_layers;
@@ -303,10 +334,34 @@ double TrainModel::forward(const int32_t* inputs, const int32_t* targets, int64_
   }
   TIMED(Norm, rmsnorm_forward(ctx_, v_.hhat, v_.r_final, v_.xs[static_cast<size_t>(L)], p + fnorm->offset, N,
       D, static_cast<float>(c.rms_norm_eps)));
-  TIMED(Head, linear_forward(ctx_, v_.logits, v_.hhat, p + head->offset, N, D, V));
-  if (!targets) return 0.0;
+  if (!c.cosine_head()) {
+    TIMED(Head, linear_forward(ctx_, v_.logits, v_.hhat, p + head->offset, N, D, V));
+    if (!targets) return 0.0;
+    OpTimer timer(&times_, Op::Head);
+    return cross_entropy_forward_backward(ctx_, v_.dz, v_.logits, targets, N, V, c.z_loss, grad_scale);
+  }
+  // Cosine head: z = s·ĥ Êᵀ; the auxiliary term's gradient goes into d_hunit now, the CE part in backward().
   OpTimer timer(&times_, Op::Head);
-  return cross_entropy_forward_backward(ctx_, v_.dz, v_.logits, targets, N, V, c.z_loss, grad_scale);
+  const float s = cos_scale();
+  l2norm_rows_forward(ctx_, v_.hunit, v_.r_hunit, v_.hhat, N, D);
+  l2norm_rows_forward(ctx_, v_.eunit, v_.r_eunit, E, V, D);
+  cosine_logits_forward(ctx_, v_.logits, v_.hunit, v_.eunit, s, N, D, V);
+  aux_loss_ = mean_cos_ = 0.0;
+  if (!targets) return 0.0;
+  const double ce = cross_entropy_forward_backward(ctx_, v_.dz, v_.logits, targets, N, V, c.z_loss, grad_scale);
+  std::memset(v_.d_hunit, 0, static_cast<size_t>(N * D) * sizeof(float));
+  std::memset(v_.d_eunit, 0, static_cast<size_t>(V * D) * sizeof(float));
+  const double beta = c.embed_pred_loss == EmbedPredLoss::Cosine ? beta_ : 0.0;
+  aux_loss_ = embed_pred_forward_backward(ctx_, v_.d_hunit, c.embed_pred_stopgrad ? nullptr : v_.d_eunit, v_.hunit,
+                                          v_.eunit, targets, N, D, V, beta, grad_scale, &mean_cos_);
+  return ce;
+}
+
+float TrainModel::cos_scale() const {
+  const TensorInfo* ls = find_tensor(table_, "lm_head.log_scale");
+  TRITTER_CHECK(ls != nullptr, "cos_scale: the model has no cosine head");
+  const double s = std::exp(static_cast<double>(pdata()[ls->offset]));
+  return static_cast<float>(std::clamp(s, config_.cos_scale_min, config_.cos_scale_max));
 }
 
 void TrainModel::backward() {
@@ -317,7 +372,20 @@ void TrainModel::backward() {
   float* g = grads_.as<float>().data();
   const TensorInfo* head = c.tie_word_embeddings ? &table_.front() : find_tensor(table_, "lm_head.weight");
   const TensorInfo* fnorm = find_tensor(table_, "model.norm.weight");
-  TIMED(Head, linear_backward(ctx_, v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
+  if (!c.cosine_head()) {
+    TIMED(Head, linear_backward(ctx_, v_.d_d1, g + head->offset, v_.dz, v_.hhat, p + head->offset, N, D, V, false));
+  } else {
+    OpTimer timer(&times_, Op::Head);
+    const float s = cos_scale();
+    const double ds = cosine_logits_backward(ctx_, v_.d_hunit, v_.d_eunit, v_.dz, v_.logits, v_.hunit, v_.eunit, s,
+                                             N, D, V, /*accumulate=*/true);
+    l2norm_rows_backward(ctx_, v_.d_d1, v_.d_hunit, v_.hunit, v_.r_hunit, N, D, false);
+    l2norm_rows_backward(ctx_, g + head->offset, v_.d_eunit, v_.eunit, v_.r_eunit, V, D, true);
+    // s = clamp(exp(log s)): d log s = ds·s inside the clamp range, 0 where it is clamped.
+    const TensorInfo* ls = find_tensor(table_, "lm_head.log_scale");
+    const double raw = std::exp(static_cast<double>(p[ls->offset]));
+    if (raw >= c.cos_scale_min && raw <= c.cos_scale_max) g[ls->offset] += static_cast<float>(ds * raw);
+  }
   std::memset(v_.dres, 0, static_cast<size_t>(N * D) * sizeof(float));
   TIMED(Norm, rmsnorm_backward(ctx_, v_.dres, g + fnorm->offset, v_.d_d1, v_.xs[static_cast<size_t>(L)],
       v_.r_final, p + fnorm->offset, N, D));

@@ -5,6 +5,7 @@
 // Not here: the optimizer (train/optim.h), the loop and checkpoints (train/trainer.h).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -33,7 +34,15 @@ struct ArenaViews {
   float *dres = nullptr, *d_d1 = nullptr, *d_d2 = nullptr, *d_hd1 = nullptr, *d_hd2 = nullptr;
   float *d_f1 = nullptr, *d_f2 = nullptr, *d_f3 = nullptr, *d_q = nullptr, *d_k = nullptr, *d_v = nullptr;
   float *d_q2 = nullptr, *d_k2 = nullptr, *xt = nullptr;  // xt (N, max(D, H·d, F)): x̃ and dx scratch
+  // The cosine head only: ĥ (N, D) and 1/‖·‖ (N) of the final norm's output, the unit table Ê (V, D) and its
+  // 1/‖E_v‖ (V), and the gradients of ĥ (N, D) and Ê (V, D).
+  float *hunit = nullptr, *r_hunit = nullptr, *eunit = nullptr, *r_eunit = nullptr, *d_hunit = nullptr,
+        *d_eunit = nullptr;
 };
+
+// targets (B, T) of next-token pairs: −100 wherever the predicted token lies inside its sequence's prefix
+// (position t predicts t+1: ignored while t + 1 < P_b), so a prefix-LM is trained only on what follows the prefix.
+void mask_prefix_targets(int32_t* targets, int64_t B, int64_t T, std::span<const int64_t> prefix);
 
 class TrainModel {
  public:
@@ -67,6 +76,18 @@ class TrainModel {
   // Accumulates into grads() the gradient of grad_scale · loss of the last forward.
   void backward();
   const float* logits() const { return v_.logits; }  // (B, T, V) of the last forward
+  // The cosine head (head_type cosine_tied): the auxiliary term's weight β for the following forwards (the trainer
+  // sets it from embed_pred_weight at each step's progress; 0 until set). forward() returns the cross-entropy
+  // alone (bits per byte stay comparable); the gradient is that of CE + β·aux. After a forward with targets:
+  // the β-weighted auxiliary loss, the mean cos(h, E_y) over valid targets, and the scale s in use.
+  void set_embed_pred_beta(double beta) { beta_ = beta; }
+  // The attention mask of later forwards (default: causal with the config's window): bidirectional (each
+  // sequence one document), or prefix_lm with one prefix length per sequence (`prefix`, B entries; an empty
+  // vector uses mask.prefix for all). Loss only after the prefix is the targets' business: mask_prefix_targets.
+  void set_mask(const AttnMask& mask, std::vector<int64_t> prefix = {});
+  double embed_pred_loss() const { return aux_loss_; }
+  double mean_target_cos() const { return mean_cos_; }
+  float cos_scale() const;
   int64_t arena_bytes() const { return arena_.bytes(); }
   OpTimes& op_times() { return times_; }
   // dx of BitLinear (quant=true): true = kernels' ternary_matmul_t on the packed levels; false (default) = sgemm
@@ -102,6 +123,9 @@ class TrainModel {
   std::vector<int32_t> ids_;  // inputs of the last forward (embedding backward)
   AttnShape attn_;
   OpTimes times_;
+  double beta_ = 0.0, aux_loss_ = 0.0, mean_cos_ = 0.0;
+  std::optional<AttnMask> mask_;  // set_mask's; null = causal(config window)
+  std::vector<int64_t> prefix_;
 };
 
 }  // namespace tritter::train

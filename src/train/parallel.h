@@ -28,6 +28,10 @@ class ParallelTrainModel {
   // inputs, targets (B, T). Mean loss of the batch; with backward, adds grad_scale · ∂loss/∂θ into
   // primary().grads() (the caller zeroes them once per optimizer step).
   double step(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale, bool backward);
+  // The cosine head's auxiliary weight β on every worker (TrainModel::set_embed_pred_beta).
+  void set_embed_pred_beta(double beta) {
+    for (auto& m : models_) m->set_embed_pred_beta(beta);
+  }
   // Accounted peak bytes of every worker's context together.
   int64_t accounted_peak() const;
   OpTimes op_times_sum();

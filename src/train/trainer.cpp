@@ -411,6 +411,7 @@ TrainResult run_train_loop(const TrainOptions& opt, const TokenData& data, Train
   while (state.step < opt.steps) {
     const int64_t step = state.step;
     const double lr = opt.schedule.lr(step), wd = opt.schedule.weight_decay(step);
+    if (hooks.begin_step) hooks.begin_step(step, opt.steps);
     hooks.zero_grad();
     double loss = 0;
     for (int64_t a = 0; a < opt.accum; ++a) {
@@ -605,6 +606,10 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
     return share * pm.step(in + rows.lo * T, tg + rows.lo * T, rows.size(), T, scale * static_cast<float>(share), true);
   };
   hooks.grads = model.grads();
+  hooks.begin_step = [&](int64_t step, int64_t steps) {
+    const double progress = static_cast<double>(step) / static_cast<double>(std::max<int64_t>(steps, 1));
+    pm.set_embed_pred_beta(embed_pred_beta(opt.config.embed_pred_weight, progress));
+  };
   hooks.update = [&](double lr, double wd) {
     adam.step(model.params(), model.grads(), model.table(), lr, wd);
     if (zero) comm->allgather(model.params().data(), P);  // every rank's updated shard to every rank

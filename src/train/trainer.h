@@ -135,6 +135,9 @@ struct TrainLoopHooks {
   // Forward + backward of one (B, T) micro-batch, gradients accumulated scaled by grad_scale; the mean loss.
   // An Error saying "expected a finite value" (the quantizers' refusal of NaN/Inf) counts as a non-finite step.
   std::function<double(const int32_t* inputs, const int32_t* targets, float grad_scale)> micro_step;
+  // Optional: called before each optimizer step's micro-steps with the step index (0-based) and the total
+  // (the cosine head's auxiliary weight β follows embed_pred_weight over the run's progress).
+  std::function<void(int64_t step, int64_t steps)> begin_step = {};
   std::span<float> grads;
   std::function<void(double lr, double wd)> update;  // AdamW on the clipped gradients
   std::function<double()> eval;                      // validation bits per byte

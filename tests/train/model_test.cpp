@@ -67,7 +67,8 @@ Batch make_batch(int64_t B, int64_t T, int64_t V, uint64_t seed) {
 // derivative of the reference along ĝ_t (the analytic gradient's direction, so it measures |g_t|) and along a
 // random unit direction r_t, by central differences in double (h = 1e-4 on O(0.02–1) weights: truncation
 // ~h²·|f'''| ≈ 1e-8, rounding ~1e-16/h). Pass: |FD − g·u| ≤ tol·|g_t| (tol 1e-4 for quant=false, tier T1).
-void check_model(const TritterConfig& c, double grad_tol, double loss_tol, bool surrogate) {
+void check_model(const TritterConfig& c, double grad_tol, double loss_tol, bool surrogate, double beta = 0,
+                 const AttnMask* mask = nullptr, std::vector<int64_t> prefix = {}) {
   Context ctx;
   ctx.threads = 2;
   TrainModel model(c, ctx);
@@ -81,14 +82,30 @@ void check_model(const TritterConfig& c, double grad_tol, double loss_tol, bool 
   const Batch b = make_batch(2, 9, c.vocab_size, 11);
   model.reserve(b.B, b.T, false);
   model.zero_grad();
-  const double loss = model.forward(b.in.data(), b.tg.data(), b.B, b.T);
+  model.set_embed_pred_beta(beta);
+  Batch masked = b;
+  if (mask) {
+    model.set_mask(*mask, prefix);
+    if (!prefix.empty()) mask_prefix_targets(masked.tg.data(), b.B, b.T, prefix);
+  }
+  const Batch& bb = masked;
+  const double loss = model.forward(bb.in.data(), bb.tg.data(), b.B, b.T);
   model.backward();
 
   test::ReferenceModel ref(c);
+  if (mask) {
+    ref.bidirectional = mask->kind == AttnMask::Kind::Bidirectional;
+    ref.prefix = prefix;
+  }
   const Vec p0(params.begin(), params.end());
   Vec logits;
-  const double ref_loss = ref.loss(p0, b.in, b.tg, b.B, b.T, surrogate, false, &logits);
-  EXPECT_NEAR(loss, ref_loss, loss_tol);
+  const double ref_loss = ref.loss(p0, bb.in, bb.tg, b.B, b.T, surrogate, false, &logits);
+  EXPECT_NEAR(loss, ref_loss, loss_tol);  // the cross-entropy (forward() leaves the auxiliary term out)
+  if (beta > 0) {  // from here on the reference is CE + β·aux, the function the gradient is of
+    ref.aux_beta = beta;
+    if (c.embed_pred_stopgrad) ref.freeze_aux_targets(p0);
+    EXPECT_NEAR(loss + model.embed_pred_loss(), ref.loss(p0, bb.in, bb.tg, b.B, b.T, surrogate, surrogate), loss_tol);
+  }
   double zmax = 0, dmax = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
     zmax = std::max(zmax, std::abs(logits[i]));
@@ -117,8 +134,8 @@ void check_model(const TritterConfig& c, double grad_tol, double loss_tol, bool 
       const double h = 1e-4;
       Vec pp = p0, pm = p0;
       for (int64_t j = 0; j < n; ++j) pp[t.offset + j] += h * u[j], pm[t.offset + j] -= h * u[j];
-      const double fd = (ref.loss(pp, b.in, b.tg, b.B, b.T, false, surrogate) -
-                         ref.loss(pm, b.in, b.tg, b.B, b.T, false, surrogate)) / (2 * h);
+      const double fd = (ref.loss(pp, bb.in, bb.tg, b.B, b.T, false, surrogate) -
+                         ref.loss(pm, bb.in, bb.tg, b.B, b.T, false, surrogate)) / (2 * h);
       EXPECT_LE(std::abs(fd - expect), grad_tol * gnorm)
           << t.name << (dir == 0 ? " along its gradient" : " along a random direction") << ": finite difference "
           << fd << ", analytic " << expect << ", |g| " << gnorm;
@@ -136,6 +153,60 @@ TEST(TrainModel, FullPrecisionVariantFlagsMatchReference) {
 
 TEST(TrainModel, FullPrecisionBitNetLayerMatchesReference) {
   check_model(bitnet_config(false), 1e-4, 1e-5, false);
+}
+
+TritterConfig cosine_config(bool stopgrad) {
+  TritterConfig c = preset_config("test");
+  c.quant = false;
+  c.head_type = HeadType::CosineTied;
+  c.tie_word_embeddings = true;
+  c.embed_pred_loss = EmbedPredLoss::Cosine;
+  c.embed_pred_stopgrad = stopgrad;
+  c.validate();
+  return c;
+}
+
+// The cosine head through the whole model: h, E (tied: CE, and the auxiliary term unless stop-gradient) and the
+// scale, all against central differences of the double reference.
+TEST(TrainModel, CosineHeadGradientsMatchReference) {
+  check_model(cosine_config(true), 1e-4, 1e-5, false, 0.0);
+  check_model(cosine_config(true), 1e-4, 1e-5, false, 0.7);
+  check_model(cosine_config(false), 1e-4, 1e-5, false, 0.7);
+}
+
+// Attention modes in training: bidirectional documents and prefix-LM with a prefix length per sequence (loss only
+// after the prefix), gradients against the reference under the same masks; prefix 0 is causal.
+TEST(TrainModel, BidirectionalAndPrefixLmGradientsMatchReference) {
+  const AttnMask bi = AttnMask::bidirectional();
+  check_model(test_config(false), 1e-4, 1e-5, false, 0.0, &bi);
+  const AttnMask pre = AttnMask::prefix_lm(0);
+  check_model(test_config(false), 1e-4, 1e-5, false, 0.0, &pre, {3, 6});
+  check_model(cosine_config(true), 1e-4, 1e-5, false, 0.3, &pre, {0, 9});
+}
+
+// Outside [cos_scale_min, cos_scale_max] the scale is clamped: logits use the bound and log s gets no gradient.
+TEST(TrainModel, CosineScaleClampStopsItsGradient) {
+  TritterConfig c = cosine_config(true);
+  c.cos_scale_init = 3.0;
+  c.cos_scale_max = 4.0;
+  Context ctx;
+  TrainModel model(c, ctx);
+  model.init_weights(1);
+  const TensorInfo* ls = find_tensor(model.table(), "lm_head.log_scale");
+  ASSERT_NE(ls, nullptr);
+  EXPECT_FLOAT_EQ(model.params()[ls->offset], static_cast<float>(std::log(3.0)));  // log cos_scale_init
+  model.params()[ls->offset] = static_cast<float>(std::log(10.0));
+  EXPECT_FLOAT_EQ(model.cos_scale(), 4.0f);
+  const Batch b = make_batch(1, 5, c.vocab_size, 2);
+  model.zero_grad();
+  model.forward(b.in.data(), b.tg.data(), b.B, b.T);
+  model.backward();
+  EXPECT_EQ(model.grads()[ls->offset], 0.0f);
+  model.params()[ls->offset] = static_cast<float>(std::log(2.0));
+  model.zero_grad();
+  model.forward(b.in.data(), b.tg.data(), b.B, b.T);
+  model.backward();
+  EXPECT_NE(model.grads()[ls->offset], 0.0f);
 }
 
 TEST(TrainModel, QuantizedGradientsMatchStraightThroughSurrogate) {

@@ -3,6 +3,7 @@
 // in double with optional frozen offsets (the straight-through surrogate: x̃ = x + (Q(x₀) − x₀) with the offset
 // recorded at the base point), so central differences of it give the STE gradient.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -34,7 +35,25 @@ class ReferenceModel {
     for (int i = 0; i < c_.num_hidden_layers; ++i) x = layer(p, i, x, B, T);
     Vec hh = norm(x, w(p, "model.norm.weight"), N, D);
     const double* Wl = c_.tie_word_embeddings ? E : p.data() + find("lm_head.weight")->offset;
-    Vec z = matmul(hh, Wl, N, D, V, false);
+    Vec z;
+    double aux = 0;
+    if (c_.head_type == HeadType::CosineTied) {  // z = s·cos(h, E_v), + β·(1 − cos(h, E_y)) (targets not frozen)
+      const Vec hn = unit_rows(hh.data(), N, D), En = unit_rows(E, V, D);
+      const double s = std::clamp(std::exp(*w(p, "lm_head.log_scale")), c_.cos_scale_min, c_.cos_scale_max);
+      z = matmul(hn, En.data(), N, D, V, false);
+      for (auto& v : z) v *= s;
+      int64_t nv = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        if (tg[n] == -100) continue;
+        ++nv;
+        double c = 0;
+        for (int64_t j = 0; j < D; ++j) c += hn[n * D + j] * (aux_stopgrad_ ? aux_target_[tg[n] * D + j] : En[tg[n] * D + j]);
+        aux += 1 - c;
+      }
+      aux *= aux_beta / static_cast<double>(std::max<int64_t>(nv, 1));
+    } else {
+      z = matmul(hh, Wl, N, D, V, false);
+    }
     if (logits_out) *logits_out = z;
     double total = 0;
     int64_t valid = 0;
@@ -48,13 +67,36 @@ class ReferenceModel {
       const double lse = m + std::log(s);
       total += lse - z[n * V + tg[n]] + c_.z_loss * lse * lse;
     }
-    return total / static_cast<double>(std::max<int64_t>(valid, 1));
+    return total / static_cast<double>(std::max<int64_t>(valid, 1)) + aux;
+  }
+
+  // The cosine head's auxiliary term: its weight, and (stop-gradient) the fixed unit table its targets come from.
+  double aux_beta = 0;
+  // The attention mask: causal (default), bidirectional, or prefix-LM with one prefix length per sequence.
+  bool bidirectional = false;
+  std::vector<int64_t> prefix;
+  void freeze_aux_targets(const Vec& p) {
+    aux_stopgrad_ = true;
+    aux_target_ = unit_rows(p.data() + find("model.embed_tokens.weight")->offset, c_.vocab_size, c_.hidden_size);
   }
 
  private:
   const TensorInfo* find(const std::string& name) const { return tritter::find_tensor(table_, name); }
   const double* w(const Vec& p, const std::string& name) const { return p.data() + find(name)->offset; }
   std::string lp(int i, const std::string& s) const { return "model.layers." + std::to_string(i) + "." + s; }
+
+  static Vec unit_rows(const double* x, int64_t rows, int64_t n) {
+    Vec y(static_cast<size_t>(rows * n));
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t j = 0; j < n; ++j) ss += x[r * n + j] * x[r * n + j];
+      const double k = 1.0 / std::sqrt(ss + 1e-12);
+      for (int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] * k;
+    }
+    return y;
+  }
+  bool aux_stopgrad_ = false;
+  Vec aux_target_;
 
   Vec norm(const Vec& x, const double* g, int64_t rows, int64_t n) const {
     Vec y(x.size());
@@ -155,7 +197,10 @@ class ReferenceModel {
           const int64_t kv = h / G;
           std::vector<double> s(T, -std::numeric_limits<double>::infinity());
           double m = -std::numeric_limits<double>::infinity();
-          for (int64_t j = 0; j <= t; ++j) {
+          // The last visible key: causal t; bidirectional T − 1; prefix-LM P_b − 1 inside the prefix.
+          const int64_t P = prefix.empty() ? 0 : prefix[static_cast<size_t>(b)];
+          const int64_t last = bidirectional ? T - 1 : t < P ? P - 1 : t;
+          for (int64_t j = 0; j <= last; ++j) {
             if (c_.sliding_window && t - j >= *c_.sliding_window) continue;
             double acc = 0;
             for (int64_t e = 0; e < d; ++e) acc += q[((b * T + t) * H + h) * d + e] * k[((b * T + j) * K + kv) * d + e];
@@ -163,8 +208,8 @@ class ReferenceModel {
             m = std::max(m, s[j]);
           }
           double sum = 0;
-          for (int64_t j = 0; j <= t; ++j) sum += std::exp(s[j] - m);
-          for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t j = 0; j <= last; ++j) sum += std::exp(s[j] - m);
+          for (int64_t j = 0; j <= last; ++j) {
             const double pr = std::exp(s[j] - m) / sum;
             for (int64_t e = 0; e < d; ++e) o[((b * T + t) * H + h) * d + e] += pr * v[((b * T + j) * K + kv) * d + e];
           }

@@ -64,6 +64,14 @@ void embedding_backward(float* dE, const float* dx, const int32_t* ids, int64_t 
 double cross_entropy_forward_backward(float* dz, const float* z, const int32_t* targets, int64_t N, int64_t V,
                                       double z_loss, float grad_scale);
 void adamw_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamWStep& s);
+void l2norm_rows_forward(float* y, float* r, const float* x, int64_t N, int64_t n);
+void l2norm_rows_backward(float* dx, const float* dy, const float* y, const float* r, int64_t N, int64_t n,
+                          bool accumulate);
+void cosine_logits_forward(float* z, const float* hn, const float* En, float s, int64_t N, int64_t D, int64_t V);
+double cosine_logits_backward(float* dhn, float* dEn, float* dz, const float* z, const float* hn, const float* En,
+                              float s, int64_t N, int64_t D, int64_t V, bool accumulate);
+double embed_pred_forward_backward(float* dhn, float* dEn, const float* hn, const float* En, const int32_t* targets,
+                                   int64_t N, int64_t D, int64_t V, double beta, float grad_scale, double* mean_cos);
 // (relu2_forward and relu2_glu_forward are relu2 and relu2_glu above; rope_tables is plain double code already.)
 
 // ---- Attention (kernels/attention.h contracts, no scratch): the scores of every (query, key) pair materialized,

@@ -28,7 +28,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
         const float* qi = q + ((b * T + i) * H + h) * d;
         double m = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < T; ++j) {
-          p[j] = s.mask.visible(i, j, T) ? scale * dot(qi, k + ((b * T + j) * K + kv) * d, d)
+          p[j] = s.mask_of(b).visible(i, j, T) ? scale * dot(qi, k + ((b * T + j) * K + kv) * d, d)
                                          : -std::numeric_limits<double>::infinity();
           m = std::fmax(m, p[j]);
         }
@@ -65,7 +65,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const double l = lse[(b * H + h) * T + i];
         const double delta = dot(dop(i), out + ((b * T + i) * H + h) * d, d);  // Σ_x dO·O = Σ_j P·dP
         for (int64_t j = 0; j < T; ++j) {
-          const bool vis = s.mask.visible(i, j, T);
+          const bool vis = s.mask_of(b).visible(i, j, T);
           const double pij = vis ? std::exp(scale * dot(qp(i), kp(j), d) - l) : 0.0;
           P[i * T + j] = pij;
           dS[i * T + j] = vis ? pij * (dot(dop(i), vp(j), d) - delta) : 0.0;
