@@ -11,6 +11,7 @@
 
 #include "infer/engine.h"
 #include "infer/sampler.h"
+#include "text/tokenizer.h"
 
 namespace tritter {
 
@@ -19,6 +20,10 @@ struct GenerateOptions {
   std::vector<std::string> stop;  // stop strings
   bool stop_at_eos = true;
   SamplerOptions sampler;
+  // The model's tokenizer (text of each token) and the ids that end a turn; null / empty: the byte tokenizer and
+  // its <eos>.
+  const Tokenizer* tokenizer = nullptr;
+  std::vector<int32_t> end_ids;
 };
 
 struct GenerateResult {
