@@ -1,11 +1,14 @@
 // `tritter eval`: bits per byte and perplexity on held-out data of a full-precision checkpoint, a packed
-// model, or either with a LoRA adapter (the fine-tune's effect on other data). Byte tokens make
-// bits-per-token = bits-per-byte (each document's <eos> counts as one more symbol). A packed model is evaluated with
+// model, a HF folder or GGUF file, or any with a LoRA adapter (the fine-tune's effect on other data). Byte tokens
+// make bits-per-token = bits-per-byte (each document's <eos> counts as one more symbol); a BPE tokenizer's nats are
+// divided by the bytes of text its target tokens decode to (<eos> again one symbol), so the figure stays per byte. A packed model is evaluated with
 // the LoRA trainer's forward on the frozen packed base (the same integer forward as QAT's quantized weights).
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <memory>
 
 #include <optional>
 
@@ -16,7 +19,10 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/model_files.h"
+#include "model/model_text.h"
 #include "model/packed_model.h"
+#include "text/byte_tokenizer.h"
 #include "train/data.h"
 #include "model/peft.h"
 #include "train/lora.h"
@@ -34,6 +40,60 @@ struct EvalArgs {
   double val_fraction = 0.05;
   bool exits = false;
 };
+
+// The validation stream (byte ids, documents ended by <eos>) re-encoded with `tok`: each document's ids then the
+// tokenizer's eos; bytes[i] is what target i counts as (the text it decodes to; 1 for eos).
+struct BpeStream {
+  std::vector<int32_t> ids;
+  std::vector<int32_t> bytes;
+};
+
+BpeStream bpe_stream(const std::vector<uint16_t>& val, const Tokenizer& tok) {
+  BpeStream s;
+  const int32_t eos = tok.special_ids().eos;
+  std::string doc;
+  auto flush = [&] {
+    const std::vector<int32_t> ids = tok.encode(doc, false);
+    for (size_t k = 0; k < ids.size(); ++k) {
+      s.ids.push_back(ids[k]);
+      // The first token through decode(): a SentencePiece decoder strips the space its normalizer prepended.
+      const int32_t one[1] = {ids[k]};
+      s.bytes.push_back(static_cast<int32_t>(k == 0 ? tok.decode(one).size() : tok.token_bytes(ids[k]).size()));
+    }
+    if (eos >= 0) s.ids.push_back(eos), s.bytes.push_back(1);
+    doc.clear();
+  };
+  for (const uint16_t id : val) {
+    if (id == kTokenEos) flush();
+    else if (id >= kTokenByteOffset) doc += static_cast<char>(id - kTokenByteOffset);
+  }
+  if (!doc.empty()) flush();
+  return s;
+}
+
+// Bits per byte of text over stride-T windows of the stream (B per forward; a last partial batch masked).
+double bpe_bits_per_byte(const std::function<double(const int32_t*, const int32_t*)>& loss, const BpeStream& s,
+                         int64_t B, int64_t T, int64_t windows) {
+  std::vector<int32_t> in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
+  double nats = 0, bytes = 0;
+  for (int64_t w0 = 0; w0 < windows; w0 += B) {
+    int64_t valid = 0;
+    double batch_bytes = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t w = w0 + b < windows ? w0 + b : 0;
+      for (int64_t t = 0; t < T; ++t) {
+        const size_t at = static_cast<size_t>(w * T + t);
+        in[static_cast<size_t>(b * T + t)] = s.ids[at];
+        tg[static_cast<size_t>(b * T + t)] = w0 + b < windows ? s.ids[at + 1] : -100;
+        if (w0 + b < windows) batch_bytes += s.bytes[at + 1];
+      }
+      if (w0 + b < windows) ++valid;
+    }
+    nats += loss(in.data(), tg.data()) * static_cast<double>(valid * T);
+    bytes += batch_bytes;
+  }
+  return nats / bytes / std::log(2.0);
+}
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   // Before anything is read: --seq 0 would divide by zero, a huge --batch would size buffers from it.
@@ -78,9 +138,17 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     check_windows();
     knn_eval(m.weights());
     bpb = knn->bits_per_token();
-  } else if (format == kPackedFormat || !a.lora.empty()) {
+  } else if (format == kPackedFormat || !a.lora.empty() || src.foreign()) {
     // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
-    const PackedModel base = open_lora_base(path, &ctx->memory);
+    std::unique_ptr<Tokenizer> tok;  // a foreign file's own tokenizer, when it is not the byte tokenizer
+    const PackedModel base = [&] {
+      if (!src.foreign()) return open_lora_base(path, &ctx->memory);
+      LoadedModel loaded = load_any_model(path, &ctx->memory);
+      ModelText text = load_model_text(src.kind, path, loaded.folder);
+      if (text.tokenizer->kind() != "byte") tok = std::move(text.tokenizer);
+      if (global.verbose) std::fprintf(stderr, "tokenizer: %s\n", text.where.c_str());
+      return std::move(loaded.model);
+    }();
     LoraConfig lc;
     lc.rank = 1;
     Buffer adapter_params;
@@ -96,11 +164,21 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
       std::memcpy(model.params().data(), adapter_params.data(), adapter_params.bytes());
     }
     T = std::min(a.seq, base.config().max_position_embeddings);
-    check_windows();
     model.reserve(a.batch, T);
-    bpb = train::evaluate_bits_per_byte(
-        [&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, a.batch, T, 1.0f, false); }, data,
-        a.batch, T, a.windows);
+    auto loss = [&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, a.batch, T, 1.0f, false); };
+    if (tok) {
+      const BpeStream s = bpe_stream(data.val(), *tok);
+      windows = std::min(static_cast<int64_t>(s.ids.size() > 0 ? (s.ids.size() - 1) / T : 0), a.windows);
+      if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens of the model's tokenizer");
+      for (const int32_t id : s.ids) {
+        if (id >= base.config().vocab_size) throw_error("eval: token id ", id, " is outside the model's vocab_size ", base.config().vocab_size);
+      }
+      bpb = bpe_bits_per_byte(loss, s, a.batch, T, windows);
+    } else {
+      check_windows();
+      bpb = train::evaluate_bits_per_byte(
+        loss, data, a.batch, T, a.windows);
+    }
   } else {
     Checkpoint ck = load_checkpoint(path, &ctx->memory);
     T = std::min(a.seq, ck.config.max_position_embeddings);
@@ -146,7 +224,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* c = app.add_subcommand("eval", "Bits per byte and perplexity of a model on a data set or its held-out split");
   c->add_option("-m,--model", a->model,
-                 "Packed file, full-precision checkpoint or training run directory (its latest checkpoint)")
+                 "Packed file, checkpoint, training run directory (its latest checkpoint), HF model folder or GGUF file")
       ->required();
   c->add_option("--lora", a->lora, "Apply this LoRA adapter directory (tritter finetune's output) to the model");
   c->add_option("--data", a->data, "Files or directories")->required();

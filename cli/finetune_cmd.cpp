@@ -66,6 +66,9 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     if (l.data.empty()) throw_error("finetune: --data: none given, expected files or directories");
     if (l.out.empty()) throw_error("finetune: --out: none given, expected a directory for the adapter");
     const ModelSource src = resolve_model_source(a.base);  // packed file, checkpoint or run directory
+    // The trainer reads its data with the byte tokenizer and re-opens the base by path on --resume.
+    require_tritter_file(src, "finetune", "fine-tuning reads its data with the byte tokenizer and re-reads the base "
+                         "from a Tritter file on --resume");
     if (global.verbose) std::fprintf(stderr, "base: %s\n", src.describe().c_str());
     o.base = src.file.string();
     o.lora.rank = a.rank;

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "commands.h"
+#include "inference_commands.h"
 #include "core/error.h"
 #include "core/memory.h"
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   cli::add_train_command(app, global); cli::add_grads_command(app, global); cli::add_eval_command(app, global); cli::add_export_command(app, global); cli::add_bench_train_command(app, global);
   cli::add_expand_command(app, global); cli::add_bench_long_command(app, global);
 
+  cli::rewrite_llama_flags(argc, argv);  // -cnv, -sys
   if (const int rc = cli::check_command_line(app, argc, argv); rc >= 0) return rc;
   try {
     app.parse(argc, argv);

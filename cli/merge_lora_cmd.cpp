@@ -23,7 +23,9 @@ void run_merge(const MergeArgs& a, const GlobalOptions& global) {
   auto ctx = make_context(global);
   std::vector<std::pair<std::filesystem::path, float>> adapters;
   for (const auto& spec : a.lora) adapters.push_back(parse_lora_spec(spec));  // as `generate --lora` parses it
-  const LoraMergeReport r = merge_lora(resolve_model_source(a.base).file.string(), adapters, a.out, &ctx->memory);
+  const ModelSource src = resolve_model_source(a.base);
+  require_tritter_file(src, "merge-lora", "the merge writes a Tritter checkpoint from Tritter's base tensors");
+  const LoraMergeReport r = merge_lora(src.file.string(), adapters, a.out, &ctx->memory);
   std::printf("merged %lld adapter(s) into %lld BitLinear matrices: %s (full precision, %s)\n",
               static_cast<long long>(r.adapters), static_cast<long long>(r.merged), a.out.c_str(), kCheckpointFormat);
   if (r.merged > 0) {

@@ -17,7 +17,11 @@
 #include "io/safetensors.h"
 #include "model/packed_model.h"
 #include "model/peft.h"
+#include "api/model_source.h"
+#include "model/model_files.h"
+#include "model/model_text.h"
 #include "serve/server.h"
+#include "text/chat_template.h"
 
 namespace tritter::cli {
 
@@ -68,7 +72,17 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects must not kill the server
 
     const auto ctx = make_context(global);
-    const PackedModel model = PackedModel::open(o->model);
+    // Any model file (a packed file is mapped; the rest converted in memory). The server tokenizes bytes, so a
+    // model must carry Tritter's byte vocabulary; its chat template (if any) replaces the built-in format.
+    const ModelSource src = resolve_model_source(o->model);
+    LoadedModel loaded = load_any_model(src.file, &ctx->memory);
+    const ModelText text = load_model_text(src.kind, src.file, loaded.folder);
+    if (text.tokenizer->kind() != "byte") {
+      throw_error("serve: model '", src.file.string(), "' has a ", text.tokenizer->kind(), " tokenizer (", text.where,
+                  "); the server tokenizes with Tritter's byte tokenizer only, expected a model with the byte ",
+                  "vocabulary (generate, eval and tokenize read this model)");
+    }
+    const PackedModel model = std::move(loaded.model);
     const TritterConfig& c = model.config();
     const int64_t per_slot = o->ctx > 0 ? o->ctx / o->parallel : std::min<int64_t>(c.max_position_embeddings, 2048);
     if (per_slot < 2) throw_error("--ctx ", o->ctx, ": ", per_slot, " positions per slot, expected at least 2");
@@ -84,7 +98,10 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     serve::ServerOptions so = o->server;
     if (so.model_id.empty() || so.model_id == "tritter") so.model_id = std::filesystem::path(o->model).stem().string();
     so.max_body_bytes = static_cast<size_t>(parse_bytes(o->max_body, "--max-body"));
-    so.add_bos = packed_add_bos(SafeTensorsFile(o->model));
+    so.add_bos = loaded.add_bos;
+    if (text.chat_template != builtin_chat_template()) so.chat_template = text.chat_template;
+    so.bos_token = text.bos_token;
+    so.eos_token = text.eos_token;
     serve::Server server(engine, so);
     const int port = server.bind();
     std::printf("tritter serve: http://%s:%d (model '%s', %d slots x %lld positions, KV %s/slot, %d threads)\n",

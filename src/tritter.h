@@ -66,14 +66,37 @@ struct ModelInfo {
   bool add_bos = false;     // whether prompts start with <bos> (the file's add_bos_token)
   bool streaming = false;
   int lora_adapters = 0;
+  // "tritter-packed", "tritter-checkpoint", "hf-folder" or "gguf"; the tokenizer's kind ("byte", "bpe-byte-level",
+  // "bpe-sentencepiece") and where it came from; whether a chat template is known (the file's, or Tritter's
+  // built-in one for the byte tokenizer) and where it came from.
+  std::string format;
+  std::string tokenizer, tokenizer_source;
+  int64_t tokenizer_vocab_size = 0;
+  bool chat_template = false;
+  std::string chat_template_source;
+  double load_seconds = 0;  // HF folders and GGUF files: the conversion into the engine's layout
+};
+
+// A Hugging Face folder's generation_config.json sampling defaults (has_* false where it says nothing, and for
+// every other kind of file). `tritter generate` uses them where its flags are not given.
+struct GenerationDefaults {
+  bool has_temperature = false, has_top_k = false, has_top_p = false, has_repeat_penalty = false;
+  float temperature = 0, top_p = 1, repeat_penalty = 1;
+  int top_k = 0;
+};
+
+// One message of a chat: role "system", "user", "assistant" (others are passed to the template as given).
+struct ChatTurn {
+  std::string role, content;
 };
 
 class Model {
  public:
   // Opens a model: a packed file (tritter-packed-v1: `tritter export`, `tritter pack`, `tritter init --packed`),
   // mapped read-only and validated, or with options.stream only its header read (the layers come from the file
-  // during forward passes); a full-precision checkpoint (packed in memory; not streamable); or a training run
-  // directory (its latest checkpoint).
+  // during forward passes); a full-precision checkpoint (packed in memory; not streamable); a training run
+  // directory (its latest checkpoint); a Hugging Face model folder or a GGUF file (docs/model-files.md: converted
+  // in memory, not streamable), with the tokenizer, chat template and generation defaults the files carry.
   static Model open(const std::string& path, const OpenOptions& options = {});
   // A model with random weights built in memory from a preset ("test", "tiny", ...): examples and tests.
   static Model random(const std::string& preset = "test", uint64_t seed = 1);
@@ -84,12 +107,35 @@ class Model {
 
   ModelInfo info() const;
 
-  // ids ← text's bytes: [<bos>] b0+8 b1+8 ... [<eos>]. Lossless for any bytes; plain text never yields a special.
+  // ids ← text with the model's tokenizer: [<bos>] ids of text [<eos>]. The byte tokenizer (Tritter's own files):
+  // b0+8 b1+8 ..., lossless for any bytes, plain text never yields a special. A tokenizer.json or GGUF vocabulary:
+  // its BPE ids (special-token text such as "<|eot_id|>" becomes its id); bos/eos are the tokenizer's (none added
+  // when it has none).
   std::vector<int32_t> tokenize(std::string_view text, bool bos, bool eos = false) const;
-  // The bytes of byte ids; specials (and ids ≥ 264) give nothing, or their names ("<eos>") with show_special.
+  // The text of ids; specials give nothing, or their text ("<eos>", "<|eot_id|>") with show_special. The byte
+  // tokenizer gives nothing (or "<id 300>") for ids ≥ 264 of a larger model vocabulary.
   std::string detokenize(std::span<const int32_t> ids, bool show_special = false) const;
-  // One id as text: its byte, or the special's name ("<bos>", "<id 300>").
+  // One id as text: the byte tokenizer's byte or special name ("<bos>", "<id 300>"); a BPE vocabulary's piece as
+  // the file spells it ("Ġthe", "▁the").
   std::string token_piece(int32_t id) const;
+  // The bytes one id adds to a decoded text (streaming); "" for specials.
+  std::string token_text(int32_t id) const;
+  // Ids that end a generated turn (<eos>, <|eot_id|>, generation_config.json's eos_token_id, ...).
+  std::vector<int32_t> end_of_generation() const;
+  GenerationDefaults generation_defaults() const;
+
+  // The chat template: the file's (tokenizer_config.json's chat_template, GGUF tokenizer.chat_template), or for
+  // the byte tokenizer Tritter's built-in "<|role|>\ncontent\n" format. chat_prompt renders the messages (then
+  // the assistant's opening when add_generation_prompt) with the tokenizer's bos/eos text; it throws Error naming
+  // the model file when the model has no template, or the template's own error (raise_exception).
+  bool has_chat_template() const;
+  std::string chat_prompt(const std::vector<ChatTurn>& messages, bool add_generation_prompt = true) const;
+  // Stop strings the chat format implies: "\n<|" for the built-in one; none for a file's template (its
+  // end-of-turn token ends the reply).
+  std::vector<std::string> chat_stop() const;
+  // Replaces the chat template with this Jinja source (e.g. `generate --chat-template-file`); throws Error on a
+  // syntax error.
+  void set_chat_template(const std::string& source);
 
   struct Impl;
 
@@ -105,6 +151,7 @@ struct SessionOptions {
   std::string kv_cache = "f32";  // KV cache dtype: f32, f16, int8, int4
   int64_t batch = 64;          // prompt tokens per forward chunk
   std::string kernels = "auto";  // auto, reference, scalar, avx2, avx512vnni
+  bool timings = false;        // time every op, for SessionStats' per-phase split (the clock costs ~2 % a step)
 };
 
 struct EmbedOptions {
@@ -178,11 +225,12 @@ class Session {
   void reset();  // a new, empty sequence
 
   // Prefills `prompt` (≥ 1 token, after whatever the session already holds), then samples and decodes one token
-  // at a time until <eos> (stop_at_eos), a stop string, max_tokens, a full context or the callback says stop.
+  // at a time until an end-of-generation id (Model::end_of_generation, with stop_at_eos), a stop string,
+  // max_tokens, a full context or the callback says stop.
   Generation generate(std::span<const int32_t> prompt, const GenerationParams& params,
                       const TokenCallback& on_token = {});
 
-  // One unit vector (hidden_size) for a text: the text's bytes (no <bos>/<eos>) run as one sequence, the final
+  // One unit vector (hidden_size) for a text: the text's tokens (no <bos>/<eos>) run as one sequence, the final
   // RMSNorm'd hidden state of every token averaged (mean pooling: every position counts, not only the last,
   // which a causal model would make depend on the text's end), then L2-normalized so that a dot product is the
   // cosine similarity. Resets the session before and after. Throws Error on an empty text or one longer than the

@@ -1,5 +1,8 @@
 #include "api/model_source.h"
 
+#include <cstring>
+#include <fstream>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
@@ -10,9 +13,21 @@ namespace tritter {
 
 namespace fs = std::filesystem;
 
-bool ModelSource::packed() const { return format == kPackedFormat; }
+namespace {
+bool gguf_magic(const fs::path& p) {
+  char head[4] = {};
+  std::ifstream in(p, std::ios::binary);
+  in.read(head, 4);
+  return in.gcount() == 4 && std::memcmp(head, "GGUF", 4) == 0;
+}
+}  // namespace
+
+bool ModelSource::packed() const { return kind == ModelFileKind::TritterPacked; }
+bool ModelSource::foreign() const { return kind == ModelFileKind::HfFolder || kind == ModelFileKind::Gguf; }
 
 std::string ModelSource::describe() const {
+  if (kind == ModelFileKind::HfFolder) return "Hugging Face folder " + file.string() + ": converted in memory";
+  if (kind == ModelFileKind::Gguf) return "GGUF file " + file.string() + ": converted in memory";
   std::string s = run_dir.empty() ? "" : "run directory " + run_dir + ": latest ";
   if (packed()) return s + "packed file " + file.string();
   return s + "checkpoint " + file.string() + " (full precision): packed in memory";
@@ -24,24 +39,51 @@ ModelSource resolve_model_source(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_error("model '", path, "': no such file or directory");
   if (fs::is_directory(path, ec)) {
+    if (fs::exists(fs::path(path) / "config.json", ec)) {
+      src.kind = ModelFileKind::HfFolder;
+      src.format = model_file_kind_name(src.kind);
+      return src;
+    }
     try {
       src.file = train::latest_checkpoint(path) / "model.safetensors";
     } catch (const Error&) {
-      throw_error("model '", path, "': a directory without model.safetensors or step-* checkpoints; expected a ",
-                  "packed file, a checkpoint or a training run directory");
+      throw_error("model '", path, "': a directory without model.safetensors or step-* checkpoints (nor config.json); ",
+                  "expected a packed file, a checkpoint, a training run directory, a Hugging Face model folder or a ",
+                  "GGUF file");
     }
     src.run_dir = path;
+  }
+  if (gguf_magic(src.file)) {
+    src.kind = ModelFileKind::Gguf;
+    src.format = model_file_kind_name(src.kind);
+    return src;
   }
   const SafeTensorsFile f(src.file);
   auto it = f.metadata().find("format");
   src.format = it == f.metadata().end() ? "" : it->second;
   if (src.format != kPackedFormat && src.format != kCheckpointFormat) {
+    if (src.run_dir.empty() && fs::exists(src.file.parent_path() / "config.json", ec)) {
+      src.kind = ModelFileKind::HfFolder;  // model.safetensors of a HF folder: the folder
+      src.file = src.file.parent_path();
+      src.format = model_file_kind_name(src.kind);
+      return src;
+    }
     throw_error("model '", src.file.string(), "': format '", src.format, "', expected '", kPackedFormat,
-                "' (tritter pack/export) or '", kCheckpointFormat, "' (a tritter checkpoint)");
+                "' (tritter pack/export) or '", kCheckpointFormat, "' (a tritter checkpoint), or a Hugging Face ",
+                "folder (config.json beside it) or a GGUF file");
   }
+  src.kind = src.format == kPackedFormat ? ModelFileKind::TritterPacked : ModelFileKind::TritterCheckpoint;
   const auto bos = f.metadata().find("add_bos_token");
   src.add_bos = src.packed() ? packed_add_bos(f) : bos != f.metadata().end() && bos->second == "true";
   return src;
+}
+
+void require_tritter_file(const ModelSource& src, const std::string& command, const std::string& why) {
+  if (!src.foreign()) return;
+  throw_error(command, ": model '", src.file.string(), "' is a ",
+              src.kind == ModelFileKind::HfFolder ? "Hugging Face model folder" : "GGUF file", "; ", why,
+              ", expected a Tritter packed file or checkpoint (convert it first: tritter convert ", src.file.string(),
+              " OUT.safetensors)");
 }
 
 }  // namespace tritter

@@ -31,9 +31,13 @@
 #include "core/hardware_profile.h"
 #include "model/init.h"
 #include "model/lora.h"
+#include "model/model_files.h"
+#include "model/model_text.h"
 #include "model/packed_model.h"
 #include "model/tensor_table.h"
 #include "text/byte_tokenizer.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 #include "train/lora.h"
 #include "train/lora_finetune.h"
 #include "train/trainer.h"
@@ -53,13 +57,29 @@ struct Model::Impl {
   std::string path;
   TritterConfig config;
   bool add_bos = false;
+  ModelFileKind kind = ModelFileKind::TritterPacked;
+  double load_seconds = 0;
   MemoryAccount memory;               // the in-memory model's tensors and the adapters
   std::optional<PackedModel> packed;  // resident (mapped or in memory); empty when streaming
   OpenOptions open;
   int64_t budget = 0;                 // streaming: the resolved memory budget
   std::vector<float> final_norm;      // streaming: (D), read from the file for embed()
   LoraSet lora;
+  ModelText text;                     // tokenizer, chat template, generation defaults
+  std::optional<ChatTemplate> chat;   // text.chat_template parsed (empty when there is none)
+  bool byte_tokenizer() const { return text.tokenizer->kind() == "byte"; }
 };
+
+namespace {
+void parse_chat_template(Model::Impl& m) {
+  if (m.text.chat_template.empty()) return;
+  try {
+    m.chat.emplace(m.text.chat_template);
+  } catch (const Error& e) {
+    throw_error("model '", m.path, "': ", m.text.chat_template_where, ": ", e.what());
+  }
+}
+}  // namespace
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::Model(Model&&) noexcept = default;
@@ -75,7 +95,20 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
   const std::string file = src.file.string();
   m->path = file;
   m->add_bos = src.add_bos;
-  if (!src.packed()) {
+  m->kind = src.kind;
+  if (src.foreign()) {
+    if (options.stream) {
+      throw_error("model '", file, "': layer streaming reads a Tritter packed file, found a ",
+                  src.kind == ModelFileKind::HfFolder ? "Hugging Face folder" : "GGUF file",
+                  "; convert it first (tritter convert ", file, " OUT.safetensors)");
+    }
+    LoadedModel loaded = load_any_model(src.file, &m->memory);
+    m->add_bos = loaded.add_bos;
+    m->load_seconds = loaded.load_seconds;
+    m->packed.emplace(std::move(loaded.model));
+    m->config = m->packed->config();
+    m->text = load_model_text(src.kind, src.file, loaded.folder);
+  } else if (!src.packed()) {
     if (options.stream) {
       throw_error("model '", file, "': layer streaming reads a packed file, found a full-precision checkpoint; ",
                   "pack it first (tritter pack ", file, " OUT)");
@@ -98,6 +131,12 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
     m->packed.emplace(PackedModel::open(file));
     m->config = m->packed->config();
   }
+  if (!m->text.tokenizer) m->text = load_model_text(src.kind, src.file, {});
+  if (!m->byte_tokenizer() && m->text.tokenizer->vocab_size() > m->config.vocab_size) {
+    throw_error("model '", file, "': the tokenizer (", m->text.where, ") has ", m->text.tokenizer->vocab_size(),
+                " ids, more than the model's vocab_size ", m->config.vocab_size);
+  }
+  parse_chat_template(*m);
   for (const std::string& spec : options.lora) {
     const auto [dir, weight] = parse_lora_spec(spec);
     m->lora.add(dir, weight, m->config, &m->memory);
@@ -113,6 +152,8 @@ Model Model::random(const std::string& preset, uint64_t seed) {
   m->packed.emplace(PackedModel::in_memory(m->config, [&](float* out, const TensorInfo& info, size_t) {
     std::memcpy(out, params.data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
   }, PackOptions{}, &m->memory));
+  m->text = load_model_text(ModelFileKind::TritterPacked, {}, {});
+  parse_chat_template(*m);
   return Model(std::move(m));  // add_bos false, as the packed files Tritter writes say
 }
 
@@ -133,21 +174,97 @@ ModelInfo Model::info() const {
   i.add_bos = impl_->add_bos;
   i.streaming = !impl_->packed;
   i.lora_adapters = static_cast<int>(impl_->lora.size());
+  i.format = impl_->path.empty() ? "random" : model_file_kind_name(impl_->kind);
+  i.tokenizer = impl_->text.tokenizer->kind();
+  i.tokenizer_source = impl_->text.where;
+  i.tokenizer_vocab_size = impl_->text.tokenizer->vocab_size();
+  i.chat_template = impl_->chat.has_value();
+  i.chat_template_source = impl_->text.chat_template_where;
+  i.load_seconds = impl_->load_seconds;
   return i;
 }
 
 std::vector<int32_t> Model::tokenize(std::string_view text, bool bos, bool eos) const {
-  return tritter::tokenize(text, {.bos = bos, .modality = -1, .eos = eos});
+  if (impl_->byte_tokenizer()) return tritter::tokenize(text, {.bos = bos, .modality = -1, .eos = eos});
+  const Tokenizer& t = *impl_->text.tokenizer;
+  std::vector<int32_t> ids;
+  if (bos && t.special_ids().bos >= 0) ids.push_back(t.special_ids().bos);
+  const std::vector<int32_t> body = t.encode(text, false);
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (eos && t.special_ids().eos >= 0) ids.push_back(t.special_ids().eos);
+  return ids;
 }
 
 std::string Model::detokenize(std::span<const int32_t> ids, bool show_special) const {
-  return tritter::detokenize(ids, show_special);
+  if (impl_->byte_tokenizer()) return tritter::detokenize(ids, show_special);
+  return impl_->text.tokenizer->decode(ids, !show_special);
 }
 
 std::string Model::token_piece(int32_t id) const {
-  if (id < 0) throw_error("token_piece: id ", id, ", expected 0 .. ", impl_->config.vocab_size - 1);
-  const std::string bytes = token_bytes(id);
-  return bytes.empty() ? token_name(id) : bytes;
+  if (id < 0 || id >= impl_->config.vocab_size) throw_error("token_piece: id ", id, ", expected 0 .. ", impl_->config.vocab_size - 1);
+  if (impl_->byte_tokenizer()) {
+    const std::string bytes = token_bytes(id);
+    return bytes.empty() ? token_name(id) : bytes;
+  }
+  const Tokenizer& t = *impl_->text.tokenizer;
+  return id < t.vocab_size() ? t.token_piece(id) : "<id " + std::to_string(id) + ">";
+}
+
+std::string Model::token_text(int32_t id) const {
+  if (id < 0 || id >= impl_->config.vocab_size) throw_error("token_text: id ", id, ", expected 0 .. ", impl_->config.vocab_size - 1);
+  const Tokenizer& t = *impl_->text.tokenizer;
+  return id < t.vocab_size() ? t.token_bytes(id) : "";
+}
+
+std::vector<int32_t> Model::end_of_generation() const { return impl_->text.end_ids; }
+
+GenerationDefaults Model::generation_defaults() const {
+  const GenerationConfig& g = impl_->text.generation;
+  GenerationDefaults d;
+  if (g.do_sample && !*g.do_sample) {
+    d.has_temperature = true;  // transformers' greedy decoding
+    d.temperature = 0;
+  } else if (g.temperature) {
+    d.has_temperature = true;
+    d.temperature = *g.temperature;
+  }
+  if (g.top_k) d.has_top_k = true, d.top_k = *g.top_k;
+  if (g.top_p) d.has_top_p = true, d.top_p = *g.top_p;
+  if (g.repetition_penalty) d.has_repeat_penalty = true, d.repeat_penalty = *g.repetition_penalty;
+  return d;
+}
+
+bool Model::has_chat_template() const { return impl_->chat.has_value(); }
+
+std::string Model::chat_prompt(const std::vector<ChatTurn>& messages, bool add_generation_prompt) const {
+  if (!impl_->chat) {
+    const std::string where = impl_->kind == ModelFileKind::Gguf ? "key 'tokenizer.chat_template' is missing"
+                            : impl_->kind == ModelFileKind::HfFolder ? "tokenizer_config.json has no chat_template"
+                                                                       : "no chat template";
+    throw_error("model '", impl_->path, "': ", where, " (", impl_->text.where,
+                "), so it has no chat format; expected a model whose files carry one, or give one with "
+                "--chat-template-file");
+  }
+  std::vector<ChatMessage> ms;
+  ms.reserve(messages.size());
+  for (const ChatTurn& t : messages) ms.push_back({t.role, t.content});
+  ChatTemplateOptions o;
+  o.add_generation_prompt = add_generation_prompt;
+  o.bos_token = impl_->text.bos_token;
+  o.eos_token = impl_->text.eos_token;
+  return impl_->chat->apply(ms, o);
+}
+
+std::vector<std::string> Model::chat_stop() const {
+  if (impl_->chat && impl_->text.chat_template == builtin_chat_template()) return {builtin_chat_stop()};
+  return {};
+}
+
+void Model::set_chat_template(const std::string& source) {
+  impl_->text.chat_template = source;
+  impl_->text.chat_template_where = "given template";
+  impl_->chat.reset();
+  parse_chat_template(*impl_);
 }
 
 // ---- Session ----------------------------------------------------------------------------------------------------
@@ -166,6 +283,7 @@ Session::Session(const Model& model, const SessionOptions& options) : impl_(std:
   s.model = &m;
   s.ctx.threads = options.threads > 0 ? options.threads : default_thread_count();
   s.ctx.kernels = kernel_tier_from_name(options.kernels);
+  if (options.timings) s.ctx.log_level = LogLevel::Verbose;  // the engine times its ops at this level
   EngineOptions eo;
   eo.context = options.context;
   eo.kv_dtype = kv_dtype_from_name(options.kv_cache);
@@ -213,6 +331,8 @@ Generation Session::generate(std::span<const int32_t> prompt, const GenerationPa
     throw_error("generate: exit '", params.exit, "', expected softmax or knn");
   }
   o.knn_exit = params.exit == "knn";
+  o.tokenizer = impl_->model->text.tokenizer.get();
+  o.end_ids = impl_->model->text.end_ids;
   o.sampler = SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .min_p = p.min_p,
                              .repeat_penalty = p.repeat_penalty, .repeat_last_n = p.repeat_last_n, .seed = p.seed};
   GenerateResult g = generate_tokens(*impl_->engine, prompt, o, on_token);  // the loop every caller runs
@@ -236,7 +356,11 @@ std::vector<float> Session::embed_tokens(std::span<const int32_t> tokens) {
 
 std::vector<float> Session::embed(std::string_view text, const EmbedOptions& options) {
   if (text.empty()) throw_error("embed: empty text");
-  return embed_tokens(tritter::tokenize(text, {.bos = false, .modality = -1, .eos = false}), options);
+  const Model::Impl& m = *impl_->model;
+  if (m.byte_tokenizer()) {
+    return embed_tokens(tritter::tokenize(text, {.bos = false, .modality = -1, .eos = false}), options);
+  }
+  return embed_tokens(m.text.tokenizer->encode(text, false), options);
 }
 
 std::vector<float> Session::embed_tokens(std::span<const int32_t> tokens, const EmbedOptions& options) {

@@ -67,13 +67,15 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
       id = sampler.sample(logits.data(), V, history);
     }
     r.sample_s += std::chrono::duration<double>(Clock::now() - ts).count();
-    if (options.stop_at_eos && id == kTokenEos) {
+    const bool end = options.end_ids.empty() ? id == kTokenEos
+                                             : std::find(options.end_ids.begin(), options.end_ids.end(), id) != options.end_ids.end();
+    if (options.stop_at_eos && end) {
       r.stop_reason = "eos";
       break;
     }
     r.tokens.push_back(id);
     history.push_back(id);
-    pending += token_bytes(id);
+    pending += options.tokenizer && id < options.tokenizer->vocab_size() ? options.tokenizer->token_bytes(id) : token_bytes(id);
     size_t cut = std::string::npos;  // a stop string completed: deliver what precedes it and stop
     for (const auto& s : options.stop) {
       const size_t at = pending.find(s);

@@ -11,6 +11,7 @@
 
 #include "infer/engine.h"
 #include "infer/sampler.h"
+#include "text/tokenizer.h"
 
 namespace tritter {
 
@@ -22,6 +23,10 @@ struct GenerateOptions {
   // The exit: false = sample from the logits (softmax, the sampler above); true = the KNN exit of a cosine head
   // (Engine::knn_exit: the nearest embedding row, no logits computed), greedy only (temperature 0).
   bool knn_exit = false;
+  // The model's tokenizer (text of each token) and the ids that end a turn; null / empty: the byte tokenizer and
+  // its <eos>.
+  const Tokenizer* tokenizer = nullptr;
+  std::vector<int32_t> end_ids;
 };
 
 struct GenerateResult {

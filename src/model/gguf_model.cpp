@@ -144,6 +144,31 @@ TritterConfig gguf_model_config(const GgufFile& f) {
   }
 }
 
+namespace {
+
+// bitnet.cpp's I2_S (type 36) as its converter (utils/convert-hf-to-gguf-bitnet.py) and its x86 kernels lay it out:
+// the matrix row-major, 2 bits per value coded −1→0, 0→1, +1→2, in blocks of 128 values; value j of a block sits
+// in byte j % 32 at bits 6 − 2·(j / 32). After the n/4 bytes, a 32-byte tail whose first 4 bytes are the f32
+// scale (W = code · scale, one per matrix). codes (n) i8; returns the scale.
+float i2_s_to_codes(int8_t* codes, const GgufTensor& t, const std::string& where) {
+  const int64_t n = t.numel();
+  if (n % 128 != 0) {
+    throw_error(where, ": tensor '", t.name, "': I2_S with ", n, " values, expected a multiple of 128 (its blocks)");
+  }
+  const uint8_t* b = t.data;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t j = i % 128;
+    const int v = (b[i / 128 * 32 + j % 32] >> (6 - 2 * (j / 32))) & 3;
+    if (v == 3) throw_error(where, ": tensor '", t.name, "': I2_S value ", i, " has code 3, expected 0, 1 or 2");
+    codes[i] = static_cast<int8_t>(v - 1);
+  }
+  float scale = 0.0f;
+  std::memcpy(&scale, b + n / 4, 4);
+  return scale;
+}
+
+}  // namespace
+
 PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add_bos) {
   const std::string where = "file '" + f.source() + "'";
   const TritterConfig c = gguf_model_config(f);
@@ -176,8 +201,14 @@ PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add
   src.ternary = [&](const TensorInfo& info, int8_t* codes) -> std::optional<float> {
     const GgufTensor& t = get(info);
     if (t.type == GgmlType::I2_S) {
-      throw_error(where, ": tensor '", t.name, "': type I2_S (bitnet.cpp's own) is not read; convert the ",
-                  "Hugging Face folder instead, or re-quantize the file to TQ2_0");
+      float scale = i2_s_to_codes(codes, t, where);
+      if (const GgufTensor* s = f.find(gguf_base(info) + ".scale")) {
+        if (s->numel() != 1 || s->type != GgmlType::F32) throw_error(where, ": tensor '", s->name, "': expected one F32");
+        float m = 1.0f;
+        std::memcpy(&m, s->data, 4);
+        scale *= m;
+      }
+      return scale;
     }
     if (t.type != GgmlType::TQ2_0 && t.type != GgmlType::TQ1_0) return std::nullopt;
     const int64_t n = t.numel();
@@ -230,6 +261,38 @@ std::string gpt2_byte_token(int b) {
   return s;
 }
 
+// The byte tokenizer as a BPE vocabulary without merges: every byte is one token, as Tritter encodes it.
+void append_byte_vocab(std::vector<std::pair<std::string, GgufValue>>& kv, int64_t vocab_size) {
+  static const char* kSpecials[kTokenSpecialCount] = {"<pad>", "<bos>", "<eos>", "<unk>", "<text>", "<code>",
+                                                      "<image>", "<audio>"};
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (int64_t id = 0; id < vocab_size; ++id) {
+    if (id < kTokenSpecialCount) {
+      tokens.emplace_back(kSpecials[id]);
+      types.push_back(3);  // CONTROL
+    } else if (id < kByteVocabSize) {
+      tokens.push_back(gpt2_byte_token(static_cast<int>(id - kTokenByteOffset)));
+      types.push_back(1);  // NORMAL
+    } else {
+      tokens.push_back("<id " + std::to_string(id) + ">");
+      types.push_back(5);  // UNUSED
+    }
+  }
+  kv.emplace_back("tokenizer.ggml.model", GgufValue::str("gpt2"));
+  kv.emplace_back("tokenizer.ggml.pre", GgufValue::str("default"));
+  kv.emplace_back("tokenizer.ggml.tokens", GgufValue::strings(tokens));
+  kv.emplace_back("tokenizer.ggml.token_type", GgufValue::i32s(types));
+  kv.emplace_back("tokenizer.ggml.merges", GgufValue::strings({}));
+  kv.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::u32(kTokenBos));
+  kv.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::u32(kTokenEos));
+  kv.emplace_back("tokenizer.ggml.unknown_token_id", GgufValue::u32(kTokenUnk));
+  kv.emplace_back("tokenizer.ggml.padding_token_id", GgufValue::u32(kTokenPad));
+  kv.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
+  kv.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+
+}
+
 }  // namespace
 
 void write_gguf_model(const fs::path& path, const ModelWeights& w, const GgufWriteOptions& options) {
@@ -261,34 +324,28 @@ void write_gguf_model(const fs::path& path, const ModelWeights& w, const GgufWri
   kv.emplace_back(p + "vocab_size", u32(c.vocab_size));
   kv.emplace_back(p + "hidden_act", GgufValue::str("relu2"));
   kv.emplace_back("tritter.config", GgufValue::str(config_to_json(c, /*model_only=*/true).dump()));
-  // The byte tokenizer as a BPE vocabulary without merges: every byte is one token, as Tritter encodes it.
-  static const char* kSpecials[kTokenSpecialCount] = {"<pad>", "<bos>", "<eos>", "<unk>", "<text>", "<code>",
-                                                      "<image>", "<audio>"};
-  std::vector<std::string> tokens;
-  std::vector<int32_t> types;
-  for (int64_t id = 0; id < c.vocab_size; ++id) {
-    if (id < kTokenSpecialCount) {
-      tokens.emplace_back(kSpecials[id]);
-      types.push_back(3);  // CONTROL
-    } else if (id < kByteVocabSize) {
-      tokens.push_back(gpt2_byte_token(static_cast<int>(id - kTokenByteOffset)));
-      types.push_back(1);  // NORMAL
-    } else {
-      tokens.push_back("<id " + std::to_string(id) + ">");
-      types.push_back(5);  // UNUSED
+  if (options.vocab) {
+    const GgufVocab& v = *options.vocab;
+    if (static_cast<int64_t>(v.tokens.size()) > c.vocab_size) {
+      throw_error("write_gguf_model: the tokenizer has ", v.tokens.size(), " tokens, more than vocab_size ", c.vocab_size);
     }
+    make_gguf_tokenizer(v);  // what the reader will build must build (named errors before the file is written)
+    kv.emplace_back("tokenizer.ggml.model", GgufValue::str(v.model));
+    if (!v.pre.empty()) kv.emplace_back("tokenizer.ggml.pre", GgufValue::str(v.pre));
+    kv.emplace_back("tokenizer.ggml.tokens", GgufValue::strings(v.tokens));
+    if (!v.scores.empty()) kv.emplace_back("tokenizer.ggml.scores", GgufValue::f32s(v.scores));
+    if (!v.types.empty()) kv.emplace_back("tokenizer.ggml.token_type", GgufValue::i32s(v.types));
+    if (v.model == "gpt2") kv.emplace_back("tokenizer.ggml.merges", GgufValue::strings(v.merges));
+    const std::pair<const char*, int32_t> ids[] = {{"tokenizer.ggml.bos_token_id", v.bos}, {"tokenizer.ggml.eos_token_id", v.eos},
+                                                   {"tokenizer.ggml.unknown_token_id", v.unk}, {"tokenizer.ggml.padding_token_id", v.pad}};
+    for (const auto& [key, id] : ids) if (id >= 0) kv.emplace_back(key, u32(id));
+    if (v.has_add_bos) kv.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::boolean(v.add_bos));
+    kv.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::boolean(v.add_eos));
+    if (v.model == "llama") kv.emplace_back("tokenizer.ggml.add_space_prefix", GgufValue::boolean(v.add_space_prefix));
+  } else {
+    append_byte_vocab(kv, c.vocab_size);
   }
-  kv.emplace_back("tokenizer.ggml.model", GgufValue::str("gpt2"));
-  kv.emplace_back("tokenizer.ggml.pre", GgufValue::str("default"));
-  kv.emplace_back("tokenizer.ggml.tokens", GgufValue::strings(tokens));
-  kv.emplace_back("tokenizer.ggml.token_type", GgufValue::i32s(types));
-  kv.emplace_back("tokenizer.ggml.merges", GgufValue::strings({}));
-  kv.emplace_back("tokenizer.ggml.bos_token_id", GgufValue::u32(kTokenBos));
-  kv.emplace_back("tokenizer.ggml.eos_token_id", GgufValue::u32(kTokenEos));
-  kv.emplace_back("tokenizer.ggml.unknown_token_id", GgufValue::u32(kTokenUnk));
-  kv.emplace_back("tokenizer.ggml.padding_token_id", GgufValue::u32(kTokenPad));
-  kv.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::boolean(false));
-  kv.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::boolean(false));
+  if (!options.chat_template.empty()) kv.emplace_back("tokenizer.chat_template", GgufValue::str(options.chat_template));
 
   const auto table = tensor_table(c);
   std::vector<GgufTensorOut> out;

@@ -11,6 +11,7 @@
 #include "core/memory.h"
 #include "io/gguf.h"
 #include "model/packed_model.h"
+#include "text/gguf_vocab.h"
 
 namespace tritter {
 
@@ -21,6 +22,9 @@ PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add
 struct GgufWriteOptions {
   GgmlType embed = GgmlType::Q8_0;  // token_embd (also the tied head): Q8_0, F16 or F32
   std::string name = "tritter";     // general.name
+  // The tokenizer to carry (e.g. a HF folder's, gguf_vocab_from_tokenizer): null writes Tritter's byte vocabulary.
+  const GgufVocab* vocab = nullptr;
+  std::string chat_template;        // tokenizer.chat_template when not empty
 };
 // Writes `w` as GGUF v3. BitNet-compatible configs (model/hf_folder.h bitnet_compatible) with tied embeddings
 // get architecture "bitnet", which llama.cpp runs; others "tritter". Every matrix is TQ2_0 with d = β rounded to

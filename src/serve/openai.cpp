@@ -2,7 +2,7 @@
 
 #include <random>
 
-#include "serve/chat_template.h"
+#include "core/error.h"
 #include "text/byte_tokenizer.h"
 
 namespace tritter::serve {
@@ -103,10 +103,17 @@ GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L)
       if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) bad("messages", "each needs a string role");
       msgs.push_back({m["role"].get<std::string>(), content_text(m.value("content", Json()))});
     }
-    const ChatTemplate t = render_chat(msgs);
-    r.prompt_text = t.prompt;
-    r.stop = t.stop;
-    r.prompt = tokenize(t.prompt, {.bos = L.add_bos, .modality = -1, .eos = false});
+    static const ChatTemplate builtin(builtin_chat_template());
+    ChatTemplateOptions co;
+    co.bos_token = L.bos_token;
+    co.eos_token = L.eos_token;
+    try {
+      r.prompt_text = (L.chat ? *L.chat : builtin).apply(msgs, co);
+    } catch (const Error& e) {  // the template's raise_exception ("roles must alternate"), a bad construct
+      throw ApiError(400, e.what(), "invalid_request_error", "messages");
+    }
+    r.stop = L.chat ? L.chat_stop : std::vector<std::string>{builtin_chat_stop()};
+    r.prompt = tokenize(r.prompt_text, {.bos = L.add_bos, .modality = -1, .eos = false});
   } else {
     if (!b.contains("prompt")) bad("prompt", "required");
     const Json& p = b["prompt"];

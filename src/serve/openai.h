@@ -5,6 +5,7 @@
 // logprobs; llama-server's top_k, min_p, repeat_penalty are accepted too.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 
 #include "infer/sampler.h"
 #include "serve/channel.h"
+#include "text/chat_template.h"
 
 namespace tritter::serve {
 
@@ -40,6 +42,10 @@ struct ApiLimits {
   int max_n = 8;
   bool add_bos = false;
   std::string model_id;
+  // Chat: the model's template (its bos/eos text) and the stop strings it implies; null: Tritter's built-in one.
+  std::shared_ptr<const ChatTemplate> chat;
+  std::vector<std::string> chat_stop;
+  std::string bos_token, eos_token;
 };
 
 struct GenerationRequest {

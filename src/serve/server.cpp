@@ -79,6 +79,9 @@ struct Server::Impl {
     limits.default_max_tokens = std::min(o.default_max_tokens, o.max_tokens);
     limits.add_bos = o.add_bos;
     limits.model_id = o.model_id;
+    if (!o.chat_template.empty()) limits.chat = std::make_shared<const ChatTemplate>(o.chat_template);
+    limits.bos_token = o.bos_token;
+    limits.eos_token = o.eos_token;
     routes();
   }
 

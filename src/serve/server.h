@@ -32,6 +32,9 @@ struct ServerOptions {
   int http_threads = 0;              // 0: max(64, slots + max_queue) + 16 (each connection holds one)
   std::string model_id = "tritter";
   bool add_bos = false;
+  // Chat template (Jinja source, the model's tokenizer_config.json / GGUF one) and its bos/eos text; "": Tritter's
+  // built-in byte-level format (text/chat_template.h builtin_chat_template), which stops at "\n<|".
+  std::string chat_template, bos_token, eos_token;
 };
 
 class Server {

@@ -634,4 +634,9 @@ std::string ChatTemplate::apply(std::span<const ChatMessage> messages, const Cha
   return render(context);
 }
 
+const char* builtin_chat_template() {
+  return "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+}
+
 }  // namespace tritter

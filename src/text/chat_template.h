@@ -44,4 +44,10 @@ class ChatTemplate {
   std::unique_ptr<Node> root_;
 };
 
+// Tritter's chat format for byte-level models, whose files carry no template: one turn per message, then the
+// assistant's opening, "<|system|>\nYou are ...\n<|user|>\nHello\n<|assistant|>\n". A reply ends at "\n<|" (the
+// next turn's start): builtin_chat_stop().
+const char* builtin_chat_template();
+inline constexpr const char* builtin_chat_stop() { return "\n<|"; }
+
 }  // namespace tritter

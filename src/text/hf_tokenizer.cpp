@@ -165,6 +165,11 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view text, const std
   return std::make_unique<HfTokenizer>(parse_spec(text, where, nullptr));
 }
 
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view text, const std::string& where,
+                                                const TokenizerConfig& config) {
+  return std::make_unique<HfTokenizer>(parse_spec(text, where, &config));
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   return parse_tokenizer_json(read_text_file(path, "tokenizer.json"), path);
 }

@@ -31,6 +31,10 @@ TokenizerConfig parse_tokenizer_config(std::string_view json, const std::string&
 
 // A HF model folder's tokenizer: DIR/tokenizer.json, with the bos/eos/pad of DIR/tokenizer_config.json (when present)
 // applied to special_ids(). The chat template comes from load_tokenizer_config(DIR/tokenizer_config.json).
+// tokenizer.json text with a tokenizer_config's bos/eos/pad/unk and add_bos/add_eos applied (GGUF vocabularies).
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view json, const std::string& where,
+                                                const TokenizerConfig& config);
+
 std::unique_ptr<Tokenizer> load_hf_tokenizer_dir(const std::string& dir);
 
 }  // namespace tritter

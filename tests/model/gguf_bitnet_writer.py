@@ -1,10 +1,13 @@
 #!/usr/bin/python3
 """Independent writer of llama.cpp-style BitNet GGUF files for the tests (standard library only).
 
-Usage: gguf_bitnet_writer.py MANIFEST.json WEIGHTS.f32 OUT.gguf [OPTIONS]   (OPTIONS: no-tokenizer, no-act, i2s)
+Usage: gguf_bitnet_writer.py MANIFEST.json WEIGHTS.f32 OUT.gguf [OPTIONS]   (OPTIONS: no-tokenizer, no-act, i2s, i2s-bad)
 Follows ggml's docs/gguf.md (v3, little-endian, 32-byte alignment, ne[0] innermost) and llama.cpp's BitNet
 conversion: every master W is absmean-ternarized (W~ = round(W/s).clamp(-1,1)·s, s = mean|W|), then quantized per 256-block by quantize_row_tq2_0_ref (d = max|x| of the
 block, q = round(x/d) + 1, element 128h+32l+m in bits 2l of qs[32h+m], then f16 d), norms and token_embd F32.
+i2s: the matrices as bitnet.cpp's I2_S instead, following microsoft/BitNet's utils/convert-hf-to-gguf-bitnet.py
+(quantize_to_i2_s): codes -1/0/+1 stored as 0/1/2, blocks of 128 values, value j of a block in byte j % 32 at bits
+6 - 2*(j // 32), then a 32-byte tail holding the f32 scale. i2s-bad: every byte 0xFF (code 3, which none means).
 """
 import json
 import struct
@@ -51,6 +54,15 @@ def tq2_0(w):
     return bytes(out)
 
 
+def i2_s(q, scale):
+    out = bytearray(len(q) // 4 + 32)
+    for b in range(len(q) // 128):
+        for j in range(128):
+            out[b * 32 + j % 32] |= (q[b * 128 + j] + 1) << (6 - 2 * (j // 32))
+    out[len(q) // 4:len(q) // 4 + 4] = struct.pack("<f", scale)
+    return bytes(out)
+
+
 def main():
     manifest_path, weights_path, out = sys.argv[1:4]
     opts = set(sys.argv[4:])
@@ -84,8 +96,11 @@ def main():
             n *= d
         w = floats[off:off + n]
         if name.endswith("_proj.weight"):
-            if "i2s" in opts:
-                data, ttype = bytes(n // 4 + 32), 36
+            if "i2s-bad" in opts:
+                data, ttype = b"\xff" * (n // 4 + 32), 36
+            elif "i2s" in opts:
+                sc = sum(abs(v) for v in w) / n
+                data, ttype = i2_s([max(-1, min(1, round(v / sc))) for v in w], sc), 36
             else:  # as llama.cpp's converter: absmean-ternarize the master (W~ = T·s), then TQ2_0
                 sc = sum(abs(v) for v in w) / n
                 data, ttype = tq2_0([max(-1, min(1, round(v / sc))) * sc for v in w]), 35
