@@ -60,6 +60,10 @@ class KvCache : public KvStore {
   // returns m ≤ n, the most it can keep: a quantized cache keeps whole key groups (m rounded down to 32), a ring
   // that has wrapped keeps nothing.
   int64_t truncate(int64_t n);
+  // Replaces this cache's sequence with positions 0 .. m−1 of `from`'s (a cache of the same model, context, dtype
+  // and max batch): their stored bytes are copied, so reading them back gives what `from` holds. Returns m ≤ n,
+  // truncate's rules applied to `from`. Throws Error for a cache of another shape.
+  int64_t copy_prefix(const KvCache& from, int64_t n);
   int64_t written() const { return written_.empty() ? 0 : written_[0]; }  // positions held (layer 0)
 
  private:

@@ -40,7 +40,11 @@ struct ApiLimits {
   int max_n = 8;
   bool add_bos = false;
   std::string model_id;
+  std::vector<std::string> adapters;  // the model ids of the loaded adapter sets (index = the engine's set)
 };
+// The adapter set a body's `model` names: −1 for the base model (or no `model`), else its index in
+// limits.adapters. Throws ApiError 404 model_not_found for any other name, 400 for a non-string.
+int resolve_model(const Json& body, const ApiLimits& limits);
 
 struct GenerationRequest {
   bool chat = false, stream = false, include_usage = false, echo = false;
@@ -53,7 +57,8 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int top_logprobs = -1;             // −1 none
   bool ignore_eos = false;           // llama-server's: keep going after <eos>
-  std::string model;
+  std::string model;                 // as the request named it (empty: none)
+  int adapter = -1;                  // resolve_model's
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws ApiError.
