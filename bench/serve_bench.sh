@@ -42,7 +42,8 @@ sample() {
     $1 == "tritter_decode_rows_total" {r = $2} $1 == "tritter_decode_step_seconds_sum" {t = $2}
     END {print g, s, r, t}'
 }
-ms() { awk -v v="$1" 'BEGIN { if (v ~ /ms$/) print v + 0; else if (v ~ /us$/) print v / 1000; else if (v ~ /m$/) print v * 60000; else print v * 1000 }'; }
+# wrk's latency ("12.3ms", "4.5s") in ms; "-" when no request completed in the level.
+ms() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else if (v ~ /ms$/) printf "%.0f\n", v + 0; else if (v ~ /us$/) printf "%.1f\n", v / 1000; else if (v ~ /m$/) printf "%.0f\n", v * 60000; else printf "%.0f\n", v * 1000 }'; }
 # The first request of the prompt fills the prefix cache; a few seconds at one client warm the process up.
 wrk -t 1 -c 1 -d "${WARMUP:-5}s" --timeout 120s -s "$work/post.lua" "$url/v1/completions" >/dev/null
 printf "%8s %11s %10s %11s %9s %10s %10s %8s %8s\n" clients "requests/s" "gen tok/s" "x 1 client" "rows/step" "step ms" \
@@ -59,7 +60,7 @@ for c in $clients; do
   tps="$(awk -v a="$g0" -v b="$g1" -v t0="$w0" -v t1="$w1" 'BEGIN { printf "%.1f", (b - a) / (t1 - t0) }')"
   [ -z "$base" ] && base="$tps"
   ratio="$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
-  printf "%8s %11s %10s %11s %9s %10s %10.0f %8.0f %8.0f\n" "$c" "$rps" "$tps" "x$ratio" \
+  printf "%8s %11s %10s %11s %9s %10s %10s %8s %8.0f\n" "$c" "$rps" "$tps" "x$ratio" \
     "$(awk -v a="$s0" -v b="$s1" -v x="$r0" -v y="$r1" 'BEGIN { printf "%.1f", (b > a ? (y - x) / (b - a) : 0) }')" \
     "$(awk -v a="$s0" -v b="$s1" -v x="$t0s" -v y="$t1s" 'BEGIN { printf "%.1f", (b > a ? 1000 * (y - x) / (b - a) : 0) }')" \
     "$(ms "$p50")" "$(ms "$p99")" "$(awk -v r="$(rss)" 'BEGIN { print r / 1048576 }')"

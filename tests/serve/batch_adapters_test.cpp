@@ -2,7 +2,7 @@
 // slots with different adapter sets (and one without) share every step, prompt rows and decode rows mixed, and each
 // gets the logits, bit for bit, of an Engine with `set_lora(base + its set)`; a prefix copied from another slot
 // gives the logits and greedy tokens of recomputing it, without growing the caches' memory; the carve both engines
-// bind (EngineViews).
+// bind (EngineViews); and the scheduler's use of both (a job's adapter, a prefix copied from another slot).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,12 +12,14 @@
 #include "infer/batch_engine.h"
 #include "infer/engine.h"
 #include "infer/engine_sizes.h"
+#include "infer/generate.h"
 #include "infer/lora_apply.h"
 #include "infer/sampler.h"
 #include "model/init.h"
 #include "model/lora.h"
 #include "model/packed_model.h"
 #include "model/peft.h"
+#include "serve/scheduler.h"
 #include "util/test_util.h"
 
 namespace tritter {
@@ -236,6 +238,91 @@ TEST(BatchAdapters, CopyPrefixRefusesAnotherShape) {
   EXPECT_THROW(b.copy_prefix(a, 4), Error);
   EXPECT_THROW(d.copy_prefix(a, 4), Error);
   EXPECT_EQ(a.copy_prefix(a, 4), 0);  // itself: a truncate (of an empty cache)
+}
+
+// Reads a job's events until Done: its tokens, and the prompt positions it did not compute.
+std::pair<std::vector<int32_t>, int64_t> collect(serve::Channel& ch) {
+  std::vector<int32_t> tokens;
+  const auto end = serve::Clock::now() + std::chrono::seconds(60);
+  while (serve::Clock::now() < end) {
+    serve::Event e;
+    if (!ch.pop(e, std::chrono::milliseconds(100))) continue;
+    if (e.kind == serve::Event::Kind::Token && e.token >= 0) tokens.push_back(e.token);
+    if (e.kind == serve::Event::Kind::Done) return {tokens, e.cached_tokens};
+    if (e.kind == serve::Event::Kind::Error) ADD_FAILURE() << e.error;
+  }
+  ADD_FAILURE() << "no answer";
+  return {tokens, -1};
+}
+
+TEST(BatchAdapters, SchedulerCopiesASharedPrefixAndRunsEachJobsAdapter) {
+  Context ctx;
+  ctx.threads = 2;
+  const TritterConfig c = test_config();
+  const PackedModel m = make_model(c, 29);
+  const int64_t V = c.vocab_size;
+  test::TempDir tmp;
+  write_adapter(tmp.path() / "a", c, "all", 9);
+  LoraSet a;
+  a.add(tmp.path() / "a", 1.0f, c, nullptr);
+  BatchEngine be(ctx, m.weights(), {.slots = 3, .context = 128, .max_batch = 16});
+  be.add_adapter(&a);
+  serve::Metrics metrics;
+  serve::Scheduler sched(be, {.max_queue = 8}, metrics);
+  Rng rng(3);
+  const auto system = random_prompt(rng, 40, V);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int32_t> p = system;
+    p.push_back(static_cast<int32_t>(i));  // each question starts differently
+    const auto q = random_prompt(rng, 5, V);
+    p.insert(p.end(), q.begin(), q.end());
+    prompts.push_back(p);
+  }
+  auto job = [&](int i, int adapter) {
+    serve::Job j;
+    j.prompt = prompts[static_cast<size_t>(i)];
+    j.max_tokens = 8;
+    j.sampler.temperature = 0;
+    j.stop_at_eos = false;
+    j.adapter = adapter;
+    j.channel = std::make_shared<serve::Channel>();
+    return j;
+  };
+  std::vector<serve::Job> jobs = {job(0, -1)};
+  auto ch0 = jobs[0].channel;
+  ASSERT_EQ(sched.submit(std::move(jobs)), serve::Scheduler::Submit::Ok);
+  const auto r0 = collect(*ch0);
+  // Together: job 1 takes job 0's slot (its own prefix), job 2 another slot and copies the system prompt from
+  // job 1's, job 3 runs adapter a: nothing to share.
+  jobs = {job(1, -1), job(2, -1), job(3, 0)};
+  std::vector<std::shared_ptr<serve::Channel>> chans;
+  for (auto& j : jobs) chans.push_back(j.channel);
+  ASSERT_EQ(sched.submit(std::move(jobs)), serve::Scheduler::Submit::Ok);
+  std::vector<std::pair<std::vector<int32_t>, int64_t>> got = {r0};
+  for (auto& ch : chans) got.push_back(collect(*ch));
+  EXPECT_EQ(got[0].second, 0);
+  EXPECT_EQ(got[1].second, 40);
+  EXPECT_EQ(got[2].second, 40);
+  EXPECT_EQ(got[3].second, 0);
+  EXPECT_NE(metrics.render().find("tritter_prompt_tokens_copied_total 40\n"), std::string::npos) << metrics.render();
+  for (int i = 0; i < 4; ++i) {
+    Engine e(ctx, m.weights(), {.context = 128, .max_batch = 16});
+    e.set_lora(i == 3 ? &a : nullptr);
+    GenerateOptions go;
+    go.max_tokens = 8;
+    go.stop_at_eos = false;
+    go.sampler.temperature = 0;
+    EXPECT_EQ(got[static_cast<size_t>(i)].first, generate_tokens(e, prompts[static_cast<size_t>(i)], go, {}).tokens)
+        << "job " << i;
+  }
+  // An adapter index that was never loaded is an error event, and the scheduler goes on.
+  jobs = {job(0, 1)};
+  auto bad = jobs[0].channel;
+  ASSERT_EQ(sched.submit(std::move(jobs)), serve::Scheduler::Submit::Ok);
+  serve::Event e;
+  ASSERT_TRUE(bad->pop(e, std::chrono::seconds(10)));
+  EXPECT_EQ(e.kind, serve::Event::Kind::Error);
 }
 
 // The carve Engine and BatchEngine bind: inside the buffer, sized as engine_scratch_bytes says, and the buffers
