@@ -5,7 +5,7 @@
 //   values: per-token asymmetric quantization over groups of kv_value_group(d) channels (32, or d when 32 ∤ d).
 // Scales and minimums are f32. With a sliding window W the cache is a ring of C = ⌈(W + B − 1)/32⌉·32 slots
 // (slot = pos mod C; B = the largest batch written at once, so a prefill chunk never evicts what its first
-// token still sees); otherwise it holds the whole context. Non-goals: paged/shared prefixes, sinks, batch > 1.
+// token still sees); otherwise it holds the whole context. Non-goals: paged blocks, sinks, batch > 1.
 // Note: in a prefill the attention of position i may read a key group completed by later prompt tokens (its
 // scales then depend on them); generation is unaffected and f32/f16 caches are exactly causal.
 #pragma once
