@@ -43,7 +43,7 @@ sample() {
     END {print g, s, r, t}'
 }
 # wrk's latency ("12.3ms", "4.5s") in ms; "-" when no request completed in the level.
-ms() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else if (v ~ /ms$/) printf "%.0f\n", v + 0; else if (v ~ /us$/) printf "%.1f\n", v / 1000; else if (v ~ /m$/) printf "%.0f\n", v * 60000; else printf "%.0f\n", v * 1000 }'; }
+ms() { awk -v v="$1" 'BEGIN { if (v == "" || v ~ /^0(\.0*)?us$/) print "-"; else if (v ~ /ms$/) printf "%.0f\n", v + 0; else if (v ~ /us$/) printf "%.1f\n", v / 1000; else if (v ~ /m$/) printf "%.0f\n", v * 60000; else printf "%.0f\n", v * 1000 }'; }
 # The first request of the prompt fills the prefix cache; a few seconds at one client warm the process up.
 wrk -t 1 -c 1 -d "${WARMUP:-5}s" --timeout 120s -s "$work/post.lua" "$url/v1/completions" >/dev/null
 printf "%8s %11s %10s %11s %9s %10s %10s %8s %8s\n" clients "requests/s" "gen tok/s" "x 1 client" "rows/step" "step ms" \
