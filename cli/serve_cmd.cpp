@@ -3,6 +3,8 @@
 // -np), serves until SIGTERM or Ctrl-C, then shuts down gracefully.
 #include <pthread.h>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -26,6 +28,19 @@
 namespace tritter::cli {
 
 namespace {
+// "NAME=DIR[:w]" → {NAME, "DIR[:w]"}; a spec without a name ("DIR[:w]", or '=' after a '/') → {"", spec}. A name
+// is letters, digits and . _ -.
+std::pair<std::string, std::string> split_lora_name(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return {"", spec};
+  const std::string name = spec.substr(0, eq);
+  for (char ch : name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') return {"", spec};
+  }
+  if (eq + 1 == spec.size()) throw_error("--lora '", spec, "': no adapter directory after '", name, "='");
+  return {name, spec.substr(eq + 1)};
+}
+
 struct ServeCmdOptions {
   std::string model, kv = "f32", max_body = "1M";
   int parallel = 4;
@@ -61,7 +76,9 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   cmd->add_option("--http-threads", o->server.http_threads, "HTTP worker threads (0 = max(64, slots + queue) + 16)")
       ->capture_default_str();
-  cmd->add_option("--lora", o->lora, "LoRA adapter DIR[:weight] applied to every request (repeatable)");
+  cmd->add_option("--lora", o->lora,
+                  "LoRA adapter DIR[:weight] applied to every request, or NAME=DIR[:weight] served as model NAME "
+                  "(chosen per request by \"model\"; repeatable, one NAME may list several)");
   cmd->callback([o, &global] {
     // Signals go to one thread (sigwait) that shuts the server down; blocked before any thread starts.
     sigset_t set;
@@ -89,14 +106,29 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     BatchEngineOptions eo{.slots = o->parallel, .context = per_slot, .kv_dtype = kv_dtype_from_name(o->kv),
                           .max_batch = o->batch};
     BatchEngine engine(*ctx, model.weights(), eo);
-    LoraSet lora;
-    for (const std::string& spec : o->lora) {
-      const auto [dir, weight] = parse_lora_spec(spec);
-      lora.add(dir, weight, c, &ctx->memory);
-    }
-    engine.set_lora(&lora);
     serve::ServerOptions so = o->server;
     if (so.model_id.empty() || so.model_id == "tritter") so.model_id = std::filesystem::path(o->model).stem().string();
+    // Unnamed adapters apply to every request; named ones form sets a request picks by "model" (on top of those).
+    LoraSet lora;
+    std::vector<std::unique_ptr<LoraSet>> named;
+    for (const std::string& spec : o->lora) {
+      const auto [name, rest] = split_lora_name(spec);
+      const auto [dir, weight] = parse_lora_spec(rest);
+      if (name.empty()) {
+        lora.add(dir, weight, c, &ctx->memory);
+        continue;
+      }
+      if (name == so.model_id) throw_error("--lora '", spec, "': the name '", name, "' is the base model's id");
+      const auto at = std::find(so.adapters.begin(), so.adapters.end(), name);
+      if (at == so.adapters.end()) {
+        so.adapters.push_back(name);
+        named.push_back(std::make_unique<LoraSet>());
+      }
+      named[static_cast<size_t>(std::find(so.adapters.begin(), so.adapters.end(), name) - so.adapters.begin())]
+          ->add(dir, weight, c, &ctx->memory);
+    }
+    engine.set_lora(&lora);
+    for (const auto& set : named) engine.add_adapter(set.get());
     so.max_body_bytes = static_cast<size_t>(parse_bytes(o->max_body, "--max-body"));
     so.add_bos = loaded.add_bos;
     if (text.chat_template != builtin_chat_template()) so.chat_template = text.chat_template;
@@ -104,8 +136,11 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     so.eos_token = text.eos_token;
     serve::Server server(engine, so);
     const int port = server.bind();
-    std::printf("tritter serve: http://%s:%d (model '%s', %d slots x %lld positions, KV %s/slot, %d threads)\n",
-                so.host.c_str(), port, so.model_id.c_str(), engine.slots(), static_cast<long long>(engine.context()),
+    std::string adapters;
+    for (const auto& a : so.adapters) adapters += ", adapter '" + a + "'";
+    std::printf("tritter serve: http://%s:%d (model '%s'%s, %d slots x %lld positions, KV %s/slot, %d threads)\n",
+                so.host.c_str(), port, so.model_id.c_str(), adapters.c_str(), engine.slots(),
+                static_cast<long long>(engine.context()),
                 format_bytes(static_cast<int64_t>(engine.slot_cache_bytes())).c_str(), ctx->threads);
     std::fflush(stdout);
     std::atomic<bool> ended{false};

@@ -2,10 +2,16 @@
 // weights. A step runs B rows — one token of each generating slot, and prompt tokens of newcomers — as ONE forward
 // pass (model/block's batched rows): the norms, quantization and every ternary projection and the head run as
 // GEMMs over the B rows, which read the weights once for B tokens; RoPE and attention run per row at its own
-// position against its slot's cache. prefill() runs one slot's chunk (up to max_batch tokens) the way Engine does. A row's logits do not depend on which other
-// rows share its step (tests/serve/batch_engine_test.cpp: greedy tokens equal the single-sequence Engine's).
-// Non-goals: a paged cache shared between slots, batching prefill chunks of several slots into one pass, streamed
-// weights.
+// position against its slot's cache. prefill() runs one slot's chunk (up to max_batch tokens) the way Engine does.
+// A row's logits do not depend on which other rows share its step (tests/serve/batch_engine_test.cpp: greedy
+// tokens equal the single-sequence Engine's).
+// LoRA: set_lora's adapters apply to every row; add_adapter's sets are chosen per slot (set_slot_adapter), so rows
+// with different adapters share one step: the ternary GEMMs run once over all rows and each run of rows with the
+// same set gets that set's delta (a row's arithmetic is the single Engine's with base + its set, in that order).
+// Prefix cache: copy_prefix gives a slot the cached positions of another slot's sequence (a shared system prompt
+// is computed once); the copy is of the stored bytes, so what follows is what recomputing would give.
+// Non-goals: a paged cache (attention reads each slot's rows contiguously), batching prefill chunks of several
+// slots into one pass, streamed weights.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -68,13 +74,27 @@ class BatchEngine {
   std::vector<float> embed(int slot, std::span<const int32_t> tokens);
   // LoRA adapters on every row (infer/lora_apply.h); `lora` must outlive the engine or be detached (nullptr).
   void set_lora(const LoraSet* lora);
+  // A set of adapters a slot may choose (applied after set_lora's); returns its index. `set` must outlive the
+  // engine.
+  int add_adapter(const LoraSet* set);
+  int adapters() const { return static_cast<int>(sets_.size()); }
+  // The slot's sequences run with adapter set `adapter` (−1: none beyond set_lora's); a change empties the slot
+  // (its cached keys and values were computed with the other set). Throws Error on an index out of range.
+  void set_slot_adapter(int slot, int adapter);
+  int slot_adapter(int slot) const { return slot_set_.at(static_cast<size_t>(slot)); }
+  // Replaces slot `to`'s sequence with the first n positions of slot `from`'s (their keys and values copied);
+  // returns how many it copied (≤ n and ≤ position(from); KvCache::copy_prefix's rules). Both slots must run the
+  // same adapter set (else nothing is copied: 0). `to` keeps its own sequence when from == to (truncate).
+  int64_t copy_prefix(int from, int to, int64_t n);
   // Wall time per op family of the forward passes so far (collected when the Context's log level is Verbose).
   const OpTimes& op_times() const { return times_; }
 
  private:
   void check(int slot, int64_t n, const int32_t* tokens) const;
-  // The layers over x_ (N rows): prefill of `slot` (kvs null) or batched decode (kvs, positions B entries).
-  void layers(int64_t N, int slot, KvStore* const* kvs, const int64_t* positions);
+  // The layers over v_.x (N rows): prefill of `slot` (kvs null) or batched decode (kvs, positions B entries);
+  // row_set (N): each row's adapter set (null: the slot's, for prefill).
+  void layers(int64_t N, int slot, KvStore* const* kvs, const int64_t* positions, const int* row_set);
+  void ensure_lora_buffer();
 
   Context& ctx_;
   ResidentWeights source_;
@@ -83,14 +103,12 @@ class BatchEngine {
   std::vector<std::unique_ptr<KvCache>> caches_;
   std::vector<int64_t> pos_;
   Buffer rope_;     // cos, sin (context, d/2)
-  Buffer scratch_;  // the block's buffers for max(max_batch, slots) rows
-  float* x_ = nullptr;
-  BlockActs acts_;
-  BlockScratch bs_;
-  int8_t* hq_ = nullptr;
-  float* hs_ = nullptr;
-  float* normed_ = nullptr;
+  Buffer scratch_;  // the block's buffers for max_batch + slots rows (v_ views them)
+  EngineViews v_;
   const LoraSet* lora_ = nullptr;
+  std::vector<const LoraSet*> sets_;  // add_adapter's
+  std::vector<int> slot_set_;         // per slot: an index into sets_, −1 none
+  std::vector<int> row_set_;          // per step row
   Buffer lora_x_;
   bool timed_;
   OpTimes times_;

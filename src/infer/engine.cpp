@@ -80,14 +80,7 @@ Engine::Engine(Context& ctx, WeightSource& source, const EngineOptions& options)
               c.max_position_embeddings, options_.context);
 
   scratch_ = Buffer(engine_scratch_bytes(c, options_), MemCategory::Activations, account);
-  EngineViews v;
-  engine_views(static_cast<uint8_t*>(scratch_.data()), c, options_.max_batch, v);
-  x_ = v.x;
-  acts_ = v.acts;
-  bs_ = v.scratch;
-  hq_ = v.hq;
-  hs_ = v.hs;
-  normed_ = v.normed;
+  engine_views(static_cast<uint8_t*>(scratch_.data()), c, options_.max_batch, v_);
 }
 
 EngineTimings Engine::timings() const {
@@ -106,7 +99,7 @@ void Engine::set_lora(const LoraSet* lora) {
   if (lora_ && !lora_x_.bytes()) {
     lora_x_ = Buffer(engine_lora_bytes(c_, options_), MemCategory::Activations, &ctx_.memory);
   }
-  bs_.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
+  v_.scratch.fp = lora_ ? lora_x_.as<float>().data() : nullptr;
 }
 
 void Engine::knn_exit(int32_t* ids, float* scores, int64_t k) {
@@ -119,8 +112,8 @@ void Engine::knn_exit(int32_t* ids, float* scores, int64_t k) {
   TRITTER_CHECK(last_T_ > 0, "knn_exit before forward");
   const int64_t D = c.hidden_size;
   OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
-  rmsnorm(ctx_, normed_, x_ + (last_T_ - 1) * D, source_.final_norm(), 1, D, static_cast<float>(c.rms_norm_eps));
-  knn_topk(ctx_, ids, scores, normed_, 1, head, c.vocab_size, D, k);
+  rmsnorm(ctx_, v_.normed, v_.x + (last_T_ - 1) * D, source_.final_norm(), 1, D, static_cast<float>(c.rms_norm_eps));
+  knn_topk(ctx_, ids, scores, v_.normed, 1, head, c.vocab_size, D, k);
 }
 
 void Engine::reset() {
@@ -194,7 +187,7 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   const int64_t D = c.hidden_size;
   {
     OpTimer timer(timed_ ? &times_ : nullptr, Op::Elementwise);
-    source_.embed_rows(tokens, T, x_);
+    source_.embed_rows(tokens, T, v_.x);
   }
   for (int l = 0; l < c.num_hidden_layers;) {
     const HeldGroup held{source_, source_.acquire_layers(l, logits != nullptr)};
@@ -209,8 +202,8 @@ void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool
   if (!logits) return;
   OpTimer timer(timed_ ? &times_ : nullptr, Op::Head);
   const int64_t r0 = all_logits ? 0 : T - 1, rows = T - r0;
-  rmsnorm(ctx_, normed_, x_ + r0 * D, source_.final_norm(), rows, D, static_cast<float>(c.rms_norm_eps));
-  source_.head_forward(ctx_, logits, normed_, rows, hq_, hs_);
+  rmsnorm(ctx_, v_.normed, v_.x + r0 * D, source_.final_norm(), rows, D, static_cast<float>(c.rms_norm_eps));
+  source_.head_forward(ctx_, logits, v_.normed, rows, v_.hq, v_.hs);
 }
 
 void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
@@ -226,7 +219,7 @@ void Engine::layer_forward(const LayerWeights& L, int layer, int64_t T) {
   run.rope_sin = run.rope_cos + options_.context * half;
   run.lora = lora_;
   run.times = timed_ ? &times_ : nullptr;
-  block_forward(run, block_weights(L), acts_, x_, bs_);
+  block_forward(run, block_weights(L), v_.acts, v_.x, v_.scratch);
 }
 
 EngineOptions resolve_engine_options(const TritterConfig& c, EngineOptions o) {

@@ -35,6 +35,17 @@ struct EngineTimings {
   double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;
 };
 
+// The engine's activation buffers for B rows, carved from one allocation (engine_views, infer/engine_sizes.h);
+// Engine and BatchEngine each hold one.
+struct EngineViews {
+  float* x = nullptr;  // (B, D) the residual stream
+  BlockActs acts;
+  BlockScratch scratch;
+  int8_t* hq = nullptr;  // the int8 head's input (B, D) and scales (B)
+  float* hs = nullptr;
+  float* normed = nullptr;  // (B, D) the final norm's output
+};
+
 class Engine {
  public:
   // `ctx` and `source` must outlive the engine.
@@ -60,7 +71,7 @@ class Engine {
   WeightSource& source() const { return source_; }
   EngineTimings timings() const;
   const OpTimes& op_times() const { return times_; }
-  const float* hidden_states() const { return x_; }  // (T, D) of forward()'s last chunk, before the final norm
+  const float* hidden_states() const { return v_.x; }  // (T, D) of forward()'s last chunk, before the final norm
   int64_t last_chunk() const { return last_T_; }     // T of forward()'s last chunk
   int64_t max_batch() const { return options_.max_batch; }  // tokens per forward chunk
   const Context& kernel_context() const { return ctx_; }  // the Context its ops run with (threads, tier)
@@ -99,13 +110,8 @@ class Engine {
   bool timed_;      // per-op wall times (timings()) are collected at --verbose: the clock costs ~2 % of a decode step
   OpTimes times_;
   Buffer rope_;     // cos, sin (context, d/2) each
-  Buffer scratch_;  // activations for max_batch tokens (views below)
-  float* x_ = nullptr;    // (max_batch, D) the residual stream
-  BlockActs acts_;        // the block's buffers (engine_scratch_bytes carves them)
-  BlockScratch bs_;
-  int8_t* hq_ = nullptr;  // (max_batch, D) i8 + hs_ (max_batch): the int8 head's input
-  float* hs_ = nullptr;
-  float* normed_ = nullptr;  // (max_batch, D): the final norm's output
+  Buffer scratch_;  // activations for max_batch tokens (v_ views them)
+  EngineViews v_;
   const LoraSet* lora_ = nullptr;
   Buffer lora_x_;  // the fp32 normalized input of the targeted projections (max_batch, widest)
 };

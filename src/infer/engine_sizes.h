@@ -15,16 +15,8 @@ namespace tritter {
 // output, one D-wide branch output, u, the gate (F each), one scale per token and the int8 levels of the widest
 // quantized input; the final norm's output reuses u (a D-wide buffer more when F < D).
 size_t engine_scratch_bytes(const TritterConfig& c, const EngineOptions& resolved);
-// The views of that buffer for B rows, carved from `base` (null: only counts); returns its bytes. One walk for the
-// size and the views (the engine and the batched engine bind these).
-struct EngineViews {
-  float* x = nullptr;  // (B, D) the residual stream
-  BlockActs acts;
-  BlockScratch scratch;
-  int8_t* hq = nullptr;  // the int8 head's input (B, D) and scales (B)
-  float* hs = nullptr;
-  float* normed = nullptr;  // (B, D) the final norm's output
-};
+// The views of that buffer for B rows (EngineViews, infer/engine.h), carved from `base` (null: only counts);
+// returns its bytes. One walk for the size and the views (the engine and the batched engine bind these).
 size_t engine_views(uint8_t* base, const TritterConfig& c, int64_t B, EngineViews& v);
 // The RoPE tables: cos and sin (context, d/2) fp32.
 size_t engine_rope_bytes(const TritterConfig& c, const EngineOptions& resolved);

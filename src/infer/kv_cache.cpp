@@ -113,6 +113,29 @@ int64_t KvCache::truncate(int64_t n) {
   return m;
 }
 
+int64_t KvCache::copy_prefix(const KvCache& from, int64_t n) {
+  if (from.dtype_ != dtype_ || from.capacity_ != capacity_ || from.per_head_ != per_head_ ||
+      from.written_.size() != written_.size() || from.context_ != context_) {
+    throw_error("kv cache: copy from a cache of another shape (", kv_dtype_name(from.dtype_), ", ", from.capacity_,
+                " slots) into ", kv_dtype_name(dtype_), ", ", capacity_, " slots");
+  }
+  if (&from == this) return truncate(n);
+  int64_t m = std::clamp<int64_t>(n, 0, from.written());
+  for (int64_t w : from.written_) m = std::min(m, w > capacity_ ? 0 : w);  // a wrapped ring holds no prefix
+  const bool q = quantized(dtype_);
+  if (q) m = m / kKvKeyGroup * kKvKeyGroup;  // whole key groups: the residual is not copied
+  for (size_t lh = 0; lh < written_.size() * static_cast<size_t>(kv_heads_); ++lh) {
+    std::memcpy(kdata(lh), from.kdata(lh), static_cast<size_t>(m) * elem_bytes_k_);
+    std::memcpy(vdata(lh), from.vdata(lh), static_cast<size_t>(m) * elem_bytes_v_);
+    if (q) {
+      std::memcpy(kparams(lh), from.kparams(lh), static_cast<size_t>(m / kKvKeyGroup * 2 * d_) * sizeof(float));
+      std::memcpy(vparams(lh), from.vparams(lh), static_cast<size_t>(m * (d_ / gv_) * 2) * sizeof(float));
+    }
+  }
+  std::fill(written_.begin(), written_.end(), m);
+  return m;
+}
+
 uint8_t* KvCache::kdata(size_t lh) const {
   return const_cast<uint8_t*>(static_cast<const uint8_t*>(storage_.data())) + lh * per_head_ + k_off_;
 }

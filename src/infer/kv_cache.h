@@ -5,7 +5,7 @@
 //   values: per-token asymmetric quantization over groups of kv_value_group(d) channels (32, or d when 32 ∤ d).
 // Scales and minimums are f32. With a sliding window W the cache is a ring of C = ⌈(W + B − 1)/32⌉·32 slots
 // (slot = pos mod C; B = the largest batch written at once, so a prefill chunk never evicts what its first
-// token still sees); otherwise it holds the whole context. Non-goals: paged/shared prefixes, sinks, batch > 1.
+// token still sees); otherwise it holds the whole context. Non-goals: paged blocks, sinks, batch > 1.
 // Note: in a prefill the attention of position i may read a key group completed by later prompt tokens (its
 // scales then depend on them); generation is unaffected and f32/f16 caches are exactly causal.
 #pragma once
@@ -60,6 +60,10 @@ class KvCache : public KvStore {
   // returns m ≤ n, the most it can keep: a quantized cache keeps whole key groups (m rounded down to 32), a ring
   // that has wrapped keeps nothing.
   int64_t truncate(int64_t n);
+  // Replaces this cache's sequence with positions 0 .. m−1 of `from`'s (a cache of the same model, context, dtype
+  // and max batch): their stored bytes are copied, so reading them back gives what `from` holds. Returns m ≤ n,
+  // truncate's rules applied to `from`. Throws Error for a cache of another shape.
+  int64_t copy_prefix(const KvCache& from, int64_t n);
   int64_t written() const { return written_.empty() ? 0 : written_[0]; }  // positions held (layer 0)
 
  private:

@@ -41,6 +41,11 @@ void Metrics::tokens(int64_t prompt, int64_t generated, int64_t cached) {
   cached_tokens_ += static_cast<uint64_t>(cached);
 }
 
+void Metrics::prefix_copy(int64_t tokens) {
+  std::lock_guard<std::mutex> lock(m_);
+  copied_tokens_ += static_cast<uint64_t>(tokens);
+}
+
 void Metrics::latency(double request_s, double first_token_s) {
   std::lock_guard<std::mutex> lock(m_);
   request_s_.observe(request_s);
@@ -80,6 +85,8 @@ std::string Metrics::render() const {
   };
   counter("tritter_prompt_tokens_total", "Prompt tokens processed (cached ones excluded).", prompt_tokens_);
   counter("tritter_prompt_tokens_cached_total", "Prompt tokens reused from a slot's cache.", cached_tokens_);
+  counter("tritter_prompt_tokens_copied_total", "Of the cached prompt tokens, those copied from another slot.",
+          copied_tokens_);
   counter("tritter_generated_tokens_total", "Tokens generated.", generated_tokens_);
   counter("tritter_decode_steps_total", "Batched forward steps run.", decode_steps_);
   counter("tritter_decode_rows_total", "Rows (decoded tokens and prompt tokens) summed over the steps.",

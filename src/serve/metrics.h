@@ -26,6 +26,7 @@ class Metrics {
  public:
   void request(const std::string& endpoint, int status);  // one finished HTTP request
   void tokens(int64_t prompt, int64_t generated, int64_t cached);
+  void prefix_copy(int64_t tokens);  // prompt positions copied from another slot's cache (of the cached ones)
   void latency(double request_s, double first_token_s);   // first_token_s < 0: none
   void decode_step(double seconds, int64_t rows);
   void set_state(int64_t queue_depth, int64_t active_slots, int64_t slots);
@@ -34,7 +35,8 @@ class Metrics {
  private:
   mutable std::mutex m_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, cached_tokens_ = 0, decode_steps_ = 0, decode_rows_ = 0;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, cached_tokens_ = 0, copied_tokens_ = 0, decode_steps_ = 0,
+           decode_rows_ = 0;
   int64_t queue_depth_ = 0, active_ = 0, slots_ = 0;
   Histogram request_s_, first_token_s_, step_s_;
 };

@@ -82,17 +82,25 @@ std::string content_text(const Json& c) {
 
 }  // namespace
 
+int resolve_model(const Json& b, const ApiLimits& L) {
+  if (!b.contains("model") || b["model"].is_null()) return -1;
+  if (!b["model"].is_string()) bad("model", "expected a string");
+  const std::string model = b["model"].get<std::string>();
+  if (model == L.model_id) return -1;
+  for (size_t i = 0; i < L.adapters.size(); ++i) {
+    if (model == L.adapters[i]) return static_cast<int>(i);
+  }
+  std::string served = "'" + L.model_id + "'";
+  for (const auto& a : L.adapters) served += ", '" + a + "'";
+  throw ApiError(404, "The model '" + model + "' does not exist (this server serves " + served + ")",
+                 "invalid_request_error", "model", "model_not_found");
+}
+
 GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L) {
   GenerationRequest r;
   r.chat = chat;
-  if (b.contains("model") && !b["model"].is_null()) {
-    if (!b["model"].is_string()) bad("model", "expected a string");
-    r.model = b["model"].get<std::string>();
-    if (r.model != L.model_id) {
-      throw ApiError(404, "The model '" + r.model + "' does not exist (this server serves '" + L.model_id + "')",
-                     "invalid_request_error", "model", "model_not_found");
-    }
-  }
+  r.adapter = resolve_model(b, L);
+  if (b.contains("model") && b["model"].is_string()) r.model = b["model"].get<std::string>();
   const int64_t V = L.vocab_size;
   if (chat) {
     if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty()) {
@@ -189,13 +197,7 @@ GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L)
 }
 
 std::vector<std::vector<int32_t>> parse_embedding_input(const Json& b, const ApiLimits& L) {
-  if (b.contains("model") && !b["model"].is_null()) {
-    if (!b["model"].is_string()) bad("model", "expected a string");
-    if (b["model"].get<std::string>() != L.model_id) {
-      throw ApiError(404, "The model '" + b["model"].get<std::string>() + "' does not exist",
-                     "invalid_request_error", "model", "model_not_found");
-    }
-  }
+  resolve_model(b, L);  // the caller takes the adapter set from it too
   if (!b.contains("input")) bad("input", "required");
   const Json& in = b["input"];
   std::vector<std::vector<int32_t>> out;

@@ -46,7 +46,11 @@ struct ApiLimits {
   std::shared_ptr<const ChatTemplate> chat;
   std::vector<std::string> chat_stop;
   std::string bos_token, eos_token;
+  std::vector<std::string> adapters;  // the model ids of the loaded adapter sets (index = the engine's set)
 };
+// The adapter set a body's `model` names: −1 for the base model (or no `model`), else its index in
+// limits.adapters. Throws ApiError 404 model_not_found for any other name, 400 for a non-string.
+int resolve_model(const Json& body, const ApiLimits& limits);
 
 struct GenerationRequest {
   bool chat = false, stream = false, include_usage = false, echo = false;
@@ -59,7 +63,8 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int top_logprobs = -1;             // −1 none
   bool ignore_eos = false;           // llama-server's: keep going after <eos>
-  std::string model;
+  std::string model;                 // as the request named it (empty: none)
+  int adapter = -1;                  // resolve_model's
 };
 
 // Parses a /v1/completions (chat = false) or /v1/chat/completions body. Throws ApiError.

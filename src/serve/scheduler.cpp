@@ -193,11 +193,13 @@ bool Scheduler::admit() {
     {
       std::lock_guard<std::mutex> lock(m_);
       if (queue_.empty()) break;
-      // The free slot sharing the longest prefix with the prompt; among equals the least recently used.
+      // The free slot sharing the longest prefix with the prompt (under the same adapter set); among equals the
+      // least recently used.
       size_t best_len = 0;
+      const Job& next = queue_.front();
       for (auto& s : slots_) {
         if (s->state != Slot::State::Idle) continue;
-        const size_t len = common_prefix(s->cached, queue_.front().prompt);
+        const size_t len = engine_.slot_adapter(s->id) == next.adapter ? common_prefix(s->cached, next.prompt) : 0;
         if (!best || len > best_len || (len == best_len && s->used < best->used)) {
           best = s.get();
           best_len = len;
@@ -209,6 +211,19 @@ bool Scheduler::admit() {
     }
     any = true;
     Slot& s = *best;
+    if (job.adapter < -1 || job.adapter >= engine_.adapters()) {
+      Event e;
+      e.kind = Event::Kind::Error;
+      e.index = job.index;
+      e.error = "adapter " + std::to_string(job.adapter) + " is not loaded";
+      e.status = 400;
+      job.channel->push(std::move(e));
+      continue;
+    }
+    if (engine_.slot_adapter(s.id) != job.adapter) {
+      engine_.set_slot_adapter(s.id, job.adapter);  // empties the slot
+      s.cached.clear();
+    }
     s.admitted = s.used = tick_;
     s.generated = 0;
     s.pending.clear();
@@ -244,8 +259,26 @@ bool Scheduler::admit() {
     }
     // Keep the shared prefix, but always run at least the prompt's last token (its logits start generation).
     const size_t shared = std::min(common_prefix(s.cached, job.prompt), job.prompt.size() - 1);
-    const int64_t kept = engine_.truncate(s.id, static_cast<int64_t>(shared));
+    int64_t kept = engine_.truncate(s.id, static_cast<int64_t>(shared));
     s.cached.resize(static_cast<size_t>(kept));
+    // A longer prefix held by another slot (running the same adapters) is copied rather than recomputed.
+    Slot* donor = nullptr;
+    size_t donor_len = static_cast<size_t>(kept);
+    for (auto& d : slots_) {
+      if (d.get() == &s || engine_.slot_adapter(d->id) != job.adapter) continue;
+      const size_t len = std::min(common_prefix(d->cached, job.prompt), job.prompt.size() - 1);
+      if (len > donor_len) {
+        donor = d.get();
+        donor_len = len;
+      }
+    }
+    if (donor) {
+      // The slot now holds what was copied (fewer than kept only from a wrapped sliding-window ring: still exact).
+      const int64_t copied = engine_.copy_prefix(donor->id, s.id, static_cast<int64_t>(donor_len));
+      if (copied > kept) metrics_.prefix_copy(copied - kept);
+      kept = copied;
+      s.cached.assign(job.prompt.begin(), job.prompt.begin() + copied);
+    }
     s.prefilled = static_cast<size_t>(kept);
     s.reused = kept;
     try {

@@ -5,7 +5,10 @@
 // generating slot together with up to one chunk (max_batch) of newcomers' prompt tokens, as rows of one batch. A
 // newcomer's prompt thus interleaves with the others' decoding, and a prompt's last token is a decode row (its
 // logits give the first token), so a prompt whose earlier tokens are cached joins at once.
-// Non-goals: priorities, preemption, sharing one prompt's cache between slots.
+// Prefix cache: when another slot (busy or idle) holds a longer prefix of the prompt than the slot it takes, those
+// positions are copied from it (BatchEngine::copy_prefix) instead of recomputed, so a system prompt shared by
+// many requests is computed once. Cached positions count only for the same adapter set (Job::adapter).
+// Non-goals: priorities, preemption, a paged cache.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -37,6 +40,7 @@ struct Job {
   std::vector<std::string> stop;     // never delivered; held back while one may be forming
   bool stop_at_eos = true;
   int top_logprobs = -1;             // −1: no logprobs; 0: the chosen token's; k: and the k most likely
+  int adapter = -1;                  // the engine's adapter set (BatchEngine::add_adapter), −1 none
   std::shared_ptr<Channel> channel;
   Clock::time_point arrival = Clock::now();
   Clock::time_point deadline = Clock::time_point::max();

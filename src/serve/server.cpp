@@ -82,6 +82,7 @@ struct Server::Impl {
     if (!o.chat_template.empty()) limits.chat = std::make_shared<const ChatTemplate>(o.chat_template);
     limits.bos_token = o.bos_token;
     limits.eos_token = o.eos_token;
+    limits.adapters = o.adapters;
     routes();
   }
 
@@ -111,6 +112,7 @@ struct Server::Impl {
     http.set_read_timeout(30, 0);
     http.set_write_timeout(30, 0);
     http.set_keep_alive_timeout(2);  // an idle keep-alive connection holds a thread (and delays stop)
+    http.set_tcp_nodelay(true);  // a response is several small writes: without it each waits ~40 ms for an ACK
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!o.cors_origin.empty()) {
         res.set_header("Access-Control-Allow-Origin", o.cors_origin);
@@ -159,13 +161,14 @@ struct Server::Impl {
     });
     auto models = [this](const httplib::Request&, httplib::Response& res) {
       const TritterConfig& c = engine.config();
-      send_json(res, 200, {{"object", "list"},
-                           {"data", Json::array({{{"id", o.model_id}, {"object", "model"}, {"created", 0},
-                                                  {"owned_by", "tritter"},
-                                                  {"meta", {{"n_ctx_slot", engine.context()},
-                                                            {"n_vocab", c.vocab_size},
-                                                            {"n_embd", c.hidden_size},
-                                                            {"slots", engine.slots()}}}}})}});
+      Json data = Json::array({{{"id", o.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "tritter"},
+                                {"meta", {{"n_ctx_slot", engine.context()}, {"n_vocab", c.vocab_size},
+                                          {"n_embd", c.hidden_size}, {"slots", engine.slots()}}}}});
+      for (const std::string& a : o.adapters) {  // each adapter set is a model of its own (its LoRA on the base)
+        data.push_back({{"id", a}, {"object", "model"}, {"created", 0}, {"owned_by", "tritter"},
+                        {"parent", o.model_id}});
+      }
+      send_json(res, 200, {{"object", "list"}, {"data", data}});
     };
     http.Get("/v1/models", guarded(models));
     http.Get("/models", guarded(models));
@@ -221,6 +224,11 @@ struct Server::Impl {
     }
   }
 
+  // The model id a response names: the adapter set's when the request chose one.
+  const std::string& model_of(const GenerationRequest& g) const {
+    return g.adapter < 0 ? o.model_id : o.adapters[static_cast<size_t>(g.adapter)];
+  }
+
   Clock::time_point deadline_of(Clock::time_point t0) const {
     return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
   }
@@ -229,11 +237,13 @@ struct Server::Impl {
     const auto t0 = Clock::now();
     const Json b = parse_body(req.body);
     const auto inputs = parse_embedding_input(b, limits);
+    const int adapter = resolve_model(b, limits);
     auto ch = std::make_shared<Channel>();
     std::vector<Job> jobs;
     for (size_t i = 0; i < inputs.size(); ++i) {
       Job j;
       j.kind = Job::Kind::Embed;
+      j.adapter = adapter;
       j.index = static_cast<int>(i);
       j.prompt = inputs[i];
       j.channel = ch;
@@ -261,7 +271,8 @@ struct Server::Impl {
       ++got;
     }
     for (auto& x : out) data.push_back(std::move(x));
-    send_json(res, 200, {{"object", "list"}, {"data", data}, {"model", o.model_id},
+    const std::string& model = adapter < 0 ? o.model_id : o.adapters[static_cast<size_t>(adapter)];
+    send_json(res, 200, {{"object", "list"}, {"data", data}, {"model", model},
                          {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}});
   }
 
@@ -281,6 +292,7 @@ struct Server::Impl {
       j.stop = g.stop;
       j.top_logprobs = g.top_logprobs;
       j.stop_at_eos = !g.ignore_eos;
+      j.adapter = g.adapter;
       j.channel = ch;
       j.arrival = t0;
       j.deadline = deadline_of(t0);
@@ -317,7 +329,7 @@ struct Server::Impl {
       if (g.chat) c["delta"] = std::move(delta_or_text);
       else c["text"] = std::move(delta_or_text);
       return {{"id", id}, {"object", g.chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-              {"model", s->o.model_id}, {"choices", Json::array({c})}};
+              {"model", s->model_of(g)}, {"choices", Json::array({c})}};
     }
 
     bool run(httplib::DataSink& sink) {
@@ -404,7 +416,7 @@ struct Server::Impl {
         }
       }
       const Json r = {{"id", id}, {"object", g.chat ? "chat.completion" : "text_completion"}, {"created", created},
-                      {"model", s->o.model_id}, {"choices", arr}, {"usage", usage}};
+                      {"model", s->model_of(g)}, {"choices", arr}, {"usage", usage}};
       if (!write(sink, dump(r))) return false;
       sink.done();
       return true;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "infer/batch_engine.h"
 
@@ -31,6 +32,7 @@ struct ServerOptions {
   double shutdown_grace_s = 10;      // SIGTERM: in-flight requests get this long to finish, then are cancelled
   int http_threads = 0;              // 0: max(64, slots + max_queue) + 16 (each connection holds one)
   std::string model_id = "tritter";
+  std::vector<std::string> adapters;  // model ids of the engine's adapter sets, in add_adapter order
   bool add_bos = false;
   // Chat template (Jinja source, the model's tokenizer_config.json / GGUF one) and its bos/eos text; "": Tritter's
   // built-in byte-level format (text/chat_template.h builtin_chat_template), which stops at "\n<|".
