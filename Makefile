@@ -1,8 +1,9 @@
 # The two entry points of the README. Everything else is CMake (build/ is Release, the default).
 BUILD ?= build
 JOBS ?= $(shell nproc)
-# The sanitizer build (docs/testing.md): clang, ASan + UBSan, libFuzzer targets. It compiles src/ and cli/ (the
-# second compiler's check), the fuzz targets and the unit tests of SAN_LABELS, and runs those.
+# The sanitizer build (docs/testing.md): clang, ASan + UBSan, libFuzzer targets. `make fuzz` (part of `make test`)
+# compiles the readers' layers and the fuzz targets and runs each for FUZZ_SECONDS. `make sanitize` compiles all of
+# src/ and cli/ (the second compiler's check) and the unit tests of SAN_LABELS, and runs those and the fuzz targets.
 SAN_BUILD ?= build-san
 SAN_LABELS ?= core|io|text|model|data
 SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$(l)_tests)
@@ -11,7 +12,7 @@ SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$
 SAN_EXCLUDE ?= HfTokenizerReference|TwoGigabyte
 FUZZ_SECONDS ?= 10
 
-.PHONY: demo test setup build sanitize
+.PHONY: demo test setup build sanitize fuzz san-configure
 setup:
 	bash scripts/setup.sh
 
@@ -22,14 +23,20 @@ build: setup
 demo: build
 	bash scripts/demo.sh $(BUILD)
 
-sanitize: setup
+san-configure: setup
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O1 -gline-tables-only -DNDEBUG' \
 	  -DCMAKE_C_FLAGS_RELWITHDEBINFO='-O1 -gline-tables-only -DNDEBUG' -DTRITTER_SANITIZE=address,undefined \
 	  -DTRITTER_FUZZ=ON -DTRITTER_FUZZ_SECONDS=$(FUZZ_SECONDS) -DTRITTER_BUILD_BENCH=OFF -DTRITTER_PYTHON=OFF
+
+fuzz: san-configure
+	cmake --build $(SAN_BUILD) -j $(JOBS) --target fuzz
+	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^fuzz$$'
+
+sanitize: san-configure
 	cmake --build $(SAN_BUILD) -j $(JOBS) --target $(SAN_TARGETS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^($(SAN_LABELS)|fuzz)$$' -E '$(SAN_EXCLUDE)'
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
-	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory fuzz

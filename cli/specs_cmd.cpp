@@ -136,12 +136,15 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   train_opts.context = train_seq;
   const int64_t train_total = total_bytes(plan_memory(c, train_opts));
   const OriginalFeasibility orig_full = original_full_training(c);
-  // QLoRA needs the packed base: none for a quant=false config (-1, printed "-").
-  auto qlora_bytes = [&](int64_t r) {
+  // QLoRA needs the packed base: none for a quant=false config (-1, printed "-"), nor a rank above the smallest
+  // side of a targeted projection (q, k, v, o), which a small config's K/V projections can be.
+  const int64_t max_rank = std::min({c.hidden_size, c.kv_dim(), c.num_attention_heads * c.head_dim});
+  auto qlora_bytes = [&](int64_t r) -> int64_t {
+    if (!c.quant || r > max_rank) return -1;
     PlanOptions q = train_opts;
     q.mode = PlanMode::Qlora;
     q.lora_rank = r;
-    return c.quant ? total_bytes(plan_memory(c, q)) : -1;
+    return total_bytes(plan_memory(c, q));
   };
 
   if (as_json) {
@@ -176,6 +179,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
     j["training"]["full_qat"] = {{"bytes", train_total}, {"quick_gib", orig_full.gib},
                                  {"quick_context", orig_full.context}};
     for (int64_t r : ranks) {
+      if (r > max_rank) continue;  // no adapter of that rank fits this config
       const OriginalFeasibility oq = original_qlora(c, r);
       j["training"]["qlora"].push_back({{"rank", r},
                                         {"lora_params", lora_param_count(c, r, default_lora_targets())},
@@ -244,6 +248,7 @@ void print_detail(const TritterConfig& c, bool as_json, int64_t train_seq) {
   std::printf("  %-50s %12s   %.2f GiB (%lld)\n", "full QAT: fp32 weights, grads, AdamW m, v + int8 Wq", gib((double)train_total).c_str(),
               orig_full.gib, (long long)orig_full.context);
   for (int64_t r : ranks) {
+    if (r > max_rank) continue;  // no adapter of that rank fits this config
     const OriginalFeasibility oq = original_qlora(c, r);
     const std::string label = "QLoRA r=" + std::to_string(r) + " q,k,v,o: " +
                               grouped(lora_param_count(c, r, default_lora_targets())) + " adapter params";

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/packed_model.h"
@@ -53,6 +54,7 @@ ModelSource resolve_model_source(const std::string& path) {
     }
     src.run_dir = path;
   }
+  require_regular_file(src.file, "model");  // a FIFO would block the magic-number read forever
   if (gguf_magic(src.file)) {
     src.kind = ModelFileKind::Gguf;
     src.format = model_file_kind_name(src.kind);

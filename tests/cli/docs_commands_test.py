@@ -52,7 +52,7 @@ def commands(path):
             continue
         if text.startswith("$ "):
             text = text[2:]
-        if not re.match(r"^(tritter|build/tritter|make)\b", text):
+        if not re.match(r"^(tritter|build/tritter|make|printf)\b", text):  # printf: the files a page makes
             continue
         if text.endswith("\\"):
             joined, start = text.rstrip("\\").strip(), i
