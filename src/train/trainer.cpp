@@ -193,9 +193,22 @@ OutputLock prepare_output_dir(const fs::path& out_dir, bool resuming, bool overw
   return lock;
 }
 
+// Renamed to a temporary of ours first, then removed: a kill during remove_all would otherwise leave a half-deleted
+// step-* under its final name, which a resume would take for a checkpoint. A killed run's leftover is cleared by
+// the next run's stale-temporary sweep (its pid is dead).
+namespace {
+void remove_checkpoint_dir(const fs::path& dir) {
+  const fs::path doomed = dir.string() + ".tmp-" + std::to_string(getpid());  // step names are unique
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  fs::remove_all(ec ? dir : doomed);
+}
+}  // namespace
+
 void remove_other_checkpoints(const fs::path& out_dir, const fs::path& keep) {
   for (const auto& d : checkpoint_dirs(out_dir)) {
-    if (d != keep) fs::remove_all(d);
+    if (d != keep) remove_checkpoint_dir(d);
   }
 }
 
@@ -248,7 +261,7 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   auto dirs = checkpoint_dirs(out_dir);
   const int64_t keep = std::max<int64_t>(1, options.keep);
   for (int64_t i = 0; i + keep < static_cast<int64_t>(dirs.size()); ++i) {
-    if (dirs[static_cast<size_t>(i)] != final_dir) fs::remove_all(dirs[static_cast<size_t>(i)]);
+    if (dirs[static_cast<size_t>(i)] != final_dir) remove_checkpoint_dir(dirs[static_cast<size_t>(i)]);
   }
 }
 
