@@ -21,6 +21,13 @@ inline const std::filesystem::path& scratch_dir() {
     std::filesystem::path d = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") /
                               ("tritter-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
+    // Removed when libFuzzer ends by exit() after -max_total_time (a crash leaves the files to look at). The
+    // handler reads a copy that is never destroyed: `d` itself is gone by the time atexit handlers run.
+    static const std::filesystem::path* const keep = new std::filesystem::path(d);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(*keep, ec);
+    });
     return d;
   }();
   return dir;
