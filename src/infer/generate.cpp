@@ -12,8 +12,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+}  // namespace
+
 // The longest suffix of `text` that is a proper prefix of some stop string (it may still become one).
-size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
+size_t stop_string_hold(std::string_view text, const std::vector<std::string>& stops) {
   size_t hold = 0;
   for (const auto& s : stops) {
     for (size_t n = std::min(text.size(), s.size() - 1); n > hold; --n) {
@@ -25,8 +27,6 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
   }
   return hold;
 }
-
-}  // namespace
 
 GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
                                const TokenCallback& on_token) {
@@ -83,7 +83,7 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
     }
     const bool stopped = cut != std::string::npos;
     if (stopped) pending.resize(cut);
-    const size_t emit = stopped ? pending.size() : pending.size() - held_back(pending, options.stop);
+    const size_t emit = stopped ? pending.size() : pending.size() - stop_string_hold(pending, options.stop);
     const std::string piece = pending.substr(0, emit);
     pending.erase(0, emit);
     r.text += piece;

@@ -44,6 +44,10 @@ struct GenerateResult {
 using TokenCallback = std::function<bool(int32_t id, std::string_view piece)>;
 
 // `prompt` (≥ 1 token) must fit the engine's context. The loop every caller runs (the CLI, the public API).
+// The longest suffix of `text` that is a proper prefix of some stop string: held back from a stream, since it may
+// still become a stop. Shared by generate_tokens and the server's scheduler.
+size_t stop_string_hold(std::string_view text, const std::vector<std::string>& stops);
+
 GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, const GenerateOptions& options,
                                const TokenCallback& on_token);
 // The same, streaming text only: on_text receives each newly final, non-empty piece.

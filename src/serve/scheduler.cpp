@@ -6,25 +6,12 @@
 #include <exception>
 
 #include "core/error.h"
+#include "infer/generate.h"
 #include "text/byte_tokenizer.h"
 
 namespace tritter::serve {
 
 namespace {
-
-// The longest suffix of `text` that is a proper prefix of some stop string (it may still become one).
-size_t stop_hold(std::string_view text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const auto& s : stops) {
-    for (size_t n = std::min(text.size(), s.size() - 1); n > hold; --n) {
-      if (text.substr(text.size() - n) == std::string_view(s).substr(0, n)) {
-        hold = n;
-        break;
-      }
-    }
-  }
-  return hold;
-}
 
 // Bytes at the end of `text` that begin a UTF-8 sequence not yet complete (held so a character is never split
 // between two streamed pieces).
@@ -410,7 +397,7 @@ void Scheduler::emit(Slot& s, float* logits) {
   if (stopped) s.pending.resize(cut);
   size_t emit_n = s.pending.size();
   if (!stopped) {
-    emit_n -= stop_hold(s.pending, job.stop);
+    emit_n -= stop_string_hold(s.pending, job.stop);
     emit_n -= utf8_hold(std::string_view(s.pending).substr(0, emit_n));
   }
   e.kind = Event::Kind::Token;
