@@ -42,7 +42,7 @@ std::pair<std::string, std::string> split_lora_name(const std::string& spec) {
 }
 
 struct ServeCmdOptions {
-  std::string model, kv = "f32", max_body = "1M";
+  std::string model, kv = "f16", max_body = "1M";
   int parallel = 4;
   int64_t ctx = 0, batch = 64;
   std::vector<std::string> lora;
@@ -61,7 +61,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::Range(1, 256));
   cmd->add_option("-c,--ctx", o->ctx, "Context positions of all slots together, split evenly (0 = slots x min(max_position_embeddings, 2048))")
       ->capture_default_str();
-  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4")->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or llama.cpp's q8_0, q4_0); f16 as generate")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch, "Prompt tokens per prefill chunk (interleaved with decoding)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key, "Require 'Authorization: Bearer KEY' (not on / and /health)");
   cmd->add_option("--cors", o->server.cors_origin, "Send CORS headers allowing this origin (off by default)");
@@ -103,7 +103,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     const TritterConfig& c = model.config();
     const int64_t per_slot = o->ctx > 0 ? o->ctx / o->parallel : std::min<int64_t>(c.max_position_embeddings, 2048);
     if (per_slot < 2) throw_error("--ctx ", o->ctx, ": ", per_slot, " positions per slot, expected at least 2");
-    BatchEngineOptions eo{.slots = o->parallel, .context = per_slot, .kv_dtype = kv_dtype_from_name(o->kv),
+    BatchEngineOptions eo{.slots = o->parallel, .context = per_slot, .kv_dtype = kv_dtype_from_name(kv_cache_name(o->kv)),
                           .max_batch = o->batch};
     BatchEngine engine(*ctx, model.weights(), eo);
     serve::ServerOptions so = o->server;
