@@ -47,7 +47,7 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
       const std::filesystem::path target = std::filesystem::absolute(*hf);
       const std::filesystem::path staged = target.string() + ".tmp-" + std::to_string(::getpid());
       remove_stale_temporaries(target.parent_path(), target.filename().string() + ".tmp-");
-      const OutputLock lock(target, /*is_directory=*/false, "export --hf");
+      const OutputLock lock(target, "export --hf");
       std::filesystem::remove_all(staged);
       try {
         write_hf_folder(staged, packed.weights(), HfWriteOptions{});

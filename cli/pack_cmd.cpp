@@ -34,7 +34,7 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
     const TritterConfig c = config_from_metadata(in, kCheckpointFormat);
     check_checkpoint_tensors(in, c);
     // One writer per output at a time; what a killed pack left beside it (OUT.tmp-PID-N) is removed.
-    const OutputLock lock(opts->out, /*is_directory=*/false, "pack");
+    const OutputLock lock(opts->out, "pack");
     const fs::path parent = fs::absolute(opts->out).parent_path();
     remove_stale_temporaries(parent, fs::path(opts->out).filename().string() + ".tmp-");
     write_packed_model(opts->out, c, [&](float* out, const TensorInfo& info, size_t) {

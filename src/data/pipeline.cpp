@@ -22,7 +22,7 @@
 #include "data/secrets.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
-#include "io/dir_lock.h"
+#include "io/atomic_file.h"
 #include "kernels/parallel.h"
 
 namespace fs = std::filesystem;
@@ -380,8 +380,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   // One writer per output directory; then what killed runs left beside it is cleaned up (an interrupted swap's old
   // copy is put back). The run builds the new directory beside the old one and swaps it in whole at the end, so a
   // kill at any moment leaves either the old outputs or the new ones, never a mixture.
-  const DirLock lock(outdir, "curate");
-  remove_stale_staging(outdir);
+  const OutputLock lock(outdir, "curate");
+  remove_stale_temporaries(outdir.parent_path(), "." + outdir.filename().string() + ".");
   TempDirGuard guard{staging_dir_for(outdir)};
   fs::remove_all(guard.path, ec);
   if (!fs::create_directories(guard.path, ec))
@@ -671,7 +671,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   write_file_atomic(tmp / "summary.log", rep.summary());
   write_file_atomic(tmp / "report.json", rep.to_json().dump(2) + "\n");
   carry_foreign_entries(outdir, tmp);
-  swap_dir_atomic(tmp, outdir);
+  replace_dir_atomic(tmp, outdir);
   guard.keep = true;
   return rep;
 }

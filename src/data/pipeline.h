@@ -1,7 +1,7 @@
 // `tritter curate` as a library call (issue 8): sources -> secret gate -> labels -> exact + MinHash dedup ->
 // JSONL.zst shards + report.json + summary.log + rejects.ndjson + skipped.ndjson. Streaming in batches (bounded
 // memory: one batch of documents plus ~0.5 KB per kept document for dedup), threads from ctx.threads. The
-// output directory is locked against a concurrent run (io/dir_lock.h), built under a staging sibling and swapped
+// output directory is locked against a concurrent run (io/atomic_file.h), built under a staging sibling and swapped
 // in whole at the end (the user's own files in an old output directory are carried over), so a failed or killed
 // run leaves the old outputs or the new ones, never a mixture. Record format: docs/curation.md.
 #pragma once

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -133,61 +134,95 @@ std::string read_file_bytes(const std::filesystem::path& path, int64_t max_bytes
 
 // ---------------------------------------------------------------- output locks and temporaries
 
-OutputLock::OutputLock(const std::filesystem::path& output, bool is_directory, const std::string& who) {
-  lock_path_ = is_directory ? output / kLockFileName : std::filesystem::path(output.string() + kLockFileName);
-  remove_on_release_ = !is_directory;
-  fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw_error(who, ": cannot create lock file '", lock_path_.string(), "': ", std::strerror(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    char buf[32] = {};
-    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+namespace {
+// The output's own name and its parent, with "x/", "." and ".." resolved: "runs/a/" is locked as runs/.a.lock.
+std::pair<std::filesystem::path, std::string> parent_and_name(const std::filesystem::path& output) {
+  std::filesystem::path p = std::filesystem::absolute(output).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return {p.parent_path(), p.filename().string()};
+}
+
+std::filesystem::path hidden_sibling(const std::filesystem::path& output, const std::string& suffix) {
+  const auto [parent, name] = parent_and_name(output);
+  return parent / ("." + name + suffix);
+}
+}  // namespace
+
+std::filesystem::path lock_path_for(const std::filesystem::path& output) { return hidden_sibling(output, ".lock"); }
+
+std::filesystem::path staging_dir_for(const std::filesystem::path& dir) {
+  return hidden_sibling(dir, ".tmp-" + std::to_string(::getpid()));
+}
+
+OutputLock::OutputLock(const std::filesystem::path& output, const std::string& who) {
+  lock_path_ = lock_path_for(output);
+  for (;;) {
+    fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      throw_error(who, ": output '", output.string(), "': cannot create the lock file '", lock_path_.string(),
+                  "': ", std::strerror(errno));
+    }
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        const long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+        throw_error(who, ": output '", output.string(), "' is locked by ",
+                    pid > 0 ? "pid " + std::to_string(pid) : std::string("another process"),
+                    " (another run is writing it); expected an output no other run holds: wait for it or choose "
+                    "another output");
+      }
+      throw_error(who, ": output '", output.string(), "': cannot lock '", lock_path_.string(), "': ",
+                  std::strerror(err));
+    }
+    // The holder before us removes its file on release: if ours was removed between open and flock, we hold an
+    // unlinked inode that a third run would not see, so lock the file now at the path instead.
+    struct stat held {}, named {};
+    if (::fstat(fd_, &held) == 0 && ::stat(lock_path_.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev) {
+      break;
+    }
     ::close(fd_);
     fd_ = -1;
-    if (err == EWOULDBLOCK) {
-      const long pid = n > 0 ? std::strtol(buf, nullptr, 10) : 0;
-      throw_error(who, ": output '", output.string(), "' is locked by pid ", pid > 0 ? std::to_string(pid) : "?",
-                  " (another run is writing it); expected an output no other run holds");
-    }
-    throw_error(who, ": cannot lock '", lock_path_.string(), "': ", std::strerror(err));
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int err = errno;
     release();
-    throw_error(who, ": cannot write lock file '", lock_path_.string(), "': ", std::strerror(err));
+    throw_error(who, ": output '", output.string(), "': cannot write the lock file '", lock_path_.string(), "': ",
+                std::strerror(err));
   }
 }
 
 OutputLock::~OutputLock() { release(); }
 
 OutputLock::OutputLock(OutputLock&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), lock_path_(std::move(other.lock_path_)),
-      remove_on_release_(other.remove_on_release_) {}
+    : fd_(std::exchange(other.fd_, -1)), lock_path_(std::move(other.lock_path_)) {}
 
 OutputLock& OutputLock::operator=(OutputLock&& other) noexcept {
   if (this != &other) {
     release();
     fd_ = std::exchange(other.fd_, -1);
     lock_path_ = std::move(other.lock_path_);
-    remove_on_release_ = other.remove_on_release_;
   }
   return *this;
 }
 
 void OutputLock::release() {
   if (fd_ < 0) return;
-  if (remove_on_release_) {  // unlinked while still held: no other run can take this inode afterwards
-    std::error_code ec;
-    std::filesystem::remove(lock_path_, ec);
-  }
+  std::error_code ec;
+  std::filesystem::remove(lock_path_, ec);  // unlinked while still held: a waiting locker sees it and retries
   ::close(fd_);
   fd_ = -1;
 }
 
 namespace {
-// The pid in a temporary's name ("x.tmp-123", "x.tmp-123-4", "x.old-123"), or 0 when it is not one of ours.
-long temporary_pid(const std::string& name) {
+// The pid in a temporary's name ("x.tmp-123", "x.tmp-123-4", ".x.old-123") and whether it is an old copy, or
+// pid 0 when it is not one of ours.
+std::pair<long, bool> temporary_pid(const std::string& name) {
   for (const char* tag : {".tmp-", ".old-"}) {
     const size_t at = name.rfind(tag);
     if (at == std::string::npos) continue;
@@ -199,9 +234,9 @@ long temporary_pid(const std::string& name) {
       return !s.empty() && s.size() < 12 && s.find_first_not_of("0123456789") == std::string::npos;
     };
     if (!digits(pid) || (dash != std::string::npos && !digits(counter))) continue;
-    return std::strtol(pid.c_str(), nullptr, 10);
+    return {std::strtol(pid.c_str(), nullptr, 10), tag[1] == 'o'};
   }
-  return 0;
+  return {0, false};
 }
 
 bool process_alive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
@@ -209,42 +244,52 @@ bool process_alive(long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 ||
 
 int remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
   std::error_code ec;
-  int removed = 0;
+  std::vector<std::filesystem::path> entries;  // listed first: entries are renamed and removed below
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (!prefix.empty() && name.rfind(prefix, 0) != 0) continue;
-    const long pid = temporary_pid(name);
+    if (prefix.empty() || name.rfind(prefix, 0) == 0) entries.push_back(it->path());
+  }
+  int handled = 0;
+  for (const std::filesystem::path& path : entries) {
+    const std::string name = path.filename().string();
+    const auto [pid, old_copy] = temporary_pid(name);
     if (pid <= 0 || pid == ::getpid() || process_alive(pid)) continue;
     std::error_code rm;
-    if (std::filesystem::remove_all(it->path(), rm) > 0 && !rm) ++removed;
+    const std::filesystem::path original =
+        old_copy && name.size() > 1 && name[0] == '.' ? dir / name.substr(1, name.rfind(".old-") - 1) : path;
+    if (old_copy && original != path && !std::filesystem::exists(std::filesystem::symlink_status(original, rm))) {
+      std::filesystem::rename(path, original, rm);  // killed between the fallback's two renames: put it back
+    } else {
+      std::filesystem::remove_all(path, rm);
+    }
+    if (!rm) ++handled;
   }
-  return removed;
+  return handled;
 }
 
 void replace_dir_atomic(const std::filesystem::path& staged, const std::filesystem::path& target) {
   std::error_code ec;
-  if (!std::filesystem::exists(target, ec)) {
+  if (!std::filesystem::exists(std::filesystem::symlink_status(target, ec))) {
     std::filesystem::rename(staged, target, ec);
     if (ec) throw_error("cannot rename '", staged.string(), "' to '", target.string(), "': ", ec.message());
     return;
   }
-  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) != 0) {
-    // A file system without RENAME_EXCHANGE: move the old one aside first (a kill between the two renames
-    // leaves it as "TARGET.old-PID", which remove_stale_temporaries clears after the new one is in place).
-    const int err = errno;
-    if (err != EINVAL && err != ENOSYS) {
-      throw_error("cannot swap '", staged.string(), "' into '", target.string(), "': ", std::strerror(err));
-    }
-    const std::filesystem::path old = target.string() + ".old-" + std::to_string(::getpid());
-    std::filesystem::remove_all(old, ec);
-    std::filesystem::rename(target, old, ec);
-    if (ec) throw_error("cannot move '", target.string(), "' aside: ", ec.message());
-    std::filesystem::rename(staged, target, ec);
-    if (ec) throw_error("cannot rename '", staged.string(), "' to '", target.string(), "': ", ec.message());
-    std::filesystem::remove_all(old, ec);
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+    std::filesystem::remove_all(staged, ec);  // now holds the old directory
     return;
   }
-  std::filesystem::remove_all(staged, ec);  // now holds the old directory
+  const int err = errno;
+  if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP) {
+    throw_error("cannot swap '", staged.string(), "' into '", target.string(), "': ", std::strerror(err));
+  }
+  // A file system without RENAME_EXCHANGE: move the old one aside first.
+  const std::filesystem::path old = hidden_sibling(target, ".old-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(old, ec);
+  std::filesystem::rename(target, old, ec);
+  if (ec) throw_error("cannot move '", target.string(), "' aside to '", old.string(), "': ", ec.message());
+  std::filesystem::rename(staged, target, ec);
+  if (ec) throw_error("cannot rename '", staged.string(), "' to '", target.string(), "': ", ec.message());
+  std::filesystem::remove_all(old, ec);
 }
 
 }  // namespace tritter

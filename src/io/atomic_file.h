@@ -41,36 +41,46 @@ std::string read_file_bytes(const std::filesystem::path& path);  // at most 1 Ti
 // Throws Error "<what> 'PATH': not a regular file (found a FIFO ...)" unless `path` is one; never opens it.
 void require_regular_file(const std::filesystem::path& path, const std::string& what);
 
-// An exclusive lock on an output, held while the object lives: a directory's lock is DIR/.tritter-lock (kept), a
-// file's is FILE.tritter-lock (removed on release). flock(2): the kernel drops it when the process dies, so a
-// kill -9 never leaves an output locked. The lock file holds the owner's pid for the message a second run gets:
-// "<who>: output 'X' is locked by pid N (another run writing it)".
+// An exclusive lock on an output (a file or a directory), held while the object lives. The lock file sits beside
+// the output, PARENT/.NAME.lock, never inside it: a directory replaced by a rename would otherwise carry its lock
+// away. flock(2): the kernel drops the lock when the process dies, so a kill -9 never leaves an output locked. The
+// lock file holds the owner's pid for the message a second run gets ("<who>: output 'X' is locked by pid N
+// (another run is writing it) ..."), and is removed on release; a locker that finds its file removed between open
+// and flock locks the new one, so removal never lets two runs hold one output.
 class OutputLock {
  public:
   OutputLock() = default;
-  OutputLock(const std::filesystem::path& output, bool is_directory, const std::string& who);
+  OutputLock(const std::filesystem::path& output, const std::string& who);
   ~OutputLock();
   OutputLock(OutputLock&& other) noexcept;
   OutputLock& operator=(OutputLock&& other) noexcept;
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
 
+  const std::filesystem::path& path() const { return lock_path_; }
+
  private:
   void release();
   int fd_ = -1;
   std::filesystem::path lock_path_;
-  bool remove_on_release_ = false;
 };
-inline constexpr const char* kLockFileName = ".tritter-lock";
 
-// Tritter's own temporaries in `dir` ("NAME.tmp-PID", "NAME.tmp-PID-N", "NAME.old-PID") whose process no longer
-// runs, removed (files and directories); only names starting with `prefix` when it is not empty. Returns how many.
+// PARENT/.NAME.lock, where OutputLock locks `output`.
+std::filesystem::path lock_path_for(const std::filesystem::path& output);
+// PARENT/.NAME.tmp-PID: where a run stages the replacement of directory `dir` (a sibling, so the swap is a rename).
+std::filesystem::path staging_dir_for(const std::filesystem::path& dir);
+
+// Tritter's own temporaries in `dir` whose process no longer runs: "NAME.tmp-PID", "NAME.tmp-PID-N" (files and
+// staging directories, hidden or not) are removed; ".NAME.old-PID" (the old copy replace_dir_atomic moves aside
+// when the file system cannot exchange) is moved back to NAME when NAME is missing (a kill between its two
+// renames), else removed. Only names starting with `prefix` when it is not empty. Returns how many it handled.
 // What a killed or disk-full run left behind would otherwise hold its bytes forever.
 int remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix = "");
 
-// Puts the finished directory `staged` at `target`: a plain rename when target does not exist, else an atomic
-// exchange of the two (renameat2 RENAME_EXCHANGE) and then the old one removed, so `target` is always either the
-// whole old directory or the whole new one.
+// Puts the finished directory `staged` (a sibling of `target`) at `target`: a plain rename when target does not
+// exist, else an atomic exchange of the two (renameat2 RENAME_EXCHANGE) and then the old one removed, so `target`
+// is always either the whole old directory or the whole new one. Without RENAME_EXCHANGE: two renames via
+// PARENT/.NAME.old-PID, which remove_stale_temporaries puts back if a kill lands between them.
 void replace_dir_atomic(const std::filesystem::path& staged, const std::filesystem::path& target);
 
 }  // namespace tritter

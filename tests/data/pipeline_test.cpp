@@ -27,7 +27,7 @@
 #include "data/secret_gen.h"
 #include "data/secret_scan.h"
 #include "data/zstd_io.h"
-#include "io/dir_lock.h"
+#include "io/atomic_file.h"
 #include "train/data.h"
 #include "util/test_util.h"
 
@@ -435,7 +435,7 @@ TEST(Pipeline, ConcurrentRunIntoTheSameOutputIsRefused) {
   curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
   const std::string before = test::read_file(tmp / "out/report.json");
   {
-    const DirLock holder(tmp / "out", "test");
+    const OutputLock holder(tmp / "out", "test");
     try {
       curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
       ADD_FAILURE() << "expected Error";

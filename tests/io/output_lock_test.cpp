@@ -56,35 +56,56 @@ TEST(CheckedRead, FifosAndDevicesAreRefusedAndSizesBounded) {
   EXPECT_NE(msg.find("10 bytes, expected at most 4"), std::string::npos) << msg;
 }
 
-TEST(OutputLockTest, ASecondLockNamesTheHolderAndAFileLockIsRemovedOnRelease) {
+TEST(OutputLockTest, ASecondLockNamesTheHolderAndTheLockSitsBesideTheOutput) {
   test::TempDir dir;
   {
-    const OutputLock first(dir / "model.st", false, "pack");
-    EXPECT_TRUE(fs::exists(dir / "model.st.tritter-lock"));
-    const std::string msg = error_of([&] { OutputLock second(dir / "model.st", false, "pack"); });
+    const OutputLock first(dir / "model.st", "pack");
+    EXPECT_EQ(first.path(), dir / ".model.st.lock");
+    EXPECT_TRUE(fs::exists(dir / ".model.st.lock"));
+    const std::string msg = error_of([&] { OutputLock second(dir / "model.st", "pack"); });
     EXPECT_NE(msg.find("pack: output '" + (dir / "model.st").string() + "' is locked by pid " + std::to_string(getpid())),
               std::string::npos) << msg;
   }
-  EXPECT_FALSE(fs::exists(dir / "model.st.tritter-lock"));
-  const OutputLock again(dir / "model.st", false, "pack");  // free once released
+  EXPECT_FALSE(fs::exists(dir / ".model.st.lock"));  // removed on release
+  const OutputLock again(dir / "model.st", "pack");  // free once released
+  // "out/", "out/." and "out" are one output with one lock.
+  fs::create_directories(dir / "out");
+  {
+    const OutputLock d(dir / "out" / "", "train");
+    EXPECT_EQ(d.path(), dir / ".out.lock");
+    EXPECT_NE(error_of([&] { OutputLock e(dir / "out" / ".", "train"); }).find("is locked by pid"), std::string::npos);
+  }
   // A child holding a directory's lock: the parent is refused while it lives, free once it is gone (kill -9
-  // releases a flock).
+  // releases a flock and leaves the lock file, which the next run simply locks).
   int ready[2];
   ASSERT_EQ(pipe(ready), 0);
   const pid_t child = fork();
   if (child == 0) {
-    const OutputLock held(dir.path(), true, "child");
+    const OutputLock held(dir / "out", "child");
     (void)!write(ready[1], "x", 1);
     pause();
     _exit(0);
   }
   char c;
   ASSERT_EQ(read(ready[0], &c, 1), 1);
-  const std::string msg = error_of([&] { OutputLock mine(dir.path(), true, "train"); });
+  const std::string msg = error_of([&] { OutputLock mine(dir / "out", "train"); });
   EXPECT_NE(msg.find("is locked by pid " + std::to_string(child)), std::string::npos) << msg;
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
-  EXPECT_NO_THROW(OutputLock(dir.path(), true, "train"));
+  EXPECT_TRUE(fs::exists(dir / ".out.lock"));
+  EXPECT_NO_THROW(OutputLock(dir / "out", "train"));
+}
+
+// A directory swapped by rename keeps its lock: the lock is beside it, not inside the directory that moves.
+TEST(OutputLockTest, TheLockOutlivesASwapOfTheDirectory) {
+  test::TempDir dir;
+  fs::create_directories(dir / "out");
+  const OutputLock held(dir / "out", "curate");
+  const fs::path staged = staging_dir_for(dir / "out");
+  EXPECT_EQ(staged, dir / (".out.tmp-" + std::to_string(getpid())));
+  fs::create_directories(staged);
+  replace_dir_atomic(staged, dir / "out");
+  EXPECT_NE(error_of([&] { OutputLock second(dir / "out", "curate"); }).find("is locked by pid"), std::string::npos);
 }
 
 TEST(DirectorySwap, TheTargetIsAlwaysWholeAndTheStagedNameGoes) {
@@ -120,6 +141,26 @@ TEST(StaleTemporaries, OnlyDeadProcessesOwnNamesWithThePrefixGo) {
   for (const std::string& n : {"m.st.tmp-" + live + "-0", std::string("m.st.tmp-12ab"), std::string("m.st")}) {
     EXPECT_TRUE(fs::exists(dir / n)) << n;
   }
+}
+
+// A kill between the two renames of the no-exchange fallback leaves only the old copy: it is put back, not removed.
+TEST(StaleTemporaries, AnOldCopyGoesBackWhenItsDirectoryIsMissing) {
+  test::TempDir dir;
+  const pid_t p = fork();
+  if (p == 0) _exit(0);
+  waitpid(p, nullptr, 0);
+  const std::string dead = std::to_string(p);
+  fs::create_directories(dir / (".out.old-" + dead));
+  test::write_file(dir / (".out.old-" + dead) / "report.json", "old");
+  fs::create_directories(dir / (".out.tmp-" + dead));  // the new one, half built
+  EXPECT_EQ(remove_stale_temporaries(dir.path(), ".out."), 2);
+  EXPECT_EQ(test::read_file(dir / "out" / "report.json"), "old");
+  EXPECT_FALSE(fs::exists(dir / (".out.tmp-" + dead)));
+  // With the directory present, an old copy is only debris.
+  fs::create_directories(dir / (".out.old-" + dead));
+  EXPECT_EQ(remove_stale_temporaries(dir.path(), ".out."), 1);
+  EXPECT_FALSE(fs::exists(dir / (".out.old-" + dead)));
+  EXPECT_TRUE(fs::exists(dir / "out" / "report.json"));
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ TEST(OutputDir, ADirectoryAnotherRunHoldsIsRefusedNamingItsPid) {
   test::TempDir dir;
   TrainOptions o = tiny_run(dir, 2);
   fs::create_directories(o.out_dir);
-  const OutputLock held(o.out_dir, true, "test");
+  const OutputLock held(o.out_dir, "test");
   const std::string msg = error_of([&] { train(o); });
   EXPECT_NE(msg.find("train: output '" + o.out_dir + "' is locked by pid " + std::to_string(getpid())),
             std::string::npos) << msg;
