@@ -47,10 +47,37 @@ LoraConfig lora_from_json(const json& j) {
   return l;
 }
 
-std::string step_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
-  return buf;
+// The newest adapter at the top level too, so `--lora OUT` reads it. Its two files cannot move in one rename, so
+// they are written to a staging directory and renamed in an order that never pairs one adapter's weights with
+// another's config: the same config (every save of one run) needs only the weights' rename (a kill leaves the
+// previous step's whole adapter); a different one (--overwrite of a run of another rank) first removes the old
+// weights, so a kill in between leaves no adapter at the top (its step directories still hold it) rather than a
+// pair whose shapes disagree.
+void save_top_level_adapter(const fs::path& out, const LoraModel& m, const std::string& base) {
+  const fs::path staged = out / (".adapter.tmp-" + std::to_string(getpid()));
+  std::error_code ec;
+  fs::remove_all(staged, ec);
+  struct Guard {
+    fs::path dir;
+    ~Guard() {
+      std::error_code e;
+      fs::remove_all(dir, e);
+    }
+  } guard{staged};
+  save_lora_adapter(staged, m.config(), m.lora(), m.params(), base);
+  const fs::path cfg = out / "adapter_config.json", weights = out / "adapter_model.safetensors";
+  const auto move = [](const fs::path& from, const fs::path& to) {
+    std::error_code e;
+    fs::rename(from, to, e);
+    if (e) throw_error("finetune: cannot rename '", from.string(), "' to '", to.string(), "': ", e.message());
+  };
+  const std::string new_cfg = read_file_bytes(staged / "adapter_config.json");
+  const bool same_config = fs::exists(cfg, ec) && read_file_bytes(cfg) == new_cfg;
+  if (!same_config) {
+    fs::remove(weights, ec);
+    move(staged / "adapter_config.json", cfg);
+  }
+  move(staged / "adapter_model.safetensors", weights);
 }
 
 void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, const AdamW& adam, const TrainState& st) {
@@ -87,8 +114,7 @@ void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, cons
   replace_dir_atomic(tmp, final_dir);
   guard.armed = false;
   write_file_atomic(out / "latest", name + "\n");
-  // The final adapter at the top level, so `--lora OUT` reads the newest one.
-  save_lora_adapter(out, m.config(), m.lora(), m.params(), o.base);
+  save_top_level_adapter(out, m, o.base);
   std::vector<fs::path> dirs;
   for (const auto& e : fs::directory_iterator(out)) {
     const std::string n = e.path().filename().string();

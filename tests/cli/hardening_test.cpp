@@ -156,5 +156,24 @@ TEST(Hardening, TrainOutputDirectoryRules) {
                        "--log-json '/dev/full': write failed");
 }
 
+// finetune's top-level adapter (what `--lora OUT` reads) is never one run's weights beside another's config:
+// --overwrite with another rank leaves a pair that loads, and no staging directory behind.
+TEST(Hardening, TheTopLevelAdapterIsAlwaysAPair) {
+  Files f;
+  const std::string out = (f.dir / "ft").string();
+  const std::string base = "finetune -m " + f.packed + " --data " + f.data + " --seq 16 --batch 1 --steps 1 "
+                           "--eval-every 0 --val-fraction 0 --out " + out;
+  ASSERT_EQ(run_bounded(base + " --rank 2").exit_code, 0);
+  auto r = run_bounded(base + " --rank 4 --overwrite");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto cfg = nlohmann::json::parse(test::read_file(f.dir / "ft" / "adapter_config.json"));
+  EXPECT_EQ(cfg["r"], 4);
+  r = run_bounded("generate -m " + f.packed + " --lora " + out + " -p x -n 2 --temperature 0");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const auto& e : fs::directory_iterator(f.dir / "ft")) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  }
+}
+
 }  // namespace
 }  // namespace tritter
