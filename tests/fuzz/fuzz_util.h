@@ -41,18 +41,4 @@ inline std::filesystem::path write_input(const std::string& name, std::string_vi
   return p;
 }
 
-// True when a config's tensors could fit in `file_bytes` (at least 2 bits per weight). The loaders build the
-// tensor table from the config before they look for the tensors, so a 1 KB file claiming 2^32 layers asks for
-// unbounded memory; the loaders are to reject such configs from the bytes present (hardening), and until they do
-// the targets leave those inputs out rather than report the known out-of-memory again.
-inline bool plausible_for(const TritterConfig& c, size_t file_bytes) {
-  const double h = static_cast<double>(c.hidden_size), f = static_cast<double>(c.intermediate_size);
-  const double q = static_cast<double>(c.num_attention_heads) * static_cast<double>(c.head_dim);
-  const double kv = static_cast<double>(c.num_key_value_heads) * static_cast<double>(c.head_dim);
-  const double per_layer = h * (q + 2 * kv) + q * h + 3 * h * f + 4 * h;
-  const double params = static_cast<double>(c.num_hidden_layers) * per_layer + 2 * static_cast<double>(c.vocab_size) * h;
-  return std::isfinite(params) && params / 4 <= static_cast<double>(file_bytes) + 4096 &&
-         c.max_position_embeddings <= (int64_t{1} << 20);
-}
-
 }  // namespace tritter::fuzz
