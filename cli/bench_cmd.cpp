@@ -73,7 +73,7 @@ Activations make_activations(int64_t N, int64_t I, uint64_t seed) {
   return a;
 }
 
-struct Row {
+struct KernelRow {
   std::string shape, kernel;
   int64_t N;
   size_t ti;  // index into the thread list
@@ -232,7 +232,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   };
   std::vector<Shape> shapes = {{2560, 2560}, {6912, 2560}, {2560, 6912}};
   if (opt.quick) shapes.resize(1);
-  std::vector<Row> rows;
+  std::vector<KernelRow> rows;
   for (const Shape& s : shapes) {
     std::vector<uint8_t> packed(ternary_matrix_bytes(s.O, s.I));
     kbench::fill_random_codes(packed.data(), packed.size(), 1);
@@ -340,7 +340,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
               "to the llama.cpp-TQ2_0-style kernel, same config\n");
   std::printf("%-10s %4s %3s  %-12s %10s %9s %7s %8s\n", "shape", "N", "thr", "kernel", "time_us", "GMAC/s",
               "%peak", "vs tq2");
-  for (const Row& r : rows) {
+  for (const KernelRow& r : rows) {
     const double share = 100.0 * r.gmacs / limits[r.ti].peak();
     char peak[16];
     if (!have_peak) std::snprintf(peak, sizeof peak, "n/a");

@@ -88,7 +88,7 @@ MeanSd mean_sd(const std::vector<double>& v) {
   return r;
 }
 
-struct Row {
+struct ModelRow {
   int threads = 0;
   MeanSd pp, tg;
   double read_gbs = 0, roof = 0;
@@ -178,7 +178,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     Rng rng(1);
     for (auto& id : prompt) id = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
     std::vector<float> logits(c.vocab_size);
-    std::vector<Row> rows;
+    std::vector<ModelRow> rows;
     for (int t : threads) {
       ctx->threads = t;
       set_default_threads(t);
@@ -200,7 +200,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
         for (int64_t i = 0; i < o->tg; ++i) engine.forward(std::span<const int32_t>(&prompt[i % o->pp], 1), logits.data(), false);
         tg_rates.push_back(o->tg / std::chrono::duration<double>(Clock::now() - a).count());
       }
-      Row row{t, mean_sd(pp_rates), mean_sd(tg_rates), bw.read_gbs,
+      ModelRow row{t, mean_sd(pp_rates), mean_sd(tg_rates), bw.read_gbs,
               bw.read_gbs * 1e9 / static_cast<double>(w.bytes_per_token)};
       rows.push_back(row);
       if (table) {
@@ -224,7 +224,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     }
     if (o->output == "json") {
       nlohmann::ordered_json j = nlohmann::ordered_json::array();
-      for (const Row& r : rows) {
+      for (const ModelRow& r : rows) {
         j.push_back({{"model", name}, {"threads", r.threads}, {"n_prompt", o->pp}, {"n_gen", o->tg},
                      {"repetitions", o->reps}, {"pp_tokens_per_second", {{"mean", r.pp.mean}, {"sd", r.pp.sd}}},
                      {"tg_tokens_per_second", {{"mean", r.tg.mean}, {"sd", r.tg.sd}}}, {"read_gbs", r.read_gbs},

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 
@@ -69,5 +70,20 @@ uint64_t parse_seed(const std::string& text, const std::string& flag) {
 }
 
 std::string describe_model_path(const std::string& path) { return resolve_model_source(path).describe(); }
+
+std::string fmt(const char* format, double v) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string grouped(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
 
 }  // namespace tritter::cli

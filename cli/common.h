@@ -49,4 +49,8 @@ uint64_t parse_seed(const std::string& text, const std::string& flag);
 // "run directory RUN: latest checkpoint PATH, packed in memory".
 std::string describe_model_path(const std::string& path);
 
+// One number through a printf format ("%.2f GiB"), and an integer with thousands separators ("1,234,567").
+std::string fmt(const char* format, double v);
+std::string grouped(int64_t n);
+
 }  // namespace tritter::cli

@@ -24,22 +24,9 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string fmt(const char* f, double v) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-std::string gib(double g) { return fmt("%.2f GiB", g); }
+std::string in_gib(double g) { return fmt("%.2f GiB", g); }
 // A plan figure given in GiB: MiB below 1 GiB so that small models do not read as 0.00.
-std::string mem(double g) { return std::fabs(g) < 1.0 ? fmt("%.2f MiB", g * 1024) : gib(g); }
-std::string grouped(int64_t n) {
-  std::string s = std::to_string(n), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return out;
-}
+std::string mem(double g) { return std::fabs(g) < 1.0 ? fmt("%.2f MiB", g * 1024) : in_gib(g); }
 
 // The desktop the original would detect on this machine: Wayland, X11 or headless (Linux).
 std::string local_desktop() {
@@ -105,7 +92,7 @@ void print_check(const FitCheck& r, const TritterConfig& c, double bandwidth_gbs
   const char* what = r.mode == PlanMode::Infer ? "inference" : (r.mode == PlanMode::Qlora ? "QLoRA fine-tuning" : "full QAT training");
   std::printf("\n%s, %s %lld: %s — needs %s of %s, headroom %s\n", what,
               r.mode == PlanMode::Infer ? "context" : "sequence", (long long)r.options.context,
-              r.fits ? "FITS" : "DOES NOT FIT", mem(r.total_gib).c_str(), gib(r.budget_gib).c_str(),
+              r.fits ? "FITS" : "DOES NOT FIT", mem(r.total_gib).c_str(), in_gib(r.budget_gib).c_str(),
               mem(r.headroom_gib).c_str());
   for (const auto& i : r.items) std::printf("  %-62s %12s\n", i.name.c_str(), mem((double)i.bytes / kGiB).c_str());
   if (r.mode == PlanMode::Infer && r.fits && r.options.stream_group == 0 && bandwidth_gbs > 0) {
@@ -135,7 +122,7 @@ void print_streaming_plan(const TritterConfig& c, const PlanOptions& o, double b
   e = resolve_engine_options(c, e);
   const StreamingPlan p = plan_streaming(c, o.head_i8 ? HeadFormat::I8 : HeadFormat::F32, e,
                                          static_cast<int64_t>(budget_gib * kGiB), static_cast<int>(group), true);
-  std::printf("\nlayer streaming (generate --memory-budget %s): ", gib(budget_gib).c_str());
+  std::printf("\nlayer streaming (generate --memory-budget %s): ", in_gib(budget_gib).c_str());
   if (!p.fits) {
     std::printf("does not fit: %s\n", p.problem.c_str());
     return;
@@ -144,7 +131,7 @@ void print_streaming_plan(const TritterConfig& c, const PlanOptions& o, double b
               "resident %s + buffers %s = %s of %s\n", p.layer_group_size, p.groups, (long long)p.head_chunks,
               mem((double)p.slot_bytes / kGiB).c_str(), mem((double)p.kv_cache / kGiB).c_str(),
               mem((double)p.engine_buffers / kGiB).c_str(), mem((double)p.resident / kGiB).c_str(),
-              mem(2.0 * p.slot_bytes / kGiB).c_str(), mem((double)p.total() / kGiB).c_str(), gib(budget_gib).c_str());
+              mem(2.0 * p.slot_bytes / kGiB).c_str(), mem((double)p.total() / kGiB).c_str(), in_gib(budget_gib).c_str());
 }
 
 void run_check(const CheckOpts& o, const Context& ctx) {
@@ -203,11 +190,11 @@ void run_check(const CheckOpts& o, const Context& ctx) {
               how.c_str());
   if (!profile.is_cpu) std::printf("note: %s\n", gpu_plan);
   if (o.budget >= 0) {
-    std::printf("budget %s (--budget)\n", gib(budget).c_str());
+    std::printf("budget %s (--budget)\n", in_gib(budget).c_str());
   } else {
-    std::printf("budget %s: (%s memory − %s %s desktop%s) × 0.9 − 1.0, at most the profile's %s\n", gib(budget).c_str(),
-                gib(profile.memory_gib).c_str(), gib(os.gib).c_str(), os.desktop.c_str(),
-                profile.is_cpu ? "" : " − 0.30 GiB CUDA runtime", gib(profile.default_budget_gib).c_str());
+    std::printf("budget %s: (%s memory − %s %s desktop%s) × 0.9 − 1.0, at most the profile's %s\n", in_gib(budget).c_str(),
+                in_gib(profile.memory_gib).c_str(), in_gib(os.gib).c_str(), os.desktop.c_str(),
+                profile.is_cpu ? "" : " − 0.30 GiB CUDA runtime", in_gib(profile.default_budget_gib).c_str());
   }
   for (const auto& r : results) print_check(r, config, profile.bandwidth_gbs);
   for (const auto& r : results) {
@@ -242,15 +229,15 @@ void run_detect(bool as_json, const Context& ctx) {
   for (const auto& g : d.gpus) {
     const HardwareProfile p = profile_for_gpu(g);
     std::printf("  %s, %s total, %s used, driver %s → profile %s, safe budget %s (%s)\n", g.name.c_str(),
-                gib((double)g.memory_total_mib / 1024).c_str(), gib((double)g.memory_used_mib / 1024).c_str(),
-                g.driver.c_str(), p.key.c_str(), gib(safe_budget_gib(p, os)).c_str(), os.desktop.c_str());
+                in_gib((double)g.memory_total_mib / 1024).c_str(), in_gib((double)g.memory_used_mib / 1024).c_str(),
+                g.driver.c_str(), p.key.c_str(), in_gib(safe_budget_gib(p, os)).c_str(), os.desktop.c_str());
   }
   std::printf("CPU: %s\n", ctx.cpu.model_name.empty() ? "unknown model" : ctx.cpu.model_name.c_str());
   std::printf("  %d logical cores, SIMD path %s, %d threads\n", ctx.cpu.logical_cores, best_simd_level(ctx.cpu).c_str(),
               ctx.threads);
   std::printf("  RAM %s total, %s available; triad bandwidth %.1f GB/s (3 × 64 MiB, best of 3)\n",
-              gib((double)mem.total_bytes / kGiB).c_str(), gib((double)mem.available_bytes / kGiB).c_str(), bw);
-  std::printf("  safe budget for `hw check --profile cpu`: %s (%s desktop)\n", gib(safe_budget_gib(cpu, os)).c_str(),
+              in_gib((double)mem.total_bytes / kGiB).c_str(), in_gib((double)mem.available_bytes / kGiB).c_str(), bw);
+  std::printf("  safe budget for `hw check --profile cpu`: %s (%s desktop)\n", in_gib(safe_budget_gib(cpu, os)).c_str(),
               os.desktop.c_str());
 }
 

@@ -17,11 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string fmt(const char* f, double v) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 std::string gib(double bytes) { return fmt("%.2f GiB", bytes / kGiB); }
 // MiB below 1 GiB, GiB above: "261.05 MiB", "1.45 GiB" (the original's table, with the right unit names).
 std::string mib_or_gib(double bytes) {
@@ -33,31 +28,23 @@ std::string billions(double n) {
   if (n >= 1e9) return fmt("%.2f B", n / 1e9);
   return n >= 1e6 ? fmt("%.2f M", n / 1e6) : fmt("%.2f K", n / 1e3);
 }
-std::string grouped(int64_t n) {
-  std::string s = std::to_string(n), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return out;
-}
 std::string gqa(const TritterConfig& c) {
   return c.num_key_value_heads == c.num_attention_heads ? "MHA" : std::to_string(c.gqa_group()) + ":1";
 }
 
-struct Row {
+struct SpecRow {
   std::string size;
   TritterConfig c;
   int64_t spec_params, params, spec_packed, packed;
 };
 
-Row make_row(const std::string& size) {
+SpecRow make_row(const std::string& size) {
   const TritterConfig c = preset_config(size);
   return {size, c, original_param_count(c), parameter_count(c), original_packed_bytes(c),
           weight_bytes(c, WeightStorage::Packed)};
 }
 
-json row_json(const Row& r) {
+json row_json(const SpecRow& r) {
   return {{"size", r.size},
           {"hidden_size", r.c.hidden_size},
           {"num_hidden_layers", r.c.num_hidden_layers},
@@ -71,7 +58,7 @@ json row_json(const Row& r) {
 }
 
 void print_table(bool as_json) {
-  std::vector<Row> rows;
+  std::vector<SpecRow> rows;
   for (const auto& s : spec_size_names()) rows.push_back(make_row(s));
   if (as_json) {
     json j = json::array();

@@ -10,6 +10,9 @@
 
 namespace tritter {
 
+// n rounded up to a multiple of 64 bytes: the alignment of every Buffer and of the views carved out of one.
+constexpr uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
+
 class Buffer {
  public:
   static constexpr size_t kAlignment = 64;  // one cache line; also the widest SIMD load (AVX-512)

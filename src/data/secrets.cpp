@@ -150,10 +150,6 @@ bool contains_ci(std::string_view haystack_lower, std::string_view needle) {
   return haystack_lower.find(needle) != std::string_view::npos;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // detect-secrets' sequential-string filter: the whole value is one run of a keyboard sequence ("abcdefgh",
 // "12345678", "0123456789abcdef", "ABCDEF0123"). A value that merely contains runs (a hex key) is not one.
 bool is_sequential(std::string_view v) {

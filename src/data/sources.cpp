@@ -30,10 +30,6 @@ struct DocumentSource::Walk {
 
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_jsonl_name(const std::string& name) {
   return ends_with(name, ".jsonl") || ends_with(name, ".jsonl.zst") || ends_with(name, ".jsonl.zstd") ||
          ends_with(name, ".ndjson");

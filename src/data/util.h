@@ -22,4 +22,6 @@ std::string fold_whitespace(std::string_view s);
 
 std::string to_lower_ascii(std::string_view s);
 
+inline bool ends_with(std::string_view s, std::string_view suffix) { return s.ends_with(suffix); }
+
 }  // namespace tritter::data

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/kv_quant.h"
 
@@ -17,7 +18,6 @@ struct Layout {
   size_t k_off = 0, v_off = 0, kp_off = 0, vp_off = 0, kr_off = 0, per_head = 0;
 };
 
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 bool quantized(KvDtype t) { return t == KvDtype::I8 || t == KvDtype::I4; }
 int kv_bits(KvDtype t) { return t == KvDtype::I8 ? 8 : 4; }  // the quantized dtypes' bits per level

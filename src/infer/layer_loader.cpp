@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/tensor_table.h"
@@ -21,7 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 bool has_code_11(const uint8_t* p, size_t n) {
   uint8_t acc = 0;

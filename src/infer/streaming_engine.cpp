@@ -4,6 +4,7 @@
 #include <chrono>
 #include <sstream>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "infer/engine_sizes.h"
 #include "infer/kv_cache.h"
@@ -18,7 +19,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-uint64_t align64(uint64_t n) { return (n + 63) / 64 * 64; }
 
 // Slot bytes of `rows` head rows (PackedFileLayout::head_chunk_bytes from the config).
 int64_t head_chunk_bytes(const TritterConfig& c, HeadFormat head, int64_t rows) {

@@ -123,13 +123,13 @@ TrainOptions train_options_from_json(const json& j) {
 }
 
 // ---------------------------------------------------------------- checkpoints
-namespace {
-
 std::string step_name(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
   return buf;
 }
+
+namespace {
 
 void fsync_dir(const fs::path& dir) {
   FILE* f = std::fopen(dir.c_str(), "r");
@@ -181,7 +181,7 @@ OutputLock prepare_output_dir(const fs::path& out_dir, bool resuming, bool overw
   }
   fs::create_directories(out_dir, ec);
   if (ec) throw_error(who, ": --out '", out_dir.string(), "': cannot create the directory: ", ec.message());
-  OutputLock lock(out_dir, /*is_directory=*/true, who);
+  OutputLock lock(out_dir, who);
   remove_stale_temporaries(out_dir);  // after the lock: no live run of ours can own them
   if (!resuming && !overwrite && holds_run(out_dir)) {
     const auto dirs = checkpoint_dirs(out_dir);

@@ -110,6 +110,8 @@ void check_batch_shape(const TrainOptions& o, const char* who);
 // unless `resuming` or `overwrite`. `who` ("train", "finetune") starts every message. The lock is held while the
 // returned object lives.
 OutputLock prepare_output_dir(const std::filesystem::path& out_dir, bool resuming, bool overwrite, const char* who);
+// A checkpoint directory's name, "step-00000042": zero-padded, so names sort in step order.
+std::string step_name(int64_t step);
 // Whether out_dir holds a run: a `latest` file, a step-* checkpoint or a top-level model/adapter.
 bool holds_run(const std::filesystem::path& out_dir);
 // Removes every step-* checkpoint of out_dir but `keep` (the first checkpoint of an --overwrite run).
