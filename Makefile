@@ -1,9 +1,9 @@
 # The two entry points of the README. Everything else is CMake (build/ is Release, the default).
 BUILD ?= build
 JOBS ?= $(shell nproc)
-# The sanitizer build (docs/testing.md): clang, ASan + UBSan, libFuzzer targets. `make fuzz` (part of `make test`)
-# compiles the readers' layers and the fuzz targets and runs each for FUZZ_SECONDS. `make sanitize` compiles all of
-# src/ and cli/ (the second compiler's check) and the unit tests of SAN_LABELS, and runs those and the fuzz targets.
+# The sanitizer build (docs/testing.md): clang, ASan + UBSan, libFuzzer targets. `make sanitize` (part of `make
+# test`) compiles all of src/ and cli/ with clang (the second compiler's check) and the unit tests of SAN_LABELS,
+# and runs those and the fuzz targets, each for FUZZ_SECONDS. `make fuzz` is the fuzz targets alone.
 SAN_BUILD ?= build-san
 SAN_LABELS ?= core|io|text|model|data
 SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$(l)_tests)
@@ -39,4 +39,4 @@ sanitize: san-configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
-	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory sanitize
