@@ -7,7 +7,7 @@
 # count too); "rows/step" and "step ms" are the mean rows per batched forward and its wall time in the level.
 #   bench/serve_bench.sh [SIZE=700M-shape] [SECONDS=20] [MAX_TOKENS=32] [CLIENTS="1 2 4 8 16"]
 # Environment: TRITTER (the CLI, default build/tritter), THREADS (default: all cores), PARALLEL (slots, default
-# the largest client count), CTX_PER_SLOT (default 256), KV (default f32), MODEL (a packed file to reuse: a
+# the largest client count), CTX_PER_SLOT (default 256), KV (default f16, the server's), MODEL (a packed file to reuse: a
 # random 2B-shape takes minutes to make), WARMUP (seconds of one client before the first level, default 5).
 # To compare kernels, run it twice on the same MODEL file, e.g. before and after a kernel change:
 #   MODEL=/tmp/700M-shape.tpk bench/serve_bench.sh 700M-shape 30 32
@@ -23,7 +23,7 @@ parallel="${PARALLEL:-$(tr ' ' '\n' <<<"$clients" | sort -n | tail -1)}"
 per_slot="${CTX_PER_SLOT:-256}"
 threads_flag=(); [ -n "${THREADS:-}" ] && threads_flag=(-t "$THREADS")
 "$tritter" "${threads_flag[@]}" serve -m "$model" --port 0 --parallel "$parallel" --ctx $((parallel * per_slot)) \
-  --kv-cache "${KV:-f32}" --queue 256 > "$work/server.log" 2>&1 &
+  --kv-cache "${KV:-f16}" --queue 256 > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 600); do grep -q "http://" "$work/server.log" && break; sleep 0.1; done
 url="$(grep -o 'http://[0-9.:]*' "$work/server.log" | head -1)"

@@ -6,18 +6,22 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
 import OpenAI from "openai";
 import { CLI, makeModel, startServer, stopServer, post } from "./helpers.mjs";
 
 let s, client, model, dirs;
 
-// A few steps of LoRA fine-tuning on the repository's README at a high rate: an adapter that changes the output.
-function makeAdapter(name, targets, seed) {
+// A few steps of LoRA fine-tuning at a high rate on a text of the adapter's own (not a repository file, whose
+// edits would change what the adapters learn): adapters that change the output, each differently.
+function makeAdapter(name, targets, seed, text) {
   const out = path.join(path.dirname(model), name);
+  const data = path.join(path.dirname(model), `${name}.txt`);
+  writeFileSync(data, text.repeat(Math.ceil(4000 / text.length)));
   execFileSync(CLI, ["-t", "1", "finetune", "-m", model, "--out", out, "--rank", "4", "--targets", targets,
-                     "--data", "README.md", "--steps", "3", "--batch", "2", "--seq", "32", "--lr", "0.05",
-                     "--warmup", "0", "--eval-every", "0", "--eval-windows", "2", "--val-fraction", "0.5",
+                     "--data", data, "--steps", "3", "--batch", "2", "--seq", "32", "--lr", "0.05",
+                     "--warmup", "0", "--eval-every", "0", "--val-fraction", "0",
                      "--seed", String(seed)], { stdio: "ignore" });
   return out;
 }
@@ -31,8 +35,8 @@ function generate(prompt, n, loras) {
 
 before(async () => {
   model = makeModel("test");
-  dirs = { a: makeAdapter("a", "all", 1), b: makeAdapter("b", "q_proj,v_proj,down_proj", 2),
-           base: makeAdapter("base", "o_proj", 3) };
+  dirs = { a: makeAdapter("a", "all", 1, "aaaa bbbb "), b: makeAdapter("b", "q_proj,v_proj,down_proj", 2, "0123456789\n"),
+           base: makeAdapter("base", "o_proj", 3, "def f(x):\n    return x\n") };
   s = await startServer(model, ["--parallel", "4", "--ctx", "1024", "--lora", dirs.base, "--lora", `a=${dirs.a}`,
                                 "--lora", `b=${dirs.b}:0.5`]);
   client = new OpenAI({ apiKey: "none", baseURL: s.url + "/v1", maxRetries: 0 });
