@@ -264,9 +264,11 @@ NeedleHits& thread_needle_hits() {
   return hits;
 }
 
-template <typename F>
-void for_each_match(const NeedleHits& nh, const re2::RE2& re, std::string_view code,
-                    std::initializer_list<std::string_view> needles, F&& f, int lines_after = 1) {
+// for_each_match with the matcher given: match(all, pos, end, m) finds the leftmost match in [pos, end) of `all`
+// (the whole code, the context) and fills `groups` pieces of m, as RE2::Match does.
+template <typename Match, typename F>
+void for_each_match_with(const NeedleHits& nh, Match&& match, int groups, std::string_view code,
+                         std::initializer_list<std::string_view> needles, F&& f, int lines_after = 1) {
   std::vector<std::pair<size_t, size_t>> windows;
   auto add_window = [&](size_t pos) {
     size_t b = code.rfind('\n', pos);
@@ -310,18 +312,72 @@ void for_each_match(const NeedleHits& nh, const re2::RE2& re, std::string_view c
       merged.back().second = std::max(merged.back().second, w.second);
     else
       merged.push_back(w);
-  const int n = re.NumberOfCapturingGroups() + 1;
-  std::vector<Piece> m(static_cast<size_t>(n));
+  std::vector<Piece> m(static_cast<size_t>(groups));
   const Piece all(code.data(), code.size());
   for (const auto& [wb, we] : merged) {
     size_t pos = wb;
     // The whole code is the context, so ^, $ and \b see the real neighbours of the window.
-    while (pos <= we && re.Match(all, pos, we, re2::RE2::UNANCHORED, m.data(), n)) {
+    while (pos <= we && match(all, pos, we, m.data())) {
       const size_t begin = size_t(m[0].data() - code.data());
       pos = std::max(begin + m[0].size(), begin + 1);
       f(begin, m);
     }
   }
+}
+
+// Calls f(match_begin, groups) for every non-overlapping match of `re` in `code` (see for_each_match_with).
+template <typename F>
+void for_each_match(const NeedleHits& nh, const re2::RE2& re, std::string_view code,
+                    std::initializer_list<std::string_view> needles, F&& f, int lines_after = 1) {
+  const int n = re.NumberOfCapturingGroups() + 1;
+  for_each_match_with(
+      nh,
+      [&re, n](const Piece& all, size_t pos, size_t end, Piece* m) {
+        return re.Match(all, pos, end, re2::RE2::UNANCHORED, m, n);
+      },
+      n, code, needles, std::forward<F>(f), lines_after);
+}
+
+// RE2's \s and \w (ASCII, as in its Latin-1 mode).
+constexpr bool re_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+constexpr bool re_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// The leftmost match of \bdef\s+(\w+)\s*\( in [pos, end) of `all`, by hand: the rule fires on every function,
+// and RE2's per-call cost was most of the label stage. The pattern has one way to match from a given start
+// (\s and \w are disjoint, so no backtracking changes the outcome), which is what this checks.
+bool match_def(const Piece& all, size_t pos, size_t end, Piece* m) {
+  const std::string_view code(all.data(), all.size());
+  const std::string_view upto(all.data(), std::min(end, all.size()));
+  for (size_t s = upto.find("def", pos); s != std::string_view::npos; s = upto.find("def", s + 1)) {
+    if (s > 0 && re_word(code[s - 1])) continue;  // \b before the word character 'd'
+    size_t p = s + 3;
+    if (p >= upto.size() || !re_space(upto[p])) continue;
+    while (p < upto.size() && re_space(upto[p])) ++p;
+    size_t q = p;
+    while (q < upto.size() && re_word(upto[q])) ++q;
+    if (q == p) continue;
+    size_t r = q;
+    while (r < upto.size() && re_space(upto[r])) ++r;
+    if (r >= upto.size() || upto[r] != '(') continue;
+    m[0] = Piece(code.data() + s, r + 1 - s);
+    m[1] = Piece(code.data() + p, q - p);
+    return true;
+  }
+  return false;
+}
+
+// A necessary condition for the mutable-default pattern below: some '=' followed (after \s*) by '[', '{' or
+// the first letter of list/dict/set. Most signatures fail it, and skip RE2.
+bool may_have_mutable_default(std::string_view args) {
+  for (size_t i = args.find('='); i != std::string_view::npos; i = args.find('=', i + 1)) {
+    size_t p = i + 1;
+    while (p < args.size() && re_space(args[p])) ++p;
+    if (p < args.size() && (args[p] == '[' || args[p] == '{' || args[p] == 'l' || args[p] == 'd' || args[p] == 's'))
+      return true;
+  }
+  return false;
 }
 
 size_t offset(std::string_view code, const Piece& p) { return size_t(p.data() - code.data()); }
@@ -684,11 +740,12 @@ void python_quality(const LexedSource& lx, const NeedleHits& nh, Emitter& e) {
            "`except " + cls + ":` followed only by `" + std::string(m[3].data(), m[3].size()) +
                "` silently drops the error; say why in a comment, log it, or use contextlib.suppress(" + cls + ").");
   });
-  TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
+  // \bdef\s+(\w+)\s*\( (match_def), then the parameters' defaults.
   TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
-  for_each_match(nh, def_re, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, match_def, 2, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const std::string_view args = call_args(code, open);
+    if (!may_have_mutable_default(args)) return;
     Piece g[3];
     if (!re2::RE2::PartialMatch(Piece(args.data(), args.size()), mut_re, &g[1], &g[2])) return;
     e.emit("py.mutable-default", offset(code, g[1]),
