@@ -341,6 +341,20 @@ void for_each_match(const NeedleHits& nh, const re2::RE2& re, std::string_view c
       n, code, needles, std::forward<F>(f), lines_after);
 }
 
+// An RE2 matcher for for_each_match_with that first asks `may_match(piece)` of [pos, end): a necessary condition
+// (a literal every match contains) that spares RE2's per-call cost on the windows that cannot match.
+template <typename Pred>
+auto re2_where(const re2::RE2& re, Pred may_match) {
+  return [&re, may_match](const Piece& all, size_t pos, size_t end, Piece* m) {
+    if (pos > end || !may_match(std::string_view(all.data() + pos, end - pos))) return false;
+    return re.Match(all, pos, end, re2::RE2::UNANCHORED, m, re.NumberOfCapturingGroups() + 1);
+  };
+}
+
+bool has_pass_or_continue(std::string_view w) {
+  return find_bytes(w, "pass") != std::string_view::npos || find_bytes(w, "continue") != std::string_view::npos;
+}
+
 // RE2's \s and \w (ASCII, as in its Latin-1 mode).
 constexpr bool re_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
 constexpr bool re_word(char c) {
@@ -720,14 +734,26 @@ void python_security(const LexedSource& lx, const NeedleHits& nh, std::string_vi
 void python_quality(const LexedSource& lx, const NeedleHits& nh, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(bare_re, R"re((?m)^[ \t]*(except)[ \t]*:)re");
-  for_each_match(nh, bare_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  // Every match holds "except", then spaces or tabs, then ':' (most handlers name a class and cannot match).
+  auto bare_colon = [](std::string_view w) {
+    for (size_t k = w.find("except"); k != std::string_view::npos; k = w.find("except", k + 1)) {
+      size_t p = k + 6;
+      while (p < w.size() && (w[p] == ' ' || w[p] == '\t')) ++p;
+      if (p < w.size() && w[p] == ':') return true;
+    }
+    return false;
+  };
+  for_each_match_with(nh, re2_where(bare_re, bare_colon), bare_re.NumberOfCapturingGroups() + 1, code, {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.bare-except", offset(code, m[1]),
            "a bare except: also catches KeyboardInterrupt and SystemExit; catch the specific exception types.");
   });
   TRITTER_RE(
       pass_re,
       R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
-  for_each_match(nh, pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, re2_where(pass_re, has_pass_or_continue), pass_re.NumberOfCapturingGroups() + 1, code,
+                      {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.except-pass", offset(code, m[1]),
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
                "` hides every error; handle, log or re-raise it.");
@@ -736,7 +762,9 @@ void python_quality(const LexedSource& lx, const NeedleHits& nh, Emitter& e) {
   TRITTER_RE(
       typed_pass_re,
       R"re((?m)^[ \t]*(except)[ \t]+\(?[ \t]*([A-Za-z_][\w.]*)[^:\n]*:[ \t]*(?:\n[ \t]*)?(pass|continue)[ \t]*$)re");
-  for_each_match(nh, typed_pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, re2_where(typed_pass_re, has_pass_or_continue),
+                      typed_pass_re.NumberOfCapturingGroups() + 1, code, {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     const std::string cls(m[2].data(), m[2].size());
     if (cls == "Exception" || cls == "BaseException") return;  // py.except-pass
     e.emit("py.except-pass-typed", offset(code, m[1]),
