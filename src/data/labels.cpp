@@ -12,13 +12,11 @@
 #include <cstring>
 #include <map>
 #include <optional>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "core/error.h"
 #include "data/lexer.h"
 #include "data/util.h"
+#include "kernels/text_scan.h"
 
 namespace tritter::data {
 
@@ -986,56 +984,6 @@ bool has_generated_header(std::string_view text) {
   return false;
 }
 
-namespace {
-
-struct TextStats {
-  size_t lines = 0;     // lines ended by '\n', plus a last one without
-  size_t max_line = 0;  // bytes, without the '\n'
-  size_t alnum = 0;     // ASCII letters and digits
-};
-
-// Line count, longest line and alphanumerics in one pass, sixteen bytes a step where SSE2 is there (newlines by a
-// compare mask, letters and digits by two unsigned range tests); a memchr per line and a table loop before.
-TextStats text_stats(std::string_view text) {
-  TextStats st;
-  const char* d = text.data();
-  const size_t n = text.size();
-  size_t newlines = 0, line_start = 0, i = 0;
-  auto newline_at = [&](size_t j) {
-    st.max_line = std::max(st.max_line, j - line_start);
-    line_start = j + 1;
-    ++newlines;
-  };
-#if defined(__SSE2__)
-  const __m128i nl = _mm_set1_epi8('\n'), case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
-                zero = _mm_set1_epi8('0'), z25 = _mm_set1_epi8(25), z9 = _mm_set1_epi8(9), nothing = _mm_setzero_si128();
-  while (i + 16 <= n) {
-    __m128i acc = _mm_setzero_si128();  // per-byte counts, summed before they can wrap (255 steps)
-    for (int k = 0; k < 255 && i + 16 <= n; ++k, i += 16) {
-      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
-      for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(x, nl))); m; m &= m - 1)
-        newline_at(i + size_t(__builtin_ctz(m)));
-      const __m128i letter =
-          _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(_mm_or_si128(x, case_bit), a), z25), nothing);
-      const __m128i digit = _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(x, zero), z9), nothing);
-      acc = _mm_sub_epi8(acc, _mm_or_si128(letter, digit));  // a hit is -1
-    }
-    const __m128i sums = _mm_sad_epu8(acc, nothing);
-    st.alnum += size_t(_mm_cvtsi128_si32(sums)) + size_t(_mm_cvtsi128_si32(_mm_srli_si128(sums, 8)));
-  }
-#endif
-  for (; i < n; ++i) {
-    const unsigned char c = static_cast<unsigned char>(d[i]);
-    if (c == '\n') newline_at(i);
-    st.alnum += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  }
-  if (line_start < n) st.max_line = std::max(st.max_line, n - line_start);
-  st.lines = newlines + (line_start < n ? 1 : 0);
-  return st;
-}
-
-}  // namespace
-
 LabelResult label_document(std::string_view text, std::string_view language, std::string_view path,
                            const QualityConfig& config) {
   LabelResult r;
@@ -1063,7 +1011,7 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   }
   r.occurrences = std::move(all);
   // File-level signals.
-  const TextStats st = text_stats(text);
+  const LineStats st = line_stats(text);
   const size_t lines = st.lines, max_line = st.max_line, alnum = st.alnum;
   if (has_generated_header(text)) r.flags.push_back("generated");
   if (max_line > config.max_line_length) r.flags.push_back("long-lines");

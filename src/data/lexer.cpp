@@ -4,30 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+
+#include "kernels/text_scan.h"
 
 namespace tritter::data {
 namespace {
-
-// Index of the first byte at or after `i` equal to a, b or c, or n. Sixteen bytes a step where SSE2 is there
-// (every x86-64): the lexers spend most of their time skipping code between quotes and comment markers.
-size_t find_any3(std::string_view s, size_t i, char a, char b, char c) {
-  const size_t n = s.size();
-  const char* d = s.data();
-#if defined(__SSE2__)
-  const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b), vc = _mm_set1_epi8(c);
-  for (; i + 16 <= n; i += 16) {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
-    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)), _mm_cmpeq_epi8(x, vc));
-    if (const unsigned m = unsigned(_mm_movemask_epi8(hit))) return i + size_t(__builtin_ctz(m));
-  }
-#endif
-  for (; i < n; ++i)
-    if (d[i] == a || d[i] == b || d[i] == c) return i;
-  return n;
-}
 
 bool is_ident(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -80,7 +61,7 @@ LexedSource lex_python(std::string_view src) {
   out.code.assign(src);
   const size_t n = src.size();
   size_t i = 0;
-  while ((i = find_any3(src, i, '#', '"', '\'')) < n) {
+  while ((i = find_first_of3(src, i, '#', '"', '\'')) < n) {
     const char c = src[i];
     if (c == '#') {
       size_t e = src.find('\n', i);
@@ -101,7 +82,7 @@ LexedSource lex_python(std::string_view src) {
       const size_t q = triple ? 3 : 1;
       size_t j = i + q;
       size_t body_end = n, end = n;
-      while ((j = find_any3(src, j, '\\', c, '\n')) < n) {
+      while ((j = find_first_of3(src, j, '\\', c, '\n')) < n) {
         if (src[j] == '\\') {
           j += 2;
           continue;

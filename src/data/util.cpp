@@ -4,9 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "data/document.h"
 
@@ -170,29 +167,6 @@ std::string fold_whitespace(std::string_view s) {
   }
   out.resize(size_t(o - begin));
   return out;
-}
-
-size_t find_bytes(std::string_view hay, std::string_view needle) {
-  const size_t k = needle.size(), n = hay.size();
-  if (k == 0) return 0;
-  if (k > n) return std::string_view::npos;
-  size_t i = 0;
-#if defined(__SSE2__)
-  if (k >= 2) {
-    const __m128i first = _mm_set1_epi8(needle[0]), last = _mm_set1_epi8(needle[k - 1]);
-    for (; i + k - 1 + 16 <= n; i += 16) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay.data() + i));
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay.data() + i + k - 1));
-      for (unsigned m = unsigned(_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last))));
-           m; m &= m - 1) {
-        const size_t at = i + size_t(__builtin_ctz(m));
-        if (std::memcmp(hay.data() + at + 1, needle.data() + 1, k - 2) == 0) return at;
-      }
-    }
-  }
-#endif
-  const size_t r = hay.substr(i).find(needle);
-  return r == std::string_view::npos ? r : i + r;
 }
 
 std::string to_lower_ascii(std::string_view s) {

@@ -22,9 +22,5 @@ std::string fold_whitespace(std::string_view s);
 
 std::string to_lower_ascii(std::string_view s);
 
-// std::string_view::find(needle) (the first offset, or npos), sixteen positions a step where SSE2 is there: the
-// needle's first and last bytes are compared at once and only the positions where both agree are checked whole.
-// string_view::find runs memchr on the first byte and stops at each of them ('t', 'a' ... every few bytes).
-size_t find_bytes(std::string_view hay, std::string_view needle);
 
 }  // namespace tritter::data
