@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "core/memory.h"
 #include "data/config_toml.h"
 #include "data/secrets.h"
+#include "data/util.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
 #include "io/dir_lock.h"
@@ -59,11 +61,6 @@ struct Processed {
   std::string error;   // set when processing threw (the document is skipped as "processing-error")
   double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0, t_compress = 0;
 };
-
-json label_json(const Label& l, int count) {
-  return {{"rule", l.rule}, {"anchors", l.anchors}, {"severity", l.severity}, {"kind", l.kind},
-          {"line", l.line}, {"col", l.col},         {"count", count},         {"explanation", l.explanation}};
-}
 
 // Appends `s` (valid UTF-8: sources reject anything else) as a JSON string: quote, backslash and control
 // characters escaped, everything else copied in runs. The text is most of every record; nlohmann's escaper
@@ -132,34 +129,106 @@ struct WorkerBuffers {
   std::string zstd;    // compressBound-sized output; p.frame gets a copy of the bytes used
 };
 
-void make_record(const Document& d, const Processed& p, std::string& out) {
-  json labels = json::array();
+// A JSON string as nlohmann's dump(-1, ' ', false, replace) writes it: the fast escaper for valid UTF-8 (the same
+// escapes), nlohmann itself for anything else (it replaces invalid sequences with U+FFFD).
+void append_json_value(std::string& out, std::string_view s) {
+  if (valid_utf8(s))
+    append_json_string(out, s);
+  else
+    out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, size_t(r.ptr - buf));
+}
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, size_t(r.ptr - buf));
+}
+
+// The record's metadata object, written directly in the bytes nlohmann's dump(-1) gave for the json object it
+// used to build (keys in std::map order, no spaces): building that object and its ~10 small allocations per
+// label was most of the record stage. curate_golden checks the bytes.
+void append_metadata(std::string& out, const Document& d, const Processed& p) {
   bool security = false;
-  for (size_t i = 0; i < p.labels.labels.size(); ++i) {
-    labels.push_back(label_json(p.labels.labels[i], p.labels.counts[i]));
-    security |= p.labels.labels[i].kind == "security";
-  }
+  for (const auto& l : p.labels.labels) security |= l.kind == "security";
+  out += "{\"bytes\":";
+  append_uint(out, d.text.size());
   // Every occurrence, not only the first per rule: line-level labels for training and evaluation.
-  json occurrences = json::array();
-  for (const auto& l : p.labels.occurrences)
-    occurrences.push_back({{"rule", l.rule}, {"line", l.line}, {"col", l.col}, {"explanation", l.explanation}});
-  json meta = {{"language", d.language},
-               {"path", d.path},
-               {"source", d.source},
-               {"bytes", d.text.size()},
-               {"labels", std::move(labels)},
-               {"label_occurrences", std::move(occurrences)},
-               {"quality",
-                {{"score", std::round(p.labels.score * 1000.0) / 1000.0},
-                 {"flags", p.labels.flags},
-                 {"label", security ? "negative" : "positive"}}},
-               {"secrets", {{"status", "clean"}, {"scanner", "tritter-secrets/1"}}}};
-  if (!d.license.empty()) meta["license"] = d.license;
-  if (!p.kernels.empty()) {
-    json k = json::array();
-    for (const auto& kernel : p.kernels) k.push_back({{"name", kernel.name}, {"line", kernel.line}});
-    meta["triton_kernels"] = std::move(k);
+  out += ",\"label_occurrences\":[";
+  for (size_t i = 0; i < p.labels.occurrences.size(); ++i) {
+    const Label& l = p.labels.occurrences[i];
+    out += i ? ",{\"col\":" : "{\"col\":";
+    append_int(out, l.col);
+    out += ",\"explanation\":";
+    append_json_value(out, l.explanation);
+    out += ",\"line\":";
+    append_int(out, l.line);
+    out += ",\"rule\":";
+    append_json_value(out, l.rule);
+    out += '}';
   }
+  out += "],\"labels\":[";
+  for (size_t i = 0; i < p.labels.labels.size(); ++i) {
+    const Label& l = p.labels.labels[i];
+    out += i ? ",{\"anchors\":[" : "{\"anchors\":[";
+    for (size_t k = 0; k < l.anchors.size(); ++k) {
+      if (k) out += ',';
+      append_json_value(out, l.anchors[k]);
+    }
+    out += "],\"col\":";
+    append_int(out, l.col);
+    out += ",\"count\":";
+    append_int(out, p.labels.counts[i]);
+    out += ",\"explanation\":";
+    append_json_value(out, l.explanation);
+    out += ",\"kind\":";
+    append_json_value(out, l.kind);
+    out += ",\"line\":";
+    append_int(out, l.line);
+    out += ",\"rule\":";
+    append_json_value(out, l.rule);
+    out += ",\"severity\":";
+    append_json_value(out, l.severity);
+    out += '}';
+  }
+  out += "],\"language\":";
+  append_json_value(out, d.language);
+  if (!d.license.empty()) {
+    out += ",\"license\":";
+    append_json_value(out, d.license);
+  }
+  out += ",\"path\":";
+  append_json_value(out, d.path);
+  out += ",\"quality\":{\"flags\":[";
+  for (size_t k = 0; k < p.labels.flags.size(); ++k) {
+    if (k) out += ',';
+    append_json_value(out, p.labels.flags[k]);
+  }
+  out += "],\"label\":";
+  out += security ? "\"negative\"" : "\"positive\"";
+  out += ",\"score\":";
+  out += json(std::round(p.labels.score * 1000.0) / 1000.0).dump();  // nlohmann's shortest round-trip double
+  out += "},\"secrets\":{\"scanner\":\"tritter-secrets/1\",\"status\":\"clean\"},\"source\":";
+  append_json_value(out, d.source);
+  if (!p.kernels.empty()) {
+    out += ",\"triton_kernels\":[";
+    for (size_t k = 0; k < p.kernels.size(); ++k) {
+      out += k ? ",{\"line\":" : "{\"line\":";
+      append_int(out, p.kernels[k].line);
+      out += ",\"name\":";
+      append_json_value(out, p.kernels[k].name);
+      out += '}';
+    }
+    out += ']';
+  }
+  out += '}';
+}
+
+void make_record(const Document& d, const Processed& p, std::string& out) {
   out.clear();
   out.reserve(d.text.size() + d.text.size() / 8 + 1024);
   out += "{\"text\":";
@@ -167,7 +236,7 @@ void make_record(const Document& d, const Processed& p, std::string& out) {
   out += ",\"id\":\"xxh3:";
   out += hash_hex(p.key);
   out += "\",\"metadata\":";
-  out += meta.dump(-1, ' ', false, json::error_handler_t::replace);
+  append_metadata(out, d, p);
   out += "}\n";
 }
 
