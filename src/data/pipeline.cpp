@@ -24,6 +24,7 @@
 #include "data/util.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
+#include "kernels/text_scan.h"
 #include "io/dir_lock.h"
 #include "kernels/parallel.h"
 
@@ -67,55 +68,39 @@ struct Processed {
 // was the largest single cost of this stage.
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  // Eight bytes at a time (SWAR): a word with no control byte, quote or backslash is skipped whole. The test has
-  // false positives only above a real hit in the same word, which the byte loop then sorts out.
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  auto needs_escape = [](uint64_t w) {
-    const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
-    return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh;
-  };
   out.push_back('"');
   size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if ((i & 7) == 0) {
-      while (i + 8 <= s.size()) {
-        uint64_t w;
-        std::memcpy(&w, s.data() + i, 8);
-        if (needs_escape(w)) break;
-        i += 8;
-      }
-      if (i >= s.size()) break;
-    }
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+  // Sixteen bytes a step to the next byte that needs an escape (kernels/text_scan.h), then the run before it.
+  for (size_t i = find_json_special(s, 0); i < s.size(); i = find_json_special(s, i + 1)) {
     out.append(s.data() + run, i - run);
     run = i + 1;
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"':
-        out += "\\\"";
+        out.append("\\\"", 2);
         break;
       case '\\':
-        out += "\\\\";
+        out.append("\\\\", 2);
         break;
       case '\n':
-        out += "\\n";
+        out.append("\\n", 2);
         break;
       case '\t':
-        out += "\\t";
+        out.append("\\t", 2);
         break;
       case '\r':
-        out += "\\r";
+        out.append("\\r", 2);
         break;
       case '\b':
-        out += "\\b";
+        out.append("\\b", 2);
         break;
       case '\f':
-        out += "\\f";
+        out.append("\\f", 2);
         break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
+      default: {
+        const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out.append(u, 6);
+      }
     }
   }
   out.append(s.data() + run, s.size() - run);

@@ -25,6 +25,25 @@ size_t find_first_of3(std::string_view s, size_t i, char a, char b, char c) {
   return n;
 }
 
+size_t find_json_special(std::string_view s, size_t i) {
+  const size_t n = s.size();
+  const char* d = s.data();
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), top = _mm_set1_epi8(0x1F);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(x, top), top);  // x <= 0x1F, unsigned
+    const __m128i hit = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+    if (const unsigned m = unsigned(_mm_movemask_epi8(hit))) return i + size_t(__builtin_ctz(m));
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(d[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return n;
+}
+
 size_t find_bytes(std::string_view hay, std::string_view needle) {
   const size_t k = needle.size(), n = hay.size();
   if (k == 0) return 0;

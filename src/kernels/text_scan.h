@@ -15,6 +15,10 @@ size_t find_first_of3(std::string_view s, size_t from, char a, char b, char c);
 // every occurrence of the first byte, and 't' or 'a' comes every few bytes in code).
 size_t find_bytes(std::string_view hay, std::string_view needle);
 
+// Index of the first byte at or after `from` that a JSON string must escape (a control byte below 0x20, '"' or
+// '\\'); s.size() if there is none.
+size_t find_json_special(std::string_view s, size_t from);
+
 struct LineStats {
   size_t lines = 0;     // lines ended by '\n', plus a last one without
   size_t max_line = 0;  // bytes, without the '\n'

@@ -50,6 +50,22 @@ TEST(TextScan, FindBytesMatchesStringViewFind) {
   EXPECT_EQ(find_bytes(std::string(37, 'x') + "triton", "triton"), 37u);  // the last position of the text
 }
 
+TEST(TextScan, FindJsonSpecialMatchesScalar) {
+  std::mt19937 g(19);
+  for (int t = 0; t < 400; ++t) {
+    std::string s = random_code(g, g() % 100);
+    if (!s.empty() && g() % 2) s[g() % s.size()] = char(g() % 0x20);
+    for (size_t from = 0; from <= s.size(); from += 1 + g() % 7) {
+      size_t want = from;
+      while (want < s.size() && !(static_cast<unsigned char>(s[want]) < 0x20 || s[want] == '"' || s[want] == '\\'))
+        ++want;
+      EXPECT_EQ(find_json_special(s, from), want);
+    }
+  }
+  EXPECT_EQ(find_json_special(std::string(33, 'x') + "\x1f", 0), 33u);
+  EXPECT_EQ(find_json_special("\x7f\x80\xff \x20", 0), 5u);  // DEL and high bytes need no escape
+}
+
 TEST(TextScan, LineStatsMatchesScalar) {
   std::mt19937 g(13);
   for (int t = 0; t < 300; ++t) {
