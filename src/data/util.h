@@ -22,5 +22,4 @@ std::string fold_whitespace(std::string_view s);
 
 std::string to_lower_ascii(std::string_view s);
 
-
 }  // namespace tritter::data
