@@ -3,6 +3,7 @@
 // explanation names the matched call. Regexes are compiled once (immutable, shared by threads).
 #include "data/labels.h"
 
+#include <hs/hs.h>
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "data/lexer.h"
 #include "data/util.h"
+#include "kernels/text_scan.h"
 
 namespace tritter::data {
 
@@ -165,27 +167,141 @@ size_t find_needle(std::string_view code, std::string_view n, size_t at, size_t 
   return std::string_view::npos;
 }
 
-template <typename F>
-void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_list<std::string_view> needles, F&& f,
-                    int lines_after = 1) {
+// Every literal the rules below look for in the masked code. One Hyperscan pass per document finds all their
+// occurrences (the rules used to run one memchr/memcmp pass over the whole text per needle, ~40 per Python
+// file); a needle missing from this list still works, found by find_needle.
+constexpr std::string_view kCodeNeedles[] = {
+    // Python
+    "eval", "exec", "shell", "subprocess_shell", "system", "popen", "spawn", "execute", "raw", "mogrify",
+    "exec_driver_sql", "read_sql", "extra", "ickle", "marshal", "shelve", "dill", "yaml", "torch", "verif",
+    "check_hostname", "CERT_NONE", "hashlib", "md5", "Md5", "sha1", "Sha1", "MD5", "MD4", "MD2", "SHA", "sha",
+    "extractall", "tarfile", "autoescape", "mktemp", "except", "def", "is ", "is\t", "requests",
+    // Rust
+    "unsafe", "transmute", "forget", "from_raw_parts", "danger_accept", "SslVerifyMode", "dangerous",
+    "certificate_verifier", "ServerCertVerifi", "Command", ".unwrap", ".expect", "todo!", "unimplemented!", "dbg!",
+    "#[cfg(test)]",
+    // Triton
+    "tl."};
+constexpr size_t kNumCodeNeedles = sizeof(kCodeNeedles) / sizeof(kCodeNeedles[0]);
+
+// The literal database, compiled once (immutable, shared by threads).
+const hs_database_t* code_needle_db() {
+  static const hs_database_t* const db = [] {
+    std::vector<const char*> exprs;
+    std::vector<size_t> lens;
+    std::vector<unsigned> flags(kNumCodeNeedles, 0u), ids;
+    for (size_t i = 0; i < kNumCodeNeedles; ++i) {
+      exprs.push_back(kCodeNeedles[i].data());
+      lens.push_back(kCodeNeedles[i].size());
+      ids.push_back(unsigned(i));
+    }
+    hs_database_t* out = nullptr;
+    hs_compile_error_t* err = nullptr;
+    if (hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(), unsigned(kNumCodeNeedles),
+                             HS_MODE_BLOCK, nullptr, &out, &err) != HS_SUCCESS) {
+      const std::string msg = err && err->message ? err->message : "unknown error";
+      if (err) hs_free_compile_error(err);
+      throw_error("label rules: compiling the needle set: ", msg);
+    }
+    return out;
+  }();
+  return db;
+}
+
+// The occurrences of every kCodeNeedles literal in one document's masked code (start offsets, ascending; all of
+// them, overlapping ones too). Reused from document to document on a thread, so the hot path allocates nothing.
+class NeedleHits {
+ public:
+  NeedleHits() = default;
+  NeedleHits(const NeedleHits&) = delete;
+  NeedleHits& operator=(const NeedleHits&) = delete;
+  ~NeedleHits() {
+    if (scratch_) hs_free_scratch(scratch_);
+  }
+  void scan(std::string_view code) {
+    base_ = nullptr;
+    if (code.size() > 0xFFFFFFFFu) return;  // positions are 32-bit: find() falls back to find_needle
+    const hs_database_t* db = code_needle_db();
+    if (!scratch_ && hs_alloc_scratch(db, &scratch_) != HS_SUCCESS) throw_error("label rules: hs_alloc_scratch failed");
+    hits_.resize(kNumCodeNeedles);
+    for (auto& h : hits_) h.clear();
+    auto on_match = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* ctx) -> int {
+      static_cast<NeedleHits*>(ctx)->hits_[id].push_back(uint32_t(to - kCodeNeedles[id].size()));
+      return 0;
+    };
+    if (hs_scan(db, code.data(), unsigned(code.size()), 0, scratch_, on_match, this) != HS_SUCCESS)
+      throw_error("label rules: hs_scan failed");
+    base_ = code.data();
+    size_ = code.size();
+  }
+  // The occurrences of `needle` in `code`, which must be the scanned code or a prefix of it; nullptr when the
+  // needle is not in kCodeNeedles or `code` is something else (the caller then searches itself). Occurrences
+  // that run past the end of a prefix are the caller's to drop.
+  const std::vector<uint32_t>* find(std::string_view code, std::string_view needle) const {
+    if (!base_ || code.data() != base_ || code.size() > size_) return nullptr;
+    for (size_t i = 0; i < kNumCodeNeedles; ++i)
+      if (kCodeNeedles[i] == needle) return &hits_[i];
+    return nullptr;
+  }
+  // The first occurrence of `needle` that lies wholly inside `code`, or npos (std::string_view::find's answer).
+  size_t first(std::string_view code, std::string_view needle) const {
+    const std::vector<uint32_t>* h = find(code, needle);
+    if (!h) return code.find(needle);
+    for (const uint32_t p : *h)
+      if (p + needle.size() <= code.size()) return p;
+    return std::string_view::npos;
+  }
+
+ private:
+  const char* base_ = nullptr;
+  size_t size_ = 0;
+  std::vector<std::vector<uint32_t>> hits_;  // per kCodeNeedles index
+  hs_scratch_t* scratch_ = nullptr;
+};
+
+// One NeedleHits per thread (the Hyperscan scratch and the hit lists are reused by every document it labels).
+NeedleHits& thread_needle_hits() {
+  thread_local NeedleHits hits;
+  return hits;
+}
+
+// for_each_match with the matcher given: match(all, pos, end, m) finds the leftmost match in [pos, end) of `all`
+// (the whole code, the context) and fills `groups` pieces of m, as RE2::Match does.
+template <typename Match, typename F>
+void for_each_match_with(const NeedleHits& nh, Match&& match, int groups, std::string_view code,
+                         std::initializer_list<std::string_view> needles, F&& f, int lines_after = 1) {
   std::vector<std::pair<size_t, size_t>> windows;
+  auto add_window = [&](size_t pos) {
+    size_t b = code.rfind('\n', pos);
+    b = b == std::string_view::npos ? 0 : b + 1;
+    if (b > 0) {  // one line before: a match may start on the previous line (`x = \` continuations)
+      const size_t prev = b >= 2 ? code.rfind('\n', b - 2) : std::string_view::npos;
+      b = prev == std::string_view::npos ? 0 : prev + 1;
+    }
+    size_t e = pos;
+    for (int k = 0; k <= lines_after && e < code.size(); ++k) {
+      e = code.find('\n', e + (k ? 1 : 0));
+      if (e == std::string_view::npos) e = code.size();
+    }
+    windows.push_back({b, std::min(code.size(), e + 1)});
+  };
   for (std::string_view n : needles) {
+    if (const std::vector<uint32_t>* occ = nh.find(code, n)) {
+      // Non-overlapping, leftmost first: the same occurrences the search below visits.
+      size_t at = 0;
+      for (const uint32_t pos : *occ) {
+        if (pos + n.size() > code.size()) break;
+        if (pos < at) continue;
+        add_window(pos);
+        at = pos + n.size();
+      }
+      continue;
+    }
     const size_t rare = rarest_char(n);
     for (size_t at = 0; at + n.size() <= code.size();) {
       const size_t pos = find_needle(code, n, at, rare);
       if (pos == std::string_view::npos) break;
-      size_t b = code.rfind('\n', pos);
-      b = b == std::string_view::npos ? 0 : b + 1;
-      if (b > 0) {  // one line before: a match may start on the previous line (`x = \` continuations)
-        const size_t prev = b >= 2 ? code.rfind('\n', b - 2) : std::string_view::npos;
-        b = prev == std::string_view::npos ? 0 : prev + 1;
-      }
-      size_t e = pos;
-      for (int k = 0; k <= lines_after && e < code.size(); ++k) {
-        e = code.find('\n', e + (k ? 1 : 0));
-        if (e == std::string_view::npos) e = code.size();
-      }
-      windows.push_back({b, std::min(code.size(), e + 1)});
+      add_window(pos);
       at = pos + n.size();
     }
   }
@@ -197,18 +313,86 @@ void for_each_match(const re2::RE2& re, std::string_view code, std::initializer_
       merged.back().second = std::max(merged.back().second, w.second);
     else
       merged.push_back(w);
-  const int n = re.NumberOfCapturingGroups() + 1;
-  std::vector<Piece> m(static_cast<size_t>(n));
+  std::vector<Piece> m(static_cast<size_t>(groups));
   const Piece all(code.data(), code.size());
   for (const auto& [wb, we] : merged) {
     size_t pos = wb;
     // The whole code is the context, so ^, $ and \b see the real neighbours of the window.
-    while (pos <= we && re.Match(all, pos, we, re2::RE2::UNANCHORED, m.data(), n)) {
+    while (pos <= we && match(all, pos, we, m.data())) {
       const size_t begin = size_t(m[0].data() - code.data());
       pos = std::max(begin + m[0].size(), begin + 1);
       f(begin, m);
     }
   }
+}
+
+// Calls f(match_begin, groups) for every non-overlapping match of `re` in `code` (see for_each_match_with).
+template <typename F>
+void for_each_match(const NeedleHits& nh, const re2::RE2& re, std::string_view code,
+                    std::initializer_list<std::string_view> needles, F&& f, int lines_after = 1) {
+  const int n = re.NumberOfCapturingGroups() + 1;
+  for_each_match_with(
+      nh,
+      [&re, n](const Piece& all, size_t pos, size_t end, Piece* m) {
+        return re.Match(all, pos, end, re2::RE2::UNANCHORED, m, n);
+      },
+      n, code, needles, std::forward<F>(f), lines_after);
+}
+
+// An RE2 matcher for for_each_match_with that first asks `may_match(piece)` of [pos, end): a necessary condition
+// (a literal every match contains) that spares RE2's per-call cost on the windows that cannot match.
+template <typename Pred>
+auto re2_where(const re2::RE2& re, Pred may_match) {
+  return [&re, may_match](const Piece& all, size_t pos, size_t end, Piece* m) {
+    if (pos > end || !may_match(std::string_view(all.data() + pos, end - pos))) return false;
+    return re.Match(all, pos, end, re2::RE2::UNANCHORED, m, re.NumberOfCapturingGroups() + 1);
+  };
+}
+
+bool has_pass_or_continue(std::string_view w) {
+  return find_bytes(w, "pass") != std::string_view::npos || find_bytes(w, "continue") != std::string_view::npos;
+}
+
+// RE2's \s and \w (ASCII, as in its Latin-1 mode).
+constexpr bool re_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'; }
+constexpr bool re_word(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// The leftmost match of \bdef\s+(\w+)\s*\( in [pos, end) of `all`, by hand: the rule fires on every function,
+// and RE2's per-call cost was most of the label stage. The pattern has one way to match from a given start
+// (\s and \w are disjoint, so no backtracking changes the outcome), which is what this checks.
+bool match_def(const Piece& all, size_t pos, size_t end, Piece* m) {
+  const std::string_view code(all.data(), all.size());
+  const std::string_view upto(all.data(), std::min(end, all.size()));
+  for (size_t s = upto.find("def", pos); s != std::string_view::npos; s = upto.find("def", s + 1)) {
+    if (s > 0 && re_word(code[s - 1])) continue;  // \b before the word character 'd'
+    size_t p = s + 3;
+    if (p >= upto.size() || !re_space(upto[p])) continue;
+    while (p < upto.size() && re_space(upto[p])) ++p;
+    size_t q = p;
+    while (q < upto.size() && re_word(upto[q])) ++q;
+    if (q == p) continue;
+    size_t r = q;
+    while (r < upto.size() && re_space(upto[r])) ++r;
+    if (r >= upto.size() || upto[r] != '(') continue;
+    m[0] = Piece(code.data() + s, r + 1 - s);
+    m[1] = Piece(code.data() + p, q - p);
+    return true;
+  }
+  return false;
+}
+
+// A necessary condition for the mutable-default pattern below: some '=' followed (after \s*) by '[', '{' or
+// the first letter of list/dict/set. Most signatures fail it, and skip RE2.
+bool may_have_mutable_default(std::string_view args) {
+  for (size_t i = args.find('='); i != std::string_view::npos; i = args.find('=', i + 1)) {
+    size_t p = i + 1;
+    while (p < args.size() && re_space(args[p])) ++p;
+    if (p < args.size() && (args[p] == '[' || args[p] == '{' || args[p] == 'l' || args[p] == 'd' || args[p] == 's'))
+      return true;
+  }
+  return false;
 }
 
 size_t offset(std::string_view code, const Piece& p) { return size_t(p.data() - code.data()); }
@@ -325,10 +509,10 @@ bool contains(std::string_view hay, const re2::RE2& re) {
 
 #define TRITTER_RE(name, pattern) static const re2::RE2 name(pattern, regex_options())
 
-void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
+void python_security(const LexedSource& lx, const NeedleHits& nh, std::string_view text, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(eval_re, R"re(\b(eval|exec)\s*\()re");
-  for_each_match(eval_re, code, {"eval", "exec"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, eval_re, code, {"eval", "exec"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b > 0 && code[b - 1] == '.') return;  // model.eval(), obj.exec()
     if (b >= 4 && code.substr(b - 4, 4) == "def ") return;
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
@@ -340,7 +524,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                "ast.literal_eval() or json.loads() instead.");
   });
   TRITTER_RE(shell_re, R"re(\bshell\s*=\s*True\b)re");
-  for_each_match(shell_re, code, {"shell"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, shell_re, code, {"shell"}, [&](size_t b, const std::vector<Piece>&) {
     const size_t open = enclosing_paren(code, b);
     if (open == std::string_view::npos || is_def(code, open) || first_arg_is_literal(lx, open)) return;
     const std::string callee = callee_before(code, open);
@@ -349,7 +533,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                ", so the shell parses the command string; pass an argument list with shell=False.");
   });
   TRITTER_RE(asyncio_shell_re, R"re(\b(asyncio\s*\.\s*create_subprocess_shell)\s*\()re");
-  for_each_match(asyncio_shell_re, code, {"subprocess_shell"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, asyncio_shell_re, code, {"subprocess_shell"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
     std::string callee(m[1].data(), m[1].size());
@@ -360,7 +544,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
                " to the shell to parse; use asyncio.create_subprocess_exec() with one argument per word.");
   });
   TRITTER_RE(system_re, R"re(\bos\s*\.\s*(system|popen[234]?|spawnlp?e?|spawnvp?e?)\s*\()re");
-  for_each_match(system_re, code, {"system", "popen", "spawn"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, system_re, code, {"system", "popen", "spawn"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (first_arg_is_literal(lx, open)) return;
     e.emit("py.os-system", b,
@@ -372,7 +556,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
       R"re(\.(execute|executemany|executescript|raw|mogrify|exec_driver_sql|read_sql|read_sql_query|extra)\s*\()re");
   TRITTER_RE(sql_kw, R"re((?i)\b(select|insert|update|delete|create|drop|alter|replace)\b)re");
   TRITTER_RE(ident_arg, R"re(^\s*([A-Za-z_]\w*)\s*[,)])re");
-  for_each_match(sql_re, code, {"execute", "raw", "mogrify", "exec_driver_sql", "read_sql", "extra"},
+  for_each_match(nh, sql_re, code, {"execute", "raw", "mogrify", "exec_driver_sql", "read_sql", "extra"},
                  [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const StringLiteral* s = lx.string_starting_at(skip_space(code, open + 1));
@@ -432,7 +616,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   TRITTER_RE(
       deser_re,
       R"re(\b(pickle|cPickle|_pickle|dill|marshal|shelve|jsonpickle)\s*\.\s*(loads?|Unpickler|open|decode)\s*\()re");
-  for_each_match(deser_re, code, {"ickle", "marshal", "shelve", "dill"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, deser_re, code, {"ickle", "marshal", "shelve", "dill"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string mod(m[1].data(), m[1].size()), fn(m[2].data(), m[2].size());
     if ((mod == "shelve") != (fn == "open") || (mod == "jsonpickle") != (fn == "decode")) return;
     e.emit("py.unsafe-deserialization", b,
@@ -442,7 +626,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(yaml_re, R"re(\byaml\s*\.\s*(load|load_all|unsafe_load|unsafe_load_all)\s*\()re");
   TRITTER_RE(safe_loader, R"re(\b(SafeLoader|CSafeLoader|BaseLoader|CBaseLoader)\b)re");
-  for_each_match(yaml_re, code, {"yaml"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, yaml_re, code, {"yaml"}, [&](size_t b, const std::vector<Piece>& m) {
     const std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (!fn.starts_with("unsafe") && contains(call_args(code, open), safe_loader)) return;
@@ -453,7 +637,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(torch_re, R"re(\btorch\s*\.\s*load\s*\()re");
   TRITTER_RE(weights_only, R"re(\bweights_only\s*=\s*True\b)re");
-  for_each_match(torch_re, code, {"torch"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, torch_re, code, {"torch"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), weights_only)) return;
     e.emit("py.torch-load-unsafe", b,
@@ -464,7 +648,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   TRITTER_RE(
       tls_re,
       R"re(\b(verify\s*=\s*False|ssl\s*\.\s*_create_unverified_context|check_hostname\s*=\s*False|(?:verify_mode|cert_reqs)\s*=\s*(?:ssl\s*\.\s*)?CERT_NONE)\b)re");
-  for_each_match(tls_re, code, {"verif", "check_hostname", "CERT_NONE"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, tls_re, code, {"verif", "check_hostname", "CERT_NONE"}, [&](size_t b, const std::vector<Piece>& m) {
     if (const size_t open = enclosing_paren(code, b); open != std::string_view::npos && is_def(code, open)) return;
     std::string what(m[1].data(), m[1].size());
     what.erase(std::remove_if(what.begin(), what.end(), [](char c) { return c == ' ' || c == '\t'; }), what.end());
@@ -477,7 +661,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   TRITTER_RE(weak_name, R"re(^(?i)(md5|sha1|md4|sha)$)re");
   TRITTER_RE(not_security, R"re(\busedforsecurity\s*=\s*False\b)re");
   TRITTER_RE(name_kw, R"re(^\s*name\s*=\s*)re");
-  for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     std::string fn(m[1].data(), m[1].size());
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (fn == "new") {
@@ -502,7 +686,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   // Other libraries' MD5/SHA-1: PyCryptodome (`MD5.new()`, `Crypto.Hash.SHA1.new()`), cryptography
   // (`hashes.MD5()`, `hashes.SHA1()`), and the Python 2 `md5`/`sha` modules.
   TRITTER_RE(lib_hash_re, R"re(\b(?:(MD5|MD4|MD2|SHA1|SHA)\s*\.\s*new|hashes\s*\.\s*(MD5|SHA1)|\b(md5|sha)\s*\.\s*new)\s*\()re");
-  for_each_match(lib_hash_re, code, {"MD5", "MD4", "MD2", "SHA", "md5", "sha"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, lib_hash_re, code, {"MD5", "MD4", "MD2", "SHA", "md5", "sha"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b > 0 && code[b - 1] == '.' && (b < 5 || code.substr(b - 5, 5) != "Hash.")) return;  // obj.SHA.new()
     std::string what = m[1].data() ? std::string(m[1].data(), m[1].size()) + ".new()"
                        : m[2].data() ? "hashes." + std::string(m[2].data(), m[2].size()) + "()"
@@ -512,8 +696,8 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   });
   TRITTER_RE(tar_re, R"re(\.extractall\s*\()re");
   TRITTER_RE(filter_kw, R"re(\bfilter\s*=)re");
-  if (code.find("tarfile") != std::string_view::npos)
-    for_each_match(tar_re, code, {"extractall"}, [&](size_t b, const std::vector<Piece>& m) {
+  if (nh.first(code, "tarfile") != std::string_view::npos)
+    for_each_match(nh, tar_re, code, {"extractall"}, [&](size_t b, const std::vector<Piece>& m) {
       const size_t open = offset(code, m[0]) + m[0].size() - 1;
       if (contains(call_args(code, open), filter_kw)) return;
       e.emit("py.tarfile-extractall", b,
@@ -521,7 +705,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
              "the target directory; pass filter='data'.");
     });
   TRITTER_RE(jinja_re, R"re(\bautoescape\s*=\s*False\b)re");
-  for_each_match(jinja_re, code, {"autoescape"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, jinja_re, code, {"autoescape"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.jinja2-autoescape-off", b,
            "templates are rendered with autoescape=False, so user values are inserted as raw HTML (XSS); use "
            "autoescape=True or select_autoescape().");
@@ -530,7 +714,7 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
   // `code`), so the match runs on the text and is kept only where `False` is code (not inside a comment).
   TRITTER_RE(dict_autoescape_re, R"re(["']autoescape["']\s*:\s*(False)\b)re");
   if (text.find("autoescape") != std::string_view::npos)
-    for_each_match(dict_autoescape_re, text, {"autoescape"}, [&](size_t b, const std::vector<Piece>& m) {
+    for_each_match(nh, dict_autoescape_re, text, {"autoescape"}, [&](size_t b, const std::vector<Piece>& m) {
       const size_t f = offset(text, m[1]);
       if (code.substr(f, 5) != "False") return;
       e.emit("py.jinja2-autoescape-off", b,
@@ -538,24 +722,36 @@ void python_security(const LexedSource& lx, std::string_view text, Emitter& e) {
              "leave autoescaping on and mark trusted values safe one by one.");
     });
   TRITTER_RE(mktemp_re, R"re(\btempfile\s*\.\s*mktemp\s*\()re");
-  for_each_match(mktemp_re, code, {"mktemp"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, mktemp_re, code, {"mktemp"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.tempfile-mktemp", b,
            "tempfile.mktemp() returns a name another process can create first (race); use "
            "tempfile.mkstemp() or NamedTemporaryFile().");
   });
 }
 
-void python_quality(const LexedSource& lx, Emitter& e) {
+void python_quality(const LexedSource& lx, const NeedleHits& nh, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(bare_re, R"re((?m)^[ \t]*(except)[ \t]*:)re");
-  for_each_match(bare_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  // Every match holds "except", then spaces or tabs, then ':' (most handlers name a class and cannot match).
+  auto bare_colon = [](std::string_view w) {
+    for (size_t k = w.find("except"); k != std::string_view::npos; k = w.find("except", k + 1)) {
+      size_t p = k + 6;
+      while (p < w.size() && (w[p] == ' ' || w[p] == '\t')) ++p;
+      if (p < w.size() && w[p] == ':') return true;
+    }
+    return false;
+  };
+  for_each_match_with(nh, re2_where(bare_re, bare_colon), bare_re.NumberOfCapturingGroups() + 1, code, {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.bare-except", offset(code, m[1]),
            "a bare except: also catches KeyboardInterrupt and SystemExit; catch the specific exception types.");
   });
   TRITTER_RE(
       pass_re,
       R"re((?m)^[ \t]*(except)(?:[ \t]+\(?[ \t]*(?:Exception|BaseException)\b[^:\n]*)?[ \t]*:[ \t]*\n?[ \t]*(pass|continue)\b)re");
-  for_each_match(pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, re2_where(pass_re, has_pass_or_continue), pass_re.NumberOfCapturingGroups() + 1, code,
+                      {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     e.emit("py.except-pass", offset(code, m[1]),
            "an exception handler that only does `" + std::string(m[2].data(), m[2].size()) +
                "` hides every error; handle, log or re-raise it.");
@@ -564,18 +760,21 @@ void python_quality(const LexedSource& lx, Emitter& e) {
   TRITTER_RE(
       typed_pass_re,
       R"re((?m)^[ \t]*(except)[ \t]+\(?[ \t]*([A-Za-z_][\w.]*)[^:\n]*:[ \t]*(?:\n[ \t]*)?(pass|continue)[ \t]*$)re");
-  for_each_match(typed_pass_re, code, {"except"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, re2_where(typed_pass_re, has_pass_or_continue),
+                      typed_pass_re.NumberOfCapturingGroups() + 1, code, {"except"},
+                      [&](size_t, const std::vector<Piece>& m) {
     const std::string cls(m[2].data(), m[2].size());
     if (cls == "Exception" || cls == "BaseException") return;  // py.except-pass
     e.emit("py.except-pass-typed", offset(code, m[1]),
            "`except " + cls + ":` followed only by `" + std::string(m[3].data(), m[3].size()) +
                "` silently drops the error; say why in a comment, log it, or use contextlib.suppress(" + cls + ").");
   });
-  TRITTER_RE(def_re, R"re(\bdef\s+(\w+)\s*\()re");
+  // \bdef\s+(\w+)\s*\( (match_def), then the parameters' defaults.
   TRITTER_RE(mut_re, R"re((\w+)\s*(?::[^=,]*)?=\s*(\[|\{|(?:list|dict|set)\s*\(\s*\)))re");
-  for_each_match(def_re, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
+  for_each_match_with(nh, match_def, 2, code, {"def"}, [&](size_t, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     const std::string_view args = call_args(code, open);
+    if (!may_have_mutable_default(args)) return;
     Piece g[3];
     if (!re2::RE2::PartialMatch(Piece(args.data(), args.size()), mut_re, &g[1], &g[2])) return;
     e.emit("py.mutable-default", offset(code, g[1]),
@@ -587,13 +786,13 @@ void python_quality(const LexedSource& lx, Emitter& e) {
                " that is shared by every call; default to None and create it inside.");
   });
   TRITTER_RE(is_re, R"re(\bis\s+(?:not\s+)?(?:[-+]?\d|[bBrRuU]{0,2}["'])|["']\s+is\s+(?:not\s+)?\w)re");
-  for_each_match(is_re, code, {"is ", "is\t"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, is_re, code, {"is ", "is\t"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("py.is-literal", b,
            "`is` compares identity, not value, against a literal; the result depends on interning. Use == or !=.");
   });
   TRITTER_RE(req_re, R"re(\brequests\s*\.\s*(get|post|put|delete|patch|head|options|request)\s*\()re");
   TRITTER_RE(timeout_kw, R"re(\btimeout\s*=)re");
-  for_each_match(req_re, code, {"requests"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, req_re, code, {"requests"}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), timeout_kw)) return;
     e.emit("py.requests-no-timeout", b,
@@ -609,10 +808,10 @@ bool rust_test_path(std::string_view path) {
          path.starts_with("benches/");
 }
 
-void rust_rules(const LexedSource& lx, std::string_view text, std::string_view path, Emitter& e) {
+void rust_rules(const LexedSource& lx, const NeedleHits& nh, std::string_view text, std::string_view path, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(unsafe_re, R"re(\bunsafe\s*\{)re");
-  for_each_match(unsafe_re, code, {"unsafe"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, unsafe_re, code, {"unsafe"}, [&](size_t b, const std::vector<Piece>&) {
     // A "SAFETY:" comment on this line or within the three lines above (clippy's rule is similar).
     size_t start = b;
     for (int lines = 0; start > 0 && lines < 4; --start)
@@ -625,7 +824,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   });
   TRITTER_RE(transmute_re,
              R"re(\b(?:mem\s*::\s*)?(transmute(?:_copy)?)\s*(?:::\s*<(?:[^;{}\[\]]|\[[^\[\]{}]*\])*?>\s*)?\()re");
-  for_each_match(transmute_re, code, {"transmute"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, transmute_re, code, {"transmute"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.transmute", b,
            "mem::" + std::string(m[1].data(), m[1].size()) +
@@ -633,13 +832,13 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
                "bytemuck or an explicit conversion.");
   });
   TRITTER_RE(forget_re, R"re(\bmem\s*::\s*forget\s*\()re");
-  for_each_match(forget_re, code, {"forget"}, [&](size_t b, const std::vector<Piece>&) {
+  for_each_match(nh, forget_re, code, {"forget"}, [&](size_t b, const std::vector<Piece>&) {
     e.emit("rs.mem-forget", b,
            "mem::forget leaks the value and skips its destructor (locks, files); use ManuallyDrop if that is "
            "really intended.");
   });
   TRITTER_RE(raw_parts_re, R"re(\b(from_raw_parts(?:_mut)?)\s*\()re");
-  for_each_match(raw_parts_re, code, {"from_raw_parts"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, raw_parts_re, code, {"from_raw_parts"}, [&](size_t b, const std::vector<Piece>& m) {
     if (b >= 3 && code.substr(b - 3, 3) == "fn ") return;
     e.emit("rs.from-raw-parts", b,
            std::string(m[1].data(), m[1].size()) +
@@ -648,7 +847,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   TRITTER_RE(
       tls_re,
       R"re((danger_accept_invalid_(?:certs|hostnames)\s*\(\s*true\s*\)|set_verify\s*\(\s*(?:\w+::)*SslVerifyMode::NONE|\.dangerous\s*\(\s*\)|with_custom_certificate_verifier\s*\(|set_certificate_verifier\s*\(|ServerCertVerified\s*::\s*assertion\s*\(|impl\s+(?:[\w:]+::)?ServerCertVerifier\s+for\s+\w+))re");
-  for_each_match(
+  for_each_match(nh, 
       tls_re, code, {"danger_accept", "SslVerifyMode", "dangerous", "certificate_verifier", "ServerCertVerifi"},
       [&](size_t b, const std::vector<Piece>& m) {
         std::string what(m[1].data(), std::min<size_t>(m[1].size(), 40));
@@ -660,7 +859,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   TRITTER_RE(cmd_re, R"re(\bCommand\s*::\s*new\s*\(\s*)re");
   TRITTER_RE(shell_name, R"re(^(?:sh|bash|zsh|dash|cmd|cmd\.exe|powershell|pwsh|/bin/sh|/bin/bash|/usr/bin/env)$)re");
   TRITTER_RE(dynamic_arg, R"re((format!|\.args?\s*\(\s*[A-Za-z_&]))re");
-  for_each_match(cmd_re, code, {"Command"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, cmd_re, code, {"Command"}, [&](size_t b, const std::vector<Piece>& m) {
     const StringLiteral* s = lx.string_starting_at(offset(code, m[0]) + m[0].size());
     if (!s) return;
     const std::string_view prog = text.substr(s->body.begin, s->body.end - s->body.begin);
@@ -680,7 +879,7 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
                ".arg() per argument.");
   });
   TRITTER_RE(hash_re, R"re(\b(md5::compute|Md5::new|Md5::default|Sha1::new|Sha1::default|sha1::Sha1|md5::Md5)\b)re");
-  for_each_match(hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, hash_re, code, {"hashlib", "md5", "Md5", "sha1", "Sha1"}, [&](size_t b, const std::vector<Piece>& m) {
     e.emit("rs.weak-hash", b,
            std::string(m[1].data(), m[1].size()) +
                " is a broken hash for security use; use SHA-256/BLAKE3, or document that it is only a checksum.");
@@ -689,17 +888,17 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
   size_t test_from = code.size();
   if (rust_test_path(path))
     test_from = 0;
-  else if (size_t t = code.find("#[cfg(test)]"); t != std::string_view::npos)
+  else if (size_t t = nh.first(code, "#[cfg(test)]"); t != std::string_view::npos)
     test_from = t;
   TRITTER_RE(unwrap_re, R"re(\.(unwrap|expect)\s*\()re");
-  for_each_match(unwrap_re, code.substr(0, test_from), {".unwrap", ".expect"},
+  for_each_match(nh, unwrap_re, code.substr(0, test_from), {".unwrap", ".expect"},
                  [&](size_t b, const std::vector<Piece>& m) {
                    const std::string fn(m[1].data(), m[1].size());
                    e.emit(fn == "unwrap" ? "rs.unwrap" : "rs.expect", b + 1,
                           "." + fn + "() panics on None/Err outside tests; propagate the error with `?` or handle it.");
                  });
   TRITTER_RE(todo_re, R"re(\b(todo|unimplemented|dbg)!\s*[\(\[\{])re");
-  for_each_match(todo_re, code.substr(0, test_from), {"todo!", "unimplemented!", "dbg!"},
+  for_each_match(nh, todo_re, code.substr(0, test_from), {"todo!", "unimplemented!", "dbg!"},
                  [&](size_t b, const std::vector<Piece>& m) {
                    const std::string mac(m[1].data(), m[1].size());
                    e.emit(mac == "dbg" ? "rs.dbg" : "rs.todo", b,
@@ -709,11 +908,11 @@ void rust_rules(const LexedSource& lx, std::string_view text, std::string_view p
                  });
 }
 
-void triton_rules(const LexedSource& lx, Emitter& e) {
+void triton_rules(const LexedSource& lx, const NeedleHits& nh, Emitter& e) {
   const std::string_view code = lx.code;
   TRITTER_RE(access_re, R"re(\btl\s*\.\s*(load|store)\s*\()re");
   TRITTER_RE(masked, R"re(\b(mask|boundary_check)\s*=)re");
-  for_each_match(access_re, code, {"tl."}, [&](size_t b, const std::vector<Piece>& m) {
+  for_each_match(nh, access_re, code, {"tl."}, [&](size_t b, const std::vector<Piece>& m) {
     const size_t open = offset(code, m[0]) + m[0].size() - 1;
     if (contains(call_args(code, open), masked)) return;
     e.emit("triton.unmasked-access", b,
@@ -728,34 +927,41 @@ void triton_rules(const LexedSource& lx, Emitter& e) {
 std::vector<Label> label_python(std::string_view text) {
   std::vector<Label> out;
   const LexedSource lx = lex_python(text);
+  NeedleHits& nh = thread_needle_hits();
+  nh.scan(lx.code);
   Emitter e(text, out);
-  python_security(lx, text, e);
-  python_quality(lx, e);
+  python_security(lx, nh, text, e);
+  python_quality(lx, nh, e);
   return out;
 }
 
 std::vector<Label> label_rust(std::string_view text, std::string_view path) {
   std::vector<Label> out;
   const LexedSource lx = lex_rust(text);
+  NeedleHits& nh = thread_needle_hits();
+  nh.scan(lx.code);
   Emitter e(text, out);
-  rust_rules(lx, text, path, e);
+  rust_rules(lx, nh, text, path, e);
   return out;
 }
 
 std::vector<Label> label_triton(std::string_view text) {
   std::vector<Label> out;
   const LexedSource lx = lex_python(text);
+  NeedleHits& nh = thread_needle_hits();
+  nh.scan(lx.code);
   Emitter e(text, out);
-  triton_rules(lx, e);
+  triton_rules(lx, nh, e);
   return out;
 }
 
 std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   std::vector<TritonKernel> out;
   const std::string code = lex_python(text).code;
+  const NeedleHits nh;  // not scanned: "@triton" is found by find_needle
   TRITTER_RE(kernel_re,
              R"re((?m)^[ \t]*@triton\s*\.\s*jit\b[^\n]*\n(?:[ \t]*(?:@|#)[^\n]*\n|[ \t]*\n)*[ \t]*def\s+(\w+))re");
-  for_each_match(
+  for_each_match(nh, 
       kernel_re, code, {"@triton"},
       [&](size_t, const std::vector<Piece>& m) {
         out.push_back({std::string(m[1].data(), m[1].size()), line_col(text, offset(code, m[1])).line});
@@ -764,11 +970,17 @@ std::vector<TritonKernel> find_triton_kernels(std::string_view text) {
   return out;
 }
 
+namespace {
+bool contains_bytes(std::string_view hay, std::string_view needle) {
+  return find_bytes(hay, needle) != std::string_view::npos;
+}
+}  // namespace
+
 bool has_generated_header(std::string_view text) {
   const std::string head = to_lower_ascii(text.substr(0, 1024));
   for (std::string_view marker : {"@generated", "do not edit", "auto-generated", "autogenerated", "generated by",
                                   "automatically generated", "code generated"})
-    if (head.find(marker) != std::string::npos) return true;
+    if (contains_bytes(head, marker)) return true;
   return false;
 }
 
@@ -778,7 +990,7 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   std::vector<Label> all;
   if (language == "python") {
     all = label_python(text);
-    if (text.find("triton") != std::string_view::npos) {
+    if (contains_bytes(text, "triton")) {
       auto t = label_triton(text);
       all.insert(all.end(), t.begin(), t.end());
     }
@@ -799,21 +1011,8 @@ LabelResult label_document(std::string_view text, std::string_view language, std
   }
   r.occurrences = std::move(all);
   // File-level signals.
-  // Lines by memchr and alphanumerics by a table (the loop vectorizes): this was a branchy per-byte loop.
-  size_t lines = 0, max_line = 0, alnum = 0;
-  for (size_t p = 0; p < text.size();) {
-    const void* nl = std::memchr(text.data() + p, '\n', text.size() - p);
-    const size_t e = nl ? size_t(static_cast<const char*>(nl) - text.data()) : text.size();
-    max_line = std::max(max_line, e - p);
-    ++lines;  // a line ended by '\n', or the last line without one
-    p = e + 1;
-  }
-  static constexpr auto kAlnum = [] {
-    std::array<uint8_t, 256> t{};
-    for (int c = 0; c < 256; ++c) t[size_t(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    return t;
-  }();
-  for (unsigned char c : text) alnum += kAlnum[c];
+  const LineStats st = line_stats(text);
+  const size_t lines = st.lines, max_line = st.max_line, alnum = st.alnum;
   if (has_generated_header(text)) r.flags.push_back("generated");
   if (max_line > config.max_line_length) r.flags.push_back("long-lines");
   if (lines > 0 && double(text.size()) / double(lines) > config.minified_mean_line) r.flags.push_back("minified");

@@ -3,6 +3,9 @@
 #include "data/lexer.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "kernels/text_scan.h"
 
 namespace tritter::data {
 namespace {
@@ -12,9 +15,16 @@ bool is_ident(char c) {
          (static_cast<unsigned char>(c) >= 0x80);
 }
 
+// Spaces over [begin, end) of `code` except its newlines (memset between the newlines memchr finds).
 void mask(std::string& code, size_t begin, size_t end) {
-  for (size_t i = begin; i < end && i < code.size(); ++i)
-    if (code[i] != '\n') code[i] = ' ';
+  end = std::min(end, code.size());
+  char* d = code.data();
+  while (begin < end) {
+    const void* nl = std::memchr(d + begin, '\n', end - begin);
+    const size_t stop = nl ? size_t(static_cast<const char*>(nl) - d) : end;
+    std::memset(d + begin, ' ', stop - begin);
+    begin = stop + 1;
+  }
 }
 
 // Python string prefixes: any combination of r, b, u, f (case-insensitive), at most two letters.
@@ -51,7 +61,7 @@ LexedSource lex_python(std::string_view src) {
   out.code.assign(src);
   const size_t n = src.size();
   size_t i = 0;
-  while (i < n) {
+  while ((i = find_first_of3(src, i, '#', '"', '\'')) < n) {
     const char c = src[i];
     if (c == '#') {
       size_t e = src.find('\n', i);
@@ -72,7 +82,7 @@ LexedSource lex_python(std::string_view src) {
       const size_t q = triple ? 3 : 1;
       size_t j = i + q;
       size_t body_end = n, end = n;
-      while (j < n) {
+      while ((j = find_first_of3(src, j, '\\', c, '\n')) < n) {
         if (src[j] == '\\') {
           j += 2;
           continue;

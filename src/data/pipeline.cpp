@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -20,9 +21,11 @@
 #include "core/memory.h"
 #include "data/config_toml.h"
 #include "data/secrets.h"
+#include "data/util.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
 #include "io/atomic_file.h"
+#include "kernels/text_scan.h"
 #include "kernels/parallel.h"
 
 namespace fs = std::filesystem;
@@ -54,115 +57,172 @@ struct Processed {
   Hash128 key;
   std::vector<uint64_t> bands;
   std::vector<TritonKernel> kernels;
-  std::string record;  // one JSONL line, '\n' included
-  std::string frame;   // `record` as one zstd frame at the shard level (shards concatenate frames)
+  uint64_t record_bytes = 0;  // the JSONL line's length, '\n' included (the line itself lives in WorkerBuffers)
+  std::string frame;          // the record as one zstd frame at the shard level (shards concatenate frames)
   std::string error;   // set when processing threw (the document is skipped as "processing-error")
   double t_secrets = 0, t_labels = 0, t_exact = 0, t_minhash = 0, t_record = 0, t_compress = 0;
 };
-
-json label_json(const Label& l, int count) {
-  return {{"rule", l.rule}, {"anchors", l.anchors}, {"severity", l.severity}, {"kind", l.kind},
-          {"line", l.line}, {"col", l.col},         {"count", count},         {"explanation", l.explanation}};
-}
 
 // Appends `s` (valid UTF-8: sources reject anything else) as a JSON string: quote, backslash and control
 // characters escaped, everything else copied in runs. The text is most of every record; nlohmann's escaper
 // was the largest single cost of this stage.
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  // Eight bytes at a time (SWAR): a word with no control byte, quote or backslash is skipped whole. The test has
-  // false positives only above a real hit in the same word, which the byte loop then sorts out.
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  auto needs_escape = [](uint64_t w) {
-    const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
-    return (((w - kOnes * 0x20) & ~w) | ((quote - kOnes) & ~quote) | ((backslash - kOnes) & ~backslash)) & kHigh;
-  };
   out.push_back('"');
   size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if ((i & 7) == 0) {
-      while (i + 8 <= s.size()) {
-        uint64_t w;
-        std::memcpy(&w, s.data() + i, 8);
-        if (needs_escape(w)) break;
-        i += 8;
-      }
-      if (i >= s.size()) break;
-    }
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+  // Sixteen bytes a step to the next byte that needs an escape (kernels/text_scan.h), then the run before it.
+  for (size_t i = find_json_special(s, 0); i < s.size(); i = find_json_special(s, i + 1)) {
     out.append(s.data() + run, i - run);
     run = i + 1;
+    const unsigned char c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"':
-        out += "\\\"";
+        out.append("\\\"", 2);
         break;
       case '\\':
-        out += "\\\\";
+        out.append("\\\\", 2);
         break;
       case '\n':
-        out += "\\n";
+        out.append("\\n", 2);
         break;
       case '\t':
-        out += "\\t";
+        out.append("\\t", 2);
         break;
       case '\r':
-        out += "\\r";
+        out.append("\\r", 2);
         break;
       case '\b':
-        out += "\\b";
+        out.append("\\b", 2);
         break;
       case '\f':
-        out += "\\f";
+        out.append("\\f", 2);
         break;
-      default:
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
+      default: {
+        const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out.append(u, 6);
+      }
     }
   }
   out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 
-std::string make_record(const Document& d, const Processed& p) {
-  json labels = json::array();
+// Per worker thread, reused by every document it processes: the record and the compressor's output are as large
+// as the text, and fresh ones per document were ~20 MB of newly touched pages (page faults) on a 10 MB run.
+struct WorkerBuffers {
+  std::string record;  // one JSONL line, '\n' included
+  std::string zstd;    // compressBound-sized output; p.frame gets a copy of the bytes used
+};
+
+// A JSON string as nlohmann's dump(-1, ' ', false, replace) writes it: the fast escaper for valid UTF-8 (the same
+// escapes), nlohmann itself for anything else (it replaces invalid sequences with U+FFFD).
+void append_json_value(std::string& out, std::string_view s) {
+  if (valid_utf8(s))
+    append_json_string(out, s);
+  else
+    out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, size_t(r.ptr - buf));
+}
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, size_t(r.ptr - buf));
+}
+
+// The record's metadata object, written directly in the bytes nlohmann's dump(-1) gave for the json object it
+// used to build (keys in std::map order, no spaces): building that object and its ~10 small allocations per
+// label was most of the record stage. curate_golden checks the bytes.
+void append_metadata(std::string& out, const Document& d, const Processed& p) {
   bool security = false;
-  for (size_t i = 0; i < p.labels.labels.size(); ++i) {
-    labels.push_back(label_json(p.labels.labels[i], p.labels.counts[i]));
-    security |= p.labels.labels[i].kind == "security";
-  }
+  for (const auto& l : p.labels.labels) security |= l.kind == "security";
+  out += "{\"bytes\":";
+  append_uint(out, d.text.size());
   // Every occurrence, not only the first per rule: line-level labels for training and evaluation.
-  json occurrences = json::array();
-  for (const auto& l : p.labels.occurrences)
-    occurrences.push_back({{"rule", l.rule}, {"line", l.line}, {"col", l.col}, {"explanation", l.explanation}});
-  json meta = {{"language", d.language},
-               {"path", d.path},
-               {"source", d.source},
-               {"bytes", d.text.size()},
-               {"labels", std::move(labels)},
-               {"label_occurrences", std::move(occurrences)},
-               {"quality",
-                {{"score", std::round(p.labels.score * 1000.0) / 1000.0},
-                 {"flags", p.labels.flags},
-                 {"label", security ? "negative" : "positive"}}},
-               {"secrets", {{"status", "clean"}, {"scanner", "tritter-secrets/1"}}}};
-  if (!d.license.empty()) meta["license"] = d.license;
-  if (!p.kernels.empty()) {
-    json k = json::array();
-    for (const auto& kernel : p.kernels) k.push_back({{"name", kernel.name}, {"line", kernel.line}});
-    meta["triton_kernels"] = std::move(k);
+  out += ",\"label_occurrences\":[";
+  for (size_t i = 0; i < p.labels.occurrences.size(); ++i) {
+    const Label& l = p.labels.occurrences[i];
+    out += i ? ",{\"col\":" : "{\"col\":";
+    append_int(out, l.col);
+    out += ",\"explanation\":";
+    append_json_value(out, l.explanation);
+    out += ",\"line\":";
+    append_int(out, l.line);
+    out += ",\"rule\":";
+    append_json_value(out, l.rule);
+    out += '}';
   }
-  std::string out;
+  out += "],\"labels\":[";
+  for (size_t i = 0; i < p.labels.labels.size(); ++i) {
+    const Label& l = p.labels.labels[i];
+    out += i ? ",{\"anchors\":[" : "{\"anchors\":[";
+    for (size_t k = 0; k < l.anchors.size(); ++k) {
+      if (k) out += ',';
+      append_json_value(out, l.anchors[k]);
+    }
+    out += "],\"col\":";
+    append_int(out, l.col);
+    out += ",\"count\":";
+    append_int(out, p.labels.counts[i]);
+    out += ",\"explanation\":";
+    append_json_value(out, l.explanation);
+    out += ",\"kind\":";
+    append_json_value(out, l.kind);
+    out += ",\"line\":";
+    append_int(out, l.line);
+    out += ",\"rule\":";
+    append_json_value(out, l.rule);
+    out += ",\"severity\":";
+    append_json_value(out, l.severity);
+    out += '}';
+  }
+  out += "],\"language\":";
+  append_json_value(out, d.language);
+  if (!d.license.empty()) {
+    out += ",\"license\":";
+    append_json_value(out, d.license);
+  }
+  out += ",\"path\":";
+  append_json_value(out, d.path);
+  out += ",\"quality\":{\"flags\":[";
+  for (size_t k = 0; k < p.labels.flags.size(); ++k) {
+    if (k) out += ',';
+    append_json_value(out, p.labels.flags[k]);
+  }
+  out += "],\"label\":";
+  out += security ? "\"negative\"" : "\"positive\"";
+  out += ",\"score\":";
+  out += json(std::round(p.labels.score * 1000.0) / 1000.0).dump();  // nlohmann's shortest round-trip double
+  out += "},\"secrets\":{\"scanner\":\"tritter-secrets/1\",\"status\":\"clean\"},\"source\":";
+  append_json_value(out, d.source);
+  if (!p.kernels.empty()) {
+    out += ",\"triton_kernels\":[";
+    for (size_t k = 0; k < p.kernels.size(); ++k) {
+      out += k ? ",{\"line\":" : "{\"line\":";
+      append_int(out, p.kernels[k].line);
+      out += ",\"name\":";
+      append_json_value(out, p.kernels[k].name);
+      out += '}';
+    }
+    out += ']';
+  }
+  out += '}';
+}
+
+void make_record(const Document& d, const Processed& p, std::string& out) {
+  out.clear();
   out.reserve(d.text.size() + d.text.size() / 8 + 1024);
   out += "{\"text\":";
   append_json_string(out, d.text);
   out += ",\"id\":\"xxh3:";
   out += hash_hex(p.key);
   out += "\",\"metadata\":";
-  out += meta.dump(-1, ' ', false, json::error_handler_t::replace);
+  append_metadata(out, d, p);
   out += "}\n";
-  return out;
 }
 
 // The strings besides the text that reach the record's metadata and the reports: a secret in a file or tar
@@ -177,31 +237,34 @@ void scan_names(const Document& d, const SecretScanner& scanner, SecretScanner::
 }
 
 void process(const Document& d, const CurateConfig& cfg, const SecretScanner& scanner, SecretScanner::Scratch& scratch,
-             const MinHasher& hasher, ZstdFrameCompressor& zstd, Processed& p) {
-  auto t = thread_cpu_now();
+             const MinHasher& hasher, ZstdFrameCompressor& zstd, WorkerBuffers& buf, Processed& p) {
+  // One clock read between stages (each is a system call for CLOCK_THREAD_CPUTIME_ID).
+  double t0 = thread_cpu_now();
+  auto lap = [&t0] {
+    const double t1 = thread_cpu_now(), dt = t1 - t0;
+    t0 = t1;
+    return dt;
+  };
   scan_names(d, scanner, scratch, p.name_secrets);
   p.secrets = scanner.scan(d.text, scratch);
-  p.t_secrets = since(t);
+  p.t_secrets = lap();
   if (!p.secrets.empty() || !p.name_secrets.empty() || !d.scan_only.empty()) return;
-  t = thread_cpu_now();
   p.labels = label_document(d.text, d.language, d.path, cfg.quality);
   if (d.language == "python" && d.text.find("@triton") != std::string::npos) p.kernels = find_triton_kernels(d.text);
-  p.t_labels = since(t);
-  t = thread_cpu_now();
+  p.t_labels = lap();
   p.key = exact_key(d.text);
-  p.t_exact = since(t);
+  p.t_exact = lap();
   if (cfg.near_dedup) {
-    t = thread_cpu_now();
     p.bands = hasher.band_hashes(hasher.signature(d.text));
-    p.t_minhash = since(t);
+    p.t_minhash = lap();
   }
-  t = thread_cpu_now();
-  p.record = make_record(d, p);
-  p.t_record = since(t);
+  make_record(d, p, buf.record);
+  p.record_bytes = buf.record.size();
+  p.t_record = lap();
   // Compressed here, on the worker thread, at the shard level: pass 2 then only copies the kept frames.
-  t = thread_cpu_now();
-  zstd.compress(p.record, p.frame);
-  p.t_compress = since(t);
+  const size_t n = zstd.compress_into(buf.record, buf.zstd);
+  p.frame.assign(buf.zstd.data(), n);
+  p.t_compress = lap();
 }
 
 // Rotating shard files: <dir>/shard-00000.jsonl.zst, each the concatenation of its records' zstd frames,
@@ -479,6 +542,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     scratch.push_back(std::make_unique<SecretScanner::Scratch>(scanner));
     compressors.push_back(std::make_unique<ZstdFrameCompressor>(cfg.zstd_level));
   }
+  std::vector<WorkerBuffers> buffers(size_t(rep.threads));
   while (!batch.empty()) {
     std::future<bool> reading;
     if (more) reading = std::async(std::launch::async, [&] { return read_batch(next); });
@@ -488,7 +552,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
     parallel_for(rep.threads, static_cast<int64_t>(batch.size()), [&](int64_t i, int t) {
       try {  // a failing document is counted, not fatal
         process(batch[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, *compressors[size_t(t)],
-                results[size_t(i)]);
+                buffers[size_t(t)], results[size_t(i)]);
       } catch (const std::exception& e) {
         results[size_t(i)].error = e.what();
       }
@@ -581,7 +645,7 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       is_triton.push_back(cfg.extract_triton && !p.kernels.empty());
       stage.write(p.frame);
       staged_frame_bytes.push_back(p.frame.size());
-      staged_record_bytes.push_back(p.record.size());
+      staged_record_bytes.push_back(p.record_bytes);
       staged_paths.push_back(d.path);
       ++staged;
     }

@@ -171,8 +171,8 @@ std::string fold_whitespace(std::string_view s) {
 
 std::string to_lower_ascii(std::string_view s) {
   std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  // Branch-free, so the compiler vectorizes it.
+  for (char& c : out) c = char(c + (static_cast<unsigned char>(c - 'A') < 26 ? 'a' - 'A' : 0));
   return out;
 }
 
@@ -191,8 +191,12 @@ LineCol line_col(std::string_view text, size_t pos) {
 
 LineIndex::LineIndex(std::string_view text) {
   line_starts_.push_back(0);
-  for (size_t i = 0; i < text.size(); ++i)
-    if (text[i] == '\n') line_starts_.push_back(i + 1);
+  for (const char* p = text.data(), *end = text.data() + text.size();;) {
+    const void* nl = std::memchr(p, '\n', size_t(end - p));
+    if (!nl) break;
+    p = static_cast<const char*>(nl) + 1;
+    line_starts_.push_back(size_t(p - text.data()));
+  }
 }
 
 LineCol LineIndex::at(size_t pos) const {

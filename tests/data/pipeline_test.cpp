@@ -628,5 +628,50 @@ TEST(Pipeline, Cli) {
   EXPECT_FALSE(fs::exists(tmp / "out2"));
 }
 
+// The record's metadata is written by hand in the bytes nlohmann's dump(-1) gave for the object it used to build:
+// every metadata object must be exactly its own nlohmann re-serialization (keys in map order, same escapes, same
+// numbers), here with labels (first and every occurrence), a licence, Triton kernels, quality flags and file
+// names with quotes, backslashes, non-ASCII and an invalid UTF-8 byte.
+TEST(Pipeline, RecordMetadataIsNlohmannCanonical) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in/pkg");
+  write_file(tmp / "in/LICENSE", "MIT License\n\nPermission is hereby granted, free of charge, to any person\n");
+  write_file(tmp / "in/pkg/lab.py",
+             clean_python(2) + "import os, yaml\n\ndef run(cmd, opts={}):\n    os.system(cmd)\n    eval(cmd)\n"
+                               "    eval(cmd + '1')\n    try:\n        f()\n    except:\n        pass\n"
+                               "    return yaml.load(cmd)\n");
+  write_file(tmp / "in/pkg/kern.py",
+             "import triton\nimport triton.language as tl\n\n@triton.jit\ndef k1(x_ptr, n):\n"
+             "    x = tl.load(x_ptr + tl.arange(0, 16))\n    tl.store(x_ptr, x)\n");
+  write_file(tmp / "in/pkg/caf\xC3\xA9 \"q\\b\".py", clean_python(3));
+  write_file(tmp / "in/pkg/bad\xFFname.py", clean_python(4));
+  write_file(tmp / "in/pkg/long.py", clean_python(5) + "x = '" + std::string(1500, 'a') + "'\n");
+  auto ctx_owner = make_ctx(1);
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "out", CurateConfig{}, *ctx_owner);
+  ASSERT_EQ(rep.docs_out, 5u);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(tmp / "out"))
+    if (e.path().filename().string().starts_with("shard-")) files.push_back(e.path());
+  std::set<std::string> seen_keys;
+  for (const auto& f : files) {
+    LineReader r(f, SIZE_MAX);
+    std::string line;
+    while (r.next(line) == LineReader::Status::Line) {
+      const size_t at = line.find(",\"metadata\":");
+      ASSERT_NE(at, std::string::npos);
+      const std::string meta = line.substr(at + 12, line.size() - at - 13);  // without the record's closing '}'
+      const json j = json::parse(line);
+      EXPECT_EQ(meta, j["metadata"].dump(-1, ' ', false, json::error_handler_t::replace));
+      for (const auto& [k, v] : j["metadata"].items()) seen_keys.insert(k);
+      if (j["metadata"]["path"].get<std::string>().find("lab.py") != std::string::npos) {
+        EXPECT_GE(j["metadata"]["label_occurrences"].size(), 4u);
+        EXPECT_EQ(j["metadata"]["quality"]["label"], "negative");
+      }
+    }
+  }
+  for (const char* k : {"license", "triton_kernels", "labels", "label_occurrences", "quality", "secrets"})
+    EXPECT_TRUE(seen_keys.count(k)) << k;
+}
+
 }  // namespace
 }  // namespace tritter::data

@@ -1,0 +1,109 @@
+// Byte scans for the curation stages (see text_scan.h).
+#include "kernels/text_scan.h"
+
+#include <algorithm>
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace tritter {
+
+size_t find_first_of3(std::string_view s, size_t i, char a, char b, char c) {
+  const size_t n = s.size();
+  const char* d = s.data();
+#if defined(__SSE2__)
+  const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b), vc = _mm_set1_epi8(c);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(x, vb)), _mm_cmpeq_epi8(x, vc));
+    if (const unsigned m = unsigned(_mm_movemask_epi8(hit))) return i + size_t(__builtin_ctz(m));
+  }
+#endif
+  for (; i < n; ++i)
+    if (d[i] == a || d[i] == b || d[i] == c) return i;
+  return n;
+}
+
+size_t find_json_special(std::string_view s, size_t i) {
+  const size_t n = s.size();
+  const char* d = s.data();
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), top = _mm_set1_epi8(0x1F);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(x, top), top);  // x <= 0x1F, unsigned
+    const __m128i hit = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+    if (const unsigned m = unsigned(_mm_movemask_epi8(hit))) return i + size_t(__builtin_ctz(m));
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(d[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return n;
+}
+
+size_t find_bytes(std::string_view hay, std::string_view needle) {
+  const size_t k = needle.size(), n = hay.size();
+  if (k == 0) return 0;
+  if (k > n) return std::string_view::npos;
+  size_t i = 0;
+#if defined(__SSE2__)
+  if (k >= 2) {
+    const __m128i first = _mm_set1_epi8(needle[0]), last = _mm_set1_epi8(needle[k - 1]);
+    for (; i + k - 1 + 16 <= n; i += 16) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay.data() + i));
+      const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(hay.data() + i + k - 1));
+      for (unsigned m = unsigned(_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(x, first), _mm_cmpeq_epi8(y, last))));
+           m; m &= m - 1) {
+        const size_t at = i + size_t(__builtin_ctz(m));
+        if (std::memcmp(hay.data() + at + 1, needle.data() + 1, k - 2) == 0) return at;
+      }
+    }
+  }
+#endif
+  const size_t r = hay.substr(i).find(needle);
+  return r == std::string_view::npos ? r : i + r;
+}
+
+LineStats line_stats(std::string_view text) {
+  LineStats st;
+  const char* d = text.data();
+  const size_t n = text.size();
+  size_t newlines = 0, line_start = 0, i = 0;
+  auto newline_at = [&](size_t j) {
+    st.max_line = std::max(st.max_line, j - line_start);
+    line_start = j + 1;
+    ++newlines;
+  };
+#if defined(__SSE2__)
+  const __m128i nl = _mm_set1_epi8('\n'), case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'),
+                zero = _mm_set1_epi8('0'), z25 = _mm_set1_epi8(25), z9 = _mm_set1_epi8(9), nothing = _mm_setzero_si128();
+  while (i + 16 <= n) {
+    __m128i acc = _mm_setzero_si128();  // per-byte counts, summed before they can wrap (255 steps)
+    for (int k = 0; k < 255 && i + 16 <= n; ++k, i += 16) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+      for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(x, nl))); m; m &= m - 1)
+        newline_at(i + size_t(__builtin_ctz(m)));
+      // (x | 0x20) - 'a' <= 25 unsigned: a letter; x - '0' <= 9: a digit (saturating subtract, compare with 0).
+      const __m128i letter =
+          _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(_mm_or_si128(x, case_bit), a), z25), nothing);
+      const __m128i digit = _mm_cmpeq_epi8(_mm_subs_epu8(_mm_sub_epi8(x, zero), z9), nothing);
+      acc = _mm_sub_epi8(acc, _mm_or_si128(letter, digit));  // a hit is -1
+    }
+    const __m128i sums = _mm_sad_epu8(acc, nothing);
+    st.alnum += size_t(_mm_cvtsi128_si32(sums)) + size_t(_mm_cvtsi128_si32(_mm_srli_si128(sums, 8)));
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(d[i]);
+    if (c == '\n') newline_at(i);
+    st.alnum += (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  }
+  if (line_start < n) st.max_line = std::max(st.max_line, n - line_start);
+  st.lines = newlines + (line_start < n ? 1 : 0);
+  return st;
+}
+
+}  // namespace tritter
