@@ -202,7 +202,9 @@ PackedModel load_hf_folder(const fs::path& dir, MemoryAccount* account, bool* ad
     throw_error("folder '", dir.string(), "': tokenizer.json is missing (a Hugging Face model folder carries its ",
                 "tokenizer; Tritter's byte tokenizer is named by tokenizer_config.json's tokenizer_class)");
   }
-  if (add_bos) *add_bos = tj.contains("add_bos_token") && tj["add_bos_token"].is_boolean() ? tj["add_bos_token"].get<bool>() : bitnet;
+  // Absent add_bos_token: on for a BPE tokenizer.json (Hugging Face's post-processor adds <bos> for BitNet and
+  // Llama files), as model_text.cpp decides it, so generate, tokenize -m and serve give one prompt.
+  if (add_bos) *add_bos = tj.contains("add_bos_token") && tj["add_bos_token"].is_boolean() ? tj["add_bos_token"].get<bool>() : bitnet || !byte_tokenizer;
   const Shards shards = open_shards(dir);
   const std::string dwhere = "folder '" + dir.string() + "'";
   ForeignTensors src;

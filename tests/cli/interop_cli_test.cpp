@@ -1,7 +1,7 @@
 // The commands on HF folders and GGUF files: generate/eval/tokenize take them with -m and agree with the packed
 // file; generate --chat and -cnv (a conversation from standard input that keeps the KV cache between turns);
-// -v's per-phase timings are measured; the commands that need Tritter's own file (finetune, merge-lora) and the
-// byte-only server say so; a BPE model without a chat template names the missing key.
+// -v's per-phase timings are measured; the commands that need Tritter's own file (finetune, merge-lora) say so; a
+// BPE model without a chat template names the missing key. (The server on BPE models: tests/serve/bpe_test.mjs.)
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -136,9 +136,6 @@ TEST(InteropCli, CommandsThatNeedTritterFilesSaySo) {
   r = test::run_cli("merge-lora --base " + f.hf + " --lora " + (f.dir / "x").string() + " --out " + (f.dir / "o.st").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r, "is a Hugging Face model folder")) << r.output;
-  r = test::run_cli("serve -m " + f.bpe + " --port 0");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r, "bpe-byte-level tokenizer")) << r.output;
 }
 
 }  // namespace
