@@ -156,10 +156,10 @@ TritterConfig hf_config_to_tritter(const json& j, const std::string& where, bool
   const std::string act = j.value("hidden_act", "relu2");
   if (act != "relu2") throw_error(where, ": field 'hidden_act' is '", act, "', expected 'relu2' (Tritter's MLP is relu²)");
   if (j.value("attention_bias", false)) throw_error(where, ": field 'attention_bias' is true, expected false");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw_error(where, ": field 'rope_scaling' is set, expected null (Tritter applies plain RoPE)");
-  }
   ConfigOverrides o;
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {  // Hugging Face's object, read as Tritter's key
+    o.rope_scaling = config_overrides_from_json(json{{"rope_scaling", j["rope_scaling"]}}, where).rope_scaling;
+  }
   o.model_size = "custom";
   o.vocab_size = get_int(j, "vocab_size", where);
   o.hidden_size = get_int(j, "hidden_size", where);
@@ -272,6 +272,8 @@ void write_hf_folder(const fs::path& dir, const ModelWeights& w, const HfWriteOp
            {"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 0}, {"torch_dtype", dtype_word},
            {"quantization_config", {{"quant_method", "bitnet"}, {"linear_class", "autobitlinear"},
                                     {"quantization_mode", "offline"}}}};
+    const json tc = config_to_json(c, /*model_only=*/true);
+    if (tc.contains("rope_scaling")) cfg["rope_scaling"] = tc["rope_scaling"];  // Hugging Face's object as is
   } else {
     cfg = config_to_json(c, /*model_only=*/true);
     cfg["architectures"] = {kTritterArch};
