@@ -53,8 +53,8 @@ struct ServeCmdOptions {
 
 void add_serve_command(CLI::App& app, GlobalOptions& global) {
   auto o = std::make_shared<ServeCmdOptions>();
-  auto* cmd = app.add_subcommand("serve", "Serve a packed model over an OpenAI-compatible HTTP API (continuous batching)");
-  cmd->add_option("-m,--model", o->model, "Packed model file")->required();
+  auto* cmd = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API (continuous batching)");
+  cmd->add_option("-m,--model", o->model, "Model: packed file, checkpoint, Hugging Face folder or GGUF file")->required();
   cmd->add_option("--host", o->server.host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->server.port, "Port (0 = any free port, printed at start)")->capture_default_str();
   cmd->add_option("--parallel", o->parallel, "Slots: sequences decoded together")->capture_default_str()
@@ -89,15 +89,16 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects must not kill the server
 
     const auto ctx = make_context(global);
-    // Any model file (a packed file is mapped; the rest converted in memory). The server tokenizes bytes, so a
-    // model must carry Tritter's byte vocabulary; its chat template (if any) replaces the built-in format.
+    // Any model file (a packed file is mapped; the rest converted in memory), tokenized by its own tokenizer (a HF
+    // folder's tokenizer.json, a GGUF's vocabulary, the byte tokenizer for Tritter's files); its chat template (if
+    // any) replaces the built-in format.
     const ModelSource src = resolve_model_source(o->model);
     LoadedModel loaded = load_any_model(src.file, &ctx->memory);
     const ModelText text = load_model_text(src.kind, src.file, loaded.folder);
-    if (text.tokenizer->kind() != "byte") {
-      throw_error("serve: model '", src.file.string(), "' has a ", text.tokenizer->kind(), " tokenizer (", text.where,
-                  "); the server tokenizes with Tritter's byte tokenizer only, expected a model with the byte ",
-                  "vocabulary (generate, eval and tokenize read this model)");
+    if (text.tokenizer->vocab_size() > loaded.model.config().vocab_size) {
+      throw_error("serve: model '", src.file.string(), "': the tokenizer (", text.where, ") has ",
+                  text.tokenizer->vocab_size(), " ids, expected at most the model's vocab_size ",
+                  loaded.model.config().vocab_size);
     }
     const PackedModel model = std::move(loaded.model);
     const TritterConfig& c = model.config();
@@ -134,6 +135,13 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     if (text.chat_template != builtin_chat_template()) so.chat_template = text.chat_template;
     so.bos_token = text.bos_token;
     so.eos_token = text.eos_token;
+    so.tokenizer = text.tokenizer.get();
+    so.end_ids = text.end_ids;
+    if (text.chat_template.empty()) {  // a BPE model without a template: the built-in format is byte-level
+      so.chat_unavailable = "model '" + src.file.string() + "' has no chat template (" + text.where +
+                            "; expected tokenizer_config.json chat_template or GGUF tokenizer.chat_template), so "
+                            "only /v1/completions serves it";
+    }
     serve::Server server(engine, so);
     const int port = server.bind();
     std::string adapters;

@@ -87,6 +87,57 @@ double f32_decimal(double v) {
   return v;
 }
 
+// llama.cpp's {arch}.rope.scaling.* keys (type none/linear/yarn, factor, original_context_length, attn_factor,
+// yarn_beta_fast/slow). A file Tritter wrote also carries its config in 'tritter.config', which holds every
+// rope_scaling field exactly (yarn's mscale and truncate have no llama.cpp keys), so that wins.
+RopeScaling gguf_rope_scaling(const GgufFile& f, const std::string& p, const std::string& where) {
+  if (const GgufValue* tc = f.find_value("tritter.config"); tc && tc->type == GgufValueType::String) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(tc->s);
+    } catch (const nlohmann::json::exception& e) {
+      throw_error(where, ": key 'tritter.config' is not valid JSON: ", e.what());
+    }
+    if (!j.is_object()) throw_error(where, ": key 'tritter.config': found a JSON ", j.type_name(), ", expected an object");
+    if (!j.contains("rope_scaling")) return RopeScaling{};
+    return config_overrides_from_json(nlohmann::json{{"rope_scaling", j["rope_scaling"]}}, where + " key 'tritter.config'")
+        .rope_scaling.value_or(RopeScaling{});
+  }
+  if (f.find("rope_freqs.weight")) {
+    throw_error(where, ": tensor 'rope_freqs.weight' (llama.cpp's per-frequency RoPE factors, its form of Llama 3 ",
+                "scaling) is present without key 'tritter.config'; expected no such tensor (Tritter reads RoPE ",
+                "scaling from the rope.scaling.* keys)");
+  }
+  std::string type = "linear";  // llama.cpp's default
+  if (const GgufValue* t = f.find_value(p + "rope.scaling.type")) {
+    if (t->type != GgufValueType::String) {
+      throw_error(where, ": key '", p, "rope.scaling.type': found ", gguf_value_type_name(t->type), ", expected a STRING");
+    }
+    type = t->s;
+  }
+  const auto number = [&](const char* key, double def) {
+    return f.find_value(p + key) ? f32_decimal(f.get_number(p + key)) : def;
+  };
+  RopeScaling s;
+  const double factor = number("rope.scaling.factor", 0.0);
+  if (type == "none" || ((type == "linear") && (factor == 0.0 || factor == 1.0))) return s;
+  if (type == "linear") {
+    s.type = RopeScaling::Type::Linear;
+  } else if (type == "yarn") {
+    s.type = RopeScaling::Type::Yarn;
+    if (f.find_value(p + "rope.scaling.original_context_length")) {
+      s.original_max_position_embeddings = f.get_int(p + "rope.scaling.original_context_length");
+    }
+    if (f.find_value(p + "rope.scaling.attn_factor")) s.attention_factor = number("rope.scaling.attn_factor", 1.0);
+    s.beta_fast = number("rope.scaling.yarn_beta_fast", s.beta_fast);
+    s.beta_slow = number("rope.scaling.yarn_beta_slow", s.beta_slow);
+  } else {
+    throw_error(where, ": key '", p, "rope.scaling.type': found '", type, "', expected 'none', 'linear' or 'yarn'");
+  }
+  s.factor = factor == 0.0 ? 1.0 : factor;
+  return s;
+}
+
 }  // namespace
 
 TritterConfig gguf_model_config(const GgufFile& f) {
@@ -137,6 +188,7 @@ TritterConfig gguf_model_config(const GgufFile& f) {
   o.post_norm = PostNorm::None;
   o.mlp_act = MlpAct::Relu2Glu;
   o.quant = true;
+  o.rope_scaling = gguf_rope_scaling(f, p, where);
   try {
     return resolve_config(o);
   } catch (const Error& e) {
@@ -300,7 +352,13 @@ void write_gguf_model(const fs::path& path, const ModelWeights& w, const GgufWri
   if (options.embed != GgmlType::Q8_0 && options.embed != GgmlType::F16 && options.embed != GgmlType::F32) {
     throw_error("write_gguf_model: embedding type must be Q8_0, F16 or F32");
   }
-  const bool bitnet = bitnet_compatible(c) && c.tie_word_embeddings;
+  // llama.cpp's bitnet graph has RoPE scaling of the linear and yarn kinds only (its rope.scaling.* keys, no
+  // per-frequency factors): a model with llama3 or dynamic scaling is written as 'tritter', which llama.cpp refuses
+  // by name rather than running with other frequencies.
+  const RopeScaling& rs = c.rope_scaling;
+  const bool llama_cpp_rope = rs.type == RopeScaling::Type::None || rs.type == RopeScaling::Type::Linear ||
+                              rs.type == RopeScaling::Type::Yarn;
+  const bool bitnet = bitnet_compatible(c) && c.tie_word_embeddings && llama_cpp_rope;
   const std::string arch = bitnet ? "bitnet" : "tritter";
   const std::string p = arch + ".";
   std::vector<std::pair<std::string, GgufValue>> kv;
@@ -321,6 +379,19 @@ void write_gguf_model(const fs::path& path, const ModelWeights& w, const GgufWri
   kv.emplace_back(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(static_cast<float>(c.rms_norm_eps)));
   kv.emplace_back(p + "rope.freq_base", GgufValue::f32(static_cast<float>(c.rope_theta)));
   kv.emplace_back(p + "rope.dimension_count", u32(c.head_dim));
+  // RoPE scaling in llama.cpp's keys where it has them (linear, yarn); tritter.config below holds every field.
+  if (rs.type == RopeScaling::Type::Linear || rs.type == RopeScaling::Type::Yarn) {
+    kv.emplace_back(p + "rope.scaling.type", GgufValue::str(rs.type == RopeScaling::Type::Linear ? "linear" : "yarn"));
+    kv.emplace_back(p + "rope.scaling.factor", GgufValue::f32(static_cast<float>(rs.factor)));
+  }
+  if (rs.type == RopeScaling::Type::Yarn) {
+    if (rs.original_max_position_embeddings > 0) {
+      kv.emplace_back(p + "rope.scaling.original_context_length", u32(rs.original_max_position_embeddings));
+    }
+    if (rs.attention_factor) kv.emplace_back(p + "rope.scaling.attn_factor", GgufValue::f32(static_cast<float>(*rs.attention_factor)));
+    kv.emplace_back(p + "rope.scaling.yarn_beta_fast", GgufValue::f32(static_cast<float>(rs.beta_fast)));
+    kv.emplace_back(p + "rope.scaling.yarn_beta_slow", GgufValue::f32(static_cast<float>(rs.beta_slow)));
+  }
   kv.emplace_back(p + "vocab_size", u32(c.vocab_size));
   kv.emplace_back(p + "hidden_act", GgufValue::str("relu2"));
   kv.emplace_back("tritter.config", GgufValue::str(config_to_json(c, /*model_only=*/true).dump()));

@@ -156,10 +156,10 @@ TritterConfig hf_config_to_tritter(const json& j, const std::string& where, bool
   const std::string act = j.value("hidden_act", "relu2");
   if (act != "relu2") throw_error(where, ": field 'hidden_act' is '", act, "', expected 'relu2' (Tritter's MLP is relu²)");
   if (j.value("attention_bias", false)) throw_error(where, ": field 'attention_bias' is true, expected false");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw_error(where, ": field 'rope_scaling' is set, expected null (Tritter applies plain RoPE)");
-  }
   ConfigOverrides o;
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {  // Hugging Face's object, read as Tritter's key
+    o.rope_scaling = config_overrides_from_json(json{{"rope_scaling", j["rope_scaling"]}}, where).rope_scaling;
+  }
   o.model_size = "custom";
   o.vocab_size = get_int(j, "vocab_size", where);
   o.hidden_size = get_int(j, "hidden_size", where);
@@ -202,7 +202,9 @@ PackedModel load_hf_folder(const fs::path& dir, MemoryAccount* account, bool* ad
     throw_error("folder '", dir.string(), "': tokenizer.json is missing (a Hugging Face model folder carries its ",
                 "tokenizer; Tritter's byte tokenizer is named by tokenizer_config.json's tokenizer_class)");
   }
-  if (add_bos) *add_bos = tj.contains("add_bos_token") && tj["add_bos_token"].is_boolean() ? tj["add_bos_token"].get<bool>() : bitnet;
+  // Absent add_bos_token: on for a BPE tokenizer.json (Hugging Face's post-processor adds <bos> for BitNet and
+  // Llama files), as model_text.cpp decides it, so generate, tokenize -m and serve give one prompt.
+  if (add_bos) *add_bos = tj.contains("add_bos_token") && tj["add_bos_token"].is_boolean() ? tj["add_bos_token"].get<bool>() : bitnet || !byte_tokenizer;
   const Shards shards = open_shards(dir);
   const std::string dwhere = "folder '" + dir.string() + "'";
   ForeignTensors src;
@@ -270,6 +272,8 @@ void write_hf_folder(const fs::path& dir, const ModelWeights& w, const HfWriteOp
            {"bos_token_id", 1}, {"eos_token_id", 2}, {"pad_token_id", 0}, {"torch_dtype", dtype_word},
            {"quantization_config", {{"quant_method", "bitnet"}, {"linear_class", "autobitlinear"},
                                     {"quantization_mode", "offline"}}}};
+    const json tc = config_to_json(c, /*model_only=*/true);
+    if (tc.contains("rope_scaling")) cfg["rope_scaling"] = tc["rope_scaling"];  // Hugging Face's object as is
   } else {
     cfg = config_to_json(c, /*model_only=*/true);
     cfg["architectures"] = {kTritterArch};

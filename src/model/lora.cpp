@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/model_files.h"
 
 namespace tritter {
 
@@ -117,6 +118,10 @@ void lora_init(std::span<float> params, const std::vector<LoraTensor>& table, co
 }
 
 PackedModel open_lora_base(const fs::path& path, MemoryAccount* account) {
+  // A Hugging Face folder or GGUF file: converted in memory by the loader every other command uses.
+  if (const ModelFileKind kind = detect_model_file(path); kind == ModelFileKind::HfFolder || kind == ModelFileKind::Gguf) {
+    return load_any_model(path, account).model;
+  }
   std::string format;
   {
     const SafeTensorsFile f(path);

@@ -3,7 +3,7 @@
 #include <random>
 
 #include "core/error.h"
-#include "text/byte_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace tritter::serve {
 
@@ -82,6 +82,38 @@ std::string content_text(const Json& c) {
 
 }  // namespace
 
+const Tokenizer& tokenizer_of(const ApiLimits& L) {
+  static const std::unique_ptr<Tokenizer> bytes = make_byte_tokenizer();
+  return L.tokenizer ? *L.tokenizer : *bytes;
+}
+
+std::vector<int32_t> encode_text(const Tokenizer& t, std::string_view text, bool bos) {
+  std::vector<int32_t> ids;
+  if (bos && t.special_ids().bos >= 0) ids.push_back(t.special_ids().bos);
+  const std::vector<int32_t> body = t.encode(text, false);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
+std::string decode_ids(const Tokenizer& t, std::span<const int32_t> ids) {
+  std::vector<int32_t> known;  // a model's vocabulary may be padded past its tokenizer's
+  known.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id >= 0 && id < t.vocab_size()) known.push_back(id);
+  }
+  return t.decode(known, true);
+}
+
+std::string token_text(const Tokenizer& t, int32_t id) {
+  return id >= 0 && id < t.vocab_size() ? t.token_bytes(id) : std::string();
+}
+
+std::string token_label(const Tokenizer& t, int32_t id) {
+  if (id < 0 || id >= t.vocab_size()) return "<id " + std::to_string(id) + ">";
+  std::string b = t.token_bytes(id);
+  return b.empty() ? t.token_piece(id) : b;
+}
+
 int resolve_model(const Json& b, const ApiLimits& L) {
   if (!b.contains("model") || b["model"].is_null()) return -1;
   if (!b["model"].is_string()) bad("model", "expected a string");
@@ -102,7 +134,9 @@ GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L)
   r.adapter = resolve_model(b, L);
   if (b.contains("model") && b["model"].is_string()) r.model = b["model"].get<std::string>();
   const int64_t V = L.vocab_size;
+  const Tokenizer& tok = tokenizer_of(L);
   if (chat) {
+    if (!L.chat_unavailable.empty()) throw ApiError(400, L.chat_unavailable, "invalid_request_error", "messages");
     if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty()) {
       bad("messages", "expected a non-empty array of {role, content}");
     }
@@ -121,19 +155,21 @@ GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L)
       throw ApiError(400, e.what(), "invalid_request_error", "messages");
     }
     r.stop = L.chat ? L.chat_stop : std::vector<std::string>{builtin_chat_stop()};
-    r.prompt = tokenize(r.prompt_text, {.bos = L.add_bos, .modality = -1, .eos = false});
+    // A model's template writes <bos> itself where the model wants one; only the built-in format gets it added
+    // (as `tritter generate --chat` does).
+    r.prompt = encode_text(tok, r.prompt_text, L.add_bos && !L.chat);
   } else {
     if (!b.contains("prompt")) bad("prompt", "required");
     const Json& p = b["prompt"];
     if (p.is_string()) {
       r.prompt_text = p.get<std::string>();
-      r.prompt = tokenize(r.prompt_text, {.bos = L.add_bos, .modality = -1, .eos = false});
+      r.prompt = encode_text(tok, r.prompt_text, L.add_bos);
     } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
       r.prompt_text = p[0].get<std::string>();
-      r.prompt = tokenize(r.prompt_text, {.bos = L.add_bos, .modality = -1, .eos = false});
+      r.prompt = encode_text(tok, r.prompt_text, L.add_bos);
     } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
       r.prompt = ids_of(p, "prompt", V);
-      r.prompt_text = detokenize(r.prompt);
+      r.prompt_text = decode_ids(tok, r.prompt);
     } else {
       bad("prompt", "expected a string, an array of one string or an array of token ids");
     }
@@ -201,7 +237,7 @@ std::vector<std::vector<int32_t>> parse_embedding_input(const Json& b, const Api
   if (!b.contains("input")) bad("input", "required");
   const Json& in = b["input"];
   std::vector<std::vector<int32_t>> out;
-  auto text = [&](const std::string& s) { out.push_back(tokenize(s, {.bos = false, .modality = -1, .eos = false})); };
+  auto text = [&](const std::string& s) { out.push_back(encode_text(tokenizer_of(L), s, false)); };
   if (in.is_string()) {
     text(in.get<std::string>());
   } else if (in.is_array() && !in.empty() && in[0].is_number_integer()) {
@@ -226,11 +262,8 @@ std::vector<std::vector<int32_t>> parse_embedding_input(const Json& b, const Api
   return out;
 }
 
-Json logprobs_json(const std::vector<Event>& tokens, bool chat) {
-  auto piece = [](int32_t id) {
-    const std::string b = token_bytes(id);
-    return b.empty() ? token_name(id) : b;
-  };
+Json logprobs_json(const std::vector<Event>& tokens, bool chat, const Tokenizer& t) {
+  auto piece = [&](int32_t id) { return token_label(t, id); };
   auto bytes = [](const std::string& s) {
     Json a = Json::array();
     for (unsigned char c : s) a.push_back(static_cast<int>(c));
@@ -257,7 +290,7 @@ Json logprobs_json(const std::vector<Event>& tokens, bool chat) {
     for (const auto& t : e.top) top[piece(t.token)] = t.logprob;
     tops.push_back(top);
     offs.push_back(off);
-    off += token_bytes(e.token).size();
+    off += token_text(t, e.token).size();
   }
   return Json{{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
 }

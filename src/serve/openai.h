@@ -6,8 +6,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,6 +17,7 @@
 #include "infer/sampler.h"
 #include "serve/channel.h"
 #include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace tritter::serve {
 
@@ -47,7 +50,21 @@ struct ApiLimits {
   std::vector<std::string> chat_stop;
   std::string bos_token, eos_token;
   std::vector<std::string> adapters;  // the model ids of the loaded adapter sets (index = the engine's set)
+  // The model's own tokenizer (a HF folder's tokenizer.json, a GGUF's vocabulary); null: Tritter's byte tokenizer.
+  const Tokenizer* tokenizer = nullptr;
+  std::string chat_unavailable;  // non-empty: chat requests get a 400 with this message
 };
+
+// Text through the model's tokenizer (limits.tokenizer, or the byte tokenizer), as `tritter generate` does:
+// ids ← [<bos> when bos] + the text's ids (special-token text such as "<|eot_id|>" becomes its id for tokenizer.json
+// files); text ← ids (specials and ids past the tokenizer's vocabulary give nothing); the bytes one token adds to
+// a streamed text; a token's label for logprobs and /tokenize pieces (its bytes, or its vocabulary string when it
+// has none, "<id N>" past the tokenizer's vocabulary).
+const Tokenizer& tokenizer_of(const ApiLimits& limits);
+std::vector<int32_t> encode_text(const Tokenizer& t, std::string_view text, bool bos);
+std::string decode_ids(const Tokenizer& t, std::span<const int32_t> ids);
+std::string token_text(const Tokenizer& t, int32_t id);
+std::string token_label(const Tokenizer& t, int32_t id);
 // The adapter set a body's `model` names: −1 for the base model (or no `model`), else its index in
 // limits.adapters. Throws ApiError 404 model_not_found for any other name, 400 for a non-string.
 int resolve_model(const Json& body, const ApiLimits& limits);
@@ -79,7 +96,7 @@ struct ChoiceResult {
   std::string text, finish_reason;
   std::vector<Event> tokens;  // the token events (logprobs)
 };
-Json logprobs_json(const std::vector<Event>& tokens, bool chat);
+Json logprobs_json(const std::vector<Event>& tokens, bool chat, const Tokenizer& t);
 Json usage_json(int64_t prompt, int64_t completion, int64_t cached);
 
 }  // namespace tritter::serve

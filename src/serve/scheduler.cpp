@@ -67,6 +67,17 @@ Scheduler::Scheduler(BatchEngine& engine, const SchedulerOptions& options, Metri
 
 Scheduler::~Scheduler() { stop(true); }
 
+std::string Scheduler::text_of(int32_t id) const {
+  const Tokenizer* t = options_.tokenizer;
+  if (!t) return token_bytes(id);
+  return id >= 0 && id < t->vocab_size() ? t->token_bytes(id) : std::string();  // a padded vocabulary's tail
+}
+
+bool Scheduler::ends(int32_t id) const {
+  if (options_.end_ids.empty()) return id == kTokenEos;
+  return std::find(options_.end_ids.begin(), options_.end_ids.end(), id) != options_.end_ids.end();
+}
+
 Scheduler::Submit Scheduler::submit(std::vector<Job> jobs) {
   {
     std::lock_guard<std::mutex> lock(m_);
@@ -380,14 +391,14 @@ void Scheduler::emit(Slot& s, float* logits) {
     s.has_first = true;
     s.first_token = Clock::now();
   }
-  if (job.stop_at_eos && id == kTokenEos) {
+  if (job.stop_at_eos && ends(id)) {
     finish(s, "stop");
     return;
   }
   ++s.generated;
   metrics_.tokens(0, 1, 0);  // live: counted as sampled, not when the request ends
   s.history.push_back(id);
-  s.pending += token_bytes(id);
+  s.pending += text_of(id);
   size_t cut = std::string::npos;
   for (const auto& st : job.stop) {
     const size_t at = s.pending.find(st);

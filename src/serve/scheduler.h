@@ -25,6 +25,7 @@
 #include "infer/sampler.h"
 #include "serve/channel.h"
 #include "serve/metrics.h"
+#include "text/tokenizer.h"
 
 namespace tritter::serve {
 
@@ -48,6 +49,10 @@ struct Job {
 
 struct SchedulerOptions {
   int64_t max_queue = 64;  // jobs waiting for a slot; more are refused
+  // The text each token adds (its bytes through the model's tokenizer) and the ids that end a generation (when
+  // Job::stop_at_eos); null / empty: the byte tokenizer and its <eos>. The tokenizer must outlive the scheduler.
+  const Tokenizer* tokenizer = nullptr;
+  std::vector<int32_t> end_ids{};
 };
 
 class Scheduler {
@@ -79,6 +84,8 @@ class Scheduler {
   void finish(Slot& s, const std::string& reason);
   void reap();                        // cancelled / timed out
   void publish_state();
+  std::string text_of(int32_t id) const;  // the bytes token `id` adds to the text
+  bool ends(int32_t id) const;            // an end-of-generation id
 
   BatchEngine& engine_;
   SchedulerOptions options_;

@@ -17,7 +17,7 @@
 #include "serve/metrics.h"
 #include "serve/openai.h"
 #include "serve/scheduler.h"
-#include "text/byte_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace tritter::serve {
 
@@ -72,7 +72,8 @@ struct Server::Impl {
   int port = -1;
 
   Impl(BatchEngine& e, const ServerOptions& opts)
-      : engine(e), o(opts), scheduler(e, {.max_queue = opts.max_queue}, metrics) {
+      : engine(e), o(opts),
+        scheduler(e, {.max_queue = opts.max_queue, .tokenizer = opts.tokenizer, .end_ids = opts.end_ids}, metrics) {
     limits.context = e.context();
     limits.vocab_size = e.config().vocab_size;
     limits.max_tokens = o.max_tokens;
@@ -83,6 +84,8 @@ struct Server::Impl {
     limits.bos_token = o.bos_token;
     limits.eos_token = o.eos_token;
     limits.adapters = o.adapters;
+    limits.tokenizer = o.tokenizer;
+    limits.chat_unavailable = o.chat_unavailable;
     routes();
   }
 
@@ -176,13 +179,11 @@ struct Server::Impl {
       const Json b = parse_body(req.body);
       if (!b.contains("content") || !b["content"].is_string()) throw ApiError(400, "'content': expected a string");
       const bool special = b.value("add_special", false) && o.add_bos;
-      const auto ids = tokenize(b["content"].get<std::string>(), {.bos = special, .modality = -1, .eos = false});
+      const Tokenizer& tok = tokenizer_of(limits);
+      const auto ids = encode_text(tok, b["content"].get<std::string>(), special);
       Json t = Json::array();
       if (b.value("with_pieces", false)) {
-        for (int32_t id : ids) {
-          const std::string p = token_bytes(id);
-          t.push_back({{"id", id}, {"piece", p.empty() ? token_name(id) : p}});
-        }
+        for (int32_t id : ids) t.push_back({{"id", id}, {"piece", token_label(tok, id)}});
       } else {
         t = ids;
       }
@@ -198,7 +199,7 @@ struct Server::Impl {
         }
         ids.push_back(t.get<int32_t>());
       }
-      send_json(res, 200, {{"content", detokenize(ids)}});
+      send_json(res, 200, {{"content", decode_ids(tokenizer_of(limits), ids)}});
     }));
     auto embeddings = [this](const httplib::Request& req, httplib::Response& res) { embed(req, res); };
     http.Post("/v1/embeddings", guarded(embeddings));
@@ -376,7 +377,7 @@ struct Server::Impl {
           if (g.top_logprobs >= 0 && e.token >= 0) c.tokens.push_back(e);
           if (g.stream && (!e.text.empty() || g.top_logprobs >= 0)) {
             Json lp = nullptr;
-            if (g.top_logprobs >= 0 && e.token >= 0) lp = logprobs_json({e}, g.chat);
+            if (g.top_logprobs >= 0 && e.token >= 0) lp = logprobs_json({e}, g.chat, tokenizer_of(s->limits));
             Json delta = g.chat ? Json{{"content", e.text}} : Json(e.text);
             if (!sse(sink, chunk(e.index, delta, nullptr, lp))) return false;
           }
@@ -407,7 +408,7 @@ struct Server::Impl {
       Json arr = Json::array();
       for (int i = 0; i < g.n; ++i) {
         const ChoiceResult& c = choices[static_cast<size_t>(i)];
-        const Json lp = g.top_logprobs >= 0 ? logprobs_json(c.tokens, g.chat) : Json(nullptr);
+        const Json lp = g.top_logprobs >= 0 ? logprobs_json(c.tokens, g.chat, tokenizer_of(s->limits)) : Json(nullptr);
         if (g.chat) {
           arr.push_back({{"index", i}, {"message", {{"role", "assistant"}, {"content", c.text}}},
                          {"logprobs", lp}, {"finish_reason", c.finish_reason}});

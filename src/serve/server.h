@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "infer/batch_engine.h"
+#include "text/tokenizer.h"
 
 namespace tritter::serve {
 
@@ -37,6 +38,13 @@ struct ServerOptions {
   // Chat template (Jinja source, the model's tokenizer_config.json / GGUF one) and its bos/eos text; "": Tritter's
   // built-in byte-level format (text/chat_template.h builtin_chat_template), which stops at "\n<|".
   std::string chat_template, bos_token, eos_token;
+  // The model's own tokenizer (must outlive the server) and the ids that end a generation (eos, the chat's
+  // end-of-turn tokens, generation_config.json's eos_token_id); null / empty: the byte tokenizer and its <eos>.
+  const Tokenizer* tokenizer = nullptr;
+  std::vector<int32_t> end_ids{};
+  // Non-empty: chat requests are refused (400) with this message (a BPE model whose files carry no template; the
+  // built-in format is byte-level).
+  std::string chat_unavailable;
 };
 
 class Server {

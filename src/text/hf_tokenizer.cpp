@@ -36,7 +36,8 @@ class HfTokenizer final : public Tokenizer {
   explicit HfTokenizer(TokenizerSpec spec) : s_(std::move(spec)) {}
 
   std::vector<int32_t> encode(std::string_view text, bool add_special) const override {
-    const std::string clean = unicode::sanitize_utf8(text);
+    std::string sanitized;  // only when the text holds invalid UTF-8
+    const std::string_view clean = unicode::is_valid_utf8(text) ? text : std::string_view(sanitized = unicode::sanitize_utf8(text));
     std::vector<int32_t> body;
     body.reserve(clean.size() / 3 + 4);
     Scratch scratch;
@@ -101,19 +102,17 @@ class HfTokenizer final : public Tokenizer {
   void split_added(std::string_view text, F&& f) const {
     size_t start = 0, i = 0;
     while (i < text.size()) {
-      const auto& bucket = s_.added_by_byte[static_cast<uint8_t>(text[i])];
-      const AddedToken* hit = nullptr;
-      for (const int k : bucket) {
-        const auto& a = s_.added[k];
-        if (text.compare(i, a.content.size(), a.content) == 0) {
-          hit = &a;
-          break;  // buckets are sorted longest first
-        }
-      }
-      if (!hit) {
+      if (!s_.added_trie.may_start(static_cast<uint8_t>(text[i]))) {
         ++i;
         continue;
       }
+      size_t length = 0;
+      const int32_t k = s_.added_trie.longest(text, i, length);
+      if (k < 0) {
+        ++i;
+        continue;
+      }
+      const AddedToken* hit = &s_.added[static_cast<size_t>(k)];
       size_t left = i, right = i + hit->content.size();
       if (hit->lstrip) while (left > start && unicode::is_space(static_cast<unsigned char>(text[left - 1]))) --left;
       if (hit->rstrip) while (right < text.size() && unicode::is_space(static_cast<unsigned char>(text[right]))) ++right;
@@ -135,6 +134,18 @@ class HfTokenizer final : public Tokenizer {
 
   void encode_piece(std::string_view piece, std::vector<int32_t>& out, Scratch& sc) const {
     if (piece.empty()) return;
+    // One byte of a byte-level file is its one-character piece (nothing to merge); with ignore_merges a piece in
+    // the vocabulary is that token. Both cost less than the cache's lock and hash.
+    if (s_.byte_level && piece.size() == 1 && s_.byte_ids[static_cast<uint8_t>(piece[0])] >= 0) {
+      out.push_back(s_.byte_ids[static_cast<uint8_t>(piece[0])]);
+      return;
+    }
+    if (s_.ignore_merges) {
+      if (const int32_t id = whole_piece_id(s_, piece, sc.mapped); id >= 0) {
+        out.push_back(id);
+        return;
+      }
+    }
     const bool cacheable = piece.size() <= 64;
     if (cacheable) {
       std::lock_guard<std::mutex> lock(cache_mutex_);

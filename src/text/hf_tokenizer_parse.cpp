@@ -120,13 +120,7 @@ void parse_added(const Ctx& c, const json& root, TokenizerSpec& s) {
   }
   s.special.assign(s.pieces.size(), 0);
   for (const auto& a : s.added) s.special[a.id] = a.special ? 1 : 0;
-  for (int k = 0; k < static_cast<int>(s.added.size()); ++k) {
-    s.added_by_byte[static_cast<uint8_t>(s.added[k].content[0])].push_back(k);
-  }
-  for (auto& bucket : s.added_by_byte) {
-    std::stable_sort(bucket.begin(), bucket.end(),
-                     [&](int x, int y) { return s.added[x].content.size() > s.added[y].content.size(); });
-  }
+  for (int k = 0; k < static_cast<int>(s.added.size()); ++k) s.added_trie.insert(s.added[k].content, k);
 }
 
 std::string replace_pattern(const Ctx& c, const json& step, const std::string& path) {
@@ -340,12 +334,28 @@ TokenizerSpec parse_spec(std::string_view text, const std::string& where, const 
     unicode::append_utf8(piece, unicode::byte_to_unicode(static_cast<uint8_t>(b)));
     const auto it = s.vocab.find(piece);
     s.byte_ids[b] = it == s.vocab.end() ? -1 : it->second;
+    s.byte_chars[b] = {piece[0], piece.size() > 1 ? piece[1] : '\0'};
     char hex[8];
     std::snprintf(hex, sizeof hex, "<0x%02X>", b);
     const auto fb = s.vocab.find(hex);
     s.fallback_ids[b] = fb == s.vocab.end() ? -1 : fb->second;
   }
   if (s.pieces.empty()) c.fail("model.vocab", "found an empty vocabulary, expected at least one piece");
+  if (s.byte_level) {  // pieces outside the byte alphabet can never be a pre-token's spelling: left out
+    std::vector<std::pair<std::string, int32_t>> raw;
+    raw.reserve(s.vocab.size());
+    for (const auto& [piece, id] : s.vocab) {
+      std::string bytes;
+      bool ok = true;
+      for (size_t i = 0; i < piece.size() && ok;) {
+        const int b = unicode::unicode_to_byte(unicode::decode_utf8(piece, i));
+        ok = b >= 0;
+        bytes += static_cast<char>(b);
+      }
+      if (ok) raw.emplace_back(std::move(bytes), id);
+    }
+    s.raw_vocab.build(raw);
+  }
   fill_special_ids(s, config);
   return s;
 }

@@ -145,18 +145,28 @@ void initial_symbols(const TokenizerSpec& s, std::string_view piece, std::vector
 
 }  // namespace
 
+int32_t whole_piece_id(const TokenizerSpec& s, std::string_view piece, std::string& mapped) {
+  if (s.byte_level && !s.raw_vocab.empty()) return s.raw_vocab.find(piece);
+  std::string_view key = piece;
+  if (s.byte_level) {
+    mapped.resize(2 * piece.size());  // each byte's character is 1 or 2 UTF-8 bytes
+    char* w = mapped.data();
+    for (char ch : piece) {
+      const auto& c = s.byte_chars[static_cast<uint8_t>(ch)];
+      w[0] = c[0], w[1] = c[1];
+      w += c[1] ? 2 : 1;
+    }
+    key = std::string_view(mapped.data(), static_cast<size_t>(w - mapped.data()));
+  }
+  const auto it = s.vocab.find(key);
+  return it == s.vocab.end() ? -1 : it->second;
+}
+
 void bpe_piece(const TokenizerSpec& s, std::string_view piece, std::vector<int32_t>& out, std::vector<Symbol>& sym,
                std::string& mapped) {
   if (s.ignore_merges) {  // a piece that is itself in the vocabulary is one token
-    std::string_view key = piece;
-    if (s.byte_level) {
-      mapped.clear();
-      for (char ch : piece) unicode::append_utf8(mapped, unicode::byte_to_unicode(static_cast<uint8_t>(ch)));
-      key = mapped;
-    }
-    const auto it = s.vocab.find(key);
-    if (it != s.vocab.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = whole_piece_id(s, piece, mapped); id >= 0) {
+      out.push_back(id);
       return;
     }
   }

@@ -3,6 +3,7 @@
 #include "text/pre_tokenizer.h"
 
 #include <cstdint>
+#include <memory>
 
 #include "text/unicode.h"
 
@@ -12,10 +13,11 @@ namespace {
 
 constexpr uint8_t kLetter = 1, kNumber = 2, kSpace = 4, kNewline = 8;
 
+// Left uninitialized on allocation (every entry is written before it is read): zeroing them cost more than the split.
 struct Text {
-  std::vector<char32_t> cp;
-  std::vector<uint8_t> cls;
-  std::vector<uint32_t> off;  // byte offset of each code point; off[n] = size
+  std::unique_ptr<char32_t[]> cp;
+  std::unique_ptr<uint8_t[]> cls;
+  std::unique_ptr<uint32_t[]> off;  // byte offset of each code point; off[n] = size
   size_t n = 0;
 };
 
@@ -26,24 +28,26 @@ uint8_t class_of(char32_t c) {
   return 0;
 }
 
-struct AsciiClasses {
-  uint8_t cls[128];
-  AsciiClasses() { for (char32_t c = 0; c < 128; ++c) cls[c] = class_of(c); }
+// The classes of the Basic Multilingual Plane (64 KB, built once): ICU's category lookup per code point cost more
+// than the rest of the split for CJK and other non-Latin text.
+struct BmpClasses {
+  std::unique_ptr<uint8_t[]> cls{new uint8_t[0x10000]};
+  BmpClasses() { for (char32_t c = 0; c < 0x10000; ++c) cls[c] = class_of(c); }
 };
 
 void classify(std::string_view s, Text& t) {
-  static const AsciiClasses ascii;  // a constant table, built once
-  t.cp.resize(s.size()), t.cls.resize(s.size()), t.off.resize(s.size() + 1);
+  static const BmpClasses bmp;  // a constant table, built once
+  t.cp.reset(new char32_t[s.size()]), t.cls.reset(new uint8_t[s.size()]), t.off.reset(new uint32_t[s.size() + 1]);
   size_t n = 0;
   for (size_t i = 0; i < s.size(); ++n) {
     t.off[n] = static_cast<uint32_t>(i);
     const uint8_t b = static_cast<uint8_t>(s[i]);
     if (b < 0x80) {
-      t.cp[n] = b, t.cls[n] = ascii.cls[b], ++i;
+      t.cp[n] = b, t.cls[n] = bmp.cls[b], ++i;
       continue;
     }
     const char32_t c = unicode::decode_utf8(s, i);
-    t.cp[n] = c, t.cls[n] = class_of(c);
+    t.cp[n] = c, t.cls[n] = c < 0x10000 ? bmp.cls[c] : class_of(c);
   }
   t.n = n;
   t.off[n] = static_cast<uint32_t>(s.size());

@@ -2,6 +2,8 @@
 // follow the same Unicode version as the JavaScript and Rust references, and it spares us generated tables.
 #include "text/unicode.h"
 
+#include <cstring>
+
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
@@ -12,46 +14,6 @@
 
 namespace tritter::unicode {
 
-char32_t decode_utf8(std::string_view s, size_t& i) {
-  const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  const uint8_t b0 = byte(i);
-  if (b0 < 0x80) {
-    ++i;
-    return b0;
-  }
-  int need = 0;
-  char32_t cp = 0;
-  uint8_t lo = 0x80, hi = 0xBF;  // the valid range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1, cp = b0 & 0x1F;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2, cp = b0 & 0x0F;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3, cp = b0 & 0x07;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    ++i;
-    return kReplacement;
-  }
-  size_t k = i + 1;
-  for (int n = 0; n < need; ++n, ++k) {
-    if (k >= s.size()) {
-      i = k;
-      return kReplacement;
-    }
-    const uint8_t b = byte(k);
-    if (b < (n == 0 ? lo : 0x80) || b > (n == 0 ? hi : 0xBF)) {
-      i = k;  // the offending byte starts the next sequence
-      return kReplacement;
-    }
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  i = k;
-  return cp;
-}
 
 void append_utf8(std::string& out, char32_t cp) {
   if (cp < 0x80) {
@@ -71,19 +33,48 @@ void append_utf8(std::string& out, char32_t cp) {
   }
 }
 
-bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t start = i;
-    if (decode_utf8(s, i) == kReplacement && !(i - start == 3 && s.substr(start, 3) == "\xEF\xBF\xBD")) return false;
+namespace {
+
+// The end of the valid UTF-8 run that starts at s[i]: ASCII 8 bytes at a time, other sequences decoded.
+size_t valid_run_end(std::string_view s, size_t i) {
+  while (i < s.size()) {
+    if (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if ((w & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (static_cast<uint8_t>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    if (decode_utf8(s, j) == kReplacement && !(j - i == 3 && s.substr(i, 3) == "\xEF\xBF\xBD")) return i;
+    i = j;
   }
-  return true;
+  return i;
 }
 
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) { return valid_run_end(s, 0) == s.size(); }
+
 std::string sanitize_utf8(std::string_view s) {
-  if (is_valid_utf8(s)) return std::string(s);
+  size_t end = valid_run_end(s, 0);
+  if (end == s.size()) return std::string(s);
   std::string out;
   out.reserve(s.size() + 8);
-  for (size_t i = 0; i < s.size();) append_utf8(out, decode_utf8(s, i));
+  size_t start = 0;
+  while (end < s.size()) {  // valid runs copied whole; each invalid sequence (its maximal subpart) → U+FFFD
+    out.append(s.substr(start, end - start));
+    decode_utf8(s, end);
+    append_utf8(out, kReplacement);
+    start = end;
+    end = valid_run_end(s, end);
+  }
+  out.append(s.substr(start, end - start));
   return out;
 }
 

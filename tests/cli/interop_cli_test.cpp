@@ -1,7 +1,8 @@
 // The commands on HF folders and GGUF files: generate/eval/tokenize take them with -m and agree with the packed
 // file; generate --chat and -cnv (a conversation from standard input that keeps the KV cache between turns);
-// -v's per-phase timings are measured; the commands that need Tritter's own file (finetune, merge-lora) and the
-// byte-only server say so; a BPE model without a chat template names the missing key.
+// -v's per-phase timings are measured; finetune takes HF/GGUF bases with the byte vocabulary (the same losses as the
+// packed file) and refuses a BPE one; merge-lora, which needs Tritter's own file, says so; a BPE model without a
+// chat template names the missing key. (The server on BPE models: tests/serve/bpe_test.mjs.)
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -127,18 +128,35 @@ TEST(InteropCli, VerboseTimingsAreMeasured) {
   EXPECT_GT(std::stod(m[1]) + std::stod(m[2]) + std::stod(m[3]) + std::stod(m[4]), 0.0) << r.output;
 }
 
+TEST(InteropCli, FinetuneTakesHfAndGgufBasesWithTheByteVocabulary) {
+  Files f;
+  // The same weights as a packed file, a GGUF file and a HF folder: the same losses, step for step.
+  const std::string flags = " --data " + f.data + " --rank 2 --steps 3 --seq 16 --batch 1 --eval-every -1 --val-fraction 0";
+  std::vector<std::string> losses;
+  for (const std::string& base : {f.pk, f.gguf, f.hf}) {
+    const std::string out = (f.dir / ("ft-" + std::to_string(losses.size()))).string();
+    const auto r = test::run_cli("finetune --base " + base + " --out " + out + flags);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex("loss \\(nats\\) ([0-9.]+)"))) << r.output;
+    losses.push_back(m[1]);
+    const auto g = test::run_cli("-q generate -m " + base + " --lora " + out + " -p 'the' -n 3 --temp 0 --ignore-eos");
+    EXPECT_EQ(g.exit_code, 0) << g.output;
+  }
+  EXPECT_EQ(losses[1], losses[0]);
+  EXPECT_EQ(losses[2], losses[0]);
+  // A BPE vocabulary: the trainer reads bytes, so the base is refused naming its tokenizer.
+  const auto r = test::run_cli("finetune --base " + f.bpe + " --out " + (f.dir / "ft-bpe").string() + flags);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(has(r, "finetune: model '" + f.bpe + "' has a bpe-byte-level tokenizer")) << r.output;
+  EXPECT_TRUE(has(r, "expected a base with the byte vocabulary")) << r.output;
+}
+
 TEST(InteropCli, CommandsThatNeedTritterFilesSaySo) {
   Files f;
-  auto r = test::run_cli("finetune --base " + f.gguf + " --data " + f.data + " --out " + (f.dir / "ft").string());
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r, "finetune: model '" + f.gguf + "' is a GGUF file")) << r.output;
-  EXPECT_TRUE(has(r, "tritter convert")) << r.output;
-  r = test::run_cli("merge-lora --base " + f.hf + " --lora " + (f.dir / "x").string() + " --out " + (f.dir / "o.st").string());
+  auto r = test::run_cli("merge-lora --base " + f.hf + " --lora " + (f.dir / "x").string() + " --out " + (f.dir / "o.st").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r, "is a Hugging Face model folder")) << r.output;
-  r = test::run_cli("serve -m " + f.bpe + " --port 0");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(has(r, "bpe-byte-level tokenizer")) << r.output;
 }
 
 }  // namespace

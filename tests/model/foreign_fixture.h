@@ -29,6 +29,15 @@ inline nlohmann::json bitnet_config_json() {
           {"torch_dtype", "bfloat16"}};
 }
 
+// Hugging Face rope_scaling objects of each type Tritter applies, valid for bitnet_config_json()'s 128 positions.
+inline std::vector<nlohmann::json> rope_scaling_examples() {
+  return {{{"rope_type", "linear"}, {"factor", 2.0}},
+          {{"rope_type", "dynamic"}, {"factor", 2.0}, {"original_max_position_embeddings", 64}},
+          {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 64}, {"attention_factor", 1.25}},
+          {{"rope_type", "llama3"}, {"factor", 8.0}, {"original_max_position_embeddings", 64},
+           {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0}}};
+}
+
 // Parameters in tensor-table order that every format stores exactly.
 inline std::vector<float> exact_params(const TritterConfig& c, uint64_t seed) {
   Rng rng(seed);

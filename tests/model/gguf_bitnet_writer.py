@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent writer of llama.cpp-style BitNet GGUF files for the tests (standard library only).
 
-Usage: gguf_bitnet_writer.py MANIFEST.json WEIGHTS.f32 OUT.gguf [OPTIONS]   (OPTIONS: no-tokenizer, no-act, i2s, i2s-bad)
+Usage: gguf_bitnet_writer.py MANIFEST.json WEIGHTS.f32 OUT.gguf [OPTIONS]   (OPTIONS: no-tokenizer, no-act, i2s, i2s-bad,
+rope-longrope; config.rope_scaling, when set, is written as llama.cpp's rope.scaling.* keys)
 Follows ggml's docs/gguf.md (v3, little-endian, 32-byte alignment, ne[0] innermost) and llama.cpp's BitNet
 conversion: every master W is absmean-ternarized (W~ = round(W/s).clamp(-1,1)·s, s = mean|W|), then quantized per 256-block by quantize_row_tq2_0_ref (d = max|x| of the
 block, q = round(x/d) + 1, element 128h+32l+m in bits 2l of qs[32h+m], then f16 d), norms and token_embd F32.
@@ -83,6 +84,19 @@ def main():
            kv(a + "vocab_size", 4, struct.pack("<I", cfg["vocab_size"]))]
     if "no-act" not in opts:
         kvs.append(kv(a + "hidden_act", 8, s("relu2")))
+    # RoPE scaling as llama.cpp's convert_hf_to_gguf.py writes it: rope.scaling.type/factor, and for yarn the
+    # original context length (and attn_factor when the config gives attention_factor).
+    rs = cfg.get("rope_scaling")
+    if rs:
+        kvs.append(kv(a + "rope.scaling.type", 8, s(rs["rope_type"])))
+        kvs.append(kv(a + "rope.scaling.factor", 6, struct.pack("<f", rs["factor"])))
+        if "original_max_position_embeddings" in rs:
+            kvs.append(kv(a + "rope.scaling.original_context_length", 4,
+                          struct.pack("<I", rs["original_max_position_embeddings"])))
+        if "attention_factor" in rs:
+            kvs.append(kv(a + "rope.scaling.attn_factor", 6, struct.pack("<f", rs["attention_factor"])))
+    if "rope-longrope" in opts:
+        kvs.append(kv(a + "rope.scaling.type", 8, s("longrope")))
     if "no-tokenizer" not in opts:
         toks = ["<t%d>" % i for i in range(cfg["vocab_size"])]
         kvs.append(kv("tokenizer.ggml.model", 8, s("gpt2")))

@@ -143,5 +143,45 @@ TEST(GgufModel, HuggingFaceGgufParserReadsTritterFiles) {
   }
 }
 
+// rope_scaling: llama.cpp's rope.scaling.* keys as its converter writes them (linear, yarn) are read; Tritter's
+// writer round-trips every type (linear and yarn under 'bitnet' with llama.cpp's keys, llama3 and dynamic, which
+// llama.cpp's bitnet graph cannot apply, under 'tritter'); an unknown scaling type names the key and value.
+TEST(GgufModel, RopeScalingReadsLlamaCppKeysAndRoundTrips) {
+  for (const nlohmann::json& rs : test::rope_scaling_examples()) {
+    const std::string type = rs["rope_type"];
+    Fixture fx;
+    fx.cfg["rope_scaling"] = rs;
+    fx.c = hf_config_to_tritter(fx.cfg, "test");
+    test::write_manifest(fx.dir.path(), fx.cfg, fx.c, fx.p);
+    const PackedModel native = test::native_model(fx.c, fx.p);
+    const std::vector<float> want = test::model_logits(native.weights());
+    if (type == "linear" || type == "yarn") {
+      const LoadedModel m = load_any_model(fx.write("in.gguf"), nullptr);
+      EXPECT_EQ(m.model.config(), fx.c) << type;
+      EXPECT_EQ(test::model_logits(m.model.weights()), want) << type;
+    }
+    GgufWriteOptions o;
+    o.embed = GgmlType::F32;
+    write_gguf_model(fx.dir / "rt.gguf", native.weights(), o);
+    const GgufFile f(fx.dir / "rt.gguf");
+    const bool llama_cpp = type == "linear" || type == "yarn";
+    EXPECT_EQ(f.get_string("general.architecture"), llama_cpp ? "bitnet" : "tritter") << type;
+    if (llama_cpp) {
+      EXPECT_EQ(f.get_string("bitnet.rope.scaling.type"), type);
+      EXPECT_EQ(f.get_number("bitnet.rope.scaling.factor"), rs["factor"].get<double>());
+    }
+    if (type == "yarn") {
+      EXPECT_EQ(f.get_int("bitnet.rope.scaling.original_context_length"), 64);
+      EXPECT_EQ(f.get_number("bitnet.rope.scaling.attn_factor"), 1.25);
+    }
+    const LoadedModel back = load_any_model(fx.dir / "rt.gguf", nullptr);
+    EXPECT_EQ(back.model.config(), fx.c) << type;
+    EXPECT_EQ(test::model_logits(back.model.weights()), want) << type;
+  }
+  Fixture fx;
+  test::expect_error([&] { load_any_model(fx.write("lr.gguf", "rope-longrope"), nullptr); },
+                     {"lr.gguf': key 'bitnet.rope.scaling.type': found 'longrope', expected 'none', 'linear' or 'yarn'"});
+}
+
 }  // namespace
 }  // namespace tritter

