@@ -24,7 +24,6 @@
 #include "data/util.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
-#include "io/atomic_file.h"
 #include "kernels/text_scan.h"
 #include "kernels/parallel.h"
 
