@@ -108,6 +108,11 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
                   "the context is full")->capture_default_str();
   cmd->add_option("--exit", o->gen.exit, "softmax (sample the logits) or knn (cosine head: nearest embedding row)")
       ->capture_default_str();
+  cmd->add_option("--latent-steps", o->gen.latent_steps, "Continuous thought: after the prompt, <bot>, N steps fed "
+                  "the last hidden state, <eot> (a model trained for it; vocab_size >= 268)")
+      ->capture_default_str();
+  cmd->add_option("--latent-scale", o->gen.latent_scale, "Scale of a fed-back thought (0 = the embedding rows' RMS)")
+      ->capture_default_str();
   cmd->add_option("--temp,--temperature", o->gen.sampling.temperature, "Temperature (0 = greedy)")
       ->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "Top-k (0 = off)")->capture_default_str();
@@ -214,6 +219,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
         j["prompt_seconds"] = r.prompt_s;
         j["prompt_tokens_per_second"] = pp;
         j["decode_steps"] = r.decode_steps;
+        if (r.latent_steps > 0) j["latent_steps"] = r.latent_steps;
         j["decode_seconds"] = r.decode_s;
         j["decode_tokens_per_second"] = tg;
         j["peak_rss_bytes"] = mem.peak_rss_bytes;

@@ -36,6 +36,8 @@ struct TrainArgs {
   std::string config = "tiny";
   bool no_quant = false;
   int zero = 1;
+  std::string attention = "causal";
+  int64_t prefix_length = 0;
   LoopArgs loop = [] {
     LoopArgs l;
     l.steps = 1000;
@@ -71,6 +73,9 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     resume = train::latest_checkpoint(l.resume);
     o = train::read_checkpoint_options(resume);
     apply_resume_overrides(l, cmd, o);
+    if (given("--attention") || given("--prefix-length")) {
+      throw_error("train: --attention and --prefix-length are the run's own (", o.attention, "); a resumed run keeps them");
+    }
   } else {
     if (l.data.empty()) throw_error("train: --data: none given, expected files or directories");
     if (l.out.empty()) throw_error("train: --out: none given, expected a directory for checkpoints");
@@ -79,6 +84,8 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     if (l.seq > o.config.max_position_embeddings) o.config.max_position_embeddings = l.seq;
     o.config.validate();
     apply_loop_flags(l, o);
+    o.attention = a.attention;
+    o.prefix_length = a.prefix_length;
     o.schedule.warmup = l.warmup;  // -1: the schedule's own default
     if (!o.config.quant) {  // the FP baseline uses one cosine stage and a lower peak unless told otherwise
       if (!given("--schedule")) o.schedule.kind = "cosine";
@@ -133,6 +140,10 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                   .recompute = "Gradient checkpointing: keep layer inputs only, recompute in backward"});
   c->add_flag("--no-quant", a->no_quant,
               "Full-precision baseline (quant=false), same code; defaults to --schedule cosine --lr 6e-4 (docs/maths.md)");
+  c->add_option("--attention", a->attention, "causal, or prefix_lm: the first --prefix-length positions of every "
+                "sequence see each other, the loss counts only what follows")
+      ->capture_default_str();
+  c->add_option("--prefix-length", a->prefix_length, "The prefix of --attention prefix_lm (1 .. --seq - 1)");
   c->add_option("--zero", a->zero,
                  "Under mpirun: 1 = AdamW moments sharded across the ranks (ZeRO-1), 0 = replicated on every rank")
       ->capture_default_str();

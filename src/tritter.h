@@ -177,6 +177,11 @@ struct GenerationParams {
   // softmax: sample from the logits; knn: a cosine-head model's KNN exit (the nearest embedding row; greedy, no
   // logits, no repetition penalty). Both give the same ids at temperature 0 without a repetition penalty.
   std::string exit = "softmax";
+  // Continuous thought: N > 0 runs <bot>, N thoughts (the last hidden state times latent_scale fed back as the next
+  // input; 0: the embedding rows' RMS) and <eot> after the prompt before sampling. Needs a model trained for it
+  // and vocab_size ≥ 268 (docs/embedding-prediction.md).
+  int64_t latent_steps = 0;
+  float latent_scale = 0.0f;
 };
 
 struct Generation {
@@ -184,6 +189,7 @@ struct Generation {
   std::vector<int32_t> tokens;  // generated ids (a stop string's tokens included; <eos> not)
   int64_t prompt_tokens = 0;
   int64_t decode_steps = 0;     // forward passes after the prompt
+  int64_t latent_steps = 0;     // thoughts run between <bot> and <eot>
   double prompt_s = 0, decode_s = 0, sample_s = 0;
   std::string stop_reason;      // "eos", "stop", "length", "context", "callback"
 };

@@ -331,6 +331,8 @@ Generation Session::generate(std::span<const int32_t> prompt, const GenerationPa
     throw_error("generate: exit '", params.exit, "', expected softmax or knn");
   }
   o.knn_exit = params.exit == "knn";
+  o.latent_steps = params.latent_steps;
+  o.latent_scale = params.latent_scale;
   o.tokenizer = impl_->model->text.tokenizer.get();
   o.end_ids = impl_->model->text.end_ids;
   o.sampler = SamplerOptions{.temperature = p.temperature, .top_k = p.top_k, .top_p = p.top_p, .min_p = p.min_p,
@@ -341,6 +343,7 @@ Generation Session::generate(std::span<const int32_t> prompt, const GenerationPa
   r.tokens = std::move(g.tokens);
   r.prompt_tokens = g.prompt_tokens;
   r.decode_steps = g.decode_steps;
+  r.latent_steps = g.latent_steps;
   r.prompt_s = g.prompt_s;
   r.decode_s = g.decode_s;
   r.sample_s = g.sample_s;

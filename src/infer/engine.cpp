@@ -141,6 +141,46 @@ void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_lo
   const TritterConfig& c = c_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   check_input(tokens);
+  for (int64_t start = 0; start < n; start += options_.max_batch) {
+    const int64_t T = std::min(options_.max_batch, n - start);
+    const bool last = start + T == n;
+    float* out = all_logits ? logits + start * c.vocab_size : (last ? logits : nullptr);
+    forward_chunk(tokens.data() + start, T, out, all_logits);
+  }
+}
+
+void Engine::forward_embeddings(std::span<const float> x, float* logits, bool all_logits) {
+  const TritterConfig& c = c_;
+  const int64_t D = c.hidden_size, n = static_cast<int64_t>(x.size()) / D;
+  if (n < 1 || static_cast<int64_t>(x.size()) != n * D) {
+    throw_error("engine: input vectors hold ", x.size(), " floats, expected a positive multiple of hidden_size ", D);
+  }
+  check_positions(n);
+  for (int64_t start = 0; start < n; start += options_.max_batch) {
+    const int64_t T = std::min(options_.max_batch, n - start);
+    const bool last = start + T == n;
+    float* out = all_logits ? logits + start * c.vocab_size : (last ? logits : nullptr);
+    {
+      OpTimer timer(timed_ ? &times_ : nullptr, Op::Elementwise);
+      std::memcpy(v_.x, x.data() + start * D, static_cast<size_t>(T * D) * sizeof(float));
+    }
+    run_chunk(T, out, all_logits);
+  }
+}
+
+void Engine::last_hidden(std::span<float> out) {
+  const int64_t D = c_.hidden_size;
+  if (last_T_ < 1) throw_error("engine: last_hidden before any forward");
+  if (static_cast<int64_t>(out.size()) != D) throw_error("engine: last_hidden into ", out.size(), " floats, expected ", D);
+  rmsnorm(ctx_, out.data(), v_.x + (last_T_ - 1) * D, source_.final_norm(), 1, D, static_cast<float>(c_.rms_norm_eps));
+}
+
+void Engine::check_positions(int64_t n) const {
+  if (n < 1) throw_error("engine: no tokens to run (an empty prompt?)");
+  if (pos_ + n > options_.context) {
+    throw_error("engine: context full: ", pos_, " positions used + ", n, " new tokens exceed the context of ",
+                options_.context, " (raise --ctx, at most max_position_embeddings = ", c_.max_position_embeddings, ")");
+  }
   if (mask_.kind == AttnMask::Kind::Bidirectional && (pos_ > 0 || n > options_.max_batch)) {
     throw_error("engine: a bidirectional mask needs the whole sequence in one first forward of at most ",
                 options_.max_batch, " tokens (found ", n, " tokens at position ", pos_, ")");
@@ -150,22 +190,12 @@ void Engine::forward(std::span<const int32_t> tokens, float* logits, bool all_lo
     throw_error("engine: prefix_lm(", mask_.prefix, ") needs the prefix prefilled in one first forward chunk (found ",
                 n, " tokens at position ", pos_, ", chunks of ", options_.max_batch, ")");
   }
-  for (int64_t start = 0; start < n; start += options_.max_batch) {
-    const int64_t T = std::min(options_.max_batch, n - start);
-    const bool last = start + T == n;
-    float* out = all_logits ? logits + start * c.vocab_size : (last ? logits : nullptr);
-    forward_chunk(tokens.data() + start, T, out, all_logits);
-  }
 }
 
 void Engine::check_input(std::span<const int32_t> tokens) const {
   const TritterConfig& c = c_;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n < 1) throw_error("engine: no tokens to run (an empty prompt?)");
-  if (pos_ + n > options_.context) {
-    throw_error("engine: context full: ", pos_, " positions used + ", n, " new tokens exceed the context of ",
-                options_.context, " (raise --ctx, at most max_position_embeddings = ", c.max_position_embeddings, ")");
-  }
+  check_positions(n);
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
       throw_error("engine: token ", i, ": id ", tokens[i], ", expected 0 .. ", c.vocab_size - 1);
@@ -183,12 +213,16 @@ struct HeldGroup {
 }  // namespace
 
 void Engine::forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits) {
-  const TritterConfig& c = c_;
-  const int64_t D = c.hidden_size;
   {
     OpTimer timer(timed_ ? &times_ : nullptr, Op::Elementwise);
     source_.embed_rows(tokens, T, v_.x);
   }
+  run_chunk(T, logits, all_logits);
+}
+
+void Engine::run_chunk(int64_t T, float* logits, bool all_logits) {
+  const TritterConfig& c = c_;
+  const int64_t D = c.hidden_size;
   for (int l = 0; l < c.num_hidden_layers;) {
     const HeldGroup held{source_, source_.acquire_layers(l, logits != nullptr)};
     const LayerGroup& g = held.group;

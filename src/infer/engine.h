@@ -59,6 +59,17 @@ class Engine {
   // all_logits: logits (n, V) for every token; otherwise logits (V) of the last token only. n ≥ 1.
   // Throws Error on an id outside [0, V) or when the context would overflow.
   void forward(std::span<const int32_t> tokens, float* logits, bool all_logits);
+  // The same forward fed input vectors x (n, D) instead of ids: what the embedding lookup would have produced.
+  // forward(tokens) is the lookup followed by this path, so forward_embeddings(E[ids]) gives its logits bit for
+  // bit. Throws Error on x.size() ≠ n·D, n < 1 or a context overflow.
+  void forward_embeddings(std::span<const float> x, float* logits, bool all_logits);
+  // One decode step (one position): a token, or a vector x (D) — a continuous thought (infer/latent.h).
+  // logits (V) of that position, or nullptr to skip the head.
+  void step_token(int32_t id, float* logits) { forward(std::span<const int32_t>(&id, 1), logits, false); }
+  void step_embedding(std::span<const float> x, float* logits) { forward_embeddings(x, logits, false); }
+  // The last position's post-final-norm hidden state (D) after a forward (with or without logits): the vector
+  // the head reads, and the thought a latent step feeds back. Throws Error before any forward.
+  void last_hidden(std::span<float> out);
 
   int64_t position() const { return pos_; }
   int64_t context() const { return options_.context; }
@@ -95,7 +106,9 @@ class Engine {
  private:
   Engine(Context& ctx, std::unique_ptr<WeightSource> owned, const EngineOptions& options);
   void forward_chunk(const int32_t* tokens, int64_t T, float* logits, bool all_logits);
+  void run_chunk(int64_t T, float* logits, bool all_logits);  // layers and head on v_.x (T, D): the one path
   void check_input(std::span<const int32_t> tokens) const;  // the errors forward() throws on bad input
+  void check_positions(int64_t n) const;  // n ≥ 1 new positions fit the context and the mask's prefill rule
   void layer_forward(const LayerWeights& L, int layer, int64_t T);
 
   Context& ctx_;

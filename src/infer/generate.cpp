@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "infer/latent.h"
 #include "text/byte_tokenizer.h"
 
 namespace tritter {
@@ -45,15 +46,40 @@ GenerateResult generate_tokens(Engine& engine, std::span<const int32_t> prompt, 
     throw_error("generate: the KNN exit is greedy: found temperature ", options.sampler.temperature,
                 ", expected 0 (or use the softmax exit to sample)");
   }
+  if (options.latent_steps < 0) throw_error("--latent-steps: found ", options.latent_steps, ", expected >= 0");
+  const int64_t N = options.latent_steps;
+  if (N > 0 && V < kLatentVocabSize) {
+    throw_error("generate: latent steps need the control ids <bot> (", kTokenBot, ") and <eot> (", kTokenEot,
+                "): the model's vocab_size is ", V, ", expected at least ", kLatentVocabSize);
+  }
+  if (N > 0 && engine.position() + static_cast<int64_t>(prompt.size()) + N + 2 > engine.context()) {
+    throw_error("generate: the prompt (", prompt.size(), " tokens), <bot>, ", N, " latent steps and <eot> exceed the "
+                "context of ", engine.context());
+  }
   Sampler sampler(options.sampler);
   GenerateResult r;
   r.prompt_tokens = static_cast<int64_t>(prompt.size());
   std::vector<int32_t> history(prompt.begin(), prompt.end());
   std::vector<float> logits(V);
 
+  float* const head_out = options.knn_exit ? nullptr : logits.data();
   auto t0 = Clock::now();
-  engine.forward(prompt, options.knn_exit ? nullptr : logits.data(), false);
-  r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (N == 0) {
+    engine.forward(prompt, head_out, false);
+  } else {  // prompt <bot>, N thoughts, <eot>: the logits come from <eot>'s position
+    std::vector<int32_t> with_bot(prompt.begin(), prompt.end());
+    with_bot.push_back(kTokenBot);
+    engine.forward(with_bot, nullptr, false);
+    r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    t0 = Clock::now();
+    const float scale = options.latent_scale > 0 ? options.latent_scale
+                                                 : static_cast<float>(embedding_row_rms(engine.source()));
+    run_latent_steps(engine, N, scale);
+    engine.step_token(kTokenEot, head_out);
+    r.latent_steps = N;
+    r.latent_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  if (N == 0) r.prompt_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
   std::string pending;  // generated text not yet delivered
   r.stop_reason = "length";

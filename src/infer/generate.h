@@ -23,6 +23,12 @@ struct GenerateOptions {
   // The exit: false = sample from the logits (softmax, the sampler above); true = the KNN exit of a cosine head
   // (Engine::knn_exit: the nearest embedding row, no logits computed), greedy only (temperature 0).
   bool knn_exit = false;
+  // Continuous thought (infer/latent.h): with N > 0 the prompt is followed by <bot>, N thoughts (each the last
+  // post-final-norm state times latent_scale, fed back as the next input) and <eot>, then sampling as usual; the
+  // cache holds prompt + N + 2 positions before the first generated token. latent_scale 0: the embedding rows'
+  // RMS. N = 0 is plain generation (no control ids).
+  int64_t latent_steps = 0;
+  float latent_scale = 0.0f;
   // The model's tokenizer (text of each token) and the ids that end a turn; null / empty: the byte tokenizer and
   // its <eos>.
   const Tokenizer* tokenizer = nullptr;
@@ -33,8 +39,10 @@ struct GenerateResult {
   std::string text;            // what was streamed (without a matched stop string)
   std::vector<int32_t> tokens; // generated ids
   int64_t prompt_tokens = 0;
-  int64_t decode_steps = 0;    // forward passes after the prompt
+  int64_t decode_steps = 0;    // forward passes after the prompt (and its thoughts)
+  int64_t latent_steps = 0;    // thoughts run between <bot> and <eot>
   double prompt_s = 0, decode_s = 0, sample_s = 0;
+  double latent_s = 0;         // the thoughts and <eot>
   std::string stop_reason;     // "eos", "stop", "length", "context", "callback"
 };
 

@@ -33,7 +33,8 @@ void AdamW::step(std::span<float> params, std::span<const float> grads, const st
   for (const auto& t : table) {
     const int64_t a = std::max(lo_, t.offset), b = std::min(hi_, t.offset + t.numel());
     if (a >= b) continue;  // outside this rank's shard
-    const float decay = t.is_matrix() ? static_cast<float>(1.0 - lr * wd) : 1.0f;
+    const bool decayed = t.is_matrix() && (hp_.decay_embedding || t.role != TensorRole::Embedding);
+    const float decay = decayed ? static_cast<float>(1.0 - lr * wd) : 1.0f;
     float* p = params.data() + a;
     const float* g = grads.data() + a;
     float* mt = m + (a - lo_);

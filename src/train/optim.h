@@ -15,6 +15,10 @@ namespace tritter::train {
 
 struct AdamWParams {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  // Weight decay on the embedding table. A cosine head reads E's rows normalized, so decay would only shrink row
+  // norms (raising the step size of their directions) without regularizing what the model computes: the trainer
+  // turns it off for head_type cosine_tied. Not written to checkpoints: it follows from the config.
+  bool decay_embedding = true;
 };
 
 class AdamW {

@@ -32,6 +32,10 @@ class ParallelTrainModel {
   void set_embed_pred_beta(double beta) {
     for (auto& m : models_) m->set_embed_pred_beta(beta);
   }
+  // The attention mask of every worker (TrainModel::set_mask; one prefix length for all sequences).
+  void set_mask(const AttnMask& mask) {
+    for (auto& m : models_) m->set_mask(mask);
+  }
   // Accounted peak bytes of every worker's context together.
   int64_t accounted_peak() const;
   OpTimes op_times_sum();

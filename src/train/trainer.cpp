@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json train_options_to_json(const TrainOptions& o) {
-  return json{{"config", config_to_json(o.config, true)},
+  json j{{"config", config_to_json(o.config, true)},
               {"data",
                {{"paths", o.data.paths}, {"extensions", o.data.extensions}, {"val_fraction", o.data.val_fraction}}},
               {"batch", o.batch}, {"seq", o.seq}, {"steps", o.steps}, {"accum", o.accum},
@@ -37,6 +37,11 @@ json train_options_to_json(const TrainOptions& o) {
               {"checkpoint_every", o.checkpoint_every}, {"keep", o.keep}, {"log_every", o.log_every},
               {"out_dir", o.out_dir}, {"recompute", o.recompute}, {"log_json", o.log_json},
               {"max_bad_steps", o.max_bad_steps}};
+  if (o.attention != "causal") {  // written only when set: a causal run's state.json is what it was
+    j["attention"] = o.attention;
+    j["prefix_length"] = o.prefix_length;
+  }
+  return j;
 }
 
 namespace {
@@ -118,6 +123,10 @@ TrainOptions train_options_from_json(const json& j) {
   o.out_dir = str_field(j, "out_dir", w);
   o.recompute = bool_field(j, "recompute", w);
   o.log_json = str_field(j, "log_json", w);
+  if (j.contains("attention")) {
+    o.attention = str_field(j, "attention", w);
+    o.prefix_length = int_field(j, "prefix_length", w);
+  }
   o.max_bad_steps = int_field(j, "max_bad_steps", w);
   return o;
 }
@@ -545,6 +554,17 @@ void check_batch_shape(const TrainOptions& o, const char* who) {
                 " tokens per micro-batch, expected at most ", kMaxBatchTokens);
   }
   if (o.steps < 0) throw_error(who, ": --steps: found ", o.steps, ", expected >= 0");
+  if (o.attention == "bidirectional") {
+    throw_error(who, ": --attention bidirectional: every next-token target would be visible to the position that "
+                "predicts it; train causal or prefix_lm (a bidirectional mask is for embedding a trained model)");
+  }
+  if (o.attention != "causal" && o.attention != "prefix_lm") {
+    throw_error(who, ": --attention: found '", o.attention, "', expected causal or prefix_lm");
+  }
+  if (o.attention == "prefix_lm" && (o.prefix_length < 1 || o.prefix_length >= o.seq)) {
+    throw_error(who, ": --prefix-length: found ", o.prefix_length, " with --seq ", o.seq, ", expected 1 .. ",
+                o.seq - 1, " for prefix_lm");
+  }
 }
 
 TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::path& resume_from,
@@ -577,7 +597,9 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   }
   const Range rows = shard_range(opt.batch, rank, ranks);  // this rank's sequences of every global batch
   const Range shard = zero ? shard_range(P, rank, ranks) : Range{0, P};
-  AdamW adam(P, ctx, opt.adam, shard.lo, shard.hi);
+  AdamWParams hp = opt.adam;
+  hp.decay_embedding = !model.config().cosine_head();  // a cosine head normalizes E's rows: no decay on them
+  AdamW adam(P, ctx, hp, shard.lo, shard.hi);
   TrainState state;
   Rng data_rng(opt.seed ^ 0x9e3779b97f4a7c15ull);
   if (!resume_from.empty()) {
@@ -601,10 +623,22 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
                          ctx.memory.in_use(MemCategory::Optimizer), " bytes on rank 0"));
   }
   pm.reserve(rows.size(), opt.seq, opt.recompute);
+  const bool prefix_lm = opt.attention == "prefix_lm";
+  if (prefix_lm) pm.set_mask(AttnMask::prefix_lm(opt.prefix_length, opt.config.sliding_window));
+  // prefix_lm: targets inside each sequence's prefix become −100 (a copy: the loop's batch stays as drawn).
+  std::vector<int32_t> masked_targets;
+  auto targets_of = [&](const int32_t* tg, int64_t B) {
+    if (!prefix_lm) return tg;
+    masked_targets.assign(tg, tg + B * opt.seq);
+    const std::vector<int64_t> prefix(static_cast<size_t>(B), opt.prefix_length);
+    mask_prefix_targets(masked_targets.data(), B, opt.seq, prefix);
+    return static_cast<const int32_t*>(masked_targets.data());
+  };
 
   TrainLoopHooks hooks;
   hooks.zero_grad = [&] { model.zero_grad(); };
-  hooks.micro_step = [&](const int32_t* in, const int32_t* tg, float scale) {
+  hooks.micro_step = [&](const int32_t* in, const int32_t* tg_drawn, float scale) {
+    const int32_t* tg = targets_of(tg_drawn, opt.batch);
     if (!dist) return pm.step(in, tg, opt.batch, opt.seq, scale, true);
     // This rank's rows, weighted by their share of the batch's valid targets as ParallelTrainModel weights its
     // workers: N ranks of one thread each compute what one process of N workers does, bit for bit.
@@ -629,7 +663,12 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   };
   // Evaluation on rank 0 alone (its own share of the batch rows per forward); the others report -1.
   hooks.eval = [&] {
-    return rank == 0 ? evaluate_bits_per_byte(pm, data, rows.size(), opt.seq, opt.eval_windows) : -1.0;
+    if (rank != 0) return -1.0;
+    if (!prefix_lm) return evaluate_bits_per_byte(pm, data, rows.size(), opt.seq, opt.eval_windows);
+    const int64_t B = rows.size();
+    return evaluate_bits_per_byte([&](const int32_t* in, const int32_t* tg) {
+      return pm.step(in, targets_of(tg, B), B, opt.seq, 1.0f, false);
+    }, data, B, opt.seq, opt.eval_windows);
   };
   hooks.save = [&] {
     if (!zero) {

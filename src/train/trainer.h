@@ -54,6 +54,11 @@ struct TrainOptions {
   int64_t log_every = 10;
   std::string out_dir;
   bool recompute = false;
+  // Attention of every training sequence: "causal", or "prefix_lm" with prefix_length P (1 ≤ P < seq): positions
+  // < P see each other and the loss counts only targets after the prefix (mask_prefix_targets), in training and
+  // validation alike. "bidirectional" is refused: every next-token target would be visible.
+  std::string attention = "causal";
+  int64_t prefix_length = 0;
   std::string log_json;         // JSON lines, one per logged step
   int64_t max_bad_steps = 10;   // consecutive NaN/Inf steps before the run stops
   // Called after every step (skipped ones included), on the loop's thread; not saved in checkpoints.

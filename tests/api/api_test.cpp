@@ -156,6 +156,39 @@ float dot(const std::vector<float>& a, const std::vector<float>& b) {
   return static_cast<float>(s);
 }
 
+// Continuous thought through the API: the same tokens as generate()'s latent mode on the engine, the cache holding
+// prompt + <bot> + N thoughts + <eot> + the decode steps, and the 264-id vocabulary refused.
+TEST(Api, GenerateWithLatentStepsMatchesTheEngine) {
+  test::TempDir dir;
+  const std::string pk = (dir / "v272.st").string();
+  const auto made = test::run_cli("init --size test --vocab 272 --seed 3 --packed -o " + pk);
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const Model model = Model::open(pk);
+  const std::vector<int32_t> prompt = model.tokenize("abc", false);
+  GenerationParams p;
+  p.max_tokens = 8;
+  p.stop_at_eos = false;
+  p.latent_steps = 3;
+  Session session(model, {.context = 128, .threads = 1});
+  const Generation g = session.generate(prompt, p);
+  EXPECT_EQ(g.latent_steps, 3);
+  EXPECT_EQ(session.position(), static_cast<int64_t>(prompt.size()) + 3 + 2 + g.decode_steps);
+
+  Context ctx;
+  const PackedModel pm = PackedModel::open(pk);
+  Engine engine(ctx, pm.weights(), EngineOptions{.context = 128});
+  GenerateOptions o;
+  o.max_tokens = 8;
+  o.stop_at_eos = false;
+  o.latent_steps = 3;
+  EXPECT_EQ(g.tokens, generate(engine, prompt, o, [](std::string_view) {}).tokens);
+
+  PackedFixture f;  // vocab_size 264
+  const Model bytes = Model::open(f.pk);
+  Session s264(bytes, {.context = 128, .threads = 1});
+  EXPECT_NE(error_of([&] { s264.generate(prompt, p); }).find("vocab_size is 264"), std::string::npos);
+}
+
 TEST(Api, EmbedIsTheUnitMeanOfFinalHiddenStates) {
   PackedFixture f;
   const Model model = Model::open(f.pk);

@@ -264,5 +264,82 @@ TEST(TrainLoop, NonFiniteStepsAreSkippedThenStopTheRunWithTheCheckpointIntact) {
   EXPECT_EQ(read_file_bytes(ck / "model.safetensors"), before);
 }
 
+// Training under prefix_lm: P = 1 is the causal run bit for bit (position 0 sees itself, no target is inside the
+// prefix), a longer prefix changes the losses, the options round-trip through state.json and a resumed run is
+// bitwise the uninterrupted one; bidirectional and out-of-range prefixes are refused.
+TEST(TrainLoop, PrefixLmAttentionTrainsResumesAndRefusesBadMasks) {
+  test::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "\n";
+  test::write_file(dir / "data.py", text);
+  auto options = [&](const std::string& out, const std::string& attention, int64_t P) {
+    TrainOptions o;
+    o.config = preset_config("test");
+    o.data.paths = {(dir / "data.py").string()};
+    o.data.val_fraction = 0.0;
+    o.batch = 2;
+    o.seq = 32;
+    o.steps = 6;
+    o.schedule.warmup = 2;
+    o.schedule.peak_lr = 3e-3;
+    o.eval_every = 0;
+    o.checkpoint_every = 3;
+    o.out_dir = (dir / out).string();
+    o.attention = attention;
+    o.prefix_length = P;
+    return o;
+  };
+  auto quiet = [](const std::string&) {};
+  auto run = [&](const TrainOptions& o, const std::filesystem::path& resume = {}) {
+    Context ctx;
+    ctx.threads = 1;
+    return run_training(ctx, o, resume, nullptr, quiet);
+  };
+  const TrainResult causal = run(options("causal", "causal", 0));
+  const TrainResult p1 = run(options("p1", "prefix_lm", 1));
+  EXPECT_EQ(p1.losses, causal.losses);
+  const TrainResult p16 = run(options("p16", "prefix_lm", 16));
+  ASSERT_EQ(p16.losses.size(), 6u);
+  EXPECT_NE(p16.losses, causal.losses);
+  const auto ck3 = dir / "p16" / "step-00000003";
+  TrainOptions r = read_checkpoint_options(ck3);
+  EXPECT_EQ(r.attention, "prefix_lm");
+  EXPECT_EQ(r.prefix_length, 16);
+  EXPECT_EQ(read_checkpoint_options(dir / "causal" / "step-00000003").attention, "causal");
+  r.out_dir = (dir / "p16-resumed").string();
+  const TrainResult resumed = run(r, ck3);
+  ASSERT_EQ(resumed.losses.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(resumed.losses[i], p16.losses[3 + i]) << "step " << 4 + i;
+  EXPECT_EQ(read_file_bytes(dir / "p16/step-00000006/model.safetensors"),
+            read_file_bytes(dir / "p16-resumed/step-00000006/model.safetensors"));
+  test::expect_error([&] { run(options("bi", "bidirectional", 0)); }, {"bidirectional", "visible"});
+  test::expect_error([&] { run(options("big", "prefix_lm", 32)); }, {"--prefix-length", "found 32", "1 .. 31"});
+  test::expect_error([&] { run(options("zero", "prefix_lm", 0)); }, {"--prefix-length", "found 0"});
+  test::expect_error([&] { run(options("odd", "sideways", 0)); }, {"--attention", "sideways"});
+}
+
+// Weight decay skips the embedding table when decay_embedding is off (a cosine head: its rows are read
+// normalized) and still applies to every other matrix; 1-D gains never decay.
+TEST(AdamWDecay, EmbeddingDecayFollowsTheFlag) {
+  const TritterConfig c = preset_config("test");
+  const auto table = tensor_table(c);
+  const int64_t P = table.back().offset + table.back().numel();
+  std::vector<float> p0(static_cast<size_t>(P), 1.0f), g(p0.size(), 0.0f);  // zero gradients: decay alone moves p
+  Context ctx;
+  for (bool decay_embedding : {true, false}) {
+    AdamWParams hp;
+    hp.decay_embedding = decay_embedding;
+    AdamW adam(P, ctx, hp);
+    std::vector<float> p = p0;
+    adam.step(p, g, table, 0.01, 0.5);
+    for (const auto& t : table) {
+      const bool want = t.is_matrix() && (decay_embedding || t.role != TensorRole::Embedding);
+      const float expect = want ? static_cast<float>(1.0 - 0.01 * 0.5) : 1.0f;
+      EXPECT_EQ(p[static_cast<size_t>(t.offset)], expect) << t.name << " decay_embedding " << decay_embedding;
+    }
+  }
+  EXPECT_TRUE(AdamWParams{}.decay_embedding);  // linear models train as before
+}
+
 }  // namespace
 }  // namespace tritter::train
