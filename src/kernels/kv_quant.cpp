@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/dispatch.h"
 #include "kernels/ref/ref.h"
 
 namespace tritter {
@@ -94,7 +95,22 @@ void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params
 void kv_f16_encode(uint16_t* out, const float* x, int64_t n) { ref::kv_f16_encode(out, x, n); }
 void kv_f16_decode(float* out, const uint16_t* in, int64_t n) { ref::kv_f16_decode(out, in, n); }
 #else
+namespace {
+// F16C (cpu/f16_f16c.cpp) when the CPU has it: without it each cast below is a library call per value.
+bool have_f16c() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return yes;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
+#if defined(__x86_64__)
+  if (have_f16c()) return cpu::kv_f16_encode_f16c(out, x, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const _Float16 h = static_cast<_Float16>(x[i]);
     std::memcpy(out + i, &h, sizeof h);
@@ -102,6 +118,9 @@ void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
 }
 
 void kv_f16_decode(float* out, const uint16_t* in, int64_t n) {
+#if defined(__x86_64__)
+  if (have_f16c()) return cpu::kv_f16_decode_f16c(out, in, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     _Float16 h;
     std::memcpy(&h, in + i, sizeof h);
