@@ -39,7 +39,9 @@ TEST(BenchBatchCli, PrintsOneLinePerRowCountWithTheOpSplit) {
   ASSERT_EQ(one.size(), 10u) << r.output;
   ASSERT_EQ(three.size(), 10u) << r.output;
   EXPECT_EQ(one[3], "1.00") << r.output;  // the reference row's own ratio
-  EXPECT_GT(std::stod(three[1]), 0.0);    // step ms
+  // The 3-row step's rate against one row's (from the unrounded times; the test model's ms print as 0.0).
+  const double ratio = std::stod(three[3]);
+  EXPECT_TRUE(ratio > 0.0 && ratio < 1e6) << r.output;
   for (size_t col : {5u, 8u}) {           // the ternary projections and the head were timed: finite GMAC/s
     const double gmacs = std::stod(three[col]);
     EXPECT_TRUE(gmacs > 0.0 && gmacs < 1e6) << col << "\n" << r.output;
