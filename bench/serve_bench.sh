@@ -11,6 +11,8 @@
 # random 2B-shape takes minutes to make), WARMUP (seconds of one client before the first level, default 5).
 # To compare kernels, run it twice on the same MODEL file, e.g. before and after a kernel change:
 #   MODEL=/tmp/700M-shape.tpk bench/serve_bench.sh 700M-shape 30 32
+# The levels run one after another, so on a shared machine a change of load between levels moves the ratios;
+# `tritter bench batch -m MODEL` times the engine's step at each row count in interleaved rounds, split per op.
 set -euo pipefail
 size="${1:-700M-shape}" secs="${2:-20}" max_tokens="${3:-32}" clients="${4:-1 2 4 8 16}"
 tritter="${TRITTER:-build/tritter}"

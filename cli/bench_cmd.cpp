@@ -364,8 +364,11 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
 
 }  // namespace
 
+void add_bench_batch_command(CLI::App& bench, GlobalOptions& global);  // bench_batch_cmd.cpp
+
 void add_bench_command(CLI::App& app, GlobalOptions& global) {
   CLI::App& bench = bench_command(app);
+  add_bench_batch_command(bench, global);
   auto opt = std::make_shared<BenchKernelsOptions>();
   CLI::App* k = bench.add_subcommand("kernels", "Ternary GEMV/GEMM throughput vs memory bandwidth and int8 peak");
   k->add_option("--min-time", opt->min_time, "Seconds spent per configuration")->capture_default_str();

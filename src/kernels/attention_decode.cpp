@@ -39,32 +39,73 @@ __attribute__((always_inline)) inline float dot16(const float* a, const float* b
   return lanes[0];
 }
 
-// Lane tree of dot16: lanes[k] += lanes[k + w] for w = 8, 4, 2, 1.
+// Lane tree of dot16: lanes[k] += lanes[k + w] for w = 8, 4, 2, 1, as vector halves (the same additions of the
+// same pairs, so the same bits; through a lane array GCC made it a store and 15 dependent scalar adds per key).
+typedef float F32x8 __attribute__((vector_size(32), aligned(4)));
+typedef float F32x4 __attribute__((vector_size(16), aligned(4)));
+typedef float F32x2 __attribute__((vector_size(8), aligned(4)));
 __attribute__((always_inline)) inline float reduce16(const F32x16& acc) {
-  float lanes[16];
-  __builtin_memcpy(lanes, &acc, sizeof lanes);
-  for (int w = 8; w >= 1; w /= 2) {
-    for (int k = 0; k < w; ++k) lanes[k] += lanes[k + w];
-  }
-  return lanes[0];
+  const F32x8 s8 = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7) +
+                   __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+  const F32x4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+  const F32x2 s2 = __builtin_shufflevector(s4, s4, 0, 1) + __builtin_shufflevector(s4, s4, 2, 3);
+  return s2[0] + s2[1];
+}
+
+// 16 lanes as two 8-lane halves, for the AVX2 wrapper: GCC keeps a 64-byte vector-extension value in a stack slot
+// there (every update a store and reload, every scalar×vector a 16-store splat; the decode attention ran ~3x slower
+// than its FMA count). Each lane sees the same operations as in F32x16, so the results are the same bits.
+struct F32Pair8 {
+  F32x8 lo, hi;
+};
+__attribute__((always_inline)) inline void load16(F32Pair8& v, const float* p) {
+  __builtin_memcpy(&v.lo, p, sizeof v.lo);
+  __builtin_memcpy(&v.hi, p + 8, sizeof v.hi);
+}
+__attribute__((always_inline)) inline void store16(float* p, const F32Pair8& v) {
+  __builtin_memcpy(p, &v.lo, sizeof v.lo);
+  __builtin_memcpy(p + 8, &v.hi, sizeof v.hi);
+}
+__attribute__((always_inline)) inline void store16(float* p, const F32x16& v) { __builtin_memcpy(p, &v, sizeof v); }
+// acc += a·b lane-wise (contracted to an FMA as the F32x16 form is).
+__attribute__((always_inline)) inline void fma16(F32Pair8& acc, const F32Pair8& a, const F32Pair8& b) {
+  acc.lo += a.lo * b.lo;
+  acc.hi += a.hi * b.hi;
+}
+__attribute__((always_inline)) inline void fma16(F32x16& acc, const F32x16& a, const F32x16& b) { acc += a * b; }
+__attribute__((always_inline)) inline void fma16(F32Pair8& acc, float a, const F32Pair8& b) {
+  acc.lo += a * b.lo;
+  acc.hi += a * b.hi;
+}
+__attribute__((always_inline)) inline void fma16(F32x16& acc, float a, const F32x16& b) { acc += a * b; }
+__attribute__((always_inline)) inline void scale16(F32Pair8& v, float a) {
+  v.lo *= a;
+  v.hi *= a;
+}
+__attribute__((always_inline)) inline void scale16(F32x16& v, float a) { v *= a; }
+__attribute__((always_inline)) inline float reduce16(const F32Pair8& acc) {
+  const F32x8 s8 = acc.lo + acc.hi;  // lanes k += k + 8, as reduce16's first step
+  const F32x4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+  const F32x2 s2 = __builtin_shufflevector(s4, s4, 0, 1) + __builtin_shufflevector(s4, s4, 2, 3);
+  return s2[0] + s2[1];
 }
 
 // block_update_body for head_dim = 16·C known at compile time: q and the C accumulators live in registers and
 // the value loop runs keys outermost, so the C chains are independent (instruction-level parallelism). The
 // arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them.
-template <int C>
+template <int C, typename V>
 __attribute__((always_inline)) inline void block_update_fixed(const float* qr, const float* kb, const float* vb,
                                                               int64_t n, float inv_sqrt_d, float* s, float* ar,
                                                               float* m, float* l) {
   constexpr int64_t d = 16 * C;
-  F32x16 q[C], a[C], t;
+  V q[C], a[C], t;
   for (int c = 0; c < C; ++c) load16(q[c], qr + 16 * c);
   float mb = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) {
-    F32x16 acc = {};
+    V acc = {};
     for (int c = 0; c < C; ++c) {
       load16(t, kb + j * d + 16 * c);
-      acc += q[c] * t;
+      fma16(acc, q[c], t);
     }
     s[j] = reduce16(acc) * inv_sqrt_d;
     mb = std::max(mb, s[j]);
@@ -78,26 +119,27 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
   }
   for (int c = 0; c < C; ++c) {
     load16(a[c], ar + 16 * c);
-    a[c] *= alpha;
+    scale16(a[c], alpha);
   }
   for (int64_t j = 0; j < n; ++j) {
     for (int c = 0; c < C; ++c) {
       load16(t, vb + j * d + 16 * c);
-      a[c] += s[j] * t;
+      fma16(a[c], s[j], t);
     }
   }
-  for (int c = 0; c < C; ++c) __builtin_memcpy(ar + 16 * c, &a[c], sizeof a[c]);
+  for (int c = 0; c < C; ++c) store16(ar + 16 * c, a[c]);
   *l = *l * alpha + sum;
   *m = mnew;
 }
 
+template <typename V>  // the fixed-size kernels' 16-lane type: F32x16, or F32Pair8 on AVX2
 __attribute__((always_inline)) inline void block_update_body(const float* qr, const float* kb, const float* vb,
                                                              int64_t n, int64_t d, float inv_sqrt_d, float* s,
                                                              float* ar, float* m, float* l) {
   switch (d) {  // the common head dims
-    case 64: return block_update_fixed<4>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 96: return block_update_fixed<6>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 128: return block_update_fixed<8>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 64: return block_update_fixed<4, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 96: return block_update_fixed<6, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 128: return block_update_fixed<8, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
     default: break;
   }
   const bool vec = d % 16 == 0;
@@ -135,14 +177,15 @@ __attribute__((always_inline)) inline void block_update_body(const float* qr, co
   *m = mnew;
 }
 
-#define TRITTER_ATTN_VARIANT(SUFFIX, TARGET)                                                                   \
+#define TRITTER_ATTN_VARIANT(SUFFIX, TARGET, V)                                                                \
   TARGET void block_update_##SUFFIX(const float* qr, const float* kb, const float* vb, int64_t n, int64_t d,   \
                                     float inv_sqrt_d, float* s, float* ar, float* m, float* l) {               \
-    block_update_body(qr, kb, vb, n, d, inv_sqrt_d, s, ar, m, l);                                              \
+    block_update_body<V>(qr, kb, vb, n, d, inv_sqrt_d, s, ar, m, l);                                           \
   }
-TRITTER_ATTN_VARIANT(generic, )
-TRITTER_ATTN_VARIANT(avx2, __attribute__((target("avx2,fma,f16c,bmi2"))))
-TRITTER_ATTN_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"))))
+TRITTER_ATTN_VARIANT(generic, , F32x16)
+TRITTER_ATTN_VARIANT(avx2, __attribute__((target("avx2,fma,f16c,bmi2"))), F32Pair8)
+TRITTER_ATTN_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"))),
+                     F32x16)
 #undef TRITTER_ATTN_VARIANT
 
 using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, int64_t, float, float*, float*,

@@ -1,7 +1,8 @@
 // The output head z = ĥ W_lmᵀ (training-spec §4.7) for f32 or int8 (per-row absmax) weights. At a 128k vocabulary
 // it is a third of decode traffic; the int8 form quarters it: int8 activations (per-token absmax, as
-// BitLinear) × int8 rows, exact int32 sums, one multiply per logit. Plain loops the compiler vectorizes, compiled per ISA (avx512-vnni: vpdpbusd, avx2, generic) and chosen by
-// ctx.kernels like the ternary kernels; a fixed summation order per logit,
+// BitLinear) × int8 rows, exact int32 sums, one multiply per logit. Plain loops the compiler vectorizes, compiled per
+// ISA (avx512-vnni: vpdpbusd; generic), and for the int8 head on AVX2 an intrinsic GEMM (cpu/head_avx2.cpp),
+// chosen by ctx.kernels like the ternary kernels; a fixed summation order per logit,
 // so results do not depend on the thread count (an FMA-capable clone may differ from another in the last bits).
 // ctx.kernels == Reference runs kernels/ref (f32 sums in double; int8 bit-identical).
 #pragma once

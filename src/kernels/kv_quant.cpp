@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/dispatch.h"
 #include "kernels/ref/ref.h"
 
 namespace tritter {
@@ -62,7 +63,13 @@ void kv_quantize_key_group(uint8_t* data, size_t row_bytes, float* params, const
   }
 }
 
+// The dequantizers run once per cached position per step; bits fixed outside the loop so that it vectorizes (the
+// same a + level·s per value, in the baseline ISA without FMA: the same bits).
 void kv_dequantize_key_row(float* out, const uint8_t* row, const float* params, int64_t d, int bits) {
+  if (bits == 8) {
+    for (int64_t i = 0; i < d; ++i) out[i] = params[i] + static_cast<float>(row[i]) * params[d + i];
+    return;
+  }
   for (int64_t i = 0; i < d; ++i) out[i] = params[i] + static_cast<float>(get_level(row, i, bits)) * params[d + i];
 }
 
@@ -83,6 +90,15 @@ void kv_quantize_value_row(uint8_t* row, float* params, const float* x, int64_t 
 }
 
 void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params, int64_t d, int64_t gv, int bits) {
+  if (bits == 8 && d % gv == 0) {
+    for (int64_t g = 0; g < d / gv; ++g) {
+      const float a = params[2 * g], sc = params[2 * g + 1];
+      const uint8_t* r = row + g * gv;
+      float* o = out + g * gv;
+      for (int64_t i = 0; i < gv; ++i) o[i] = a + static_cast<float>(r[i]) * sc;
+    }
+    return;
+  }
   for (int64_t i = 0; i < d; ++i) {
     const int64_t g = i / gv;
     out[i] = params[2 * g] + static_cast<float>(get_level(row, i, bits)) * params[2 * g + 1];
@@ -94,7 +110,22 @@ void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params
 void kv_f16_encode(uint16_t* out, const float* x, int64_t n) { ref::kv_f16_encode(out, x, n); }
 void kv_f16_decode(float* out, const uint16_t* in, int64_t n) { ref::kv_f16_decode(out, in, n); }
 #else
+namespace {
+// F16C (cpu/f16_f16c.cpp) when the CPU has it: without it each cast below is a library call per value.
+bool have_f16c() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return yes;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
 void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
+#if defined(__x86_64__)
+  if (have_f16c()) return cpu::kv_f16_encode_f16c(out, x, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const _Float16 h = static_cast<_Float16>(x[i]);
     std::memcpy(out + i, &h, sizeof h);
@@ -102,6 +133,9 @@ void kv_f16_encode(uint16_t* out, const float* x, int64_t n) {
 }
 
 void kv_f16_decode(float* out, const uint16_t* in, int64_t n) {
+#if defined(__x86_64__)
+  if (have_f16c()) return cpu::kv_f16_decode_f16c(out, in, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     _Float16 h;
     std::memcpy(&h, in + i, sizeof h);

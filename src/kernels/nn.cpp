@@ -165,17 +165,22 @@ void linear_backward(const Context& ctx, float* dx, float* dw, const float* dy, 
 }
 
 // ---------------------------------------------------------------- residual
+// A team only from 2^18 elements (1 MiB): below that the sum takes tens of µs, less than waking a second thread
+// and, on a shared machine, far less than waiting for one that lost its core (a 16-row decode step's 24576-element
+// residual adds were 48 regions per step).
+constexpr int64_t kAddParallelMin = int64_t{1} << 18;
+
 void add_into(const Context& ctx, float* y, const float* x, int64_t n) {
   if (ctx.kernels == KernelTier::Reference) return ref::add_into(y, x, n);
   float* __restrict yr = y;
   const float* __restrict xr = x;
-#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n >= kAddParallelMin)
   for (int64_t i = 0; i < n; ++i) yr[i] += xr[i];
 }
 
 void add(const Context& ctx, float* y, const float* a, const float* b, int64_t n) {
   if (ctx.kernels == KernelTier::Reference) return ref::add(y, a, b, n);
-#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n > 16384)
+#pragma omp parallel for simd num_threads(nthreads(ctx)) schedule(static) if (n >= kAddParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 

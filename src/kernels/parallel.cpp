@@ -19,7 +19,8 @@ namespace tritter {
 void parallel_for(int threads, int64_t n, const std::function<void(int64_t, int)>& fn) {
   if (n <= 0) return;
   std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
-  const int team = threads > 0 ? threads : omp_get_max_threads();
+  // No more threads than items: a worker with nothing to do still has to wake and reach the region's barrier.
+  const int team = static_cast<int>(std::min<int64_t>(threads > 0 ? threads : omp_get_max_threads(), n));
 #pragma omp parallel for num_threads(team) schedule(dynamic, 1)
   for (int64_t i = 0; i < n; ++i) {
     try {

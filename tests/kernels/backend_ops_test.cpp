@@ -527,7 +527,8 @@ std::vector<OpCase> make_ops() {
   }});
 
   // ---- LM head
-  const std::vector<Dims> heads = {{1, 1, 1}, {3, 65, 17}, {2, 129, 33}, {5, 7, 127}};  // (N, V, D)
+  // (N, V, D): the int8 tiers work in 32-column chunks, rows in groups of 4/8/16 and tokens in pairs.
+  const std::vector<Dims> heads = {{1, 1, 1}, {3, 65, 17}, {2, 129, 33}, {5, 7, 127}, {17, 65, 129}, {8, 33, 65}};
   ops.push_back({"lm_head_forward f32", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto h = randn(rng, s.a * s.c), w = randn(rng, s.b * s.c);
     HeadWeights hw;
@@ -539,9 +540,29 @@ std::vector<OpCase> make_ops() {
   }});
   ops.push_back({"lm_head_forward i8", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto h = randn(rng, s.a * s.c);
-    const auto w8 = test::random_int8(rng, s.b * s.c, -127, 127);
+    const auto w8 = test::random_int8(rng, s.b * s.c, -128, 127);  // any int8 level, −128 included
     std::vector<float> rs(s.b);
     for (auto& x : rs) x = 1e-3f * (1 + rng.uniform());
+    HeadWeights hw;
+    hw.format = HeadFormat::I8;
+    hw.i8 = w8.data();
+    hw.row_scale = rs.data();
+    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
+    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
+    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
+    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
+    chk.exact("hq", hq, hqr);
+    chk.exact("logits", z, zr);
+  }});
+  // The largest products: |h| constant, so every level is ±127, against weights −128 and ±127 (AVX2's
+  // vpmaddubsw pairs reach 2·128·127 = 32512, just inside int16).
+  ops.push_back({"lm_head_forward i8 extremes", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    std::vector<float> h(s.a * s.c);
+    for (auto& x : h) x = rng.uniform() < 0.5f ? -1.0f : 1.0f;
+    std::vector<int8_t> w8(s.b * s.c);
+    const int8_t levels[] = {-128, -128, 127, -127};
+    for (auto& x : w8) x = levels[static_cast<int>(rng.uniform() * 4) & 3];
+    std::vector<float> rs(s.b, 1e-3f);
     HeadWeights hw;
     hw.format = HeadFormat::I8;
     hw.i8 = w8.data();
