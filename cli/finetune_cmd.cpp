@@ -6,7 +6,6 @@
 #include <filesystem>
 
 #include "api/model_source.h"
-#include "model/model_text.h"
 #include "commands.h"
 #include "train/dist.h"
 #include "loop_flags.h"
@@ -66,17 +65,9 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
     if (a.base.empty()) throw_error("finetune: --base: none given, expected a packed model or checkpoint");
     if (l.data.empty()) throw_error("finetune: --data: none given, expected files or directories");
     if (l.out.empty()) throw_error("finetune: --out: none given, expected a directory for the adapter");
-    // Packed file, checkpoint, run directory, HF folder or GGUF file (re-opened by path on --resume). The trainer
-    // reads its data with the byte tokenizer, so a base with another vocabulary would learn from wrong ids.
+    // Packed file, checkpoint, run directory, HF folder or GGUF file (re-opened by path on --resume). A HF/GGUF
+    // base with its own tokenizer trains on that tokenizer's ids (train::finetune_data).
     const ModelSource src = resolve_model_source(a.base);
-    if (src.foreign()) {
-      const ModelText text = load_model_text(src.kind, src.file, src.kind == ModelFileKind::HfFolder ? src.file : "");
-      if (text.tokenizer->kind() != "byte") {
-        throw_error("finetune: model '", src.file.string(), "' has a ", text.tokenizer->kind(), " tokenizer (",
-                    text.where, "); fine-tuning reads its data with Tritter's byte tokenizer, expected a base with the ",
-                    "byte vocabulary (what Tritter writes)");
-      }
-    }
     if (global.verbose) std::fprintf(stderr, "base: %s\n", src.describe().c_str());
     o.base = src.file.string();
     o.lora.rank = a.rank;
@@ -108,7 +99,7 @@ void run_finetune_cmd(const FinetuneArgs& a, CLI::App* cmd, const GlobalOptions&
 void add_finetune_command(CLI::App& app, GlobalOptions& global) {
   auto a = std::make_shared<FinetuneArgs>();
   CLI::App* c = app.add_subcommand("finetune", "LoRA fine-tuning on a frozen packed ternary base (QLoRA)");
-  c->add_option("--base,-m,--model", a->base, "Base model: packed file, full-precision checkpoint (packed in memory), training run directory, Hugging Face folder or GGUF file (with the byte vocabulary)");
+  c->add_option("--base,-m,--model", a->base, "Base model: packed file, full-precision checkpoint (packed in memory), training run directory, Hugging Face folder or GGUF file (its data read with the model's own tokenizer)");
   c->add_option("--out", a->loop.out, "Output directory (adapter in PEFT layout + checkpoints)");
   c->add_option("--resume", a->loop.resume, "Continue the fine-tune in this directory exactly");
   c->add_option("--rank", a->rank, "LoRA rank r")->capture_default_str();

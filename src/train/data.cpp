@@ -12,6 +12,7 @@
 #include "io/atomic_file.h"
 #include "model/config.h"
 #include "text/byte_tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace tritter::train {
 
@@ -60,10 +61,28 @@ std::string zstd_decompress(const std::string& in, const std::string& path) {
 
 void TokenData::add_document(const std::string& bytes, double val_fraction) {
   const bool val = document_is_val(bytes, val_fraction);
-  auto& dst = val ? val_ : train_;
-  dst.reserve(dst.size() + bytes.size() + 1);
-  for (unsigned char c : bytes) dst.push_back(static_cast<uint16_t>(c + kTokenByteOffset));
-  dst.push_back(static_cast<uint16_t>(kTokenEos));
+  if (tokenizer_) {
+    const Tokenizer& tok = *tokenizer_;
+    auto& dst = val ? val_ids_ : train_ids_;
+    const SpecialTokenIds& sp = tok.special_ids();
+    const auto push = [&](int32_t id, int32_t text_bytes) {
+      dst.push_back(id);
+      if (val) val_bytes_.push_back(text_bytes);
+    };
+    if (add_bos_ && sp.bos >= 0) push(sp.bos, 0);
+    const std::vector<int32_t> ids = tok.encode(bytes, false);
+    for (size_t k = 0; k < ids.size(); ++k) {
+      // The first token through decode(): a SentencePiece decoder strips the space its normalizer prepended.
+      const int32_t one[1] = {ids[k]};
+      push(ids[k], static_cast<int32_t>(k == 0 ? tok.decode(one).size() : tok.token_bytes(ids[k]).size()));
+    }
+    if (sp.eos >= 0) push(sp.eos, 1);
+  } else {
+    auto& dst = val ? val_ : train_;
+    dst.reserve(dst.size() + bytes.size() + 1);
+    for (unsigned char c : bytes) dst.push_back(static_cast<uint16_t>(c + kTokenByteOffset));
+    dst.push_back(static_cast<uint16_t>(kTokenEos));
+  }
   ++stats_.documents;
   (val ? stats_.val_docs : stats_.train_docs) += 1;
   stats_.bytes += static_cast<int64_t>(bytes.size());
@@ -97,7 +116,15 @@ void TokenData::read_file(const std::string& path, double val_fraction) {
   }
 }
 
-TokenData::TokenData(const DataOptions& options) {
+TokenData::TokenData(const DataOptions& options) { read_all(options); }
+
+TokenData::TokenData(const DataOptions& options, const Tokenizer& tokenizer, bool add_bos)
+    : tokenizer_(&tokenizer), add_bos_(add_bos), model_tokens_(true) {
+  read_all(options);
+  tokenizer_ = nullptr;
+}
+
+void TokenData::read_all(const DataOptions& options) {
   if (options.paths.empty()) throw_error("data: no paths given, expected at least one file or directory");
   if (!(options.val_fraction >= 0.0 && options.val_fraction <= 1.0)) {
     throw_error("data: --val-fraction: found ", options.val_fraction, ", expected a share in 0 .. 1");
@@ -124,28 +151,41 @@ TokenData::TokenData(const DataOptions& options) {
       read_file(p, options.val_fraction);
     }
   }
-  stats_.train_tokens = static_cast<int64_t>(train_.size());
-  stats_.val_tokens = static_cast<int64_t>(val_.size());
-  if (train_.empty() && val_.empty()) throw_error("data: no documents read from ", options.paths.size(), " path(s)");
+  stats_.train_tokens = static_cast<int64_t>(model_tokens_ ? train_ids_.size() : train_.size());
+  stats_.val_tokens = static_cast<int64_t>(model_tokens_ ? val_ids_.size() : val_.size());
+  if (stats_.train_tokens == 0 && stats_.val_tokens == 0) throw_error("data: no documents read from ", options.paths.size(), " path(s)");
 }
 
 void TokenData::sample_batch(Rng& rng, int64_t B, int64_t T, int32_t* tokens) const {
-  const int64_t n = static_cast<int64_t>(train_.size());
+  const int64_t n = stats_.train_tokens;
   if (n < T + 1) throw_error("data: training split: found ", n, " tokens, expected at least T+1 = ", T + 1);
   const uint64_t span = static_cast<uint64_t>(n - T);  // offsets 0 .. n−T−1
   for (int64_t b = 0; b < B; ++b) {
     const uint64_t off = rng.next_u64() % span;
-    for (int64_t t = 0; t <= T; ++t) tokens[b * (T + 1) + t] = train_[off + static_cast<uint64_t>(t)];
+    int32_t* row = tokens + b * (T + 1);
+    if (model_tokens_) std::copy_n(train_ids_.begin() + static_cast<ptrdiff_t>(off), T + 1, row);
+    else for (int64_t t = 0; t <= T; ++t) row[t] = train_[off + static_cast<uint64_t>(t)];
   }
 }
 
 int64_t TokenData::val_windows(int64_t T) const {
-  const int64_t n = static_cast<int64_t>(val_.size());
+  const int64_t n = stats_.val_tokens;
   return n < T + 1 ? 0 : (n - 1) / T;
 }
 
 void TokenData::val_window(int64_t w, int64_t T, int32_t* tokens) const {
+  if (model_tokens_) {
+    std::copy_n(val_ids_.begin() + static_cast<ptrdiff_t>(w * T), T + 1, tokens);
+    return;
+  }
   for (int64_t t = 0; t <= T; ++t) tokens[t] = val_[static_cast<size_t>(w * T + t)];
+}
+
+int64_t TokenData::val_window_bytes(int64_t w, int64_t T) const {
+  if (!model_tokens_) return T;
+  int64_t bytes = 0;
+  for (int64_t t = 1; t <= T; ++t) bytes += val_bytes_[static_cast<size_t>(w * T + t)];
+  return bytes;
 }
 
 }  // namespace tritter::train
