@@ -36,7 +36,7 @@ TEST(Dedup, ExactKeyFoldsWhitespaceOnly) {
   // The key is XXH3-128 of the folded text, at sizes around 4 and 16 KiB.
   for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(4095), size_t(4096), size_t(4097), size_t(16383), size_t(16384), size_t(16385), size_t(40000)}) {
     std::string t;
-    for (size_t i = 0; i < n; ++i) t += " \tab\n\r x"[(i * 2654435761u >> 7) % 10];
+    for (size_t i = 0; i < n; ++i) t += " \tab\n\r x"[(i * 2654435761u >> 7) % 8];  // the 8 characters, not the terminating NUL
     const std::string folded = fold_whitespace(t);
     const XXH128_hash_t h = XXH3_128bits(folded.data(), folded.size());
     EXPECT_EQ(hash_hex(exact_key(t)), hash_hex(Hash128{h.low64, h.high64})) << n;

@@ -132,8 +132,9 @@ TEST(PackedModelBad, EachFailureNamesFileAndTensor) {
   EXPECT_NE(msg.find("missing.st"), std::string::npos) << msg;
   EXPECT_NE(msg.find("tensor '" + qname + "' is missing"), std::string::npos) << msg;
 
-  msg = open_error(rewrite(dir / "good.st", dir / "shape.st", [&](auto& o, auto&) {
+  msg = open_error(rewrite(dir / "good.st", dir / "shape.st", [&](auto& o, auto& d) {
     o[index_of(o, qname)].shape = {64, 256};
+    d[index_of(o, qname)].resize(64 * 256);  // U8: the bytes the new shape says, so the file is well formed
   }));
   EXPECT_NE(msg.find("tensor '" + qname + "': shape [64, 256], expected [256, 16]"), std::string::npos) << msg;
 
