@@ -24,6 +24,7 @@
 #include "data/util.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
+#include "io/temp_dir.h"
 #include "kernels/text_scan.h"
 #include "kernels/parallel.h"
 
@@ -303,15 +304,6 @@ class ShardSet {
 };
 
 // Removes the staging directory unless the run committed it.
-struct TempDirGuard {
-  fs::path path;
-  bool keep = false;
-  ~TempDirGuard() {
-    std::error_code ec;
-    if (!keep) fs::remove_all(path, ec);
-  }
-};
-
 // What a run writes into its output directory; anything else there is the user's and is carried into the new one.
 bool is_curate_output(const std::string& name) {
   return (name.starts_with("shard-") && name.ends_with(".jsonl.zst")) || name == "triton" || name == "report.json" ||

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "io/atomic_file.h"
+#include "io/temp_dir.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model_files.h"
@@ -59,13 +60,7 @@ void save_top_level_adapter(const fs::path& out, const LoraModel& m, const std::
   const fs::path staged = out / (".adapter.tmp-" + std::to_string(getpid()));
   std::error_code ec;
   fs::remove_all(staged, ec);
-  struct Guard {
-    fs::path dir;
-    ~Guard() {
-      std::error_code e;
-      fs::remove_all(dir, e);
-    }
-  } guard{staged};
+  const TempDirGuard guard{staged};  // emptied by the renames below, removed in any case
   save_lora_adapter(staged, m.config(), m.lora(), m.params(), base);
   const fs::path cfg = out / "adapter_config.json", weights = out / "adapter_model.safetensors";
   const auto move = [](const fs::path& from, const fs::path& to) {
@@ -89,14 +84,7 @@ void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, cons
   const fs::path final_dir = out / name, tmp = out / (name + ".tmp-" + std::to_string(getpid()));
   fs::remove_all(tmp);
   // A failed write (disk full) removes the partial directory, so a --resume after space is freed finds room.
-  struct TmpGuard {
-    fs::path dir;
-    bool armed = true;
-    ~TmpGuard() {
-      std::error_code ec;
-      if (armed) fs::remove_all(dir, ec);
-    }
-  } guard{tmp};
+  TempDirGuard guard{tmp};
   save_lora_adapter(tmp, m.config(), m.lora(), m.params(), o.base);
   std::vector<SafeTensorOut> moments;
   for (const char* which : {"m", "v"}) {
@@ -114,7 +102,7 @@ void save_finetune_checkpoint(const FinetuneOptions& o, const LoraModel& m, cons
                {"last_loss", std::isfinite(st.last_loss) ? st.last_loss : 0.0}, {"options", opts}};
   write_file_atomic(tmp / "state.json", j.dump(2) + "\n");
   replace_dir_atomic(tmp, final_dir);
-  guard.armed = false;
+  guard.keep = true;
   write_file_atomic(out / "latest", name + "\n");
   save_top_level_adapter(out, m, o.base);
   std::vector<fs::path> dirs;

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "io/atomic_file.h"
+#include "io/temp_dir.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 
@@ -231,14 +232,7 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   fs::create_directories(tmp_dir);
   // A failed write (disk full) removes the partial directory: its bytes would keep the disk full, and --resume
   // after space is freed needs nothing but the last whole checkpoint.
-  struct TmpGuard {
-    fs::path dir;
-    bool armed = true;
-    ~TmpGuard() {
-      std::error_code ec;
-      if (armed) fs::remove_all(dir, ec);
-    }
-  } guard{tmp_dir};
+  TempDirGuard guard{tmp_dir};
   const auto params = std::as_const(model).params();
   save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
   std::vector<SafeTensorOut> moments;
@@ -264,7 +258,7 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   write_file_atomic(tmp_dir / "state.json", st.dump(2) + "\n");
   fsync_dir(tmp_dir);
   replace_dir_atomic(tmp_dir, final_dir);  // a re-save of the same step (Ctrl-C right after a periodic checkpoint)
-  guard.armed = false;
+  guard.keep = true;
   write_file_atomic(out_dir / "latest", name + "\n");
   fsync_dir(out_dir);
   auto dirs = checkpoint_dirs(out_dir);
