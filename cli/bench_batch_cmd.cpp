@@ -30,23 +30,6 @@ struct BenchBatchOptions {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<int> parse_rows(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    int n = 0;
-    try {
-      n = std::stoi(item);
-    } catch (...) {
-      throw_error("--rows: '", item, "': expected a comma-separated list of row counts");
-    }
-    if (n < 1 || n > 1024) throw_error("--rows: found ", n, ", expected counts 1 .. 1024");
-    out.push_back(n);
-  }
-  if (out.empty()) throw_error("--rows: empty, expected a comma-separated list of row counts");
-  return out;
-}
-
 // Multiply-adds of one row through the ternary projections of every layer.
 double layer_macs_per_row(const TritterConfig& c) {
   const double D = static_cast<double>(c.hidden_size), F = static_cast<double>(c.intermediate_size);
@@ -61,7 +44,7 @@ struct Best {
 };
 
 void run_bench_batch(const BenchBatchOptions& o, const GlobalOptions& global) {
-  const std::vector<int> rows = parse_rows(o.rows);
+  const std::vector<int> rows = parse_count_list(o.rows, "--rows", "row counts", 1024);
   if (o.reps < 1) throw_error("--reps: found ", o.reps, ", expected at least 1");
   if (o.rounds < 1) throw_error("--rounds: found ", o.rounds, ", expected at least 1");
   if (o.positions < 1) throw_error("--positions: found ", o.positions, ", expected at least 1");

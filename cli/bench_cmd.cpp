@@ -43,20 +43,6 @@ struct BenchKernelsOptions {
   bool quick = false;
 };
 
-std::vector<int> parse_int_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    try {
-      out.push_back(std::stoi(item));
-    } catch (...) {
-      throw_error("--threads-list: '", item, "': expected a comma-separated list of thread counts");
-    }
-    if (out.back() <= 0) throw_error("--threads-list: found ", out.back(), ", expected counts >= 1");
-  }
-  return out;
-}
-
 struct Activations {
   std::vector<int8_t> xq;
   std::vector<float> scale;
@@ -203,7 +189,7 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
 
 void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& opt) {
   auto ctx = make_context(global);
-  const std::vector<int> thread_counts = parse_int_list(opt.threads_list);
+  const std::vector<int> thread_counts = parse_count_list(opt.threads_list, "--threads-list", "thread counts");
   Context& c = *ctx;
   const KernelTier requested = c.kernels;
   const KernelTier best = ternary_kernel_tier(c);

@@ -43,22 +43,6 @@ struct BenchModelOptions {
 
 using Clock = std::chrono::steady_clock;
 
-std::vector<int> parse_threads(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    int n = 0;
-    try {
-      n = std::stoi(item);
-    } catch (...) {
-      throw_error("--threads-list: '", item, "': expected a comma-separated list of thread counts");
-    }
-    if (n < 1) throw_error("--threads-list: found ", n, ", expected counts >= 1");
-    out.push_back(n);
-  }
-  return out;
-}
-
 // Random weights with the spec's standard deviations, drawn uniformly (fast; only the ternary levels matter).
 void fast_random(float* out, const TritterConfig& c, const TensorInfo& info, size_t index) {
   const int64_t n = info.numel();
@@ -119,7 +103,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     if (o->output != "md" && o->output != "json" && o->output != "csv") {
       throw_error("bench model: -o: found '", o->output, "', expected md, json or csv");
     }
-    const auto threads = parse_threads(o->threads_list);
+    const auto threads = parse_count_list(o->threads_list, "--threads-list", "thread counts");
     const bool table = o->output == "md";
 
     auto t0 = Clock::now();

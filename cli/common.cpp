@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <sstream>
 
 #include "api/model_source.h"
 #include "core/error.h"
@@ -83,6 +84,26 @@ std::string grouped(int64_t n) {
     if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
     out += s[i];
   }
+  return out;
+}
+
+std::vector<int> parse_count_list(const std::string& text, const char* flag, const char* what, int max) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    int n = 0;
+    try {
+      n = std::stoi(item);
+    } catch (...) {
+      throw_error(flag, ": '", item, "': expected a comma-separated list of ", what);
+    }
+    if (n < 1 || n > max) {
+      if (max == std::numeric_limits<int>::max()) throw_error(flag, ": found ", n, ", expected counts >= 1");
+      throw_error(flag, ": found ", n, ", expected counts 1 .. ", max);
+    }
+    out.push_back(n);
+  }
+  if (out.empty()) throw_error(flag, ": empty, expected a comma-separated list of ", what);
   return out;
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <vector>
+#include <limits>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -52,5 +54,9 @@ std::string describe_model_path(const std::string& path);
 // One number through a printf format ("%.2f GiB"), and an integer with thousands separators ("1,234,567").
 std::string fmt(const char* format, double v);
 std::string grouped(int64_t n);
+// "1,2,4" → {1, 2, 4}; an item that is not a number, outside 1 .. max, or an empty list is an error naming `flag`
+// ("--rows: found 0, expected counts 1 .. 1024"). `what` names the items ("thread counts").
+std::vector<int> parse_count_list(const std::string& text, const char* flag, const char* what,
+                                  int max = std::numeric_limits<int>::max());
 
 }  // namespace tritter::cli
