@@ -23,6 +23,7 @@ namespace tritter::cli {
 namespace {
 
 struct BenchBatchOptions {
+  std::string head = "auto";  // --head: the LM head of a converted model
   std::string model, rows = "1,2,4,8,16", kv = "f32";
   int reps = 5, rounds = 2;
   int64_t positions = 32;
@@ -49,7 +50,8 @@ void run_bench_batch(const BenchBatchOptions& o, const GlobalOptions& global) {
   if (o.rounds < 1) throw_error("--rounds: found ", o.rounds, ", expected at least 1");
   if (o.positions < 1) throw_error("--positions: found ", o.positions, ", expected at least 1");
   const auto ctx = make_context(global);
-  LoadedModel loaded = load_any_model(resolve_model_source(o.model).file, &ctx->memory);
+  LoadedModel loaded = load_any_model(resolve_model_source(o.model).file, &ctx->memory,
+                                      LoadOptions{head_choice_from_name(o.head)});
   const PackedModel model = std::move(loaded.model);
   const TritterConfig& c = model.config();
   const int slots = *std::max_element(rows.begin(), rows.end());
@@ -124,6 +126,7 @@ void add_bench_batch_command(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("--reps", o->reps, "Timed steps per row count and round")->capture_default_str();
   cmd->add_option("--rounds", o->rounds, "Rounds over all row counts (interleaved)")->capture_default_str();
   cmd->add_option("--positions", o->positions, "Tokens in each slot's cache before the step")->capture_default_str();
+  add_head_option(cmd, &o->head);
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8 (q8_0), int4 (q4_0)")->capture_default_str();
   cmd->callback([o, &global] { run_bench_batch(*o, global); });
 }

@@ -35,7 +35,8 @@ namespace tritter::cli {
 namespace {
 
 struct BenchModelOptions {
-  std::string size = "2B-shape", head = "i8", kv = "f16", threads_list = "1,2", model, output = "md";
+  // --head: auto is i8 for the random preset, and for -m the loaders' choice (model/model_files.h)
+  std::string size = "2B-shape", head = "auto", kv = "f16", threads_list = "1,2", model, output = "md";
   std::string write;  // --write: save the random model as GGUF, a packed file or a HF folder
   int64_t vocab = 0, pp = 128, tg = 64;
   int reps = 3;
@@ -88,7 +89,11 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("-m,--model", o->model, "Your model instead: packed file, checkpoint or training run directory")
       ->excludes(size);
   cmd->add_option("--vocab", o->vocab, "Override vocab_size of the preset (e.g. 128256)");
-  cmd->add_option("--head", o->head, "LM head of the preset: f32 or i8")->capture_default_str();
+  cmd->add_option("--head", o->head,
+                  "LM head: auto (the random preset: i8; -m: int8 when a GGUF stores it in 8 bits or fewer, else as "
+                  "the file), i8 or f32")
+      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+      ->capture_default_str();
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or q8_0, q4_0)")->capture_default_str();
   cmd->add_option("--threads-list", o->threads_list, "Thread counts to run")->capture_default_str();
   cmd->add_option("--pp,-p,--n-prompt", o->pp, "Prompt tokens")->capture_default_str();
@@ -107,12 +112,13 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     const bool table = o->output == "md";
 
     auto t0 = Clock::now();
+    const std::string preset_head = o->head == "auto" ? "i8" : o->head;
     std::string name = o->size;
     PackedModel model = [&] {
       if (!o->model.empty()) {
         const ModelFileKind kind = detect_model_file(o->model);
         if (kind == ModelFileKind::HfFolder || kind == ModelFileKind::Gguf) {
-          LoadedModel loaded = load_any_model(o->model, &ctx->memory);
+          LoadedModel loaded = load_any_model(o->model, &ctx->memory, LoadOptions{head_choice_from_name(o->head)});
           if (table) {
             std::printf("loaded %s (%s) in %.2f s\n", o->model.c_str(), model_file_kind_name(kind), loaded.load_seconds);
           }
@@ -122,7 +128,9 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
         const ModelSource src = resolve_model_source(o->model);
         if (global.verbose) std::fprintf(stderr, "model: %s\n", src.describe().c_str());
         name = src.file.string();
-        return open_lora_base(src.file, &ctx->memory);  // mapped, or a checkpoint packed in memory
+        PackedModel m = open_lora_base(src.file, &ctx->memory);  // mapped, or a checkpoint packed in memory
+        apply_head_choice(m, head_choice_from_name(o->head), src.file, &ctx->memory);
+        return m;
       }
       ConfigOverrides co;
       co.model_size = o->size;
@@ -130,7 +138,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
       const TritterConfig rc = resolve_config(co);
       return PackedModel::in_memory(
           rc, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, rc, info, i); },
-          {head_format_from_name(o->head)}, &ctx->memory);
+          {head_format_from_name(preset_head)}, &ctx->memory);
     }();
     const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();
@@ -148,7 +156,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
                   name.c_str(), (long long)c.hidden_size, (long long)c.num_hidden_layers,
                   (long long)c.num_attention_heads, (long long)c.num_key_value_heads, (long long)c.intermediate_size,
                   (long long)c.vocab_size, mlp_act_name(c.mlp_act), (long long)parameter_count(c),
-                  o->model.empty() ? ("random weights, head " + o->head).c_str() : "its own weights", o->kv.c_str(),
+                  o->model.empty() ? ("random weights, head " + preset_head).c_str() : "its own weights", o->kv.c_str(),
                   std::chrono::duration<double>(Clock::now() - t0).count());
       std::printf("bytes read per decoded token: %.1f MB; kernel tier %s; %d repetition(s), mean ± sd\n\n",
                   w.bytes_per_token / 1e6, tier, o->reps);

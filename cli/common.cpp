@@ -55,6 +55,14 @@ std::string kv_cache_name(const std::string& name) {
   return name;  // f32, f16, int8, int4 (and a bad name, which the cache's parser names)
 }
 
+void add_head_option(CLI::App* cmd, std::string* head) {
+  cmd->add_option("--head", *head,
+                  "LM head of a converted model: auto (int8 when a GGUF stores it in 8 bits or fewer, else as the "
+                  "file), i8 (per-row int8: a quarter of f32's bytes per token, logits within int8 rounding) or f32")
+      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+      ->capture_default_str();
+}
+
 uint64_t parse_seed(const std::string& text, const std::string& flag) {
   if (text == "-1" || text == "random") {
     std::random_device rd;

@@ -34,6 +34,7 @@ namespace tritter::cli {
 namespace {
 
 struct EvalArgs {
+  std::string head = "auto";  // --head: the LM head of a converted model
   std::string model, lora, split = "all";
   std::vector<std::string> data, ext;
   int64_t batch = 8, seq = 256, windows = 1000000;
@@ -142,8 +143,12 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
     std::unique_ptr<Tokenizer> tok;  // a foreign file's own tokenizer, when it is not the byte tokenizer
     const PackedModel base = [&] {
-      if (!src.foreign()) return open_lora_base(path, &ctx->memory);
-      LoadedModel loaded = load_any_model(path, &ctx->memory);
+      if (!src.foreign()) {
+        PackedModel m = open_lora_base(path, &ctx->memory);
+        apply_head_choice(m, head_choice_from_name(a.head), path, &ctx->memory);
+        return m;
+      }
+      LoadedModel loaded = load_any_model(path, &ctx->memory, LoadOptions{head_choice_from_name(a.head)});
       ModelText text = load_model_text(src.kind, path, loaded.folder);
       if (text.tokenizer->kind() != "byte") tok = std::move(text.tokenizer);
       if (global.verbose) std::fprintf(stderr, "tokenizer: %s\n", text.where.c_str());
@@ -227,6 +232,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
                  "Packed file, checkpoint, training run directory (its latest checkpoint), HF model folder or GGUF file")
       ->required();
   c->add_option("--lora", a->lora, "Apply this LoRA adapter directory (tritter finetune's output) to the model");
+  add_head_option(c, &a->head);
   c->add_option("--data", a->data, "Files or directories")->required();
   c->add_option("--ext", a->ext, "Extensions kept when walking directories");
   c->add_option("--split", a->split, "all: every document; val: the training run's held-out split")

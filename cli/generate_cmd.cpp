@@ -24,6 +24,7 @@ namespace tritter::cli {
 
 namespace {
 struct GenerateCmdOptions {
+  std::string head = "auto";  // --head: the LM head of a converted model
   std::string model, prompt, file, kv = "f16", seed = "-1";
   bool prompt_given = false, bos = false, no_bos = false, ignore_eos = false, json = false;
   bool escape = false, no_display_prompt = false, chat = false, conversation = false;
@@ -128,6 +129,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--no-bos", o->no_bos, "Do not prepend <bos>")->excludes("--bos");
   cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")
       ->capture_default_str();
+  add_head_option(cmd, &o->head);
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or llama.cpp's q8_0, q4_0)")
       ->capture_default_str();
   cmd->add_option("-b,--batch,--batch-size", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
@@ -158,7 +160,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     o->gen.max_tokens = o->max_tokens == -1 ? std::numeric_limits<int64_t>::max() : o->max_tokens;
     o->gen.sampling.seed = parse_seed(o->seed, "--seed");
     if (global.verbose) std::fprintf(stderr, "model: %s\n", describe_model_path(o->model).c_str());
-    OpenOptions open{.lora = o->lora};
+    OpenOptions open{.lora = o->lora, .head = o->head};
     if (!o->memory_budget.empty()) {
       const char* wayland = std::getenv("WAYLAND_DISPLAY");
       const char* x11 = std::getenv("DISPLAY");

@@ -42,6 +42,7 @@ std::pair<std::string, std::string> split_lora_name(const std::string& spec) {
 }
 
 struct ServeCmdOptions {
+  std::string head = "auto";  // --head: the LM head of a converted model
   std::string model, kv = "f16", max_body = "1M";
   int parallel = 4;
   int64_t ctx = 0, batch = 64;
@@ -61,6 +62,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::Range(1, 256));
   cmd->add_option("-c,--ctx", o->ctx, "Context positions of all slots together, split evenly (0 = slots x min(max_position_embeddings, 2048))")
       ->capture_default_str();
+  add_head_option(cmd, &o->head);
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or llama.cpp's q8_0, q4_0); f16 as generate")->capture_default_str();
   cmd->add_option("-b,--batch", o->batch, "Prompt tokens per prefill chunk (interleaved with decoding)")->capture_default_str();
   cmd->add_option("--api-key", o->server.api_key, "Require 'Authorization: Bearer KEY' (not on / and /health)");
@@ -93,7 +95,7 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     // folder's tokenizer.json, a GGUF's vocabulary, the byte tokenizer for Tritter's files); its chat template (if
     // any) replaces the built-in format.
     const ModelSource src = resolve_model_source(o->model);
-    LoadedModel loaded = load_any_model(src.file, &ctx->memory);
+    LoadedModel loaded = load_any_model(src.file, &ctx->memory, LoadOptions{head_choice_from_name(o->head)});
     const ModelText text = load_model_text(src.kind, src.file, loaded.folder);
     if (text.tokenizer->vocab_size() > loaded.model.config().vocab_size) {
       throw_error("serve: model '", src.file.string(), "': the tokenizer (", text.where, ") has ",

@@ -93,6 +93,7 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
   // means its latest checkpoint; a full-precision checkpoint is packed in memory (its fp32 weights dropped after).
   const ModelSource src = resolve_model_source(path);
   const std::string file = src.file.string();
+  const HeadChoice head = head_choice_from_name(options.head);
   m->path = file;
   m->add_bos = src.add_bos;
   m->kind = src.kind;
@@ -102,7 +103,7 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
                   src.kind == ModelFileKind::HfFolder ? "Hugging Face folder" : "GGUF file",
                   "; convert it first (tritter convert ", file, " OUT.safetensors)");
     }
-    LoadedModel loaded = load_any_model(src.file, &m->memory);
+    LoadedModel loaded = load_any_model(src.file, &m->memory, LoadOptions{head});
     m->add_bos = loaded.add_bos;
     m->load_seconds = loaded.load_seconds;
     m->packed.emplace(std::move(loaded.model));
@@ -114,8 +115,13 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
                   "pack it first (tritter pack ", file, " OUT)");
     }
     m->packed.emplace(open_lora_base(src.file, &m->memory));
+    apply_head_choice(*m->packed, head, src.file, &m->memory);
     m->config = m->packed->config();
   } else if (options.stream) {
+    if (head != HeadChoice::Auto) {
+      throw_error("model '", file, "': layer streaming runs the head the file was packed with; --head ",
+                  options.head, " applies to a resident model");
+    }
     const PackedFileLayout layout(file);
     m->config = layout.config();
     const SystemMemory ram = system_memory();
@@ -129,6 +135,7 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
     if (!in) throw_error("file '", file, "': cannot read the final norm");
   } else {
     m->packed.emplace(PackedModel::open(file));
+    apply_head_choice(*m->packed, head, src.file, &m->memory);
     m->config = m->packed->config();
   }
   if (!m->text.tokenizer) m->text = load_model_text(src.kind, src.file, {});

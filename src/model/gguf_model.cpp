@@ -221,7 +221,15 @@ float i2_s_to_codes(int8_t* codes, const GgufTensor& t, const std::string& where
 
 }  // namespace
 
-PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add_bos) {
+bool gguf_head_is_quantized(const GgufFile& f) {
+  const GgufTensor* t = f.find("output.weight");
+  if (!t) t = f.find("token_embd.weight");
+  if (!t) return false;
+  return t->type == GgmlType::Q8_0 || t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_K ||
+         t->type == GgmlType::Q6_K;
+}
+
+PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add_bos, HeadFormat head) {
   const std::string where = "file '" + f.source() + "'";
   const TritterConfig c = gguf_model_config(f);
   if (!f.find_value("tokenizer.ggml.model")) {
@@ -289,7 +297,7 @@ PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add
     }
     return dm * scale;
   };
-  return build_packed_model(c, src, account);
+  return build_packed_model(c, src, account, head);
 }
 
 namespace {

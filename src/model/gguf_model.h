@@ -17,7 +17,11 @@ namespace tritter {
 
 // The Tritter config a GGUF file describes (errors name the file and key).
 TritterConfig gguf_model_config(const GgufFile& f);
-PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add_bos);
+PackedModel load_gguf_model(const GgufFile& f, MemoryAccount* account, bool* add_bos,
+                            HeadFormat head = HeadFormat::F32);
+// Whether the file's LM head (output.weight, or token_embd.weight when tied) is stored in 8 bits or fewer per
+// weight (Q8_0, Q4_0, Q4_K, Q6_K): an int8 head then keeps about what the file has, at a quarter of f32's bytes.
+bool gguf_head_is_quantized(const GgufFile& f);
 
 struct GgufWriteOptions {
   GgmlType embed = GgmlType::Q8_0;  // token_embd (also the tied head): Q8_0, F16 or F32

@@ -188,7 +188,7 @@ TritterConfig hf_config_to_tritter(const json& j, const std::string& where, bool
   }
 }
 
-PackedModel load_hf_folder(const fs::path& dir, MemoryAccount* account, bool* add_bos) {
+PackedModel load_hf_folder(const fs::path& dir, MemoryAccount* account, bool* add_bos, HeadFormat head) {
   const fs::path cfg_path = dir / "config.json";
   const std::string where = "file '" + cfg_path.string() + "'";
   const json cj = read_json(cfg_path);
@@ -240,7 +240,7 @@ PackedModel load_hf_folder(const fs::path& dir, MemoryAccount* account, bool* ad
     }
     return multiply ? s : 1.0f / s;
   };
-  PackedModel m = build_packed_model(c, src, account);
+  PackedModel m = build_packed_model(c, src, account, head);
   // Nothing the table does not know (a misnamed tensor would otherwise be ignored silently).
   std::set<std::string> known;
   for (const TensorInfo& info : tensor_table(c)) {

@@ -24,7 +24,8 @@ TritterConfig hf_config_to_tritter(const nlohmann::json& j, const std::string& w
 bool bitnet_compatible(const TritterConfig& c);
 
 // Loads the folder's weights; *add_bos ← tokenizer_config.json's add_bos_token (true when absent for BitNet).
-PackedModel load_hf_folder(const std::filesystem::path& dir, MemoryAccount* account, bool* add_bos);
+PackedModel load_hf_folder(const std::filesystem::path& dir, MemoryAccount* account, bool* add_bos,
+                           HeadFormat head = HeadFormat::F32);
 
 struct HfWriteOptions {
   DType dtype = DType::F32;  // norms, embeddings, head: F32, BF16 or F16 (BF16/F16 round the gains and embeddings)

@@ -81,7 +81,26 @@ ModelFileKind detect_model_file(const fs::path& path) {
               "' and no config.json beside it: not a model Tritter reads (", kReadable, ")");
 }
 
-LoadedModel load_any_model(const fs::path& path, MemoryAccount* account) {
+HeadChoice head_choice_from_name(const std::string& name) {
+  if (name == "auto") return HeadChoice::Auto;
+  if (name == "f32") return HeadChoice::F32;
+  if (name == "i8") return HeadChoice::I8;
+  throw_error("head: found '", name, "', expected auto, f32 or i8");
+}
+
+void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, MemoryAccount* account) {
+  if (choice == HeadChoice::I8) m.quantize_head_int8(account);
+  if (choice == HeadChoice::F32 && m.weights().head.format == HeadFormat::I8) {
+    throw_error("model '", path.string(), "': packed with an int8 LM head, which cannot give back the f32 one ",
+                "(--head f32); pack the checkpoint again with `tritter pack --head f32`");
+  }
+}
+
+LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const LoadOptions& options) {
+  auto head_for = [&](bool stored_quantized) {
+    if (options.head == HeadChoice::I8 || (options.head == HeadChoice::Auto && stored_quantized)) return HeadFormat::I8;
+    return HeadFormat::F32;
+  };
   const auto t0 = std::chrono::steady_clock::now();
   const ModelFileKind kind = detect_model_file(path);
   auto finish = [&](PackedModel m, bool add_bos, fs::path folder) {
@@ -92,6 +111,7 @@ LoadedModel load_any_model(const fs::path& path, MemoryAccount* account) {
   switch (kind) {
     case ModelFileKind::TritterPacked: {
       PackedModel m = PackedModel::open(path);
+      apply_head_choice(m, options.head, path, account);
       const bool bos = m.file() ? packed_add_bos(*m.file()) : false;
       return finish(std::move(m), bos, {});
     }
@@ -101,26 +121,27 @@ LoadedModel load_any_model(const fs::path& path, MemoryAccount* account) {
       check_checkpoint_tensors(f, c);
       PackedModel m = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
         checkpoint_tensor_values(f, info, out);
-      }, PackOptions{}, account);
+      }, PackOptions{head_for(false)}, account);
       return finish(std::move(m), false, {});
     }
     case ModelFileKind::HfFolder: {
       const fs::path dir = fs::is_directory(path) ? path : path.parent_path();
       bool bos = false;
-      PackedModel m = load_hf_folder(dir, account, &bos);
+      PackedModel m = load_hf_folder(dir, account, &bos, head_for(false));
       return finish(std::move(m), bos, dir);
     }
     case ModelFileKind::Gguf: {
       const GgufFile f(path);
       bool bos = false;
-      PackedModel m = load_gguf_model(f, account, &bos);
+      PackedModel m = load_gguf_model(f, account, &bos, head_for(gguf_head_is_quantized(f)));
       return finish(std::move(m), bos, {});
     }
   }
   throw_error("unreachable");
 }
 
-PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src, MemoryAccount* account) {
+PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src, MemoryAccount* account,
+                               HeadFormat head) {
   const auto table = tensor_table(c);
   std::vector<Buffer> owned(table.size());
   std::vector<float> sigma(table.size(), 0.0f);
@@ -195,7 +216,9 @@ PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src
     }
   }
   mw->bytes_per_token = bytes + static_cast<size_t>(c.hidden_size) * sizeof(float);
-  return PackedModel::adopt(std::move(owned), std::move(mw));
+  PackedModel m = PackedModel::adopt(std::move(owned), std::move(mw));
+  if (head == HeadFormat::I8) m.quantize_head_int8(account);
+  return m;
 }
 
 void ternary_matrix_codes(int8_t* codes, const TernaryMatrix& m) {

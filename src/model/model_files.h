@@ -29,8 +29,24 @@ struct LoadedModel {
   double load_seconds = 0.0;       // wall time of the load, repacking included
 };
 
+// The LM head the engine runs for a model that is converted at load (HF folder, GGUF, checkpoint). Auto: int8
+// when the file already stores its head in 8 bits or fewer (a GGUF's Q8_0, Q4_*, Q6_K: per-row int8 keeps about
+// that precision and reads a quarter of f32's bytes per token), f32 otherwise, so a full-precision head's logits
+// stay those of the file. I8 forces the int8 head (what `tritter pack --head i8` writes), F32 the f32 one.
+// A packed file runs the head it was packed with, whatever the choice (an int8 head cannot become f32 again).
+enum class HeadChoice { Auto, F32, I8 };
+HeadChoice head_choice_from_name(const std::string& name);  // "auto" | "f32" | "i8"; throws Error
+struct LoadOptions {
+  HeadChoice head = HeadChoice::Auto;
+};
+
+// The choice for a model already loaded from a Tritter file (packed, or a checkpoint packed in memory): I8
+// quantizes an f32 head; F32 on an int8 head is an Error naming `path` (the f32 rows are gone).
+void apply_head_choice(PackedModel& model, HeadChoice choice, const std::filesystem::path& path,
+                       MemoryAccount* account);
+
 // The entry point of every command: detects the kind and loads it. Errors name the file and field.
-LoadedModel load_any_model(const std::filesystem::path& path, MemoryAccount* account);
+LoadedModel load_any_model(const std::filesystem::path& path, MemoryAccount* account, const LoadOptions& options = {});
 
 // How a loader hands one table tensor over. For a BitLinear, `ternary` fills codes (O, I) i8 in {−1, 0, +1} and
 // returns β (W = codes · β), or returns nullopt when the file holds full-precision masters: then `values` fills
@@ -40,8 +56,10 @@ struct ForeignTensors {
   std::function<std::optional<float>(const TensorInfo& info, int8_t* codes)> ternary;
   std::function<void(const TensorInfo& info, float* out)> values;
 };
-// Builds the engine's weights (T16 matrices, f32 gains, f32 head) from a loader's tensors, in parallel.
-PackedModel build_packed_model(const TritterConfig& config, const ForeignTensors& source, MemoryAccount* account);
+// Builds the engine's weights (T16 matrices, f32 gains, the head in `head` format) from a loader's tensors, in
+// parallel. An int8 head is quantized per row from the f32 values (quantize_head_rows).
+PackedModel build_packed_model(const TritterConfig& config, const ForeignTensors& source, MemoryAccount* account,
+                               HeadFormat head = HeadFormat::F32);
 
 // The ternary codes (O, I) of a loaded matrix and its β = 1/σ, chosen so that 1.0f/β gives back σ exactly (the
 // writers store β; every loader forms σ = 1.0f/β).

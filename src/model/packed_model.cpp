@@ -121,19 +121,7 @@ class PackStream {
         }
         std::vector<float> scale(V);
         head_q_.resize(V * D);
-        for (int64_t v = 0; v < V; ++v) {
-          float a = 0.0f;
-          for (int64_t d = 0; d < D; ++d) {
-            const float x = w[v * D + d];
-            if (!std::isfinite(x)) throw_error("pack: tensor '", info.name, "' row ", v, ": found ", x, ", expected a finite value");
-            a = std::fmax(a, std::fabs(x));
-          }
-          scale[v] = a > 0.0f ? a / 127.0f : 1.0f;
-          for (int64_t d = 0; d < D; ++d) {
-            const float r = std::nearbyint(w[v * D + d] / scale[v]);
-            head_q_[v * D + d] = static_cast<int8_t>(std::fmin(std::fmax(r, -127.0f), 127.0f));
-          }
-        }
+        quantize_head_rows(head_q_.data(), scale.data(), w.data(), V, D, "pack: tensor '" + info.name + "'");
         sink(scale.data(), scale.size() * sizeof(float));
         break;
       }
@@ -263,6 +251,22 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
 }
 
 }  // namespace
+
+void quantize_head_rows(int8_t* q, float* scale, const float* w, int64_t V, int64_t D, const std::string& where) {
+  parallel_for(0, V, [&](int64_t v, int) {
+    const float* row = w + v * D;
+    float a = 0.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      if (!std::isfinite(row[d])) throw_error(where, " row ", v, ": found ", row[d], ", expected a finite value");
+      a = std::fmax(a, std::fabs(row[d]));
+    }
+    scale[v] = a > 0.0f ? a / 127.0f : 1.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      const float r = std::nearbyint(row[d] / scale[v]);
+      q[v * D + d] = static_cast<int8_t>(std::fmin(std::fmax(r, -127.0f), 127.0f));
+    }
+  });
+}
 
 HeadFormat head_format_from_name(const std::string& name) {
   if (name == "f32") return HeadFormat::F32;
@@ -403,6 +407,28 @@ PackedModel PackedModel::adopt(std::vector<Buffer> owned, std::unique_ptr<ModelW
     bind_cosine_head(*m.weights_, m.owned_.back(), nullptr);
   }
   return m;
+}
+
+void PackedModel::quantize_head_int8(MemoryAccount* account) {
+  HeadWeights& h = weights_->head;
+  if (h.format == HeadFormat::I8) return;
+  TRITTER_CHECK(h.f32 != nullptr, "quantize_head_int8: the model has no f32 head");
+  const int64_t V = weights_->config.vocab_size, D = weights_->config.hidden_size;
+  Buffer q(static_cast<size_t>(V * D), MemCategory::Weights, account);
+  Buffer scale(static_cast<size_t>(V) * sizeof(float), MemCategory::Weights, account);
+  quantize_head_rows(static_cast<int8_t*>(q.data()), scale.as<float>().data(), h.f32, V, D, "LM head");
+  if (h.f32 != weights_->embed) {
+    for (Buffer& b : owned_) {
+      if (b.data() == h.f32) b = Buffer();
+    }
+  }
+  weights_->bytes_per_token += q.bytes() + scale.bytes() - static_cast<size_t>(V * D) * sizeof(float);
+  h.format = HeadFormat::I8;
+  h.f32 = nullptr;
+  h.i8 = static_cast<const int8_t*>(q.data());
+  h.row_scale = scale.as<float>().data();
+  owned_.push_back(std::move(q));
+  owned_.push_back(std::move(scale));
 }
 
 float cosine_head_scale(const TritterConfig& c, float log_scale) {

@@ -30,6 +30,9 @@ inline constexpr const char* kPackedFormat = "tritter-packed-v1";
 
 HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8"; throws Error
 const char* head_format_name(HeadFormat f);
+// The int8 head of rows w (V, D): per-row absmax levels q (V, D) in [−127, 127] and scales (V), w[v] ≈ q[v]·scale[v]
+// (an all-zero row gets scale 1). Throws Error naming `where` and the row on a non-finite value. Threads over rows.
+void quantize_head_rows(int8_t* q, float* scale, const float* w, int64_t V, int64_t D, const std::string& where);
 
 // One layer of a packed model (model/layer_view.h): gains (D), (d), (H·d), (F) as f32 views, projections in the
 // kernel layout; absent tensors are null (a projection's data null).
@@ -79,6 +82,10 @@ class PackedModel {
   static PackedModel adopt(std::vector<Buffer> owned, std::unique_ptr<ModelWeights> weights);
 
   const ModelWeights& weights() const { return *weights_; }
+  // Runs the head in int8 from now on: the f32 rows (a cosine head's unit rows) quantized by quantize_head_rows
+  // into buffers the model holds; an f32 head buffer the model owns is freed unless it is the embedding. No-op
+  // for an int8 head. bytes_per_token follows.
+  void quantize_head_int8(MemoryAccount* account);
   const TritterConfig& config() const { return weights_->config; }
   const SafeTensorsFile* file() const { return file_.get(); }  // null for in-memory models
 

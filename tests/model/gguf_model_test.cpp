@@ -81,8 +81,19 @@ TEST(GgufModel, TritterWriterRoundTripsTheLogits) {
   quantize_q8_0(q.data(), p.data() + e->offset, e->numel());
   dequantize_q8_0(p.data() + e->offset, q.data(), e->numel());
   EXPECT_EQ(GgufFile(fx.dir / "q8.gguf").get("token_embd.weight").type, GgmlType::Q8_0);
-  EXPECT_EQ(test::model_logits(load_any_model(fx.dir / "q8.gguf", nullptr).model.weights()),
+  EXPECT_TRUE(gguf_head_is_quantized(GgufFile(fx.dir / "q8.gguf")));
+  EXPECT_FALSE(gguf_head_is_quantized(GgufFile(fx.dir / "rt.gguf")));
+  EXPECT_EQ(test::model_logits(load_any_model(fx.dir / "q8.gguf", nullptr, LoadOptions{HeadChoice::F32}).model.weights()),
             test::model_logits(test::native_model(fx.c, p).weights()));
+  // auto: a Q8_0 head runs in int8, the packer's int8 head of the same Q8_0-rounded rows, read at a quarter of
+  // the f32 bytes (the embedding rows a token looks up stay f32).
+  const PackedModel native_i8 = PackedModel::in_memory(fx.c, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, p.data() + info.offset, static_cast<size_t>(info.numel()) * 4);
+  }, PackOptions{HeadFormat::I8}, nullptr);
+  const LoadedModel q8 = load_any_model(fx.dir / "q8.gguf", nullptr);
+  EXPECT_EQ(q8.model.weights().head.format, HeadFormat::I8);
+  EXPECT_EQ(q8.model.weights().bytes_per_token, native_i8.weights().bytes_per_token);
+  EXPECT_EQ(test::model_logits(q8.model.weights()), test::model_logits(native_i8.weights()));
   // And the GGUF converts back to a Tritter packed file bit for bit.
   LoadedModel back = load_any_model(fx.dir / "rt.gguf", nullptr);
   write_packed_weights(fx.dir / "back.safetensors", back.model.weights(), back.add_bos);

@@ -80,7 +80,16 @@ TEST(HfFolder, TritterWritesAFolderThatLoadsBack) {
   EXPECT_EQ(cfg["architectures"][0], "BitNetForCausalLM");
   LoadedModel m = load_any_model(fx.dir / "out", nullptr);
   EXPECT_FALSE(m.add_bos);
+  EXPECT_EQ(m.model.weights().head.format, HeadFormat::F32);  // auto: a full-precision head stays f32
   EXPECT_EQ(test::model_logits(m.model.weights()), test::model_logits(native.weights()));
+  // --head i8: the packer's int8 head of the same rows.
+  const PackedModel native_i8 = PackedModel::in_memory(fx.c, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, fx.p.data() + info.offset, static_cast<size_t>(info.numel()) * 4);
+  }, PackOptions{HeadFormat::I8}, nullptr);
+  LoadedModel mi = load_any_model(fx.dir / "out", nullptr, LoadOptions{HeadChoice::I8});
+  EXPECT_EQ(mi.model.weights().head.format, HeadFormat::I8);
+  EXPECT_EQ(mi.model.weights().bytes_per_token, native_i8.weights().bytes_per_token);
+  EXPECT_EQ(test::model_logits(mi.model.weights()), test::model_logits(native_i8.weights()));
   // A Tritter layer BitNet's graph lacks (q/k norms, post-FFN norm): TritterForCausalLM, same logits.
   TritterConfig t = preset_config("test");
   std::vector<float> p(static_cast<size_t>(parameter_count(t)));

@@ -1,5 +1,5 @@
 // load_any_model on Tritter's own files: checkpoints in F32, BF16 and F16 (weights exact in bf16 and f16 give the
-// same logits as the native load), and detection of each kind.
+// same logits as the native load), detection of each kind, and the head choice (--head) on each Tritter kind.
 #include "model/model_files.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +28,46 @@ TEST(ModelFiles, CheckpointsInF32Bf16AndF16LoadToTheNativeLogits) {
     EXPECT_EQ(std::vector<float>(ck.params.as<float>().begin(), ck.params.as<float>().end()), p) << dtype_name(dt);
   }
   test::expect_error([&] { save_checkpoint(dir / "x.st", c, p, {}, DType::I8); }, {"dtype I8, expected F32, BF16 or F16"});
+}
+
+// The int8 head the loaders build is the packer's (`tritter pack --head i8`) bit for bit, on a linear head and on
+// a cosine one (unit rows quantized), for a checkpoint and for an f32 packed file; the bytes read per token drop
+// by the f32 rows less the int8 ones.
+TEST(ModelFiles, HeadChoiceI8IsThePackersInt8Head) {
+  test::TempDir dir;
+  for (HeadType ht : {HeadType::Linear, HeadType::CosineTied}) {
+    TritterConfig c = hf_config_to_tritter(test::bitnet_config_json(), "t");
+    c.head_type = ht;
+    const std::vector<float> p = test::exact_params(c, 7);
+    auto produce = [&](float* out, const TensorInfo& info, size_t) {
+      std::memcpy(out, p.data() + info.offset, static_cast<size_t>(info.numel()) * 4);
+    };
+    const PackedModel f32 = PackedModel::in_memory(c, produce, PackOptions{HeadFormat::F32}, nullptr);
+    const PackedModel i8 = PackedModel::in_memory(c, produce, PackOptions{HeadFormat::I8}, nullptr);
+    const std::vector<float> want = test::model_logits(i8.weights());
+    ASSERT_NE(want, test::model_logits(f32.weights())) << "the int8 head must change some logit";
+    const auto ckpt = dir / "ck.safetensors", packed = dir / "f32.safetensors", packed_i8 = dir / "i8.safetensors";
+    save_checkpoint(ckpt, c, p, {}, DType::F32);
+    pack_checkpoint(packed, c, p, PackOptions{HeadFormat::F32});
+    pack_checkpoint(packed_i8, c, p, PackOptions{HeadFormat::I8});
+    for (const auto& path : {ckpt, packed}) {
+      const LoadedModel a = load_any_model(path, nullptr, LoadOptions{HeadChoice::I8});
+      EXPECT_EQ(a.model.weights().head.format, HeadFormat::I8) << path;
+      EXPECT_EQ(test::model_logits(a.model.weights()), want) << path;
+      EXPECT_EQ(a.model.weights().bytes_per_token, i8.weights().bytes_per_token) << path;
+      // auto keeps a Tritter file's head: f32 here, the full-precision logits
+      const LoadedModel b = load_any_model(path, nullptr, LoadOptions{HeadChoice::Auto});
+      EXPECT_EQ(b.model.weights().head.format, HeadFormat::F32) << path;
+      EXPECT_EQ(test::model_logits(b.model.weights()), test::model_logits(f32.weights())) << path;
+    }
+    const int64_t V = c.vocab_size, D = c.hidden_size;
+    EXPECT_EQ(f32.weights().bytes_per_token - i8.weights().bytes_per_token, static_cast<size_t>(V * D * 3 - V * 4));
+    // An int8 file keeps its head under auto and i8, and refuses f32 (its f32 rows are gone).
+    EXPECT_EQ(test::model_logits(load_any_model(packed_i8, nullptr, LoadOptions{HeadChoice::I8}).model.weights()), want);
+    test::expect_error([&] { load_any_model(packed_i8, nullptr, LoadOptions{HeadChoice::F32}); },
+                       {packed_i8.string().c_str(), "int8 LM head", "--head f32", "tritter pack --head f32"});
+  }
+  test::expect_error([] { head_choice_from_name("int8"); }, {"'int8'", "expected auto, f32 or i8"});
 }
 
 }  // namespace
