@@ -86,7 +86,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   auto* cmd = bench.add_subcommand("model", "Whole-model prompt (pp) and generation (tg) speed vs the DRAM roof");
   auto* size = cmd->add_option("--size", o->size, "Preset of a random model: 700M-shape, 2B-shape, test, tiny, ...")
                    ->capture_default_str();
-  cmd->add_option("-m,--model", o->model, "Your model instead: packed file, checkpoint or training run directory")
+  cmd->add_option("-m,--model", o->model, "Your model instead: packed file, checkpoint, training run directory, HF folder or GGUF file")
       ->excludes(size);
   cmd->add_option("--vocab", o->vocab, "Override vocab_size of the preset (e.g. 128256)");
   cmd->add_option("--head", o->head,

@@ -2,7 +2,8 @@
 # headers every file includes (nlohmann/json, CLI11, the standard library) are parsed and their templates compiled
 # once per batch instead of once per file, which roughly halves a clean build on 2 cores. The kernels stay one
 # file per run: their SIMD regions carry per-file target attributes and their numerics are tested file by file.
-# A helper in an anonymous namespace must then be unique across its layer (the build fails otherwise).
+# A helper in an anonymous namespace must then be unique across its layer, and a test helper across its tests/LAYER
+# folder (a clash fails the build; an overload with other parameters would not, so give helpers distinct names).
 function(tritter_unity target)
   if(TRITTER_UNITY_BUILD AND NOT target STREQUAL "tritter_kernels")
     set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
@@ -38,6 +39,7 @@ function(tritter_test_suite layer)
     return()
   endif()
   add_executable(tritter_${layer}_tests ${sources})
+  tritter_unity(tritter_${layer}_tests)  # gtest and the project headers parsed once per batch, not per file
   target_include_directories(tritter_${layer}_tests PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(tritter_${layer}_tests PRIVATE tritter tritter_test_util GTest::gtest GTest::gtest_main)
   target_compile_definitions(tritter_${layer}_tests PRIVATE

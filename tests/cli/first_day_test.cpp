@@ -17,7 +17,7 @@ namespace {
 
 using json = nlohmann::json;
 
-bool has(const test::CliResult& r, const std::string& s) { return r.output.find(s) != std::string::npos; }
+using test::has;
 
 // The JSON object of `generate --json` (stdout; -q keeps stderr empty).
 json generate_json(const std::string& args) {

@@ -20,16 +20,16 @@
 namespace tritter {
 namespace {
 
-bool has(const test::CliResult& r, const std::string& s) { return r.output.find(s) != std::string::npos; }
+using test::has;
 
-struct Files {
+struct InteropFiles {
   test::TempDir dir;
   TritterConfig c = hf_config_to_tritter(test::bitnet_config_json(), "test");
   std::vector<float> p = test::exact_params(c, 9);
   PackedModel native = test::native_model(c, p);
   std::string pk = (dir / "m.safetensors").string(), gguf = (dir / "m.gguf").string(), hf = (dir / "hf").string();
   std::string bpe = (dir / "bpe.gguf").string(), data = (dir / "data.txt").string();
-  Files() {
+  InteropFiles() {
     write_packed_weights(pk, native.weights(), false);
     GgufWriteOptions o;
     o.embed = GgmlType::F32;
@@ -62,7 +62,7 @@ nlohmann::json json_of(const std::string& args) {
 }
 
 TEST(InteropCli, GenerateEvalTokenizeTakeHfFoldersAndGguf) {
-  Files f;
+  InteropFiles f;
   const std::string gen = " -p 'Hello' -n 10 --ignore-eos --temp 0";
   const auto want = json_of("generate -m " + f.pk + gen);
   EXPECT_EQ(json_of("generate -m " + f.gguf + gen)["text"], want["text"]);
@@ -87,7 +87,7 @@ TEST(InteropCli, GenerateEvalTokenizeTakeHfFoldersAndGguf) {
 }
 
 TEST(InteropCli, ChatAndConversationKeepTheCache) {
-  Files f;
+  InteropFiles f;
   auto r = test::run_cli("-v generate -m " + f.gguf + " --chat -p 'Hi' -n 4 --temp 0 --ignore-eos");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(has(r, "chat template: built-in")) << r.output;
@@ -119,7 +119,7 @@ TEST(InteropCli, ChatAndConversationKeepTheCache) {
 }
 
 TEST(InteropCli, VerboseTimingsAreMeasured) {
-  Files f;
+  InteropFiles f;
   const auto r = test::run_cli("-v generate -m " + f.pk + " -p 'Hello' -n 64 --ignore-eos --temp 0");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::smatch m;
@@ -129,7 +129,7 @@ TEST(InteropCli, VerboseTimingsAreMeasured) {
 }
 
 TEST(InteropCli, FinetuneTakesHfAndGgufBasesOfEitherVocabulary) {
-  Files f;
+  InteropFiles f;
   // The same weights as a packed file, a GGUF file and a HF folder: the same losses, step for step.
   const std::string flags = " --data " + f.data + " --rank 2 --steps 3 --seq 16 --batch 1 --eval-every -1 --val-fraction 0";
   std::vector<std::string> losses;
@@ -156,7 +156,7 @@ TEST(InteropCli, FinetuneTakesHfAndGgufBasesOfEitherVocabulary) {
 }
 
 TEST(InteropCli, CommandsThatNeedTritterFilesSaySo) {
-  Files f;
+  InteropFiles f;
   auto r = test::run_cli("merge-lora --base " + f.hf + " --lora " + (f.dir / "x").string() + " --out " + (f.dir / "o.st").string());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(has(r, "is a Hugging Face model folder")) << r.output;

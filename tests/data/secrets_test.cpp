@@ -19,7 +19,7 @@ namespace tritter::data {
 namespace {
 
 using test_cases::Case;
-std::vector<Case> positives() { return test_cases::secret_positives(); }
+std::vector<Case> secret_positive_cases() { return test_cases::secret_positives(); }
 
 class SecretsTest : public ::testing::Test {
  protected:
@@ -35,12 +35,12 @@ SecretScanner* SecretsTest::scanner_ = nullptr;
 
 TEST_F(SecretsTest, EveryRuleHasAPositive) {
   std::set<std::string> covered;
-  for (const auto& c : positives()) covered.insert(c.rule);
+  for (const auto& c : secret_positive_cases()) covered.insert(c.rule);
   for (const auto& r : secret_rules()) EXPECT_TRUE(covered.count(r.id)) << "no positive test for rule " << r.id;
 }
 
 TEST_F(SecretsTest, PositivesFireWithFingerprintNotSecret) {
-  for (const auto& c : positives()) {
+  for (const auto& c : secret_positive_cases()) {
     const auto found = scan(c.text);
     bool hit = false;
     for (const auto& f : found) {
@@ -135,7 +135,7 @@ TEST_F(SecretsTest, RuleCacheLoadsTheSameDatabaseAndRejectsCorruptFiles) {
   const fs::path dir = fs::temp_directory_path() / ("tritter-hsdb-test-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   std::string corpus;
-  for (const auto& c : positives()) corpus += c.text + "\n";
+  for (const auto& c : secret_positive_cases()) corpus += c.text + "\n";
   SecretScanner::Scratch base_scratch(*scanner_);
   const auto expected = scanner_->scan(corpus, base_scratch);
   ASSERT_FALSE(expected.empty());

@@ -19,7 +19,7 @@
 namespace tritter {
 namespace {
 
-TritterConfig variant(const std::string& name) {
+TritterConfig engine_variant(const std::string& name) {
   ConfigOverrides o;
   o.model_size = "test";
   if (name == "bitnet") {  // BitNet 2B4T's layer: gated, no QK-norm, no post-norm, tied head, sliding window
@@ -41,7 +41,7 @@ TritterConfig variant(const std::string& name) {
 }
 
 // Spec init, with the gains moved off 1 so a mis-wired norm shows.
-std::vector<float> make_params(const TritterConfig& c, uint64_t seed) {
+std::vector<float> engine_params(const TritterConfig& c, uint64_t seed) {
   std::vector<float> p(parameter_count(c));
   init_parameters(p, c, seed);
   Rng rng(seed + 99);
@@ -52,13 +52,13 @@ std::vector<float> make_params(const TritterConfig& c, uint64_t seed) {
   return p;
 }
 
-PackedModel make_model(const TritterConfig& c, const std::vector<float>& p, HeadFormat head = HeadFormat::F32) {
+PackedModel engine_model(const TritterConfig& c, const std::vector<float>& p, HeadFormat head = HeadFormat::F32) {
   return PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
     std::memcpy(out, p.data() + info.offset, info.numel() * sizeof(float));
   }, {head}, nullptr);
 }
 
-std::vector<int32_t> prompt(const TritterConfig& c, int64_t T, uint64_t seed) {
+std::vector<int32_t> engine_prompt(const TritterConfig& c, int64_t T, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> ids(T);
   for (auto& id : ids) id = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
@@ -82,11 +82,7 @@ std::vector<float> run_decode(Context& ctx, const ModelWeights& w, const std::ve
   return z;
 }
 
-float max_abs(const std::vector<float>& a) {
-  float m = 0;
-  for (float x : a) m = std::max(m, std::fabs(x));
-  return m;
-}
+using test::max_abs;
 
 class EngineVsReference : public ::testing::TestWithParam<std::string> {};
 
@@ -95,14 +91,14 @@ class EngineVsReference : public ::testing::TestWithParam<std::string> {};
 // integer matmuls are exact. The reference reports its smallest margin; below that a level may flip and tier T2
 // applies (a flip moves one activation by 1/127 of its row's absmax: allow 2e-2·max|z|).
 TEST_P(EngineVsReference, LogitsMatchThePlainFloatReference) {
-  const TritterConfig c = variant(GetParam());
-  const auto p = make_params(c, 11);
-  const auto ids = prompt(c, 9, 5);
+  const TritterConfig c = engine_variant(GetParam());
+  const auto p = engine_params(c, 11);
+  const auto ids = engine_prompt(c, 9, 5);
   test::ReferenceModel ref{c, p};
   const auto zr = ref.forward(ids);
   Context ctx;
   ctx.threads = 2;
-  const PackedModel m = make_model(c, p);
+  const PackedModel m = engine_model(c, p);
   const auto z = run_all(ctx, m.weights(), ids);
   double zmax = 0, worst = 0;
   size_t at = 0;
@@ -122,12 +118,12 @@ INSTANTIATE_TEST_SUITE_P(Variants, EngineVsReference, ::testing::Values("test", 
 
 TEST(Engine, PrefillEqualsTokenByTokenDecodeAndChunking) {
   for (const std::string name : {"test", "bitnet", "d64"}) {
-    const TritterConfig c = variant(name);
-    const auto p = make_params(c, 3);
-    const auto ids = prompt(c, 13, 8);
+    const TritterConfig c = engine_variant(name);
+    const auto p = engine_params(c, 3);
+    const auto ids = engine_prompt(c, 13, 8);
     Context ctx;
     ctx.threads = 2;
-    const PackedModel m = make_model(c, p);
+    const PackedModel m = engine_model(c, p);
     const auto whole = run_all(ctx, m.weights(), ids);
     const auto decode = run_decode(ctx, m.weights(), ids);
     EngineOptions chunked;
@@ -139,10 +135,10 @@ TEST(Engine, PrefillEqualsTokenByTokenDecodeAndChunking) {
 }
 
 TEST(Engine, SameLogitsForAnyThreadCountAndFromAFile) {
-  const TritterConfig c = variant("test");
-  const auto p = make_params(c, 4);
-  const auto ids = prompt(c, 7, 1);
-  const PackedModel m = make_model(c, p);
+  const TritterConfig c = engine_variant("test");
+  const auto p = engine_params(c, 4);
+  const auto ids = engine_prompt(c, 7, 1);
+  const PackedModel m = engine_model(c, p);
   Context one, two;
   one.threads = 1;
   two.threads = 2;
@@ -153,7 +149,7 @@ TEST(Engine, SameLogitsForAnyThreadCountAndFromAFile) {
   const PackedModel f = PackedModel::open(dir / "m.safetensors");
   EXPECT_EQ(z1, run_all(two, f.weights(), ids));
   // Long enough that attention splits (kv head × query tile) over threads: still the same bits, in both paths.
-  const auto many = prompt(c, 200, 9);
+  const auto many = engine_prompt(c, 200, 9);
   const auto zl = run_all(one, m.weights(), many);
   EXPECT_EQ(zl, run_all(two, m.weights(), many));
   EXPECT_EQ(zl, run_decode(two, m.weights(), many));
@@ -162,12 +158,12 @@ TEST(Engine, SameLogitsForAnyThreadCountAndFromAFile) {
 // int8 head: per logit |z − ẑ| ≤ (row_scale/2)·Σ|h| + Σ|w̃|/(2·s_h) (weight and activation rounding), plus float
 // slack; checked against the f32-head engine on the same hidden state.
 TEST(Engine, Int8HeadWithinItsDerivedBound) {
-  const TritterConfig c = variant("test");
-  const auto p = make_params(c, 6);
-  const auto ids = prompt(c, 5, 2);
+  const TritterConfig c = engine_variant("test");
+  const auto p = engine_params(c, 6);
+  const auto ids = engine_prompt(c, 5, 2);
   Context ctx;
-  const PackedModel mf = make_model(c, p, HeadFormat::F32);
-  const PackedModel mi = make_model(c, p, HeadFormat::I8);
+  const PackedModel mf = engine_model(c, p, HeadFormat::F32);
+  const PackedModel mi = engine_model(c, p, HeadFormat::I8);
   const auto zf = run_all(ctx, mf.weights(), ids);
   const auto zi = run_all(ctx, mi.weights(), ids);
   // Every SIMD tier of the head gives the same logits (exact int32 sums, the same float epilogue).
@@ -200,12 +196,12 @@ TEST(Engine, Int8HeadWithinItsDerivedBound) {
 // End to end only a sanity bound: a cache error of 5e-4 (f16) already flips int8 activation levels downstream
 // (§10), so the derived per-element bounds live in kv_cache_test.cpp.
 TEST(Engine, QuantizedCachesStayCloseToF32) {
-  const TritterConfig c = variant("test");
-  const auto p = make_params(c, 9);
-  const auto ids = prompt(c, 40, 3);  // > one key group, so quantized groups are read
+  const TritterConfig c = engine_variant("test");
+  const auto p = engine_params(c, 9);
+  const auto ids = engine_prompt(c, 40, 3);  // > one key group, so quantized groups are read
   Context ctx;
   ctx.threads = 2;
-  const PackedModel m = make_model(c, p);
+  const PackedModel m = engine_model(c, p);
   const auto ref = run_decode(ctx, m.weights(), ids);
   const double zmax = max_abs(ref);
   for (auto [dtype, tol] : {std::pair{KvDtype::F16, 0.05}, {KvDtype::I8, 0.1}, {KvDtype::I4, 0.5}}) {
@@ -220,9 +216,9 @@ TEST(Engine, QuantizedCachesStayCloseToF32) {
 }
 
 TEST(Engine, ErrorsNameTheProblem) {
-  const TritterConfig c = variant("test");
-  const auto p = make_params(c, 1);
-  const PackedModel m = make_model(c, p);
+  const TritterConfig c = engine_variant("test");
+  const auto p = engine_params(c, 1);
+  const PackedModel m = engine_model(c, p);
   Context ctx;
   EngineOptions o;
   o.context = 8;

@@ -80,7 +80,7 @@ struct Tiny {
   }, {}, nullptr);
 };
 
-GenerateResult run(const Tiny& t, int threads, const GenerateOptions& o, std::string* streamed = nullptr) {
+GenerateResult generate_run(const Tiny& t, int threads, const GenerateOptions& o, std::string* streamed = nullptr) {
   Context ctx;
   ctx.threads = threads;
   Engine e(ctx, t.m.weights(), {});
@@ -95,14 +95,14 @@ TEST(Generate, GreedySameAcrossThreadsAndSeededSampleReproducible) {
   GenerateOptions o;
   o.max_tokens = 24;
   o.stop_at_eos = false;
-  const auto a = run(t, 1, o), b = run(t, 2, o);
+  const auto a = generate_run(t, 1, o), b = generate_run(t, 2, o);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_EQ(a.tokens.size(), 24u);
   EXPECT_EQ(a.stop_reason, "length");
   EXPECT_EQ(a.decode_steps, 23);
   o.sampler.temperature = 0.9f;
   o.sampler.seed = 3;
-  EXPECT_EQ(run(t, 2, o).tokens, run(t, 1, o).tokens);
+  EXPECT_EQ(generate_run(t, 2, o).tokens, generate_run(t, 1, o).tokens);
 }
 
 TEST(Generate, StopStringIsCutAndNeverStreamed) {
@@ -113,12 +113,12 @@ TEST(Generate, StopStringIsCutAndNeverStreamed) {
   o.sampler.temperature = 1.0f;
   o.sampler.top_k = 0;
   o.sampler.seed = 11;
-  const auto full = run(t, 1, o);
+  const auto full = generate_run(t, 1, o);
   ASSERT_GE(full.text.size(), 20u);
   const std::string stop = full.text.substr(10, 3);
   o.stop = {stop, "\x01never"};
   std::string streamed;
-  const auto cut = run(t, 1, o, &streamed);
+  const auto cut = generate_run(t, 1, o, &streamed);
   EXPECT_EQ(cut.stop_reason, "stop");
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_EQ(streamed, cut.text);

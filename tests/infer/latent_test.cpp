@@ -28,7 +28,7 @@ TritterConfig latent_config(int64_t vocab = 272) {
   return resolve_config(o);
 }
 
-PackedModel make_model(const TritterConfig& c, uint64_t seed) {
+PackedModel latent_model(const TritterConfig& c, uint64_t seed) {
   std::vector<float> p(static_cast<size_t>(parameter_count(c)));
   init_parameters(p, c, seed);
   Rng rng(seed + 7);  // gains off 1 so a mis-wired final norm shows
@@ -65,7 +65,7 @@ TEST(Latent, ControlIdsFollowTheByteVocabulary) {
 TEST(Latent, StepEmbeddingOfTheEmbeddingRowIsStepTokenBitForBit) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 3);
+  const PackedModel m = latent_model(c, 3);
   const auto prompt = byte_ids(7, 1);
   const int64_t V = c.vocab_size;
   for (int32_t id : {int32_t{1}, int32_t{40}, kTokenBot, kTokenEot, kTokenPause}) {
@@ -89,7 +89,7 @@ TEST(Latent, StepEmbeddingOfTheEmbeddingRowIsStepTokenBitForBit) {
 TEST(Latent, ForwardEmbeddingsOfRowsIsForwardOfIdsAcrossChunks) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 5);
+  const PackedModel m = latent_model(c, 5);
   const auto ids = byte_ids(11, 2);
   const int64_t V = c.vocab_size;
   EngineOptions o;
@@ -106,7 +106,7 @@ TEST(Latent, ForwardEmbeddingsOfRowsIsForwardOfIdsAcrossChunks) {
 TEST(Latent, LastHiddenIsTheStateTheHeadReads) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 9);
+  const PackedModel m = latent_model(c, 9);
   const auto prompt = byte_ids(6, 4);
   const int64_t V = c.vocab_size, D = c.hidden_size;
   Engine e(ctx, m.weights(), {});
@@ -134,7 +134,7 @@ TEST(Latent, LastHiddenIsTheStateTheHeadReads) {
 TEST(Latent, EmbeddingRowRmsIsTheMeanRowNormOverSqrtD) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 2);
+  const PackedModel m = latent_model(c, 2);
   Engine e(ctx, m.weights(), {});
   const int64_t V = c.vocab_size, D = c.hidden_size;
   std::vector<int32_t> all(V);
@@ -157,7 +157,7 @@ TEST(Latent, EmbeddingRowRmsIsTheMeanRowNormOverSqrtD) {
 TEST(Latent, LatentStepsAdvanceTheCacheAndEqualTheFullRecompute) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 13);
+  const PackedModel m = latent_model(c, 13);
   const int64_t V = c.vocab_size, D = c.hidden_size, N = 4;
   auto prompt = byte_ids(5, 6);
   prompt.push_back(kTokenBot);
@@ -210,7 +210,7 @@ std::vector<int32_t> greedy_after(Engine& e, std::vector<float> z, int n) {
 TEST(Latent, GenerateWithLatentStepsIsTheManualLoop) {
   const TritterConfig c = latent_config();
   Context ctx;
-  const PackedModel m = make_model(c, 17);
+  const PackedModel m = latent_model(c, 17);
   const int64_t V = c.vocab_size, N = 3;
   const auto prompt = byte_ids(6, 8);
   GenerateOptions o;
@@ -250,7 +250,7 @@ TEST(Latent, GenerateWithLatentStepsIsTheManualLoop) {
 TEST(Latent, ErrorsNameTheVocabularyAndTheContext) {
   Context ctx;
   const TritterConfig small = latent_config(264);
-  const PackedModel m = make_model(small, 1);
+  const PackedModel m = latent_model(small, 1);
   Engine e(ctx, m.weights(), {});
   GenerateOptions o;
   o.latent_steps = 2;
@@ -264,7 +264,7 @@ TEST(Latent, ErrorsNameTheVocabularyAndTheContext) {
         << err.what();
   }
   const TritterConfig c = latent_config();
-  const PackedModel m2 = make_model(c, 1);
+  const PackedModel m2 = latent_model(c, 1);
   EngineOptions eo;
   eo.context = 10;
   Engine f(ctx, m2.weights(), eo);

@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-TritterConfig variant(bool sub_norm) {
+TritterConfig lora_variant(bool sub_norm) {
   ConfigOverrides o;
   o.model_size = "test";
   if (!sub_norm) {  // o/down read the attention output / activation; post-norms on
@@ -70,7 +70,7 @@ std::vector<float> write_adapter(const fs::path& dir, const TritterConfig& c, co
   return p;
 }
 
-std::vector<int32_t> prompt(const TritterConfig& c, int64_t n) {
+std::vector<int32_t> lora_prompt(const TritterConfig& c, int64_t n) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   Rng rng(11);
   for (auto& v : t) v = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
@@ -99,18 +99,14 @@ float max_abs_diff(const std::vector<float>& a, const float* b) {
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
 }
-float max_abs(const std::vector<float>& a) {
-  float m = 0;
-  for (float v : a) m = std::max(m, std::fabs(v));
-  return m;
-}
+using test::max_abs;
 
 void check_against_training(bool sub_norm) {
-  const TritterConfig c = variant(sub_norm);
+  const TritterConfig c = lora_variant(sub_norm);
   const PackedModel base = make_base(c, 3);
   TempDir tmp;
   const auto l = all_targets();
-  const auto tokens = prompt(c, 7);
+  const auto tokens = lora_prompt(c, 7);
   const int64_t T = 7;
   Context ctx;
   train::LoraModel m(base.weights(), l, ctx);
@@ -155,13 +151,13 @@ TEST(LoraApply, MatchesTrainingForwardWithSubNorm) { check_against_training(true
 TEST(LoraApply, MatchesTrainingForwardWithoutSubNorm) { check_against_training(false); }
 
 TEST(LoraApply, ZeroBIsIdenticalToNoAdapter) {
-  const TritterConfig c = variant(true);
+  const TritterConfig c = lora_variant(true);
   const PackedModel base = make_base(c, 4);
   TempDir tmp;
   write_adapter(tmp / "z", c, all_targets(), 9, true);
   LoraSet set;
   set.add(tmp / "z", 1.0f, c, nullptr);
-  const auto tokens = prompt(c, 6);
+  const auto tokens = lora_prompt(c, 6);
   const auto z0 = engine_logits(base.weights(), tokens, nullptr);
   const auto z1 = engine_logits(base.weights(), tokens, &set);
   ASSERT_EQ(z0.size(), z1.size());
@@ -196,7 +192,7 @@ void rewrite_config(const fs::path& dir, const std::string& from, const std::str
 }
 
 TEST(LoraApply, ErrorsNameTheFileAndTensor) {
-  const TritterConfig c = variant(true);
+  const TritterConfig c = lora_variant(true);
   TempDir tmp;
   expect_error(tmp / "nope", c, {"nope", "not a directory"});
   fs::create_directories(tmp / "empty");
@@ -228,7 +224,7 @@ TEST(LoraApply, ErrorsNameTheFileAndTensor) {
   write_adapter(tmp / "j", c, all_targets(), 1, false);
   rewrite_config(tmp / "j", "{", "{{");
   expect_error(tmp / "j", c, {"adapter_config.json", "not valid JSON"});
-  expect_error(tmp / "r", variant(false), {"adapter_model.safetensors", "another base"});
+  expect_error(tmp / "r", lora_variant(false), {"adapter_model.safetensors", "another base"});
 }
 
 // `tritter generate --lora DIR[:w]` end to end: a B = 0 adapter generates the base's text, a random one (two

@@ -24,7 +24,7 @@ namespace {
 
 constexpr int64_t kContext = 64;
 
-std::vector<float> make_params(const TritterConfig& c, uint64_t seed) {
+std::vector<float> stream_params(const TritterConfig& c, uint64_t seed) {
   std::vector<float> p(parameter_count(c));
   init_parameters(p, c, seed);
   Rng rng(seed + 7);
@@ -35,7 +35,7 @@ std::vector<float> make_params(const TritterConfig& c, uint64_t seed) {
   return p;
 }
 
-std::vector<int32_t> prompt(const TritterConfig& c, int64_t T, uint64_t seed) {
+std::vector<int32_t> stream_prompt(const TritterConfig& c, int64_t T, uint64_t seed) {
   Rng rng(seed);
   std::vector<int32_t> ids(T);
   for (auto& id : ids) id = static_cast<int32_t>(rng.next_below(static_cast<uint32_t>(c.vocab_size)));
@@ -50,7 +50,7 @@ EngineOptions engine_options() {
 }
 
 // All logits of a 9-token prefill, then the last-token logits of 3 single-token decode steps.
-std::vector<float> run(Engine& e, const std::vector<int32_t>& ids) {
+std::vector<float> stream_run(Engine& e, const std::vector<int32_t>& ids) {
   const int64_t V = e.weights().config.vocab_size;
   std::vector<float> z((ids.size() + 3) * V);
   test::poison(std::span<float>(z));
@@ -77,12 +77,12 @@ std::unique_ptr<Fixture> make_fixture(const std::string& size, HeadFormat head) 
   o.model_size = size;
   f.c = resolve_config(o);
   f.path = f.dir / "m.safetensors";
-  pack_checkpoint(f.path, f.c, make_params(f.c, 5), {head});
-  f.ids = prompt(f.c, 9, 3);
+  pack_checkpoint(f.path, f.c, stream_params(f.c, 5), {head});
+  f.ids = stream_prompt(f.c, 9, 3);
   const PackedModel m = PackedModel::open(f.path);
   Context ctx;
   Engine e(ctx, m.weights(), engine_options());
-  f.resident = run(e, f.ids);
+  f.resident = stream_run(e, f.ids);
   return fp;
 }
 
@@ -102,7 +102,7 @@ void expect_same_as_resident(const Fixture& f) {
       Context ctx;
       StreamingEngine e(ctx, f.path, streaming(group, prefetch));
       EXPECT_EQ(e.plan().layer_group_size, group);
-      EXPECT_EQ(run(e.engine(), f.ids), f.resident) << f.c.model_size << ": group " << group << ", prefetch " << prefetch;
+      EXPECT_EQ(stream_run(e.engine(), f.ids), f.resident) << f.c.model_size << ": group " << group << ", prefetch " << prefetch;
       const LoaderStats s = e.loader_stats();
       EXPECT_GT(s.loads, 0);
       EXPECT_LE(ctx.memory.total_peak(), e.memory().budget());
@@ -145,7 +145,7 @@ TEST(Streaming, GroupSizeChosenFromTheBudget) {
   StreamingEngine e(ctx, f.path, streaming(0, true, budget));
   EXPECT_EQ(e.plan().layer_group_size, 1);
   EXPECT_EQ(e.plan().head_rows, p.head_rows);
-  EXPECT_EQ(run(e.engine(), f.ids), f.resident);
+  EXPECT_EQ(stream_run(e.engine(), f.ids), f.resident);
   EXPECT_LE(ctx.memory.total_peak(), budget);
 }
 
@@ -196,7 +196,7 @@ TEST(Streaming, OneEngineRunsEitherWeightSource) {
     ResidentWeights resident(m.weights());
     Recording rec(resident);
     Engine e(ctx, rec, engine_options());
-    EXPECT_EQ(run(e, f.ids), f.resident);
+    EXPECT_EQ(stream_run(e, f.ids), f.resident);
     EXPECT_EQ(rec.held, 0);
     EXPECT_EQ(rec.acquired, std::vector<int>(6, 0));  // 3 prefill chunks + 3 decode steps, one group each
     EXPECT_EQ(rec.head_rows, (std::vector<int64_t>{4, 4, 1, 1, 1, 1}));
@@ -211,7 +211,7 @@ TEST(Streaming, OneEngineRunsEitherWeightSource) {
   const StreamingPlan& p = streamed.plan();
   EXPECT_EQ(ctx.memory.total_in_use(), p.total() - p.resident + 4 * f.c.hidden_size);
   EXPECT_EQ(&e.weights(), &streamed.weights());
-  EXPECT_EQ(run(e, f.ids), f.resident);
+  EXPECT_EQ(stream_run(e, f.ids), f.resident);
   EXPECT_EQ(rec.held, 0);
   EXPECT_EQ(rec.acquired.size(), 12u);
   for (size_t i = 0; i < rec.acquired.size(); ++i) EXPECT_EQ(rec.acquired[i], static_cast<int>(i % 2)) << i;

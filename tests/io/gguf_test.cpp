@@ -33,7 +33,7 @@ Bytes one_tensor(uint32_t type = 0, uint64_t offset = 0, size_t data_bytes = 16,
   return x;
 }
 
-std::string parse_error(const std::string& bytes) {
+std::string gguf_parse_error(const std::string& bytes) {
   try {
     GgufFile f(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "bad.gguf");
   } catch (const Error& e) {
@@ -102,64 +102,64 @@ TEST(Gguf, RejectsEachMalformedFileNamingTheField) {
   Bytes b = one_tensor();
   std::string s = b.b;
   s[0] = 'X';
-  EXPECT_NE(parse_error(s).find("file 'bad.gguf': bad magic"), std::string::npos) << parse_error(s);
+  EXPECT_NE(gguf_parse_error(s).find("file 'bad.gguf': bad magic"), std::string::npos) << gguf_parse_error(s);
   s = b.b;
   s[4] = 9;
-  EXPECT_NE(parse_error(s).find("GGUF version 9, expected 3"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(s).find("GGUF version 9, expected 3"), std::string::npos);
   for (size_t cut : {size_t(3), size_t(20), size_t(40), size_t(60)}) {
-    const std::string e = parse_error(b.b.substr(0, cut));
+    const std::string e = gguf_parse_error(b.b.substr(0, cut));
     EXPECT_NE(e.find("file 'bad.gguf'"), std::string::npos) << cut << ": " << e;
     EXPECT_TRUE(e.find("needs") != std::string::npos || e.find("cannot fit") != std::string::npos) << cut << ": " << e;
   }
-  std::string e = parse_error(b.b.substr(0, b.b.size() - 1));
+  std::string e = gguf_parse_error(b.b.substr(0, b.b.size() - 1));
   EXPECT_NE(e.find("tensor 'w': data [0, 16) lies past the end of the data section (15 bytes)"), std::string::npos) << e;
-  e = parse_error(one_tensor(31).b);
+  e = gguf_parse_error(one_tensor(31).b);
   EXPECT_NE(e.find("tensor 'w': ggml type 31 is unknown or removed"), std::string::npos) << e;
-  e = parse_error(one_tensor(0, 8).b);
+  e = gguf_parse_error(one_tensor(0, 8).b);
   EXPECT_NE(e.find("tensor 'w': offset 8 is not a multiple of the alignment 32"), std::string::npos) << e;
-  e = parse_error(one_tensor(8, 0, 34, 30).b);
+  e = gguf_parse_error(one_tensor(8, 0, 34, 30).b);
   EXPECT_NE(e.find("ne[0] = 30 is not a multiple of Q8_0's block 32"), std::string::npos) << e;
-  e = parse_error(one_tensor(0, 0, 16, 1ull << 62).b);
+  e = gguf_parse_error(one_tensor(0, 0, 16, 1ull << 62).b);
   EXPECT_NE(e.find("tensor 'w'"), std::string::npos) << e;
   // Counts that cannot fit the file are rejected before anything is allocated.
   Bytes big;
   big.u32(kGgufMagic).u32(3).u64(1ull << 60).u64(0);
-  e = parse_error(big.b);
+  e = gguf_parse_error(big.b);
   EXPECT_NE(e.find("tensor_count 1152921504606846976 cannot fit"), std::string::npos) << e;
   // Duplicate key, duplicate tensor, alignment of the wrong type, bool out of range, oversize array.
   Bytes dup;
   dup.u32(kGgufMagic).u32(3).u64(0).u64(2).str("k").u32(4).u32(1).str("k").u32(4).u32(2);
-  EXPECT_NE(parse_error(dup.b).find("key 'k' appears twice"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(dup.b).find("key 'k' appears twice"), std::string::npos);
   Bytes dupt;
   dupt.u32(kGgufMagic).u32(3).u64(2).u64(0).str("t").u32(1).u64(1).u32(0).u64(0).str("t").u32(1).u64(1).u32(0).u64(32);
   dupt.pad(32).b.append(64, '\0');
-  EXPECT_NE(parse_error(dupt.b).find("tensor 't' appears twice"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(dupt.b).find("tensor 't' appears twice"), std::string::npos);
   Bytes al;
   al.u32(kGgufMagic).u32(3).u64(0).u64(1).str("general.alignment").u32(10).u64(32);
-  EXPECT_NE(parse_error(al.b).find("'general.alignment' has type U64, expected U32"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(al.b).find("'general.alignment' has type U64, expected U32"), std::string::npos);
   Bytes al3;
   al3.u32(kGgufMagic).u32(3).u64(0).u64(1).str("general.alignment").u32(4).u32(24);
-  EXPECT_NE(parse_error(al3.b).find("'general.alignment' = 24"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(al3.b).find("'general.alignment' = 24"), std::string::npos);
   Bytes bo;
   bo.u32(kGgufMagic).u32(3).u64(0).u64(1).str("b").u32(7).b.push_back('\x02');
-  EXPECT_NE(parse_error(bo.b).find("key 'b': bool value 2"), std::string::npos) << parse_error(bo.b);
+  EXPECT_NE(gguf_parse_error(bo.b).find("key 'b': bool value 2"), std::string::npos) << gguf_parse_error(bo.b);
   Bytes arr;
   arr.u32(kGgufMagic).u32(3).u64(0).u64(1).str("a").u32(9).u32(8).u64(1ull << 40);
-  EXPECT_NE(parse_error(arr.b).find("key 'a': array of 1099511627776 STRING"), std::string::npos) << parse_error(arr.b);
+  EXPECT_NE(gguf_parse_error(arr.b).find("key 'a': array of 1099511627776 STRING"), std::string::npos) << gguf_parse_error(arr.b);
   Bytes vt;
   vt.u32(kGgufMagic).u32(3).u64(0).u64(1).str("v").u32(13);
-  EXPECT_NE(parse_error(vt.b).find("key 'v': value type 13"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(vt.b).find("key 'v': value type 13"), std::string::npos);
   Bytes nd;
   nd.u32(kGgufMagic).u32(3).u64(1).u64(0).str("t").u32(5);
   nd.b.append(64, '\0');
-  EXPECT_NE(parse_error(nd.b).find("tensor 't': n_dims 5, expected ≤ 4"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(nd.b).find("tensor 't': n_dims 5, expected ≤ 4"), std::string::npos);
   Bytes ov;
   ov.u32(kGgufMagic).u32(3).u64(2).u64(0).str("a").u32(1).u64(16).u32(0).u64(0).str("b").u32(1).u64(8).u32(0).u64(32);
   ov.pad(32).b.append(64, '\0');
-  EXPECT_NE(parse_error(ov.b).find("tensor 'b': data at offset 32 overlaps tensor 'a'"), std::string::npos) << parse_error(ov.b);
+  EXPECT_NE(gguf_parse_error(ov.b).find("tensor 'b': data at offset 32 overlaps tensor 'a'"), std::string::npos) << gguf_parse_error(ov.b);
   Bytes longname;
   longname.u32(kGgufMagic).u32(3).u64(1).u64(0).str(std::string(64, 'n')).u32(1).u64(1).u32(0).u64(0);
-  EXPECT_NE(parse_error(longname.b).find("name is 64 bytes, expected < 64"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(longname.b).find("name is 64 bytes, expected < 64"), std::string::npos);
 }
 
 TEST(Gguf, WriterRejectsBadInputAndLeavesTheOldFile) {

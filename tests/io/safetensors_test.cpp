@@ -21,7 +21,7 @@ std::string with_length(const std::string& header, const std::string& data) {
 }
 
 // Parses an in-memory image; returns the error message ("" when it parsed).
-std::string parse_error(const std::string& image) {
+std::string safetensors_parse_error(const std::string& image) {
   try {
     SafeTensorsFile f(reinterpret_cast<const uint8_t*>(image.data()), image.size(), "bad.safetensors");
     return "";
@@ -32,7 +32,7 @@ std::string parse_error(const std::string& image) {
 
 #define EXPECT_ERROR_HAS(image, ...)                                                       \
   do {                                                                                     \
-    const std::string msg_ = parse_error(image);                                           \
+    const std::string msg_ = safetensors_parse_error(image);                                           \
     ASSERT_FALSE(msg_.empty()) << "parsed without error";                                  \
     EXPECT_NE(msg_.find("bad.safetensors"), std::string::npos) << msg_;                    \
     for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg_.find(part), std::string::npos) << msg_; \
@@ -103,7 +103,7 @@ TEST(Safetensors, ExpectNamesTensorShapeAndDtype) {
 TEST(Safetensors, AcceptsSpacePaddedHeaderFromOtherWriters) {
   const std::string h = R"({"t":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},"__metadata__":{"format":"pt"}})";
   const std::string image = with_length(h + "     ", "\x01\x02");
-  EXPECT_EQ(parse_error(image), "");
+  EXPECT_EQ(safetensors_parse_error(image), "");
 }
 
 TEST(SafetensorsBad, TooShort) { EXPECT_ERROR_HAS(std::string("abc"), "too short", "found 3 bytes"); }

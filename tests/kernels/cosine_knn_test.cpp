@@ -23,12 +23,7 @@ namespace {
 
 using Vec = std::vector<double>;
 
-std::vector<float> randn(int64_t n, uint64_t seed, float scale = 1.0f) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = scale * rng.normal();
-  return v;
-}
+using test::randn;
 
 // L(h, E, log s) = mean_valid CE(s·ĥÊᵀ) + β·mean_valid(1 − ĥ·T_y), T = Ê (aux_live) or a fixed table.
 double cosine_loss(const Vec& h, const Vec& E, double log_s, const std::vector<int32_t>& y, int64_t N, int64_t D,

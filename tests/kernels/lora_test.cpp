@@ -15,7 +15,7 @@
 namespace tritter {
 namespace {
 
-float max_abs(const std::vector<float>& v) {
+float max_abs_f(const std::vector<float>& v) {
   float m = 0;
   for (float x : v) m = std::max(m, std::fabs(x));
   return m;
@@ -59,7 +59,7 @@ TEST(LoraDelta, MatchesReferenceOverOddSizes) {
           lora_delta_forward(ctx, got.data(), x.data(), A.data(), Bt.data(), T, r, I, O, s);
           ref::lora_delta_forward(want.data(), x.data(), A.data(), Bt.data(), T, r, I, O, s);
           const double tol = (I + 2.0 * r + 3) * eps *
-                             (max_abs(y0) + s * static_cast<double>(r) * I * max_abs(A) * max_abs(x) * max_abs(Bt));
+                             (max_abs_f(y0) + s * static_cast<double>(r) * I * max_abs_f(A) * max_abs_f(x) * max_abs_f(Bt));
           double worst = 0;
           size_t at = 0;
           for (size_t k = 0; k < got.size(); ++k) {

@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
+#include "kernels/test_util_kernels.h"
 #include "kernels/ternary_matmul.h"
 #include "kernels/attention.h"
 #include "kernels/nn.h"
@@ -22,12 +23,7 @@ namespace {
 
 using Vec = std::vector<double>;
 
-std::vector<float> randn(int64_t n, uint64_t seed, float scale = 1.0f) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = scale * rng.normal();
-  return v;
-}
+using test::randn;
 Vec to_double(const std::vector<float>& v) { return Vec(v.begin(), v.end()); }
 
 // Central differences of f at x in double: g[i] = (f(x + h e_i) − f(x − h e_i)) / 2h.

@@ -16,7 +16,7 @@
 namespace tritter {
 namespace {
 
-const float kEps = std::numeric_limits<float>::epsilon();
+const float kFloatEps = std::numeric_limits<float>::epsilon();
 
 // A Context forcing one tier (Context is not movable, so this wraps one).
 struct TierCtx {
@@ -40,7 +40,7 @@ TEST(Rmsnorm, EveryTierWithinSumOfSquaresBound) {
       ref::rmsnorm(want.data(), x.data(), g.data(), N, n, 1e-5f);
       rmsnorm(tier_ctx(tier), got.data(), x.data(), g.data(), N, n, 1e-5f);
       for (size_t k = 0; k < got.size(); ++k) {
-        ASSERT_LE(std::fabs(got[k] - want[k]), (n / 2.0 + 4) * kEps * std::fabs(want[k]))
+        ASSERT_LE(std::fabs(got[k] - want[k]), (n / 2.0 + 4) * kFloatEps * std::fabs(want[k]))
             << kernel_tier_name(tier) << " n=" << n << " k=" << k << " got " << got[k] << " want " << want[k];
       }
       // In place.
@@ -111,7 +111,7 @@ TEST(Rope, ApplyEveryTierAndRotateHalfPairing) {
         const int64_t jj = j % (d / 2), base = static_cast<int64_t>(k) - j;
         const double mag = std::fabs(x[base + jj]) + std::fabs(x[base + jj + d / 2]);
         (void)t;
-        ASSERT_LE(std::fabs(got[k] - want[k]), 2 * kEps * mag) << kernel_tier_name(tier) << " d=" << d;
+        ASSERT_LE(std::fabs(got[k] - want[k]), 2 * kFloatEps * mag) << kernel_tier_name(tier) << " d=" << d;
       }
     }
   }
@@ -159,7 +159,7 @@ TEST(Softmax, EveryTierWithinBoundAndMasks) {
       ref::softmax_rows(want.data(), rows, n);
       softmax_rows(tier_ctx(tier), got.data(), rows, n);
       for (size_t k = 0; k < x.size(); ++k) {
-        ASSERT_LE(std::fabs(got[k] - want[k]), (n + 8) * kEps * want[k] + 1e-38) << kernel_tier_name(tier)
+        ASSERT_LE(std::fabs(got[k] - want[k]), (n + 8) * kFloatEps * want[k] + 1e-38) << kernel_tier_name(tier)
             << " n=" << n << " k=" << k << " got " << got[k] << " want " << want[k];
       }
       if (n > 2) {

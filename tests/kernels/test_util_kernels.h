@@ -36,6 +36,14 @@ inline std::vector<int8_t> random_int8(Rng& rng, int64_t n, int lo = -128, int h
   return q;
 }
 
+// n draws of scale·N(0, 1) from a generator seeded with `seed`.
+inline std::vector<float> randn(int64_t n, uint64_t seed, float scale = 1.0f) {
+  Rng rng(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = scale * rng.normal();
+  return v;
+}
+
 inline std::vector<float> random_normal(Rng& rng, int64_t n, float scale = 1.0f) {
   std::vector<float> x(static_cast<size_t>(n));
   for (auto& v : x) v = rng.normal() * scale;

@@ -17,12 +17,12 @@
 namespace tritter {
 namespace {
 
-struct Fixture {
+struct HfFixture {
   test::TempDir dir;
   nlohmann::json cfg = test::bitnet_config_json();
   TritterConfig c = hf_config_to_tritter(cfg, "test");
   std::vector<float> p = test::exact_params(c, 7);
-  Fixture() { test::write_manifest(dir.path(), cfg, c, p); }
+  HfFixture() { test::write_manifest(dir.path(), cfg, c, p); }
   std::filesystem::path write(const std::string& mode) {
     const auto out = dir / mode;
     const std::string args = (dir / "manifest.json").string() + " " + (dir / "weights.f32").string() + " " +
@@ -56,7 +56,7 @@ TEST(HfFolder, ConfigMapsBitNetKeys) {
 }
 
 TEST(HfFolder, PackedBf16AndShardedFoldersGiveTheNativeLogits) {
-  Fixture fx;
+  HfFixture fx;
   const PackedModel native = test::native_model(fx.c, fx.p);
   const std::vector<float> want = test::model_logits(native.weights());
   for (const char* mode : {"packed", "bf16", "sharded"}) {
@@ -73,7 +73,7 @@ TEST(HfFolder, PackedBf16AndShardedFoldersGiveTheNativeLogits) {
 }
 
 TEST(HfFolder, TritterWritesAFolderThatLoadsBack) {
-  Fixture fx;
+  HfFixture fx;
   const PackedModel native = test::native_model(fx.c, fx.p);
   write_hf_folder(fx.dir / "out", native.weights(), HfWriteOptions{});
   const nlohmann::json cfg = nlohmann::json::parse(test::read_file(fx.dir / "out" / "config.json"));
@@ -102,7 +102,7 @@ TEST(HfFolder, TritterWritesAFolderThatLoadsBack) {
 }
 
 TEST(HfFolder, BadFoldersNameTheFileAndField) {
-  Fixture fx;
+  HfFixture fx;
   const auto folder = fx.write("packed");
   std::filesystem::remove(folder / "tokenizer.json");
   test::expect_error([&] { load_any_model(folder, nullptr); }, {"folder '", "tokenizer.json is missing"});

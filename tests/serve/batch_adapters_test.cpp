@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-PackedModel make_model(const TritterConfig& c, uint64_t seed) {
+PackedModel adapters_model(const TritterConfig& c, uint64_t seed) {
   std::vector<float> p(static_cast<size_t>(parameter_count(c)));
   init_parameters(p, c, seed);
   return PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
@@ -57,14 +57,14 @@ void write_adapter(const fs::path& dir, const TritterConfig& c, const std::strin
   save_lora_adapter(dir, c, l, p, "base");
 }
 
-std::vector<int32_t> random_prompt(Rng& rng, int64_t n, int64_t V) {
+std::vector<int32_t> adapters_prompt(Rng& rng, int64_t n, int64_t V) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   for (auto& x : t) x = static_cast<int32_t>(rng.next_u64() % static_cast<uint64_t>(V));
   return t;
 }
 
 // Greedy decode alone with `lora` on the single engine: the logits of each generated token (steps, V).
-std::vector<float> alone(Context& ctx, const ModelWeights& w, const std::vector<int32_t>& prompt, int64_t steps,
+std::vector<float> adapters_alone(Context& ctx, const ModelWeights& w, const std::vector<int32_t>& prompt, int64_t steps,
                          const LoraSet* lora, int64_t chunk) {
   const int64_t V = w.config.vocab_size;
   Engine e(ctx, w, {.context = 96, .kv_dtype = KvDtype::F32, .max_batch = chunk});
@@ -90,7 +90,7 @@ TEST(BatchAdapters, RowsWithDifferentAdaptersInOneStepEqualTheSingleEngine) {
   Context ctx;
   ctx.threads = 2;
   const TritterConfig c = test_config();
-  const PackedModel m = make_model(c, 17);
+  const PackedModel m = adapters_model(c, 17);
   const ModelWeights& w = m.weights();
   const int64_t V = c.vocab_size;
   test::TempDir tmp;
@@ -116,7 +116,7 @@ TEST(BatchAdapters, RowsWithDifferentAdaptersInOneStepEqualTheSingleEngine) {
   for (int s = 0; s < 4; ++s) be.set_slot_adapter(s, set_of[s]);
   Rng rng(8);
   std::vector<std::vector<int32_t>> prompts;
-  for (int64_t n : {5, 9, 3, 7}) prompts.push_back(random_prompt(rng, n, V));
+  for (int64_t n : {5, 9, 3, 7}) prompts.push_back(adapters_prompt(rng, n, V));
   const int64_t steps = 8;
 
   // Step 1: every prompt as rows of one step (their last rows want logits); then greedy decode steps together.
@@ -145,10 +145,10 @@ TEST(BatchAdapters, RowsWithDifferentAdaptersInOneStepEqualTheSingleEngine) {
   }
   const LoraSet* single[4] = {&base_a, &base_b, &base, &base_a};
   for (int s = 0; s < 4; ++s) {
-    EXPECT_EQ(differing(got[s], alone(ctx, w, prompts[s], steps, single[s], 32)), 0u) << "slot " << s;
+    EXPECT_EQ(differing(got[s], adapters_alone(ctx, w, prompts[s], steps, single[s], 32)), 0u) << "slot " << s;
   }
   // The adapters matter: slot 3's logits (set a) differ from the same prompt with the base alone.
-  EXPECT_GT(differing(got[3], alone(ctx, w, prompts[3], steps, &base, 32)), 0u);
+  EXPECT_GT(differing(got[3], adapters_alone(ctx, w, prompts[3], steps, &base, 32)), 0u);
 
   // prefill() and embed() of a slot run its set too.
   be.reset(1);
@@ -170,10 +170,10 @@ void check_copy_prefix(KvDtype kv) {
   Context ctx;
   ctx.threads = 2;
   const TritterConfig c = test_config();
-  const PackedModel m = make_model(c, 23);
+  const PackedModel m = adapters_model(c, 23);
   const int64_t V = c.vocab_size;
   Rng rng(31);
-  const auto system = random_prompt(rng, 40, V), q1 = random_prompt(rng, 7, V), q2 = random_prompt(rng, 5, V);
+  const auto system = adapters_prompt(rng, 40, V), q1 = adapters_prompt(rng, 7, V), q2 = adapters_prompt(rng, 5, V);
   std::vector<int32_t> p1 = system, p2 = system;
   p1.insert(p1.end(), q1.begin(), q1.end());
   p2.insert(p2.end(), q2.begin(), q2.end());
@@ -186,7 +186,7 @@ void check_copy_prefix(KvDtype kv) {
   be.prefill(0, p1, l1.data());  // slot 0: system prompt + first question
   // Recomputing p2 from scratch in slot 2; copying the system prompt from slot 0 into slot 1.
   be.prefill(2, p2, fresh.data());
-  be.prefill(1, random_prompt(rng, 11, V), nullptr);  // something else was in slot 1
+  be.prefill(1, adapters_prompt(rng, 11, V), nullptr);  // something else was in slot 1
   const bool quantized = kv == KvDtype::I8 || kv == KvDtype::I4;
   const int64_t kept = be.copy_prefix(0, 1, static_cast<int64_t>(system.size()));
   EXPECT_EQ(kept, quantized ? 32 : 40);  // a quantized cache copies whole 32-token key groups
@@ -241,7 +241,7 @@ TEST(BatchAdapters, CopyPrefixRefusesAnotherShape) {
 }
 
 // Reads a job's events until Done: its tokens, and the prompt positions it did not compute.
-std::pair<std::vector<int32_t>, int64_t> collect(serve::Channel& ch) {
+std::pair<std::vector<int32_t>, int64_t> adapters_collect(serve::Channel& ch) {
   std::vector<int32_t> tokens;
   const auto end = serve::Clock::now() + std::chrono::seconds(60);
   while (serve::Clock::now() < end) {
@@ -259,7 +259,7 @@ TEST(BatchAdapters, SchedulerCopiesASharedPrefixAndRunsEachJobsAdapter) {
   Context ctx;
   ctx.threads = 2;
   const TritterConfig c = test_config();
-  const PackedModel m = make_model(c, 29);
+  const PackedModel m = adapters_model(c, 29);
   const int64_t V = c.vocab_size;
   test::TempDir tmp;
   write_adapter(tmp.path() / "a", c, "all", 9);
@@ -270,12 +270,12 @@ TEST(BatchAdapters, SchedulerCopiesASharedPrefixAndRunsEachJobsAdapter) {
   serve::Metrics metrics;
   serve::Scheduler sched(be, {.max_queue = 8}, metrics);
   Rng rng(3);
-  const auto system = random_prompt(rng, 40, V);
+  const auto system = adapters_prompt(rng, 40, V);
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 4; ++i) {
     std::vector<int32_t> p = system;
     p.push_back(static_cast<int32_t>(i));  // each question starts differently
-    const auto q = random_prompt(rng, 5, V);
+    const auto q = adapters_prompt(rng, 5, V);
     p.insert(p.end(), q.begin(), q.end());
     prompts.push_back(p);
   }
@@ -292,7 +292,7 @@ TEST(BatchAdapters, SchedulerCopiesASharedPrefixAndRunsEachJobsAdapter) {
   std::vector<serve::Job> jobs = {job(0, -1)};
   auto ch0 = jobs[0].channel;
   ASSERT_EQ(sched.submit(std::move(jobs)), serve::Scheduler::Submit::Ok);
-  const auto r0 = collect(*ch0);
+  const auto r0 = adapters_collect(*ch0);
   // Together: job 1 takes job 0's slot (its own prefix), job 2 another slot and copies the system prompt from
   // job 1's, job 3 runs adapter a: nothing to share.
   jobs = {job(1, -1), job(2, -1), job(3, 0)};
@@ -300,7 +300,7 @@ TEST(BatchAdapters, SchedulerCopiesASharedPrefixAndRunsEachJobsAdapter) {
   for (auto& j : jobs) chans.push_back(j.channel);
   ASSERT_EQ(sched.submit(std::move(jobs)), serve::Scheduler::Submit::Ok);
   std::vector<std::pair<std::vector<int32_t>, int64_t>> got = {r0};
-  for (auto& ch : chans) got.push_back(collect(*ch));
+  for (auto& ch : chans) got.push_back(adapters_collect(*ch));
   EXPECT_EQ(got[0].second, 0);
   EXPECT_EQ(got[1].second, 40);
   EXPECT_EQ(got[2].second, 40);

@@ -31,7 +31,7 @@ TritterConfig variant(const std::string& name) {
   return resolve_config(o);
 }
 
-PackedModel make_model(const TritterConfig& c, uint64_t seed, HeadFormat head) {
+PackedModel batch_model(const TritterConfig& c, uint64_t seed, HeadFormat head) {
   std::vector<float> p(static_cast<size_t>(parameter_count(c)));
   init_parameters(p, c, seed);
   return PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
@@ -52,7 +52,7 @@ struct Seq {
 };
 
 // Greedy decode of one sequence alone: the logits of every generated token (steps, V) and the tokens.
-std::pair<std::vector<float>, std::vector<int32_t>> alone(Context& ctx, const ModelWeights& w, const Seq& s,
+std::pair<std::vector<float>, std::vector<int32_t>> batch_alone(Context& ctx, const ModelWeights& w, const Seq& s,
                                                           int64_t chunk) {
   const int64_t V = w.config.vocab_size;
   Engine e(ctx, w, {.context = 128, .kv_dtype = KvDtype::F32, .max_batch = chunk});
@@ -72,7 +72,7 @@ void check_batched_equals_alone(const std::string& name, HeadFormat head, KvDtyp
   Context ctx;
   ctx.threads = 2;
   const TritterConfig c = variant(name);
-  const PackedModel m = make_model(c, 7, head);
+  const PackedModel m = batch_model(c, 7, head);
   const ModelWeights& w = m.weights();
   const int64_t V = c.vocab_size;
   Rng rng(11);
@@ -127,7 +127,7 @@ void check_batched_equals_alone(const std::string& name, HeadFormat head, KvDtyp
   }
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (kv != KvDtype::F32) continue;  // the single engine below runs an f32 cache
-    const auto [want_logits, want] = alone(ctx, w, seqs[i], 16);
+    const auto [want_logits, want] = batch_alone(ctx, w, seqs[i], 16);
     EXPECT_EQ(got[i], want) << name << ": sequence " << i << " (prompt " << seqs[i].prompt.size() << ")";
     ASSERT_EQ(got_logits[i].size(), want_logits.size());
     size_t bad = 0;
@@ -147,7 +147,7 @@ TEST(BatchEngine, PromptRowsInAStepEqualPrefill) {
   Context ctx;
   ctx.threads = 2;
   const TritterConfig c = variant("bitnet");  // with the sliding window
-  const PackedModel m = make_model(c, 13, HeadFormat::I8);
+  const PackedModel m = batch_model(c, 13, HeadFormat::I8);
   const int64_t V = c.vocab_size;
   Rng rng(2);
   const auto other = random_prompt(rng, 9, V), prompt = random_prompt(rng, 12, V);
@@ -179,7 +179,7 @@ TEST(BatchEngine, PromptRowsInAStepEqualPrefill) {
 TEST(BatchEngine, TruncateReusesThePrefix) {
   Context ctx;
   const TritterConfig c = variant("test");
-  const PackedModel m = make_model(c, 3, HeadFormat::F32);
+  const PackedModel m = batch_model(c, 3, HeadFormat::F32);
   const int64_t V = c.vocab_size;
   Rng rng(5);
   const auto a = random_prompt(rng, 20, V), tail = random_prompt(rng, 6, V);
@@ -203,7 +203,7 @@ TEST(BatchEngine, TruncateReusesThePrefix) {
 TEST(BatchEngine, EmbedIsUnitAndMatchesAcrossSlots) {
   Context ctx;
   const TritterConfig c = variant("test");
-  const PackedModel m = make_model(c, 3, HeadFormat::F32);
+  const PackedModel m = batch_model(c, 3, HeadFormat::F32);
   Rng rng(9);
   const auto t = random_prompt(rng, 37, c.vocab_size);
   BatchEngine be(ctx, m.weights(), {.slots = 2, .context = 64, .max_batch = 8});
@@ -219,7 +219,7 @@ TEST(BatchEngine, EmbedIsUnitAndMatchesAcrossSlots) {
 TEST(BatchEngine, Errors) {
   Context ctx;
   const TritterConfig c = variant("test");
-  const PackedModel m = make_model(c, 3, HeadFormat::F32);
+  const PackedModel m = batch_model(c, 3, HeadFormat::F32);
   BatchEngine be(ctx, m.weights(), {.slots = 2, .context = 16, .max_batch = 8});
   std::vector<float> logits(static_cast<size_t>(2 * c.vocab_size));
   const std::vector<int32_t> long_prompt(17, 9), bad = {static_cast<int32_t>(c.vocab_size)};

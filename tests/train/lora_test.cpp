@@ -24,17 +24,17 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-struct Fixture {
+struct LoraFixture {
   TritterConfig config = preset_config("test");
   std::vector<float> params;
   PackedModel base;
-  static Fixture make(uint64_t seed, const TritterConfig& c) {
+  static LoraFixture make(uint64_t seed, const TritterConfig& c) {
     std::vector<float> p(static_cast<size_t>(parameter_count(c)));
     init_parameters(p, c, seed);
     PackedModel m = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
       std::memcpy(out, p.data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
     }, {}, nullptr);
-    return Fixture{c, std::move(p), std::move(m)};
+    return LoraFixture{c, std::move(p), std::move(m)};
   }
 };
 
@@ -57,7 +57,7 @@ LoraConfig all_targets(int64_t rank = 4) {
 }
 
 TEST(Lora, InitBoundsAndIdentityAtInit) {
-  Fixture fx = Fixture::make(3, preset_config("test"));
+  LoraFixture fx = LoraFixture::make(3, preset_config("test"));
   Context ctx;
   LoraModel m(fx.base.weights(), all_targets(), ctx);
   m.init_adapters(5);
@@ -86,7 +86,7 @@ TEST(Lora, InitBoundsAndIdentityAtInit) {
 // the input, |x − x̃| ≤ max|x|/254 per element, a relative error of about 1/(254·√3)·√(I)/√(I) ≈ 0.3 % per entry.
 // Tolerance: rel-L2 ≤ 2e-2. dA = 0 at B = 0.
 TEST(Lora, GradBMatchesFullModelSteGradientAtInit) {
-  Fixture fx = Fixture::make(7, preset_config("test"));
+  LoraFixture fx = LoraFixture::make(7, preset_config("test"));
   Context ctx;
   ctx.threads = 2;
   const LoraConfig l = all_targets();
@@ -135,7 +135,7 @@ TEST(Lora, GradAAndBMatchCentralDifferences) {
   for (const char* mlp : {"relu2", "relu2_glu"}) {
     TritterConfig c = preset_config("test");
     c.mlp_act = mlp_act_from_name(mlp);
-    Fixture fx = Fixture::make(21, c);
+    LoraFixture fx = LoraFixture::make(21, c);
     Context ctx;
     LoraModel m(fx.base.weights(), all_targets(), ctx);
     m.init_adapters(4);
@@ -181,7 +181,7 @@ TEST(Lora, GradAAndBMatchCentralDifferences) {
 // gradients are bitwise those of the run that keeps every layer's activations, over several steps (so the
 // generator also continues where it would have), and the arena keeps one layer's saved set instead of L.
 TEST(Lora, RecomputeIsBitwiseIdentical) {
-  Fixture fx = Fixture::make(9, preset_config("test"));
+  LoraFixture fx = LoraFixture::make(9, preset_config("test"));
   const ModelWeights& w = fx.base.weights();
   Context ctx;
   LoraConfig l = all_targets(4);
@@ -212,7 +212,7 @@ TEST(Lora, RecomputeIsBitwiseIdentical) {
 }
 
 TEST(Lora, TrainingLeavesBaseBitIdenticalAndLowersLoss) {
-  Fixture fx = Fixture::make(5, preset_config("test"));
+  LoraFixture fx = LoraFixture::make(5, preset_config("test"));
   const ModelWeights& w = fx.base.weights();
   auto snapshot = [&]() {
     std::vector<uint8_t> bytes;

