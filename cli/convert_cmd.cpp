@@ -23,7 +23,7 @@ namespace tritter::cli {
 
 void add_convert_command(CLI::App& app, GlobalOptions& global) {
   struct Opts {
-    std::string in, out, embed = "q8_0", dtype = "f32";
+    std::string in, out, embed = "q8_0", dtype = "f32", head = "auto";
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("convert", "Convert a model between Tritter, Hugging Face and GGUF files");
@@ -32,10 +32,22 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
   c->add_option("--embed", o->embed, "GGUF embedding type: q8_0, f16 or f32")->check(CLI::IsMember({"q8_0", "f16", "f32"}));
   c->add_option("--dtype", o->dtype, "Hugging Face folder gains/embeddings: f32, bf16 or f16")
       ->check(CLI::IsMember({"f32", "bf16", "f16"}));
+  c->add_option("--head", o->head,
+                  "LM head of a packed output: auto (as loaded: int8 from a GGUF that stores it in 8 bits or fewer or "
+                  "from an int8 packed file, else f32), i8 or f32. GGUF and HF outputs write the head's values in "
+                  "their own type")
+      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+      ->capture_default_str();
   c->callback([o, &global] {
     auto ctx = make_context(global);
-    const LoadedModel m = load_any_model(o->in, &ctx->memory);
     const std::filesystem::path out = o->out;
+    HeadChoice head = head_choice_from_name(o->head);
+    // Into GGUF or HF the head is written in the output's own type: read a GGUF's as f32 so that Q8_0 → f32 → Q8_0
+    // stays exact instead of passing through int8 rows.
+    if (head == HeadChoice::Auto && out.extension() != ".safetensors" && detect_model_file(o->in) == ModelFileKind::Gguf) {
+      head = HeadChoice::F32;
+    }
+    const LoadedModel m = load_any_model(o->in, &ctx->memory, LoadOptions{head});
     // A foreign file's own BPE vocabulary and chat template travel with the weights.
     std::optional<GgufVocab> vocab;
     std::string chat_template;

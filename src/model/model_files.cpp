@@ -256,6 +256,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   auto matrix = [&](const TensorInfo& info) -> const TernaryMatrix& {
     return *layer_matrix_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
   };
+  const bool i8_head = w.head.format == HeadFormat::I8;
   std::vector<SafeTensorOut> u8, f32;
   std::vector<float> betas(table.size());
   std::vector<float> head;
@@ -270,6 +271,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
       f32.push_back({weight_scale_name(info.name), DType::F32, {1}, &betas[i], {}});
       continue;
     }
+    if (info.role == TensorRole::LmHead && i8_head) continue;  // the int8 form below replaces it, as in the packer
     const float* p = plain(info);
     if (info.role == TensorRole::LmHead && !p) {
       head.resize(static_cast<size_t>(info.numel()));
@@ -278,11 +280,14 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
     }
     f32.push_back({info.name, DType::F32, info.shape, p, {}});
   }
+  const int64_t V = c.vocab_size, D = c.hidden_size;
+  if (i8_head) f32.push_back({"lm_head.row_scale", DType::F32, {V}, w.head.row_scale, {}});
   u8.insert(u8.end(), f32.begin(), f32.end());
+  if (i8_head) u8.push_back({"lm_head.qweight", DType::I8, {V, D}, w.head.i8, {}});
   write_safetensors(path, u8, {{"format", kPackedFormat},
                                {"config", config_to_json(c, /*model_only=*/true).dump()},
                                {"qweight_layout", "T16"},
-                               {"head", "f32"},
+                               {"head", i8_head ? "i8" : "f32"},
                                {"add_bos_token", add_bos ? "true" : "false"}});
 }
 

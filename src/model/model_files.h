@@ -68,8 +68,8 @@ float ternary_matrix_beta(const TernaryMatrix& m);
 // The f32 (V, D) head rows of `w` (the embedding when tied; the int8 head dequantized otherwise) into out.
 void model_head_values(float* out, const ModelWeights& w);
 
-// Writes `w` as a Tritter packed file (format tritter-packed-v1, f32 head) without requantizing: the codes and
-// scales are kept bit for bit. `add_bos` is recorded as the file's add_bos_token.
+// Writes `w` as a Tritter packed file (format tritter-packed-v1) without requantizing: the codes, scales and the
+// head (f32, or int8 levels and row scales) are kept bit for bit. `add_bos` is recorded as the file's add_bos_token.
 void write_packed_weights(const std::filesystem::path& path, const ModelWeights& w, bool add_bos);
 
 }  // namespace tritter

@@ -61,6 +61,27 @@ nlohmann::json json_of(const std::string& args) {
   return nlohmann::json::parse(r.output);
 }
 
+// --head: i8 on every kind gives the same greedy text from each (the same int8 rows: the writers kept the f32 head
+// exact); convert keeps an int8 head in a packed output; f32 on an int8 file and an unknown name are refused.
+TEST(InteropCli, HeadChoiceOnEveryKind) {
+  InteropFiles f;
+  const std::string gen = " -p 'Hello' -n 10 --ignore-eos --temp 0 --head i8";
+  const auto want = json_of("generate -m " + f.pk + gen);
+  EXPECT_EQ(json_of("generate -m " + f.gguf + gen)["text"], want["text"]);
+  EXPECT_EQ(json_of("generate -m " + f.hf + gen)["text"], want["text"]);
+  const std::string i8 = (f.dir / "i8.safetensors").string();
+  auto r = test::run_cli("convert " + f.hf + " " + i8 + " --head i8");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(SafeTensorsFile(i8).metadata().at("head"), "i8");
+  EXPECT_EQ(json_of("generate -m " + i8 + " -p 'Hello' -n 10 --ignore-eos --temp 0")["text"], want["text"]);
+  r = test::run_cli("generate -m " + i8 + " -p x -n 1 --head f32");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r, "int8 LM head") && has(r, "tritter pack --head f32")) << r.output;
+  r = test::run_cli("generate -m " + f.pk + " -p x -n 1 --head int8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(has(r, "--head") && has(r, "int8")) << r.output;
+}
+
 TEST(InteropCli, GenerateEvalTokenizeTakeHfFoldersAndGguf) {
   InteropFiles f;
   const std::string gen = " -p 'Hello' -n 10 --ignore-eos --temp 0";

@@ -94,6 +94,12 @@ TEST(GgufModel, TritterWriterRoundTripsTheLogits) {
   EXPECT_EQ(q8.model.weights().head.format, HeadFormat::I8);
   EXPECT_EQ(q8.model.weights().bytes_per_token, native_i8.weights().bytes_per_token);
   EXPECT_EQ(test::model_logits(q8.model.weights()), test::model_logits(native_i8.weights()));
+  // Written as a packed file, the int8 head carries over bit for bit (levels, row scales, head "i8").
+  write_packed_weights(fx.dir / "q8.safetensors", q8.model.weights(), q8.add_bos);
+  const PackedModel q8_packed = PackedModel::open(fx.dir / "q8.safetensors");
+  EXPECT_EQ(q8_packed.file()->metadata().at("head"), "i8");
+  EXPECT_EQ(q8_packed.weights().head.format, HeadFormat::I8);
+  EXPECT_EQ(test::model_logits(q8_packed.weights()), test::model_logits(native_i8.weights()));
   // And the GGUF converts back to a Tritter packed file bit for bit.
   LoadedModel back = load_any_model(fx.dir / "rt.gguf", nullptr);
   write_packed_weights(fx.dir / "back.safetensors", back.model.weights(), back.add_bos);
