@@ -21,17 +21,16 @@ int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
 
 // ---------------------------------------------------------------- the arena
 
-namespace {
-// One layer's saved set: the block's, plus the adapters' inputs and x·Aᵀ.
-struct LayerSave {
+// One layer's saved set: the block's, plus the adapters' inputs and x·Aᵀ. Outside the anonymous namespace because
+// LoraModel::Views (a member type of a class with linkage) holds it.
+struct LoraLayerSave {
   BlockActs acts;
   float* lin[kProjInputCount] = {};  // LoRA inputs (fp, after dropout): a (N,D), o (N,Hd), m (N,D), s (N,F)
   float* xa[kProjCount] = {};    // x·Aᵀ (N, r) per targeted kind
 };
-}  // namespace
 
 struct LoraModel::Views {
-  std::vector<LayerSave> layers;
+  std::vector<LoraLayerSave> layers;
   std::vector<float*> xs;  // L+1 residual streams (N, D)
   float *r_final = nullptr, *hhat = nullptr, *logits = nullptr, *dz = nullptr;
   BitInput qin;  // (N, max) i8 + (N): the current BitLinear input, not saved (no dW for a frozen base)
@@ -53,7 +52,7 @@ class LoraModel::Hook : public LoraHook {
   bool train = true;
 
  private:
-  LayerSave& save(int layer) const { return m_.v_->layers[m_.recompute_ ? 0 : static_cast<size_t>(layer)]; }
+  LoraLayerSave& save(int layer) const { return m_.v_->layers[m_.recompute_ ? 0 : static_cast<size_t>(layer)]; }
   const LoraTensor& tensor(int layer, int proj) const {
     return m_.table_[static_cast<size_t>(m_.slot_[static_cast<size_t>(layer)][static_cast<size_t>(proj)])];
   }
@@ -87,7 +86,7 @@ void carve(Carver& c, LoraModel::Views* vp, const TritterConfig& cfg, const Lora
   v.xs.assign(static_cast<size_t>(L + 1), nullptr);
   for (auto& x : v.xs) x = c.take<float>(N * D);
   // The BitLinear input is one buffer every projection shares (carved below, bound after).
-  v.layers.assign(static_cast<size_t>(recompute ? 1 : L), LayerSave{});
+  v.layers.assign(static_cast<size_t>(recompute ? 1 : L), LoraLayerSave{});
   for (auto& ls : v.layers) {
     BlockActs& a = ls.acts;
     a.r_in = c.take<float>(N);
@@ -254,7 +253,7 @@ void LoraModel::Hook::forward(const Context& ctx, int layer, int proj, const flo
 // dB += (α/r)·dyᵀ xa ; g_r = (α/r)·dy B ; dA += g_rᵀ x ; and, when dx is wanted, dx += g_r A (⊙ dropout mask).
 void LoraModel::Hook::backward(const Context& ctx, int layer, int proj, const float* dy, int64_t N, float* dx) const {
   const LoraTensor& t = tensor(layer, proj);
-  const LayerSave& ls = save(layer);
+  const LoraLayerSave& ls = save(layer);
   const float* x = ls.lin[static_cast<int>(proj_input(static_cast<Proj>(proj)))];
   const float* p = m_.params_.as<float>().data();
   float* g = m_.grads_.as<float>().data();
