@@ -139,6 +139,12 @@ void add_serve_command(CLI::App& app, GlobalOptions& global) {
     so.eos_token = text.eos_token;
     so.tokenizer = text.tokenizer.get();
     so.end_ids = text.end_ids;
+    // generation_config.json's sampling for the fields a request leaves out, as `tritter generate` applies it.
+    const GenerationConfig& g = text.generation;
+    if (const std::optional<float> t = generation_temperature(g)) so.sampling.temperature = *t;
+    if (g.top_p) so.sampling.top_p = *g.top_p;
+    if (g.top_k) so.sampling.top_k = *g.top_k;
+    if (g.repetition_penalty) so.sampling.repeat_penalty = *g.repetition_penalty;
     if (text.chat_template.empty()) {  // a BPE model without a template: the built-in format is byte-level
       so.chat_unavailable = "model '" + src.file.string() + "' has no chat template (" + text.where +
                             "; expected tokenizer_config.json chat_template or GGUF tokenizer.chat_template), so "

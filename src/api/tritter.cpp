@@ -228,13 +228,7 @@ std::vector<int32_t> Model::end_of_generation() const { return impl_->text.end_i
 GenerationDefaults Model::generation_defaults() const {
   const GenerationConfig& g = impl_->text.generation;
   GenerationDefaults d;
-  if (g.do_sample && !*g.do_sample) {
-    d.has_temperature = true;  // transformers' greedy decoding
-    d.temperature = 0;
-  } else if (g.temperature) {
-    d.has_temperature = true;
-    d.temperature = *g.temperature;
-  }
+  if (const std::optional<float> t = generation_temperature(g)) d.has_temperature = true, d.temperature = *t;
   if (g.top_k) d.has_top_k = true, d.top_k = *g.top_k;
   if (g.top_p) d.has_top_p = true, d.top_p = *g.top_p;
   if (g.repetition_penalty) d.has_repeat_penalty = true, d.repeat_penalty = *g.repetition_penalty;

@@ -118,6 +118,11 @@ GenerationConfig parse_generation_config(const std::string& text, const std::str
   return g;
 }
 
+std::optional<float> generation_temperature(const GenerationConfig& g) {
+  if (g.do_sample && !*g.do_sample) return 0.0f;
+  return g.temperature;
+}
+
 GgufVocab gguf_vocab(const GgufFile& f) {
   GgufVocab v;
   v.where = "file '" + f.source() + "'";

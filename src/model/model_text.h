@@ -26,6 +26,9 @@ struct GenerationConfig {
   std::vector<int32_t> eos_token_ids;  // eos_token_id (an integer or a list)
 };
 GenerationConfig parse_generation_config(const std::string& json_text, const std::string& where);
+// The temperature the file asks for: 0 (greedy, as transformers decodes) when do_sample is false, else its
+// temperature; nullopt when it names neither.
+std::optional<float> generation_temperature(const GenerationConfig& g);
 
 struct ModelText {
   std::unique_ptr<Tokenizer> tokenizer;

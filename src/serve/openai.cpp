@@ -191,12 +191,13 @@ GenerationRequest parse_generation(const Json& b, bool chat, const ApiLimits& L)
     if (!b["stream_options"].is_object()) bad("stream_options", "expected an object");
     r.include_usage = boolean(b["stream_options"], "include_usage", false);
   }
-  r.sampler.temperature = static_cast<float>(number(b, "temperature", 1.0, 0.0, 2.0));
-  r.sampler.top_p = static_cast<float>(number(b, "top_p", 1.0, 0.0, 1.0));
+  const SamplingDefaults& d = L.sampling;
+  r.sampler.temperature = static_cast<float>(number(b, "temperature", d.temperature, 0.0, 2.0));
+  r.sampler.top_p = static_cast<float>(number(b, "top_p", d.top_p, 0.0, 1.0));
   if (r.sampler.top_p <= 0) r.sampler.top_p = 1e-6f;  // top_p 0: only the most likely token
-  r.sampler.top_k = static_cast<int>(integer(b, "top_k", 0, 0, 1 << 20));
+  r.sampler.top_k = static_cast<int>(integer(b, "top_k", d.top_k, 0, 1 << 20));
   r.sampler.min_p = static_cast<float>(number(b, "min_p", 0.0, 0.0, 1.0));
-  r.sampler.repeat_penalty = static_cast<float>(number(b, "repeat_penalty", 1.0, 0.01, 10.0));
+  r.sampler.repeat_penalty = static_cast<float>(number(b, "repeat_penalty", d.repeat_penalty, 0.01, 10.0));
   number(b, "presence_penalty", 0, -2, 2);  // accepted, not applied (docs/serve.md)
   number(b, "frequency_penalty", 0, -2, 2);
   if (b.contains("seed") && !b["seed"].is_null()) {

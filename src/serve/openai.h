@@ -37,6 +37,13 @@ Json error_body(int status, const std::string& message, const std::string& type,
 // JSON text of `j`, bytes that are not UTF-8 replaced (byte-level models may emit any byte).
 std::string dump(const Json& j);
 
+// What a request gets for the sampling fields it leaves out: OpenAI's defaults, or the model's
+// generation_config.json (serve_cmd fills them as `tritter generate` applies them).
+struct SamplingDefaults {
+  double temperature = 1.0, top_p = 1.0, repeat_penalty = 1.0;
+  int64_t top_k = 0;
+};
+
 struct ApiLimits {
   int64_t context = 0;          // positions per slot: prompt + generated must fit
   int64_t vocab_size = 0;
@@ -53,6 +60,7 @@ struct ApiLimits {
   // The model's own tokenizer (a HF folder's tokenizer.json, a GGUF's vocabulary); null: Tritter's byte tokenizer.
   const Tokenizer* tokenizer = nullptr;
   std::string chat_unavailable;  // non-empty: chat requests get a 400 with this message
+  SamplingDefaults sampling;
 };
 
 // Text through the model's tokenizer (limits.tokenizer, or the byte tokenizer), as `tritter generate` does:

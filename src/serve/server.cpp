@@ -86,6 +86,7 @@ struct Server::Impl {
     limits.adapters = o.adapters;
     limits.tokenizer = o.tokenizer;
     limits.chat_unavailable = o.chat_unavailable;
+    limits.sampling = o.sampling;
     routes();
   }
 

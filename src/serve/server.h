@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "infer/batch_engine.h"
+#include "serve/openai.h"
 #include "text/tokenizer.h"
 
 namespace tritter::serve {
@@ -45,6 +46,7 @@ struct ServerOptions {
   // Non-empty: chat requests are refused (400) with this message (a BPE model whose files carry no template; the
   // built-in format is byte-level).
   std::string chat_unavailable;
+  SamplingDefaults sampling;  // for fields a request omits (the model's generation_config.json)
 };
 
 class Server {
