@@ -36,6 +36,31 @@ TEST(TextScan, FindFirstOf3MatchesScalar) {
   EXPECT_EQ(find_first_of3("x#", 5, '#', '"', '\''), 2u);                         // from beyond the end
 }
 
+TEST(TextScan, FoldWhitespaceMatchesByteLoop) {
+  std::mt19937 g(13);
+  // Runs of every whitespace byte, at block edges, leading, trailing, whole blocks of them, and none at all.
+  static constexpr std::string_view kSpaces = " \t\n\v\f\r", kOther = "ab_(\x08\x0e\x1f!\x80";
+  for (int t = 0; t < 2000; ++t) {
+    const size_t n = g() % 100, mode = g() % 4;  // mode: the share of whitespace, 1/8 .. 7/8
+    std::string s(n, ' ');
+    for (auto& c : s) c = g() % 8 < 1 + 2 * mode ? kSpaces[g() % kSpaces.size()] : kOther[g() % kOther.size()];
+    std::string got(s.size(), '\0'), want(s.size(), '\0');
+    got.resize(fold_whitespace_into(s, got.data()));
+    want.resize(ref::fold_whitespace_into(s, want.data()));
+    EXPECT_EQ(got, want) << "n=" << n << " t=" << t;
+  }
+  for (const std::string& s : {std::string(40, ' '), std::string(40, 'x'), std::string(16, ' ') + "x" + std::string(31, '\n'),
+                               std::string(15, 'x') + "\t\t" + std::string(15, 'y'), std::string()}) {
+    std::string got(s.size(), '\0'), want(s.size(), '\0');
+    got.resize(fold_whitespace_into(s, got.data()));
+    want.resize(ref::fold_whitespace_into(s, want.data()));
+    EXPECT_EQ(got, want) << s.size();
+  }
+  std::string out(9, '\0');
+  out.resize(fold_whitespace_into("\n a \t\r b ", out.data()));
+  EXPECT_EQ(out, "a b");
+}
+
 TEST(TextScan, FindBytesMatchesStringViewFind) {
   std::mt19937 g(11);
   const char* needles[] = {"t", "tr", "triton", "ee", "\n#", "abcdefabcdef", "'\"", "is "};
