@@ -73,14 +73,15 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
   std::vector<uint32_t> sig(n, 0xFFFFFFFFu);
   std::vector<uint8_t> done(n, 0), fresh(n, 0);
   // Round r gives shingle s the slot and value of mix(s + r·φ): slot from the high half, value the low half.
-  auto place = [&](uint64_t s, uint64_t round) {
+  // Round 0 has no earlier winners to respect.
+  auto place = [&](uint64_t s, uint64_t round, bool first) {
     uint64_t x = s + round * 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 33)) * 0xFF51AFD7ED558CCDull;
     x = (x ^ (x >> 33)) * 0xC4CEB9FE1A85EC53ull;
     x ^= x >> 33;
     const size_t slot = size_t(((x >> 32) * n) >> 32);
     const uint32_t v = uint32_t(x);
-    if (done[slot]) return;
+    if (!first && done[slot]) return;
     sig[slot] = v < sig[slot] ? v : sig[slot];
     fresh[slot] = 1;
   };
@@ -92,7 +93,7 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
     const uint64_t s = h ^ seed_;
     if (i + 1 < shingles) h = h * kPoly - hashes[i] * pow_k_ + hashes[i + k];
     hashes[i] = s;
-    place(s, 0);
+    place(s, 0, true);
   }
   // Later rounds only fill slots still empty (their values rank after every earlier round's); a slot's value is
   // thus its minimum over (round, value) of all pairs, whichever round a document stops at.
@@ -101,7 +102,7 @@ std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
     for (size_t i = 0; i < n; ++i) filled += (done[i] |= fresh[i]);
     if (filled == n) break;
     std::fill(fresh.begin(), fresh.end(), uint8_t(0));
-    for (size_t i = 0; i < shingles; ++i) place(hashes[i], round);
+    for (size_t i = 0; i < shingles; ++i) place(hashes[i], round, false);
   }
   return sig;
 }

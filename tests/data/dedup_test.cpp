@@ -172,6 +172,16 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
   EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
   EXPECT_FALSE(valid_utf8("abcdefgh\xFF"));
+  // Around the 32- and 8-byte ASCII steps: the first non-ASCII byte at every offset of two blocks.
+  for (size_t at = 0; at < 70; ++at) {
+    std::string bad(70, 'a'), good(70, 'a');
+    bad[at] = '\xFF';
+    EXPECT_FALSE(valid_utf8(bad)) << at;
+    if (at + 1 == good.size()) continue;
+    good[at] = '\xC3', good[at + 1] = '\xA9';
+    EXPECT_TRUE(valid_utf8(good)) << at;
+    EXPECT_FALSE(valid_utf8(good.substr(0, at + 1))) << at;  // a sequence cut after its lead byte
+  }
 }
 
 }  // namespace
