@@ -201,4 +201,78 @@ size_t fold_whitespace_into(std::string_view s, char* out) {
 }
 }  // namespace ref
 
+namespace {
+// The escape of one special byte (c < 0x20, '"' or '\\') at o; returns the bytes written.
+inline size_t escape_byte(unsigned char c, char* o) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char second = 0;
+  switch (c) {
+    case '"': second = '"'; break;
+    case '\\': second = '\\'; break;
+    case '\n': second = 'n'; break;
+    case '\t': second = 't'; break;
+    case '\r': second = 'r'; break;
+    case '\b': second = 'b'; break;
+    case '\f': second = 'f'; break;
+    default: break;
+  }
+  o[0] = '\\';
+  if (second) {
+    o[1] = second;
+    return 2;
+  }
+  o[1] = 'u', o[2] = '0', o[3] = '0', o[4] = kHex[c >> 4], o[5] = kHex[c & 15];
+  return 6;
+}
+inline bool json_special(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+}  // namespace
+
+size_t escape_json_into(std::string_view s, char* out) {
+  const char* d = s.data();
+  const size_t n = s.size();
+  char* o = out;
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), top = _mm_set1_epi8(0x1F);
+  // Each step stores 16 bytes and keeps those before the first special byte: o stays within 6 * i + 16.
+  while (i + 16 <= n) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(x, top), top);  // x <= 0x1F, unsigned
+    const __m128i hit = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+    const unsigned m = unsigned(_mm_movemask_epi8(hit));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), x);
+    if (m == 0) {
+      o += 16, i += 16;
+      continue;
+    }
+    const unsigned k = unsigned(__builtin_ctz(m));
+    o += k, i += k;
+    o += escape_byte(static_cast<unsigned char>(d[i]), o);
+    ++i;
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(d[i]);
+    if (json_special(c))
+      o += escape_byte(c, o);
+    else
+      *o++ = char(c);
+  }
+  return size_t(o - out);
+}
+
+namespace ref {
+size_t escape_json_into(std::string_view s, char* out) {
+  char* o = out;
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (json_special(c))
+      o += escape_byte(c, o);
+    else
+      *o++ = ch;
+  }
+  return size_t(o - out);
+}
+}  // namespace ref
+
 }  // namespace tritter

@@ -27,6 +27,14 @@ namespace ref {
 size_t fold_whitespace_into(std::string_view s, char* out);
 }  // namespace ref
 
+// s escaped for the inside of a JSON string (as nlohmann's dump writes it: \" \\ \b \f \n \r \t, other control
+// bytes as \u00xx, every other byte copied), written to out, which must hold 6 * s.size() + 16 bytes; returns the
+// count written. Sixteen bytes a step with SSE2: a block without special bytes is stored whole.
+size_t escape_json_into(std::string_view s, char* out);
+namespace ref {
+size_t escape_json_into(std::string_view s, char* out);
+}  // namespace ref
+
 struct LineStats {
   size_t lines = 0;     // lines ended by '\n', plus a last one without
   size_t max_line = 0;  // bytes, without the '\n'

@@ -10,6 +10,7 @@
 #include "data/labels.h"
 #include "data/lexer.h"
 #include "kernels/text_scan.h"
+#include <nlohmann/json.hpp>
 
 namespace tritter::data {
 namespace {
@@ -59,6 +60,30 @@ TEST(TextScan, FoldWhitespaceMatchesByteLoop) {
   std::string out(9, '\0');
   out.resize(fold_whitespace_into("\n a \t\r b ", out.data()));
   EXPECT_EQ(out, "a b");
+}
+
+TEST(TextScan, EscapeJsonMatchesByteLoopAndNlohmann) {
+  std::mt19937 g(17);
+  for (int t = 0; t < 2000; ++t) {
+    const size_t n = g() % 80;
+    std::string s(n, 'a');
+    // Mostly plain bytes (a run of 16 without a special is stored whole), else any byte below 0x20, '"', '\\'.
+    for (auto& c : s) {
+      const unsigned r = g() % 16;
+      c = r < 10 ? char('a' + g() % 26) : r < 12 ? char(g() % 0x20) : r == 12 ? '"' : r == 13 ? '\\' : char(0x80 + g() % 64);
+    }
+    std::string got(6 * n + 16, '\0'), want(6 * n + 16, '\0');
+    got.resize(escape_json_into(s, got.data()));
+    want.resize(ref::escape_json_into(s, want.data()));
+    EXPECT_EQ(got, want) << "t=" << t;
+  }
+  std::string all;
+  for (int c = 1; c < 0x20; ++c) all += char(c);
+  all += "\"\\/plain text past sixteen bytes\n";
+  std::string got(6 * all.size() + 16, '\0');
+  got.resize(escape_json_into(all, got.data()));
+  const std::string dumped = nlohmann::json(all).dump();
+  EXPECT_EQ('"' + got + '"', dumped);
 }
 
 TEST(TextScan, FindBytesMatchesStringViewFind) {
