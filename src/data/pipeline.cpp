@@ -696,6 +696,8 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
         rep.bytes_out += record.size();
       }
       Open& o = open[dest];
+      if (o.raw.capacity() < o.raw.size() + record.size())  // one allocation per frame, not a doubling series
+        o.raw.reserve(std::max(kFrameBytes + kFrameBytes / 8, o.raw.size() + record.size()));
       o.raw += record;
       o.text_bytes += staged_text_bytes[i];
       o.shard_bytes += record.size();
