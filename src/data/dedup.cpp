@@ -1,14 +1,14 @@
 // Exact keys, MinHash signatures and the LSH union-find (see dedup.h). Shingle hashing differs from BigCode's
-// byte-exact recipe (xxh32 of the joined 5-gram string): each word is hashed once (FNV-1a and a 64-bit
-// finalizer) and five word hashes are mixed in order, which gives the same set semantics without building strings. The
-// 256 "permutations" are bijections of the 32-bit shingle hash, h_i(x) = m((x ^ b_i) · a_i mod 2^32) with odd a_i and
-// m(h) = h ^ (h >> 16), seeded from the config: 32-bit lanes, so the compiler vectorizes the min loop even at the SSE2
-// baseline (BigCode's (a·x + b) mod (2^61 - 1) needs 64-bit multiplies; dedup_test checks the Jaccard estimate stays
-// within its binomial error).
+// byte-exact recipe (xxh32 of the joined 5-gram string, 256 permutations (a·x + b) mod (2^61 - 1)): each word is
+// hashed once (kernels/minhash), a shingle's hash is a polynomial in its five word hashes mod 2^64 rolled from one
+// shingle to the next (one multiply-add and one multiply-subtract), and one hash per shingle (MurmurHash3's 64-bit
+// mixer) picks its slot among the 256 instead of 256 permutations (see dedup.h). The set semantics are BigCode's;
+// dedup_test checks the Jaccard estimate against the true shingle Jaccard at several similarities and sizes.
 #include "data/dedup.h"
 
 #include <algorithm>
 #include <array>
+#include <memory>
 #include <numeric>
 
 #define XXH_INLINE_ALL
@@ -16,15 +16,17 @@
 
 #include "core/error.h"
 #include "kernels/minhash.h"
+#include "kernels/text_scan.h"
 #include "data/util.h"
 
 namespace tritter::data {
 
 Hash128 exact_key(std::string_view text) {
-  // One-shot over a folded copy: a streamed fold through a small buffer was tried and cost more instructions
-  // (the buffer check per byte outweighs the allocation).
-  const std::string folded = fold_whitespace(text);
-  const XXH128_hash_t h = XXH3_128bits(folded.data(), folded.size());
+  // One-shot over a folded copy in an uninitialised buffer (a streamed fold through a small buffer was tried and
+  // cost more instructions: the buffer check per byte outweighs the allocation).
+  const std::unique_ptr<char[]> folded(new char[text.size() + 1]);
+  const size_t n = fold_whitespace_into(text, folded.get());
+  const XXH128_hash_t h = XXH3_128bits(folded.get(), n);
   return {h.low64, h.high64};
 }
 
@@ -45,9 +47,7 @@ uint64_t splitmix64(uint64_t& state) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
-constexpr bool word_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
-}
+constexpr uint64_t kPoly = 0x9E3779B97F4A7C15ull;  // odd: the rolling hash's base
 }  // namespace
 
 MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
@@ -56,59 +56,64 @@ MinHasher::MinHasher(const MinHashConfig& config) : config_(config) {
     throw_error("minhash config: bands x rows must fit in num_perm: found bands=", config.bands, " rows=", config.rows,
                 " num_perm=", config.num_perm, ", expected bands*rows <= num_perm");
   uint64_t state = config.seed;
-  a_.resize(size_t(config.num_perm));
-  b_.resize(size_t(config.num_perm));
-  for (int i = 0; i < config.num_perm; ++i) {
-    a_[size_t(i)] = uint32_t(splitmix64(state)) | 1u;
-    b_[size_t(i)] = uint32_t(splitmix64(state));
-  }
+  seed_ = splitmix64(state);
+  pow_k_ = 1;
+  for (int j = 0; j < config.ngram; ++j) pow_k_ *= kPoly;
 }
 
 std::vector<uint32_t> MinHasher::signature(std::string_view text) const {
-  // Word hashes of the lower-cased text split on non-word characters: FNV-1a over the bytes as they stream
-  // past (no per-word string), finished with the splitmix64 finalizer.
-  std::vector<uint64_t> words;
-  words.reserve(text.size() / 6);
-  // kFold: a word byte lower-cased, 0 for a separator (one load instead of five compares a byte).
-  static constexpr auto kFold = [] {
-    std::array<uint8_t, 256> t{};
-    for (int c = 0; c < 256; ++c)
-      if (word_char(static_cast<unsigned char>(c))) t[size_t(c)] = uint8_t(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    return t;
-  }();
-  auto finish = [&words](uint64_t wh) {
-    wh = (wh ^ (wh >> 30)) * 0xBF58476D1CE4E5B9ull;
-    wh = (wh ^ (wh >> 27)) * 0x94D049BB133111EBull;
-    words.push_back(wh ^ (wh >> 31));
-  };
-  uint64_t wh = 0;
-  bool in_word = false;
-  for (const char ch : text) {
-    const uint8_t c = kFold[static_cast<unsigned char>(ch)];
-    if (c != 0) {
-      if (!in_word) wh = 0xcbf29ce484222325ull;
-      in_word = true;
-      wh = (wh ^ c) * 0x100000001b3ull;
-    } else if (in_word) {
-      in_word = false;
-      finish(wh);
-    }
-  }
-  if (in_word) finish(wh);
+  // Uninitialised: only the written part of the buffer (a word per ~7 bytes of code) is touched. It holds the word
+  // hashes, then in place the shingle hashes.
+  const std::unique_ptr<uint64_t[]> buffer(new uint64_t[word_hashes_capacity(text.size())]);
+  uint64_t* const hashes = buffer.get();
+  const size_t words = word_hashes(text, hashes);
   const size_t k = size_t(config_.ngram);
-  if (words.size() < k) return {};
-  const size_t n = size_t(config_.num_perm);
+  if (words < k) return {};
+  const size_t n = size_t(config_.num_perm), shingles = words - k + 1;
   std::vector<uint32_t> sig(n, 0xFFFFFFFFu);
-  std::vector<uint32_t> shingles;
-  shingles.reserve(words.size() - k + 1);
-  for (size_t i = 0; i + k <= words.size(); ++i) {
-    uint64_t h = 0x243F6A8885A308D3ull;
-    for (size_t j = 0; j < k; ++j) h = (h ^ words[i + j]) * 0x100000001B3ull + (h >> 29);
-    h ^= h >> 32;
-    shingles.push_back(uint32_t(h * 0x9E3779B97F4A7C15ull >> 32));
+  std::vector<uint8_t> done(n, 0);  // filled in an earlier round
+  // Round r gives shingle s the slot and value of mix(s + r·φ): slot from the high half, value the low half.
+  auto slot_value = [n](uint64_t s, uint64_t round) {
+    uint64_t x = s + round * 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 33)) * 0xFF51AFD7ED558CCDull;
+    x = (x ^ (x >> 33)) * 0xC4CEB9FE1A85EC53ull;
+    x ^= x >> 33;
+    return std::pair<size_t, uint32_t>(size_t(((x >> 32) * n) >> 32), uint32_t(x));
+  };
+  // Round 0, rolled: h = sum_j hashes[i + j] * kPoly^(k - 1 - j) (mod 2^64) is shingle i; hashes[i] is not needed
+  // once shingle i + 1 is rolled, so the shingle hash takes its place. Repeated shingles cannot change a minimum.
+  uint64_t h = 0;
+  for (size_t j = 0; j < k; ++j) h = h * kPoly + hashes[j];
+  for (size_t i = 0; i < shingles; ++i) {
+    const uint64_t s = h ^ seed_;
+    if (i + 1 < shingles) h = h * kPoly - hashes[i] * pow_k_ + hashes[i + k];
+    hashes[i] = s;
+    const auto [slot, v] = slot_value(s, 0);
+    sig[slot] = v < sig[slot] ? v : sig[slot];
+    done[slot] = 1;
   }
-  // Repeated shingles are left in: they cannot change a minimum, and the vectorized loop is cheaper than a sort.
-  minhash_update(sig.data(), a_.data(), b_.data(), n, shingles.data(), shingles.size());
+  size_t filled = 0;
+  for (const uint8_t d : done) filled += d;
+  // Later rounds only fill slots still empty (their values rank after every earlier round's); a slot's value is
+  // thus its minimum over (round, value) of all pairs, whichever round a document stops at. A round costs one
+  // hash per shingle: the slots it fills are listed, not searched (a 5-word document takes ~1600 rounds).
+  std::vector<uint32_t> won;
+  for (uint64_t round = 1; filled < n; ++round) {
+    for (size_t i = 0; i < shingles; ++i) {
+      const auto [slot, v] = slot_value(hashes[i], round);
+      if (done[slot] == 1) continue;
+      if (done[slot] == 0) {
+        done[slot] = 2;  // won in this round
+        won.push_back(uint32_t(slot));
+        sig[slot] = v;
+      } else if (v < sig[slot]) {
+        sig[slot] = v;
+      }
+    }
+    for (const uint32_t slot : won) done[slot] = 1;
+    filled += won.size();
+    won.clear();
+  }
   return sig;
 }
 

@@ -31,6 +31,13 @@ struct MinHashConfig {
   uint64_t seed = 42;
 };
 
+// One-permutation MinHash (Li, Owen and Zhang 2012) filled by rounds as in Dahlgaard, Knudsen and Thorup's fast
+// similarity sketching (2017): in round r every shingle's hash picks one of num_perm slots and a 32-bit value, and
+// a slot keeps the smallest (round, value) over all shingles and rounds; rounds stop once every slot is filled
+// (later rounds cannot win a filled slot), which for a document of m shingles takes one round when m is large and
+// about num_perm·ln(num_perm)/m rounds when it is small. A slot's winner is uniform over the union of two
+// documents' shingles, so the two agree there with probability their Jaccard similarity, as with num_perm
+// independent permutations, at one hash per shingle instead of num_perm.
 class MinHasher {
  public:
   explicit MinHasher(const MinHashConfig& config);  // throws Error on inconsistent sizes
@@ -42,7 +49,7 @@ class MinHasher {
 
  private:
   MinHashConfig config_;
-  std::vector<uint32_t> a_, b_;  // per-permutation parameters: h_i(x) = mix((x ^ b_i) * a_i), a_i odd
+  uint64_t seed_ = 0, pow_k_ = 0;  // the shingle hash's seed; kPoly^ngram for the rolling shingle hash
 };
 
 // Estimated Jaccard similarity: the fraction of equal signature slots.

@@ -713,7 +713,7 @@ void python_security(const LexedSource& lx, const NeedleHits& nh, std::string_vi
   // Django-style settings: TEMPLATES = [{..., "OPTIONS": {"autoescape": False}}]. The key is a string (masked in
   // `code`), so the match runs on the text and is kept only where `False` is code (not inside a comment).
   TRITTER_RE(dict_autoescape_re, R"re(["']autoescape["']\s*:\s*(False)\b)re");
-  if (text.find("autoescape") != std::string_view::npos)
+  if (find_bytes(text, "autoescape") != std::string_view::npos)  // memchr would stop at every 'a'
     for_each_match(nh, dict_autoescape_re, text, {"autoescape"}, [&](size_t b, const std::vector<Piece>& m) {
       const size_t f = offset(text, m[1]);
       if (code.substr(f, 5) != "False") return;

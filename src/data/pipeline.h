@@ -31,7 +31,7 @@ struct CurateConfig {
   size_t shard_max_bytes = 256u << 20;  // uncompressed
   size_t batch_docs = 1024;
   size_t batch_bytes = 64u << 20;
-  int zstd_level = 1;  // 1, not 3: the per-record frames compress ~25% faster for ~5% more bytes (docs/curation.md)
+  int zstd_level = 1;  // 1, not 3: ~25% faster for ~5% more bytes (docs/curation.md)
   // Not a config key: where the compiled secret rules are cached (the CLI passes $XDG_CACHE_HOME/tritter or
   // ~/.cache/tritter); empty compiles them every run.
   std::filesystem::path rule_cache_dir;

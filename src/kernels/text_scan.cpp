@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <array>
+#include <cstdint>
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace tritter {
@@ -105,5 +107,172 @@ LineStats line_stats(std::string_view text) {
   st.lines = newlines + (line_start < n ? 1 : 0);
   return st;
 }
+
+namespace {
+constexpr bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// From byte `i` on, with prev_space telling whether the byte before i was whitespace (true at the start: a leading
+// run is dropped); a trailing run leaves one space, removed at the end.
+size_t fold_tail(std::string_view s, size_t i, bool prev_space, char* out, char* o) {
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (is_space(static_cast<unsigned char>(c))) {
+      if (!prev_space) *o++ = ' ';
+      prev_space = true;
+    } else {
+      *o++ = c;
+      prev_space = false;
+    }
+  }
+  if (o != out && prev_space) --o;
+  return size_t(o - out);
+}
+
+#if defined(__SSE2__)
+// Per 8-bit keep mask: the kept bytes' indices in order, then 0x80 (pshufb writes a zero).
+constexpr auto kCompact = [] {
+  std::array<uint64_t, 256> t{};
+  for (unsigned m = 0; m < 256; ++m) {
+    uint64_t v = 0;
+    int k = 0;
+    for (unsigned b = 0; b < 8; ++b)
+      if (m >> b & 1) v |= uint64_t(b) << (8 * k++);
+    for (; k < 8; ++k) v |= uint64_t(0x80) << (8 * k);
+    t[m] = v;
+  }
+  return t;
+}();
+
+__attribute__((target("ssse3,popcnt"))) size_t fold_ssse3(std::string_view s, char* out) {
+  const char* d = s.data();
+  const size_t n = s.size();
+  char* o = out;
+  unsigned prev = 1;  // the byte before is whitespace: a leading run is dropped
+  const __m128i space = _mm_set1_epi8(' '), low = _mm_set1_epi8(char(128 - '\t')), top = _mm_set1_epi8(char(0x80 + 5));
+  size_t i = 0;
+  // Stores are 16 bytes wide: o <= i always, so o + 16 <= n while i + 16 <= n.
+  for (; i + 16 <= n; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    // ' ', or c - '\t' < 5 unsigned (after adding 0x80, a signed compare)
+    const __m128i ws = _mm_or_si128(_mm_cmpeq_epi8(x, space), _mm_cmplt_epi8(_mm_add_epi8(x, low), top));
+    const unsigned w = unsigned(_mm_movemask_epi8(ws));
+    const unsigned keep = (~w | (w & ~(w << 1 | prev))) & 0xFFFFu;  // non-space bytes and the first of each run
+    prev = w >> 15;
+    const __m128i y = _mm_or_si128(_mm_and_si128(ws, space), _mm_andnot_si128(ws, x));
+    if (keep == 0xFFFFu) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), y);
+      o += 16;
+      continue;
+    }
+    const unsigned lo = keep & 0xFF, hi = keep >> 8;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o),
+                     _mm_shuffle_epi8(y, _mm_cvtsi64_si128(static_cast<long long>(kCompact[lo]))));
+    o += __builtin_popcount(lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(_mm_srli_si128(y, 8),
+                                                                     _mm_cvtsi64_si128(static_cast<long long>(kCompact[hi]))));
+    o += __builtin_popcount(hi);
+  }
+  return fold_tail(s, i, prev != 0, out, o);
+}
+#endif
+}  // namespace
+
+size_t fold_whitespace_into(std::string_view s, char* out) {
+#if defined(__SSE2__)
+  if (__builtin_cpu_supports("ssse3") && __builtin_cpu_supports("popcnt")) return fold_ssse3(s, out);
+#endif
+  return fold_tail(s, 0, true, out, out);
+}
+
+namespace ref {
+size_t fold_whitespace_into(std::string_view s, char* out) {
+  char* o = out;
+  bool pending_space = false;
+  for (const char c : s) {
+    if (is_space(static_cast<unsigned char>(c))) {
+      pending_space = o != out;
+      continue;
+    }
+    if (pending_space) *o++ = ' ';
+    pending_space = false;
+    *o++ = c;
+  }
+  return size_t(o - out);
+}
+}  // namespace ref
+
+namespace {
+// The escape of one special byte (c < 0x20, '"' or '\\') at o; returns the bytes written.
+inline size_t escape_byte(unsigned char c, char* o) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char second = 0;
+  switch (c) {
+    case '"': second = '"'; break;
+    case '\\': second = '\\'; break;
+    case '\n': second = 'n'; break;
+    case '\t': second = 't'; break;
+    case '\r': second = 'r'; break;
+    case '\b': second = 'b'; break;
+    case '\f': second = 'f'; break;
+    default: break;
+  }
+  o[0] = '\\';
+  if (second) {
+    o[1] = second;
+    return 2;
+  }
+  o[1] = 'u', o[2] = '0', o[3] = '0', o[4] = kHex[c >> 4], o[5] = kHex[c & 15];
+  return 6;
+}
+inline bool json_special(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+}  // namespace
+
+size_t escape_json_into(std::string_view s, char* out) {
+  const char* d = s.data();
+  const size_t n = s.size();
+  char* o = out;
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), top = _mm_set1_epi8(0x1F);
+  // Each step stores 16 bytes and keeps those before the first special byte: o stays within 6 * i + 16.
+  while (i + 16 <= n) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(x, top), top);  // x <= 0x1F, unsigned
+    const __m128i hit = _mm_or_si128(control, _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
+    const unsigned m = unsigned(_mm_movemask_epi8(hit));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), x);
+    if (m == 0) {
+      o += 16, i += 16;
+      continue;
+    }
+    const unsigned k = unsigned(__builtin_ctz(m));
+    o += k, i += k;
+    o += escape_byte(static_cast<unsigned char>(d[i]), o);
+    ++i;
+  }
+#endif
+  for (; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(d[i]);
+    if (json_special(c))
+      o += escape_byte(c, o);
+    else
+      *o++ = char(c);
+  }
+  return size_t(o - out);
+}
+
+namespace ref {
+size_t escape_json_into(std::string_view s, char* out) {
+  char* o = out;
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (json_special(c))
+      o += escape_byte(c, o);
+    else
+      *o++ = ch;
+  }
+  return size_t(o - out);
+}
+}  // namespace ref
 
 }  // namespace tritter

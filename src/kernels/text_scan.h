@@ -19,6 +19,22 @@ size_t find_bytes(std::string_view hay, std::string_view needle);
 // '\\'); s.size() if there is none.
 size_t find_json_special(std::string_view s, size_t from);
 
+// The text with every run of whitespace (' ', \t, \n, \v, \f, \r) made one space and none at either end,
+// written to out (s.size() bytes); returns its length. Sixteen bytes a step where the CPU has SSSE3 (a shuffle
+// drops the bytes of a run after its first); ref:: is the byte loop.
+size_t fold_whitespace_into(std::string_view s, char* out);
+namespace ref {
+size_t fold_whitespace_into(std::string_view s, char* out);
+}  // namespace ref
+
+// s escaped for the inside of a JSON string (as nlohmann's dump writes it: \" \\ \b \f \n \r \t, other control
+// bytes as \u00xx, every other byte copied), written to out, which must hold 6 * s.size() + 16 bytes; returns the
+// count written. Sixteen bytes a step with SSE2: a block without special bytes is stored whole.
+size_t escape_json_into(std::string_view s, char* out);
+namespace ref {
+size_t escape_json_into(std::string_view s, char* out);
+}  // namespace ref
+
 struct LineStats {
   size_t lines = 0;     // lines ended by '\n', plus a last one without
   size_t max_line = 0;  // bytes, without the '\n'

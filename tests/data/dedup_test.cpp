@@ -1,10 +1,13 @@
 // Dedup: exact keys ignore whitespace only; MinHash similarity tracks Jaccard within the binomial error
-// sqrt(J(1-J)/P) (P = 256 permutations, tolerance 4 sigma); LSH joins near-duplicates and not unrelated files.
+// sqrt(J(1-J)/P) of P = 256 independent permutations (tolerance 4 sigma per pair; over 40 pairs per similarity
+// and size, the mean squared error in sigmas stays near 1, the binomial's); LSH joins
+// near-duplicates and not unrelated files.
 #include "data/dedup.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <set>
 #include <string>
 
@@ -12,6 +15,7 @@
 #include <xxhash.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "data/util.h"
 
 namespace tritter::data {
@@ -57,6 +61,75 @@ TEST(Dedup, SimilarityTracksJaccard) {
   }
 }
 
+// The true shingle Jaccard of two word lists, by sets of joined 5-grams (BigCode's definition).
+double shingle_jaccard(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  auto grams = [](const std::vector<std::string>& w) {
+    std::set<std::string> s;
+    for (size_t i = 0; i + 5 <= w.size(); ++i) s.insert(w[i] + ' ' + w[i + 1] + ' ' + w[i + 2] + ' ' + w[i + 3] + ' ' + w[i + 4]);
+    return s;
+  };
+  const auto sa = grams(a), sb = grams(b);
+  size_t both = 0;
+  for (const auto& g : sa) both += sb.count(g);
+  return double(both) / double(sa.size() + sb.size() - both);
+}
+
+std::string join(const std::vector<std::string>& w) {
+  std::string s;
+  for (const auto& x : w) s += x + (x.size() % 3 == 0 ? "\n" : " ");
+  return s;
+}
+
+TEST(Dedup, EstimateWithinBinomialErrorAcrossSimilaritiesAndSizes) {
+  MinHasher h(MinHashConfig{});
+  Rng rng(2024);
+  // Words from a vocabulary of 50 000, so short documents repeat few shingles; B replaces each word of A with
+  // probability q, chosen so that the expected shingle Jaccard is J: (1-q)^5 = 2J/(1+J).
+  auto word = [&] {
+    std::string w(1, 'w');
+    w += std::to_string(rng.next_u64() % 50000);
+    return w;
+  };
+  const int kTrials = 40;
+  for (const size_t len : {size_t(12), size_t(40), size_t(150), size_t(600), size_t(2000)}) {
+    for (const double target : {0.95, 0.8, 0.6, 0.4, 0.2}) {
+      const double q = 1.0 - std::pow(2 * target / (1 + target), 0.2);
+      double sum_z = 0, sum_z2 = 0, max_z = 0;
+      for (int t = 0; t < kTrials; ++t) {
+        std::vector<std::string> a(len), b;
+        for (auto& x : a) x = word();
+        b = a;
+        for (auto& x : b)
+          if (double(rng.next_u64() >> 11) * 0x1.0p-53 < q) x = word();
+        const double j = shingle_jaccard(a, b);
+        const double sim = minhash_similarity(h.signature(join(a)), h.signature(join(b)));
+        const double sigma = std::sqrt(std::max(j * (1 - j), 1e-3) / 256.0);
+        const double z = (sim - j) / sigma;
+        EXPECT_LE(std::abs(z), 4.0) << "len " << len << " J " << j << " estimate " << sim;
+        sum_z += z;
+        sum_z2 += z * z;
+        max_z = std::max(max_z, std::abs(z));
+      }
+      const double mean_z = sum_z / kTrials, ms_z = sum_z2 / kTrials;
+      std::printf("len %5zu  J~%.2f  mean error %+.2f sigma  mean squared %.2f sigma^2  max %.2f sigma\n", len, target,
+                  mean_z, ms_z, max_z);
+      EXPECT_LE(std::abs(mean_z), 4.0 / std::sqrt(double(kTrials))) << "bias, len " << len << " J " << target;
+      EXPECT_LE(ms_z, 1.6) << "variance, len " << len << " J " << target;
+    }
+  }
+}
+
+TEST(Dedup, SignatureDeterministicAndSeeded) {
+  MinHasher h(MinHashConfig{}), h2(MinHashConfig{});
+  MinHashConfig other;
+  other.seed = 43;
+  MinHasher h3(other);
+  const std::string a = words(0, 50);
+  EXPECT_EQ(h.signature(a), h2.signature(a));
+  EXPECT_NE(h.signature(a), h3.signature(a));
+  EXPECT_DOUBLE_EQ(minhash_similarity(h.signature(a), h.signature(a)), 1.0);
+}
+
 TEST(Dedup, ShortTextsHaveNoSignature) {
   MinHasher h(MinHashConfig{});
   EXPECT_TRUE(h.signature("one two three four").empty());
@@ -99,6 +172,16 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
   EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
   EXPECT_FALSE(valid_utf8("abcdefgh\xFF"));
+  // Around the 32- and 8-byte ASCII steps: the first non-ASCII byte at every offset of two blocks.
+  for (size_t at = 0; at < 70; ++at) {
+    std::string bad(70, 'a'), good(70, 'a');
+    bad[at] = '\xFF';
+    EXPECT_FALSE(valid_utf8(bad)) << at;
+    if (at + 1 == good.size()) continue;
+    good[at] = '\xC3', good[at + 1] = '\xA9';
+    EXPECT_TRUE(valid_utf8(good)) << at;
+    EXPECT_FALSE(valid_utf8(good.substr(0, at + 1))) << at;  // a sequence cut after its lead byte
+  }
 }
 
 }  // namespace

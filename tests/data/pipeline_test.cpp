@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <chrono>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -381,6 +383,49 @@ TEST(Pipeline, JsonlZstRoundTripAndTextKey) {
   ASSERT_EQ(recs.size(), 50u);
   EXPECT_EQ(recs[7]["text"], clean_python(7));
   EXPECT_EQ(recs[7]["metadata"]["path"], "p7.py");
+}
+
+// Pass 2 compresses about 1 MiB of records per zstd frame: a shard is several frames, each of whole records, and
+// reads back as the records in order at any thread count.
+TEST(Pipeline, ShardFramesHoldWholeRecords) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  std::mt19937_64 g(5);
+  for (int i = 0; i < 120; ++i) {
+    std::string text = clean_python(i) + "# ";
+    for (int w = 0; w < 3000; ++w) {
+      text += 'w';
+      text += std::to_string(g() % 100000);
+      text += w % 12 == 11 ? "\n# " : " ";
+    }
+    write_file(tmp / "in" / numbered("f", size_t(i), ".py"), text + "\n");
+  }
+  auto o1 = make_ctx(1), o2 = make_ctx(2);
+  Context &c1 = *o1, &c2 = *o2;
+  CurateConfig cfg;
+  const CurateReport rep = curate({(tmp / "in").string()}, tmp / "o1", cfg, c1);
+  curate({(tmp / "in").string()}, tmp / "o2", cfg, c2);
+  EXPECT_EQ(rep.docs_out, 120u);
+  EXPECT_EQ(rep.shards, 1u);
+  ASSERT_GT(rep.bytes_out, uint64_t(2) << 20);  // more than two frames' worth
+  const std::string shard = test::read_file(tmp / "o1/shard-00000.jsonl.zst");
+  EXPECT_EQ(shard, test::read_file(tmp / "o2/shard-00000.jsonl.zst"));
+  size_t frames = 0, records = 0;
+  for (size_t at = 0; at < shard.size(); ++frames) {
+    const size_t n = ZSTD_findFrameCompressedSize(shard.data() + at, shard.size() - at);
+    ASSERT_FALSE(ZSTD_isError(n));
+    const unsigned long long size = ZSTD_getFrameContentSize(shard.data() + at, n);
+    ASSERT_LT(size, uint64_t(2) << 20);  // about 1 MiB and one record
+    std::string raw(size_t(size), '\0');
+    ASSERT_EQ(ZSTD_decompress(raw.data(), raw.size(), shard.data() + at, n), raw.size());
+    ASSERT_EQ(raw.back(), '\n');  // a frame ends with a record
+    std::istringstream lines(raw);
+    for (std::string line; std::getline(lines, line); ++records) EXPECT_TRUE(json::parse(line).contains("text"));
+    at += n;
+  }
+  EXPECT_GE(frames, 2u);
+  EXPECT_EQ(records, 120u);
+  EXPECT_EQ(read_shards(tmp / "o1").size(), 120u);
 }
 
 TEST(Pipeline, SameOutputOnOneAndTwoThreads) {

@@ -10,6 +10,7 @@
 #include "data/labels.h"
 #include "data/lexer.h"
 #include "kernels/text_scan.h"
+#include <nlohmann/json.hpp>
 
 namespace tritter::data {
 namespace {
@@ -34,6 +35,55 @@ TEST(TextScan, FindFirstOf3MatchesScalar) {
   EXPECT_EQ(find_first_of3("", 0, 'a', 'b', 'c'), 0u);
   EXPECT_EQ(find_first_of3(std::string(40, 'x') + "#", 0, '#', '"', '\''), 40u);  // past two SSE2 blocks
   EXPECT_EQ(find_first_of3("x#", 5, '#', '"', '\''), 2u);                         // from beyond the end
+}
+
+TEST(TextScan, FoldWhitespaceMatchesByteLoop) {
+  std::mt19937 g(13);
+  // Runs of every whitespace byte, at block edges, leading, trailing, whole blocks of them, and none at all.
+  static constexpr std::string_view kSpaces = " \t\n\v\f\r", kOther = "ab_(\x08\x0e\x1f!\x80";
+  for (int t = 0; t < 2000; ++t) {
+    const size_t n = g() % 100, mode = g() % 4;  // mode: the share of whitespace, 1/8 .. 7/8
+    std::string s(n, ' ');
+    for (auto& c : s) c = g() % 8 < 1 + 2 * mode ? kSpaces[g() % kSpaces.size()] : kOther[g() % kOther.size()];
+    std::string got(s.size(), '\0'), want(s.size(), '\0');
+    got.resize(fold_whitespace_into(s, got.data()));
+    want.resize(ref::fold_whitespace_into(s, want.data()));
+    EXPECT_EQ(got, want) << "n=" << n << " t=" << t;
+  }
+  for (const std::string& s : {std::string(40, ' '), std::string(40, 'x'), std::string(16, ' ') + "x" + std::string(31, '\n'),
+                               std::string(15, 'x') + "\t\t" + std::string(15, 'y'), std::string()}) {
+    std::string got(s.size(), '\0'), want(s.size(), '\0');
+    got.resize(fold_whitespace_into(s, got.data()));
+    want.resize(ref::fold_whitespace_into(s, want.data()));
+    EXPECT_EQ(got, want) << s.size();
+  }
+  std::string out(9, '\0');
+  out.resize(fold_whitespace_into("\n a \t\r b ", out.data()));
+  EXPECT_EQ(out, "a b");
+}
+
+TEST(TextScan, EscapeJsonMatchesByteLoopAndNlohmann) {
+  std::mt19937 g(17);
+  for (int t = 0; t < 2000; ++t) {
+    const size_t n = g() % 80;
+    std::string s(n, 'a');
+    // Mostly plain bytes (a run of 16 without a special is stored whole), else any byte below 0x20, '"', '\\'.
+    for (auto& c : s) {
+      const unsigned r = g() % 16;
+      c = r < 10 ? char('a' + g() % 26) : r < 12 ? char(g() % 0x20) : r == 12 ? '"' : r == 13 ? '\\' : char(0x80 + g() % 64);
+    }
+    std::string got(6 * n + 16, '\0'), want(6 * n + 16, '\0');
+    got.resize(escape_json_into(s, got.data()));
+    want.resize(ref::escape_json_into(s, want.data()));
+    EXPECT_EQ(got, want) << "t=" << t;
+  }
+  std::string all;
+  for (int c = 1; c < 0x20; ++c) all += char(c);
+  all += "\"\\/plain text past sixteen bytes\n";
+  std::string got(6 * all.size() + 16, '\0');
+  got.resize(escape_json_into(all, got.data()));
+  const std::string dumped = nlohmann::json(all).dump();
+  EXPECT_EQ('"' + got + '"', dumped);
 }
 
 TEST(TextScan, FindBytesMatchesStringViewFind) {
