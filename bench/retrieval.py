@@ -5,6 +5,9 @@ Documents are `@KEY` (4 characters of [a-z0-9]), then lines of random filler wor
 the 4 characters after '?' can only be predicted by finding the '@' line, d bytes back. A tiny ternary model is
 trained on such documents (lengths spread so that d covers 8 .. seq) with `tritter train`, exported, and asked
 with greedy decoding (`tritter generate --temp 0`): accuracy of the whole key against the distance d.
+Training is bounded in wall time too: after --train-minutes it is sent SIGTERM, which makes `tritter train` write a
+checkpoint at the step it reached and stop; the steps done are recorded with the results. --skip-train evaluates
+the run already in --out.
 
     /usr/bin/python3 bench/retrieval.py --tritter build/tritter --out /tmp/retrieval --seq 512 --steps 1500
 """
@@ -12,6 +15,8 @@ import argparse
 import json
 import os
 import random
+import re
+import signal
 import subprocess
 import time
 
@@ -51,6 +56,9 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--docs", type=int, default=20000)
     ap.add_argument("--per-distance", type=int, default=40)
+    ap.add_argument("--train-minutes", type=float, default=30.0)
+    ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(1)
@@ -63,32 +71,61 @@ def main():
     with open(os.path.join(a.out, "cfg.json"), "w", encoding="utf-8") as f:
         json.dump(cfg, f)
     run = os.path.join(a.out, "run")
+    log = os.path.join(a.out, "log.jsonl")
+    train_out = os.path.join(a.out, "train.out")
     t0 = time.time()
-    subprocess.run([a.tritter, "-t", "1", "train", "--config", os.path.join(a.out, "cfg.json"), "--data",
-                    os.path.join(a.out, "train.jsonl"), "--steps", str(a.steps), "--batch", str(a.batch), "--seq",
-                    str(a.seq), "--schedule", "cosine", "--lr", "2e-3", "--warmup", "50", "--eval-every", "0",
-                    "--checkpoint-every", "100000", "--keep", "1", "--log-every", "50", "--out", run, "--log-json",
-                    os.path.join(a.out, "log.jsonl")], check=True, stdout=subprocess.DEVNULL)
+    if not a.skip_train:
+        p = subprocess.Popen([a.tritter, "-t", str(a.threads), "train", "--config", os.path.join(a.out, "cfg.json"),
+                              "--data", os.path.join(a.out, "train.jsonl"), "--steps", str(a.steps), "--batch",
+                              str(a.batch), "--seq", str(a.seq), "--schedule", "cosine", "--lr", "2e-3", "--warmup",
+                              "50", "--eval-every", "0", "--checkpoint-every", "100000", "--keep", "1",
+                              "--log-every", "50", "--out", run, "--log-json", log],
+                             stdout=open(train_out, "w", encoding="utf-8"))
+        try:
+            p.wait(timeout=a.train_minutes * 60)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGTERM)  # a checkpoint at the step reached, then exit
+            p.wait()
+        if p.returncode != 0:
+            raise SystemExit(f"tritter train exited with {p.returncode}")
     train_s = time.time() - t0
+    # "done at step N: loss (nats) L, ..." or "interrupted at step N: ..." (the step of the checkpoint written).
+    m = None
+    if os.path.exists(train_out):
+        with open(train_out, encoding="utf-8") as f:
+            m = re.search(r"(done|interrupted) at step (\d+): loss \(nats\) ([0-9.]+)", f.read())
+    if m:
+        steps_done, final_loss = int(m.group(2)), float(m.group(3))
+    else:  # a run trained outside this script: its last logged step
+        with open(log, encoding="utf-8") as f:
+            last = [json.loads(line) for line in f if line.strip()][-1]
+        steps_done, final_loss = last["step"], last["loss"]
     packed = os.path.join(a.out, "model.safetensors")
+    if os.path.exists(packed):
+        os.remove(packed)
     subprocess.run([a.tritter, "export", run, "-o", packed], check=True, stdout=subprocess.DEVNULL)
     erng = random.Random(7)
     distances = [d for d in (8, 16, 32, 64, 128, 256, 384, 448, a.seq - 16) if d <= a.seq - 16]
-    results = {}
+    results, first = {}, {}
     for d in sorted(set(distances)):
-        hit = 0
+        hit = hit1 = 0
         for _ in range(a.per_distance):
             doc, k = document(erng, d)
             prompt = doc[: doc.rindex("?") + 1]
             r = subprocess.run([a.tritter, "-t", "1", "generate", "-m", packed, "-p", prompt, "--temp", "0", "-n",
                                 "4", "--no-bos", "--json"], capture_output=True, text=True, check=True)
-            hit += json.loads(r.stdout)["text"][:4] == k
-        results[d] = hit / a.per_distance
-        print(f"distance {d}: accuracy {results[d]:.2f}", flush=True)
+            text = json.loads(r.stdout)["text"]
+            hit += text[:4] == k
+            hit1 += text[:1] == k[0]
+        results[d], first[d] = hit / a.per_distance, hit1 / a.per_distance
+        print(f"distance {d}: key accuracy {results[d]:.3f}, first character {first[d]:.3f}", flush=True)
     chance = 1.0 / len(ALPHA) ** 4
     with open(os.path.join(a.out, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"accuracy_by_distance": results, "chance": chance, "train_s": train_s, "config": cfg,
-                   "steps": a.steps, "batch": a.batch, "seq": a.seq}, f, indent=1)
+        json.dump({"accuracy_by_distance": results, "first_char_accuracy_by_distance": first, "chance": chance,
+                   "first_char_chance": 1.0 / len(ALPHA), "train_s": None if a.skip_train else train_s,
+                   "config": cfg, "steps": a.steps, "steps_done": steps_done, "final_loss": final_loss,
+                   "batch": a.batch, "seq": a.seq, "per_distance": a.per_distance}, f, indent=1)
+    print(f"steps done {steps_done} of {a.steps}, final loss {final_loss:.4f} nats; chance {chance:.2e}")
 
 
 if __name__ == "__main__":

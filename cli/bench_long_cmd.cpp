@@ -3,7 +3,8 @@
 // max_position_embeddings raised to the longest context; per cell an engine's cache is filled with N positions of
 // random keys and values (Engine::fill_cache: the attention reads what N real tokens would leave, without an O(N²)
 // prefill), then --tg single-token forwards are timed (the first is a warm-up). One table row (or JSON line) per
-// cell: tokens/s, the cache's bytes and the process's resident memory with that engine alive.
+// cell: tokens/s, the cache's bytes, the process's resident memory with that engine alive and its peak so far (one
+// cell per process, as bench/long_context.sh runs it, makes the peak that cell's own).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -30,6 +31,7 @@ namespace {
 struct BenchLongOptions {
   std::string size = "2B-shape", kv = "int4", context = "32768", output = "md";
   int64_t tg = 8;
+  bool no_header = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -86,13 +88,17 @@ void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
   if (o.output == "md" && global.verbose) {
     std::printf("model ready in %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
   }
+  if (o.output == "md" && !o.no_header) {
+    std::printf("| shape | cache | context | threads | tokens/s | ms/token | cache memory | RSS | peak RSS |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  }
   for (const KvDtype kv : kvs) {
     for (const int64_t n : contexts) {
       // Refuse what cannot fit rather than let the OOM killer decide (other processes share the machine).
       const double need = static_cast<double>(kv_cache_bytes(c, n + o.tg, kv, 64));
       const double avail = static_cast<double>(system_memory().available_bytes);
       if (need > 0.8 * avail) {
-        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | |\n", o.size.c_str(),
+        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | | |\n", o.size.c_str(),
                     kv_dtype_name(kv), static_cast<long long>(n), ctx->threads, format_bytes_binary(need).c_str(),
                     format_bytes_binary(avail).c_str());
         std::fflush(stdout);
@@ -117,14 +123,16 @@ void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
         std::printf("%s\n", nlohmann::json{{"size", o.size}, {"kv", kv_dtype_name(kv)}, {"context", n},
                                            {"threads", ctx->threads}, {"tokens_per_s", tps},
                                            {"timed_tokens", o.tg - 1}, {"cache_bytes", engine.cache().bytes()},
-                                           {"rss_bytes", pm.rss_bytes},
+                                           {"positions", engine.position()}, {"rss_bytes", pm.rss_bytes},
+                                           {"peak_rss_bytes", pm.peak_rss_bytes},
                                            {"kernels", kernel_tier_name(ternary_kernel_tier(*ctx))}}
                                     .dump()
                                     .c_str());
       } else {
-        std::printf("| %s | %s | %lld | %d | %.2f | %.0f | %s | %s |\n", o.size.c_str(), kv_dtype_name(kv),
+        std::printf("| %s | %s | %lld | %d | %.2f | %.0f | %s | %s | %s |\n", o.size.c_str(), kv_dtype_name(kv),
                     static_cast<long long>(n), ctx->threads, tps, 1e3 / tps, format_bytes_binary(cache).c_str(),
-                    format_bytes_binary(static_cast<double>(pm.rss_bytes)).c_str());
+                    format_bytes_binary(static_cast<double>(pm.rss_bytes)).c_str(),
+                    format_bytes_binary(static_cast<double>(pm.peak_rss_bytes)).c_str());
       }
       std::fflush(stdout);
     }
@@ -141,7 +149,8 @@ void add_bench_long_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--kv-cache", o->kv, "KV cache dtypes, comma-separated: f32, f16, int8, int4")->capture_default_str();
   cmd->add_option("--context", o->context, "Positions in the cache before decoding, comma-separated")->capture_default_str();
   cmd->add_option("--tg", o->tg, "Decoded tokens (the first is a warm-up, not timed)")->capture_default_str();
-  cmd->add_option("-o,--output", o->output, "md (a table row) or json")->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "md (table rows) or json (one object a line)")->capture_default_str();
+  cmd->add_flag("--no-header", o->no_header, "md: rows only (bench/long_context.sh prints the header once)");
   cmd->callback([o, &global] { run_bench_long(*o, global); });
 }
 
