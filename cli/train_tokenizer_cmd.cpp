@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "commands.h"
@@ -35,8 +38,8 @@ const char* kDescription =
     "indentation become pieces), tabs and newlines too. Inputs: source files, directories (walked as `tritter\n"
     "curate` walks them: hidden, vendored, generated and non-UTF-8 files are left out) and JSONL / JSONL.zst files\n"
     "such as curate's shards. Documents in the validation split (FNV-1a hash, as `tritter train` splits) are not\n"
-    "trained on; at the end their bytes per token is printed. The output is written atomically (with -o X, the\n"
-    "SentencePiece model goes to --sp-model if given).";
+    "trained on; at the end their bytes per token is printed. The output is written atomically; --sp-model\n"
+    "also writes SentencePiece's own tokenizer.model.";
 
 void print_line(const GlobalOptions& g, const std::string& line) {
   if (!g.quiet) std::fprintf(stderr, "train-tokenizer: %s\n", line.c_str());
@@ -101,7 +104,21 @@ void run(const TrainTokenizerOptions& o, const GlobalOptions& g) {
   else if (!g.verbose) to.log_level = 1;
   print_line(g, "training " + to.model_type + " with " + std::to_string(to.vocab_size) + " ids on at most " +
                     fmt("%.1f", double(to.max_input_bytes) / (1 << 20)) + " MiB");
-  const TrainedTokenizer t = train_bpe_tokenizer(to, feed, [&](const std::string& l) { print_line(g, l); });
+  TrainedTokenizer t;
+  {
+    // SentencePiece reports its own progress only with -v (hundreds of lines): a line every 30 s says it is alive.
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::jthread beat([&](std::stop_token st) {
+      std::unique_lock lock(m);
+      for (int s = 30;; s += 30) {
+        cv.wait_for(lock, st, std::chrono::seconds(30), [] { return false; });  // wakes at once on stop
+        if (st.stop_requested()) return;
+        print_line(g, "training, " + std::to_string(s) + " s");
+      }
+    });
+    t = train_bpe_tokenizer(to, feed, [&](const std::string& l) { print_line(g, l); });
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   print_line(g, "trained on " + grouped(t.documents) + " documents (" + grouped(t.bytes) + " bytes, " +
                     grouped(t.sentences) + " pieces of text) in " + fmt("%.1f", secs) + " s; " + grouped(skipped) +
