@@ -95,11 +95,6 @@ std::unordered_map<std::string, std::string> trainer_args(const TokenizerTrainOp
       {"unk_id", "0"}, {"bos_id", "1"}, {"eos_id", "2"}, {"pad_id", "-1"},
       {"train_extremely_large_corpus", "false"},
   };
-  if (!o.user_defined.empty()) {
-    std::string list;
-    for (const auto& p : o.user_defined) list += (list.empty() ? "" : ",") + p;
-    a["user_defined_symbols"] = list;
-  }
   return a;
 }
 
@@ -115,11 +110,6 @@ void check_options(const TokenizerTrainOptions& o) {
   }
   if (o.vocab_size > (1 << 24)) throw_error("train-tokenizer: --vocab-size: found ", o.vocab_size, ", expected at most 16777216");
   if (o.max_input_bytes <= 0) throw_error("train-tokenizer: --max-input-bytes: found ", o.max_input_bytes, ", expected > 0");
-  for (const auto& p : o.user_defined) {
-    if (p.empty() || p.find(',') != std::string::npos) {
-      throw_error("train-tokenizer: user-defined piece '", p, "': expected a non-empty piece without ','");
-    }
-  }
 }
 
 // SentencePiece's message for the commonest failure, in the command's words.
@@ -161,7 +151,7 @@ std::string sentencepiece_to_tokenizer_json(std::string_view serialized_model, b
   std::unordered_map<std::string, int> id_of;
   id_of.reserve(static_cast<size_t>(n) * 2);
   for (int id = 0; id < n; ++id) id_of.emplace(sp.IdToPiece(id), id);
-  // A learned piece (not a special, byte or user-defined one) can be formed by merging two pieces.
+  // A learned piece (not a special or byte one) can be formed by merging two pieces.
   const auto mergeable = [&](int id) { return !sp.IsControl(id) && !sp.IsUnknown(id) && !sp.IsByte(id) && !sp.IsUnused(id); };
   // Every split of every learned piece into two vocabulary pieces is a merge, ranked by the merged piece's score
   // (higher first; SentencePiece's BPE encoder merges the best-scoring adjacent pair, leftmost among equals), ties

@@ -24,7 +24,6 @@ struct TokenizerTrainOptions {
   bool split_by_number = false;        // true: no piece mixes digits and letters ("utf8")
   bool add_dummy_prefix = false;       // true: a ▁ before every text (Llama 2); code starts lines without one
   int64_t max_piece_length = 16;       // characters per piece
-  std::vector<std::string> user_defined;  // pieces always kept whole, as raw text ("\n    ")
   int threads = 1;
   int log_level = 0;                   // SentencePiece's own progress lines on stderr: 0 all, 1 warnings, 2 errors
 };
@@ -45,8 +44,7 @@ using TrainLog = std::function<void(const std::string& line)>;
 TrainedTokenizer train_bpe_tokenizer(const TokenizerTrainOptions& options, const DocumentFeed& next,
                                      const TrainLog& log = {});
 
-// A serialized SentencePiece BPE model as tokenizer.json (what train_bpe_tokenizer writes). `user_defined`: the
-// model's user-defined pieces, which become added tokens.
+// A serialized SentencePiece BPE model (no user-defined pieces) as tokenizer.json (what train_bpe_tokenizer writes).
 std::string sentencepiece_to_tokenizer_json(std::string_view serialized_model, bool add_dummy_prefix);
 
 }  // namespace tritter
