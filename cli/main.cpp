@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   cli::add_finetune_command(app, global); cli::add_merge_lora_command(app, global);
   cli::add_serve_command(app, global);
   cli::add_embed_command(app, global);
+  cli::add_train_tokenizer_command(app, global);
   cli::add_train_command(app, global); cli::add_grads_command(app, global); cli::add_eval_command(app, global); cli::add_export_command(app, global); cli::add_bench_train_command(app, global);
   cli::add_expand_command(app, global); cli::add_bench_long_command(app, global);
 

@@ -7,7 +7,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libomp-dev libopenblas-openmp-dev
   libcli11-dev nlohmann-json3-dev libxxhash-dev libzstd-dev
-  libhyperscan-dev libre2-dev libicu-dev
+  libhyperscan-dev libre2-dev libicu-dev libsentencepiece-dev
   clang libclang-rt-14-dev python3 zstd xz-utils
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
   libopenmpi-dev openmpi-bin
