@@ -77,9 +77,9 @@ void expect_same_ids(const Tokenizer& a, const Tokenizer& b, size_t bytes, uint6
       size_t at = 0;
       while (at < x.size() && at < y.size() && x[at] == y[at]) ++at;
       std::string ctx;
-      for (size_t k = at >= 2 ? at - 2 : 0; k < std::min(x.size(), at + 3); ++k) ctx += "[" + a.token_piece(x[k]) + "]";
+      for (size_t k = at >= 2 ? at - 2 : 0; k < std::min(x.size(), at + 3); ++k) ctx.append("[").append(a.token_piece(x[k])).append("]");
       ctx += " vs ";
-      for (size_t k = at >= 2 ? at - 2 : 0; k < std::min(y.size(), at + 3); ++k) ctx += "[" + b.token_piece(y[k]) + "]";
+      for (size_t k = at >= 2 ? at - 2 : 0; k < std::min(y.size(), at + 3); ++k) ctx.append("[").append(b.token_piece(y[k])).append("]");
       ADD_FAILURE() << "doc '" << d.substr(0, 80) << "': ids differ at token " << at << ": " << ctx;
     }
   }
@@ -176,12 +176,16 @@ TEST(GgufVocab, TokenizerJsonConvertsToGgufAndBack) {
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const GgufVocab v = gguf_vocab_from_tokenizer_json(text, rel, nullptr);
     EXPECT_EQ(v.model, rel == kLlama3 ? "gpt2" : "llama");
-    if (rel == kLlama3) EXPECT_EQ(v.pre, "llama-bpe");
+    if (rel == kLlama3) {
+      EXPECT_EQ(v.pre, "llama-bpe");
+    }
     const auto hf = parse_tokenizer_json(text, rel);
     EXPECT_EQ(v.bos, hf->special_ids().bos);
     EXPECT_EQ(v.eos, hf->special_ids().eos);
     expect_same_ids(*make_gguf_tokenizer(v), *hf, 60000, 29);
-    if (rel == kLlama2) EXPECT_EQ(make_gguf_tokenizer(v)->decode(make_gguf_tokenizer(v)->encode("Hello world", false)), "Hello world");
+    if (rel == kLlama2) {
+      EXPECT_EQ(make_gguf_tokenizer(v)->decode(make_gguf_tokenizer(v)->encode("Hello world", false)), "Hello world");
+    }
   }
 }
 

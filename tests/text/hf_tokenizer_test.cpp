@@ -25,7 +25,7 @@ using test::kLlama3;
 
 std::string context_of(const std::string& doc, const std::vector<int32_t>& ids, size_t at, const Tokenizer& tok) {
   std::string s = "doc (" + std::to_string(doc.size()) + " bytes) '" + doc.substr(0, 120) + "'; at token " + std::to_string(at) + ": ";
-  for (size_t k = at >= 3 ? at - 3 : 0; k < std::min(ids.size(), at + 3); ++k) s += "[" + tok.token_piece(ids[k]) + "]";
+  for (size_t k = at >= 3 ? at - 3 : 0; k < std::min(ids.size(), at + 3); ++k) s.append("[").append(tok.token_piece(ids[k])).append("]");
   return s;
 }
 
