@@ -1,5 +1,6 @@
 // KV cache codecs (kv_quant.h): the loops the cache ran inline, unchanged in arithmetic (the cache's bytes stay
-// the same bit for bit); kernels/ref/ref_kv_quant.cpp is the element-at-a-time reference.
+// the same bit for bit), and the 4-bit dequantizers' scalar bodies (cpu/kv_dequant.h; AVX2 in cpu/kv_quant_avx2.cpp);
+// kernels/ref/ref_kv_quant.cpp is the element-at-a-time reference.
 #include "kernels/kv_quant.h"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/kv_dequant.h"
 #include "kernels/ref/ref.h"
 
 namespace tritter {
@@ -63,14 +65,58 @@ void kv_quantize_key_group(uint8_t* data, size_t row_bytes, float* params, const
   }
 }
 
-// The dequantizers run once per cached position per step; bits fixed outside the loop so that it vectorizes (the
-// same a + level·s per value, in the baseline ISA without FMA: the same bits).
+// The dequantizers run once per cached position per step, so they stream: bits and the group fixed outside the
+// inner loops, whole bytes for 4 bits (two levels each). Every path computes a + level·s per value as a multiply
+// and an add (the baseline ISA has no FMA and the AVX2 path does not use it): the reference's bits.
+namespace {
+bool have_avx2() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+void cpu::kv_dequantize_key_row4_scalar(float* out, const uint8_t* row, const float* params, int64_t d) {
+  const float* sc = params + d;
+  for (int64_t j = 0; j < d / 2; ++j) {
+    const int b = row[j];
+    out[2 * j] = params[2 * j] + static_cast<float>(b & 0x0f) * sc[2 * j];
+    out[2 * j + 1] = params[2 * j + 1] + static_cast<float>(b >> 4) * sc[2 * j + 1];
+  }
+  if (d & 1) out[d - 1] = params[d - 1] + static_cast<float>(get_level(row, d - 1, 4)) * sc[d - 1];
+}
+
+void cpu::kv_dequantize_value_row4_scalar(float* out, const uint8_t* row, const float* params, int64_t d,
+                                          int64_t gv) {
+  for (int64_t g = 0; g < d / gv; ++g) {
+    const float a = params[2 * g], sc = params[2 * g + 1];
+    int64_t i = g * gv;
+    const int64_t end = i + gv;
+    if (i & 1) {  // an odd group size starts every other group on a high nibble
+      out[i] = a + static_cast<float>(get_level(row, i, 4)) * sc;
+      ++i;
+    }
+    for (; i + 2 <= end; i += 2) {
+      const int b = row[i / 2];
+      out[i] = a + static_cast<float>(b & 0x0f) * sc;
+      out[i + 1] = a + static_cast<float>(b >> 4) * sc;
+    }
+    if (i < end) out[i] = a + static_cast<float>(get_level(row, i, 4)) * sc;
+  }
+}
+
 void kv_dequantize_key_row(float* out, const uint8_t* row, const float* params, int64_t d, int bits) {
   if (bits == 8) {
     for (int64_t i = 0; i < d; ++i) out[i] = params[i] + static_cast<float>(row[i]) * params[d + i];
     return;
   }
-  for (int64_t i = 0; i < d; ++i) out[i] = params[i] + static_cast<float>(get_level(row, i, bits)) * params[d + i];
+#if defined(__x86_64__)
+  if (have_avx2()) return cpu::kv_dequantize_key_row4_avx2(out, row, params, d);
+#endif
+  cpu::kv_dequantize_key_row4_scalar(out, row, params, d);
 }
 
 void kv_quantize_value_row(uint8_t* row, float* params, const float* x, int64_t d, int64_t gv, int bits) {
@@ -90,7 +136,8 @@ void kv_quantize_value_row(uint8_t* row, float* params, const float* x, int64_t 
 }
 
 void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params, int64_t d, int64_t gv, int bits) {
-  if (bits == 8 && d % gv == 0) {
+  if (d % gv != 0) return ref::kv_dequantize_value_row(out, row, params, d, gv, bits);  // no cache has this layout
+  if (bits == 8) {
     for (int64_t g = 0; g < d / gv; ++g) {
       const float a = params[2 * g], sc = params[2 * g + 1];
       const uint8_t* r = row + g * gv;
@@ -99,10 +146,10 @@ void kv_dequantize_value_row(float* out, const uint8_t* row, const float* params
     }
     return;
   }
-  for (int64_t i = 0; i < d; ++i) {
-    const int64_t g = i / gv;
-    out[i] = params[2 * g] + static_cast<float>(get_level(row, i, bits)) * params[2 * g + 1];
-  }
+#if defined(__x86_64__)
+  if (have_avx2()) return cpu::kv_dequantize_value_row4_avx2(out, row, params, d, gv);
+#endif
+  cpu::kv_dequantize_value_row4_scalar(out, row, params, d, gv);
 }
 
 #if defined(__clang__) && __clang_major__ < 15
