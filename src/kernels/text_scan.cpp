@@ -150,7 +150,7 @@ __attribute__((target("ssse3,popcnt"))) size_t fold_ssse3(std::string_view s, ch
   unsigned prev = 1;  // the byte before is whitespace: a leading run is dropped
   const __m128i space = _mm_set1_epi8(' '), low = _mm_set1_epi8(char(128 - '\t')), top = _mm_set1_epi8(char(0x80 + 5));
   size_t i = 0;
-  // Stores are 16 bytes wide: o <= i always, so o + 16 <= n while i + 16 <= n.
+  // o <= i always: a whole-block store (o + 16 <= i + 16 <= n) and the two 8-byte half stores stay inside out.
   for (; i + 16 <= n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
     // ' ', or c - '\t' < 5 unsigned (after adding 0x80, a signed compare)
@@ -164,11 +164,13 @@ __attribute__((target("ssse3,popcnt"))) size_t fold_ssse3(std::string_view s, ch
       o += 16;
       continue;
     }
+    // Each half compacts into 8 bytes, stored 8 wide: the second half starts at most 8 bytes past i, so a 16-byte
+    // store there would run past the end of out on the last block.
     const unsigned lo = keep & 0xFF, hi = keep >> 8;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o),
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(o),
                      _mm_shuffle_epi8(y, _mm_cvtsi64_si128(static_cast<long long>(kCompact[lo]))));
     o += __builtin_popcount(lo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(_mm_srli_si128(y, 8),
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_shuffle_epi8(_mm_srli_si128(y, 8),
                                                                      _mm_cvtsi64_si128(static_cast<long long>(kCompact[hi]))));
     o += __builtin_popcount(hi);
   }

@@ -487,7 +487,10 @@ class Renderer {
     }
     if (f == "tojson") {
       const Value* indent = arg(e, v, 0, "indent");
-      return {x.undefined ? std::string("null") : x.j.dump(indent && indent->j.is_number_integer() ? indent->j.get<int>() : -1)};
+      const int64_t n = indent && indent->j.is_number_integer() ? indent->j.get<int64_t>() : -1;
+      if (n > 64) fail(e, "tojson indent " + std::to_string(n) + ", expected at most 64");
+      // A string with invalid UTF-8 (a message's bytes are the user's) is written with U+FFFD, not refused.
+      return {x.undefined ? std::string("null") : x.j.dump(n < 0 ? -1 : static_cast<int>(n), ' ', false, json::error_handler_t::replace)};
     }
     if (f == "selectattr" || f == "rejectattr") {
       if (v.empty()) fail(e, f + " needs an attribute name");

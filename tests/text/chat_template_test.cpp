@@ -2,6 +2,7 @@
 // tokenizer_config.json files spell them) rendered over several conversations, equal to @huggingface/jinja's output
 // (and raising where it raises); plus the engine's own constructs and its syntax errors.
 #include "text/chat_template.h"
+#include "util/test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -139,6 +140,15 @@ TEST(ChatTemplate, ValuesPrintAsPythonJinjaPrintsThem) {
   EXPECT_EQ(ChatTemplate("{%- for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}").render({{"d", {{"b", 1}, {"a", 2}}}}),
             "b=1;a=2;");
   EXPECT_EQ(ChatTemplate("  {% if true %}\nyes\n  {% endif %}\nafter\n").render(json::object()), "yes\nafter");
+}
+
+// tojson of a message whose bytes are not UTF-8 (the fuzzer's find: nlohmann refused them with an exception the
+// renderer did not expect) writes U+FFFD for them; an absurd indent is an error, not gigabytes of spaces.
+TEST(ChatTemplate, ToJsonTakesAnyBytesAndABoundedIndent) {
+  EXPECT_EQ(ChatTemplate("{{ m | tojson }}").render({{"m", std::string("a\xee\x80")}}), "\"a\xef\xbf\xbd\"");
+  EXPECT_EQ(ChatTemplate("{{ m | tojson(indent=2) }}").render({{"m", json::array({1})}}), "[\n  1\n]");
+  test::expect_error([] { ChatTemplate("{{ m | tojson(indent=100000) }}").render({{"m", 1}}); },
+                     {"tojson indent 100000", "expected at most 64"});
 }
 
 TEST(ChatTemplate, RaiseExceptionAndSyntaxErrorsAreErrors) {
