@@ -579,6 +579,8 @@ TritterConfig load_config_file(const std::string& path) {
     j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw_error(path, ": not valid JSON: ", json_error_text(e));
+  } catch (const json::exception& e) {  // out_of_range: a number past double's range, e.g. 31e308
+    throw_error(path, ": not valid JSON: ", e.what());
   }
   return config_from_json(j, path);
 }
