@@ -141,14 +141,6 @@ void ZstdFrameCompressor::compress(std::string_view bytes, std::string& frame) {
   frame.resize(n);
 }
 
-size_t ZstdFrameCompressor::compress_into(std::string_view bytes, std::string& buf) {
-  const size_t bound = ZSTD_compressBound(bytes.size());
-  if (buf.size() < bound) buf.resize(bound);
-  const size_t n = ZSTD_compress2(static_cast<ZSTD_CCtx*>(cctx_), buf.data(), buf.size(), bytes.data(), bytes.size());
-  if (ZSTD_isError(n)) throw_error("zstd: cannot compress a record: ", ZSTD_getErrorName(n));
-  return n;
-}
-
 ZstdWriter::ZstdWriter(const std::filesystem::path& target, int level, int workers) : file_(target) {
   cctx_ = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);

@@ -73,9 +73,6 @@ class ZstdFrameCompressor {
   ZstdFrameCompressor(const ZstdFrameCompressor&) = delete;
   ZstdFrameCompressor& operator=(const ZstdFrameCompressor&) = delete;
   void compress(std::string_view bytes, std::string& frame);  // throws Error on a zstd failure
-  // The same frame written to the front of `buf`, which only ever grows (a reused buffer: no zero-fill and no
-  // fresh pages per call); returns the frame's length.
-  size_t compress_into(std::string_view bytes, std::string& buf);
 
  private:
   void* cctx_ = nullptr;  // ZSTD_CCtx*

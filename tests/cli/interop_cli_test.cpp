@@ -61,14 +61,20 @@ nlohmann::json json_of(const std::string& args) {
   return nlohmann::json::parse(r.output);
 }
 
+// `generate` with `gen` on the packed file, the GGUF and the HF folder: the same text from each; returns the
+// packed file's result.
+nlohmann::json same_text_from_every_kind(const InteropFiles& f, const std::string& gen) {
+  const auto want = json_of("generate -m " + f.pk + gen);
+  EXPECT_EQ(json_of("generate -m " + f.gguf + gen)["text"], want["text"]);
+  EXPECT_EQ(json_of("generate -m " + f.hf + gen)["text"], want["text"]);
+  return want;
+}
+
 // --head: i8 on every kind gives the same greedy text from each (the same int8 rows: the writers kept the f32 head
 // exact); convert keeps an int8 head in a packed output; f32 on an int8 file and an unknown name are refused.
 TEST(InteropCli, HeadChoiceOnEveryKind) {
   InteropFiles f;
-  const std::string gen = " -p 'Hello' -n 10 --ignore-eos --temp 0 --head i8";
-  const auto want = json_of("generate -m " + f.pk + gen);
-  EXPECT_EQ(json_of("generate -m " + f.gguf + gen)["text"], want["text"]);
-  EXPECT_EQ(json_of("generate -m " + f.hf + gen)["text"], want["text"]);
+  const auto want = same_text_from_every_kind(f, " -p 'Hello' -n 10 --ignore-eos --temp 0 --head i8");
   const std::string i8 = (f.dir / "i8.safetensors").string();
   auto r = test::run_cli("convert " + f.hf + " " + i8 + " --head i8");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -85,9 +91,7 @@ TEST(InteropCli, HeadChoiceOnEveryKind) {
 TEST(InteropCli, GenerateEvalTokenizeTakeHfFoldersAndGguf) {
   InteropFiles f;
   const std::string gen = " -p 'Hello' -n 10 --ignore-eos --temp 0";
-  const auto want = json_of("generate -m " + f.pk + gen);
-  EXPECT_EQ(json_of("generate -m " + f.gguf + gen)["text"], want["text"]);
-  EXPECT_EQ(json_of("generate -m " + f.hf + gen)["text"], want["text"]);
+  const auto want = same_text_from_every_kind(f, gen);
   const std::string ev = " --data " + f.data + " --seq 32 --batch 2";
   const auto e0 = test::run_cli("eval -m " + f.pk + ev), e1 = test::run_cli("eval -m " + f.gguf + ev);
   ASSERT_EQ(e0.exit_code, 0) << e0.output;
