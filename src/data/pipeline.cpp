@@ -739,7 +739,9 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
 CurateConfig curate_config_from_json(const json& j) {
   CurateConfig c;
   if (!j.is_object()) throw_error("curate config: expected a JSON object, found ", j.type_name());
-  auto get = [](const json& obj, const char* key, auto& out, const char* where) {
+  // A value quoted in an error; a string that is not UTF-8 is shown with U+FFFD rather than making dump() throw.
+  auto quoted_value = [](const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
+  auto get = [&quoted_value](const json& obj, const char* key, auto& out, const char* where) {
     auto it = obj.find(key);
     if (it == obj.end()) return;
     using T = std::decay_t<decltype(out)>;
@@ -748,14 +750,14 @@ CurateConfig curate_config_from_json(const json& j) {
     if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
       if (!it->is_number_integer() ||
           (std::is_unsigned_v<T> && !it->is_number_unsigned() && it->template get<int64_t>() < 0)) {
-        throw_error("curate config: '", where, key, "': found ", it->dump(), ", expected a ",
+        throw_error("curate config: '", where, key, "': found ", quoted_value(*it), ", expected a ",
                     std::is_unsigned_v<T> ? "non-negative " : "", "integer");
       }
     }
     try {
       it->get_to(out);
     } catch (const json::exception&) {
-      throw_error("curate config: '", where, key, "': found ", it->dump(), ", expected a ",
+      throw_error("curate config: '", where, key, "': found ", quoted_value(*it), ", expected a ",
                   std::is_same_v<std::decay_t<decltype(out)>, bool> ? "boolean" : "value of the right type");
     }
   };

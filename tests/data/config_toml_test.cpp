@@ -53,6 +53,9 @@ TEST(ConfigToml, ErrorsNameTheLine) {
       {"a = 1 2\n", "text after value"},
       {"a = \"\\q\"\n", "unsupported escape"},
       {"a = { b = 1 }\n", "bad value"},
+      // Bytes that are not UTF-8 (the fuzzer's find: quoted in a later error, they made json::dump throw).
+      {"min_alnum_fraction = \"\xff\xfe\"\n", "not valid UTF-8"},
+      {"# caf\xe9\n", "not valid UTF-8"},
   };
   for (const auto& [text, expect] : bad) {
     try {
