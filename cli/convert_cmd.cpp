@@ -1,8 +1,8 @@
 // `tritter convert IN OUT`: any model file Tritter reads (packed, checkpoint, Hugging Face folder, GGUF) into any
 // it writes, chosen by OUT: *.gguf → GGUF (TQ2_0 matrices), *.safetensors → Tritter's packed file, anything else →
 // a Hugging Face folder. Ternary codes and scales carry over bit for bit; only --embed q8_0/f16 or --dtype
-// bf16/f16 round the embeddings and gains. A HF folder's or GGUF file's BPE vocabulary and chat template go into the
-// GGUF's tokenizer.ggml.* / the folder's tokenizer files.
+// bf16/f16 round the embeddings and gains. A file's own BPE vocabulary goes into the GGUF's tokenizer.ggml.*, the
+// folder's tokenizer files or the packed file's tokenizer (with the chat template, except into a packed file).
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -48,63 +48,25 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
       head = HeadChoice::F32;
     }
     const LoadedModel m = load_any_model(o->in, &ctx->memory, LoadOptions{head});
-    // A foreign file's own BPE vocabulary and chat template travel with the weights.
-    std::optional<GgufVocab> vocab;
-    std::string chat_template;
-    if (m.kind == ModelFileKind::HfFolder && std::filesystem::exists(m.folder / "tokenizer.json")) {
-      const ModelText text = load_model_text(m.kind, o->in, m.folder);
-      if (text.tokenizer->kind() != "byte") {
-        const std::string tc = (m.folder / "tokenizer_config.json").string();
-        const std::optional<TokenizerConfig> config =
-            std::filesystem::exists(tc) ? std::optional<TokenizerConfig>(load_tokenizer_config(tc)) : std::nullopt;
-        vocab = gguf_vocab_from_tokenizer_json(read_file_bytes((m.folder / "tokenizer.json").string()),
-                                               (m.folder / "tokenizer.json").string(), config ? &*config : nullptr);
-        chat_template = text.chat_template;
-      }
-    } else if (m.kind == ModelFileKind::Gguf) {
-      const GgufFile f(o->in);
-      GgufVocab v = gguf_vocab(f);
-      if (!gguf_vocab_is_byte_tokenizer(v)) {
-        vocab = std::move(v);
-        if (f.find_value("tokenizer.chat_template")) chat_template = f.get_string("tokenizer.chat_template");
-      }
-    }
+    // The file's own vocabulary and chat template travel with the weights (the byte tokenizer is every writer's
+    // default).
+    const std::optional<ModelVocab> vocab = model_file_vocab(m.kind, o->in, m.folder);
     const char* kind = "hf-folder";
     if (out.extension() == ".gguf") {
       GgufWriteOptions g;
       g.embed = o->embed == "f32" ? GgmlType::F32 : o->embed == "f16" ? GgmlType::F16 : GgmlType::Q8_0;
       g.name = std::filesystem::path(o->in).filename().string();
-      if (vocab) g.vocab = &*vocab;
-      g.chat_template = chat_template;
+      if (vocab) g.vocab = &vocab->gguf, g.chat_template = vocab->chat_template;
       write_gguf_model(out, m.model.weights(), g);
       kind = "gguf";
     } else if (out.extension() == ".safetensors") {
-      write_packed_weights(out, m.model.weights(), m.add_bos);
+      write_packed_weights(out, m.model.weights(), vocab ? vocab->add_bos : m.add_bos, vocab ? vocab->tokenizer_json : "");
       kind = "tritter-packed";
-      if (vocab) {
-        std::fprintf(stderr, "warning: %s carries a %s BPE vocabulary; a Tritter packed file holds no tokenizer and is "
-                     "read with the byte tokenizer (convert to .gguf or a folder to keep it)\n", o->in.c_str(), vocab->model.c_str());
-      }
     } else {
       HfWriteOptions h;
       h.dtype = o->dtype == "bf16" ? DType::BF16 : o->dtype == "f16" ? DType::F16 : DType::F32;
       write_hf_folder(out, m.model.weights(), h);
-      if (vocab) {  // the source's tokenizer files instead of the byte tokenizer's
-        if (m.kind == ModelFileKind::HfFolder) {
-          for (const char* name : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
-            if (std::filesystem::exists(m.folder / name)) {
-              write_file_atomic(out / name, read_file_bytes((m.folder / name).string()));
-            }
-          }
-        } else {
-          write_file_atomic(out / "tokenizer.json", gguf_vocab_tokenizer_json(*vocab));
-          nlohmann::json tc{{"add_bos_token", vocab->has_add_bos ? vocab->add_bos : true}};
-          if (vocab->bos >= 0) tc["bos_token"] = vocab->tokens[static_cast<size_t>(vocab->bos)];
-          if (vocab->eos >= 0) tc["eos_token"] = vocab->tokens[static_cast<size_t>(vocab->eos)];
-          if (!chat_template.empty()) tc["chat_template"] = chat_template;
-          write_file_atomic(out / "tokenizer_config.json", tc.dump(2) + "\n");
-        }
-      }
+      if (vocab) write_hf_tokenizer_files(out, *vocab);  // over the byte tokenizer's files
     }
     if (!global.quiet) {
       std::printf("converted %s (%s, loaded in %.2f s) -> %s (%s)\n", o->in.c_str(), model_file_kind_name(m.kind),

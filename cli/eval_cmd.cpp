@@ -27,6 +27,7 @@
 #include "model/peft.h"
 #include "train/lora.h"
 #include "train/model.h"
+#include "train/lora_finetune.h"
 #include "train/trainer.h"
 
 namespace tritter::cli {
@@ -41,60 +42,6 @@ struct EvalArgs {
   double val_fraction = 0.05;
   bool exits = false;
 };
-
-// The validation stream (byte ids, documents ended by <eos>) re-encoded with `tok`: each document's ids then the
-// tokenizer's eos; bytes[i] is what target i counts as (the text it decodes to; 1 for eos).
-struct BpeStream {
-  std::vector<int32_t> ids;
-  std::vector<int32_t> bytes;
-};
-
-BpeStream bpe_stream(const std::vector<uint16_t>& val, const Tokenizer& tok) {
-  BpeStream s;
-  const int32_t eos = tok.special_ids().eos;
-  std::string doc;
-  auto flush = [&] {
-    const std::vector<int32_t> ids = tok.encode(doc, false);
-    for (size_t k = 0; k < ids.size(); ++k) {
-      s.ids.push_back(ids[k]);
-      // The first token through decode(): a SentencePiece decoder strips the space its normalizer prepended.
-      const int32_t one[1] = {ids[k]};
-      s.bytes.push_back(static_cast<int32_t>(k == 0 ? tok.decode(one).size() : tok.token_bytes(ids[k]).size()));
-    }
-    if (eos >= 0) s.ids.push_back(eos), s.bytes.push_back(1);
-    doc.clear();
-  };
-  for (const uint16_t id : val) {
-    if (id == kTokenEos) flush();
-    else if (id >= kTokenByteOffset) doc += static_cast<char>(id - kTokenByteOffset);
-  }
-  if (!doc.empty()) flush();
-  return s;
-}
-
-// Bits per byte of text over stride-T windows of the stream (B per forward; a last partial batch masked).
-double bpe_bits_per_byte(const std::function<double(const int32_t*, const int32_t*)>& loss, const BpeStream& s,
-                         int64_t B, int64_t T, int64_t windows) {
-  std::vector<int32_t> in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
-  double nats = 0, bytes = 0;
-  for (int64_t w0 = 0; w0 < windows; w0 += B) {
-    int64_t valid = 0;
-    double batch_bytes = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t w = w0 + b < windows ? w0 + b : 0;
-      for (int64_t t = 0; t < T; ++t) {
-        const size_t at = static_cast<size_t>(w * T + t);
-        in[static_cast<size_t>(b * T + t)] = s.ids[at];
-        tg[static_cast<size_t>(b * T + t)] = w0 + b < windows ? s.ids[at + 1] : -100;
-        if (w0 + b < windows) batch_bytes += s.bytes[at + 1];
-      }
-      if (w0 + b < windows) ++valid;
-    }
-    nats += loss(in.data(), tg.data()) * static_cast<double>(valid * T);
-    bytes += batch_bytes;
-  }
-  return nats / bytes / std::log(2.0);
-}
 
 void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   // Before anything is read: --seq 0 would divide by zero, a huge --batch would size buffers from it.
@@ -113,7 +60,14 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
   if (!a.ext.empty()) d.extensions = a.ext;
   if (a.split != "all" && a.split != "val") throw_error("eval: --split: found '", a.split, "', expected all or val");
   d.val_fraction = a.split == "all" ? 1.0 : a.val_fraction;
-  const train::TokenData data(d);
+  // The model's own tokenizer reads the text when it has one (a HF/GGUF vocabulary, or `train --tokenizer`'s in a
+  // Tritter file); bits per byte count the text each token stands for.
+  const train::TokenData data = train::finetune_data(path.string(), d, /*vocab_size=*/0);
+  auto check_vocab = [&](int64_t vocab_size) {
+    for (const int32_t id : data.val_ids()) {
+      if (id >= vocab_size) throw_error("eval: token id ", id, " is outside the model's vocab_size ", vocab_size);
+    }
+  };
   const std::string format = src.format;
   double bpb = -1;
   int64_t T = 0, windows = 0;
@@ -135,13 +89,13 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
                              (a.exits || PackedModel::open(path).config().cosine_head());
   if (cosine_packed) {
     const PackedModel m = PackedModel::open(path);
+    check_vocab(m.config().vocab_size);
     T = std::min(a.seq, m.config().max_position_embeddings);
     check_windows();
     knn_eval(m.weights());
     bpb = knn->bits_per_token();
   } else if (format == kPackedFormat || !a.lora.empty() || src.foreign()) {
     // Frozen packed base (+ adapter): the LoRA trainer's forward; no adapter = rank-1 adapter with B = 0, exact.
-    std::unique_ptr<Tokenizer> tok;  // a foreign file's own tokenizer, when it is not the byte tokenizer
     const PackedModel base = [&] {
       if (!src.foreign()) {
         PackedModel m = open_lora_base(path, &ctx->memory);
@@ -149,9 +103,6 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
         return m;
       }
       LoadedModel loaded = load_any_model(path, &ctx->memory, LoadOptions{head_choice_from_name(a.head)});
-      ModelText text = load_model_text(src.kind, path, loaded.folder);
-      if (text.tokenizer->kind() != "byte") tok = std::move(text.tokenizer);
-      if (global.verbose) std::fprintf(stderr, "tokenizer: %s\n", text.where.c_str());
       return std::move(loaded.model);
     }();
     LoraConfig lc;
@@ -171,21 +122,12 @@ void run_eval(const EvalArgs& a, const GlobalOptions& global) {
     T = std::min(a.seq, base.config().max_position_embeddings);
     model.reserve(a.batch, T);
     auto loss = [&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, a.batch, T, 1.0f, false); };
-    if (tok) {
-      const BpeStream s = bpe_stream(data.val(), *tok);
-      windows = std::min(static_cast<int64_t>(s.ids.size() > 0 ? (s.ids.size() - 1) / T : 0), a.windows);
-      if (windows <= 0) throw_error("eval: the data holds fewer than T+1 = ", T + 1, " tokens of the model's tokenizer");
-      for (const int32_t id : s.ids) {
-        if (id >= base.config().vocab_size) throw_error("eval: token id ", id, " is outside the model's vocab_size ", base.config().vocab_size);
-      }
-      bpb = bpe_bits_per_byte(loss, s, a.batch, T, windows);
-    } else {
-      check_windows();
-      bpb = train::evaluate_bits_per_byte(
-        loss, data, a.batch, T, a.windows);
-    }
+    check_vocab(base.config().vocab_size);
+    check_windows();
+    bpb = train::evaluate_bits_per_byte(loss, data, a.batch, T, a.windows);
   } else {
     Checkpoint ck = load_checkpoint(path, &ctx->memory);
+    check_vocab(ck.config.vocab_size);
     T = std::min(a.seq, ck.config.max_position_embeddings);
     check_windows();
     train::TrainModel model(ck.config, *ctx);

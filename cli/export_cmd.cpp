@@ -4,12 +4,14 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "commands.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/gguf_model.h"
 #include "model/hf_folder.h"
+#include "model/model_text.h"
 #include "model/packed_model.h"
 #include "train/trainer.h"
 
@@ -30,15 +32,24 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
     std::filesystem::path path = *src;
     if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
     Checkpoint ck = load_checkpoint(path, &ctx->memory);
-    pack_checkpoint(*out, ck.config, ck.params.as<float>(), PackOptions{});
+    PackOptions po;
+    {
+      const SafeTensorsFile f(path);  // the run's tokenizer (train --tokenizer) goes into every output
+      po.tokenizer_json = tritter_file_tokenizer_json(f);
+      po.add_bos = checkpoint_add_bos(f);
+    }
+    pack_checkpoint(*out, ck.config, ck.params.as<float>(), po);
     if (!global.quiet) {
       std::printf("exported %s -> %s (%s)\n", path.string().c_str(), out->c_str(),
                   format_bytes(static_cast<double>(std::filesystem::file_size(*out))).c_str());
     }
     if (gguf->empty() && hf->empty()) return;
     const PackedModel packed = PackedModel::open(*out);
+    const std::optional<ModelVocab> vocab = model_file_vocab(ModelFileKind::TritterPacked, *out, {});
     if (!gguf->empty()) {
-      write_gguf_model(*gguf, packed.weights(), GgufWriteOptions{});
+      GgufWriteOptions g;
+      if (vocab) g.vocab = &vocab->gguf;
+      write_gguf_model(*gguf, packed.weights(), g);
       if (!global.quiet) std::printf("exported %s -> %s (GGUF)\n", out->c_str(), gguf->c_str());
     }
     if (!hf->empty()) {
@@ -51,6 +62,7 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
       std::filesystem::remove_all(staged);
       try {
         write_hf_folder(staged, packed.weights(), HfWriteOptions{});
+        if (vocab) write_hf_tokenizer_files(staged, *vocab);
         replace_dir_atomic(staged, target);
       } catch (...) {
         std::error_code ec;

@@ -29,8 +29,9 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
       throw_error("pack: output '", opts->out, "' is the input");
     }
     if (fs::is_directory(opts->out)) throw_error("pack: output '", opts->out, "': found a directory, expected a file");
-    const PackOptions po{head_format_from_name(opts->head)};
     SafeTensorsFile in(opts->in);
+    // The checkpoint's own tokenizer (train --tokenizer) goes into the packed file with its add_bos_token.
+    const PackOptions po{head_format_from_name(opts->head), tritter_file_tokenizer_json(in), checkpoint_add_bos(in)};
     const TritterConfig c = config_from_metadata(in, kCheckpointFormat);
     check_checkpoint_tensors(in, c);
     // One writer per output at a time; what a killed pack left beside it (OUT.tmp-PID-N) is removed.

@@ -10,7 +10,9 @@
 #include "commands.h"
 #include "loop_flags.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "model/config.h"
+#include "text/hf_tokenizer.h"
 #include "train/dist.h"
 #include "train/trainer.h"
 
@@ -38,6 +40,7 @@ struct TrainArgs {
   int zero = 1;
   std::string attention = "causal";
   int64_t prefix_length = 0;
+  std::string tokenizer;  // tokenizer.json (or a folder holding one); "" = the byte tokenizer
   LoopArgs loop = [] {
     LoopArgs l;
     l.steps = 1000;
@@ -76,11 +79,21 @@ void run_train(const TrainArgs& a, CLI::App* cmd, const GlobalOptions& global) {
     if (given("--attention") || given("--prefix-length")) {
       throw_error("train: --attention and --prefix-length are the run's own (", o.attention, "); a resumed run keeps them");
     }
+    if (given("--tokenizer")) {
+      throw_error("train: --tokenizer is the run's own (kept in its checkpoints); a resumed run keeps it");
+    }
   } else {
     if (l.data.empty()) throw_error("train: --data: none given, expected files or directories");
     if (l.out.empty()) throw_error("train: --out: none given, expected a directory for checkpoints");
     o.config = resolve_model_config(a.config);
     if (a.no_quant) o.config.quant = false;
+    if (!a.tokenizer.empty()) {
+      // The embedding and head get one row per token of the tokenizer: its size is the model's vocab_size.
+      std::filesystem::path tj = a.tokenizer;
+      if (std::filesystem::is_directory(tj)) tj /= "tokenizer.json";
+      o.tokenizer_json = read_file_bytes(tj.string());
+      o.config.vocab_size = parse_tokenizer_json(o.tokenizer_json, "train: --tokenizer '" + tj.string() + "'")->vocab_size();
+    }
     if (l.seq > o.config.max_position_embeddings) o.config.max_position_embeddings = l.seq;
     o.config.validate();
     apply_loop_flags(l, o);
@@ -144,6 +157,9 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
                 "sequence see each other, the loss counts only what follows")
       ->capture_default_str();
   c->add_option("--prefix-length", a->prefix_length, "The prefix of --attention prefix_lm (1 .. --seq - 1)");
+  c->add_option("--tokenizer", a->tokenizer,
+                "A tokenizer.json (or a folder with one), e.g. from `tritter train-tokenizer`: the model reads its "
+                "tokens (vocab_size becomes its size) and keeps it in every checkpoint and packed file. Default: bytes");
   c->add_option("--zero", a->zero,
                  "Under mpirun: 1 = AdamW moments sharded across the ranks (ZeRO-1), 0 = replicated on every rank")
       ->capture_default_str();

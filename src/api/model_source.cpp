@@ -75,8 +75,7 @@ ModelSource resolve_model_source(const std::string& path) {
                 "folder (config.json beside it) or a GGUF file");
   }
   src.kind = src.format == kPackedFormat ? ModelFileKind::TritterPacked : ModelFileKind::TritterCheckpoint;
-  const auto bos = f.metadata().find("add_bos_token");
-  src.add_bos = src.packed() ? packed_add_bos(f) : bos != f.metadata().end() && bos->second == "true";
+  src.add_bos = src.packed() ? packed_add_bos(f) : checkpoint_add_bos(f);
   return src;
 }
 

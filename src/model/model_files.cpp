@@ -122,7 +122,7 @@ LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const L
       PackedModel m = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
         checkpoint_tensor_values(f, info, out);
       }, PackOptions{head_for(false)}, account);
-      return finish(std::move(m), false, {});
+      return finish(std::move(m), checkpoint_add_bos(f), {});
     }
     case ModelFileKind::HfFolder: {
       const fs::path dir = fs::is_directory(path) ? path : path.parent_path();
@@ -243,7 +243,7 @@ void model_head_values(float* out, const ModelWeights& w) {
   }
 }
 
-void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos) {
+void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos, const std::string& tokenizer_json) {
   const TritterConfig& c = w.config;
   const auto table = tensor_table(c);
   auto plain = [&](const TensorInfo& info) -> const float* {
@@ -284,11 +284,8 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   if (i8_head) f32.push_back({"lm_head.row_scale", DType::F32, {V}, w.head.row_scale, {}});
   u8.insert(u8.end(), f32.begin(), f32.end());
   if (i8_head) u8.push_back({"lm_head.qweight", DType::I8, {V, D}, w.head.i8, {}});
-  write_safetensors(path, u8, {{"format", kPackedFormat},
-                               {"config", config_to_json(c, /*model_only=*/true).dump()},
-                               {"qweight_layout", "T16"},
-                               {"head", i8_head ? "i8" : "f32"},
-                               {"add_bos_token", add_bos ? "true" : "false"}});
+  const PackOptions meta{i8_head ? HeadFormat::I8 : HeadFormat::F32, tokenizer_json, add_bos};
+  write_safetensors(path, u8, packed_metadata(c, meta));
 }
 
 }  // namespace tritter

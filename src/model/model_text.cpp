@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
+#include "model/packed_model.h"
 #include "text/byte_tokenizer.h"
 #include "text/chat_template.h"
 #include "text/hf_tokenizer.h"
@@ -157,10 +159,23 @@ ModelText load_model_text(ModelFileKind kind, const fs::path& path, const fs::pa
   ModelText m;
   switch (kind) {
     case ModelFileKind::TritterPacked:
-    case ModelFileKind::TritterCheckpoint:
-      byte_defaults(m);
-      m.where = "byte tokenizer (Tritter's own file)";
+    case ModelFileKind::TritterCheckpoint: {
+      const SafeTensorsFile f(path);
+      const std::string tj = tritter_file_tokenizer_json(f);
+      if (tj.empty()) {
+        byte_defaults(m);
+        m.where = "byte tokenizer (Tritter's own file)";
+        break;
+      }
+      m.where = "file '" + path.string() + "': __metadata__ " + kTokenizerMetadataKey;
+      m.tokenizer = parse_tokenizer_json(tj, m.where);
+      if (is_byte_tokenizer(*m.tokenizer)) byte_defaults(m);
+      m.add_bos = kind == ModelFileKind::TritterPacked ? packed_add_bos(f) : checkpoint_add_bos(f);
+      const SpecialTokenIds& ids = m.tokenizer->special_ids();
+      if (ids.bos >= 0) m.bos_token = m.tokenizer->token_piece(ids.bos);
+      if (ids.eos >= 0) m.eos_token = m.tokenizer->token_piece(ids.eos);
       break;
+    }
     case ModelFileKind::HfFolder: {
       const fs::path tj = folder / "tokenizer.json", tc = folder / "tokenizer_config.json";
       const fs::path gc = folder / "generation_config.json";
@@ -210,6 +225,65 @@ ModelText load_model_text(ModelFileKind kind, const fs::path& path, const fs::pa
   add_end(m.end_ids, m.tokenizer->special_ids().eos);
   for (int32_t id : m.generation.eos_token_ids) add_end(m.end_ids, id);
   return m;
+}
+
+std::optional<ModelVocab> model_file_vocab(ModelFileKind kind, const fs::path& path, const fs::path& folder) {
+  ModelVocab v;
+  switch (kind) {
+    case ModelFileKind::HfFolder: {
+      const fs::path tj = folder / "tokenizer.json", tc = folder / "tokenizer_config.json";
+      if (!fs::exists(tj)) return std::nullopt;
+      const ModelText text = load_model_text(kind, path, folder);
+      if (text.tokenizer->kind() == "byte") return std::nullopt;
+      const std::optional<TokenizerConfig> config =
+          fs::exists(tc) ? std::optional<TokenizerConfig>(load_tokenizer_config(tc.string())) : std::nullopt;
+      v.tokenizer_json = read_text(tj);
+      v.gguf = gguf_vocab_from_tokenizer_json(v.tokenizer_json, tj.string(), config ? &*config : nullptr);
+      v.chat_template = text.chat_template;
+      v.add_bos = text.add_bos;
+      v.hf_folder = folder;
+      return v;
+    }
+    case ModelFileKind::Gguf: {
+      const GgufFile f(path);
+      v.gguf = gguf_vocab(f);
+      if (gguf_vocab_is_byte_tokenizer(v.gguf)) return std::nullopt;
+      if (f.find_value("tokenizer.chat_template")) v.chat_template = f.get_string("tokenizer.chat_template");
+      v.tokenizer_json = gguf_vocab_tokenizer_json(v.gguf);
+      v.add_bos = v.gguf.has_add_bos ? v.gguf.add_bos : true;
+      return v;
+    }
+    case ModelFileKind::TritterPacked:
+    case ModelFileKind::TritterCheckpoint: {
+      const ModelText text = load_model_text(kind, path, folder);
+      if (text.tokenizer->kind() == "byte") return std::nullopt;
+      v.tokenizer_json = tritter_file_tokenizer_json(SafeTensorsFile(path));
+      TokenizerConfig config;
+      config.has_add_bos_token = true;
+      config.add_bos_token = v.add_bos = text.add_bos;
+      config.bos_token = text.bos_token;
+      config.eos_token = text.eos_token;
+      v.gguf = gguf_vocab_from_tokenizer_json(v.tokenizer_json, text.where, &config);
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+void write_hf_tokenizer_files(const fs::path& dir, const ModelVocab& v) {
+  if (!v.hf_folder.empty()) {
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+      if (fs::exists(v.hf_folder / name)) write_file_atomic(dir / name, read_text(v.hf_folder / name));
+    }
+    return;
+  }
+  write_file_atomic(dir / "tokenizer.json", v.tokenizer_json);
+  json tc{{"add_bos_token", v.add_bos}};
+  const GgufVocab& g = v.gguf;
+  if (g.bos >= 0 && static_cast<size_t>(g.bos) < g.tokens.size()) tc["bos_token"] = g.tokens[static_cast<size_t>(g.bos)];
+  if (g.eos >= 0 && static_cast<size_t>(g.eos) < g.tokens.size()) tc["eos_token"] = g.tokens[static_cast<size_t>(g.eos)];
+  if (!v.chat_template.empty()) tc["chat_template"] = v.chat_template;
+  write_file_atomic(dir / "tokenizer_config.json", tc.dump(2) + "\n");
 }
 
 }  // namespace tritter

@@ -48,4 +48,20 @@ GgufVocab gguf_vocab(const GgufFile& f);
 // For `path` of this kind (folder: a HF folder's directory).
 ModelText load_model_text(ModelFileKind kind, const std::filesystem::path& path, const std::filesystem::path& folder);
 
+// A model file's own vocabulary, for writing the model in another container (convert, export): what a GGUF
+// stores as tokenizer.ggml.*, what a HF folder or Tritter file stores as tokenizer.json, and the chat template.
+// nullopt when the file uses Tritter's byte tokenizer (every writer's default).
+struct ModelVocab {
+  GgufVocab gguf;
+  std::string tokenizer_json;
+  std::string chat_template;
+  bool add_bos = false;
+  std::filesystem::path hf_folder;  // a HF source: its tokenizer files are copied as they are
+};
+std::optional<ModelVocab> model_file_vocab(ModelFileKind kind, const std::filesystem::path& path,
+                                           const std::filesystem::path& folder);
+// Writes DIR/tokenizer.json and DIR/tokenizer_config.json for `v` (a HF source's own files copied, with its
+// generation_config.json), over the byte tokenizer's that write_hf_folder wrote.
+void write_hf_tokenizer_files(const std::filesystem::path& dir, const ModelVocab& v);
+
 }  // namespace tritter

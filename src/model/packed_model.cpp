@@ -141,13 +141,6 @@ class PackStream {
   std::vector<int8_t> head_q_;
 };
 
-std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const PackOptions& options) {
-  return {{"format", kPackedFormat},
-          {"config", config_to_json(c, /*model_only=*/true).dump()},
-          {"qweight_layout", "T16"},
-          {"head", head_format_name(options.head)},
-          {"add_bos_token", "false"}};
-}
 
 
 // Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
@@ -251,6 +244,16 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
 }
 
 }  // namespace
+
+std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const PackOptions& options) {
+  std::map<std::string, std::string> meta{{"format", kPackedFormat},
+                                          {"config", config_to_json(c, /*model_only=*/true).dump()},
+                                          {"qweight_layout", "T16"},
+                                          {"head", head_format_name(options.head)},
+                                          {"add_bos_token", options.add_bos ? "true" : "false"}};
+  if (!options.tokenizer_json.empty()) meta[kTokenizerMetadataKey] = options.tokenizer_json;
+  return meta;
+}
 
 void quantize_head_rows(int8_t* q, float* scale, const float* w, int64_t V, int64_t D, const std::string& where) {
   parallel_for(0, V, [&](int64_t v, int) {
@@ -460,6 +463,16 @@ const TernaryMatrix& layer_matrix(const LayerWeights& L, Proj p) {
 TernaryMatrix* layer_matrix_slot(LayerWeights& L, const std::string& k) { return L.proj_slot(k); }
 
 const float** layer_norm_slot(LayerWeights& L, const std::string& k) { return L.norm_slot(k); }
+
+std::string tritter_file_tokenizer_json(const SafeTensorsFile& file) {
+  auto it = file.metadata().find(kTokenizerMetadataKey);
+  return it == file.metadata().end() ? std::string() : it->second;
+}
+
+bool checkpoint_add_bos(const SafeTensorsFile& file) {
+  auto it = file.metadata().find("add_bos_token");
+  return it != file.metadata().end() && it->second == "true";
+}
 
 bool packed_add_bos(const SafeTensorsFile& file) {
   auto it = file.metadata().find("add_bos_token");

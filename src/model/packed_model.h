@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -50,11 +52,19 @@ struct ModelWeights {
 };
 
 struct PackOptions {
+  // A constructor rather than an aggregate: PackOptions{HeadFormat::I8} stays the common spelling.
+  PackOptions(HeadFormat head_format = HeadFormat::F32, std::string tokenizer = {}, bool bos = false)
+      : head(head_format), tokenizer_json(std::move(tokenizer)), add_bos(bos) {}
   HeadFormat head = HeadFormat::F32;
+  std::string tokenizer_json;  // the model's tokenizer.json text, stored in the file; "" for the byte tokenizer
+  bool add_bos = false;        // prompts start with <bos> (the tokenizer's; Tritter's trainer adds none)
 };
 
 // Produces the fp32 values of table tensor `index` (info) into out (info.numel()).
 using TensorProducer = std::function<void(float* out, const TensorInfo& info, size_t index)>;
+
+// The packed file's __metadata__: format, config, qweight_layout, head, add_bos_token and the tokenizer if any.
+std::map<std::string, std::string> packed_metadata(const TritterConfig& config, const PackOptions& options);
 
 // Writes the packed file atomically, producing one tensor at a time. Throws Error on non-finite weights.
 void write_packed_model(const std::filesystem::path& path, const TritterConfig& config, const TensorProducer& produce,
@@ -114,6 +124,14 @@ const float** layer_norm_slot(LayerWeights& layer, const std::string& kind);
 // Tritter writes "false": its trainer starts documents without <bos> (each ends with <eos>), so <bos> is a token
 // the model never saw. Files without the key (written before it existed) get true.
 bool packed_add_bos(const SafeTensorsFile& file);
+// A checkpoint's add_bos_token (written by `train --tokenizer` runs); absent: false, as Tritter's trainer adds none.
+bool checkpoint_add_bos(const SafeTensorsFile& file);
+
+// A Tritter file's own tokenizer (packed files and checkpoints of a model trained with `train --tokenizer`): the
+// tokenizer.json text under __metadata__ key "tokenizer", so the file is the whole model, text included. "" when
+// the file uses the byte tokenizer.
+inline constexpr const char* kTokenizerMetadataKey = "tokenizer";
+std::string tritter_file_tokenizer_json(const SafeTensorsFile& file);
 
 // "<prefix>.qweight" for "<prefix>.weight".
 std::string qweight_name(const std::string& weight_name);

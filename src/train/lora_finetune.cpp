@@ -132,42 +132,16 @@ void load_finetune_checkpoint(const fs::path& dir, LoraModel& m, AdamW& adam, Tr
   read_train_state(dir, st, adam);
 }
 
-// Bits per byte of text over the validation windows (at most max_windows, B per forward, a last partial batch
-// masked): each batch's mean loss times its targets, over the bytes its targets count as (TokenData::
-// val_window_bytes). For byte tokens this is evaluate_bits_per_byte's figure; it is used for a model's tokenizer.
-double finetune_text_bits_per_byte(const std::function<double(const int32_t*, const int32_t*)>& loss,
-                                   const TokenData& data, int64_t B, int64_t T, int64_t max_windows) {
-  const int64_t windows = std::min(data.val_windows(T), max_windows);
-  if (windows <= 0) return -1.0;
-  std::vector<int32_t> tok(static_cast<size_t>(T + 1)), in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
-  double nats = 0, bytes = 0;
-  for (int64_t w0 = 0; w0 < windows; w0 += B) {
-    int64_t valid = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t w = w0 + b;
-      data.val_window(w < windows ? w : 0, T, tok.data());
-      for (int64_t t = 0; t < T; ++t) {
-        in[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(t)];
-        tg[static_cast<size_t>(b * T + t)] = w < windows ? tok[static_cast<size_t>(t + 1)] : -100;
-      }
-      if (w < windows) ++valid, bytes += static_cast<double>(data.val_window_bytes(w, T));
-    }
-    nats += loss(in.data(), tg.data()) * static_cast<double>(valid * T);
-  }
-  return bytes > 0 ? nats / bytes / std::log(2.0) : -1.0;
-}
-
 }  // namespace
 
 TokenData finetune_data(const std::string& base, const DataOptions& data, int64_t vocab_size) {
   const ModelFileKind kind = detect_model_file(base);
-  if (kind != ModelFileKind::HfFolder && kind != ModelFileKind::Gguf) return TokenData(data);
   const ModelText text = load_model_text(kind, base, kind == ModelFileKind::HfFolder ? base : "");
-  if (text.tokenizer->kind() == "byte") return TokenData(data);  // Tritter's vocabulary in a HF/GGUF file
+  if (text.tokenizer->kind() == "byte") return TokenData(data);  // Tritter's byte vocabulary, whatever the file
   TokenData d(data, *text.tokenizer, text.add_bos);
   for (const auto* ids : {&d.train_ids(), &d.val_ids()}) {
     for (const int32_t id : *ids) {
-      if (id < 0 || id >= vocab_size) {
+      if (id < 0 || (vocab_size > 0 && id >= vocab_size)) {
         throw_error("finetune: base '", base, "': its tokenizer (", text.where, ") gave token id ", id,
                     ", expected one below the model's vocab_size ", vocab_size);
       }
@@ -244,7 +218,6 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   model.reserve(B, T, opt.recompute);
   auto eval = [&]() {
     const auto loss = [&](const int32_t* in, const int32_t* tg) { return model.forward(in, tg, B, T, 1.0f, false); };
-    if (data.model_tokens()) return finetune_text_bits_per_byte(loss, data, B, T, opt.eval_windows);
     return evaluate_bits_per_byte(loss, data, B, T, opt.eval_windows);
   };
   if (resume_from.empty() && opt.eval_every >= 0) {

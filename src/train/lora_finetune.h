@@ -40,7 +40,8 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& options, const 
 // The data a fine-tune of `base` trains on, as run_finetune reads it: Tritter's byte tokens for a base with the
 // byte vocabulary (every Tritter file), else the base's own tokenizer (a HF folder's tokenizer.json or a GGUF
 // file's vocabulary, model/model_text.h) with <bos> as the base adds it. Throws Error naming the id when a token
-// is outside vocab_size (a tokenizer larger than the model's embedding).
+// is outside vocab_size (a tokenizer larger than the model's embedding; 0: not checked). `tritter eval` reads its
+// data the same way.
 TokenData finetune_data(const std::string& base, const DataOptions& data, int64_t vocab_size);
 // Options stored in a fine-tune checkpoint directory's state.json.
 FinetuneOptions read_finetune_options(const std::filesystem::path& ckpt_dir);

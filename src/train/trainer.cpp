@@ -18,6 +18,8 @@
 #include "io/temp_dir.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/packed_model.h"
+#include "text/hf_tokenizer.h"
 
 namespace tritter::train {
 
@@ -234,7 +236,12 @@ void save_train_checkpoint(const fs::path& out_dir, const TrainOptions& options,
   // after space is freed needs nothing but the last whole checkpoint.
   TempDirGuard guard{tmp_dir};
   const auto params = std::as_const(model).params();
-  save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, {{"step", std::to_string(state.step)}});
+  std::map<std::string, std::string> meta{{"step", std::to_string(state.step)}};
+  if (!options.tokenizer_json.empty()) {
+    meta[kTokenizerMetadataKey] = options.tokenizer_json;
+    meta["add_bos_token"] = "false";  // documents are read without <bos> (each ends with the tokenizer's eos)
+  }
+  save_checkpoint(tmp_dir / "model.safetensors", model.config(), params, meta);
   std::vector<SafeTensorOut> moments;
   for (int which = 0; which < 2; ++which) {
     for (const auto& t : model.table()) {
@@ -314,7 +321,9 @@ TrainOptions read_checkpoint_options(const fs::path& ckpt_dir) {
   } catch (const json::exception& e) {
     throw_error("checkpoint '", ckpt_dir.string(), "': state.json: not valid JSON: ", json_error_text(e));
   }
-  return train_options_from_json(field(st, "options", "checkpoint '" + ckpt_dir.string() + "' state.json"));
+  TrainOptions o = train_options_from_json(field(st, "options", "checkpoint '" + ckpt_dir.string() + "' state.json"));
+  o.tokenizer_json = tritter_file_tokenizer_json(SafeTensorsFile(ckpt_dir / "model.safetensors"));
+  return o;
 }
 
 void load_train_checkpoint(const fs::path& ckpt_dir, TrainModel& model, AdamW& adam, TrainState& state) {
@@ -347,8 +356,8 @@ double evaluate_windows(const Forward& forward, const TokenData& data, int64_t B
   const int64_t windows = std::min(data.val_windows(T), max_windows);
   if (windows <= 0) return -1.0;
   std::vector<int32_t> tok(static_cast<size_t>(T + 1)), in(static_cast<size_t>(B * T)), tg(static_cast<size_t>(B * T));
-  double nats = 0;
-  int64_t count = 0;
+  // Nats over the bytes the targets stand for: one per byte token, the decoded text of each BPE token.
+  double nats = 0, bytes = 0;
   for (int64_t w0 = 0; w0 < windows; w0 += B) {
     int64_t valid_rows = 0;
     for (int64_t b = 0; b < B; ++b) {
@@ -358,13 +367,12 @@ double evaluate_windows(const Forward& forward, const TokenData& data, int64_t B
         in[static_cast<size_t>(b * T + t)] = tok[static_cast<size_t>(t)];
         tg[static_cast<size_t>(b * T + t)] = w < windows ? tok[static_cast<size_t>(t + 1)] : -100;
       }
-      if (w < windows) ++valid_rows;
+      if (w < windows) ++valid_rows, bytes += static_cast<double>(data.val_window_bytes(w, T));
     }
     const double loss = forward(in.data(), tg.data());
     nats += loss * static_cast<double>(valid_rows * T);
-    count += valid_rows * T;
   }
-  return nats / static_cast<double>(count) / std::log(2.0);
+  return bytes > 0 ? nats / bytes / std::log(2.0) : -1.0;
 }
 }  // namespace
 
@@ -602,7 +610,15 @@ TrainResult run_training(Context& ctx, const TrainOptions& opt_in, const fs::pat
   } else {
     model.init_weights(opt.seed);
   }
-  const TokenData data(opt.data);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!opt.tokenizer_json.empty()) {
+    tokenizer = parse_tokenizer_json(opt.tokenizer_json, "train: the run's tokenizer.json");
+    if (tokenizer->vocab_size() > opt.config.vocab_size) {
+      throw_error("train: the tokenizer has ", tokenizer->vocab_size(), " tokens, expected at most the model's vocab_size ",
+                  opt.config.vocab_size);
+    }
+  }
+  const TokenData data = tokenizer ? TokenData(opt.data, *tokenizer, /*add_bos=*/false) : TokenData(opt.data);
   const DataStats& ds = data.stats();
   print(detail::concat("data: ", ds.files, " files, ", ds.documents, " documents (", ds.train_docs, " train / ",
                        ds.val_docs, " val), ", ds.train_tokens, " train tokens, ", ds.val_tokens, " val tokens"));

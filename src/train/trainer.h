@@ -70,6 +70,10 @@ struct TrainOptions {
   // A fresh run into an out_dir that holds a run replaces it (its checkpoints go once the new run's first one is
   // whole); without it such an out_dir is refused. Not saved in checkpoints.
   bool overwrite = false;
+  // The model's tokenizer (a Hugging Face tokenizer.json text, e.g. from `tritter train-tokenizer`); "" trains on
+  // bytes with the byte tokenizer. Kept in every checkpoint's model.safetensors (and so in the packed file), not
+  // in state.json: a resumed run reads it from there.
+  std::string tokenizer_json;
 };
 nlohmann::json train_options_to_json(const TrainOptions& o);
 TrainOptions train_options_from_json(const nlohmann::json& j);

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   for (const char* d : {"packed_model_seeds", "checkpoint_seeds", "peft_adapter_seeds", "config_json_seeds"}) {
     fs::create_directories(dir / d);
   }
-  pack_checkpoint(dir / "packed_model_seeds/tiny_f32_head.tritter", config, params, {.head = HeadFormat::F32});
-  pack_checkpoint(dir / "packed_model_seeds/tiny_i8_head.tritter", config, params, {.head = HeadFormat::I8});
+  pack_checkpoint(dir / "packed_model_seeds/tiny_f32_head.tritter", config, params, PackOptions{HeadFormat::F32});
+  pack_checkpoint(dir / "packed_model_seeds/tiny_i8_head.tritter", config, params, PackOptions{HeadFormat::I8});
   save_checkpoint(dir / "checkpoint_seeds/tiny_bf16.safetensors", config, params, {}, DType::BF16);
   save_checkpoint(dir / "checkpoint_seeds/tiny_f16.safetensors", config, params, {}, DType::F16);
   write_file_atomic(dir / "config_json_seeds/tiny.json", config_to_json(config).dump(2) + "\n");
