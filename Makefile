@@ -11,6 +11,9 @@ SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$
 # code the smaller tests and the fuzz targets already take through (they still run in build/).
 SAN_EXCLUDE ?= HfTokenizerReference|TwoGigabyte
 FUZZ_SECONDS ?= 10
+# libFuzzer's seed: fixed for `make sanitize` (and so `make test`: the same inputs on every clean run), random (0)
+# for `make fuzz`.
+FUZZ_SEED ?= 1
 
 .PHONY: demo test setup build sanitize fuzz san-configure
 setup:
@@ -31,11 +34,12 @@ san-configure: setup
 
 fuzz: san-configure
 	cmake --build $(SAN_BUILD) -j $(JOBS) --target fuzz
-	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^fuzz$$'
+	cd $(SAN_BUILD) && TRITTER_FUZZ_SEED=0 ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^fuzz$$'
 
 sanitize: san-configure
 	cmake --build $(SAN_BUILD) -j $(JOBS) --target $(SAN_TARGETS)
-	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L '^($(SAN_LABELS)|fuzz)$$' -E '$(SAN_EXCLUDE)'
+	cd $(SAN_BUILD) && TRITTER_FUZZ_SEED=$(FUZZ_SEED) ctest --output-on-failure -j $(JOBS) --timeout 600 \
+	  -L '^($(SAN_LABELS)|fuzz)$$' -E '$(SAN_EXCLUDE)'
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
