@@ -136,12 +136,11 @@ void add_tokenize_command(CLI::App& app, GlobalOptions&) {
     if (!opts->model.empty()) {
       const ModelSource src = resolve_model_source(opts->model);
       model_bos = src.add_bos;
-      if (src.foreign()) {
-        // Tritter's byte vocabulary in a HF/GGUF file prints as the byte tokenizer below.
-        const ModelText text = load_model_text(src.kind, src.file, src.kind == ModelFileKind::HfFolder ? src.file : "");
-        if (text.tokenizer->kind() != "byte") return run_with_model_text(*opts, src);
-        model_bos = text.add_bos;
-      }
+      // A file's own vocabulary (a HF/GGUF one, or `train --tokenizer`'s in a Tritter file); the byte vocabulary,
+      // in whatever file, prints as the byte tokenizer below.
+      const ModelText text = load_model_text(src.kind, src.file, src.kind == ModelFileKind::HfFolder ? src.file : "");
+      if (text.tokenizer->kind() != "byte") return run_with_model_text(*opts, src);
+      if (src.foreign()) model_bos = text.add_bos;
     }
     if (!opts->decode.empty()) {
       const std::vector<int32_t> ids = parse_id_list(opts->decode);

@@ -159,7 +159,7 @@ Model Model::random(const std::string& preset, uint64_t seed) {
   m->packed.emplace(PackedModel::in_memory(m->config, [&](float* out, const TensorInfo& info, size_t) {
     std::memcpy(out, params.data() + info.offset, static_cast<size_t>(info.numel()) * sizeof(float));
   }, PackOptions{}, &m->memory));
-  m->text = load_model_text(ModelFileKind::TritterPacked, {}, {});
+  m->text = byte_model_text();
   parse_chat_template(*m);
   return Model(std::move(m));  // add_bos false, as the packed files Tritter writes say
 }

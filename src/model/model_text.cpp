@@ -86,6 +86,12 @@ void add_end(std::vector<int32_t>& ids, int32_t id) {
   if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
 }
 
+// The ids that end a turn by the tokenizer's own account: its end-of-generation controls and eos.
+void add_tokenizer_ends(ModelText& m) {
+  for (int32_t id : m.tokenizer->special_ids().end_of_generation) add_end(m.end_ids, id);
+  add_end(m.end_ids, m.tokenizer->special_ids().eos);
+}
+
 }  // namespace
 
 GenerationConfig parse_generation_config(const std::string& text, const std::string& where) {
@@ -155,6 +161,14 @@ GgufVocab gguf_vocab(const GgufFile& f) {
   return v;
 }
 
+ModelText byte_model_text() {
+  ModelText m;
+  byte_defaults(m);
+  m.where = "byte tokenizer";
+  add_tokenizer_ends(m);
+  return m;
+}
+
 ModelText load_model_text(ModelFileKind kind, const fs::path& path, const fs::path& folder) {
   ModelText m;
   switch (kind) {
@@ -221,8 +235,7 @@ ModelText load_model_text(ModelFileKind kind, const fs::path& path, const fs::pa
       break;
     }
   }
-  for (int32_t id : m.tokenizer->special_ids().end_of_generation) add_end(m.end_ids, id);
-  add_end(m.end_ids, m.tokenizer->special_ids().eos);
+  add_tokenizer_ends(m);
   for (int32_t id : m.generation.eos_token_ids) add_end(m.end_ids, id);
   return m;
 }

@@ -45,6 +45,8 @@ struct ModelText {
 
 // The GGUF tokenizer.ggml.* keys. Errors name the file, the key, the type found and the type expected.
 GgufVocab gguf_vocab(const GgufFile& f);
+// Tritter's byte tokenizer with its built-in chat format (a model made in memory).
+ModelText byte_model_text();
 // For `path` of this kind (folder: a HF folder's directory).
 ModelText load_model_text(ModelFileKind kind, const std::filesystem::path& path, const std::filesystem::path& folder);
 

