@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/model_files.h"
 #include "model/packed_model.h"
+#include "text/hf_tokenizer.h"
 
 namespace tritter::cli {
 
@@ -138,6 +139,12 @@ void add_inspect_command(CLI::App& app, GlobalOptions&) {
           continue;
         } catch (const nlohmann::json::exception&) {
         }
+      }
+      if (k == kTokenizerMetadataKey) {  // a whole tokenizer.json: its summary, not its text
+        const auto tok = parse_tokenizer_json(v, opts->file + ": __metadata__ tokenizer");
+        std::printf("tokenizer: %s, %lld ids (%s of tokenizer.json)\n", tok->kind().c_str(),
+                    static_cast<long long>(tok->vocab_size()), format_bytes(static_cast<double>(v.size())).c_str());
+        continue;
       }
       std::printf("%s: %s\n", k.c_str(), v.c_str());
     }

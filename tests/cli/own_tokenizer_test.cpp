@@ -85,6 +85,9 @@ TEST(OwnTokenizer, TrainExportGenerateEvalKeepTheTokenizer) {
   r = test::run_cli("export " + dir + "/run -o " + dir + "/m.tpk --gguf " + dir + "/m.gguf --hf " + dir + "/hf");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(tritter_file_tokenizer_json(SafeTensorsFile(tmp / "m.tpk")), tok_text);
+  r = test::run_cli("inspect " + dir + "/m.tpk");  // a summary line, not the tokenizer.json text
+  EXPECT_NE(r.output.find(", 320 ids ("), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("\"merges\""), std::string::npos);
 
   // The same ids from the tokenizer file and from each container.
   const std::string text = "def handle(request):\n    return None\n";
