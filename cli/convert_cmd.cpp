@@ -2,7 +2,7 @@
 // it writes, chosen by OUT: *.gguf → GGUF (TQ2_0 matrices), *.safetensors → Tritter's packed file, anything else →
 // a Hugging Face folder. Ternary codes and scales carry over bit for bit; only --embed q8_0/f16 or --dtype
 // bf16/f16 round the embeddings and gains. A file's own BPE vocabulary goes into the GGUF's tokenizer.ggml.*, the
-// folder's tokenizer files or the packed file's tokenizer (with the chat template, except into a packed file).
+// folder's tokenizer files or the packed file's tokenizer, with its chat template.
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -60,7 +60,8 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
       write_gguf_model(out, m.model.weights(), g);
       kind = "gguf";
     } else if (out.extension() == ".safetensors") {
-      write_packed_weights(out, m.model.weights(), vocab ? vocab->add_bos : m.add_bos, vocab ? vocab->tokenizer_json : "");
+      write_packed_weights(out, m.model.weights(), vocab ? vocab->add_bos : m.add_bos, vocab ? vocab->tokenizer_json : "",
+                           vocab ? vocab->chat_template : "");
       kind = "tritter-packed";
     } else {
       HfWriteOptions h;

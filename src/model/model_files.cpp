@@ -243,7 +243,8 @@ void model_head_values(float* out, const ModelWeights& w) {
   }
 }
 
-void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos, const std::string& tokenizer_json) {
+void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos, const std::string& tokenizer_json,
+                          const std::string& chat_template) {
   const TritterConfig& c = w.config;
   const auto table = tensor_table(c);
   auto plain = [&](const TensorInfo& info) -> const float* {
@@ -284,7 +285,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   if (i8_head) f32.push_back({"lm_head.row_scale", DType::F32, {V}, w.head.row_scale, {}});
   u8.insert(u8.end(), f32.begin(), f32.end());
   if (i8_head) u8.push_back({"lm_head.qweight", DType::I8, {V, D}, w.head.i8, {}});
-  const PackOptions meta{i8_head ? HeadFormat::I8 : HeadFormat::F32, tokenizer_json, add_bos};
+  const PackOptions meta{i8_head ? HeadFormat::I8 : HeadFormat::F32, tokenizer_json, add_bos, chat_template};
   write_safetensors(path, u8, packed_metadata(c, meta));
 }
 

@@ -183,8 +183,15 @@ ModelText load_model_text(ModelFileKind kind, const fs::path& path, const fs::pa
       }
       m.where = "file '" + path.string() + "': __metadata__ " + kTokenizerMetadataKey;
       m.tokenizer = parse_tokenizer_json(tj, m.where);
-      if (is_byte_tokenizer(*m.tokenizer)) byte_defaults(m);
       m.add_bos = kind == ModelFileKind::TritterPacked ? packed_add_bos(f) : checkpoint_add_bos(f);
+      if (is_byte_tokenizer(*m.tokenizer)) {  // Tritter's byte vocabulary written out as a tokenizer.json
+        byte_defaults(m);
+        break;
+      }
+      if (auto ct = f.metadata().find(kChatTemplateMetadataKey); ct != f.metadata().end()) {
+        m.chat_template = ct->second;
+        m.chat_template_where = "file '" + path.string() + "': __metadata__ " + kChatTemplateMetadataKey;
+      }
       const SpecialTokenIds& ids = m.tokenizer->special_ids();
       if (ids.bos >= 0) m.bos_token = m.tokenizer->token_piece(ids.bos);
       if (ids.eos >= 0) m.eos_token = m.tokenizer->token_piece(ids.eos);
@@ -271,6 +278,7 @@ std::optional<ModelVocab> model_file_vocab(ModelFileKind kind, const fs::path& p
       const ModelText text = load_model_text(kind, path, folder);
       if (text.tokenizer->kind() == "byte") return std::nullopt;
       v.tokenizer_json = tritter_file_tokenizer_json(SafeTensorsFile(path));
+      v.chat_template = text.chat_template;
       TokenizerConfig config;
       config.has_add_bos_token = true;
       config.add_bos_token = v.add_bos = text.add_bos;

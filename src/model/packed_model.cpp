@@ -252,6 +252,9 @@ std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const
                                           {"head", head_format_name(options.head)},
                                           {"add_bos_token", options.add_bos ? "true" : "false"}};
   if (!options.tokenizer_json.empty()) meta[kTokenizerMetadataKey] = options.tokenizer_json;
+  if (!options.tokenizer_json.empty() && !options.chat_template.empty()) {
+    meta[kChatTemplateMetadataKey] = options.chat_template;
+  }
   return meta;
 }
 

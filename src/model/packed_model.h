@@ -53,11 +53,13 @@ struct ModelWeights {
 
 struct PackOptions {
   // A constructor rather than an aggregate: PackOptions{HeadFormat::I8} stays the common spelling.
-  PackOptions(HeadFormat head_format = HeadFormat::F32, std::string tokenizer = {}, bool bos = false)
-      : head(head_format), tokenizer_json(std::move(tokenizer)), add_bos(bos) {}
+  PackOptions(HeadFormat head_format = HeadFormat::F32, std::string tokenizer = {}, bool bos = false,
+              std::string chat = {})
+      : head(head_format), tokenizer_json(std::move(tokenizer)), add_bos(bos), chat_template(std::move(chat)) {}
   HeadFormat head = HeadFormat::F32;
   std::string tokenizer_json;  // the model's tokenizer.json text, stored in the file; "" for the byte tokenizer
   bool add_bos = false;        // prompts start with <bos> (the tokenizer's; Tritter's trainer adds none)
+  std::string chat_template;   // the tokenizer's chat template (a converted HF/GGUF model's), "" for none
 };
 
 // Produces the fp32 values of table tensor `index` (info) into out (info.numel()).
@@ -131,6 +133,7 @@ bool checkpoint_add_bos(const SafeTensorsFile& file);
 // tokenizer.json text under __metadata__ key "tokenizer", so the file is the whole model, text included. "" when
 // the file uses the byte tokenizer.
 inline constexpr const char* kTokenizerMetadataKey = "tokenizer";
+inline constexpr const char* kChatTemplateMetadataKey = "chat_template";  // beside it, when the model has one
 std::string tritter_file_tokenizer_json(const SafeTensorsFile& file);
 
 // "<prefix>.qweight" for "<prefix>.weight".

@@ -2,12 +2,15 @@
 // a 'test'-size model on its ids (vocab_size = the tokenizer's size) and keeps the tokenizer.json in every
 // checkpoint; `export` carries it into the packed file, the GGUF (tokenizer.ggml.*) and the HF folder; `tokenize
 // -m` on each gives the tokenizer's own ids, `generate` decodes text, `eval` counts bits per byte of text and
-// equals the trainer's own validation figure; a resume keeps the tokenizer and refuses another.
+// equals the trainer's own validation figure; a chat template travels with it through convert; a resume keeps the
+// tokenizer and refuses another.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
@@ -88,6 +91,22 @@ TEST(OwnTokenizer, TrainExportGenerateEvalKeepTheTokenizer) {
   r = test::run_cli("inspect " + dir + "/m.tpk");  // a summary line, not the tokenizer.json text
   EXPECT_NE(r.output.find(", 320 ids ("), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("\"merges\""), std::string::npos);
+
+  // A chat template travels with the tokenizer: HF folder -> packed file -> HF folder.
+  const std::string tmpl = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}</s>{% endfor %}";
+  test::write_file(tmp / "hf" / "tokenizer_config.json",
+                   nlohmann::json{{"add_bos_token", false}, {"chat_template", tmpl}}.dump());
+  r = test::run_cli("convert " + dir + "/hf " + dir + "/chat.safetensors");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  {
+    const SafeTensorsFile f(tmp / "chat.safetensors");
+    EXPECT_EQ(tritter_file_tokenizer_json(f), tok_text);
+    ASSERT_TRUE(f.metadata().count(kChatTemplateMetadataKey));
+    EXPECT_EQ(f.metadata().at(kChatTemplateMetadataKey), tmpl);
+  }
+  r = test::run_cli("convert " + dir + "/chat.safetensors " + dir + "/hf2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(tmp / "hf2" / "tokenizer_config.json"))["chat_template"], tmpl);
 
   // The same ids from the tokenizer file and from each container.
   const std::string text = "def handle(request):\n    return None\n";
