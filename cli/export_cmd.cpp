@@ -32,12 +32,8 @@ void add_export_command(CLI::App& app, GlobalOptions& global) {
     std::filesystem::path path = *src;
     if (std::filesystem::is_directory(path)) path = train::latest_checkpoint(path) / "model.safetensors";
     Checkpoint ck = load_checkpoint(path, &ctx->memory);
-    PackOptions po;
-    {
-      const SafeTensorsFile f(path);  // the run's tokenizer (train --tokenizer) goes into every output
-      po.tokenizer_json = tritter_file_tokenizer_json(f);
-      po.add_bos = checkpoint_add_bos(f);
-    }
+    // The run's tokenizer (train --tokenizer) goes into every output.
+    const PackOptions po = checkpoint_pack_options(SafeTensorsFile(path), HeadFormat::F32);
     pack_checkpoint(*out, ck.config, ck.params.as<float>(), po);
     if (!global.quiet) {
       std::printf("exported %s -> %s (%s)\n", path.string().c_str(), out->c_str(),

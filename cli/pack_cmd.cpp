@@ -31,7 +31,7 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
     if (fs::is_directory(opts->out)) throw_error("pack: output '", opts->out, "': found a directory, expected a file");
     SafeTensorsFile in(opts->in);
     // The checkpoint's own tokenizer (train --tokenizer) goes into the packed file with its add_bos_token.
-    const PackOptions po{head_format_from_name(opts->head), tritter_file_tokenizer_json(in), checkpoint_add_bos(in)};
+    const PackOptions po = checkpoint_pack_options(in, head_format_from_name(opts->head));
     const TritterConfig c = config_from_metadata(in, kCheckpointFormat);
     check_checkpoint_tensors(in, c);
     // One writer per output at a time; what a killed pack left beside it (OUT.tmp-PID-N) is removed.

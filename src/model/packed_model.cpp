@@ -141,8 +141,6 @@ class PackStream {
   std::vector<int8_t> head_q_;
 };
 
-
-
 // Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
 using Lookup = std::function<const uint8_t*(const PackedEntry&)>;
 
@@ -475,6 +473,10 @@ std::string tritter_file_tokenizer_json(const SafeTensorsFile& file) {
 bool checkpoint_add_bos(const SafeTensorsFile& file) {
   auto it = file.metadata().find("add_bos_token");
   return it != file.metadata().end() && it->second == "true";
+}
+
+PackOptions checkpoint_pack_options(const SafeTensorsFile& checkpoint, HeadFormat head) {
+  return PackOptions{head, tritter_file_tokenizer_json(checkpoint), checkpoint_add_bos(checkpoint)};
 }
 
 bool packed_add_bos(const SafeTensorsFile& file) {

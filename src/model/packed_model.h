@@ -128,6 +128,8 @@ const float** layer_norm_slot(LayerWeights& layer, const std::string& kind);
 bool packed_add_bos(const SafeTensorsFile& file);
 // A checkpoint's add_bos_token (written by `train --tokenizer` runs); absent: false, as Tritter's trainer adds none.
 bool checkpoint_add_bos(const SafeTensorsFile& file);
+// How `pack` and `export` write a checkpoint: `head`, and the checkpoint's own tokenizer and add_bos_token.
+PackOptions checkpoint_pack_options(const SafeTensorsFile& checkpoint, HeadFormat head);
 
 // A Tritter file's own tokenizer (packed files and checkpoints of a model trained with `train --tokenizer`): the
 // tokenizer.json text under __metadata__ key "tokenizer", so the file is the whole model, text included. "" when
