@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "data/util.h"
+#include "text/unicode.h"
 
 namespace tritter::data {
 namespace {
@@ -125,7 +126,7 @@ nlohmann::json parse_value(Cursor& c, bool in_array) {
 
 nlohmann::json parse_toml_subset(std::string_view text, const std::string& where) {
   // TOML is UTF-8 text; a stray byte would otherwise reach a string value and every message that quotes it.
-  if (!valid_utf8(text)) throw_error(where, ": not valid UTF-8 (a TOML file is UTF-8 text)");
+  if (!unicode::is_valid_utf8(text)) throw_error(where, ": not valid UTF-8 (a TOML file is UTF-8 text)");
   nlohmann::json root = nlohmann::json::object();
   nlohmann::json* table = &root;
   int line_no = 0;

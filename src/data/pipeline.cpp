@@ -22,6 +22,7 @@
 #include "data/config_toml.h"
 #include "data/secrets.h"
 #include "data/util.h"
+#include "text/unicode.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
 #include "io/temp_dir.h"
@@ -84,7 +85,7 @@ struct WorkerBuffers {
 // A JSON string as nlohmann's dump(-1, ' ', false, replace) writes it: the fast escaper for valid UTF-8 (the same
 // escapes), nlohmann itself for anything else (it replaces invalid sequences with U+FFFD).
 void append_json_value(std::string& out, std::string_view s) {
-  if (valid_utf8(s))
+  if (unicode::is_valid_utf8(s))
     append_json_string(out, s);
   else
     out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);

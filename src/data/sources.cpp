@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "data/labels.h"
 #include "data/util.h"
+#include "text/unicode.h"
 #include "data/zstd_io.h"
 
 namespace fs = std::filesystem;
@@ -261,7 +262,7 @@ bool DocumentSource::accept_text(Document& doc, const std::string& path) {
   if (std::memchr(doc.text.data(), '\0', doc.text.size()))
     return skip(path, doc.scan_only.empty() || doc.scan_only == "credentials-file" ? "binary" : doc.scan_only), false;
   if (!doc.scan_only.empty()) return true;
-  if (!valid_utf8(doc.text))
+  if (!unicode::is_valid_utf8(doc.text))
     doc.scan_only = "invalid-utf8";
   else if (config_.skip_generated && has_generated_header(doc.text))
     doc.scan_only = "generated";

@@ -14,9 +14,6 @@ std::string sha256_hex(std::string_view bytes);  // 64 lowercase hex digits
 // H = -sum p log2 p over the bytes of `s`, in bits per character (0 for an empty string).
 double shannon_entropy(std::string_view s);
 
-// True if `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool valid_utf8(std::string_view s);
-
 // Runs of ASCII whitespace become one space; leading and trailing whitespace go (the exact-dedup key).
 std::string fold_whitespace(std::string_view s);
 

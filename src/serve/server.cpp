@@ -93,7 +93,7 @@ struct Server::Impl {
   // Every handler body runs here: an ApiError becomes its status and error object, anything else a 500.
   template <class F>
   httplib::Server::Handler guarded(F f) {
-    return [this, f](const httplib::Request& req, httplib::Response& res) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
       try {
         f(req, res);
       } catch (const ApiError& e) {

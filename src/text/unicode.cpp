@@ -35,9 +35,18 @@ void append_utf8(std::string& out, char32_t cp) {
 
 namespace {
 
-// The end of the valid UTF-8 run that starts at s[i]: ASCII 8 bytes at a time, other sequences decoded.
+// The end of the valid UTF-8 run that starts at s[i]: ASCII 32, then 8 bytes at a time (source code is mostly
+// ASCII: curation validates every file), other sequences decoded.
 size_t valid_run_end(std::string_view s, size_t i) {
   while (i < s.size()) {
+    if (i + 32 <= s.size()) {
+      uint64_t w[4];
+      std::memcpy(w, s.data() + i, 32);
+      if (((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL) == 0) {
+        i += 32;
+        continue;
+      }
+    }
     if (i + 8 <= s.size()) {
       uint64_t w;
       std::memcpy(&w, s.data() + i, 8);

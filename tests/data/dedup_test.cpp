@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/util.h"
+#include "text/unicode.h"
 
 namespace tritter::data {
 namespace {
@@ -165,22 +166,22 @@ TEST(Dedup, BadConfigThrows) {
 }
 
 TEST(Utf8, Validation) {
-  EXPECT_TRUE(valid_utf8("plain ascii"));
-  EXPECT_TRUE(valid_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
-  EXPECT_FALSE(valid_utf8("\xC3"));
-  EXPECT_FALSE(valid_utf8("\xC0\xAF"));          // overlong
-  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));      // surrogate
-  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
-  EXPECT_FALSE(valid_utf8("abcdefgh\xFF"));
+  EXPECT_TRUE(unicode::is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(unicode::is_valid_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(unicode::is_valid_utf8("\xC3"));
+  EXPECT_FALSE(unicode::is_valid_utf8("\xC0\xAF"));          // overlong
+  EXPECT_FALSE(unicode::is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(unicode::is_valid_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(unicode::is_valid_utf8("abcdefgh\xFF"));
   // Around the 32- and 8-byte ASCII steps: the first non-ASCII byte at every offset of two blocks.
   for (size_t at = 0; at < 70; ++at) {
     std::string bad(70, 'a'), good(70, 'a');
     bad[at] = '\xFF';
-    EXPECT_FALSE(valid_utf8(bad)) << at;
+    EXPECT_FALSE(unicode::is_valid_utf8(bad)) << at;
     if (at + 1 == good.size()) continue;
     good[at] = '\xC3', good[at + 1] = '\xA9';
-    EXPECT_TRUE(valid_utf8(good)) << at;
-    EXPECT_FALSE(valid_utf8(good.substr(0, at + 1))) << at;  // a sequence cut after its lead byte
+    EXPECT_TRUE(unicode::is_valid_utf8(good)) << at;
+    EXPECT_FALSE(unicode::is_valid_utf8(good.substr(0, at + 1))) << at;  // a sequence cut after its lead byte
   }
 }
 
