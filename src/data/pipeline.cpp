@@ -22,12 +22,12 @@
 #include "data/config_toml.h"
 #include "data/secrets.h"
 #include "data/util.h"
-#include "text/unicode.h"
 #include "data/zstd_io.h"
 #include "io/atomic_file.h"
 #include "io/temp_dir.h"
 #include "kernels/text_scan.h"
 #include "kernels/parallel.h"
+#include "text/unicode.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "data/labels.h"
 #include "data/util.h"
-#include "text/unicode.h"
 #include "data/zstd_io.h"
+#include "text/unicode.h"
 
 namespace fs = std::filesystem;
 

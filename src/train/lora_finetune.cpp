@@ -222,7 +222,9 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   };
   if (resume_from.empty() && opt.eval_every >= 0) {
     res.base_val_bpb = eval();
-    print(detail::concat("val bpb at step 0 (the base): ", res.base_val_bpb));
+    // evaluate_bits_per_byte answers -1 when the validation split holds no full window.
+    print(res.base_val_bpb < 0 ? std::string("val bpb at step 0 (the base): - (no validation window of T+1 tokens)")
+                               : detail::concat("val bpb at step 0 (the base): ", res.base_val_bpb));
   }
   TrainLoopHooks hooks;
   hooks.zero_grad = [&] { model.zero_grad(); };
