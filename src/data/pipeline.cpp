@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstring>
 #include <future>
-#include <mutex>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -409,22 +408,19 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   const MinHasher hasher(cfg.minhash);
 
   AtomicFile rejects(tmp / "rejects.ndjson");
-  std::mutex rejects_mu;  // the reader thread (names of skipped files) and the merge both append
+  // Only the merge (below) writes the reports, in input order.
   auto write_name_reject = [&](const std::string& shown, const char* field, const SecretFinding& f) {
     const std::string line = json({{"rule", f.rule}, {"path", shown}, {"field", field}, {"col", f.col},
                                    {"fingerprint", f.fingerprint}})
                                  .dump(-1, ' ', false, json::error_handler_t::replace) +
                              "\n";
-    std::lock_guard<std::mutex> lock(rejects_mu);
     rejects.write(line);
   };
   // Names of files that are skipped unread (binary, too large, corrupt ...) go to skipped.ndjson: scanned first, a
   // secret in one is replaced by [REDACTED] there and reported in rejects.ndjson.
   std::unique_ptr<SecretScanner::Scratch> name_scratch;
-  std::mutex name_mu;
   std::map<std::string, uint64_t> name_rejects_by_rule;
   auto shown_name = [&](const std::string& path) {
-    std::lock_guard<std::mutex> lock(name_mu);
     const SecretScanner& sc = *scanner_build.get();
     if (!name_scratch) name_scratch = std::make_unique<SecretScanner::Scratch>(sc);
     const std::vector<SecretFinding> found = sc.scan(path, *name_scratch);
@@ -443,14 +439,27 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
                      "\n");
   };
   AtomicFile skipped(tmp / "skipped.ndjson");
-  std::mutex skipped_mu;  // the reader thread and the merge both append
+  // A batch: its documents and the files skipped unread among them. The reader thread only records a skip with its
+  // place in the batch; the merge writes it there, so skipped.ndjson and rejects.ndjson follow the input order
+  // whatever the batch size or thread count.
+  struct SkippedFile {
+    size_t before;  // index of the batch document it preceded (== docs.size(): after the last)
+    std::string path, reason;
+  };
+  struct Batch {
+    std::vector<Document> docs;
+    std::vector<SkippedFile> skips;
+    bool empty() const { return docs.empty() && skips.empty(); }
+  };
+  Batch* reading_into = nullptr;  // the batch the reader is filling; touched only by the reader
   DocumentSource source(inputs, cfg.source, [&](const std::string& path, const std::string& reason) {
-    const std::string line =
-        json({{"path", shown_name(path)}, {"reason", reason}}).dump(-1, ' ', false, json::error_handler_t::replace) +
-        "\n";
-    std::lock_guard<std::mutex> lock(skipped_mu);
-    skipped.write(line);
+    reading_into->skips.push_back({reading_into->docs.size(), path, reason});
   });
+  auto write_skipped = [&](const SkippedFile& s) {
+    skipped.write(json({{"path", shown_name(s.path)}, {"reason", s.reason}})
+                      .dump(-1, ' ', false, json::error_handler_t::replace) +
+                  "\n");
+  };
   // Staging: each kept record as it is, in order; pass 2 compresses the survivors into the shards.
   AtomicFile stage(tmp / "stage.frames");
   std::vector<uint64_t> staged_record_bytes, staged_text_bytes;
@@ -464,25 +473,27 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
 
   // Reading is sequential; the next batch is read on a helper thread while the workers process this one.
   StageTime read_time;
-  auto read_batch = [&](std::vector<Document>& out) {
+  auto read_batch = [&](Batch& out) {
     const auto t0 = thread_cpu_now();
-    out.clear();
+    out.docs.clear();
+    out.skips.clear();
+    reading_into = &out;
     size_t bytes = 0;
     bool more = true;
-    while (out.size() < cfg.batch_docs && bytes < cfg.batch_bytes) {
+    while (out.docs.size() < cfg.batch_docs && bytes < cfg.batch_bytes) {
       Document d;
       if (!source.next(d)) {
         more = false;
         break;
       }
       bytes += d.text.size();
-      out.push_back(std::move(d));
+      out.docs.push_back(std::move(d));
     }
     read_time.seconds += since(t0);
     read_time.bytes += bytes;
     return more;
   };
-  std::vector<Document> batch, next;
+  Batch batch, next;
   std::vector<Processed> results;
   bool more = read_batch(batch);
   const SecretScanner& scanner = *scanner_build.get();
@@ -492,20 +503,24 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
   while (!batch.empty()) {
     std::future<bool> reading;
     if (more) reading = std::async(std::launch::async, [&] { return read_batch(next); });
+    const std::vector<Document>& docs = batch.docs;
     size_t batch_bytes = 0;
-    for (const auto& d : batch) batch_bytes += d.text.size();
-    results.assign(batch.size(), Processed{});
-    parallel_for(rep.threads, static_cast<int64_t>(batch.size()), [&](int64_t i, int t) {
+    for (const auto& d : docs) batch_bytes += d.text.size();
+    results.assign(docs.size(), Processed{});
+    parallel_for(rep.threads, static_cast<int64_t>(docs.size()), [&](int64_t i, int t) {
       try {  // a failing document is counted, not fatal
-        process(batch[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, buffers[size_t(t)], results[size_t(i)]);
+        process(docs[size_t(i)], cfg, scanner, *scratch[size_t(t)], hasher, buffers[size_t(t)], results[size_t(i)]);
       } catch (const std::exception& e) {
         results[size_t(i)].error = e.what();
       }
     });
 
     auto t = thread_cpu_now();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Document& d = batch[i];
+    size_t next_skip = 0;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      for (; next_skip < batch.skips.size() && batch.skips[next_skip].before <= i; ++next_skip)
+        write_skipped(batch.skips[next_skip]);
+      const Document& d = docs[i];
       Processed& p = results[i];
       if (d.scan_only.empty()) {
         ++rep.docs_in;
@@ -519,7 +534,6 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
         const std::string line = json({{"path", shown_name(d.path)}, {"reason", "processing-error"}, {"error", p.error}})
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
-        std::lock_guard<std::mutex> lock(skipped_mu);
         skipped.write(line);
         continue;
       }
@@ -545,7 +559,6 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
                                          {"fingerprint", f.fingerprint}})
                                        .dump(-1, ' ', false, json::error_handler_t::replace) +
                                    "\n";
-          std::lock_guard<std::mutex> lock(rejects_mu);
           rejects.write(line);
         }
         for (const auto& r : rules) ++rep.rejects_by_rule[r];
@@ -556,7 +569,6 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
         const std::string line = json({{"path", d.path}, {"reason", d.scan_only}, {"secrets", "clean"}})
                                      .dump(-1, ' ', false, json::error_handler_t::replace) +
                                  "\n";
-        std::lock_guard<std::mutex> lock(skipped_mu);
         skipped.write(line);
         continue;
       }
@@ -592,11 +604,13 @@ CurateReport curate(const std::vector<std::string>& inputs, const fs::path& outd
       staged_paths.push_back(d.path);
       ++staged;
     }
+    for (; next_skip < batch.skips.size(); ++next_skip) write_skipped(batch.skips[next_skip]);
     rep.stages["merge"].seconds += since(t);
     rep.stages["merge"].bytes += batch_bytes;
     more = more && reading.get();
-    batch.swap(next);
-    next.clear();
+    std::swap(batch, next);
+    next.docs.clear();
+    next.skips.clear();
   }
   rep.stages["read"] = read_time;
   for (const auto& [rule, n] : name_rejects_by_rule) rep.rejects_by_rule[rule] += n;

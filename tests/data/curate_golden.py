@@ -5,6 +5,7 @@ byte-identical when the pipeline is only made faster.
 The corpus is the Python standard library (/usr/lib/python3.11, when present) plus the secret_eval tree (written
 from its fixed seed, so it has rejects). The golden digests (tests/data/curate_golden.json) are keyed by a digest of
 the corpus itself: on a machine whose standard library differs, the test skips (exit 77) instead of failing.
+Runs at 1 and 2 threads and with batches smaller than the corpus must give the same bytes.
 
 usage: curate_golden.py TRITTER_BINARY [--update]   (--update records the current outputs as the golden ones)
 """
@@ -79,10 +80,14 @@ def main():
             key[STDLIB] = tree_digest(STDLIB)
         key_s = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "cache"))
-        for threads in ("1", "2"):
-            out = os.path.join(tmp, "out" + threads)
-            r = subprocess.run([tritter, "curate", *inputs, "-o", out, "--threads", threads, "--quiet"], cwd=tmp,
-                               env=env, capture_output=True, text=True)
+        # Batches smaller than the corpus too: the outputs must not depend on where batch boundaries fall.
+        small_batches = os.path.join(tmp, "small_batches.json")
+        with open(small_batches, "w") as f:
+            json.dump({"batch_docs": 61}, f)
+        for threads, config in (("1", []), ("2", []), ("2", ["--config", small_batches])):
+            out = os.path.join(tmp, "out" + threads + ("small" if config else ""))
+            r = subprocess.run([tritter, "curate", *inputs, "-o", out, "--threads", threads, "--quiet", *config],
+                               cwd=tmp, env=env, capture_output=True, text=True)
             if r.returncode != 0:
                 print(r.stdout, r.stderr)
                 print(f"FAIL: tritter curate exited {r.returncode}")
@@ -91,7 +96,7 @@ def main():
             if threads == "1":
                 first = got
             elif got != first:
-                print("FAIL: the outputs at 2 threads differ from those at 1 thread")
+                print(f"FAIL: the outputs at {threads} threads {' '.join(config)} differ from those at 1 thread")
                 return 1
         golden = {}
         if os.path.exists(GOLDEN):

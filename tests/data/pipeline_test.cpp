@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -439,6 +440,47 @@ TEST(Pipeline, SameOutputOnOneAndTwoThreads) {
   curate({(tmp / "in").string()}, tmp / "o1", cfg, c1);
   curate({(tmp / "in").string()}, tmp / "o2", cfg, c2);
   EXPECT_EQ(read_zstd(tmp / "o1/shard-00000.jsonl.zst"), read_zstd(tmp / "o2/shard-00000.jsonl.zst"));
+}
+
+// The reports list files in input order whatever the batch size and thread count: files skipped unread (binary),
+// scanned and dropped (.env) and kept ones interleave, and batches end between them.
+TEST(Pipeline, ReportsFollowInputOrderAcrossBatches) {
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  std::vector<std::string> skipped_names;
+  for (int i = 0; i < 30; ++i) {
+    if (i % 3 == 0) {
+      const std::string name = numbered("f", size_t(i), ".bin");
+      write_file(tmp / "in" / name, std::string("\0\1\2binary", 9));
+      skipped_names.push_back(name);
+    } else if (i % 5 == 0) {
+      const std::string name = numbered("f", size_t(i), ".env");
+      write_file(tmp / "in" / name, "DEBUG=1\n");
+      skipped_names.push_back(name);
+    } else {
+      write_file(tmp / "in" / numbered("f", size_t(i), ".py"), clean_python(i));
+    }
+  }
+  std::sort(skipped_names.begin(), skipped_names.end());  // a directory is walked in name order
+  std::string first;
+  for (const size_t batch_docs : {size_t(1), size_t(2), size_t(7), size_t(1024)})
+    for (const int threads : {1, 2}) {
+      CurateConfig cfg;
+      cfg.batch_docs = batch_docs;
+      auto ctx = make_ctx(threads);
+      const fs::path out = tmp / ("o" + std::to_string(batch_docs) + "_" + std::to_string(threads));
+      curate({(tmp / "in").string()}, out, cfg, *ctx);
+      const std::string skipped = test::read_file(out / "skipped.ndjson");
+      if (first.empty()) {
+        first = skipped;
+        std::istringstream lines(skipped);
+        std::vector<std::string> names;
+        for (std::string line; std::getline(lines, line);)
+          names.push_back(fs::path(json::parse(line)["path"].get<std::string>()).filename().string());
+        EXPECT_EQ(names, skipped_names);
+      }
+      EXPECT_EQ(skipped, first) << "batch_docs " << batch_docs << ", threads " << threads;
+    }
 }
 
 TEST(Pipeline, FailedRunLeavesOutputUntouched) {
