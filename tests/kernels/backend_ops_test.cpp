@@ -527,8 +527,10 @@ std::vector<OpCase> make_ops() {
   }});
 
   // ---- LM head
-  // (N, V, D): the int8 tiers work in 32-column chunks, rows in groups of 4/8/16 and tokens in pairs.
-  const std::vector<Dims> heads = {{1, 1, 1}, {3, 65, 17}, {2, 129, 33}, {5, 7, 127}, {17, 65, 129}, {8, 33, 65}};
+  // (N, V, D): the int8 tiers work in 32-column (AVX2) or 64-column masked (VNNI) chunks, rows in groups of
+  // 4/8/16 and tokens in pairs (AVX2) or fours, a pair and one (VNNI).
+  const std::vector<Dims> heads = {{1, 1, 1},     {3, 65, 17},   {2, 129, 33}, {5, 7, 127},
+                                   {17, 65, 129}, {8, 33, 65},   {7, 50, 300}};
   ops.push_back({"lm_head_forward f32", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto h = randn(rng, s.a * s.c), w = randn(rng, s.b * s.c);
     HeadWeights hw;

@@ -88,7 +88,7 @@ TEST(TernaryMatmul, ManyTokensAndFlushBoundariesEqualReference) {
     for (int64_t I : {112, 128, 129, 240, 241, 256, 1041}) {
       const auto m = make_packed(rng, O, I);
       const TernaryMatrix w = m.view(0.31f);
-      for (int64_t N : {1, 7, 8, 9, 16, 17, 63, 64, 65, 130}) {
+      for (int64_t N : {1, 2, 3, 4, 7, 8, 9, 16, 17, 63, 64, 65, 130}) {
         const auto xq = test::random_int8(rng, N * I);
         std::vector<float> x_scale(static_cast<size_t>(N));
         for (auto& v : x_scale) v = 0.25f + rng.uniform() * 50.0f;
@@ -115,6 +115,28 @@ TEST(TernaryMatmul, ManyTokensAndFlushBoundariesEqualReference) {
           }
         }
       }
+    }
+  }
+}
+
+// A matrix of 1 MiB and more takes the prefetching paths (GEMV and the first pass of a GEMM over each band).
+TEST(TernaryMatmul, DramResidentMatrixEqualsReference) {
+  Rng rng(14);
+  const int64_t O = 1041, I = 4100;
+  ASSERT_GE(ternary_matrix_bytes(O, I), size_t{1} << 20);
+  const auto m = make_packed(rng, O, I);
+  const TernaryMatrix w = m.view(0.5f);
+  for (int64_t N : {1, 2, 3, 9}) {
+    const auto xq = test::random_int8(rng, N * I);
+    std::vector<int32_t> want(static_cast<size_t>(N * O));
+    ref::ternary_matmul_i32(want.data(), xq.data(), w, N);
+    for (KernelTier tier : supported_tiers()) {
+      Context ctx;
+      ctx.kernels = tier;
+      ctx.threads = 2;
+      std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
+      ternary_matmul_i32(ctx, got.data(), xq.data(), w, N);
+      ASSERT_EQ(got, want) << kernel_tier_name(tier) << " N=" << N;
     }
   }
 }

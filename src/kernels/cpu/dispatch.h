@@ -40,10 +40,13 @@ void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end);
 void kv_f16_encode_f16c(uint16_t* out, const float* x, int64_t n);
 void kv_f16_decode_f16c(float* out, const uint16_t* in, int64_t n);
 
-// ---- Int8 LM head (head_avx2.cpp) ----
+// ---- Int8 LM head (head_avx2.cpp, head_avx512vnni.cpp) ----
 // logits[n·V + v] = (float)(Σ_i w[v·D + i]·hq[n·D + i]) · row_scale[v] / hs[n] for rows v0 .. v1−1 and all N
 // tokens; the int32 sum is exact (hq ∈ [−127, 127], w any int8).
 void head_i8_rows_avx2(float* logits, const int8_t* hq, const float* hs, int64_t N, const int8_t* w,
                        const float* row_scale, int64_t v0, int64_t v1, int64_t V, int64_t D);
+// The same with AVX-512 VNNI (head_avx512vnni.cpp); hsum[n] = Σ_i hq[n·D + i]; D < 65536.
+void head_i8_rows_avx512vnni(float* logits, const int8_t* hq, const float* hs, const int32_t* hsum, int64_t N,
+                             const int8_t* w, const float* row_scale, int64_t v0, int64_t v1, int64_t V, int64_t D);
 
 }  // namespace tritter::cpu

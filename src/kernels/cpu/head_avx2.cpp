@@ -28,13 +28,16 @@ namespace {
 template <int NV, int NT>
 inline void tile(int32_t (*out)[NT], const int8_t* w, const int8_t* x, int64_t D, const int8_t* pf) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc[NV][NT];
+  __m256i acc[NV][NT];  // loops over the tile unrolled: the accumulators stay in registers
+#pragma GCC unroll 8
   for (int v = 0; v < NV; ++v)
+#pragma GCC unroll 8
     for (int n = 0; n < NT; ++n) acc[v][n] = _mm256_setzero_si256();
   const int64_t D32 = D / 32 * 32;
   for (int64_t i = 0; i < D32; i += 32) {
     if (pf && i % 64 == 0) {
-      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(pf + v * D + i), _MM_HINT_T0);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(pf + v * D + i), _MM_HINT_T1);
     }
     __m256i xs[NT];
 #pragma GCC unroll 8
@@ -50,7 +53,9 @@ inline void tile(int32_t (*out)[NT], const int8_t* w, const int8_t* x, int64_t D
       }
     }
   }
+#pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
+#pragma GCC unroll 8
     for (int n = 0; n < NT; ++n) {
       const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[v][n]), _mm256_extracti128_si256(acc[v][n], 1));
       const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
