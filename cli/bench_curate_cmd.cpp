@@ -1,8 +1,9 @@
-// `tritter bench curate [DIR...] [--threads-list 1,2]`: the whole curation pipeline (docs/curation.md) on real
-// code, default the Python standard library, once per thread count into a temporary directory that is removed
-// afterwards. Prints MB per CPU-second for the whole run and per stage (thread CPU time), the secret-rule compile
+// `tritter bench curate [DIR...] [--threads-list 1,2] [--reps 3]`: the whole curation pipeline (docs/curation.md)
+// on real code, default the Python standard library: one untimed run, then --reps runs per thread count
+// (interleaved) into temporary directories that are removed afterwards, the median shown. Prints MB per CPU-second for the whole run and per stage (thread CPU time), the secret-rule compile
 // against loading the cached database, and the CPU's name: CPU time, not wall time, so a shared machine's load
 // changes the figures less.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +23,7 @@ struct BenchCurateOptions {
   std::vector<std::string> inputs{"/usr/lib/python3.11"};
   std::string threads_list = "1,2";
   bool no_rule_cache = false;
+  int reps = 3;
 };
 
 double mb_per_s(uint64_t bytes, double seconds) { return seconds > 0 ? double(bytes) / 1e6 / seconds : 0.0; }
@@ -44,8 +46,10 @@ void run_bench_curate(const GlobalOptions& global, const BenchCurateOptions& opt
       throw_error("bench curate: --threads-list: found '", item, "', expected comma-separated thread counts");
     }
     if (threads.back() < 1) throw_error("bench curate: --threads-list: found ", threads.back(), ", expected >= 1");
+    if (std::count(threads.begin(), threads.end(), threads.back()) > 1) threads.pop_back();  // --reps repeats
     b = e + 1;
   }
+  if (opt.reps < 1) throw_error("bench curate: --reps: found ", opt.reps, ", expected >= 1");
   auto ctx0 = make_context(global);
   std::printf("tritter bench curate: CPU '%s', %d logical cores; input", ctx0->cpu.model_name.c_str(),
               ctx0->cpu.logical_cores);
@@ -60,17 +64,18 @@ void run_bench_curate(const GlobalOptions& global, const BenchCurateOptions& opt
     std::printf("secret rules (%zu patterns): compile %.3f s, load from %s %.3f s%s\n", data::secret_rules().size(),
                 compile_s, cache.string().c_str(), load_s, hit ? "" : " (cache not usable: compiled)");
   }
-  std::map<std::string, std::vector<double>> stage_rates;
-  std::vector<data::CurateReport> reports;
-  for (size_t i = 0; i < threads.size(); ++i) {
+  // One run into a temporary directory that is removed afterwards.
+  int run_index = 0;
+  auto run_once = [&](int nthreads) {
     GlobalOptions g = global;
-    g.threads = threads[i];
+    g.threads = nthreads;
     g.quiet = true;
     auto ctx = make_context(g);
     data::CurateConfig config;
     config.rule_cache_dir = cache;
-    const std::filesystem::path out = std::filesystem::temp_directory_path() /
-                                      ("tritter-bench-curate-" + std::to_string(::getpid()) + "-" + std::to_string(i));
+    const std::filesystem::path out =
+        std::filesystem::temp_directory_path() /
+        ("tritter-bench-curate-" + std::to_string(::getpid()) + "-" + std::to_string(run_index++));
     std::filesystem::remove_all(out);
     data::CurateReport rep;
     try {
@@ -80,14 +85,34 @@ void run_bench_curate(const GlobalOptions& global, const BenchCurateOptions& opt
       throw;
     }
     std::filesystem::remove_all(out);
-    for (const auto& [name, s] : rep.stages) {
+    return rep;
+  };
+  auto whole_rate = [](const data::CurateReport& r) { return mb_per_s(r.bytes_in, r.cpu_seconds); };
+  // The first run reads the inputs into the page cache and builds what a process builds once; it is shown apart,
+  // and the table is the steady state: for each thread count the median of --reps runs, interleaved over the
+  // thread counts so that a change in the machine's load falls on all of them.
+  const data::CurateReport cold = run_once(threads[0]);
+  std::printf("first run (cold caches, %d thread(s), not in the table): %.1f MB per CPU-s\n", threads[0],
+              whole_rate(cold));
+  std::vector<std::vector<data::CurateReport>> runs(threads.size());
+  for (int rep = 0; rep < opt.reps; ++rep)
+    for (size_t i = 0; i < threads.size(); ++i) runs[i].push_back(run_once(threads[i]));
+  std::vector<data::CurateReport> reports;  // per thread count: its median run by whole-run rate
+  std::vector<std::pair<double, double>> spread;
+  for (auto& v : runs) {
+    std::sort(v.begin(), v.end(), [&](const auto& a, const auto& b) { return whole_rate(a) < whole_rate(b); });
+    spread.emplace_back(whole_rate(v.front()), whole_rate(v.back()));
+    reports.push_back(v[v.size() / 2]);
+  }
+  std::map<std::string, std::vector<double>> stage_rates;  // per stage: the median run's rate per thread count
+  for (size_t i = 0; i < reports.size(); ++i) {
+    for (const auto& [name, st] : reports[i].stages) {
       auto& v = stage_rates[name];
       v.resize(threads.size(), 0.0);
-      v[i] = mb_per_s(s.bytes, s.seconds);
+      v[i] = mb_per_s(st.bytes, st.seconds);
     }
-    reports.push_back(std::move(rep));
   }
-  std::printf("\n%-28s", "threads");
+  std::printf("\nmedian of %d run(s) per thread count\n%-28s", opt.reps, "threads");
   for (int t : threads) std::printf(" %10d", t);
   std::printf("\n%-28s", "documents in / MB");
   for (const auto& r : reports) std::printf(" %4llu/%5.1f", (unsigned long long)r.docs_in, double(r.bytes_in) / 1e6);
@@ -96,7 +121,9 @@ void run_bench_curate(const GlobalOptions& global, const BenchCurateOptions& opt
   std::printf("\n%-28s", "CPU s (process)");
   for (const auto& r : reports) std::printf(" %10.3f", r.cpu_seconds);
   std::printf("\n%-28s", "whole run, MB per CPU-s");
-  for (const auto& r : reports) std::printf(" %10.1f", mb_per_s(r.bytes_in, r.cpu_seconds));
+  for (const auto& r : reports) std::printf(" %10.1f", whole_rate(r));
+  std::printf("\n%-28s", "  lowest - highest");
+  for (const auto& [lo, hi] : spread) std::printf(" %4.0f - %3.0f", lo, hi);
   std::printf("\n%-28s", "whole run, MB/s wall");
   for (const auto& r : reports) std::printf(" %10.1f", mb_per_s(r.bytes_in, r.wall_seconds));
   std::printf("\nper stage, MB per thread-CPU-second:\n");
@@ -105,11 +132,14 @@ void run_bench_curate(const GlobalOptions& global, const BenchCurateOptions& opt
     for (double x : v) std::printf(" %10.1f", x);
     std::printf("\n");
   }
-  const double whole = reports.empty() ? 0.0 : mb_per_s(reports[0].bytes_in, reports[0].cpu_seconds);
-  const double secrets = stage_rates.count("secrets") ? stage_rates["secrets"][0] : 0.0;
-  std::printf("\ntargets at %d thread(s): whole run >= 50 MB per CPU-s: %s (%.1f); secret scan >= 300: %s (%.1f)\n",
-              threads.empty() ? 0 : threads[0], whole >= 50 ? "met" : "not met", whole,
-              secrets >= 300 ? "met" : "not met", secrets);
+  std::printf("\n");
+  for (size_t i = 0; i < threads.size(); ++i) {
+    const double whole = whole_rate(reports[i]);
+    const double secrets = stage_rates.count("secrets") ? stage_rates["secrets"][i] : 0.0;
+    std::printf("targets at %d thread(s), medians: whole run >= 50 MB per CPU-s: %s (%.1f); secret scan >= 300: %s "
+                "(%.1f)\n",
+                threads[i], whole >= 50 ? "met" : "not met", whole, secrets >= 300 ? "met" : "not met", secrets);
+  }
 }
 
 }  // namespace
@@ -120,6 +150,8 @@ void add_bench_curate_command(CLI::App& app, GlobalOptions& global) {
       "curate", "Curation pipeline speed: whole run and per stage, MB per CPU-second, at each thread count");
   cmd->add_option("inputs", opt->inputs, "Directories or files to curate")->capture_default_str();
   cmd->add_option("--threads-list", opt->threads_list, "Thread counts to run, comma-separated")->capture_default_str();
+  cmd->add_option("--reps", opt->reps, "Timed runs per thread count (the median is shown), after one untimed run")
+      ->capture_default_str();
   cmd->add_flag("--no-rule-cache", opt->no_rule_cache, "Compile the secret rules in every run (no cache)");
   cmd->callback([&global, opt] { run_bench_curate(global, *opt); });
 }
