@@ -31,9 +31,13 @@ TEST(BenchCurateCli, MediansPerThreadCountAfterAColdRun) {
   EXPECT_EQ(count_of(r.output, "targets at 1 thread(s), medians"), 1u) << r.output;
   EXPECT_EQ(count_of(r.output, "targets at 2 thread(s), medians"), 1u) << r.output;
   std::istringstream in(r.output);
+  int document_rows = 0;
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind("documents in / MB", 0) == 0) EXPECT_EQ(count_of(line, "3/"), 2u) << line;  // 3 files, 2 columns
+    if (line.rfind("documents in / MB", 0) != 0) continue;
+    ++document_rows;
+    EXPECT_EQ(count_of(line, "3/"), 2u) << line;  // 3 files, 2 columns
   }
+  EXPECT_EQ(document_rows, 1) << r.output;
 }
 
 TEST(BenchCurateCli, RefusesBadArguments) {
