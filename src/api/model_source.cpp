@@ -47,12 +47,15 @@ ModelSource resolve_model_source(const std::string& path) {
     }
     try {
       src.file = train::latest_checkpoint(path) / "model.safetensors";
+      src.run_dir = path;
     } catch (const Error&) {
-      throw_error("model '", path, "': a directory without model.safetensors or step-* checkpoints (nor config.json); ",
-                  "expected a packed file, a checkpoint, a training run directory, a Hugging Face model folder or a ",
-                  "GGUF file");
+      // A model's folder (the shipped model's, a model card beside its file): the file in it.
+      if (!fs::is_regular_file(fs::path(path) / "model.safetensors", ec))
+        throw_error("model '", path, "': a directory without model.safetensors, step-* checkpoints or config.json; ",
+                    "expected a packed file, a checkpoint, a training run directory, a folder holding ",
+                    "model.safetensors, a Hugging Face model folder or a GGUF file");
+      src.file = fs::path(path) / "model.safetensors";
     }
-    src.run_dir = path;
   }
   require_regular_file(src.file, "model");  // a FIFO would block the magic-number read forever
   if (gguf_magic(src.file)) {

@@ -196,7 +196,16 @@ TEST_F(FirstDay, OneWayToNameAModel) {
   std::filesystem::create_directories(*dir_ / "empty");
   r = test::run_cli("generate -m " + (*dir_ / "empty").string() + " -p hi");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_TRUE(has(r, "a directory without model.safetensors or step-* checkpoints")) << r.output;
+  EXPECT_TRUE(has(r, "a directory without model.safetensors, step-* checkpoints or config.json")) << r.output;
+  // A folder holding the file (as the shipped model's does, with its card): that file.
+  const auto folder = *dir_ / "folder";
+  std::filesystem::create_directories(folder);
+  std::filesystem::copy_file(pk_, folder / "model.safetensors");
+  test::write_file(folder / "README.md", "a model card\n");
+  EXPECT_EQ(generate_json("-m " + folder.string() + args)["text"], packed["text"]);
+  r = test::run_cli("-v generate -m " + folder.string() + args);
+  EXPECT_TRUE(has(r, "packed file " + (folder / "model.safetensors").string())) << r.output;
+  EXPECT_FALSE(has(r, "run directory")) << r.output;
   r = test::run_cli("generate -m " + (*dir_ / "nope.st").string() + " -p hi");
   EXPECT_TRUE(has(r, "nope.st': no such file or directory")) << r.output;
 }
