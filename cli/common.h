@@ -26,10 +26,11 @@ struct GlobalOptions {
 std::unique_ptr<Context> make_context(const GlobalOptions& options);
 
 // libgomp reads its wait policy once, when it is loaded: before main. Unless the user chose one (OMP_WAIT_POLICY
-// or GOMP_SPINCOUNT set), this sets OMP_WAIT_POLICY=passive and re-executes the program once so that it takes
-// effect; returns (without exec) when a policy is already in place or exec fails.
+// or GOMP_SPINCOUNT set), this sets GOMP_SPINCOUNT=300 (spin a few microseconds, then sleep; libgomp's default
+// spins ~300,000 times) and re-executes the program once so that it takes effect; returns (without exec) when a
+// policy is already in place or exec fails.
 void apply_openmp_wait_policy(char** argv);
-// What is in effect, for `tritter version`: "OMP_WAIT_POLICY=passive (set by tritter)", "OMP_WAIT_POLICY=active
+// What is in effect, for `tritter version`: "GOMP_SPINCOUNT=300 (set by tritter)", "OMP_WAIT_POLICY=active
 // (from the environment)", or "the OpenMP runtime's default" when the re-exec failed.
 std::string openmp_wait_policy();
 
