@@ -202,15 +202,30 @@ void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const fl
 }
 
 bool KvCache::view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const {
-  if (dtype_ != KvDtype::F32) return false;
+  const uint8_t *kp, *vp;
+  if (dtype_ != KvDtype::F32 || !contiguous_rows(layer, head, p0, n, &kp, &vp)) return false;
+  *k = reinterpret_cast<const float*>(kp);
+  *v = reinterpret_cast<const float*>(vp);
+  return true;
+}
+
+bool KvCache::view_f16(int layer, int head, int64_t p0, int64_t n, const uint16_t** k, const uint16_t** v) const {
+  const uint8_t *kp, *vp;
+  if (dtype_ != KvDtype::F16 || !contiguous_rows(layer, head, p0, n, &kp, &vp)) return false;
+  *k = reinterpret_cast<const uint16_t*>(kp);
+  *v = reinterpret_cast<const uint16_t*>(vp);
+  return true;
+}
+
+bool KvCache::contiguous_rows(int layer, int head, int64_t p0, int64_t n, const uint8_t** k, const uint8_t** v) const {
   const int64_t end = written_[layer];
   TRITTER_CHECK(p0 >= 0 && p0 + n <= end && p0 >= end - capacity_, "kv view [", p0, ", ", p0 + n, ") of layer ",
                 layer, " holding [", std::max<int64_t>(0, end - capacity_), ", ", end, ")");
   const int64_t slot = p0 % capacity_;
   if (slot + n > capacity_) return false;
   const size_t lh = head_index(layer, head);
-  *k = reinterpret_cast<const float*>(kdata(lh) + slot * elem_bytes_k_);
-  *v = reinterpret_cast<const float*>(vdata(lh) + slot * elem_bytes_v_);
+  *k = kdata(lh) + slot * elem_bytes_k_;
+  *v = vdata(lh) + slot * elem_bytes_v_;
   return true;
 }
 
@@ -262,6 +277,10 @@ KvRows KvCache::rows(int layer) const {
       *v = vb;
     }
   };
+  if (dtype_ == KvDtype::F16) {
+    r.view_f16 = [](const void* store, int l, int head, int64_t p0, int64_t n, const uint16_t** k,
+                    const uint16_t** v) { return static_cast<const KvCache*>(store)->view_f16(l, head, p0, n, k, v); };
+  }
   return r;
 }
 

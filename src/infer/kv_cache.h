@@ -49,6 +49,8 @@ class KvCache : public KvStore {
   // Zero-copy form of read() for an f32 cache: k, v point at (n, d) rows in the cache when positions p0 .. p0+n−1
   // are stored contiguously (no ring wrap); returns false (k, v untouched) otherwise or for other dtypes.
   bool view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const;
+  // The same for an f16 cache: k, v point at (n, d) IEEE half floats.
+  bool view_f16(int layer, int head, int64_t p0, int64_t n, const uint16_t** k, const uint16_t** v) const;
 
   int64_t context() const { return context_; }
   int64_t capacity() const { return capacity_; }
@@ -69,6 +71,8 @@ class KvCache : public KvStore {
  private:
   size_t head_index(int layer, int head) const { return static_cast<size_t>(layer) * kv_heads_ + head; }
   void flush_key_group(int layer, int head, int64_t group_start);
+  // The stored rows of positions p0 .. p0+n−1 when they do not wrap around the ring (any dtype).
+  bool contiguous_rows(int layer, int head, int64_t p0, int64_t n, const uint8_t** k, const uint8_t** v) const;
   uint8_t* kdata(size_t lh) const;
   uint8_t* vdata(size_t lh) const;
   float* kparams(size_t lh) const;  // (C/G, 2, d): min, scale per channel per group

@@ -90,6 +90,11 @@ struct KvRows {
   int layer = 0;
   void (*fetch)(const void* store, int layer, int head, int64_t p0, int64_t n, float* kbuf, float* vbuf,
                 const float** k, const float** v) = nullptr;
+  // Optional, for a store of IEEE half floats: k, v point at the (n, d) rows in place and it returns true, or it
+  // returns false (then fetch). The SIMD tiers convert them in registers as they read them: converting into kbuf
+  // first cost 2-3x the attention itself at long contexts (every value stored and loaded again).
+  bool (*view_f16)(const void* store, int layer, int head, int64_t p0, int64_t n, const uint16_t** k,
+                   const uint16_t** v) = nullptr;
 };
 struct CachedAttnShape {
   int64_t H = 1, K = 1, d = 1;

@@ -9,6 +9,7 @@
 
 #include <omp.h>
 
+
 #include "kernels/ref/ref.h"
 #include "kernels/ternary_matmul.h"  // ternary_kernel_tier: the same SIMD choice as the matmuls
 
@@ -78,6 +79,23 @@ __attribute__((always_inline)) inline void fma16(F32Pair8& acc, float a, const F
   acc.hi += a * b.hi;
 }
 __attribute__((always_inline)) inline void fma16(F32x16& acc, float a, const F32x16& b) { acc += a * b; }
+
+#if defined(__x86_64__)
+#define TRITTER_ATTN_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"
+#define TRITTER_ATTN_AVX2 "avx2,fma,f16c,bmi2"
+// 16 IEEE half floats → 16 floats, in registers (exact: every half is a float): the f16 cache read in place.
+// vcvtph2ps as inline assembly, because an intrinsic needs its target on every function it is inlined through
+// (these bodies take their target from the wrapper at the end); used only inside the AVX-512 / AVX2 wrappers.
+typedef uint16_t Halves16[16];
+typedef uint16_t Halves8[8];
+__attribute__((always_inline)) inline void load16(F32x16& v, const uint16_t* p) {
+  asm("vcvtph2ps %1, %0" : "=v"(v) : "m"(*reinterpret_cast<const Halves16*>(p)));
+}
+__attribute__((always_inline)) inline void load16(F32Pair8& v, const uint16_t* p) {
+  asm("vcvtph2ps %1, %0" : "=x"(v.lo) : "m"(*reinterpret_cast<const Halves8*>(p)));
+  asm("vcvtph2ps %1, %0" : "=x"(v.hi) : "m"(*reinterpret_cast<const Halves8*>(p + 8)));
+}
+#endif
 __attribute__((always_inline)) inline void scale16(F32Pair8& v, float a) {
   v.lo *= a;
   v.hi *= a;
@@ -92,9 +110,11 @@ __attribute__((always_inline)) inline float reduce16(const F32Pair8& acc) {
 
 // block_update_body for head_dim = 16·C known at compile time: q and the C accumulators live in registers and
 // the value loop runs keys outermost, so the C chains are independent (instruction-level parallelism). The
-// arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them.
-template <int C, typename V>
-__attribute__((always_inline)) inline void block_update_fixed(const float* qr, const float* kb, const float* vb,
+// arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them. E: the
+// rows' element type, float or uint16_t (IEEE halves, converted as they are loaded: the same floats as a cache
+// read converted into a buffer first, so the same bits).
+template <int C, typename V, typename E>
+__attribute__((always_inline)) inline void block_update_fixed(const float* qr, const E* kb, const E* vb,
                                                               int64_t n, float inv_sqrt_d, float* s, float* ar,
                                                               float* m, float* l) {
   constexpr int64_t d = 16 * C;
@@ -137,9 +157,9 @@ __attribute__((always_inline)) inline void block_update_body(const float* qr, co
                                                              int64_t n, int64_t d, float inv_sqrt_d, float* s,
                                                              float* ar, float* m, float* l) {
   switch (d) {  // the common head dims
-    case 64: return block_update_fixed<4, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 96: return block_update_fixed<6, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 128: return block_update_fixed<8, V>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 64: return block_update_fixed<4, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 96: return block_update_fixed<6, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 128: return block_update_fixed<8, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
     default: break;
   }
   const bool vec = d % 16 == 0;
@@ -183,13 +203,50 @@ __attribute__((always_inline)) inline void block_update_body(const float* qr, co
     block_update_body<V>(qr, kb, vb, n, d, inv_sqrt_d, s, ar, m, l);                                           \
   }
 TRITTER_ATTN_VARIANT(generic, , F32x16)
-TRITTER_ATTN_VARIANT(avx2, __attribute__((target("avx2,fma,f16c,bmi2"))), F32Pair8)
-TRITTER_ATTN_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"))),
-                     F32x16)
+#if defined(__x86_64__)
+TRITTER_ATTN_VARIANT(avx2, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8)
+TRITTER_ATTN_VARIANT(avx512, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16)
+#endif
 #undef TRITTER_ATTN_VARIANT
 
 using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, int64_t, float, float*, float*,
                              float*, float*);
+using BlockUpdateF16 = void (*)(const float*, const uint16_t*, const uint16_t*, int64_t, float, float*, float*,
+                                float*, float*);
+
+#if defined(__x86_64__)
+// Half-float rows read in place, for the head dims with a fixed-size body (the others take fetch).
+#define TRITTER_ATTN_F16(SUFFIX, TARGET, V, C)                                                                  \
+  TARGET void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
+                                        float inv_sqrt_d, float* s, float* ar, float* m, float* l) {          \
+    block_update_fixed<C, V, uint16_t>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);                                \
+  }
+TRITTER_ATTN_F16(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4)
+TRITTER_ATTN_F16(avx2_96, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 6)
+TRITTER_ATTN_F16(avx2_128, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 8)
+TRITTER_ATTN_F16(avx512_64, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 4)
+TRITTER_ATTN_F16(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 6)
+TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8)
+#undef TRITTER_ATTN_F16
+#endif
+
+// The in-place half-float body for this tier and head dim, or null (then the rows are fetched as floats).
+BlockUpdateF16 block_update_f16_for(KernelTier tier, int64_t d) {
+#if defined(__x86_64__)
+  const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
+  if (!avx512 && !avx2) return nullptr;
+  switch (d) {
+    case 64: return avx512 ? block_update_f16_avx512_64 : block_update_f16_avx2_64;
+    case 96: return avx512 ? block_update_f16_avx512_96 : block_update_f16_avx2_96;
+    case 128: return avx512 ? block_update_f16_avx512_128 : block_update_f16_avx2_128;
+    default: return nullptr;
+  }
+#else
+  (void)tier;
+  (void)d;
+  return nullptr;
+#endif
+}
 
 }  // namespace
 
@@ -201,6 +258,7 @@ struct CachedTile {
   const KvRows* rows;
   const CachedAttnShape* shape;
   BlockUpdate block_update;
+  BlockUpdateF16 block_update_f16;  // null unless the rows may be half floats read in place
   int64_t pos0, n, kv, i0, i1;
 };
 
@@ -223,7 +281,11 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
     const int64_t j0 = std::max(b0, lo), j1 = std::min(b0 + kAttnKeyBlock - 1, hi);
     const float* kp = kb;
     const float* vp = vb;
-    t.rows->fetch(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, kb, vb, &kp, &vp);
+    const uint16_t* kh = nullptr;
+    const uint16_t* vh = nullptr;
+    const bool halves = t.block_update_f16 != nullptr &&
+                        t.rows->view_f16(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, &kh, &vh);
+    if (!halves) t.rows->fetch(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, kb, vb, &kp, &vp);
     for (int64_t i = t.i0; i < t.i1; ++i) {
       const int64_t p = t.pos0 + i;
       const int64_t rlo = std::max(j0, mask.lo(p)), rhi = std::min(j1, mask.hi(p, t.n));
@@ -231,8 +293,13 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
       for (int64_t g = 0; g < G; ++g) {
         const int64_t r = (i - t.i0) * G + g;
         const float* qr = t.q + (i * H + t.kv * G + g) * d;
-        t.block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d, s, acc + r * d,
-                       &m[r], &l[r]);
+        if (halves) {
+          t.block_update_f16(qr, kh + (rlo - j0) * d, vh + (rlo - j0) * d, rhi - rlo + 1, inv_sqrt_d, s, acc + r * d,
+                             &m[r], &l[r]);
+        } else {
+          t.block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d, s,
+                         acc + r * d, &m[r], &l[r]);
+        }
       }
     }
   }
@@ -281,13 +348,19 @@ void attention_cached(const Context& ctx, float* o, const float* q, const KvRows
   const int max_threads = work < double(1 << 19) ? 1 : std::max(1, ctx.threads);
 
   const KernelTier tier = ternary_kernel_tier(ctx);  // the SIMD level the kernels run at; same choice here
+#if defined(__x86_64__)
   const BlockUpdate block_update = tier == KernelTier::Avx512Vnni ? block_update_avx512
                                    : tier == KernelTier::Avx2     ? block_update_avx2
                                                                   : block_update_generic;
+#else
+  const BlockUpdate block_update = block_update_generic;
+#endif
+  const BlockUpdateF16 block_update_f16 = kv_rows.view_f16 != nullptr ? block_update_f16_for(tier, d) : nullptr;
   const int64_t rows_max = kAttnQueryTile * G;
   const auto tile_of = [&](int64_t kv, int64_t tile) {
     const int64_t i0 = tile * kAttnQueryTile;
-    return CachedTile{q, &kv_rows, &shape, block_update, pos0, n, kv, i0, std::min(T, i0 + kAttnQueryTile)};
+    return CachedTile{q,  &kv_rows, &shape, block_update, block_update_f16, pos0, n, kv, i0,
+                      std::min(T, i0 + kAttnQueryTile)};
   };
   // The split chunks a tile's keys span.
   const auto chunks_of = [&](const CachedTile& t, int64_t* c0, int64_t* c1) {

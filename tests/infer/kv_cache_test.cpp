@@ -4,11 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/attention.h"
+#include "kernels/kv_quant.h"
+#include "kernels/test_util_kernels.h"
 
 namespace tritter {
 namespace {
@@ -148,6 +152,68 @@ TEST(KvCache, ZeroCopyViewOfAnF32Cache) {
   }
   EXPECT_FALSE(f32.view(0, 1, 6, 4, &kp, &vp));  // slots 6, 7, 0, 1: wraps
   EXPECT_FALSE(i8.view(0, 1, 8, 4, &kp, &vp));   // quantized: read() dequantizes
+}
+
+// The SIMD tiers read an f16 cache's rows in place, converting halves in registers: the same bits as the same
+// halves held as floats (an f32 cache written with the decoded halves), for the head dims with an in-place body
+// (64, 96, 128) and one without (80, fetched), grouped queries, a ring that wraps (a window) and keys across a
+// split chunk, on every tier at 1 and 2 threads; decode (T = 1) and a short prefill (T = 3).
+TEST(KvCache, HalfRowsReadInPlaceGiveTheBitsOfTheirFloats) {
+  for (int64_t d : {64, 80, 96, 128}) {
+    for (const std::optional<int64_t> window : {std::optional<int64_t>{}, std::optional<int64_t>{100}}) {
+      TritterConfig c = preset_config("test");
+      c.num_hidden_layers = 1;
+      c.num_attention_heads = 4;
+      c.num_key_value_heads = 2;
+      c.head_dim = d;
+      c.hidden_size = 4 * d;
+      c.sliding_window = window;
+      c.max_position_embeddings = 1300;
+      c.validate();
+      const int64_t K = 2, H = 4, B = 8, n = 1290;
+      KvCache half(c, 1300, KvDtype::F16, B, nullptr), full(c, 1300, KvDtype::F32, B, nullptr);
+      ASSERT_NE(half.rows(0).view_f16, nullptr);
+      EXPECT_EQ(full.rows(0).view_f16, nullptr);
+      Rng rng(static_cast<uint64_t>(d));
+      std::vector<float> k(B * K * d), v(k.size()), kr(k.size()), vr(k.size());
+      std::vector<uint16_t> bits(k.size());
+      for (int64_t p = 0; p < n; p += B) {
+        const int64_t m = std::min(B, n - p);
+        for (auto& x : k) x = 3.0f * rng.normal();
+        for (auto& x : v) x = rng.normal();
+        kv_f16_encode(bits.data(), k.data(), static_cast<int64_t>(k.size()));
+        kv_f16_decode(kr.data(), bits.data(), static_cast<int64_t>(k.size()));
+        kv_f16_encode(bits.data(), v.data(), static_cast<int64_t>(v.size()));
+        kv_f16_decode(vr.data(), bits.data(), static_cast<int64_t>(v.size()));
+        half.write(0, p, m, k.data(), v.data());
+        full.write(0, p, m, kr.data(), vr.data());
+      }
+      CachedAttnShape shape;
+      shape.H = H;
+      shape.K = K;
+      shape.d = d;
+      shape.mask = AttnMask(window);
+      for (int64_t T : {1, 3}) {
+        std::vector<float> q(T * H * d);
+        for (auto& x : q) x = rng.normal();
+        for (KernelTier tier : test::supported_tiers()) {
+          for (int threads : {1, 2}) {
+            Context ctx;
+            ctx.kernels = tier;
+            ctx.threads = threads;
+            std::vector<float> oh(q.size(), -1.0f), of(q.size(), -2.0f);
+            attention_cached(ctx, oh.data(), q.data(), half.rows(0), n - T, T, shape);
+            attention_cached(ctx, of.data(), q.data(), full.rows(0), n - T, T, shape);
+            for (size_t i = 0; i < oh.size(); ++i) {
+              ASSERT_EQ(std::bit_cast<uint32_t>(oh[i]), std::bit_cast<uint32_t>(of[i]))
+                  << kernel_tier_name(tier) << " d " << d << " window " << window.value_or(0) << " T " << T
+                  << " threads " << threads << " at " << i << ": " << oh[i] << " vs " << of[i];
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(KvCache, Errors) {
