@@ -217,6 +217,23 @@ bool KvCache::view_f16(int layer, int head, int64_t p0, int64_t n, const uint16_
   return true;
 }
 
+bool KvCache::view_levels(int layer, int head, int64_t p0, int64_t n, KvLevels* out) const {
+  if ((dtype_ != KvDtype::I8 && dtype_ != KvDtype::I4) || n <= 0) return false;
+  const int64_t flushed = written_[layer] / kKvKeyGroup * kKvKeyGroup;
+  if (p0 + n > flushed || p0 / kKvKeyGroup != (p0 + n - 1) / kKvKeyGroup) return false;
+  const uint8_t *kp, *vp;
+  if (!contiguous_rows(layer, head, p0, n, &kp, &vp)) return false;
+  const size_t lh = head_index(layer, head);
+  const int64_t slot = p0 % capacity_;  // the capacity is a multiple of the key group: slot groups are position groups
+  out->bits = kv_bits(dtype_);
+  out->k = kp;
+  out->v = vp;
+  out->kparams = kparams(lh) + (slot / kKvKeyGroup) * 2 * d_;
+  out->vparams = vparams(lh) + slot * (d_ / gv_) * 2;
+  out->gv = gv_;
+  return true;
+}
+
 bool KvCache::contiguous_rows(int layer, int head, int64_t p0, int64_t n, const uint8_t** k, const uint8_t** v) const {
   const int64_t end = written_[layer];
   TRITTER_CHECK(p0 >= 0 && p0 + n <= end && p0 >= end - capacity_, "kv view [", p0, ", ", p0 + n, ") of layer ",
@@ -277,6 +294,11 @@ KvRows KvCache::rows(int layer) const {
       *v = vb;
     }
   };
+  if (dtype_ == KvDtype::I8 || dtype_ == KvDtype::I4) {
+    r.view_levels = [](const void* store, int l, int head, int64_t p0, int64_t n, KvLevels* out) {
+      return static_cast<const KvCache*>(store)->view_levels(l, head, p0, n, out);
+    };
+  }
   if (dtype_ == KvDtype::F16) {
     r.view_f16 = [](const void* store, int l, int head, int64_t p0, int64_t n, const uint16_t** k,
                     const uint16_t** v) { return static_cast<const KvCache*>(store)->view_f16(l, head, p0, n, k, v); };

@@ -51,6 +51,9 @@ class KvCache : public KvStore {
   bool view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const;
   // The same for an f16 cache: k, v point at (n, d) IEEE half floats.
   bool view_f16(int layer, int head, int64_t p0, int64_t n, const uint16_t** k, const uint16_t** v) const;
+  // The same for an int8 / int4 cache: the levels and their parameters, when the n positions do not wrap, lie in
+  // one key group and have their keys quantized (not the newest, still-f32 group).
+  bool view_levels(int layer, int head, int64_t p0, int64_t n, KvLevels* out) const;
 
   int64_t context() const { return context_; }
   int64_t capacity() const { return capacity_; }

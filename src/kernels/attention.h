@@ -85,6 +85,17 @@ inline constexpr int64_t kAttnSplitKeys = 1024;
 // The key/value rows of one layer, read by kv head and position: the view the cached attention takes instead of
 // a cache type. fetch returns (n, d) rows of keys and values for positions p0 .. p0+n−1 of kv head `head`, either
 // pointing into the store or dequantized into kbuf, vbuf (n, d) — the store decides. Must be thread-safe.
+// Rows of 8- or 4-bit levels in place (a quantized cache): x̂ = min + level·scale, the product and the sum
+// rounded apart. Keys: one {min, scale} per channel for all n rows (one key group); values: per row, a
+// {min, scale} per group of gv channels.
+struct KvLevels {
+  int bits = 8;                     // 8: a byte per level; 4: element 2j in the low nibble of byte j
+  const uint8_t* k = nullptr;       // (n, d·bits/8): the first row's levels
+  const uint8_t* v = nullptr;       // (n, d·bits/8)
+  const float* kparams = nullptr;   // (2, d): min (d), scale (d)
+  const float* vparams = nullptr;   // (n, d/gv, 2): min, scale
+  int64_t gv = 0;
+};
 struct KvRows {
   const void* store = nullptr;
   int layer = 0;
@@ -95,6 +106,9 @@ struct KvRows {
   // first cost 2-3x the attention itself at long contexts (every value stored and loaded again).
   bool (*view_f16)(const void* store, int layer, int head, int64_t p0, int64_t n, const uint16_t** k,
                    const uint16_t** v) = nullptr;
+  // Optional, for a quantized store: the levels of positions p0 .. p0+n−1 in place, or false (then fetch). The
+  // SIMD tiers dequantize them in registers, with the cache's own arithmetic.
+  bool (*view_levels)(const void* store, int layer, int head, int64_t p0, int64_t n, KvLevels* out) = nullptr;
 };
 struct CachedAttnShape {
   int64_t H = 1, K = 1, d = 1;

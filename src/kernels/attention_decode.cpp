@@ -96,6 +96,53 @@ __attribute__((always_inline)) inline void load16(F32Pair8& v, const uint16_t* p
   asm("vcvtph2ps %1, %0" : "=x"(v.hi) : "m"(*reinterpret_cast<const Halves8*>(p + 8)));
 }
 #endif
+
+// Quantized rows in registers: 16 levels as floats (exact), then min + level·scale with the product and the sum
+// rounded apart, as the cache's dequantizer computes it. The empty asm makes the product a value of its own, so
+// the compiler cannot contract the two into an FMA (which would round once and change the bits).
+typedef uint8_t U8x16 __attribute__((vector_size(16), aligned(1)));
+typedef uint8_t U8x8 __attribute__((vector_size(8), aligned(1)));
+typedef int32_t I32x16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t I32x8 __attribute__((vector_size(32), aligned(4)));
+__attribute__((always_inline)) inline U8x16 levels16(const uint8_t* row, int64_t i, int bits) {  // elements i .. i+15
+  if (bits == 8) {
+    U8x16 b;
+    __builtin_memcpy(&b, row + i, sizeof b);
+    return b;
+  }
+  uint64_t x;  // the nibbles split as one 64-bit word (x86 has no byte shift: a byte vector's costs three ops)
+  __builtin_memcpy(&x, row + i / 2, sizeof x);
+  const uint64_t lo_bits = x & 0x0f0f0f0f0f0f0f0full, hi_bits = (x >> 4) & 0x0f0f0f0f0f0f0f0full;
+  U8x8 lo, hi;
+  __builtin_memcpy(&lo, &lo_bits, sizeof lo);
+  __builtin_memcpy(&hi, &hi_bits, sizeof hi);
+  return __builtin_shufflevector(lo, hi, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+}
+__attribute__((always_inline)) inline void dequant16(F32x16& t, U8x16 q, const F32x16& mn, const F32x16& sc) {
+  // vpmovzxbd as assembly: GCC widens a byte vector one element at a time (see load16 for halves).
+  I32x16 w;
+  asm("vpmovzxbd %1, %0" : "=v"(w) : "x"(q));
+  F32x16 prod = __builtin_convertvector(w, F32x16) * sc;
+  asm("" : "+v"(prod));
+  t = mn + prod;
+}
+__attribute__((always_inline)) inline void dequant16(F32Pair8& t, U8x16 q, const F32Pair8& mn, const F32Pair8& sc) {
+  const U8x8 q0 = __builtin_shufflevector(q, q, 0, 1, 2, 3, 4, 5, 6, 7);
+  const U8x8 q1 = __builtin_shufflevector(q, q, 8, 9, 10, 11, 12, 13, 14, 15);
+  I32x8 w0, w1;
+  asm("vpmovzxbd %1, %0" : "=x"(w0) : "x"(q0));
+  asm("vpmovzxbd %1, %0" : "=x"(w1) : "x"(q1));
+  F32x8 p0 = __builtin_convertvector(w0, F32x8) * sc.lo;
+  F32x8 p1 = __builtin_convertvector(w1, F32x8) * sc.hi;
+  asm("" : "+x"(p0), "+x"(p1));
+  t.lo = mn.lo + p0;
+  t.hi = mn.hi + p1;
+}
+__attribute__((always_inline)) inline void splat16(F32x16& v, float x) { v = F32x16{} + x; }
+__attribute__((always_inline)) inline void splat16(F32Pair8& v, float x) {
+  v.lo = F32x8{} + x;
+  v.hi = F32x8{} + x;
+}
 __attribute__((always_inline)) inline void scale16(F32Pair8& v, float a) {
   v.lo *= a;
   v.hi *= a;
@@ -144,6 +191,57 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
   for (int64_t j = 0; j < n; ++j) {
     for (int c = 0; c < C; ++c) {
       load16(t, vb + j * d + 16 * c);
+      fma16(a[c], s[j], t);
+    }
+  }
+  for (int c = 0; c < C; ++c) store16(ar + 16 * c, a[c]);
+  *l = *l * alpha + sum;
+  *m = mnew;
+}
+
+// block_update_fixed over rows of levels (KvLevels) dequantized in registers, the same arithmetic per element as
+// dequantizing into a buffer first and so the same bits. Value groups of kLevelGroup channels (the cache's for
+// these head dims): 16-lane chunk c is in group c/2.
+constexpr int64_t kLevelGroup = 32;
+template <int C, typename V, int Bits>
+__attribute__((always_inline)) inline void block_update_levels(const float* qr, const KvLevels& r, int64_t n,
+                                                               float inv_sqrt_d, float* s, float* ar, float* m,
+                                                               float* l) {
+  constexpr int64_t d = 16 * C, row = d * Bits / 8, groups = d / kLevelGroup;
+  V q[C], a[C], t;
+  for (int c = 0; c < C; ++c) load16(q[c], qr + 16 * c);
+  float mb = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) {
+    V acc = {};
+    for (int c = 0; c < C; ++c) {
+      V mn, sc;
+      load16(mn, r.kparams + 16 * c);
+      load16(sc, r.kparams + d + 16 * c);
+      dequant16(t, levels16(r.k + j * row, 16 * c, Bits), mn, sc);
+      fma16(acc, q[c], t);
+    }
+    s[j] = reduce16(acc) * inv_sqrt_d;
+    mb = std::max(mb, s[j]);
+  }
+  const float mnew = std::max(*m, mb);
+  const float alpha = std::exp(*m - mnew);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = std::exp(s[j] - mnew);
+    sum += s[j];
+  }
+  for (int c = 0; c < C; ++c) {
+    load16(a[c], ar + 16 * c);
+    scale16(a[c], alpha);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const float* vp = r.vparams + j * groups * 2;
+    for (int c = 0; c < C; ++c) {
+      const int64_t g = 16 * c / kLevelGroup;
+      V mn, sc;
+      splat16(mn, vp[2 * g]);
+      splat16(sc, vp[2 * g + 1]);
+      dequant16(t, levels16(r.v + j * row, 16 * c, Bits), mn, sc);
       fma16(a[c], s[j], t);
     }
   }
@@ -213,6 +311,7 @@ using BlockUpdate = void (*)(const float*, const float*, const float*, int64_t, 
                              float*, float*);
 using BlockUpdateF16 = void (*)(const float*, const uint16_t*, const uint16_t*, int64_t, float, float*, float*,
                                 float*, float*);
+using BlockUpdateLevels = void (*)(const float*, const KvLevels&, int64_t, float, float*, float*, float*, float*);
 
 #if defined(__x86_64__)
 // Half-float rows read in place, for the head dims with a fixed-size body (the others take fetch).
@@ -228,7 +327,47 @@ TRITTER_ATTN_F16(avx512_64, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16
 TRITTER_ATTN_F16(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 6)
 TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8)
 #undef TRITTER_ATTN_F16
+#define TRITTER_ATTN_LEVELS(SUFFIX, TARGET, V, C, BITS)                                                         \
+  TARGET void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
+                                              float* s, float* ar, float* m, float* l) {                       \
+    block_update_levels<C, V, BITS>(qr, r, n, inv_sqrt_d, s, ar, m, l);                                        \
+  }
+#define TRITTER_ATTN_LEVELS_DIMS(BITS)                                                                          \
+  TRITTER_ATTN_LEVELS(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4, BITS)                  \
+  TRITTER_ATTN_LEVELS(avx2_96, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 6, BITS)                  \
+  TRITTER_ATTN_LEVELS(avx2_128, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 8, BITS)                 \
+  TRITTER_ATTN_LEVELS(avx512_64, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 4, BITS)                \
+  TRITTER_ATTN_LEVELS(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 6, BITS)                \
+  TRITTER_ATTN_LEVELS(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8, BITS)
+TRITTER_ATTN_LEVELS_DIMS(8)
+TRITTER_ATTN_LEVELS_DIMS(4)
+#undef TRITTER_ATTN_LEVELS_DIMS
+#undef TRITTER_ATTN_LEVELS
 #endif
+
+// The in-place quantized body for this tier, head dim and level width, or null (then the rows are fetched).
+BlockUpdateLevels block_update_levels_for(KernelTier tier, int64_t d, int bits) {
+#if defined(__x86_64__)
+  const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
+  if (!avx512 && !avx2) return nullptr;
+#define TRITTER_PICK(BITS)                                                                   \
+  switch (d) {                                                                               \
+    case 64: return avx512 ? block_update_q##BITS##_avx512_64 : block_update_q##BITS##_avx2_64;   \
+    case 96: return avx512 ? block_update_q##BITS##_avx512_96 : block_update_q##BITS##_avx2_96;   \
+    case 128: return avx512 ? block_update_q##BITS##_avx512_128 : block_update_q##BITS##_avx2_128; \
+    default: return nullptr;                                                                 \
+  }
+  if (bits == 8) TRITTER_PICK(8)
+  if (bits == 4) TRITTER_PICK(4)
+#undef TRITTER_PICK
+  return nullptr;
+#else
+  (void)tier;
+  (void)d;
+  (void)bits;
+  return nullptr;
+#endif
+}
 
 // The in-place half-float body for this tier and head dim, or null (then the rows are fetched as floats).
 BlockUpdateF16 block_update_f16_for(KernelTier tier, int64_t d) {
@@ -259,6 +398,7 @@ struct CachedTile {
   const CachedAttnShape* shape;
   BlockUpdate block_update;
   BlockUpdateF16 block_update_f16;  // null unless the rows may be half floats read in place
+  KernelTier tier;                  // for the quantized bodies, chosen per block by the rows' level width
   int64_t pos0, n, kv, i0, i1;
 };
 
@@ -283,9 +423,18 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
     const float* vp = vb;
     const uint16_t* kh = nullptr;
     const uint16_t* vh = nullptr;
+    const int head = static_cast<int>(t.kv);
     const bool halves = t.block_update_f16 != nullptr &&
-                        t.rows->view_f16(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, &kh, &vh);
-    if (!halves) t.rows->fetch(t.rows->store, t.rows->layer, static_cast<int>(t.kv), j0, j1 - j0 + 1, kb, vb, &kp, &vp);
+                        t.rows->view_f16(t.rows->store, t.rows->layer, head, j0, j1 - j0 + 1, &kh, &vh);
+    KvLevels lv;
+    BlockUpdateLevels levels = nullptr;
+    if (!halves && t.rows->view_levels != nullptr && t.rows->view_levels(t.rows->store, t.rows->layer, head, j0,
+                                                                         j1 - j0 + 1, &lv)) {
+      levels = lv.gv == kLevelGroup ? block_update_levels_for(t.tier, d, lv.bits) : nullptr;
+    }
+    if (!halves && levels == nullptr) {
+      t.rows->fetch(t.rows->store, t.rows->layer, head, j0, j1 - j0 + 1, kb, vb, &kp, &vp);
+    }
     for (int64_t i = t.i0; i < t.i1; ++i) {
       const int64_t p = t.pos0 + i;
       const int64_t rlo = std::max(j0, mask.lo(p)), rhi = std::min(j1, mask.hi(p, t.n));
@@ -296,6 +445,13 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
         if (halves) {
           t.block_update_f16(qr, kh + (rlo - j0) * d, vh + (rlo - j0) * d, rhi - rlo + 1, inv_sqrt_d, s, acc + r * d,
                              &m[r], &l[r]);
+        } else if (levels != nullptr) {
+          KvLevels from = lv;  // rows rlo .. rhi: the same key group, each value row its own parameters
+          const int64_t skip = rlo - j0, row = d * lv.bits / 8;
+          from.k += skip * row;
+          from.v += skip * row;
+          from.vparams += skip * (d / lv.gv) * 2;
+          levels(qr, from, rhi - rlo + 1, inv_sqrt_d, s, acc + r * d, &m[r], &l[r]);
         } else {
           t.block_update(qr, kp + (rlo - j0) * d, vp + (rlo - j0) * d, rhi - rlo + 1, d, inv_sqrt_d, s,
                          acc + r * d, &m[r], &l[r]);
@@ -359,7 +515,7 @@ void attention_cached(const Context& ctx, float* o, const float* q, const KvRows
   const int64_t rows_max = kAttnQueryTile * G;
   const auto tile_of = [&](int64_t kv, int64_t tile) {
     const int64_t i0 = tile * kAttnQueryTile;
-    return CachedTile{q,  &kv_rows, &shape, block_update, block_update_f16, pos0, n, kv, i0,
+    return CachedTile{q,  &kv_rows, &shape, block_update, block_update_f16, tier, pos0, n, kv, i0,
                       std::min(T, i0 + kAttnQueryTile)};
   };
   // The split chunks a tile's keys span.

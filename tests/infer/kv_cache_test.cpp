@@ -216,6 +216,74 @@ TEST(KvCache, HalfRowsReadInPlaceGiveTheBitsOfTheirFloats) {
   }
 }
 
+// The SIMD tiers read int8 and int4 rows in place, dequantizing in registers with the cache's arithmetic (the
+// product and the sum rounded apart): the same bits as an f32 cache holding what read() dequantizes, for the head
+// dims with an in-place body and one without (80), grouped queries, a window's ring, the newest key group still
+// in f32, on every tier at 1 and 2 threads.
+TEST(KvCache, QuantizedRowsReadInPlaceGiveTheBitsOfTheirDequantizedFloats) {
+  for (KvDtype dt : {KvDtype::I8, KvDtype::I4}) {
+    for (int64_t d : {64, 80, 96, 128}) {
+      for (const std::optional<int64_t> window : {std::optional<int64_t>{}, std::optional<int64_t>{100}}) {
+        TritterConfig c = preset_config("test");
+        c.num_hidden_layers = 1;
+        c.num_attention_heads = 4;
+        c.num_key_value_heads = 2;
+        c.head_dim = d;
+        c.hidden_size = 4 * d;
+        c.sliding_window = window;
+        c.max_position_embeddings = 1300;
+        c.validate();
+        const int64_t K = 2, H = 4, B = 8, n = 1290;  // 1290: the last 10 keys are the unflushed f32 group
+        KvCache quant(c, 1300, dt, B, nullptr), full(c, 1300, KvDtype::F32, B, nullptr);
+        ASSERT_NE(quant.rows(0).view_levels, nullptr);
+        Rng rng(static_cast<uint64_t>(d) + 7);
+        std::vector<float> k(B * K * d), v(k.size());
+        for (int64_t p = 0; p < n; p += B) {
+          for (auto& x : k) x = 2.0f * rng.normal() + 0.5f;
+          for (auto& x : v) x = rng.normal();
+          quant.write(0, p, std::min(B, n - p), k.data(), v.data());
+        }
+        // The f32 cache holds what the quantized one gives back (zeros where its ring no longer holds a position).
+        const int64_t held = std::max<int64_t>(0, n - quant.capacity());
+        std::vector<float> kf(n * K * d, 0.0f), vf(kf.size(), 0.0f), kb(d), vb(d);
+        for (int64_t p = held; p < n; ++p) {
+          for (int64_t h = 0; h < K; ++h) {
+            quant.read(0, static_cast<int>(h), p, 1, kb.data(), vb.data());
+            std::copy(kb.begin(), kb.end(), kf.begin() + (p * K + h) * d);
+            std::copy(vb.begin(), vb.end(), vf.begin() + (p * K + h) * d);
+          }
+        }
+        for (int64_t p = 0; p < n; p += B) full.write(0, p, std::min(B, n - p), kf.data() + p * K * d, vf.data() + p * K * d);
+        CachedAttnShape shape;
+        shape.H = H;
+        shape.K = K;
+        shape.d = d;
+        shape.mask = AttnMask(window);
+        for (int64_t T : {1, 3}) {
+          std::vector<float> q(T * H * d);
+          for (auto& x : q) x = rng.normal();
+          for (KernelTier tier : test::supported_tiers()) {
+            for (int threads : {1, 2}) {
+              Context ctx;
+              ctx.kernels = tier;
+              ctx.threads = threads;
+              std::vector<float> oq(q.size(), -1.0f), of(q.size(), -2.0f);
+              attention_cached(ctx, oq.data(), q.data(), quant.rows(0), n - T, T, shape);
+              attention_cached(ctx, of.data(), q.data(), full.rows(0), n - T, T, shape);
+              for (size_t i = 0; i < oq.size(); ++i) {
+                ASSERT_EQ(std::bit_cast<uint32_t>(oq[i]), std::bit_cast<uint32_t>(of[i]))
+                    << kv_dtype_name(dt) << " " << kernel_tier_name(tier) << " d " << d << " window "
+                    << window.value_or(0) << " T " << T << " threads " << threads << " at " << i << ": " << oq[i]
+                    << " vs " << of[i];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(KvCache, Errors) {
   const TritterConfig c = cfg();
   KvCache cache(c, 4, KvDtype::F32, 4, nullptr);
