@@ -83,6 +83,17 @@ __attribute__((always_inline)) inline void fma16(F32x16& acc, float a, const F32
 #if defined(__x86_64__)
 #define TRITTER_ATTN_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"
 #define TRITTER_ATTN_AVX2 "avx2,fma,f16c,bmi2"
+#endif
+// The in-place reads below (f16 and quantized rows converted in registers) are GCC's: clang checks an asm
+// operand's vector size against the function it is written in, before inlining gives it its target, so a clang
+// build (the sanitizer build) converts rows into buffers first, with the same results.
+#if defined(__x86_64__) && !defined(__clang__)
+#define TRITTER_ATTN_IN_PLACE 1
+#else
+#define TRITTER_ATTN_IN_PLACE 0
+#endif
+
+#if TRITTER_ATTN_IN_PLACE
 // 16 IEEE half floats → 16 floats, in registers (exact: every half is a float): the f16 cache read in place.
 // vcvtph2ps as inline assembly, because an intrinsic needs its target on every function it is inlined through
 // (these bodies take their target from the wrapper at the end); used only inside the AVX-512 / AVX2 wrappers.
@@ -97,6 +108,7 @@ __attribute__((always_inline)) inline void load16(F32Pair8& v, const uint16_t* p
 }
 #endif
 
+#if TRITTER_ATTN_IN_PLACE
 // Quantized rows in registers: 16 levels as floats (exact), then min + level·scale with the product and the sum
 // rounded apart, as the cache's dequantizer computes it. The empty asm makes the product a value of its own, so
 // the compiler cannot contract the two into an FMA (which would round once and change the bits).
@@ -143,6 +155,7 @@ __attribute__((always_inline)) inline void splat16(F32Pair8& v, float x) {
   v.lo = F32x8{} + x;
   v.hi = F32x8{} + x;
 }
+#endif
 __attribute__((always_inline)) inline void scale16(F32Pair8& v, float a) {
   v.lo *= a;
   v.hi *= a;
@@ -199,10 +212,12 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
   *m = mnew;
 }
 
+constexpr int64_t kLevelGroup = 32;  // value channels per {min, scale} that the in-place quantized bodies take
+
+#if TRITTER_ATTN_IN_PLACE
 // block_update_fixed over rows of levels (KvLevels) dequantized in registers, the same arithmetic per element as
 // dequantizing into a buffer first and so the same bits. Value groups of kLevelGroup channels (the cache's for
 // these head dims): 16-lane chunk c is in group c/2.
-constexpr int64_t kLevelGroup = 32;
 template <int C, typename V, int Bits>
 __attribute__((always_inline)) inline void block_update_levels(const float* qr, const KvLevels& r, int64_t n,
                                                                float inv_sqrt_d, float* s, float* ar, float* m,
@@ -249,6 +264,7 @@ __attribute__((always_inline)) inline void block_update_levels(const float* qr, 
   *l = *l * alpha + sum;
   *m = mnew;
 }
+#endif
 
 template <typename V>  // the fixed-size kernels' 16-lane type: F32x16, or F32Pair8 on AVX2
 __attribute__((always_inline)) inline void block_update_body(const float* qr, const float* kb, const float* vb,
@@ -313,7 +329,7 @@ using BlockUpdateF16 = void (*)(const float*, const uint16_t*, const uint16_t*, 
                                 float*, float*);
 using BlockUpdateLevels = void (*)(const float*, const KvLevels&, int64_t, float, float*, float*, float*, float*);
 
-#if defined(__x86_64__)
+#if TRITTER_ATTN_IN_PLACE
 // Half-float rows read in place, for the head dims with a fixed-size body (the others take fetch).
 #define TRITTER_ATTN_F16(SUFFIX, TARGET, V, C)                                                                  \
   TARGET void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
@@ -347,7 +363,7 @@ TRITTER_ATTN_LEVELS_DIMS(4)
 
 // The in-place quantized body for this tier, head dim and level width, or null (then the rows are fetched).
 BlockUpdateLevels block_update_levels_for(KernelTier tier, int64_t d, int bits) {
-#if defined(__x86_64__)
+#if TRITTER_ATTN_IN_PLACE
   const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
   if (!avx512 && !avx2) return nullptr;
 #define TRITTER_PICK(BITS)                                                                   \
@@ -371,7 +387,7 @@ BlockUpdateLevels block_update_levels_for(KernelTier tier, int64_t d, int bits) 
 
 // The in-place half-float body for this tier and head dim, or null (then the rows are fetched as floats).
 BlockUpdateF16 block_update_f16_for(KernelTier tier, int64_t d) {
-#if defined(__x86_64__)
+#if TRITTER_ATTN_IN_PLACE
   const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
   if (!avx512 && !avx2) return nullptr;
   switch (d) {
