@@ -168,23 +168,33 @@ __attribute__((always_inline)) inline float reduce16(const F32Pair8& acc) {
   return s2[0] + s2[1];
 }
 
+// Where a fixed-size block update reads its rows: key(t, j, c) and value(t, j, c) load channels 16c .. 16c+15 of
+// row j as floats. Plain rows: floats, or IEEE halves converted as they are loaded (exact: the same floats as a
+// cache read converted into a buffer first, so the same bits).
+template <int C, typename E>
+struct PlainRows {
+  const E* k;
+  const E* v;
+  template <typename V>
+  __attribute__((always_inline)) void key(V& t, int64_t j, int c) const { load16(t, k + j * 16 * C + 16 * c); }
+  template <typename V>
+  __attribute__((always_inline)) void value(V& t, int64_t j, int c) const { load16(t, v + j * 16 * C + 16 * c); }
+};
+
 // block_update_body for head_dim = 16·C known at compile time: q and the C accumulators live in registers and
 // the value loop runs keys outermost, so the C chains are independent (instruction-level parallelism). The
-// arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them. E: the
-// rows' element type, float or uint16_t (IEEE halves, converted as they are loaded: the same floats as a cache
-// read converted into a buffer first, so the same bits).
-template <int C, typename V, typename E>
-__attribute__((always_inline)) inline void block_update_fixed(const float* qr, const E* kb, const E* vb,
-                                                              int64_t n, float inv_sqrt_d, float* s, float* ar,
-                                                              float* m, float* l) {
-  constexpr int64_t d = 16 * C;
+// arithmetic per element is the same sequence as the generic loops, so results are bit-identical to them.
+template <int C, typename V, typename Rows>
+__attribute__((always_inline)) inline void block_update_fixed(const float* qr, const Rows& rows, int64_t n,
+                                                              float inv_sqrt_d, float* s, float* ar, float* m,
+                                                              float* l) {
   V q[C], a[C], t;
   for (int c = 0; c < C; ++c) load16(q[c], qr + 16 * c);
   float mb = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < n; ++j) {
     V acc = {};
     for (int c = 0; c < C; ++c) {
-      load16(t, kb + j * d + 16 * c);
+      rows.key(t, j, c);
       fma16(acc, q[c], t);
     }
     s[j] = reduce16(acc) * inv_sqrt_d;
@@ -203,7 +213,7 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
   }
   for (int64_t j = 0; j < n; ++j) {
     for (int c = 0; c < C; ++c) {
-      load16(t, vb + j * d + 16 * c);
+      rows.value(t, j, c);
       fma16(a[c], s[j], t);
     }
   }
@@ -215,55 +225,30 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
 constexpr int64_t kLevelGroup = 32;  // value channels per {min, scale} that the in-place quantized bodies take
 
 #if TRITTER_ATTN_IN_PLACE
-// block_update_fixed over rows of levels (KvLevels) dequantized in registers, the same arithmetic per element as
-// dequantizing into a buffer first and so the same bits. Value groups of kLevelGroup channels (the cache's for
-// these head dims): 16-lane chunk c is in group c/2.
-template <int C, typename V, int Bits>
-__attribute__((always_inline)) inline void block_update_levels(const float* qr, const KvLevels& r, int64_t n,
-                                                               float inv_sqrt_d, float* s, float* ar, float* m,
-                                                               float* l) {
-  constexpr int64_t d = 16 * C, row = d * Bits / 8, groups = d / kLevelGroup;
-  V q[C], a[C], t;
-  for (int c = 0; c < C; ++c) load16(q[c], qr + 16 * c);
-  float mb = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) {
-    V acc = {};
-    for (int c = 0; c < C; ++c) {
-      V mn, sc;
-      load16(mn, r.kparams + 16 * c);
-      load16(sc, r.kparams + d + 16 * c);
-      dequant16(t, levels16(r.k + j * row, 16 * c, Bits), mn, sc);
-      fma16(acc, q[c], t);
-    }
-    s[j] = reduce16(acc) * inv_sqrt_d;
-    mb = std::max(mb, s[j]);
+// Rows of levels (KvLevels) dequantized in registers, the same arithmetic per element as dequantizing into a
+// buffer first and so the same bits. Value groups of kLevelGroup channels (the cache's for these head dims):
+// 16-lane chunk c is in group c/2.
+template <int C, int Bits>
+struct LevelRows {
+  static constexpr int64_t kRow = 16 * C * Bits / 8, kGroups = 16 * C / kLevelGroup;
+  KvLevels r;
+  template <typename V>
+  __attribute__((always_inline)) void key(V& t, int64_t j, int c) const {
+    V mn, sc;
+    load16(mn, r.kparams + 16 * c);
+    load16(sc, r.kparams + 16 * C + 16 * c);
+    dequant16(t, levels16(r.k + j * kRow, 16 * c, Bits), mn, sc);
   }
-  const float mnew = std::max(*m, mb);
-  const float alpha = std::exp(*m - mnew);
-  float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
-    s[j] = std::exp(s[j] - mnew);
-    sum += s[j];
+  template <typename V>
+  __attribute__((always_inline)) void value(V& t, int64_t j, int c) const {
+    const float* vp = r.vparams + j * kGroups * 2;
+    const int64_t g = 16 * c / kLevelGroup;
+    V mn, sc;
+    splat16(mn, vp[2 * g]);
+    splat16(sc, vp[2 * g + 1]);
+    dequant16(t, levels16(r.v + j * kRow, 16 * c, Bits), mn, sc);
   }
-  for (int c = 0; c < C; ++c) {
-    load16(a[c], ar + 16 * c);
-    scale16(a[c], alpha);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    const float* vp = r.vparams + j * groups * 2;
-    for (int c = 0; c < C; ++c) {
-      const int64_t g = 16 * c / kLevelGroup;
-      V mn, sc;
-      splat16(mn, vp[2 * g]);
-      splat16(sc, vp[2 * g + 1]);
-      dequant16(t, levels16(r.v + j * row, 16 * c, Bits), mn, sc);
-      fma16(a[c], s[j], t);
-    }
-  }
-  for (int c = 0; c < C; ++c) store16(ar + 16 * c, a[c]);
-  *l = *l * alpha + sum;
-  *m = mnew;
-}
+};
 #endif
 
 template <typename V>  // the fixed-size kernels' 16-lane type: F32x16, or F32Pair8 on AVX2
@@ -271,9 +256,9 @@ __attribute__((always_inline)) inline void block_update_body(const float* qr, co
                                                              int64_t n, int64_t d, float inv_sqrt_d, float* s,
                                                              float* ar, float* m, float* l) {
   switch (d) {  // the common head dims
-    case 64: return block_update_fixed<4, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 96: return block_update_fixed<6, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
-    case 128: return block_update_fixed<8, V, float>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);
+    case 64: return block_update_fixed<4, V>(qr, PlainRows<4, float>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);
+    case 96: return block_update_fixed<6, V>(qr, PlainRows<6, float>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);
+    case 128: return block_update_fixed<8, V>(qr, PlainRows<8, float>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);
     default: break;
   }
   const bool vec = d % 16 == 0;
@@ -334,7 +319,7 @@ using BlockUpdateLevels = void (*)(const float*, const KvLevels&, int64_t, float
 #define TRITTER_ATTN_F16(SUFFIX, TARGET, V, C)                                                                  \
   TARGET void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
                                         float inv_sqrt_d, float* s, float* ar, float* m, float* l) {          \
-    block_update_fixed<C, V, uint16_t>(qr, kb, vb, n, inv_sqrt_d, s, ar, m, l);                                \
+    block_update_fixed<C, V>(qr, PlainRows<C, uint16_t>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);                  \
   }
 TRITTER_ATTN_F16(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4)
 TRITTER_ATTN_F16(avx2_96, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 6)
@@ -346,7 +331,7 @@ TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x1
 #define TRITTER_ATTN_LEVELS(SUFFIX, TARGET, V, C, BITS)                                                         \
   TARGET void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
                                               float* s, float* ar, float* m, float* l) {                       \
-    block_update_levels<C, V, BITS>(qr, r, n, inv_sqrt_d, s, ar, m, l);                                        \
+    block_update_fixed<C, V>(qr, LevelRows<C, BITS>{r}, n, inv_sqrt_d, s, ar, m, l);                           \
   }
 #define TRITTER_ATTN_LEVELS_DIMS(BITS)                                                                          \
   TRITTER_ATTN_LEVELS(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4, BITS)                  \

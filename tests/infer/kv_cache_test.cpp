@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -42,6 +43,51 @@ double minmax_bound(const std::vector<float>& group, int levels) {
   const double s = (mx - mn) / levels;
   const double eps = std::numeric_limits<float>::epsilon();
   return s / 2 * (1 + 4 * eps) + 4 * eps * (std::fabs(mn) + std::fabs(mx));
+}
+
+// One layer of H = 4 query heads over K = 2 kv heads (grouped queries) at head dim d, 1300 positions.
+TritterConfig attention_config(int64_t d, std::optional<int64_t> window) {
+  TritterConfig c = preset_config("test");
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = d;
+  c.hidden_size = 4 * d;
+  c.sliding_window = window;
+  c.max_position_embeddings = 1300;
+  c.validate();
+  return c;
+}
+
+// The cached attention over `a` and over `b` (layer 0, the last T of n positions, decode and a short prefill),
+// bit for bit, on every tier at 1 and 2 threads.
+void expect_same_attention(const KvCache& a, const KvCache& b, const TritterConfig& c, int64_t n, Rng& rng,
+                           const std::string& what) {
+  CachedAttnShape shape;
+  shape.H = c.num_attention_heads;
+  shape.K = c.num_key_value_heads;
+  shape.d = c.head_dim;
+  shape.mask = AttnMask(c.sliding_window);
+  for (int64_t T : {1, 3}) {
+    std::vector<float> q(T * shape.H * shape.d);
+    for (auto& x : q) x = rng.normal();
+    for (KernelTier tier : test::supported_tiers()) {
+      for (int threads : {1, 2}) {
+        Context ctx;
+        ctx.kernels = tier;
+        ctx.threads = threads;
+        std::vector<float> oa(q.size(), -1.0f), ob(q.size(), -2.0f);
+        attention_cached(ctx, oa.data(), q.data(), a.rows(0), n - T, T, shape);
+        attention_cached(ctx, ob.data(), q.data(), b.rows(0), n - T, T, shape);
+        for (size_t i = 0; i < oa.size(); ++i) {
+          ASSERT_EQ(std::bit_cast<uint32_t>(oa[i]), std::bit_cast<uint32_t>(ob[i]))
+              << what << " " << kernel_tier_name(tier) << " d " << shape.d << " window "
+              << c.sliding_window.value_or(0) << " T " << T << " threads " << threads << " at " << i << ": " << oa[i]
+              << " vs " << ob[i];
+        }
+      }
+    }
+  }
 }
 
 TEST(KvCache, ErrorBoundsPerDtype) {
@@ -161,16 +207,8 @@ TEST(KvCache, ZeroCopyViewOfAnF32Cache) {
 TEST(KvCache, HalfRowsReadInPlaceGiveTheBitsOfTheirFloats) {
   for (int64_t d : {64, 80, 96, 128}) {
     for (const std::optional<int64_t> window : {std::optional<int64_t>{}, std::optional<int64_t>{100}}) {
-      TritterConfig c = preset_config("test");
-      c.num_hidden_layers = 1;
-      c.num_attention_heads = 4;
-      c.num_key_value_heads = 2;
-      c.head_dim = d;
-      c.hidden_size = 4 * d;
-      c.sliding_window = window;
-      c.max_position_embeddings = 1300;
-      c.validate();
-      const int64_t K = 2, H = 4, B = 8, n = 1290;
+      const TritterConfig c = attention_config(d, window);
+      const int64_t K = 2, B = 8, n = 1290;
       KvCache half(c, 1300, KvDtype::F16, B, nullptr), full(c, 1300, KvDtype::F32, B, nullptr);
       ASSERT_NE(half.rows(0).view_f16, nullptr);
       EXPECT_EQ(full.rows(0).view_f16, nullptr);
@@ -188,30 +226,7 @@ TEST(KvCache, HalfRowsReadInPlaceGiveTheBitsOfTheirFloats) {
         half.write(0, p, m, k.data(), v.data());
         full.write(0, p, m, kr.data(), vr.data());
       }
-      CachedAttnShape shape;
-      shape.H = H;
-      shape.K = K;
-      shape.d = d;
-      shape.mask = AttnMask(window);
-      for (int64_t T : {1, 3}) {
-        std::vector<float> q(T * H * d);
-        for (auto& x : q) x = rng.normal();
-        for (KernelTier tier : test::supported_tiers()) {
-          for (int threads : {1, 2}) {
-            Context ctx;
-            ctx.kernels = tier;
-            ctx.threads = threads;
-            std::vector<float> oh(q.size(), -1.0f), of(q.size(), -2.0f);
-            attention_cached(ctx, oh.data(), q.data(), half.rows(0), n - T, T, shape);
-            attention_cached(ctx, of.data(), q.data(), full.rows(0), n - T, T, shape);
-            for (size_t i = 0; i < oh.size(); ++i) {
-              ASSERT_EQ(std::bit_cast<uint32_t>(oh[i]), std::bit_cast<uint32_t>(of[i]))
-                  << kernel_tier_name(tier) << " d " << d << " window " << window.value_or(0) << " T " << T
-                  << " threads " << threads << " at " << i << ": " << oh[i] << " vs " << of[i];
-            }
-          }
-        }
-      }
+      expect_same_attention(half, full, c, n, rng, "f16");
     }
   }
 }
@@ -224,16 +239,8 @@ TEST(KvCache, QuantizedRowsReadInPlaceGiveTheBitsOfTheirDequantizedFloats) {
   for (KvDtype dt : {KvDtype::I8, KvDtype::I4}) {
     for (int64_t d : {64, 80, 96, 128}) {
       for (const std::optional<int64_t> window : {std::optional<int64_t>{}, std::optional<int64_t>{100}}) {
-        TritterConfig c = preset_config("test");
-        c.num_hidden_layers = 1;
-        c.num_attention_heads = 4;
-        c.num_key_value_heads = 2;
-        c.head_dim = d;
-        c.hidden_size = 4 * d;
-        c.sliding_window = window;
-        c.max_position_embeddings = 1300;
-        c.validate();
-        const int64_t K = 2, H = 4, B = 8, n = 1290;  // 1290: the last 10 keys are the unflushed f32 group
+        const TritterConfig c = attention_config(d, window);
+        const int64_t K = 2, B = 8, n = 1290;  // 1290: the last 10 keys are the unflushed f32 group
         KvCache quant(c, 1300, dt, B, nullptr), full(c, 1300, KvDtype::F32, B, nullptr);
         ASSERT_NE(quant.rows(0).view_levels, nullptr);
         Rng rng(static_cast<uint64_t>(d) + 7);
@@ -254,31 +261,7 @@ TEST(KvCache, QuantizedRowsReadInPlaceGiveTheBitsOfTheirDequantizedFloats) {
           }
         }
         for (int64_t p = 0; p < n; p += B) full.write(0, p, std::min(B, n - p), kf.data() + p * K * d, vf.data() + p * K * d);
-        CachedAttnShape shape;
-        shape.H = H;
-        shape.K = K;
-        shape.d = d;
-        shape.mask = AttnMask(window);
-        for (int64_t T : {1, 3}) {
-          std::vector<float> q(T * H * d);
-          for (auto& x : q) x = rng.normal();
-          for (KernelTier tier : test::supported_tiers()) {
-            for (int threads : {1, 2}) {
-              Context ctx;
-              ctx.kernels = tier;
-              ctx.threads = threads;
-              std::vector<float> oq(q.size(), -1.0f), of(q.size(), -2.0f);
-              attention_cached(ctx, oq.data(), q.data(), quant.rows(0), n - T, T, shape);
-              attention_cached(ctx, of.data(), q.data(), full.rows(0), n - T, T, shape);
-              for (size_t i = 0; i < oq.size(); ++i) {
-                ASSERT_EQ(std::bit_cast<uint32_t>(oq[i]), std::bit_cast<uint32_t>(of[i]))
-                    << kv_dtype_name(dt) << " " << kernel_tier_name(tier) << " d " << d << " window "
-                    << window.value_or(0) << " T " << T << " threads " << threads << " at " << i << ": " << oq[i]
-                    << " vs " << of[i];
-              }
-            }
-          }
-        }
+        expect_same_attention(quant, full, c, n, rng, kv_dtype_name(dt));
       }
     }
   }
