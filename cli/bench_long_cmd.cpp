@@ -18,6 +18,8 @@
 #include "core/rng.h"
 #include "infer/engine.h"
 #include "infer/kv_cache.h"
+#include "kernels/attention.h"
+#include "kernels/bench.h"
 #include "kernels/parallel.h"
 #include "kernels/ternary_matmul.h"
 #include "model/init.h"
@@ -32,6 +34,7 @@ struct BenchLongOptions {
   std::string size = "2B-shape", kv = "int4", context = "32768", output = "md";
   int64_t tg = 8;
   bool no_header = false;
+  bool attention_only = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -59,6 +62,77 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// --attention-only: the decode attention alone, one query at position n over the n + 1 cached positions of every
+// layer, against the read bandwidth measured in the same run: the kernel's share of the roof for each cache dtype.
+// No model is built; the cache is filled as Engine::fill_cache fills it.
+void run_attention_only(const BenchLongOptions& o, const Context& ctx, const TritterConfig& c,
+                        const std::vector<KvDtype>& kvs, const std::vector<int64_t>& contexts) {
+  const kbench::StreamResult roof = kbench::measure_stream(ctx.threads, size_t{256} << 20, 3);
+  if (o.output == "md" && !o.no_header) {
+    std::printf("read roof %.1f GB/s (%d thread(s), kernels %s)\n", roof.read_gbs, ctx.threads,
+                kernel_tier_name(ternary_kernel_tier(ctx)));
+    std::printf("| shape | cache | context | threads | attention ms/token | bytes read/token | GB/s | %% of read roof |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+  }
+  const int64_t K = c.num_key_value_heads, d = c.head_dim, B = 64;
+  for (const KvDtype kv : kvs) {
+    for (const int64_t n : contexts) {
+      const double need = static_cast<double>(kv_cache_bytes(c, n + 1, kv, B));
+      const double avail = static_cast<double>(system_memory().available_bytes);
+      if (need > 0.8 * avail) {
+        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | |\n", o.size.c_str(),
+                    kv_dtype_name(kv), static_cast<long long>(n), ctx.threads, format_bytes_binary(need).c_str(),
+                    format_bytes_binary(avail).c_str());
+        std::fflush(stdout);
+        continue;
+      }
+      KvCache cache(c, n + 1, kv, B, nullptr);
+      std::vector<float> k(static_cast<size_t>(B * K * d)), v(k.size());
+      Rng rng(1);
+      for (auto& x : k) x = rng.normal();
+      for (auto& x : v) x = rng.normal();
+      for (int64_t p = 0; p <= n; p += B) {
+        for (int layer = 0; layer < c.num_hidden_layers; ++layer) cache.write(layer, p, std::min(B, n + 1 - p), k.data(), v.data());
+      }
+      CachedAttnShape shape;
+      shape.H = c.num_attention_heads;
+      shape.K = K;
+      shape.d = d;
+      shape.mask = AttnMask(c.sliding_window);
+      std::vector<float> q(static_cast<size_t>(shape.H * d)), out(q.size());
+      for (auto& x : q) x = rng.normal();
+      double best = 1e300;
+      for (int64_t rep = 0; rep < o.tg; ++rep) {  // the first is a warm-up
+        const auto a = Clock::now();
+        for (int layer = 0; layer < c.num_hidden_layers; ++layer) {
+          attention_cached(ctx, out.data(), q.data(), cache.rows(layer), n, 1, shape);
+        }
+        const double s = std::chrono::duration<double>(Clock::now() - a).count();
+        if (rep > 0) best = std::min(best, s);
+      }
+      // What one step reads: every held position's stored row bytes and parameters (the cache's size for n + 1
+      // positions at a batch of one, less what a cache of one position holds: the f32 residual of a key group).
+      const int64_t seen = std::min(n + 1, kv_cache_capacity(c, n + 1, kv, 1));
+      const double bytes = static_cast<double>(kv_cache_bytes(c, n + 1, kv, 1) - kv_cache_bytes(c, 1, kv, 1)) *
+                           static_cast<double>(seen) / static_cast<double>(n);
+      const double gbs = bytes / best / 1e9;
+      if (o.output == "json") {
+        std::printf("%s\n", nlohmann::json{{"size", o.size}, {"kv", kv_dtype_name(kv)}, {"context", n},
+                                           {"threads", ctx.threads}, {"attention_ms", best * 1e3},
+                                           {"bytes_read", bytes}, {"gb_per_s", gbs}, {"read_roof_gb_per_s", roof.read_gbs},
+                                           {"kernels", kernel_tier_name(ternary_kernel_tier(ctx))}}
+                                    .dump()
+                                    .c_str());
+      } else {
+        std::printf("| %s | %s | %lld | %d | %.2f | %s | %.1f | %.0f %% |\n", o.size.c_str(), kv_dtype_name(kv),
+                    static_cast<long long>(n), ctx.threads, best * 1e3, format_bytes_binary(bytes).c_str(), gbs,
+                    100.0 * gbs / roof.read_gbs);
+      }
+      std::fflush(stdout);
+    }
+  }
+}
+
 void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
   auto ctx = make_context(global);
   set_default_threads(ctx->threads);
@@ -81,6 +155,7 @@ void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
   TritterConfig c = preset_config(o.size);
   c.max_position_embeddings = std::max(c.max_position_embeddings, *std::max_element(contexts.begin(), contexts.end()) + o.tg);
   c.validate();
+  if (o.attention_only) return run_attention_only(o, *ctx, c, kvs, contexts);
   const auto t0 = Clock::now();
   PackedModel model = PackedModel::in_memory(
       c, [&](float* out, const TensorInfo& info, size_t i) { random_weights(out, c, info, i); },
@@ -151,6 +226,9 @@ void add_bench_long_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--tg", o->tg, "Decoded tokens (the first is a warm-up, not timed)")->capture_default_str();
   cmd->add_option("-o,--output", o->output, "md (table rows) or json (one object a line)")->capture_default_str();
   cmd->add_flag("--no-header", o->no_header, "md: rows only (bench/long_context.sh prints the header once)");
+  cmd->add_flag("--attention-only", o->attention_only,
+                "Time the decode attention alone (no model): one query over every layer's cache, the fastest of "
+                "--tg - 1 steps, its bytes read and its share of the read bandwidth measured in the same run");
   cmd->callback([o, &global] { run_bench_long(*o, global); });
 }
 

@@ -67,6 +67,35 @@ TEST(BenchLongCli, MarkdownRowsAndHeader) {
   EXPECT_EQ(rows.output.rfind("| test | int8 | 64 | 1 | ", 0), 0u) << rows.output;
 }
 
+// --attention-only: no model, one row per cell with the attention's time, the bytes a step reads (every cached
+// key and value of every layer: for f32 and f16, 2 layers × 2 kv heads × 1001 positions × 16 dims × 2 (K and V)
+// × 4 or 2 bytes) and the rate those give.
+TEST(BenchLongCli, AttentionOnlyReadsEveryCachedRow) {
+  const auto r = test::run_cli("-t 1 bench long --size test --attention-only --kv-cache f32,f16,int8 --context 1000 "
+                               "--tg 3 -o json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rows = json_lines(r.output);
+  ASSERT_EQ(rows.size(), 3u) << r.output;
+  const double kv_values = 2.0 * 2 * 1001 * 16 * 2;
+  for (const auto& row : rows) {
+    const std::string kv = row["kv"];
+    const double ms = row["attention_ms"], bytes = row["bytes_read"], gbs = row["gb_per_s"];
+    EXPECT_GT(ms, 0.0) << row.dump();
+    EXPECT_NEAR(gbs, bytes / (ms * 1e-3) / 1e9, 1e-9 * gbs) << row.dump();
+    EXPECT_GT(row["read_roof_gb_per_s"].get<double>(), 0.0) << row.dump();
+    // Within the 64-byte alignment of each (layer, head) array; int8: a byte per value plus the {min, scale} of
+    // each value row's 16-channel group and of each key group's channels.
+    if (kv == "f32") EXPECT_NEAR(bytes, 4 * kv_values, 0.01 * 4 * kv_values) << row.dump();
+    if (kv == "f16") EXPECT_NEAR(bytes, 2 * kv_values, 0.01 * 2 * kv_values) << row.dump();
+    if (kv == "int8") EXPECT_NEAR(bytes, kv_values + 2.0 * 2 * 1001 * 8 + 2.0 * 2 * 1001 / 32 * 128, 0.03 * kv_values)
+        << row.dump();
+  }
+  const auto md = test::run_cli("-t 1 bench long --size test --attention-only --kv-cache int4 --context 100 --tg 2");
+  ASSERT_EQ(md.exit_code, 0) << md.output;
+  EXPECT_NE(md.output.find("read roof"), std::string::npos) << md.output;
+  EXPECT_NE(md.output.find("| test | int4 | 100 | 1 |"), std::string::npos) << md.output;
+}
+
 TEST(BenchLongCli, BadArguments) {
   auto r = test::run_cli("bench long --size test --context 64 --tg 1");
   EXPECT_EQ(r.exit_code, 1) << r.output;
