@@ -84,10 +84,11 @@ __attribute__((always_inline)) inline void fma16(F32x16& acc, float a, const F32
 #define TRITTER_ATTN_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c,bmi2"
 #define TRITTER_ATTN_AVX2 "avx2,fma,f16c,bmi2"
 #endif
-// The in-place reads below (f16 and quantized rows converted in registers) are GCC's: clang checks an asm
-// operand's vector size against the function it is written in, before inlining gives it its target, so a clang
-// build (the sanitizer build) converts rows into buffers first, with the same results.
-#if defined(__x86_64__) && !defined(__clang__)
+// The in-place reads below (f16 and quantized rows converted in registers): helpers with their own target (GCC and
+// clang check an asm operand's vector size, and an intrinsic's ISA, against the function it is written in), not
+// always_inline (that would inline them into the target-less templates first, which both compilers refuse), and
+// wrappers marked flatten, which inline them once the templates are inside the wrapper.
+#if defined(__x86_64__)
 #define TRITTER_ATTN_IN_PLACE 1
 #else
 #define TRITTER_ATTN_IN_PLACE 0
@@ -95,14 +96,12 @@ __attribute__((always_inline)) inline void fma16(F32x16& acc, float a, const F32
 
 #if TRITTER_ATTN_IN_PLACE
 // 16 IEEE half floats → 16 floats, in registers (exact: every half is a float): the f16 cache read in place.
-// vcvtph2ps as inline assembly, because an intrinsic needs its target on every function it is inlined through
-// (these bodies take their target from the wrapper at the end); used only inside the AVX-512 / AVX2 wrappers.
 typedef uint16_t Halves16[16];
 typedef uint16_t Halves8[8];
-__attribute__((always_inline)) inline void load16(F32x16& v, const uint16_t* p) {
+__attribute__((target(TRITTER_ATTN_AVX512))) inline void load16(F32x16& v, const uint16_t* p) {
   asm("vcvtph2ps %1, %0" : "=v"(v) : "m"(*reinterpret_cast<const Halves16*>(p)));
 }
-__attribute__((always_inline)) inline void load16(F32Pair8& v, const uint16_t* p) {
+__attribute__((target(TRITTER_ATTN_AVX2))) inline void load16(F32Pair8& v, const uint16_t* p) {
   asm("vcvtph2ps %1, %0" : "=x"(v.lo) : "m"(*reinterpret_cast<const Halves8*>(p)));
   asm("vcvtph2ps %1, %0" : "=x"(v.hi) : "m"(*reinterpret_cast<const Halves8*>(p + 8)));
 }
@@ -130,7 +129,8 @@ __attribute__((always_inline)) inline U8x16 levels16(const uint8_t* row, int64_t
   __builtin_memcpy(&hi, &hi_bits, sizeof hi);
   return __builtin_shufflevector(lo, hi, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
 }
-__attribute__((always_inline)) inline void dequant16(F32x16& t, U8x16 q, const F32x16& mn, const F32x16& sc) {
+__attribute__((target(TRITTER_ATTN_AVX512))) inline void dequant16(F32x16& t, U8x16 q, const F32x16& mn,
+                                                                const F32x16& sc) {
   // vpmovzxbd as assembly: GCC widens a byte vector one element at a time (see load16 for halves).
   I32x16 w;
   asm("vpmovzxbd %1, %0" : "=v"(w) : "x"(q));
@@ -138,12 +138,13 @@ __attribute__((always_inline)) inline void dequant16(F32x16& t, U8x16 q, const F
   asm("" : "+v"(prod));
   t = mn + prod;
 }
-__attribute__((always_inline)) inline void dequant16(F32Pair8& t, U8x16 q, const F32Pair8& mn, const F32Pair8& sc) {
-  const U8x8 q0 = __builtin_shufflevector(q, q, 0, 1, 2, 3, 4, 5, 6, 7);
-  const U8x8 q1 = __builtin_shufflevector(q, q, 8, 9, 10, 11, 12, 13, 14, 15);
+__attribute__((target(TRITTER_ATTN_AVX2))) inline void dequant16(F32Pair8& t, U8x16 q, const F32Pair8& mn,
+                                                              const F32Pair8& sc) {
+  // Levels 8..15 moved to the low half (vpmovzxbd widens the low 8 bytes of an xmm register).
+  const U8x16 high = __builtin_shufflevector(q, q, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
   I32x8 w0, w1;
-  asm("vpmovzxbd %1, %0" : "=x"(w0) : "x"(q0));
-  asm("vpmovzxbd %1, %0" : "=x"(w1) : "x"(q1));
+  asm("vpmovzxbd %1, %0" : "=x"(w0) : "x"(q));
+  asm("vpmovzxbd %1, %0" : "=x"(w1) : "x"(high));
   F32x8 p0 = __builtin_convertvector(w0, F32x8) * sc.lo;
   F32x8 p1 = __builtin_convertvector(w1, F32x8) * sc.hi;
   asm("" : "+x"(p0), "+x"(p1));
@@ -317,7 +318,7 @@ using BlockUpdateLevels = void (*)(const float*, const KvLevels&, int64_t, float
 #if TRITTER_ATTN_IN_PLACE
 // Half-float rows read in place, for the head dims with a fixed-size body (the others take fetch).
 #define TRITTER_ATTN_F16(SUFFIX, TARGET, V, C)                                                                  \
-  TARGET void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
+  TARGET __attribute__((flatten)) void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
                                         float inv_sqrt_d, float* s, float* ar, float* m, float* l) {          \
     block_update_fixed<C, V>(qr, PlainRows<C, uint16_t>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);                  \
   }
@@ -329,7 +330,7 @@ TRITTER_ATTN_F16(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16
 TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8)
 #undef TRITTER_ATTN_F16
 #define TRITTER_ATTN_LEVELS(SUFFIX, TARGET, V, C, BITS)                                                         \
-  TARGET void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
+  TARGET __attribute__((flatten)) void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
                                               float* s, float* ar, float* m, float* l) {                       \
     block_update_fixed<C, V>(qr, LevelRows<C, BITS>{r}, n, inv_sqrt_d, s, ar, m, l);                           \
   }
