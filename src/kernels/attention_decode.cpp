@@ -229,18 +229,21 @@ constexpr int64_t kLevelGroup = 32;  // value channels per {min, scale} that the
 // Rows of levels (KvLevels) dequantized in registers, the same arithmetic per element as dequantizing into a
 // buffer first and so the same bits. Value groups of kLevelGroup channels (the cache's for these head dims):
 // 16-lane chunk c is in group c/2.
-template <int C, int Bits>
+// The keys' {min, scale} are the same for every row of the block (one key group): loaded once, here.
+template <int C, int Bits, typename V>
 struct LevelRows {
   static constexpr int64_t kRow = 16 * C * Bits / 8, kGroups = 16 * C / kLevelGroup;
   KvLevels r;
-  template <typename V>
-  __attribute__((always_inline)) void key(V& t, int64_t j, int c) const {
-    V mn, sc;
-    load16(mn, r.kparams + 16 * c);
-    load16(sc, r.kparams + 16 * C + 16 * c);
-    dequant16(t, levels16(r.k + j * kRow, 16 * c, Bits), mn, sc);
+  V kmin[C], kscale[C];
+  __attribute__((always_inline)) explicit LevelRows(const KvLevels& levels) : r(levels) {
+    for (int c = 0; c < C; ++c) {
+      load16(kmin[c], r.kparams + 16 * c);
+      load16(kscale[c], r.kparams + 16 * C + 16 * c);
+    }
   }
-  template <typename V>
+  __attribute__((always_inline)) void key(V& t, int64_t j, int c) const {
+    dequant16(t, levels16(r.k + j * kRow, 16 * c, Bits), kmin[c], kscale[c]);
+  }
   __attribute__((always_inline)) void value(V& t, int64_t j, int c) const {
     const float* vp = r.vparams + j * kGroups * 2;
     const int64_t g = 16 * c / kLevelGroup;
@@ -332,7 +335,7 @@ TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x1
 #define TRITTER_ATTN_LEVELS(SUFFIX, TARGET, V, C, BITS)                                                         \
   TARGET __attribute__((flatten)) void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
                                               float* s, float* ar, float* m, float* l) {                       \
-    block_update_fixed<C, V>(qr, LevelRows<C, BITS>{r}, n, inv_sqrt_d, s, ar, m, l);                           \
+    block_update_fixed<C, V>(qr, LevelRows<C, BITS, V>(r), n, inv_sqrt_d, s, ar, m, l);                        \
   }
 #define TRITTER_ATTN_LEVELS_DIMS(BITS)                                                                          \
   TRITTER_ATTN_LEVELS(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4, BITS)                  \
