@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "tritter 0.1.0");
   cli::GlobalOptions global;
-  app.add_option("-t,--threads", global.threads, "Worker threads (0 = the physical cores this process may use)")->check(CLI::NonNegativeNumber);
+  app.add_option("-t,--threads", global.threads, "Worker threads (0 = the physical cores this process may use; when other programs keep cores busy, fewer, e.g. -t 1, can be faster)")->check(CLI::NonNegativeNumber);
   app.add_option("--kernels", global.kernels, "Kernel path: auto, ref, scalar, avx2, avx512-vnni")->capture_default_str();
   app.add_flag("-v,--verbose", global.verbose, "Per-phase details and the process's peak memory at the end");
   app.add_flag("-q,--quiet", global.quiet, "Print only results and errors");
