@@ -25,12 +25,10 @@ std::unique_ptr<Context> make_context(const GlobalOptions& options) {
 
 // libgomp's default lets an idle worker spin ~300k iterations before it sleeps; with another process on the
 // core, the spinning worker and the one it waits for share a time slice, and 2-thread decode of the shipped model
-// fell to 4-17 tokens/s against ~70-100 on one thread. Passive waiting (sleep at once) kept 2 threads at the
-// 1-thread speed or better on the loaded machine, where bounded spins of 1000 and 10000 did not (docs/inference.md,
-// "Threads").
-// A short spin (a few microseconds) before a worker sleeps: the parallel regions of one decode step follow each
-// other closely enough to find it awake, and a busy core loses no more to it than to sleeping at once (figures
-// in docs/inference.md, "Threads").
+// fell to 4-17 tokens/s against ~70-100 on one thread. Sleeping at once (passive) fixes that but makes every
+// parallel region of a decode step wake its worker (25-35 % of 2-thread decode on an idle machine). A spin of 300
+// (a few microseconds) finds the worker awake between the regions of one step, and a busy core loses about as
+// much to it as to passive waits, where spins of 1000 and more lose more (docs/inference.md, "Threads").
 constexpr const char* kSpinCount = "300";
 constexpr const char* kSetByTritter = "TRITTER_SET_OMP_WAIT_POLICY";  // marks our own setting after the exec
 

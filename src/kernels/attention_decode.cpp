@@ -318,77 +318,54 @@ using BlockUpdateF16 = void (*)(const float*, const uint16_t*, const uint16_t*, 
                                 float*, float*);
 using BlockUpdateLevels = void (*)(const float*, const KvLevels&, int64_t, float, float*, float*, float*, float*);
 
+// The bodies that read a cache's rows in place (kernels/attention.h, KvRows::view_f16 and view_levels), for the
+// head dims with a fixed-size update; a null member means the rows are fetched as floats instead.
+struct InPlaceBodies {
+  BlockUpdateF16 f16 = nullptr;
+  BlockUpdateLevels q8 = nullptr, q4 = nullptr;
+};
+
 #if TRITTER_ATTN_IN_PLACE
-// Half-float rows read in place, for the head dims with a fixed-size body (the others take fetch).
-#define TRITTER_ATTN_F16(SUFFIX, TARGET, V, C)                                                                  \
-  TARGET __attribute__((flatten)) void block_update_f16_##SUFFIX(const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n,    \
-                                        float inv_sqrt_d, float* s, float* ar, float* m, float* l) {          \
-    block_update_fixed<C, V>(qr, PlainRows<C, uint16_t>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);                  \
-  }
-TRITTER_ATTN_F16(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4)
-TRITTER_ATTN_F16(avx2_96, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 6)
-TRITTER_ATTN_F16(avx2_128, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 8)
-TRITTER_ATTN_F16(avx512_64, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 4)
-TRITTER_ATTN_F16(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 6)
-TRITTER_ATTN_F16(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8)
-#undef TRITTER_ATTN_F16
-#define TRITTER_ATTN_LEVELS(SUFFIX, TARGET, V, C, BITS)                                                         \
-  TARGET __attribute__((flatten)) void block_update_q##BITS##_##SUFFIX(const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d,  \
-                                              float* s, float* ar, float* m, float* l) {                       \
-    block_update_fixed<C, V>(qr, LevelRows<C, BITS, V>(r), n, inv_sqrt_d, s, ar, m, l);                        \
-  }
-#define TRITTER_ATTN_LEVELS_DIMS(BITS)                                                                          \
-  TRITTER_ATTN_LEVELS(avx2_64, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 4, BITS)                  \
-  TRITTER_ATTN_LEVELS(avx2_96, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 6, BITS)                  \
-  TRITTER_ATTN_LEVELS(avx2_128, __attribute__((target(TRITTER_ATTN_AVX2))), F32Pair8, 8, BITS)                 \
-  TRITTER_ATTN_LEVELS(avx512_64, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 4, BITS)                \
-  TRITTER_ATTN_LEVELS(avx512_96, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 6, BITS)                \
-  TRITTER_ATTN_LEVELS(avx512_128, __attribute__((target(TRITTER_ATTN_AVX512))), F32x16, 8, BITS)
-TRITTER_ATTN_LEVELS_DIMS(8)
-TRITTER_ATTN_LEVELS_DIMS(4)
-#undef TRITTER_ATTN_LEVELS_DIMS
-#undef TRITTER_ATTN_LEVELS
+// One tier and head dim (16·C): half floats, 8-bit and 4-bit levels.
+#define TRITTER_ATTN_IN_PLACE_BODIES(SUFFIX, ISA, V, C)                                                          \
+  __attribute__((target(ISA), flatten)) void block_update_f16_##SUFFIX(                                         \
+      const float* qr, const uint16_t* kb, const uint16_t* vb, int64_t n, float inv_sqrt_d, float* s, float* ar, \
+      float* m, float* l) {                                                                                     \
+    block_update_fixed<C, V>(qr, PlainRows<C, uint16_t>{kb, vb}, n, inv_sqrt_d, s, ar, m, l);                   \
+  }                                                                                                             \
+  __attribute__((target(ISA), flatten)) void block_update_q8_##SUFFIX(                                          \
+      const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d, float* s, float* ar, float* m, float* l) { \
+    block_update_fixed<C, V>(qr, LevelRows<C, 8, V>(r), n, inv_sqrt_d, s, ar, m, l);                            \
+  }                                                                                                             \
+  __attribute__((target(ISA), flatten)) void block_update_q4_##SUFFIX(                                          \
+      const float* qr, const KvLevels& r, int64_t n, float inv_sqrt_d, float* s, float* ar, float* m, float* l) { \
+    block_update_fixed<C, V>(qr, LevelRows<C, 4, V>(r), n, inv_sqrt_d, s, ar, m, l);                            \
+  }                                                                                                             \
+  constexpr InPlaceBodies kInPlace_##SUFFIX{block_update_f16_##SUFFIX, block_update_q8_##SUFFIX,                \
+                                            block_update_q4_##SUFFIX};
+TRITTER_ATTN_IN_PLACE_BODIES(avx2_64, TRITTER_ATTN_AVX2, F32Pair8, 4)
+TRITTER_ATTN_IN_PLACE_BODIES(avx2_96, TRITTER_ATTN_AVX2, F32Pair8, 6)
+TRITTER_ATTN_IN_PLACE_BODIES(avx2_128, TRITTER_ATTN_AVX2, F32Pair8, 8)
+TRITTER_ATTN_IN_PLACE_BODIES(avx512_64, TRITTER_ATTN_AVX512, F32x16, 4)
+TRITTER_ATTN_IN_PLACE_BODIES(avx512_96, TRITTER_ATTN_AVX512, F32x16, 6)
+TRITTER_ATTN_IN_PLACE_BODIES(avx512_128, TRITTER_ATTN_AVX512, F32x16, 8)
+#undef TRITTER_ATTN_IN_PLACE_BODIES
 #endif
 
-// The in-place quantized body for this tier, head dim and level width, or null (then the rows are fetched).
-BlockUpdateLevels block_update_levels_for(KernelTier tier, int64_t d, int bits) {
+InPlaceBodies in_place_bodies(KernelTier tier, int64_t d) {
 #if TRITTER_ATTN_IN_PLACE
-  const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
-  if (!avx512 && !avx2) return nullptr;
-#define TRITTER_PICK(BITS)                                                                   \
-  switch (d) {                                                                               \
-    case 64: return avx512 ? block_update_q##BITS##_avx512_64 : block_update_q##BITS##_avx2_64;   \
-    case 96: return avx512 ? block_update_q##BITS##_avx512_96 : block_update_q##BITS##_avx2_96;   \
-    case 128: return avx512 ? block_update_q##BITS##_avx512_128 : block_update_q##BITS##_avx2_128; \
-    default: return nullptr;                                                                 \
-  }
-  if (bits == 8) TRITTER_PICK(8)
-  if (bits == 4) TRITTER_PICK(4)
-#undef TRITTER_PICK
-  return nullptr;
-#else
-  (void)tier;
-  (void)d;
-  (void)bits;
-  return nullptr;
-#endif
-}
-
-// The in-place half-float body for this tier and head dim, or null (then the rows are fetched as floats).
-BlockUpdateF16 block_update_f16_for(KernelTier tier, int64_t d) {
-#if TRITTER_ATTN_IN_PLACE
-  const bool avx512 = tier == KernelTier::Avx512Vnni, avx2 = tier == KernelTier::Avx2;
-  if (!avx512 && !avx2) return nullptr;
+  const bool avx512 = tier == KernelTier::Avx512Vnni;
+  if (!avx512 && tier != KernelTier::Avx2) return {};
   switch (d) {
-    case 64: return avx512 ? block_update_f16_avx512_64 : block_update_f16_avx2_64;
-    case 96: return avx512 ? block_update_f16_avx512_96 : block_update_f16_avx2_96;
-    case 128: return avx512 ? block_update_f16_avx512_128 : block_update_f16_avx2_128;
-    default: return nullptr;
+    case 64: return avx512 ? kInPlace_avx512_64 : kInPlace_avx2_64;
+    case 96: return avx512 ? kInPlace_avx512_96 : kInPlace_avx2_96;
+    case 128: return avx512 ? kInPlace_avx512_128 : kInPlace_avx2_128;
+    default: return {};
   }
 #else
   (void)tier;
   (void)d;
-  return nullptr;
+  return {};
 #endif
 }
 
@@ -402,8 +379,7 @@ struct CachedTile {
   const KvRows* rows;
   const CachedAttnShape* shape;
   BlockUpdate block_update;
-  BlockUpdateF16 block_update_f16;  // null unless the rows may be half floats read in place
-  KernelTier tier;                  // for the quantized bodies, chosen per block by the rows' level width
+  InPlaceBodies in_place;  // those the rows allow (the others null)
   int64_t pos0, n, kv, i0, i1;
 };
 
@@ -429,13 +405,13 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
     const uint16_t* kh = nullptr;
     const uint16_t* vh = nullptr;
     const int head = static_cast<int>(t.kv);
-    const bool halves = t.block_update_f16 != nullptr &&
+    const bool halves = t.in_place.f16 != nullptr &&
                         t.rows->view_f16(t.rows->store, t.rows->layer, head, j0, j1 - j0 + 1, &kh, &vh);
     KvLevels lv;
     BlockUpdateLevels levels = nullptr;
-    if (!halves && t.rows->view_levels != nullptr && t.rows->view_levels(t.rows->store, t.rows->layer, head, j0,
-                                                                         j1 - j0 + 1, &lv)) {
-      levels = lv.gv == kLevelGroup ? block_update_levels_for(t.tier, d, lv.bits) : nullptr;
+    if (!halves && t.in_place.q8 != nullptr &&
+        t.rows->view_levels(t.rows->store, t.rows->layer, head, j0, j1 - j0 + 1, &lv) && lv.gv == kLevelGroup) {
+      levels = lv.bits == 8 ? t.in_place.q8 : t.in_place.q4;
     }
     if (!halves && levels == nullptr) {
       t.rows->fetch(t.rows->store, t.rows->layer, head, j0, j1 - j0 + 1, kb, vb, &kp, &vp);
@@ -448,7 +424,7 @@ void chunk_partial(const CachedTile& t, int64_t c, float* kb, float* vb, float* 
         const int64_t r = (i - t.i0) * G + g;
         const float* qr = t.q + (i * H + t.kv * G + g) * d;
         if (halves) {
-          t.block_update_f16(qr, kh + (rlo - j0) * d, vh + (rlo - j0) * d, rhi - rlo + 1, inv_sqrt_d, s, acc + r * d,
+          t.in_place.f16(qr, kh + (rlo - j0) * d, vh + (rlo - j0) * d, rhi - rlo + 1, inv_sqrt_d, s, acc + r * d,
                              &m[r], &l[r]);
         } else if (levels != nullptr) {
           KvLevels from = lv;  // rows rlo .. rhi: the same key group, each value row its own parameters
@@ -516,12 +492,13 @@ void attention_cached(const Context& ctx, float* o, const float* q, const KvRows
 #else
   const BlockUpdate block_update = block_update_generic;
 #endif
-  const BlockUpdateF16 block_update_f16 = kv_rows.view_f16 != nullptr ? block_update_f16_for(tier, d) : nullptr;
+  InPlaceBodies in_place = in_place_bodies(tier, d);
+  if (kv_rows.view_f16 == nullptr) in_place.f16 = nullptr;
+  if (kv_rows.view_levels == nullptr) in_place.q8 = in_place.q4 = nullptr;
   const int64_t rows_max = kAttnQueryTile * G;
   const auto tile_of = [&](int64_t kv, int64_t tile) {
     const int64_t i0 = tile * kAttnQueryTile;
-    return CachedTile{q,  &kv_rows, &shape, block_update, block_update_f16, tier, pos0, n, kv, i0,
-                      std::min(T, i0 + kAttnQueryTile)};
+    return CachedTile{q, &kv_rows, &shape, block_update, in_place, pos0, n, kv, i0, std::min(T, i0 + kAttnQueryTile)};
   };
   // The split chunks a tile's keys span.
   const auto chunks_of = [&](const CachedTile& t, int64_t* c0, int64_t* c1) {
