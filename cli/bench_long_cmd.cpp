@@ -62,10 +62,23 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 
+// Refuses a cell whose cache cannot fit rather than let the OOM killer decide (other processes share the
+// machine): prints its row, with `blank` empty columns after the message, and returns false.
+bool cache_fits(const BenchLongOptions& o, KvDtype kv, int64_t n, int threads, size_t bytes, int blank) {
+  const double need = static_cast<double>(bytes), avail = static_cast<double>(system_memory().available_bytes);
+  if (need <= 0.8 * avail) return true;
+  std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available |", o.size.c_str(), kv_dtype_name(kv),
+              static_cast<long long>(n), threads, format_bytes_binary(need).c_str(), format_bytes_binary(avail).c_str());
+  for (int i = 0; i < blank; ++i) std::printf(" |");
+  std::printf("\n");
+  std::fflush(stdout);
+  return false;
+}
+
 // --attention-only: the decode attention alone, one query at position n over the n + 1 cached positions of every
 // layer, against the read bandwidth measured just before and after each cell (the better of the two: a shared
 // machine's bandwidth drifts): the kernel's share of the roof for each cache dtype. No model is built; the cache
-// is filled as Engine::fill_cache fills it.
+// is filled as an engine's (KvCache::append_random).
 void run_attention_only(const BenchLongOptions& o, const Context& ctx, const TritterConfig& c,
                         const std::vector<KvDtype>& kvs, const std::vector<int64_t>& contexts) {
   const auto read_roof = [&] { return kbench::measure_stream(ctx.threads, size_t{256} << 20, 3).read_gbs; };
@@ -75,32 +88,19 @@ void run_attention_only(const BenchLongOptions& o, const Context& ctx, const Tri
     std::printf("| shape | cache | context | threads | attention ms/token | bytes read/token | GB/s | read roof GB/s | %% of roof |\n");
     std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
   }
-  const int64_t K = c.num_key_value_heads, d = c.head_dim, B = 64;
+  constexpr int64_t B = 64;  // the engine's default max batch, as bench long's full steps use
   for (const KvDtype kv : kvs) {
     for (const int64_t n : contexts) {
-      const double need = static_cast<double>(kv_cache_bytes(c, n + 1, kv, B));
-      const double avail = static_cast<double>(system_memory().available_bytes);
-      if (need > 0.8 * avail) {
-        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | | |\n", o.size.c_str(),
-                    kv_dtype_name(kv), static_cast<long long>(n), ctx.threads, format_bytes_binary(need).c_str(),
-                    format_bytes_binary(avail).c_str());
-        std::fflush(stdout);
-        continue;
-      }
+      if (!cache_fits(o, kv, n, ctx.threads, kv_cache_bytes(c, n + 1, kv, B), 4)) continue;
       KvCache cache(c, n + 1, kv, B, nullptr);
-      std::vector<float> k(static_cast<size_t>(B * K * d)), v(k.size());
-      Rng rng(1);
-      for (auto& x : k) x = rng.normal();
-      for (auto& x : v) x = rng.normal();
-      for (int64_t p = 0; p <= n; p += B) {
-        for (int layer = 0; layer < c.num_hidden_layers; ++layer) cache.write(layer, p, std::min(B, n + 1 - p), k.data(), v.data());
-      }
+      cache.append_random(n + 1, 1);
       CachedAttnShape shape;
       shape.H = c.num_attention_heads;
-      shape.K = K;
-      shape.d = d;
+      shape.K = c.num_key_value_heads;
+      shape.d = c.head_dim;
       shape.mask = AttnMask(c.sliding_window);
-      std::vector<float> q(static_cast<size_t>(shape.H * d)), out(q.size());
+      std::vector<float> q(static_cast<size_t>(shape.H * shape.d)), out(q.size());
+      Rng rng(2);
       for (auto& x : q) x = rng.normal();
       const double roof_before = read_roof();
       double best = 1e300;
@@ -171,16 +171,7 @@ void run_bench_long(const BenchLongOptions& o, const GlobalOptions& global) {
   }
   for (const KvDtype kv : kvs) {
     for (const int64_t n : contexts) {
-      // Refuse what cannot fit rather than let the OOM killer decide (other processes share the machine).
-      const double need = static_cast<double>(kv_cache_bytes(c, n + o.tg, kv, 64));
-      const double avail = static_cast<double>(system_memory().available_bytes);
-      if (need > 0.8 * avail) {
-        std::printf("| %s | %s | %lld | %d | not run: the cache needs %s, %s available | | | | |\n", o.size.c_str(),
-                    kv_dtype_name(kv), static_cast<long long>(n), ctx->threads, format_bytes_binary(need).c_str(),
-                    format_bytes_binary(avail).c_str());
-        std::fflush(stdout);
-        continue;
-      }
+      if (!cache_fits(o, kv, n, ctx->threads, kv_cache_bytes(c, n + o.tg, kv, 64), 4)) continue;
       EngineOptions eo;
       eo.context = n + o.tg;
       eo.kv_dtype = kv;

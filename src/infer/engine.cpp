@@ -7,7 +7,6 @@
 #include <memory>
 
 #include "core/error.h"
-#include "core/rng.h"
 #include "infer/engine_sizes.h"
 #include "infer/lora_apply.h"
 #include "kernels/knn.h"
@@ -125,15 +124,7 @@ void Engine::fill_cache(int64_t n, uint64_t seed) {
   if (n < 0 || pos_ + n > options_.context) {
     throw_error("engine: filling ", n, " positions after ", pos_, " exceeds the context of ", options_.context);
   }
-  const int64_t B = options_.max_batch, width = c_.kv_dim();
-  std::vector<float> k(static_cast<size_t>(B * width)), v(k.size());
-  Rng rng(seed);
-  for (auto& x : k) x = rng.normal();
-  for (auto& x : v) x = rng.normal();
-  for (int64_t p = pos_; p < pos_ + n; p += B) {
-    const int64_t m = std::min(B, pos_ + n - p);
-    for (int layer = 0; layer < c_.num_hidden_layers; ++layer) cache_.write(layer, p, m, k.data(), v.data());
-  }
+  cache_.append_random(n, seed);
   pos_ += n;
 }
 

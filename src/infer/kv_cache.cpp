@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/kv_quant.h"
 
 namespace tritter {
@@ -199,6 +201,18 @@ void KvCache::write(int layer, int64_t pos0, int64_t T, const float* k, const fl
     }
   }
   written_[layer] = pos0 + T;
+}
+
+void KvCache::append_random(int64_t n, uint64_t seed) {
+  const int64_t B = max_batch_, p0 = written();
+  std::vector<float> k(static_cast<size_t>(B * kv_heads_ * d_)), v(k.size());
+  Rng rng(seed);
+  for (auto& x : k) x = rng.normal();
+  for (auto& x : v) x = rng.normal();
+  for (int64_t p = p0; p < p0 + n; p += B) {
+    const int64_t m = std::min(B, p0 + n - p);
+    for (int layer = 0; layer < static_cast<int>(written_.size()); ++layer) write(layer, p, m, k.data(), v.data());
+  }
 }
 
 bool KvCache::view(int layer, int head, int64_t p0, int64_t n, const float** k, const float** v) const {

@@ -41,6 +41,9 @@ class KvCache : public KvStore {
   // k, v (T, K, d): the rotated keys and the values of positions pos0 .. pos0+T−1 of `layer`. Positions of one
   // layer are written in increasing order without gaps (pos0 = the layer's previous end).
   void write(int layer, int64_t pos0, int64_t T, const float* k, const float* v) override;
+  // Appends n positions to every layer, all holding one batch of N(0, 1) keys and values drawn from `seed` (what
+  // N real tokens would leave for the attention to read, for long-context benchmarks), in writes of the max batch.
+  void append_random(int64_t n, uint64_t seed);
   // The rows of `layer` as the cached attention reads them: view() where it can, read() otherwise.
   KvRows rows(int layer) const override;
   // kb, vb (n, d) ← positions p0 .. p0+n−1 of (layer, kv head), dequantized. They must still be held (within the
