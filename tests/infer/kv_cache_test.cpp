@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
@@ -262,6 +263,72 @@ TEST(KvCache, QuantizedRowsReadInPlaceGiveTheBitsOfTheirDequantizedFloats) {
         }
         for (int64_t p = 0; p < n; p += B) full.write(0, p, std::min(B, n - p), kf.data() + p * K * d, vf.data() + p * K * d);
         expect_same_attention(quant, full, c, n, rng, kv_dtype_name(dt));
+      }
+    }
+  }
+}
+
+// Grouped queries: the G query heads of a kv head are updated together, each key and value row of an f16 or
+// quantized cache read (and converted or dequantized) once for the G rows (float rows go a row at a time). Every head must still get the bits it gets alone: the same
+// attention with each kv head repeated G times in a cache of H kv heads (one query head per kv head, the one-row
+// update), for G = 3, 4, 6 (the updates take 4, 2 and 1 rows at a time: 2 + 1, 4, 4 + 2), the head dims with a fixed-size update
+// and one without, every cache dtype (quantization is per kv head, so the repeated heads hold the same levels),
+// a window's ring, decode and a short prefill, every tier, 1 and 2 threads.
+TEST(KvCache, GroupedQueryHeadsGetTheBitsOfTheSameHeadsAlone) {
+  for (KvDtype dt : {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4}) {
+    for (int64_t d : {64, 80, 128}) {
+      for (int64_t G : {3, 4, 6}) {
+        const std::optional<int64_t> window = G == 3 ? std::optional<int64_t>{100} : std::nullopt;
+        TritterConfig grouped = attention_config(d, window);
+        const int64_t K = 2, H = G * K, B = 8, n = 1100;
+        grouped.num_attention_heads = H;
+        grouped.hidden_size = H * d;
+        grouped.max_position_embeddings = n;
+        grouped.validate();
+        TritterConfig alone = grouped;
+        alone.num_key_value_heads = H;
+        alone.validate();
+        KvCache a(grouped, n, dt, B, nullptr), b(alone, n, dt, B, nullptr);
+        Rng rng(static_cast<uint64_t>(d * 10 + G));
+        std::vector<float> k(B * K * d), v(k.size()), kr(B * H * d), vr(kr.size());
+        for (int64_t p = 0; p < n; p += B) {
+          for (auto& x : k) x = 2.0f * rng.normal() + 0.5f;
+          for (auto& x : v) x = rng.normal();
+          for (int64_t t = 0; t < B; ++t) {  // kv head h of `alone` is kv head h / G of `grouped`
+            for (int64_t h = 0; h < H; ++h) {
+              std::copy_n(k.begin() + (t * K + h / G) * d, d, kr.begin() + (t * H + h) * d);
+              std::copy_n(v.begin() + (t * K + h / G) * d, d, vr.begin() + (t * H + h) * d);
+            }
+          }
+          const int64_t m = std::min(B, n - p);
+          a.write(0, p, m, k.data(), v.data());
+          b.write(0, p, m, kr.data(), vr.data());
+        }
+        for (int64_t T : {1, 3}) {
+          std::vector<float> q(T * H * d);
+          for (auto& x : q) x = rng.normal();
+          CachedAttnShape sa{}, sb{};
+          sa.H = sb.H = H;
+          sa.K = K;
+          sb.K = H;
+          sa.d = sb.d = d;
+          sa.mask = sb.mask = AttnMask(window);
+          for (KernelTier tier : test::supported_tiers()) {
+            for (int threads : {1, 2}) {
+              Context ctx;
+              ctx.kernels = tier;
+              ctx.threads = threads;
+              std::vector<float> oa(q.size(), -1.0f), ob(q.size(), -2.0f);
+              attention_cached(ctx, oa.data(), q.data(), a.rows(0), n - T, T, sa);
+              attention_cached(ctx, ob.data(), q.data(), b.rows(0), n - T, T, sb);
+              for (size_t i = 0; i < oa.size(); ++i) {
+                ASSERT_EQ(std::bit_cast<uint32_t>(oa[i]), std::bit_cast<uint32_t>(ob[i]))
+                    << kv_dtype_name(dt) << " " << kernel_tier_name(tier) << " d " << d << " G " << G << " T " << T
+                    << " threads " << threads << " at " << i << ": " << oa[i] << " vs " << ob[i];
+              }
+            }
+          }
+        }
       }
     }
   }
