@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Synthetic long-range retrieval (docs/long-context.md): a key planted early, asked for at the end.
 
-Documents are `@KEY` (4 characters of [a-z0-9]), then lines of random filler words (never '@' or '?'), then `?KEY`:
+A question is `@KEY` (4 characters of [A-Z0-9]), then lines of random filler words (never '@' or '?'), then `?KEY`:
 the 4 characters after '?' can only be predicted by finding the '@' line, d bytes back. A tiny ternary model is
-trained on such documents (lengths spread so that d covers 8 .. seq) with `tritter train`, exported, and asked
-with greedy decoding (`tritter generate --temp 0`): accuracy of the whole key against the distance d.
+trained with `tritter train` on documents that chain several such questions (distances log-uniform in 8 .. seq − 16,
+so that short ones teach the copy and long ones its reach; the window sampler cuts documents anywhere, and a
+question whose key lies before the window cannot be learned, so one question per document left most of a window's
+text without one), exported, and asked with greedy decoding (`tritter generate --temp 0`) on fresh documents of
+one question each: accuracy of the whole key against the distance d.
 Training is bounded in wall time too: after --train-minutes it is sent SIGTERM, which makes `tritter train` write a
 checkpoint at the step it reached and stop; the steps done are recorded with the results. --skip-train evaluates
 the run already in --out.
@@ -13,6 +16,7 @@ the run already in --out.
 """
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -20,7 +24,8 @@ import signal
 import subprocess
 import time
 
-ALPHA = "abcdefghijklmnopqrstuvwxyz0123456789"
+# Keys use characters the filler never has, so a key character's earlier occurrences are the key's own.
+ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 WORDS = ["the", "of", "and", "to", "in", "is", "it", "that", "for", "on", "as", "with", "was", "at", "by", "be",
          "this", "from", "or", "an", "are", "not", "but", "had", "his", "they", "you", "were", "her", "all"]
 
@@ -45,6 +50,15 @@ def document(rng, distance):
     return "@" + k + "\n" + filler(rng, max(0, distance - 7)) + "\n?" + k + "\n", k
 
 
+def training_document(rng, seq, questions):
+    """`questions` questions in a row, each at a distance drawn log-uniformly in 8 .. seq − 16."""
+    parts = []
+    for _ in range(questions):
+        d = int(round(math.exp(rng.uniform(math.log(8), math.log(seq - 16)))))
+        parts.append(document(rng, d)[0])
+    return "".join(parts)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tritter", default="build/tritter")
@@ -55,17 +69,18 @@ def main():
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--docs", type=int, default=20000)
+    ap.add_argument("--questions", type=int, default=8, help="questions per training document")
     ap.add_argument("--per-distance", type=int, default=40)
     ap.add_argument("--train-minutes", type=float, default=30.0)
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=2e-3)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rng = random.Random(1)
-    # Distances uniform in 8 .. seq − 16, so that a window of seq tokens can hold the whole document.
     with open(os.path.join(a.out, "train.jsonl"), "w", encoding="utf-8") as f:
         for _ in range(a.docs):
-            f.write(json.dumps({"text": document(rng, rng.randint(8, a.seq - 16))[0]}) + "\n")
+            f.write(json.dumps({"text": training_document(rng, a.seq, a.questions)}) + "\n")
     cfg = {"model_size": "custom", "hidden_size": a.width, "num_hidden_layers": a.layers, "num_attention_heads": 4,
            "num_key_value_heads": 4, "intermediate_size": 4 * a.width, "max_position_embeddings": a.seq}
     with open(os.path.join(a.out, "cfg.json"), "w", encoding="utf-8") as f:
@@ -77,7 +92,7 @@ def main():
     if not a.skip_train:
         p = subprocess.Popen([a.tritter, "-t", str(a.threads), "train", "--config", os.path.join(a.out, "cfg.json"),
                               "--data", os.path.join(a.out, "train.jsonl"), "--steps", str(a.steps), "--batch",
-                              str(a.batch), "--seq", str(a.seq), "--schedule", "cosine", "--lr", "2e-3", "--warmup",
+                              str(a.batch), "--seq", str(a.seq), "--schedule", "cosine", "--lr", str(a.lr), "--warmup",
                               "50", "--eval-every", "0", "--checkpoint-every", "100000", "--keep", "1",
                               "--log-every", "50", "--out", run, "--log-json", log],
                              stdout=open(train_out, "w", encoding="utf-8"))
@@ -124,7 +139,8 @@ def main():
         json.dump({"accuracy_by_distance": results, "first_char_accuracy_by_distance": first, "chance": chance,
                    "first_char_chance": 1.0 / len(ALPHA), "train_s": None if a.skip_train else train_s,
                    "config": cfg, "steps": a.steps, "steps_done": steps_done, "final_loss": final_loss,
-                   "batch": a.batch, "seq": a.seq, "per_distance": a.per_distance}, f, indent=1)
+                   "batch": a.batch, "seq": a.seq, "lr": a.lr, "questions": a.questions,
+                   "per_distance": a.per_distance}, f, indent=1)
     print(f"steps done {steps_done} of {a.steps}, final loss {final_loss:.4f} nats; chance {chance:.2e}")
 
 
