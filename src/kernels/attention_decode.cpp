@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -169,6 +170,13 @@ __attribute__((always_inline)) inline float reduce16(const F32Pair8& acc) {
   return s2[0] + s2[1];
 }
 
+// Asks for the cache lines of `bytes` bytes at p (the grouped update reads a block's value rows a channel chunk at a
+// time, across rows: fetched while the scores are computed, they are not waited for there).
+__attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(c + x);
+}
+
 // Where a fixed-size block update reads its rows: key(t, j, c) and value(t, j, c) load channels 16c .. 16c+15 of
 // row j as floats. Plain rows: floats, or IEEE halves converted as they are loaded (exact: the same floats as a
 // cache read converted into a buffer first, so the same bits).
@@ -180,10 +188,14 @@ struct PlainRows {
   __attribute__((always_inline)) void key(V& t, int64_t j, int c) const { load16(t, k + j * 16 * C + 16 * c); }
   template <typename V>
   __attribute__((always_inline)) void value(V& t, int64_t j, int c) const { load16(t, v + j * 16 * C + 16 * c); }
+  __attribute__((always_inline)) void prefetch_value(int64_t j) const { prefetch_lines(v + j * 16 * C, 16 * C * sizeof(E)); }
 };
 
 // The query rows a fixed-size block update takes at once (kMaxGroupRows, and the scores' stride per row).
 constexpr int64_t kMaxGroupRows = 4;
+// Whether the grouped update runs two independent chains per row (V a zmm register: 32 of them on AVX-512).
+template <typename V>
+constexpr bool kTwoKeys = std::is_same_v<V, F32x16>;
 
 // The update for head_dim = 16·C known at compile time, over R query rows qr (R, 16C) that see the same n keys
 // (grouped queries: the G heads of one query share every key row), with their accumulators ar (R, 16C), running
@@ -214,7 +226,35 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
       mb[0] = std::max(mb[0], s[j]);
     }
   } else {
-    for (int64_t j = 0; j < n; ++j) {
+    // P keys at a time: each row's sum over the channels is one dependent chain per key, so one key gives R chains
+    // and the FMA units wait on their latency. Two keys give 2R (a zmm register per chain on AVX-512; the 2×ymm
+    // pair of AVX2 already has 2R and no registers to spare).
+    constexpr int P = kTwoKeys<V> ? 2 : 1;
+    int64_t j = 0;
+    for (; j + P <= n; j += P) {
+      V acc[P][R], tk[P];
+      for (int k = 0; k < P; ++k) {
+        for (int r = 0; r < R; ++r) acc[k][r] = V{};
+      }
+      for (int k = 0; k < P; ++k) rows.prefetch_value(j + k);
+      for (int c = 0; c < C; ++c) {
+        for (int k = 0; k < P; ++k) rows.key(tk[k], j + k, c);
+        for (int r = 0; r < R; ++r) {
+          V q;
+          load16(q, qr + r * D + 16 * c);
+          for (int k = 0; k < P; ++k) fma16(acc[k][r], q, tk[k]);
+        }
+      }
+      for (int k = 0; k < P; ++k) {
+        for (int r = 0; r < R; ++r) {
+          float& sj = s[r * kAttnKeyBlock + j + k];
+          sj = reduce16(acc[k][r]) * inv_sqrt_d;
+          mb[r] = std::max(mb[r], sj);
+        }
+      }
+    }
+    for (; j < n; ++j) {
+      rows.prefetch_value(j);
       V acc[R];
       for (int r = 0; r < R; ++r) acc[r] = V{};
       for (int c = 0; c < C; ++c) {
@@ -259,17 +299,25 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
     }
     for (int c = 0; c < C; ++c) store16(ar + 16 * c, a[c]);
   } else {
-    for (int c = 0; c < C; ++c) {
-      V a[R];
-      for (int r = 0; r < R; ++r) {
-        load16(a[r], ar + r * D + 16 * c);
-        scale16(a[r], alpha[r]);
+    // W channel chunks at a time, for the same reason as P above: each accumulator is a chain over the keys.
+    constexpr int W = kTwoKeys<V> && C % 2 == 0 ? 2 : 1;
+    for (int c = 0; c < C; c += W) {
+      V a[W][R], tv[W];
+      for (int w = 0; w < W; ++w) {
+        for (int r = 0; r < R; ++r) {
+          load16(a[w][r], ar + r * D + 16 * (c + w));
+          scale16(a[w][r], alpha[r]);
+        }
       }
       for (int64_t j = 0; j < n; ++j) {
-        rows.value(t, j, c);
-        for (int r = 0; r < R; ++r) fma16(a[r], s[r * kAttnKeyBlock + j], t);
+        for (int w = 0; w < W; ++w) rows.value(tv[w], j, c + w);
+        for (int w = 0; w < W; ++w) {
+          for (int r = 0; r < R; ++r) fma16(a[w][r], s[r * kAttnKeyBlock + j], tv[w]);
+        }
       }
-      for (int r = 0; r < R; ++r) store16(ar + r * D + 16 * c, a[r]);
+      for (int w = 0; w < W; ++w) {
+        for (int r = 0; r < R; ++r) store16(ar + r * D + 16 * (c + w), a[w][r]);
+      }
     }
   }
 }
@@ -313,6 +361,7 @@ struct LevelRows {
   __attribute__((always_inline)) void key(V& t, int64_t j, int c) const {
     dequant16(t, levels16(r.k + j * kRow, 16 * c, Bits), kmin[c], kscale[c]);
   }
+  __attribute__((always_inline)) void prefetch_value(int64_t j) const { prefetch_lines(r.v + j * kRow, kRow); }
   __attribute__((always_inline)) void value(V& t, int64_t j, int c) const {
     const float* vp = r.vparams + j * kGroups * 2;
     const int64_t g = 16 * c / kLevelGroup;
