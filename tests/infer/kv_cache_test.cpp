@@ -61,14 +61,16 @@ TritterConfig attention_config(int64_t d, std::optional<int64_t> window) {
 }
 
 // The cached attention over `a` and over `b` (layer 0, the last T of n positions, decode and a short prefill),
-// bit for bit, on every tier at 1 and 2 threads.
+// bit for bit, on every tier at 1 and 2 threads. `b` has b_kv_heads kv heads where that is given, c's otherwise.
 void expect_same_attention(const KvCache& a, const KvCache& b, const TritterConfig& c, int64_t n, Rng& rng,
-                           const std::string& what) {
+                           const std::string& what, int64_t b_kv_heads = 0) {
   CachedAttnShape shape;
   shape.H = c.num_attention_heads;
   shape.K = c.num_key_value_heads;
   shape.d = c.head_dim;
   shape.mask = AttnMask(c.sliding_window);
+  CachedAttnShape shape_b = shape;
+  if (b_kv_heads > 0) shape_b.K = b_kv_heads;
   for (int64_t T : {1, 3}) {
     std::vector<float> q(T * shape.H * shape.d);
     for (auto& x : q) x = rng.normal();
@@ -79,10 +81,10 @@ void expect_same_attention(const KvCache& a, const KvCache& b, const TritterConf
         ctx.threads = threads;
         std::vector<float> oa(q.size(), -1.0f), ob(q.size(), -2.0f);
         attention_cached(ctx, oa.data(), q.data(), a.rows(0), n - T, T, shape);
-        attention_cached(ctx, ob.data(), q.data(), b.rows(0), n - T, T, shape);
+        attention_cached(ctx, ob.data(), q.data(), b.rows(0), n - T, T, shape_b);
         for (size_t i = 0; i < oa.size(); ++i) {
           ASSERT_EQ(std::bit_cast<uint32_t>(oa[i]), std::bit_cast<uint32_t>(ob[i]))
-              << what << " " << kernel_tier_name(tier) << " d " << shape.d << " window "
+              << what << " " << kernel_tier_name(tier) << " d " << shape.d << " G " << shape.H / shape.K << " window "
               << c.sliding_window.value_or(0) << " T " << T << " threads " << threads << " at " << i << ": " << oa[i]
               << " vs " << ob[i];
         }
@@ -304,31 +306,7 @@ TEST(KvCache, GroupedQueryHeadsGetTheBitsOfTheSameHeadsAlone) {
           a.write(0, p, m, k.data(), v.data());
           b.write(0, p, m, kr.data(), vr.data());
         }
-        for (int64_t T : {1, 3}) {
-          std::vector<float> q(T * H * d);
-          for (auto& x : q) x = rng.normal();
-          CachedAttnShape sa{}, sb{};
-          sa.H = sb.H = H;
-          sa.K = K;
-          sb.K = H;
-          sa.d = sb.d = d;
-          sa.mask = sb.mask = AttnMask(window);
-          for (KernelTier tier : test::supported_tiers()) {
-            for (int threads : {1, 2}) {
-              Context ctx;
-              ctx.kernels = tier;
-              ctx.threads = threads;
-              std::vector<float> oa(q.size(), -1.0f), ob(q.size(), -2.0f);
-              attention_cached(ctx, oa.data(), q.data(), a.rows(0), n - T, T, sa);
-              attention_cached(ctx, ob.data(), q.data(), b.rows(0), n - T, T, sb);
-              for (size_t i = 0; i < oa.size(); ++i) {
-                ASSERT_EQ(std::bit_cast<uint32_t>(oa[i]), std::bit_cast<uint32_t>(ob[i]))
-                    << kv_dtype_name(dt) << " " << kernel_tier_name(tier) << " d " << d << " G " << G << " T " << T
-                    << " threads " << threads << " at " << i << ": " << oa[i] << " vs " << ob[i];
-              }
-            }
-          }
-        }
+        expect_same_attention(a, b, grouped, n, rng, kv_dtype_name(dt), H);
       }
     }
   }
