@@ -188,7 +188,9 @@ struct PlainRows {
   __attribute__((always_inline)) void key(V& t, int64_t j, int c) const { load16(t, k + j * 16 * C + 16 * c); }
   template <typename V>
   __attribute__((always_inline)) void value(V& t, int64_t j, int c) const { load16(t, v + j * 16 * C + 16 * c); }
-  __attribute__((always_inline)) void prefetch_value(int64_t j) const { prefetch_lines(v + j * 16 * C, 16 * C * sizeof(E)); }
+  __attribute__((always_inline)) void prefetch_value(int64_t j) const {
+    prefetch_lines(v + j * 16 * C, 16 * C * sizeof(E));
+  }
 };
 
 // The query rows a fixed-size block update takes at once (kMaxGroupRows, and the scores' stride per row).
@@ -196,6 +198,33 @@ constexpr int64_t kMaxGroupRows = 4;
 // Whether the grouped update runs two independent chains per row (V a zmm register: 32 of them on AVX-512).
 template <typename V>
 constexpr bool kTwoKeys = std::is_same_v<V, F32x16>;
+
+// Scores of keys j .. j+P−1 for R query rows qr (R, 16C) into s (R, kAttnKeyBlock), their running maxima mb (R):
+// one load (and conversion) of each key chunk for the R rows, each row's dot product in the one-row order.
+template <int C, int R, int P, typename V, typename Rows>
+__attribute__((always_inline)) inline void score_keys(const float* qr, const Rows& rows, int64_t j, float inv_sqrt_d,
+                                                      float* s, float* mb) {
+  V acc[P][R], tk[P];
+  for (int k = 0; k < P; ++k) {
+    for (int r = 0; r < R; ++r) acc[k][r] = V{};
+    rows.prefetch_value(j + k);
+  }
+  for (int c = 0; c < C; ++c) {
+    for (int k = 0; k < P; ++k) rows.key(tk[k], j + k, c);
+    for (int r = 0; r < R; ++r) {
+      V q;
+      load16(q, qr + r * 16 * C + 16 * c);
+      for (int k = 0; k < P; ++k) fma16(acc[k][r], q, tk[k]);
+    }
+  }
+  for (int k = 0; k < P; ++k) {
+    for (int r = 0; r < R; ++r) {
+      float& sj = s[r * kAttnKeyBlock + j + k];
+      sj = reduce16(acc[k][r]) * inv_sqrt_d;
+      mb[r] = std::max(mb[r], sj);
+    }
+  }
+}
 
 // The update for head_dim = 16·C known at compile time, over R query rows qr (R, 16C) that see the same n keys
 // (grouped queries: the G heads of one query share every key row), with their accumulators ar (R, 16C), running
@@ -231,46 +260,8 @@ __attribute__((always_inline)) inline void block_update_fixed(const float* qr, c
     // pair of AVX2 already has 2R and no registers to spare).
     constexpr int P = kTwoKeys<V> ? 2 : 1;
     int64_t j = 0;
-    for (; j + P <= n; j += P) {
-      V acc[P][R], tk[P];
-      for (int k = 0; k < P; ++k) {
-        for (int r = 0; r < R; ++r) acc[k][r] = V{};
-      }
-      for (int k = 0; k < P; ++k) rows.prefetch_value(j + k);
-      for (int c = 0; c < C; ++c) {
-        for (int k = 0; k < P; ++k) rows.key(tk[k], j + k, c);
-        for (int r = 0; r < R; ++r) {
-          V q;
-          load16(q, qr + r * D + 16 * c);
-          for (int k = 0; k < P; ++k) fma16(acc[k][r], q, tk[k]);
-        }
-      }
-      for (int k = 0; k < P; ++k) {
-        for (int r = 0; r < R; ++r) {
-          float& sj = s[r * kAttnKeyBlock + j + k];
-          sj = reduce16(acc[k][r]) * inv_sqrt_d;
-          mb[r] = std::max(mb[r], sj);
-        }
-      }
-    }
-    for (; j < n; ++j) {
-      rows.prefetch_value(j);
-      V acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = V{};
-      for (int c = 0; c < C; ++c) {
-        rows.key(t, j, c);
-        for (int r = 0; r < R; ++r) {
-          V q;
-          load16(q, qr + r * D + 16 * c);
-          fma16(acc[r], q, t);
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        float& sj = s[r * kAttnKeyBlock + j];
-        sj = reduce16(acc[r]) * inv_sqrt_d;
-        mb[r] = std::max(mb[r], sj);
-      }
-    }
+    for (; j + P <= n; j += P) score_keys<C, R, P, V>(qr, rows, j, inv_sqrt_d, s, mb);
+    for (; j < n; ++j) score_keys<C, R, 1, V>(qr, rows, j, inv_sqrt_d, s, mb);
   }
   float alpha[R];
   for (int r = 0; r < R; ++r) {
@@ -335,8 +326,7 @@ __attribute__((always_inline)) inline void block_update_group(const float* qr, c
   // last bit, which GCC does not; the cause is not found yet. Until it is, clang builds take the rows one at a time
   // (the bits every cache dtype and head layout must share), at the one-row update's speed.
   for (; r < nrows; ++r) block_update_fixed<C, 1, V>(qr + r * D, rows, n, inv_sqrt_d, s, ar + r * D, m + r, l + r);
-  return;
-#endif
+#else
   for (; r + kMaxGroupRows <= nrows; r += kMaxGroupRows) {
     block_update_fixed<C, kMaxGroupRows, V>(qr + r * D, rows, n, inv_sqrt_d, s, ar + r * D, m + r, l + r);
   }
@@ -345,6 +335,7 @@ __attribute__((always_inline)) inline void block_update_group(const float* qr, c
     r += 2;
   }
   if (r < nrows) block_update_fixed<C, 1, V>(qr + r * D, rows, n, inv_sqrt_d, s, ar + r * D, m + r, l + r);
+#endif
 }
 
 constexpr int64_t kLevelGroup = 32;  // value channels per {min, scale} that the in-place quantized bodies take
