@@ -172,7 +172,7 @@ __attribute__((always_inline)) inline float reduce16(const F32Pair8& acc) {
 
 // Asks for the cache lines of `bytes` bytes at p (the grouped update reads a block's value rows a channel chunk at a
 // time, across rows: fetched while the scores are computed, they are not waited for there).
-__attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t bytes) {
+[[maybe_unused]] __attribute__((always_inline)) inline void prefetch_lines(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(c + x);
 }
@@ -197,7 +197,7 @@ struct PlainRows {
 constexpr int64_t kMaxGroupRows = 4;
 // Whether the grouped update runs two independent chains per row (V a zmm register: 32 of them on AVX-512).
 template <typename V>
-constexpr bool kTwoKeys = std::is_same_v<V, F32x16>;
+[[maybe_unused]] constexpr bool kTwoKeys = std::is_same_v<V, F32x16>;
 
 // Scores of keys j .. j+P−1 for R query rows qr (R, 16C) into s (R, kAttnKeyBlock), their running maxima mb (R):
 // one load (and conversion) of each key chunk for the R rows, each row's dot product in the one-row order.
