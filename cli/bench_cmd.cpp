@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/bench.h"
+#include "kernels/head.h"
 #include "kernels/pack.h"
 #include "kernels/quantize.h"
 #include "kernels/ternary_matmul.h"
@@ -187,6 +188,74 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
   }
 }
 
+// The output head at decode (N = 1) in its two narrow formats, every SIMD tier, against a streaming read of the
+// same bytes in the same sweeps: V = 128256 (Llama 3's vocabulary) at the 2B-shape's D = 2560, where the head is
+// the largest single read of a token (the i8 head is 328 MB of the 2B-shape's 852). Random levels: the time does
+// not depend on the values.
+void run_decode_head(Context& c, const BenchKernelsOptions& opt, const std::vector<int>& thread_counts,
+                     const std::vector<KernelTier>& tiers) {
+  const int64_t V = opt.quick ? 32768 : 128256, D = 2560;
+  std::vector<uint8_t> i8(static_cast<size_t>(V * D)), q4(static_cast<size_t>(V * head_i4_row_bytes(D))),
+      mult(static_cast<size_t>(V * head_i4_groups(D)));
+  kbench::fill_random_codes(i8.data(), i8.size(), 8);
+  kbench::fill_random_codes(q4.data(), q4.size(), 9);
+  for (uint8_t& b : q4) b = static_cast<uint8_t>(b | ((b & 0x0F) == 0 ? 0x01 : 0) | ((b & 0xF0) == 0 ? 0x10 : 0));
+  Rng rng(10);
+  for (uint8_t& k : mult) k = static_cast<uint8_t>(1 + rng.next_below(255));
+  std::vector<float> row_scale(static_cast<size_t>(V), 1e-3f);
+  HeadWeights h8, h4;
+  h8.format = HeadFormat::I8;
+  h8.i8 = reinterpret_cast<const int8_t*>(i8.data());
+  h8.row_scale = row_scale.data();
+  h4.format = HeadFormat::I4;
+  h4.q4 = q4.data();
+  h4.mult = mult.data();
+  h4.row_scale = row_scale.data();
+  const size_t bytes8 = i8.size() + row_scale.size() * 4, bytes4 = q4.size() + mult.size() + row_scale.size() * 4;
+  std::vector<float> hidden(static_cast<size_t>(D)), logits(static_cast<size_t>(V)), hs(1);
+  for (float& x : hidden) x = rng.uniform() - 0.5f;
+  std::vector<int8_t> hq(static_cast<size_t>(D));
+  std::printf("\nLM head at decode (N = 1), V %lld x D %lld, DRAM-resident; roof = a streaming read of the same "
+              "bytes on the same threads, in the same sweeps\n", static_cast<long long>(V), static_cast<long long>(D));
+  std::printf("%-6s %-12s %3s %8s %9s %8s %7s %10s\n", "head", "kernel", "thr", "MB", "time_ms", "GB/s", "%roof",
+              "roof t/s");
+  const KernelTier requested = c.kernels;
+  for (int t : thread_counts) {
+    c.threads = t;
+    struct Case {
+      const char* name;
+      const HeadWeights* w;
+      size_t bytes;
+      KernelTier tier;
+    };
+    std::vector<Case> cases;
+    for (KernelTier tier : tiers) {
+      if (tier == KernelTier::Scalar) continue;
+      cases.push_back({"i8", &h8, bytes8, tier});
+      cases.push_back({"i4", &h4, bytes4, tier});
+    }
+    std::vector<std::function<void()>> fns;
+    fns.push_back([&] { (void)kbench::read_pass(i8.data(), i8.size(), t); });
+    fns.push_back([&] { (void)kbench::read_pass(q4.data(), q4.size(), t); });
+    for (const Case& k : cases) {
+      fns.push_back([&c, &k, &logits, &hidden, &hq, &hs, V, D] {
+        c.kernels = k.tier;
+        lm_head_forward(c, logits.data(), hidden.data(), 1, *k.w, V, D, hq.data(), hs.data());
+      });
+    }
+    const std::vector<double> best = kbench::time_best_interleaved(fns, std::max(opt.min_time, 0.2) * 4);
+    const double roof_gbs = std::max(static_cast<double>(i8.size()) / best[0], static_cast<double>(q4.size()) / best[1]) / 1e9;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Case& k = cases[i];
+      const double sec = best[i + 2], gbs = static_cast<double>(k.bytes) / sec / 1e9;
+      std::printf("%-6s %-12s %3d %8.1f %9.2f %8.1f %6.1f%% %10.1f\n", k.name, kernel_tier_name(k.tier), t,
+                  static_cast<double>(k.bytes) / 1e6, sec * 1e3, gbs, 100.0 * gbs / roof_gbs,
+                  roof_gbs * 1e9 / static_cast<double>(k.bytes));
+    }
+  }
+  c.kernels = requested;
+}
+
 void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& opt) {
   auto ctx = make_context(global);
   const std::vector<int> thread_counts = parse_count_list(opt.threads_list, "--threads-list", "thread counts");
@@ -346,6 +415,7 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
                 100 * r.gbs / limits[r.ti].stream.read_gbs);
   }
   run_decode_layers(c, opt, thread_counts);
+  run_decode_head(c, opt, thread_counts, tiers);
 }
 
 }  // namespace

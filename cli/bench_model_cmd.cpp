@@ -91,8 +91,8 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
   cmd->add_option("--vocab", o->vocab, "Override vocab_size of the preset (e.g. 128256)");
   cmd->add_option("--head", o->head,
                   "LM head: auto (the random preset: i8; -m: int8 when a GGUF stores it in 8 bits or fewer, else as "
-                  "the file), i8 or f32")
-      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+                  "the file), i8, i4 (4-bit groups of 32, quantized at load) or f32")
+      ->check(CLI::IsMember({"auto", "f32", "i8", "i4"}))
       ->capture_default_str();
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or q8_0, q4_0)")->capture_default_str();
   cmd->add_option("--threads-list", o->threads_list, "Thread counts to run")->capture_default_str();
@@ -136,9 +136,11 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
       co.model_size = o->size;
       if (o->vocab) co.vocab_size = o->vocab;
       const TritterConfig rc = resolve_config(co);
-      return PackedModel::in_memory(
+      PackedModel m = PackedModel::in_memory(
           rc, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, rc, info, i); },
-          {head_format_from_name(preset_head)}, &ctx->memory);
+          {head_format_from_name(preset_head == "i4" ? "f32" : preset_head)}, &ctx->memory);
+      if (preset_head == "i4") m.quantize_head_int4(&ctx->memory);
+      return m;
     }();
     const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();

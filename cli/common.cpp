@@ -59,8 +59,9 @@ std::string kv_cache_name(const std::string& name) {
 void add_head_option(CLI::App* cmd, std::string* head) {
   cmd->add_option("--head", *head,
                   "LM head of a converted model: auto (int8 when a GGUF stores it in 8 bits or fewer, else as the "
-                  "file), i8 (per-row int8: a quarter of f32's bytes per token, logits within int8 rounding) or f32")
-      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+                  "file), i8 (per-row int8: a quarter of f32's bytes per token, logits within int8 rounding), i4 "
+                  "(4-bit groups of 32 quantized at load, for any model: about half of i8's bytes) or f32")
+      ->check(CLI::IsMember({"auto", "f32", "i8", "i4"}))
       ->capture_default_str();
 }
 

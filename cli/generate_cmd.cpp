@@ -239,8 +239,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       if (global.verbose) {
         std::fprintf(stderr, "phases: matmul %.3f s, attention %.3f s, head %.3f s, other %.3f s, sampling %.3f s\n",
                      stats.matmul_s, stats.attention_s, stats.head_s, stats.other_s, r.sample_s);
-        std::fprintf(stderr, "model: %s read per token, kv cache %s (%s, %lld positions), threads %d\n",
-                     format_bytes(static_cast<double>(stats.bytes_per_token)).c_str(),
+        std::fprintf(stderr, "model: %s read per token (head %s), kv cache %s (%s, %lld positions), threads %d\n",
+                     format_bytes(static_cast<double>(stats.bytes_per_token)).c_str(), stats.head.c_str(),
                      format_bytes(static_cast<double>(stats.kv_cache_bytes)).c_str(), stats.kv_cache.c_str(),
                      static_cast<long long>(stats.context), stats.threads);
         std::fprintf(stderr, "%s", stats.streaming_report.c_str());

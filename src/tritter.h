@@ -211,6 +211,7 @@ struct SessionStats {
   std::string kv_cache;             // "f32", ...
   int64_t kv_cache_bytes = 0;
   int64_t bytes_per_token = 0;      // weight bytes one decode step reads
+  std::string head;                 // the LM head's format: "f32", "i8" or "i4"
   double matmul_s = 0, attention_s = 0, head_s = 0, other_s = 0;  // summed over forward passes
   std::string streaming_report;     // the streaming plan, peak use and I/O lines; "" when resident
 };

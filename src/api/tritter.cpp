@@ -420,6 +420,7 @@ SessionStats Session::stats() const {
   st.kv_cache = kv_dtype_name(s.options.kv_dtype);
   st.kv_cache_bytes = static_cast<int64_t>(e.cache().bytes());
   st.bytes_per_token = static_cast<int64_t>(e.weights().bytes_per_token);
+  st.head = head_format_name(e.weights().head.format);
   const EngineTimings& t = e.timings();
   st.matmul_s = t.matmul_s;
   st.attention_s = t.attention_s;

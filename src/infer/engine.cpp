@@ -104,7 +104,7 @@ void Engine::set_lora(const LoraSet* lora) {
 void Engine::knn_exit(int32_t* ids, float* scores, int64_t k) {
   const TritterConfig& c = c_;
   const HeadWeights& head = source_.weights().head;
-  if (!c.cosine_head() || !(head.cos_scale > 0.0f) || (!head.f32 && !head.i8)) {
+  if (!c.cosine_head() || !(head.cos_scale > 0.0f) || (!head.f32 && !head.i8 && !head.q4)) {
     throw_error("engine: the KNN exit needs a resident cosine-head model (head_type cosine_tied); found head_type ",
                 head_type_name(c.head_type));
   }

@@ -46,10 +46,7 @@ void knn_topk(const Context& ctx, int32_t* ids, float* scores, const float* h, i
   std::vector<std::vector<float>> sbuf(static_cast<size_t>(threads), std::vector<float>(static_cast<size_t>(N)));
   parallel_for(threads, blocks, [&](int64_t b, int tid) {
     const int64_t v0 = b * kKnnRowBlock, nb = std::min(kKnnRowBlock, V - v0);
-    HeadWeights part = plain;  // rows v0 .. v0+nb−1 as a head of nb rows
-    if (part.f32) part.f32 += v0 * D;
-    if (part.i8) part.i8 += v0 * D;
-    if (part.row_scale) part.row_scale += v0;
+    const HeadWeights part = head_rows_from(plain, v0, D);  // rows v0 .. v0+nb−1 as a head of nb rows
     float* z = zbuf[size_t(tid)].data();
     lm_head_forward(ctx, z, unit.data(), N, part, nb, D, qbuf[size_t(tid)].data(), sbuf[size_t(tid)].data());
     for (int64_t n = 0; n < N; ++n) {

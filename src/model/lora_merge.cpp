@@ -20,13 +20,11 @@ struct Weighted {
   double weight;
 };
 
-// out (n) = the base's fp32 tensor `info` (not a BitLinear): embedding, gains, the head (an int8 head dequantized).
+// out (n) = the base's fp32 tensor `info` (not a BitLinear): embedding, gains, the head (an int8/i4 head dequantized).
 void copy_base_tensor(float* out, const ModelWeights& w, const TensorInfo& info) {
   const int64_t n = info.numel();
-  if (info.role == TensorRole::LmHead && w.head.format == HeadFormat::I8) {
-    const int64_t cols = info.shape[1];
-    for (int64_t r = 0; r < info.shape[0]; ++r)
-      for (int64_t j = 0; j < cols; ++j) out[r * cols + j] = w.head.i8[r * cols + j] * w.head.row_scale[r];
+  if (info.role == TensorRole::LmHead && w.head.format != HeadFormat::F32) {
+    for (int64_t r = 0; r < info.shape[0]; ++r) head_row_values(w.head, r, info.shape[1], out + r * info.shape[1]);
     return;
   }
   const float* src = info.role == TensorRole::Embedding ? w.embed

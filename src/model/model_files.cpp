@@ -85,11 +85,14 @@ HeadChoice head_choice_from_name(const std::string& name) {
   if (name == "auto") return HeadChoice::Auto;
   if (name == "f32") return HeadChoice::F32;
   if (name == "i8") return HeadChoice::I8;
-  throw_error("head: found '", name, "', expected auto, f32 or i8");
+  if (name == "i4") return HeadChoice::I4;
+  throw_error("head: found '", name, "', expected auto, f32, i8 or i4");
 }
 
 void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, MemoryAccount* account) {
+  if (choice == HeadChoice::I8 && m.weights().head.format == HeadFormat::I4) return;  // already narrower
   if (choice == HeadChoice::I8) m.quantize_head_int8(account);
+  if (choice == HeadChoice::I4) m.quantize_head_int4(account);
   if (choice == HeadChoice::F32 && m.weights().head.format == HeadFormat::I8) {
     throw_error("model '", path.string(), "': packed with an int8 LM head, which cannot give back the f32 one ",
                 "(--head f32); pack the checkpoint again with `tritter pack --head f32`");
@@ -99,11 +102,12 @@ void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, 
 LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const LoadOptions& options) {
   auto head_for = [&](bool stored_quantized) {
     if (options.head == HeadChoice::I8 || (options.head == HeadChoice::Auto && stored_quantized)) return HeadFormat::I8;
-    return HeadFormat::F32;
+    return HeadFormat::F32;  // --head i4 too: quantized from the f32 rows once loaded (finish), not from int8 ones
   };
   const auto t0 = std::chrono::steady_clock::now();
   const ModelFileKind kind = detect_model_file(path);
   auto finish = [&](PackedModel m, bool add_bos, fs::path folder) {
+    if (options.head == HeadChoice::I4) m.quantize_head_int4(account);
     LoadedModel out{std::move(m), kind, add_bos, std::move(folder), 0.0};
     out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return out;
@@ -234,13 +238,8 @@ float ternary_matrix_beta(const TernaryMatrix& m) {
 
 void model_head_values(float* out, const ModelWeights& w) {
   const int64_t V = w.config.vocab_size, D = w.config.hidden_size;
-  if (w.head.f32) {
-    std::memcpy(out, w.head.f32, static_cast<size_t>(V * D) * sizeof(float));
-  } else {
-    TRITTER_CHECK(w.head.i8 && w.head.row_scale, "model has no head");
-    for (int64_t v = 0; v < V; ++v)
-      for (int64_t d = 0; d < D; ++d) out[v * D + d] = static_cast<float>(w.head.i8[v * D + d]) * w.head.row_scale[v];
-  }
+  TRITTER_CHECK(w.head.f32 || w.head.i8 || w.head.q4, "model has no head");
+  for (int64_t v = 0; v < V; ++v) head_row_values(w.head, v, D, out + v * D);
 }
 
 void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos, const std::string& tokenizer_json,
@@ -257,6 +256,10 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   auto matrix = [&](const TensorInfo& info) -> const TernaryMatrix& {
     return *layer_matrix_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
   };
+  if (w.head.format == HeadFormat::I4) {
+    throw_error("write '", path.string(), "': the model runs a 4-bit LM head, which is chosen at load (--head i4) ",
+                "and not stored in packed files; load it with --head f32 or i8 to write it");
+  }
   const bool i8_head = w.head.format == HeadFormat::I8;
   std::vector<SafeTensorOut> u8, f32;
   std::vector<float> betas(table.size());

@@ -278,7 +278,9 @@ HeadFormat head_format_from_name(const std::string& name) {
   throw_error("head format: found '", name, "', expected f32 or i8");
 }
 
-const char* head_format_name(HeadFormat f) { return f == HeadFormat::I8 ? "i8" : "f32"; }
+const char* head_format_name(HeadFormat f) {
+  return f == HeadFormat::I8 ? "i8" : f == HeadFormat::I4 ? "i4" : "f32";
+}
 
 std::string qweight_name(const std::string& weight_name) {
   TRITTER_CHECK(weight_name.size() > 7 && weight_name.ends_with(".weight"), weight_name);
@@ -435,6 +437,47 @@ void PackedModel::quantize_head_int8(MemoryAccount* account) {
   owned_.push_back(std::move(scale));
 }
 
+void PackedModel::quantize_head_int4(MemoryAccount* account) {
+  HeadWeights& h = weights_->head;
+  if (h.format == HeadFormat::I4) return;
+  TRITTER_CHECK(h.f32 != nullptr || h.i8 != nullptr, "quantize_head_int4: the model has no head");
+  const int64_t V = weights_->config.vocab_size, D = weights_->config.hidden_size;
+  const int64_t G = head_i4_groups(D), row_bytes = head_i4_row_bytes(D);
+  Buffer q(static_cast<size_t>(V * row_bytes), MemCategory::Weights, account);
+  Buffer mult(static_cast<size_t>(V * G), MemCategory::Weights, account);
+  Buffer scale(static_cast<size_t>(V) * sizeof(float), MemCategory::Weights, account);
+  auto* qp = static_cast<uint8_t*>(q.data());
+  auto* kp = static_cast<uint8_t*>(mult.data());
+  float* sp = scale.as<float>().data();
+  if (h.format == HeadFormat::F32) {
+    head_i4_quantize_rows(qp, kp, sp, h.f32, V, D, "LM head");
+  } else {  // an int8 head: its values, a block of rows at a time (no f32 copy of the whole head)
+    constexpr int64_t kRows = 1024;
+    std::vector<float> rows(static_cast<size_t>(std::min(V, kRows) * D));
+    for (int64_t v0 = 0; v0 < V; v0 += kRows) {
+      const int64_t n = std::min(kRows, V - v0);
+      for (int64_t v = 0; v < n; ++v) head_row_values(h, v0 + v, D, rows.data() + v * D);
+      head_i4_quantize_rows(qp + v0 * row_bytes, kp + v0 * G, sp + v0, rows.data(), n, D, "LM head");
+    }
+  }
+  const size_t old_bytes = h.format == HeadFormat::F32 ? static_cast<size_t>(V * D) * sizeof(float)
+                                                       : static_cast<size_t>(V * D + V * 4);
+  for (Buffer& b : owned_) {  // the old head's buffers this model owns (not the embedding, not a mapped file)
+    const void* p = b.data();
+    if ((p == h.f32 && h.f32 != weights_->embed) || (p != nullptr && (p == h.i8 || p == h.row_scale))) b = Buffer();
+  }
+  weights_->bytes_per_token += q.bytes() + mult.bytes() + scale.bytes() - old_bytes;
+  h.format = HeadFormat::I4;
+  h.f32 = nullptr;
+  h.i8 = nullptr;
+  h.q4 = qp;
+  h.mult = kp;
+  h.row_scale = sp;
+  owned_.push_back(std::move(q));
+  owned_.push_back(std::move(mult));
+  owned_.push_back(std::move(scale));
+}
+
 float cosine_head_scale(const TritterConfig& c, float log_scale) {
   return static_cast<float>(std::clamp(std::exp(static_cast<double>(log_scale)), c.cos_scale_min, c.cos_scale_max));
 }
@@ -444,7 +487,7 @@ void bind_cosine_head(ModelWeights& w, Buffer& unit, MemoryAccount* account) {
   if (!c.cosine_head()) return;
   TRITTER_CHECK(w.log_scale != nullptr && w.embed != nullptr, "cosine head: log_scale or the embedding is unbound");
   w.head.cos_scale = cosine_head_scale(c, *w.log_scale);
-  if (w.head.format == HeadFormat::I8) return;
+  if (w.head.format != HeadFormat::F32) return;
   const int64_t V = c.vocab_size, D = c.hidden_size;
   unit = Buffer(static_cast<size_t>(V * D) * sizeof(float), MemCategory::Weights, account);
   std::vector<float> r(static_cast<size_t>(V));

@@ -98,6 +98,9 @@ class PackedModel {
   // into buffers the model holds; an f32 head buffer the model owns is freed unless it is the embedding. No-op
   // for an int8 head. bytes_per_token follows.
   void quantize_head_int8(MemoryAccount* account);
+  // The same for the 4-bit head (kernels/head.h), from the f32 rows or from an int8 head's values. No-op for an
+  // i4 head.
+  void quantize_head_int4(MemoryAccount* account);
   const TritterConfig& config() const { return weights_->config; }
   const SafeTensorsFile* file() const { return file_.get(); }  // null for in-memory models
 

@@ -178,12 +178,11 @@ LoraModel::LoraModel(const ModelWeights& base, const LoraConfig& lora, Context& 
   for (const auto& L : base_.layers) weights_.push_back(block_weights(L));  // wt = null: dx through the kernel
   if (base_.head.format == HeadFormat::F32) {
     head_ = base_.head.f32;
-  } else {  // int8 head: one fp32 copy, w[v, :] = i8[v, :] · row_scale[v]
+  } else {  // int8 or i4 head: one fp32 copy of the values the head runs
     const int64_t V = c.vocab_size, D = c.hidden_size;
     head_f32_ = Buffer(static_cast<size_t>(V * D) * sizeof(float), MemCategory::Weights, &ctx_.memory);
     float* h = head_f32_.as<float>().data();
-    for (int64_t r = 0; r < V; ++r)
-      for (int64_t j = 0; j < D; ++j) h[r * D + j] = static_cast<float>(base_.head.i8[r * D + j]) * base_.head.row_scale[r];
+    for (int64_t r = 0; r < V; ++r) head_row_values(base_.head, r, D, h + r * D);
     head_ = h;
   }
 }

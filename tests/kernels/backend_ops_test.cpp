@@ -528,7 +528,8 @@ std::vector<OpCase> make_ops() {
 
   // ---- LM head
   // (N, V, D): the int8 tiers work in 32-column (AVX2) or 64-column masked (VNNI) chunks, rows in groups of
-  // 4/8/16 and tokens in pairs (AVX2) or fours, a pair and one (VNNI).
+  // 4/8/16 and tokens in pairs (AVX2) or fours, a pair and one (VNNI); the i4 tiers in pairs of 32-column groups
+  // and an odd last one (AVX2) or four groups with a masked end (VNNI), rows by 4/2/1.
   const std::vector<Dims> heads = {{1, 1, 1},     {3, 65, 17},   {2, 129, 33}, {5, 7, 127},
                                    {17, 65, 129}, {8, 33, 65},   {7, 50, 300}};
   ops.push_back({"lm_head_forward f32", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
@@ -575,6 +576,42 @@ std::vector<OpCase> make_ops() {
     ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
     chk.exact("hq", hq, hqr);
     chk.exact("logits", z, zr);
+  }});
+
+  // 4-bit head: any nibble of levels ±7 and any multiplier; bit-identical to the reference (exact sums, one epilogue).
+  auto i4_case = [](const Context& ctx, const Dims& s, Check& chk, const std::vector<float>& h,
+                    const std::vector<uint8_t>& q4, const std::vector<uint8_t>& k, const std::vector<float>& rs) {
+    HeadWeights hw;
+    hw.format = HeadFormat::I4;
+    hw.q4 = q4.data();
+    hw.mult = k.data();
+    hw.row_scale = rs.data();
+    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
+    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
+    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
+    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
+    chk.exact("hq", hq, hqr);
+    chk.exact("logits", z, zr);
+  };
+  ops.push_back({"lm_head_forward i4", heads, [i4_case](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const auto h = randn(rng, s.a * s.c);
+    std::vector<uint8_t> q4(s.b * head_i4_row_bytes(s.c)), k(s.b * head_i4_groups(s.c));
+    for (auto& b : q4) b = static_cast<uint8_t>((1 + rng.next_below(15)) | (1 + rng.next_below(15)) << 4);
+    for (auto& m : k) m = static_cast<uint8_t>(1 + rng.next_below(255));
+    std::vector<float> rs(s.b);
+    for (auto& x : rs) x = 1e-4f * (1 + rng.uniform());
+    i4_case(ctx, s, chk, h, q4, k, rs);
+  }});
+  // The largest sums: every activation ±127, every level ±7, every multiplier 255.
+  ops.push_back({"lm_head_forward i4 extremes", heads, [i4_case](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    std::vector<float> h(s.a * s.c);
+    for (auto& x : h) x = rng.uniform() < 0.5f ? -1.0f : 1.0f;
+    std::vector<uint8_t> q4(s.b * head_i4_row_bytes(s.c));
+    const uint8_t nibbles[] = {1, 15};
+    for (auto& b : q4) b = static_cast<uint8_t>(nibbles[rng.next_below(2)] | nibbles[rng.next_below(2)] << 4);
+    std::vector<uint8_t> k(s.b * head_i4_groups(s.c), 255);
+    std::vector<float> rs(s.b, 1e-6f);
+    i4_case(ctx, s, chk, h, q4, k, rs);
   }});
 
   // ---- KV cache codecs (no Context: every backend runs the same code; exact)

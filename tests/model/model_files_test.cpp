@@ -4,6 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "kernels/head.h"
 #include "model/checkpoint.h"
 #include "model/foreign_fixture.h"
 #include "util/test_util.h"
@@ -67,7 +73,53 @@ TEST(ModelFiles, HeadChoiceI8IsThePackersInt8Head) {
     test::expect_error([&] { load_any_model(packed_i8, nullptr, LoadOptions{HeadChoice::F32}); },
                        {packed_i8.string().c_str(), "int8 LM head", "--head f32", "tritter pack --head f32"});
   }
-  test::expect_error([] { head_choice_from_name("int8"); }, {"'int8'", "expected auto, f32 or i8"});
+  test::expect_error([] { head_choice_from_name("int8"); }, {"'int8'", "expected auto, f32, i8 or i4"});
+}
+
+// --head i4 quantizes the head at load from whatever the file holds (f32 rows of a checkpoint or packed file, a
+// cosine head's unit rows, an int8 file's levels): the same head as quantize_head_int4 on the same rows, each
+// weight within half its group's step of them, fewer bytes per token; it is never written to a packed file.
+TEST(ModelFiles, HeadChoiceI4QuantizesTheHeadAtLoad) {
+  test::TempDir dir;
+  for (HeadType ht : {HeadType::Linear, HeadType::CosineTied}) {
+    TritterConfig c = hf_config_to_tritter(test::bitnet_config_json(), "t");
+    c.head_type = ht;
+    const std::vector<float> p = test::exact_params(c, 9);
+    auto produce = [&](float* out, const TensorInfo& info, size_t) {
+      std::memcpy(out, p.data() + info.offset, static_cast<size_t>(info.numel()) * 4);
+    };
+    const int64_t V = c.vocab_size, D = c.hidden_size, G = head_i4_groups(D);
+    const PackedModel f32 = PackedModel::in_memory(c, produce, PackOptions{HeadFormat::F32}, nullptr);
+    const PackedModel i8 = PackedModel::in_memory(c, produce, PackOptions{HeadFormat::I8}, nullptr);
+    const auto ckpt = dir / "ck.safetensors", packed = dir / "f32.safetensors", packed_i8 = dir / "i8.safetensors";
+    save_checkpoint(ckpt, c, p, {}, DType::F32);
+    pack_checkpoint(packed, c, p, PackOptions{HeadFormat::F32});
+    pack_checkpoint(packed_i8, c, p, PackOptions{HeadFormat::I8});
+    for (const auto& [path, source] : {std::pair{ckpt, &f32}, std::pair{packed, &f32}, std::pair{packed_i8, &i8}}) {
+      SCOPED_TRACE(path.string() + (ht == HeadType::Linear ? " linear" : " cosine"));
+      LoadedModel a = load_any_model(path, nullptr, LoadOptions{HeadChoice::I4});
+      const HeadWeights& h = a.model.weights().head;
+      ASSERT_EQ(h.format, HeadFormat::I4);
+      std::vector<float> got(static_cast<size_t>(D)), want(static_cast<size_t>(D));
+      for (int64_t v = 0; v < V; ++v) {
+        head_row_values(h, v, D, got.data());
+        head_row_values(source->weights().head, v, D, want.data());
+        for (int64_t d = 0; d < D; ++d) {
+          const double step = double(h.mult[v * G + d / kHeadI4Group]) * h.row_scale[v];
+          ASSERT_LE(std::fabs(double(got[size_t(d)]) - want[size_t(d)]), step / 2 * (1 + 64 * 0x1p-24)) << v << " " << d;
+        }
+      }
+      PackedModel same = PackedModel::in_memory(c, produce, PackOptions{source == &f32 ? HeadFormat::F32 : HeadFormat::I8}, nullptr);
+      same.quantize_head_int4(nullptr);
+      EXPECT_EQ(test::model_logits(a.model.weights()), test::model_logits(same.weights()));
+      const size_t i4_bytes = static_cast<size_t>(V * head_i4_row_bytes(D) + V * G + V * 4);
+      EXPECT_EQ(source->weights().bytes_per_token - a.model.weights().bytes_per_token,
+                (source == &f32 ? static_cast<size_t>(V * D * 4) : static_cast<size_t>(V * D + V * 4)) - i4_bytes);
+      test::expect_error([&] { write_packed_weights(dir / "out.safetensors", a.model.weights(), false); },
+                         {"4-bit LM head", "--head i4", "not stored in packed files"});
+      EXPECT_FALSE(std::filesystem::exists(dir / "out.safetensors"));
+    }
+  }
 }
 
 }  // namespace

@@ -49,4 +49,13 @@ void head_i8_rows_avx2(float* logits, const int8_t* hq, const float* hs, int64_t
 void head_i8_rows_avx512vnni(float* logits, const int8_t* hq, const float* hs, const int32_t* hsum, int64_t N,
                              const int8_t* w, const float* row_scale, int64_t v0, int64_t v1, int64_t V, int64_t D);
 
+// ---- 4-bit LM head (head_i4_avx2.cpp, head_i4_avx512vnni.cpp; layout and contract in kernels/head.h) ----
+// logits[n·V + v] = (float)A · row_scale[v] / hs[n], A = Σ_g mult[v·G + g] Σ_{i∈g} (nibble − 8)·hq[n·D + i], exact;
+// nibbles in [1, 15] (levels ±7), G ≤ kHeadI4MaxGroups.
+void head_i4_rows_avx2(float* logits, const int8_t* hq, const float* hs, int64_t N, const uint8_t* q4,
+                       const uint8_t* mult, const float* row_scale, int64_t v0, int64_t v1, int64_t V, int64_t D);
+void head_i4_rows_avx512vnni(float* logits, const int8_t* hq, const float* hs, int64_t N, const uint8_t* q4,
+                             const uint8_t* mult, const float* row_scale, int64_t v0, int64_t v1, int64_t V,
+                             int64_t D);
+
 }  // namespace tritter::cpu
