@@ -43,7 +43,7 @@ int check_command_line(const CLI::App& app, int argc, char** argv);
 
 // --kv-cache: Tritter's names (f32, f16, int8, int4) or llama.cpp's (f16, q8_0, q4_0) → Tritter's name.
 std::string kv_cache_name(const std::string& name);
-// --head auto|f32|i8 on a command that loads a model (the LM head of a converted model: model/model_files.h).
+// --head auto|f32|i8|i4 on a command that loads a model (the LM head of a converted model: model/model_files.h).
 void add_head_option(CLI::App* cmd, std::string* head);
 // --seed: "-1" (or "random") draws a random 32-bit seed; otherwise a non-negative integer that fits in 64 bits.
 // Anything else throws an Error naming `flag`; never wraps.

@@ -34,9 +34,9 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   c->add_option("--head", o->head,
                   "LM head of a packed output: auto (as loaded: int8 from a GGUF that stores it in 8 bits or fewer or "
-                  "from an int8 packed file, else f32), i8 or f32. GGUF and HF outputs write the head's values in "
-                  "their own type")
-      ->check(CLI::IsMember({"auto", "f32", "i8"}))
+                  "from an int8 packed file, else f32), i8, i4 (4-bit groups of 32) or f32. GGUF and HF outputs write "
+                  "the head's values in their own type")
+      ->check(CLI::IsMember({"auto", "f32", "i8", "i4"}))
       ->capture_default_str();
   c->callback([o, &global] {
     auto ctx = make_context(global);

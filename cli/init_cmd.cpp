@@ -26,7 +26,7 @@ void add_init_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
   cmd->add_option("--vocab", opts->vocab, "Override vocab_size (e.g. 128256)");
   cmd->add_flag("--packed", opts->packed, "Write the packed inference file instead of an F32 checkpoint");
-  cmd->add_option("--head", opts->head, "Packed LM head: f32 or i8")->capture_default_str();
+  cmd->add_option("--head", opts->head, "Packed LM head: f32, i8 or i4")->capture_default_str();
   cmd->add_option("-o,--output", opts->out, "Output file")->required();
   cmd->callback([opts, &global] {
     auto ctx = make_context(global);

@@ -1,4 +1,4 @@
-// `tritter pack IN OUT [--head f32|i8]`: a full-precision checkpoint → the packed inference file. The input is
+// `tritter pack IN OUT [--head f32|i8|i4]`: a full-precision checkpoint → the packed inference file. The input is
 // mapped and checked against its config's tensor table first; tensors are then packed one at a time.
 #include <cstdio>
 #include <cstring>
@@ -22,7 +22,8 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("pack", "Pack a full-precision checkpoint into the ternary inference file");
   cmd->add_option("input", opts->in, "Checkpoint (tritter-v1 safetensors)")->required();
   cmd->add_option("output", opts->out, "Packed file to write")->required();
-  cmd->add_option("--head", opts->head, "LM head: f32 or i8 (per-row absmax)")->capture_default_str();
+  cmd->add_option("--head", opts->head, "LM head: f32, i8 (per-row absmax) or i4 (4-bit groups of 32 with a byte multiplier of a per-row "
+                  "step: about half of i8's bytes)")->capture_default_str();
   cmd->callback([opts, &global] {
     namespace fs = std::filesystem;
     if (fs::exists(opts->out) && fs::equivalent(opts->in, opts->out)) {

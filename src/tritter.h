@@ -55,8 +55,9 @@ struct OpenOptions {
   int layer_group_size = 0;          // layers per streamed group; 0: the largest group the budget allows
   bool prefetch = true;              // read group g+1 while g computes (two buffers) or read on demand (one)
   // The LM head of a model converted at load (HF folder, GGUF, checkpoint): "auto" (int8 when a GGUF stores it in
-  // 8 bits or fewer, f32 otherwise), "i8" (per-row int8, a quarter of f32's bytes per token) or "f32". A packed
-  // file keeps the head it was packed with ("i8" also quantizes an f32 one).
+  // 8 bits or fewer, f32 otherwise), "i8" (per-row int8, a quarter of f32's bytes per token), "i4" (4-bit groups
+  // of 32 quantized at load from any model's head, about half of int8's bytes; not with stream) or "f32". A
+  // packed file keeps the head it was packed with ("i8" also quantizes an f32 one).
   std::string head = "auto";
 };
 

@@ -70,7 +70,7 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
       continue;
     }
     const bool head_source = t.role == TensorRole::LmHead || (t.role == TensorRole::Embedding && c.tie_word_embeddings);
-    if (!(t.role == TensorRole::LmHead && head_format_ == HeadFormat::I8)) {
+    if (!(t.role == TensorRole::LmHead && head_format_ != HeadFormat::F32)) {
       const SafeTensor& x = f.expect(t.name, DType::F32, t.shape);
       if (t.role == TensorRole::Embedding) embed_offset_ = offset(x);
       if (t.role == TensorRole::Norm && t.layer < 0 && t.kind == "norm") final_norm_offset_ = offset(x);
@@ -83,6 +83,15 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
       const SafeTensor& q = f.expect("lm_head.qweight", DType::I8, {c.vocab_size, c.hidden_size});
       const SafeTensor& s = f.expect("lm_head.row_scale", DType::F32, {c.vocab_size});
       head_w_ = {q.name, "lm_head", EntryType::QWeight, 0, 0, offset(q), q.bytes()};
+      head_scale_ = {s.name, "lm_head", EntryType::Scale, 0, 0, offset(s), s.bytes()};
+    }
+    if (head_source && head_format_ == HeadFormat::I4) {
+      const int64_t V = c.vocab_size, D = c.hidden_size;
+      const SafeTensor& q = f.expect("lm_head.q4", DType::U8, {V, head_i4_row_bytes(D)});
+      const SafeTensor& k = f.expect("lm_head.group_mult", DType::U8, {V, head_i4_groups(D)});
+      const SafeTensor& s = f.expect("lm_head.row_scale", DType::F32, {V});
+      head_w_ = {q.name, "lm_head", EntryType::QWeight, 0, 0, offset(q), q.bytes()};
+      head_mult_ = {k.name, "lm_head", EntryType::QWeight, 0, 0, offset(k), k.bytes()};
       head_scale_ = {s.name, "lm_head", EntryType::Scale, 0, 0, offset(s), s.bytes()};
     }
   }
@@ -98,13 +107,11 @@ uint64_t PackedFileLayout::group_bytes(int l0, int l1) const {
 }
 
 uint64_t PackedFileLayout::head_row_bytes() const {
-  const uint64_t D = config_.hidden_size;
-  return head_format_ == HeadFormat::I8 ? D + 4 : 4 * D;
+  return static_cast<uint64_t>(head_stored_row_bytes(head_format_, config_.hidden_size));
 }
 
 uint64_t PackedFileLayout::head_chunk_bytes(int64_t rows) const {
-  const uint64_t D = config_.hidden_size, n = rows;
-  return head_format_ == HeadFormat::I8 ? align64(n * D) + align64(4 * n) : align64(4 * n * D);
+  return static_cast<uint64_t>(head_piece_bytes(head_format_, rows, config_.hidden_size));
 }
 
 uint64_t PackedFileLayout::layers_bytes() const { return group_bytes(0, config_.num_hidden_layers); }
@@ -135,6 +142,11 @@ std::vector<PieceLayout> PackedFileLayout::pieces(int group_size, int64_t head_r
     if (head_format_ == HeadFormat::I8) {
       p.ranges.push_back({head_w_.offset + r0 * D, n * D, 0});
       p.ranges.push_back({head_scale_.offset + r0 * 4, n * 4, align64(n * D)});
+    } else if (head_format_ == HeadFormat::I4) {
+      const uint64_t rb = head_i4_row_bytes(D), G = head_i4_groups(D);
+      p.ranges.push_back({head_w_.offset + r0 * rb, n * rb, 0});
+      p.ranges.push_back({head_mult_.offset + r0 * G, n * G, align64(n * rb)});
+      p.ranges.push_back({head_scale_.offset + r0 * 4, n * 4, align64(n * rb) + align64(n * G)});
     } else {
       p.ranges.push_back({head_w_.offset + r0 * D * 4, n * D * 4, 0});
     }
@@ -303,6 +315,26 @@ void LayerLoader::bind(Slot& slot, int p) {
     if (lp.head.format == HeadFormat::I8) {
       lp.head.i8 = reinterpret_cast<const int8_t*>(buf);
       lp.head.row_scale = reinterpret_cast<const float*>(buf + piece.ranges[1].buffer_offset);
+      for (int64_t v = 0; check && v < n; ++v) {
+        const float s = lp.head.row_scale[v];
+        if (!std::isfinite(s) || !(s > 0.0f)) {
+          throw_error(where, ": tensor 'lm_head.row_scale' row ", piece.row0 + v, ": scale ", s, ", expected a finite value > 0");
+        }
+      }
+    } else if (lp.head.format == HeadFormat::I4) {
+      const int64_t D = layout_.config().hidden_size, G = head_i4_groups(D);
+      lp.head.q4 = buf;
+      lp.head.mult = buf + piece.ranges[1].buffer_offset;
+      lp.head.row_scale = reinterpret_cast<const float*>(buf + piece.ranges[2].buffer_offset);
+      if (check) {
+        check_head_i4_levels(lp.head.q4, n, D, piece.row0, where + ": tensor 'lm_head.q4'");
+        for (int64_t i = 0; i < n * G; ++i) {
+          if (lp.head.mult[i] == 0) {
+            throw_error(where, ": tensor 'lm_head.group_mult' row ", piece.row0 + i / G, " group ", i % G,
+                        ": multiplier 0, expected 1..255");
+          }
+        }
+      }
       for (int64_t v = 0; check && v < n; ++v) {
         const float s = lp.head.row_scale[v];
         if (!std::isfinite(s) || !(s > 0.0f)) {

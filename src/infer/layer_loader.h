@@ -91,7 +91,7 @@ class PackedFileLayout {
   TritterConfig config_;
   HeadFormat head_format_ = HeadFormat::F32;
   std::vector<std::vector<Entry>> layer_entries_;  // per layer, in tensor-table order (qweight then scale per BitLinear)
-  Entry head_w_, head_scale_;                      // f32 head (or i8 qweight + row scales)
+  Entry head_w_, head_scale_, head_mult_;          // f32 head (or i8 qweight + row scales; i4 q4, mults, scales)
   uint64_t embed_offset_ = 0, final_norm_offset_ = 0, file_bytes_ = 0;
 };
 

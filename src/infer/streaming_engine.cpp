@@ -22,8 +22,7 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 // Slot bytes of `rows` head rows (PackedFileLayout::head_chunk_bytes from the config).
 int64_t head_chunk_bytes(const TritterConfig& c, HeadFormat head, int64_t rows) {
-  const uint64_t D = c.hidden_size, n = rows;
-  return static_cast<int64_t>(head == HeadFormat::I8 ? align64(n * D) + align64(4 * n) : align64(4 * n * D));
+  return head_piece_bytes(head, rows, c.hidden_size);
 }
 
 // Releases a held piece also when the layer computation throws.
@@ -82,7 +81,7 @@ StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const Engi
     }
   }
   const int64_t gb = streamed_group_bytes(c, 0, g);
-  const int64_t row_bytes = head == HeadFormat::I8 ? D + 4 : 4 * D;
+  const int64_t row_bytes = head_stored_row_bytes(head, D);
   int64_t rows = std::clamp<int64_t>(gb / row_bytes, 1, V);
   while (rows > 1 && head_chunk_bytes(c, head, rows) > gb) --rows;
   p.layer_group_size = g;

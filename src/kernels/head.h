@@ -32,6 +32,18 @@ inline constexpr int64_t kHeadI4MaxGroups = 296;
 inline constexpr int64_t head_i4_groups(int64_t D) { return (D + kHeadI4Group - 1) / kHeadI4Group; }
 inline constexpr int64_t head_i4_row_bytes(int64_t D) { return head_i4_groups(D) * (kHeadI4Group / 2); }
 
+// Bytes of one stored head row (its weights and scales), and of `rows` rows read as one piece with each tensor's
+// part 64-byte aligned (the streaming engine's head slots).
+inline constexpr int64_t head_stored_row_bytes(HeadFormat f, int64_t D) {
+  return f == HeadFormat::I8 ? D + 4 : f == HeadFormat::I4 ? head_i4_row_bytes(D) + head_i4_groups(D) + 4 : 4 * D;
+}
+inline constexpr int64_t head_piece_bytes(HeadFormat f, int64_t rows, int64_t D) {
+  auto a64 = [](int64_t n) { return (n + 63) / 64 * 64; };
+  if (f == HeadFormat::I8) return a64(rows * D) + a64(4 * rows);
+  if (f == HeadFormat::I4) return a64(rows * head_i4_row_bytes(D)) + a64(rows * head_i4_groups(D)) + a64(4 * rows);
+  return a64(4 * rows * D);
+}
+
 // The output head's weights as the kernel reads them (views; the model file owns the bytes).
 struct HeadWeights {
   HeadFormat format = HeadFormat::F32;

@@ -90,13 +90,16 @@ HeadChoice head_choice_from_name(const std::string& name) {
 }
 
 void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, MemoryAccount* account) {
-  if (choice == HeadChoice::I8 && m.weights().head.format == HeadFormat::I4) return;  // already narrower
+  const HeadFormat stored = m.weights().head.format;
+  if ((choice == HeadChoice::F32 && stored != HeadFormat::F32) || (choice == HeadChoice::I8 && stored == HeadFormat::I4)) {
+    const bool want_f32 = choice == HeadChoice::F32;
+    throw_error("model '", path.string(), "': packed with ", stored == HeadFormat::I8 ? "an int8" : "a 4-bit",
+                " LM head, which cannot give back the ", want_f32 ? "f32" : "int8", " one (--head ",
+                want_f32 ? "f32" : "i8", "); pack the checkpoint again with `tritter pack --head ",
+                want_f32 ? "f32" : "i8", "`");
+  }
   if (choice == HeadChoice::I8) m.quantize_head_int8(account);
   if (choice == HeadChoice::I4) m.quantize_head_int4(account);
-  if (choice == HeadChoice::F32 && m.weights().head.format == HeadFormat::I8) {
-    throw_error("model '", path.string(), "': packed with an int8 LM head, which cannot give back the f32 one ",
-                "(--head f32); pack the checkpoint again with `tritter pack --head f32`");
-  }
 }
 
 LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const LoadOptions& options) {
@@ -256,11 +259,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   auto matrix = [&](const TensorInfo& info) -> const TernaryMatrix& {
     return *layer_matrix_slot(const_cast<LayerWeights&>(w.layers[info.layer]), info.kind);
   };
-  if (w.head.format == HeadFormat::I4) {
-    throw_error("write '", path.string(), "': the model runs a 4-bit LM head, which is chosen at load (--head i4) ",
-                "and not stored in packed files; load it with --head f32 or i8 to write it");
-  }
-  const bool i8_head = w.head.format == HeadFormat::I8;
+  const bool i8_head = w.head.format == HeadFormat::I8, i4_head = w.head.format == HeadFormat::I4;
   std::vector<SafeTensorOut> u8, f32;
   std::vector<float> betas(table.size());
   std::vector<float> head;
@@ -275,7 +274,7 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
       f32.push_back({weight_scale_name(info.name), DType::F32, {1}, &betas[i], {}});
       continue;
     }
-    if (info.role == TensorRole::LmHead && i8_head) continue;  // the int8 form below replaces it, as in the packer
+    if (info.role == TensorRole::LmHead && (i8_head || i4_head)) continue;  // the narrow form below, as the packer
     const float* p = plain(info);
     if (info.role == TensorRole::LmHead && !p) {
       head.resize(static_cast<size_t>(info.numel()));
@@ -285,10 +284,14 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
     f32.push_back({info.name, DType::F32, info.shape, p, {}});
   }
   const int64_t V = c.vocab_size, D = c.hidden_size;
-  if (i8_head) f32.push_back({"lm_head.row_scale", DType::F32, {V}, w.head.row_scale, {}});
+  if (i8_head || i4_head) f32.push_back({"lm_head.row_scale", DType::F32, {V}, w.head.row_scale, {}});
   u8.insert(u8.end(), f32.begin(), f32.end());
   if (i8_head) u8.push_back({"lm_head.qweight", DType::I8, {V, D}, w.head.i8, {}});
-  const PackOptions meta{i8_head ? HeadFormat::I8 : HeadFormat::F32, tokenizer_json, add_bos, chat_template};
+  if (i4_head) {
+    u8.push_back({"lm_head.q4", DType::U8, {V, head_i4_row_bytes(D)}, w.head.q4, {}});
+    u8.push_back({"lm_head.group_mult", DType::U8, {V, head_i4_groups(D)}, w.head.mult, {}});
+  }
+  const PackOptions meta{w.head.format, tokenizer_json, add_bos, chat_template};
   write_safetensors(path, u8, packed_metadata(c, meta));
 }
 

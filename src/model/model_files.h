@@ -33,9 +33,10 @@ struct LoadedModel {
 // when the file already stores its head in 8 bits or fewer (a GGUF's Q8_0, Q4_*, Q6_K: per-row int8 keeps about
 // that precision and reads a quarter of f32's bytes per token), f32 otherwise, so a full-precision head's logits
 // stay those of the file. I8 forces the int8 head (what `tritter pack --head i8` writes), F32 the f32 one.
-// A packed file runs the head it was packed with, whatever the choice (an int8 head cannot become f32 again).
+// A packed file runs the head it was packed with under auto; a narrower stored head cannot be widened (f32 on an
+// int8 or 4-bit file, i8 on a 4-bit one: an Error naming the file).
 // I4 runs the 4-bit head of kernels/head.h (groups of 32, about 4.3 bits per weight), quantized at load from the
-// head the file holds, for any file; it is never stored.
+// head the file holds, for any file (a packed file may also store it: `tritter pack --head i4`).
 enum class HeadChoice { Auto, F32, I8, I4 };
 HeadChoice head_choice_from_name(const std::string& name);  // "auto" | "f32" | "i8" | "i4"; throws Error
 struct LoadOptions {

@@ -19,14 +19,14 @@ namespace tritter {
 
 namespace {
 
-enum class EntryKind { QWeight, Scale, Plain, HeadQ, HeadScale };
+enum class EntryKind { QWeight, Scale, Plain, HeadQ, HeadScale, HeadQ4, HeadMult };
 
 struct PackedEntry {
   std::string name;
   DType dtype;
   Shape shape;
   EntryKind kind;
-  size_t index;  // into the tensor table (for HeadQ/HeadScale: the head's source tensor)
+  size_t index;  // into the tensor table (for the head's entries: the head's source tensor)
 };
 
 Shape qweight_shape(const Shape& w) {
@@ -35,7 +35,8 @@ Shape qweight_shape(const Shape& w) {
           (I + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows)};
 }
 
-// The file's tensors in file order: U8 qweights, then F32, then the I8 head (docs/model-files.md).
+// The file's tensors in file order: U8 qweights, then F32, then the narrow head's byte tensors (I8, or the 4-bit
+// head's U8 levels and multipliers; docs/model-files.md).
 std::vector<PackedEntry> packed_plan(const TritterConfig& c, const std::vector<TensorInfo>& table,
                                      const PackOptions& options) {
   if (!c.quant) throw_error("pack: config has quant=false: the packed format holds ternary models only");
@@ -49,12 +50,17 @@ std::vector<PackedEntry> packed_plan(const TritterConfig& c, const std::vector<T
       continue;
     }
     if (t.role == TensorRole::LmHead || (t.role == TensorRole::Embedding && c.tie_word_embeddings)) head_index = i;
-    if (t.role == TensorRole::LmHead && options.head == HeadFormat::I8) continue;  // replaced by the int8 form
+    if (t.role == TensorRole::LmHead && options.head != HeadFormat::F32) continue;  // replaced by the narrow form
     f32.push_back({t.name, DType::F32, t.shape, EntryKind::Plain, i});
   }
   if (options.head == HeadFormat::I8) {
     f32.push_back({"lm_head.row_scale", DType::F32, {c.vocab_size}, EntryKind::HeadScale, head_index});
     i8.push_back({"lm_head.qweight", DType::I8, {c.vocab_size, c.hidden_size}, EntryKind::HeadQ, head_index});
+  } else if (options.head == HeadFormat::I4) {
+    const int64_t V = c.vocab_size, D = c.hidden_size;
+    f32.push_back({"lm_head.row_scale", DType::F32, {V}, EntryKind::HeadScale, head_index});
+    i8.push_back({"lm_head.q4", DType::U8, {V, head_i4_row_bytes(D)}, EntryKind::HeadQ4, head_index});
+    i8.push_back({"lm_head.group_mult", DType::U8, {V, head_i4_groups(D)}, EntryKind::HeadMult, head_index});
   }
   std::vector<PackedEntry> all = std::move(u8);
   all.insert(all.end(), f32.begin(), f32.end());
@@ -73,8 +79,9 @@ float absmean_beta(const float* w, int64_t n) {
 // different tensors may run concurrently (in_memory does); Scale, HeadScale and HeadQ come after, in plan order.
 class PackStream {
  public:
-  PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce)
-      : c_(c), table_(table), produce_(produce), beta_(table.size(), 0.0f) {}
+  PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce,
+             HeadFormat head)
+      : c_(c), table_(table), produce_(produce), beta_(table.size(), 0.0f), head4_(head == HeadFormat::I4) {}
 
   using Sink = std::function<void(const void*, size_t)>;
 
@@ -120,8 +127,15 @@ class PackStream {
           l2norm_rows_forward(ctx, w.data(), r.data(), raw.data(), V, D);
         }
         std::vector<float> scale(V);
-        head_q_.resize(V * D);
-        quantize_head_rows(head_q_.data(), scale.data(), w.data(), V, D, "pack: tensor '" + info.name + "'");
+        const std::string where = "pack: tensor '" + info.name + "'";
+        if (head4_) {
+          head_q4_.resize(static_cast<size_t>(V * head_i4_row_bytes(D)));
+          head_mult_.resize(static_cast<size_t>(V * head_i4_groups(D)));
+          head_i4_quantize_rows(head_q4_.data(), head_mult_.data(), scale.data(), w.data(), V, D, where.c_str());
+        } else {
+          head_q_.resize(V * D);
+          quantize_head_rows(head_q_.data(), scale.data(), w.data(), V, D, where);
+        }
         sink(scale.data(), scale.size() * sizeof(float));
         break;
       }
@@ -129,6 +143,16 @@ class PackStream {
         TRITTER_CHECK(!head_q_.empty(), "int8 head written before its scales");
         sink(head_q_.data(), head_q_.size());
         head_q_ = {};
+        break;
+      case EntryKind::HeadQ4:
+        TRITTER_CHECK(!head_q4_.empty(), "4-bit head written before its scales");
+        sink(head_q4_.data(), head_q4_.size());
+        head_q4_ = {};
+        break;
+      case EntryKind::HeadMult:
+        TRITTER_CHECK(!head_mult_.empty(), "4-bit head multipliers written before its scales");
+        sink(head_mult_.data(), head_mult_.size());
+        head_mult_ = {};
         break;
     }
   }
@@ -139,6 +163,8 @@ class PackStream {
   const TensorProducer& produce_;
   std::vector<float> beta_;  // per table index; QWeight entries of different tensors may run concurrently
   std::vector<int8_t> head_q_;
+  std::vector<uint8_t> head_q4_, head_mult_;
+  bool head4_;
 };
 
 // Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
@@ -159,8 +185,8 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
   std::map<size_t, const uint8_t*> qdata;
   std::map<size_t, float> sigma;
   size_t bytes = 0;
-  bool i8_head = false;
-  for (const PackedEntry& e : plan) i8_head = i8_head || e.kind == EntryKind::HeadQ;
+  bool i8_head = false;  // any narrow head (int8 or 4-bit): the f32 rows are not the head
+  for (const PackedEntry& e : plan) i8_head = i8_head || e.kind == EntryKind::HeadQ || e.kind == EntryKind::HeadQ4;
   for (const PackedEntry& e : plan) {
     const uint8_t* p = lookup(e);
     const TensorInfo& info = table[e.index];
@@ -196,6 +222,23 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
       case EntryKind::HeadQ:
         mw->head.format = HeadFormat::I8;
         mw->head.i8 = reinterpret_cast<const int8_t*>(p);
+        bytes += nbytes;
+        break;
+      case EntryKind::HeadQ4:
+        check_head_i4_levels(p, c.vocab_size, c.hidden_size, 0, where + ": tensor '" + e.name + "'");
+        mw->head.format = HeadFormat::I4;
+        mw->head.q4 = p;
+        bytes += nbytes;
+        break;
+      case EntryKind::HeadMult:
+        for (size_t i = 0; i < nbytes; ++i) {
+          if (p[i] == 0) {
+            const int64_t G = head_i4_groups(c.hidden_size);
+            throw_error(where, ": tensor '", e.name, "' row ", static_cast<int64_t>(i) / G, " group ",
+                        static_cast<int64_t>(i) % G, ": multiplier 0, expected 1..255");
+          }
+        }
+        mw->head.mult = p;
         bytes += nbytes;
         break;
       case EntryKind::Plain: {
@@ -272,10 +315,32 @@ void quantize_head_rows(int8_t* q, float* scale, const float* w, int64_t V, int6
   });
 }
 
+void check_head_i4_levels(const uint8_t* p, int64_t V, int64_t D, int64_t row0, const std::string& where) {
+  const int64_t rb = head_i4_row_bytes(D);
+  for (int64_t v = 0; v < V; ++v) {
+    for (int64_t i = 0; i < rb; ++i) {
+      const uint8_t b = p[v * rb + i];
+      if ((b & 0x0F) != 0 && (b & 0xF0) != 0) {  // the common case; padding checked below
+        continue;
+      }
+      const int64_t g = i / 16, j = i % 16;
+      const int64_t col = (b & 0x0F) == 0 ? 32 * g + j : 32 * g + 16 + j;
+      throw_error(where, " row ", row0 + v, " column ", col, ": level nibble 0, expected 1..15 (levels -7..7)");
+    }
+    for (int64_t col = D; col < head_i4_groups(D) * kHeadI4Group; ++col) {
+      const int64_t g = col / kHeadI4Group, j = col % kHeadI4Group;
+      const uint8_t b = p[v * rb + 16 * g + (j & 15)];
+      const int nib = j < 16 ? b & 15 : b >> 4;
+      if (nib != 8) throw_error(where, " row ", row0 + v, " padding column ", col, ": nibble ", nib, ", expected 8 (level 0)");
+    }
+  }
+}
+
 HeadFormat head_format_from_name(const std::string& name) {
   if (name == "f32") return HeadFormat::F32;
   if (name == "i8") return HeadFormat::I8;
-  throw_error("head format: found '", name, "', expected f32 or i8");
+  if (name == "i4") return HeadFormat::I4;
+  throw_error("head format: found '", name, "', expected f32, i8 or i4");
 }
 
 const char* head_format_name(HeadFormat f) {
@@ -296,7 +361,7 @@ void write_packed_model(const std::filesystem::path& path, const TritterConfig& 
                         const PackOptions& options) {
   const auto table = tensor_table(config);
   const auto plan = packed_plan(config, table, options);
-  auto stream = std::make_shared<PackStream>(config, table, produce);
+  auto stream = std::make_shared<PackStream>(config, table, produce, options.head);
   std::vector<SafeTensorOut> out;
   out.reserve(plan.size());
   for (const PackedEntry& e : plan) {
@@ -370,7 +435,7 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   PackedModel m;
   const auto table = tensor_table(config);
   const auto plan = packed_plan(config, table, options);
-  PackStream stream(config, table, produce);
+  PackStream stream(config, table, produce, options.head);
   std::map<std::string, size_t> index;
   for (const PackedEntry& e : plan) {
     index[e.name] = m.owned_.size();

@@ -2,9 +2,10 @@
 // `<prefix>.qweight` U8 in the kernels' T16 tile layout (kernels/ternary_matmul.h; shape [16·⌈O/16⌉, 4·⌈I/16⌉],
 // i.e. the layout's bytes) and `<prefix>.weight_scale` F32 [1] = β = 1/σ (training-spec §2, microsoft/BitNet's
 // name); every other table tensor as F32 under its checkpoint name; optionally an int8 LM head
-// `lm_head.qweight` I8 (V, D) + `lm_head.row_scale` F32 (V) (also when embeddings are tied). File order: U8 first
-// (64-byte multiples), then F32, then I8, so every F32 view is 4-aligned. `__metadata__`: format, config,
-// qweight_layout "T16", head "f32"|"i8".
+// `lm_head.qweight` I8 (V, D) + `lm_head.row_scale` F32 (V) (also when embeddings are tied), or a 4-bit one
+// (kernels/head.h) `lm_head.q4` U8 (V, 16·⌈D/32⌉) + `lm_head.group_mult` U8 (V, ⌈D/32⌉) + `lm_head.row_scale` F32
+// (V). File order: U8 qweights first (64-byte multiples), then F32, then the head's byte tensors, so every F32 view
+// is 4-aligned. `__metadata__`: format, config, qweight_layout "T16", head "f32"|"i8"|"i4".
 // Design goals: load = mmap + validate (no copy, no repack); one validation path for files and in-memory models;
 // streaming write (one fp32 tensor in memory at a time). Non-goals: quant=false models (no packed form yet).
 #pragma once
@@ -30,7 +31,10 @@ namespace tritter {
 
 inline constexpr const char* kPackedFormat = "tritter-packed-v1";
 
-HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8"; throws Error
+// Every level nibble of V rows of a stored 4-bit head in [1, 15] (levels ±7: the kernels' integer range relies on
+// it) and the padding past D at 8 (level 0); else an Error naming `where`, the row (counted from row0), the column.
+void check_head_i4_levels(const uint8_t* q4, int64_t V, int64_t D, int64_t row0, const std::string& where);
+HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8" | "i4"; throws Error
 const char* head_format_name(HeadFormat f);
 // The int8 head of rows w (V, D): per-row absmax levels q (V, D) in [−127, 127] and scales (V), w[v] ≈ q[v]·scale[v]
 // (an all-zero row gets scale 1). Throws Error naming `where` and the row on a non-finite value. Threads over rows.

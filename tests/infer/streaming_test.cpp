@@ -1,5 +1,5 @@
 // Layer streaming (issue 7): the streamed engine's logits equal the resident engine's bit for bit — "test" and
-// "tiny" presets, group sizes 1, 2 and L, with and without prefetch, f32 and int8 heads, prefill (chunked) and
+// "tiny" presets, group sizes 1, 2 and L, with and without prefetch, f32, int8 and 4-bit heads, prefill (chunked) and
 // decode — the group size chosen from the budget, budgets too small failing at start with the numbers, and one
 // Engine running either weight source.
 #include "infer/streaming_engine.h"
@@ -116,6 +116,10 @@ TEST(Streaming, SameLogitsAsResidentOnTestPreset) {
 
 TEST(Streaming, SameLogitsAsResidentOnTestPresetWithInt8Head) {
   expect_same_as_resident(*make_fixture("test", HeadFormat::I8));
+}
+
+TEST(Streaming, SameLogitsAsResidentOnTestPresetWithFourBitHead) {
+  expect_same_as_resident(*make_fixture("test", HeadFormat::I4));
 }
 
 TEST(Streaming, SameLogitsAsResidentOnTinyPreset) {

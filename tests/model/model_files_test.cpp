@@ -78,7 +78,7 @@ TEST(ModelFiles, HeadChoiceI8IsThePackersInt8Head) {
 
 // --head i4 quantizes the head at load from whatever the file holds (f32 rows of a checkpoint or packed file, a
 // cosine head's unit rows, an int8 file's levels): the same head as quantize_head_int4 on the same rows, each
-// weight within half its group's step of them, fewer bytes per token; it is never written to a packed file.
+// weight within half its group's step of them, fewer bytes per token; a packed file keeps it.
 TEST(ModelFiles, HeadChoiceI4QuantizesTheHeadAtLoad) {
   test::TempDir dir;
   for (HeadType ht : {HeadType::Linear, HeadType::CosineTied}) {
@@ -115,9 +115,19 @@ TEST(ModelFiles, HeadChoiceI4QuantizesTheHeadAtLoad) {
       const size_t i4_bytes = static_cast<size_t>(V * head_i4_row_bytes(D) + V * G + V * 4);
       EXPECT_EQ(source->weights().bytes_per_token - a.model.weights().bytes_per_token,
                 (source == &f32 ? static_cast<size_t>(V * D * 4) : static_cast<size_t>(V * D + V * 4)) - i4_bytes);
-      test::expect_error([&] { write_packed_weights(dir / "out.safetensors", a.model.weights(), false); },
-                         {"4-bit LM head", "--head i4", "not stored in packed files"});
-      EXPECT_FALSE(std::filesystem::exists(dir / "out.safetensors"));
+      // Written as a packed file (convert --head i4), it reads back to the same head and logits; f32 and i8
+      // cannot come back from it.
+      const auto out = dir / "i4.safetensors";
+      write_packed_weights(out, a.model.weights(), false);
+      LoadedModel back = load_any_model(out, nullptr);
+      ASSERT_EQ(back.model.weights().head.format, HeadFormat::I4);
+      EXPECT_EQ(test::model_logits(back.model.weights()), test::model_logits(a.model.weights()));
+      EXPECT_EQ(back.model.weights().bytes_per_token, a.model.weights().bytes_per_token);
+      EXPECT_EQ(std::memcmp(back.model.weights().head.q4, h.q4, static_cast<size_t>(V * head_i4_row_bytes(D))), 0);
+      test::expect_error([&] { load_any_model(out, nullptr, LoadOptions{HeadChoice::I8}); },
+                         {out.string().c_str(), "4-bit LM head", "int8 one", "tritter pack --head i8"});
+      test::expect_error([&] { load_any_model(out, nullptr, LoadOptions{HeadChoice::F32}); },
+                         {"4-bit LM head", "f32 one"});
     }
   }
 }

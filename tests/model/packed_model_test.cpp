@@ -159,6 +159,53 @@ TEST(PackedModelBad, EachFailureNamesFileAndTensor) {
   EXPECT_NE(msg.find("format 'tritter-v1', expected 'tritter-packed-v1'"), std::string::npos) << msg;
 }
 
+// A packed 4-bit head (tied embeddings): the packer's levels are the quantizer's of the embedding rows, the file
+// equals the in-memory pack, and a level nibble 0, a padding nibble other than 8 or a multiplier 0 is named.
+TEST(PackedModel, FourBitHeadTiedEqualsInMemoryAndBadLevelsAreNamed) {
+  test::TempDir dir;
+  ConfigOverrides o;
+  o.model_size = "test";
+  o.tie_word_embeddings = true;
+  o.hidden_size = 80;  // 3 groups, the last half padding
+  const TritterConfig c = resolve_config(o);
+  const auto p = params_for(c);
+  const int64_t V = c.vocab_size, D = c.hidden_size, rb = head_i4_row_bytes(D), G = head_i4_groups(D);
+  pack_checkpoint(dir / "h.st", c, p, {HeadFormat::I4});
+  const PackedModel m = PackedModel::open(dir / "h.st");
+  ASSERT_EQ(m.weights().head.format, HeadFormat::I4);
+  EXPECT_EQ(m.weights().head.f32, nullptr);
+  std::vector<uint8_t> q(static_cast<size_t>(V * rb)), k(static_cast<size_t>(V * G));
+  std::vector<float> r(static_cast<size_t>(V));
+  head_i4_quantize_rows(q.data(), k.data(), r.data(), p.data(), V, D, "test");  // the embedding is the table's first
+  EXPECT_EQ(std::memcmp(m.weights().head.q4, q.data(), q.size()), 0);
+  EXPECT_EQ(std::memcmp(m.weights().head.mult, k.data(), k.size()), 0);
+  EXPECT_EQ(std::memcmp(m.weights().head.row_scale, r.data(), r.size() * 4), 0);
+  const PackedModel mem = PackedModel::in_memory(c, [&](float* out, const TensorInfo& info, size_t) {
+    std::memcpy(out, p.data() + info.offset, info.numel() * 4);
+  }, {HeadFormat::I4}, nullptr);
+  EXPECT_EQ(mem.weights().bytes_per_token, m.weights().bytes_per_token);
+  EXPECT_EQ(std::memcmp(mem.weights().head.q4, m.weights().head.q4, q.size()), 0);
+
+  auto index_of = [&](const std::vector<SafeTensorOut>& out, const std::string& n) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (out[i].name == n) return i;
+    }
+    return size_t{0};
+  };
+  std::string msg = open_error(rewrite(dir / "h.st", dir / "nib0.st", [&](auto& t, auto& d) {
+    d[index_of(t, "lm_head.q4")][size_t(2 * rb + 16 + 3)] = 0x80;  // row 2, group 1, byte 3: low nibble 0
+  }));
+  EXPECT_NE(msg.find("tensor 'lm_head.q4' row 2 column 35: level nibble 0, expected 1..15"), std::string::npos) << msg;
+  msg = open_error(rewrite(dir / "h.st", dir / "pad.st", [&](auto& t, auto& d) {
+    d[index_of(t, "lm_head.q4")][size_t(rb + 32 + 2)] = 0x98;  // row 1, group 2, byte 2: high nibble = padding column 82
+  }));
+  EXPECT_NE(msg.find("row 1 padding column 82: nibble 9, expected 8"), std::string::npos) << msg;
+  msg = open_error(rewrite(dir / "h.st", dir / "k0.st", [&](auto& t, auto& d) {
+    d[index_of(t, "lm_head.group_mult")][size_t(3 * G + 1)] = 0;
+  }));
+  EXPECT_NE(msg.find("tensor 'lm_head.group_mult' row 3 group 1: multiplier 0, expected 1..255"), std::string::npos) << msg;
+}
+
 TEST(PackedModelBad, NonFiniteWeightAndQuantFalse) {
   test::TempDir dir;
   const TritterConfig c = preset_config("test");
