@@ -229,6 +229,17 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
     }
     if (table && !global.quiet) {
       std::printf("\n%%roof = tg ÷ roof, roof = read bandwidth (measured above, same run) ÷ bytes per token\n");
+      // The same roof for each head format the engine runs: the head's bytes replaced, the rest as measured.
+      const int64_t V = c.vocab_size, D = c.hidden_size;
+      const double head_now = static_cast<double>(V * head_stored_row_bytes(w.head.format, D));
+      std::printf("decode roof by LM head (--head), at each thread count's read bandwidth:");
+      for (HeadFormat f : {HeadFormat::F32, HeadFormat::I8, HeadFormat::I4}) {
+        const double bytes = static_cast<double>(w.bytes_per_token) - head_now + static_cast<double>(V * head_stored_row_bytes(f, D));
+        std::printf(" %s %.0f MB/token:", head_format_name(f), bytes / 1e6);
+        for (const ModelRow& r : rows) std::printf(" %.1f", r.read_gbs * 1e9 / bytes);
+        std::printf(" t/s;");
+      }
+      std::printf("\n");
       std::printf("peak RSS %s\n", format_bytes(static_cast<double>(process_memory().peak_rss_bytes)).c_str());
     }
   });

@@ -11,6 +11,7 @@
 #include "core/memory.h"
 #include "model/config.h"
 #include "model/lora.h"
+#include "model/packed_model.h"
 #include "train/trainer.h"
 #include "infer/kv_cache.h"
 #include "infer/streaming_engine.h"
@@ -61,12 +62,21 @@ HardwareProfile resolve_profile(const std::string& name, const Context& ctx, std
 }
 
 struct CheckOpts {
-  std::string size, profile, mode, kv = "f16", desktop;
+  std::string size, profile, mode, kv = "f16", desktop, head = "f32";
   int64_t context = 0, rank = 16, batch = 1, stream_group = 0;
   double budget = -1;
   bool no_recompute = false, json = false, head_i8 = false;
   int ranks = 1, zero = 1;  // train: data-parallel ranks (per-rank plan) and ZeRO-1
 };
+
+// --head, or --head-i8 (its older spelling); both at once only when they agree.
+HeadFormat head_format_of(const CheckOpts& o) {
+  const HeadFormat h = head_format_from_name(o.head);
+  if (o.head_i8 && h != HeadFormat::F32 && h != HeadFormat::I8) {
+    throw_error("hw check: --head-i8 and --head ", o.head, " ask for two heads; give one");
+  }
+  return o.head_i8 ? HeadFormat::I8 : h;
+}
 
 json check_json(const FitCheck& r) {
   json items = json::array();
@@ -120,7 +130,7 @@ void print_streaming_plan(const TritterConfig& c, const PlanOptions& o, double b
   e.max_batch = o.prefill_chunk;
   e.kv_dtype = o.kv;
   e = resolve_engine_options(c, e);
-  const StreamingPlan p = plan_streaming(c, o.head_i8 ? HeadFormat::I8 : HeadFormat::F32, e,
+  const StreamingPlan p = plan_streaming(c, o.head, e,
                                          static_cast<int64_t>(budget_gib * kGiB), static_cast<int>(group), true);
   std::printf("\nlayer streaming (generate --memory-budget %s): ", in_gib(budget_gib).c_str());
   if (!p.fits) {
@@ -166,7 +176,7 @@ void run_check(const CheckOpts& o, const Context& ctx) {
     p.lora_rank = o.rank;
     p.recompute = !o.no_recompute;
     p.stream_group = o.stream_group;
-    p.head_i8 = o.head_i8;
+    p.head = head_format_of(o);
     p.threads = profile.is_cpu ? ctx.threads : 1;  // attention scratch: one slice per CPU worker
     if (m == PlanMode::Train) {
       p.ranks = o.ranks;
@@ -395,7 +405,11 @@ void add_hw_command(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   check->add_option("--zero", opts->zero, "train with --ranks > 1: 1 = ZeRO-1 sharded AdamW state, 0 = replicated")
       ->capture_default_str();
-  check->add_flag("--head-i8", opts->head_i8, "Inference with an int8 LM head (V·D bytes + V fp32 row scales)");
+  check->add_option("--head", opts->head, "Inference with this LM head: f32, i8 (V·D bytes + V fp32 row scales) or "
+                    "i4 (4-bit groups of 32: about half of i8)")
+      ->check(CLI::IsMember({"f32", "i8", "i4"}))
+      ->capture_default_str();
+  check->add_flag("--head-i8", opts->head_i8, "The same as --head i8");
   check->add_option("--desktop", opts->desktop, "headless, x11, wayland, macos, windows[:monitors]; default: this one");
   check->add_option("--budget", opts->budget, "Use this budget in GiB instead of the profile's safe budget");
   check->add_flag("--json", opts->json, "Machine-readable output");

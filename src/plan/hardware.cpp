@@ -261,10 +261,15 @@ FitCheck check_fit(const TritterConfig& config, const PlanOptions& options, doub
     bool fixed = can_int4 && try_change(s, c, int4, budget_gib, "an INT4 KV cache (--kv int4)");
     fixed = suggest_context(s, c, options, budget_gib, 512, "a context of", "") || fixed;
     fixed = suggest_streaming(s, c, options, budget_gib, preferred_group, "") || fixed;
-    if (!options.head_i8) {
+    if (options.head == HeadFormat::F32) {
       PlanOptions i8 = options;
-      i8.head_i8 = true;
-      fixed = try_change(s, c, i8, budget_gib, "an int8 LM head (--head-i8)") || fixed;
+      i8.head = HeadFormat::I8;
+      fixed = try_change(s, c, i8, budget_gib, "an int8 LM head (--head i8)") || fixed;
+    }
+    if (options.head != HeadFormat::I4) {
+      PlanOptions i4 = options;
+      i4.head = HeadFormat::I4;
+      fixed = try_change(s, c, i4, budget_gib, "a 4-bit LM head (--head i4)") || fixed;
     }
     if (!fixed && can_int4) {  // no single change is enough: combine with INT4
       suggest_context(s, c, int4, budget_gib, 512, "a context of", " with --kv int4");

@@ -129,10 +129,8 @@ int64_t ternary_param_count(const TritterConfig& c) {
 
 int64_t fp_param_count(const TritterConfig& c) { return parameter_count(c) - ternary_param_count(c); }
 
-int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8) {
-  if (storage == WeightStorage::Packed && c.quant) {
-    return packed_model_bytes(c, PackOptions{head_i8 ? HeadFormat::I8 : HeadFormat::F32});
-  }
+int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, HeadFormat head) {
+  if (storage == WeightStorage::Packed && c.quant) return packed_model_bytes(c, PackOptions{head});
   int64_t bytes = 0;
   for (const auto& t : tensor_table(c)) {
     const int64_t n = t.numel();
@@ -214,7 +212,7 @@ EngineOptions engine_options(const TritterConfig& c, const PlanOptions& o) {
 std::vector<MemoryItem> plan_infer(const TritterConfig& c, const PlanOptions& o) {
   if (!c.quant) throw_error("plan: quant=false models have no packed form to infer with");
   const EngineOptions e = engine_options(c, o);
-  const HeadFormat head = o.head_i8 ? HeadFormat::I8 : HeadFormat::F32;
+  const HeadFormat head = o.head;
   const int64_t kv = o.batch * static_cast<int64_t>(kv_cache_bytes(c, e.context, e.kv_dtype, e.max_batch));
   const int64_t engine = o.batch * static_cast<int64_t>(engine_buffer_bytes(c, e));
   const std::string kv_name = std::string("KV cache (") + kv_dtype_name(o.kv) + ", " + str(o.context) + " positions)";
@@ -233,7 +231,7 @@ std::vector<MemoryItem> plan_infer(const TritterConfig& c, const PlanOptions& o)
     int64_t layers = 0;
     for (int i = 0; i < c.num_hidden_layers; ++i) layers += packed_layer_bytes(c, i);
     items.push_back({"layers (ternary tiles + β, fp32 gains)", layers, "packed_layer_bytes"});
-    items.push_back({std::string("embedding, final norm, lm_head (") + (o.head_i8 ? "int8 head" : "fp32") + ")",
+    items.push_back({std::string("embedding, final norm, lm_head (") + (head == HeadFormat::I8 ? "int8 head" : head == HeadFormat::I4 ? "4-bit head" : "fp32") + ")",
                      packed_model_bytes(c, PackOptions{head}) - layers, "packed_model_bytes − the layers"});
   }
   items.push_back({kv_name, kv, "kv_cache_bytes (infer/kv_cache.h)"});

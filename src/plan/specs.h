@@ -12,6 +12,7 @@
 
 #include "core/hardware_profile.h"
 #include "infer/kv_cache.h"
+#include "kernels/head.h"
 #include "model/config.h"
 
 namespace tritter {
@@ -55,11 +56,11 @@ int64_t fp_param_count(const TritterConfig& c);
 
 // Weight bytes. F32/F16: every tensor at 4/2 bytes. Packed: the packed inference file (packed_model_bytes of
 // model/packed_model.h) — each BitLinear as T16 tiles (2 bits per weight, padded to 16×16) + its fp32 β, every
-// other tensor fp32; with head_i8 an int8 LM head (V·D bytes + V fp32 row scales) replaces the fp32 one (and is
-// added beside a tied embedding); a quant=false config has no packed form and counts fp32. AllPacked: the
-// original's accounting on Tritter's table — every tensor 2-bit.
+// other tensor fp32; with an int8 head (V·D bytes + V fp32 row scales) or a 4-bit one (kernels/head.h) in place of
+// the fp32 one (and added beside a tied embedding); a quant=false config has no packed form and counts fp32.
+// AllPacked: the original's accounting on Tritter's table — every tensor 2-bit.
 enum class WeightStorage { F32, F16, Packed, AllPacked };
-int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, bool head_i8 = false);
+int64_t weight_bytes(const TritterConfig& c, WeightStorage storage, HeadFormat head = HeadFormat::F32);
 // One layer's packed bytes (BitLinear tiles + β, gains fp32; packed_layer_bytes of model/packed_model.h).
 int64_t layer_packed_bytes(const TritterConfig& c, int layer);
 
@@ -105,7 +106,7 @@ struct PlanOptions {
   bool recompute = true;     // training modes: activation checkpointing
   int64_t stream_group = 0;  // infer: 0 = all layers resident, g > 0 (2g < L) = layer streaming in groups of g
   int64_t prefill_chunk = 64;  // infer: tokens per forward chunk (the engine's max_batch)
-  bool head_i8 = false;        // infer: an int8 LM head (HeadFormat::I8 of model/packed_model.h)
+  HeadFormat head = HeadFormat::F32;  // infer: the LM head as packed (f32, int8 or 4-bit: kernels/head.h)
   int threads = 1;             // training modes: workers of the attention scratch (one slice each)
   int ranks = 1;               // train: data-parallel ranks (batch = the global batch; rank 0's share is planned)
   bool zero1 = true;           // train with ranks > 1: AdamW moments sharded across the ranks (ZeRO-1)

@@ -198,7 +198,9 @@ TEST(Specs, WeightBytes) {
   const int64_t linears = 7 * c.num_hidden_layers;
   const int64_t packed = ternary_param_count(c) / 4 + 4 * linears + 4 * fp_param_count(c);
   EXPECT_EQ(weight_bytes(c, WeightStorage::Packed), packed);
-  EXPECT_EQ(weight_bytes(c, WeightStorage::Packed, true), packed - 4 * V * D + V * D + 4 * V);
+  EXPECT_EQ(weight_bytes(c, WeightStorage::Packed, HeadFormat::I8), packed - 4 * V * D + V * D + 4 * V);
+  EXPECT_EQ(weight_bytes(c, WeightStorage::Packed, HeadFormat::I4),
+            packed - 4 * V * D + V * ((D + 31) / 32) * 16 + V * ((D + 31) / 32) + 4 * V);
   int64_t layers = 0;
   for (int i = 0; i < c.num_hidden_layers; ++i) layers += layer_packed_bytes(c, i);
   EXPECT_EQ(layers + 4 * (2 * V * D + D), packed);
@@ -253,12 +255,12 @@ TEST(Specs, InferencePlanMatchesARealEngine) {
   gqa.num_key_value_heads = 1;
   gqa.mlp_act = MlpAct::Relu2Glu;
   for (const TritterConfig& c : {preset_config("test"), preset_config("tiny"), window, gqa}) {
-    for (HeadFormat head : {HeadFormat::F32, HeadFormat::I8}) {
+    for (HeadFormat head : {HeadFormat::F32, HeadFormat::I8, HeadFormat::I4}) {
       Context ctx;
       const PackedModel m = make_packed(c, &ctx.memory, head);
       const int64_t weights = ctx.memory.total_in_use();
       EXPECT_EQ(weights, packed_model_bytes(c, {head})) << c.model_size;
-      EXPECT_EQ(weights, weight_bytes(c, WeightStorage::Packed, head == HeadFormat::I8)) << c.model_size;
+      EXPECT_EQ(weights, weight_bytes(c, WeightStorage::Packed, head)) << c.model_size;
       for (KvDtype kv : {KvDtype::F32, KvDtype::F16, KvDtype::I8, KvDtype::I4}) {
         for (auto [context, chunk] : {std::pair<int64_t, int64_t>{1, 64}, {33, 1}, {200, 64}, {512, 16}}) {
           const std::string what = c.model_size + " " + kv_dtype_name(kv) + " ctx " + std::to_string(context) +
@@ -273,7 +275,7 @@ TEST(Specs, InferencePlanMatchesARealEngine) {
           o.context = context;
           o.kv = kv;
           o.prefill_chunk = chunk;
-          o.head_i8 = head == HeadFormat::I8;
+          o.head = head;
           const auto items = plan_memory(c, o);
           EXPECT_EQ(item_named(items, "KV cache").bytes, static_cast<int64_t>(engine.cache().bytes())) << what;
           EXPECT_EQ(item_named(items, "engine").bytes, ctx.memory.total_in_use() - weights -
