@@ -142,17 +142,21 @@ TEST(CosineHead, UnitRowsHaveNormOneAndSurviveZero) {
   for (int j = 7; j < 14; ++j) EXPECT_EQ(y[j], 0.0f);
 }
 
-// A unit table and the matching cosine head (f32, or int8 quantized from the unit rows as the writer does).
+// A unit table and the matching cosine head (f32, or int8 / 4-bit quantized from the unit rows as the writer does).
 struct Table {
   std::vector<float> unit;
   std::vector<int8_t> q;
   std::vector<float> scale;
+  std::vector<uint8_t> q4, mult;
+  std::vector<float> scale4;
   HeadWeights head(HeadFormat f, float s) const {
     HeadWeights w;
     w.format = f;
     w.f32 = f == HeadFormat::F32 ? unit.data() : nullptr;
     w.i8 = f == HeadFormat::I8 ? q.data() : nullptr;
-    w.row_scale = f == HeadFormat::I8 ? scale.data() : nullptr;
+    w.row_scale = f == HeadFormat::I8 ? scale.data() : f == HeadFormat::I4 ? scale4.data() : nullptr;
+    w.q4 = f == HeadFormat::I4 ? q4.data() : nullptr;
+    w.mult = f == HeadFormat::I4 ? mult.data() : nullptr;
     w.cos_scale = s;
     return w;
   }
@@ -173,6 +177,10 @@ Table make_table(int64_t V, int64_t D, uint64_t seed) {
     for (int64_t j = 0; j < D; ++j)
       t.q[v * D + j] = static_cast<int8_t>(std::clamp(std::nearbyint(t.unit[v * D + j] / t.scale[v]), -127.0f, 127.0f));
   }
+  t.q4.resize(static_cast<size_t>(V * head_i4_row_bytes(D)));
+  t.mult.resize(static_cast<size_t>(V * head_i4_groups(D)));
+  t.scale4.resize(static_cast<size_t>(V));
+  head_i4_quantize_rows(t.q4.data(), t.mult.data(), t.scale4.data(), t.unit.data(), V, D, "unit table");
   return t;
 }
 
@@ -187,7 +195,7 @@ TEST(KnnExit, EqualsTheArgmaxOfTheCosineLogitsOnEveryTier) {
   const Table t = make_table(V, D, 11);
   const std::vector<float> h = randn(N * D, 12);
   const float s = 17.5f;
-  for (HeadFormat f : {HeadFormat::F32, HeadFormat::I8}) {
+  for (HeadFormat f : {HeadFormat::F32, HeadFormat::I8, HeadFormat::I4}) {
     for (KernelTier tier : tiers_and_reference()) {
       for (int threads : {1, 3}) {
         Context ctx;
@@ -202,7 +210,7 @@ TEST(KnnExit, EqualsTheArgmaxOfTheCosineLogitsOnEveryTier) {
         knn_topk(ctx, ids.data(), scores.data(), h.data(), N, w, V, D, k);
         argmax_rows(am.data(), logits.data(), N, V);
         for (int64_t n = 0; n < N; ++n) {
-          SCOPED_TRACE(::testing::Message() << kernel_tier_name(tier) << " " << (f == HeadFormat::I8 ? "i8" : "f32") << " row " << n);
+          SCOPED_TRACE(::testing::Message() << kernel_tier_name(tier) << " head " << static_cast<int>(f) << " row " << n);
           EXPECT_EQ(ids[n * k], am[n]);  // 100 % agreement on one path
           std::vector<int32_t> order(V);
           std::iota(order.begin(), order.end(), 0);
@@ -255,7 +263,7 @@ TEST(KnnExit, TiersDifferOnlyWithinTheMarginBound) {
   std::vector<int32_t> ref_ids(N * 2);
   std::vector<float> ref_sc(N * 2);
   knn_topk(ref_ctx, ref_ids.data(), ref_sc.data(), h.data(), N, t.head(HeadFormat::F32, s), V, D, 2);
-  for (HeadFormat f : {HeadFormat::F32, HeadFormat::I8}) {
+  for (HeadFormat f : {HeadFormat::F32, HeadFormat::I8, HeadFormat::I4}) {
     std::vector<int32_t> base(N * 2);
     std::vector<float> base_sc(N * 2);
     bool first = true;
@@ -270,8 +278,9 @@ TEST(KnnExit, TiersDifferOnlyWithinTheMarginBound) {
         continue;
       }
       for (int64_t n = 0; n < N; ++n) {
-        if (f == HeadFormat::I8) {
-          EXPECT_EQ(ids[n * 2], base[n * 2]) << "int8 table, row " << n;  // exact integer sums on every tier
+        if (f != HeadFormat::F32) {  // exact integer sums on every tier: the same ids and scores
+          EXPECT_EQ(ids[n * 2], base[n * 2]) << "integer table " << static_cast<int>(f) << ", row " << n;
+          EXPECT_EQ(sc[n * 2], base_sc[n * 2]) << "integer table " << static_cast<int>(f) << ", row " << n;
         } else if (ids[n * 2] != base[n * 2]) {
           EXPECT_LT(base_sc[n * 2] - base_sc[n * 2 + 1], bound) << kernel_tier_name(tier) << " row " << n;
         }

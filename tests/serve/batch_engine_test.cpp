@@ -140,6 +140,9 @@ TEST(BatchEngine, BatchedDecodeEqualsAloneF32Head) { check_batched_equals_alone(
 TEST(BatchEngine, BatchedDecodeEqualsAloneI8HeadWindow) {
   check_batched_equals_alone("bitnet", HeadFormat::I8, KvDtype::F32);
 }
+TEST(BatchEngine, BatchedDecodeEqualsAloneFourBitHead) {
+  check_batched_equals_alone("test", HeadFormat::I4, KvDtype::F32);
+}
 TEST(BatchEngine, QuantizedCacheRuns) { check_batched_equals_alone("test", HeadFormat::I8, KvDtype::I8); }
 
 // A prompt run as rows of a step (beside another slot's decode) gives the logits prefill() gives, bit for bit.
