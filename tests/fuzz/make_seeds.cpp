@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   }
   pack_checkpoint(dir / "packed_model_seeds/tiny_f32_head.tritter", config, params, PackOptions{HeadFormat::F32});
   pack_checkpoint(dir / "packed_model_seeds/tiny_i8_head.tritter", config, params, PackOptions{HeadFormat::I8});
+  pack_checkpoint(dir / "packed_model_seeds/tiny_i4_head.tritter", config, params, PackOptions{HeadFormat::I4});
   save_checkpoint(dir / "checkpoint_seeds/tiny_bf16.safetensors", config, params, {}, DType::BF16);
   save_checkpoint(dir / "checkpoint_seeds/tiny_f16.safetensors", config, params, {}, DType::F16);
   write_file_atomic(dir / "config_json_seeds/tiny.json", config_to_json(config).dump(2) + "\n");

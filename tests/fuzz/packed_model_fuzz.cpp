@@ -20,6 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int64_t h = w.config.hidden_size;
     if (w.final_norm) sink = w.final_norm[h - 1];
     if (w.embed) sink = w.embed[w.config.vocab_size * h - 1];
+    const int64_t V = w.config.vocab_size;
+    if (w.head.i8) sink = w.head.i8[V * h - 1];
+    if (w.head.q4) sink = w.head.q4[V * tritter::head_i4_row_bytes(h) - 1] + w.head.mult[V * tritter::head_i4_groups(h) - 1];
+    if (w.head.row_scale) sink = w.head.row_scale[V - 1];
     (void)sink;
   } catch (const tritter::Error&) {
   }
