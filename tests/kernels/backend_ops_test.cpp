@@ -541,6 +541,16 @@ std::vector<OpCase> make_ops() {
     ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, nullptr, nullptr);
     chk.close("logits", z, zr, sum_tol(s.c, max_abs(h), max_abs(w)));
   }});
+  // The integer heads (i8, i4): the quantized activations and the logits equal the reference's bit for bit.
+  static constexpr auto expect_head_bits = [](const Context& ctx, const Dims& s, Check& chk, const std::vector<float>& h,
+                                              const HeadWeights& hw) {
+    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
+    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
+    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
+    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
+    chk.exact("hq", hq, hqr);
+    chk.exact("logits", z, zr);
+  };
   ops.push_back({"lm_head_forward i8", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto h = randn(rng, s.a * s.c);
     const auto w8 = test::random_int8(rng, s.b * s.c, -128, 127);  // any int8 level, −128 included
@@ -550,12 +560,7 @@ std::vector<OpCase> make_ops() {
     hw.format = HeadFormat::I8;
     hw.i8 = w8.data();
     hw.row_scale = rs.data();
-    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
-    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
-    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
-    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
-    chk.exact("hq", hq, hqr);
-    chk.exact("logits", z, zr);
+    expect_head_bits(ctx, s, chk, h, hw);
   }});
   // The largest products: |h| constant, so every level is ±127, against weights −128 and ±127 (AVX2's
   // vpmaddubsw pairs reach 2·128·127 = 32512, just inside int16).
@@ -570,30 +575,21 @@ std::vector<OpCase> make_ops() {
     hw.format = HeadFormat::I8;
     hw.i8 = w8.data();
     hw.row_scale = rs.data();
-    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
-    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
-    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
-    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
-    chk.exact("hq", hq, hqr);
-    chk.exact("logits", z, zr);
+    expect_head_bits(ctx, s, chk, h, hw);
   }});
 
   // 4-bit head: any nibble of levels ±7 and any multiplier; bit-identical to the reference (exact sums, one epilogue).
-  auto i4_case = [](const Context& ctx, const Dims& s, Check& chk, const std::vector<float>& h,
-                    const std::vector<uint8_t>& q4, const std::vector<uint8_t>& k, const std::vector<float>& rs) {
+  static constexpr auto i4_case = [](const Context& ctx, const Dims& s, Check& chk, const std::vector<float>& h,
+                                     const std::vector<uint8_t>& q4, const std::vector<uint8_t>& k,
+                                     const std::vector<float>& rs) {
     HeadWeights hw;
     hw.format = HeadFormat::I4;
     hw.q4 = q4.data();
     hw.mult = k.data();
     hw.row_scale = rs.data();
-    std::vector<int8_t> hq(s.a * s.c, 99), hqr(s.a * s.c, 98);
-    auto hs = nan_vec(s.a), hsr = nan_vec(s.a), z = nan_vec(s.a * s.b), zr = nan_vec(s.a * s.b);
-    lm_head_forward(ctx, z.data(), h.data(), s.a, hw, s.b, s.c, hq.data(), hs.data());
-    ref::lm_head_forward(zr.data(), h.data(), s.a, hw, s.b, s.c, hqr.data(), hsr.data());
-    chk.exact("hq", hq, hqr);
-    chk.exact("logits", z, zr);
+    expect_head_bits(ctx, s, chk, h, hw);
   };
-  ops.push_back({"lm_head_forward i4", heads, [i4_case](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+  ops.push_back({"lm_head_forward i4", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto h = randn(rng, s.a * s.c);
     std::vector<uint8_t> q4(s.b * head_i4_row_bytes(s.c)), k(s.b * head_i4_groups(s.c));
     for (auto& b : q4) b = static_cast<uint8_t>((1 + rng.next_below(15)) | (1 + rng.next_below(15)) << 4);
@@ -603,7 +599,7 @@ std::vector<OpCase> make_ops() {
     i4_case(ctx, s, chk, h, q4, k, rs);
   }});
   // The largest sums: every activation ±127, every level ±7, every multiplier 255.
-  ops.push_back({"lm_head_forward i4 extremes", heads, [i4_case](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+  ops.push_back({"lm_head_forward i4 extremes", heads, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     std::vector<float> h(s.a * s.c);
     for (auto& x : h) x = rng.uniform() < 0.5f ? -1.0f : 1.0f;
     std::vector<uint8_t> q4(s.b * head_i4_row_bytes(s.c));
