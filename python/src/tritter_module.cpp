@@ -246,7 +246,8 @@ class TokenStream {
 
 PyModel model_open(const py::object& path_obj, int64_t context, int threads, const std::string& kv_cache,
                    int64_t batch, const std::string& kernels, const py::object& lora, bool stream,
-                   const py::object& memory_budget, const std::string& desktop, int layer_group_size, bool prefetch) {
+                   const py::object& memory_budget, const std::string& desktop, int layer_group_size, bool prefetch,
+                   const std::string& head) {
   const std::string path = fspath(path_obj);
   OpenOptions o;
   if (!lora.is_none()) {
@@ -266,6 +267,7 @@ PyModel model_open(const py::object& path_obj, int64_t context, int threads, con
   o.desktop = desktop;
   o.layer_group_size = layer_group_size;
   o.prefetch = prefetch;
+  o.head = head;
   if (context < 0 || threads < 0 || batch < 1) {
     throw py::value_error("Model.open: context and threads must be >= 0 and batch >= 1");
   }
@@ -642,10 +644,11 @@ PYBIND11_MODULE(_tritter, m) {
                   py::arg("threads") = 0, py::arg("kv_cache") = "f32", py::arg("batch") = 64,
                   py::arg("kernels") = "auto", py::arg("lora") = py::none(), py::arg("stream") = false,
                   py::arg("memory_budget") = 0, py::arg("desktop") = "headless", py::arg("layer_group_size") = 0,
-                  py::arg("prefetch") = true,
+                  py::arg("prefetch") = true, py::arg("head") = "auto",
                   "Open a model file the way `tritter generate -m` does (mapped read-only and validated; with "
                   "stream=True only the header, the layers read during each forward pass). context, threads, "
-                  "kv_cache, batch and kernels are the options of the sessions the model's calls use.")
+                  "kv_cache, batch and kernels are the options of the sessions the model's calls use; head: the LM head run "
+                  "(auto, f32, i8, i4), as generate --head.")
       .def_static("random", [](const std::string& preset, uint64_t seed, int threads) {
         return PyModel{std::make_shared<Core>(Model::random(preset, seed), SessionOptions{.threads = threads})};
       }, py::arg("preset") = "test", py::arg("seed") = 1, py::kw_only(), py::arg("threads") = 0,

@@ -95,13 +95,14 @@ class Model:
     def open(path: _Path, *, context: int = 0, threads: int = 0, kv_cache: str = "f32", batch: int = 64,
              kernels: str = "auto", lora: Union[_Path, Sequence[_Path], None] = None, stream: bool = False,
              memory_budget: Union[int, str] = 0, desktop: str = "headless", layer_group_size: int = 0,
-             prefetch: bool = True) -> Model:
+             prefetch: bool = True, head: str = "auto") -> Model:
         """Open a model the way `tritter generate -m PATH` does: a packed file, a full-precision checkpoint or a
         training run directory. context (0: min(max_context, 4096)), threads
         (0: the physical cores this process may use), kv_cache (f32, f16, int8, int4), batch and kernels (auto, reference, scalar, avx2,
         avx512vnni) apply to the sessions its calls use and are checked at the first of them. lora: adapter
         directories ("DIR" or "DIR:weight"). stream/memory_budget/desktop/layer_group_size/prefetch: layer
-        streaming (docs/streaming.md)."""
+        streaming (docs/streaming.md). head: the LM head run, as `generate --head`: auto (as the file stores it),
+        f32, i8, or i4 (4-bit groups of 32, quantized at load; about half of i8's bytes per token)."""
     @staticmethod
     def random(preset: str = "test", seed: int = 1, *, threads: int = 0) -> Model: ...
     @property
