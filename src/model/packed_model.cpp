@@ -76,7 +76,7 @@ float absmean_beta(const float* w, int64_t n) {
 }
 
 // Streams every entry of the plan to `sink`, one fp32 tensor produced at a time. QWeight and Plain entries of
-// different tensors may run concurrently (in_memory does); Scale, HeadScale and HeadQ come after, in plan order.
+// different tensors may run concurrently (in_memory does); Scale and the head's entries come after, in plan order.
 class PackStream {
  public:
   PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce,
