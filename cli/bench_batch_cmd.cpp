@@ -99,7 +99,7 @@ void run_bench_batch(const BenchBatchOptions& o, const GlobalOptions& global) {
   std::printf("batched decode step: %lld layers, D %lld, vocab %lld, %s head, %lld positions per slot, KV %s, "
               "%d thread(s), fastest of %d x %d steps\n",
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
-              static_cast<long long>(c.vocab_size), model.weights().head.format == HeadFormat::I8 ? "i8" : "f32",
+              static_cast<long long>(c.vocab_size), head_format_name(model.weights().head.format),
               static_cast<long long>(o.positions), o.kv.c_str(), ctx->threads, o.rounds, o.reps);
   std::printf("| rows | step ms | ms/row | tok/s x %d row%s | ternary ms | ternary GMAC/s | attention ms | head ms | "
               "head GMAC/s | other ms |\n",
