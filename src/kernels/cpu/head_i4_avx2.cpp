@@ -6,8 +6,9 @@
 // pairs of ≤ 2·15·127, the low- and high-nibble pairs added (≤ 7620, exact in int16), and vpmaddwd by k_g (each
 // group's 8 int16 lanes) widens and scales them into int32: Σ_g k_g Σ u·x. The offset 8·Σ_g k_g·Σ_{i∈g} x_i is
 // one short dot product per row and token (the group sums of x are computed once per call), so the inner loop has
-// 3 multiplies and 4 other vector ops per 64 columns. A last odd group is summed in scalar code (integers: the
-// order is free). (Moving the sign to the activation with vpsignb, as the int8 head does, cost 6 more ops.)
+// 3 multiplies, 2 adds and 2 activation loads per 64 columns and token, and 6 ops per row shared by the tokens
+// (load, unpack, the multipliers). A last odd group is summed in scalar code (integers: the order is free).
+// (Moving the sign to the activation with vpsignb, as the int8 head does, cost 6 more ops per load.)
 #include <algorithm>
 #include <cstring>
 #include <vector>
