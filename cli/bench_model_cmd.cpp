@@ -136,11 +136,9 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
       co.model_size = o->size;
       if (o->vocab) co.vocab_size = o->vocab;
       const TritterConfig rc = resolve_config(co);
-      PackedModel m = PackedModel::in_memory(
+      return PackedModel::in_memory(
           rc, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, rc, info, i); },
-          {head_format_from_name(preset_head == "i4" ? "f32" : preset_head)}, &ctx->memory);
-      if (preset_head == "i4") m.quantize_head_int4(&ctx->memory);
-      return m;
+          {head_format_from_name(preset_head)}, &ctx->memory);
     }();
     const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();

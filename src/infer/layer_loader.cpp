@@ -315,34 +315,23 @@ void LayerLoader::bind(Slot& slot, int p) {
     if (lp.head.format == HeadFormat::I8) {
       lp.head.i8 = reinterpret_cast<const int8_t*>(buf);
       lp.head.row_scale = reinterpret_cast<const float*>(buf + piece.ranges[1].buffer_offset);
-      for (int64_t v = 0; check && v < n; ++v) {
-        const float s = lp.head.row_scale[v];
-        if (!std::isfinite(s) || !(s > 0.0f)) {
-          throw_error(where, ": tensor 'lm_head.row_scale' row ", piece.row0 + v, ": scale ", s, ", expected a finite value > 0");
-        }
-      }
     } else if (lp.head.format == HeadFormat::I4) {
-      const int64_t D = layout_.config().hidden_size, G = head_i4_groups(D);
+      const int64_t D = layout_.config().hidden_size;
       lp.head.q4 = buf;
       lp.head.mult = buf + piece.ranges[1].buffer_offset;
       lp.head.row_scale = reinterpret_cast<const float*>(buf + piece.ranges[2].buffer_offset);
       if (check) {
         check_head_i4_levels(lp.head.q4, n, D, piece.row0, where + ": tensor 'lm_head.q4'");
-        for (int64_t i = 0; i < n * G; ++i) {
-          if (lp.head.mult[i] == 0) {
-            throw_error(where, ": tensor 'lm_head.group_mult' row ", piece.row0 + i / G, " group ", i % G,
-                        ": multiplier 0, expected 1..255");
-          }
-        }
-      }
-      for (int64_t v = 0; check && v < n; ++v) {
-        const float s = lp.head.row_scale[v];
-        if (!std::isfinite(s) || !(s > 0.0f)) {
-          throw_error(where, ": tensor 'lm_head.row_scale' row ", piece.row0 + v, ": scale ", s, ", expected a finite value > 0");
-        }
+        check_head_i4_mults(lp.head.mult, n, D, piece.row0, where + ": tensor 'lm_head.group_mult'");
       }
     } else {
       lp.head.f32 = reinterpret_cast<const float*>(buf);
+    }
+    for (int64_t v = 0; check && lp.head.row_scale && v < n; ++v) {  // the narrow heads' row scales
+      const float s = lp.head.row_scale[v];
+      if (!std::isfinite(s) || !(s > 0.0f)) {
+        throw_error(where, ": tensor 'lm_head.row_scale' row ", piece.row0 + v, ": scale ", s, ", expected a finite value > 0");
+      }
     }
     slot.loaded = std::move(lp);
     return;

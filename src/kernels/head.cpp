@@ -39,7 +39,7 @@ __attribute__((always_inline)) inline void rows_i8_body(float* logits, const int
 }
 
 // I4 rows in the layout of head.h: per group the exact Σ q·x, times k_g, summed exactly over the row (head.h: below
-// 2^31); the int8 head's epilogue. Columns past D (padding, level 0) are skipped.
+// 2^31); the int8 head's epilogue.
 __attribute__((always_inline)) inline void rows_i4_body(float* logits, const int8_t* hq, const float* hs, int64_t N,
                                                         const uint8_t* q4, const uint8_t* mult,
                                                         const float* row_scale, int64_t v0, int64_t v1, int64_t V,
@@ -51,14 +51,7 @@ __attribute__((always_inline)) inline void rows_i4_body(float* logits, const int
     for (int64_t n = 0; n < N; ++n) {
       const int8_t* xr = hq + n * D;
       int32_t acc = 0;
-      for (int64_t g = 0; g < G; ++g) {
-        const int64_t c0 = g * kHeadI4Group, lo_end = std::min<int64_t>(16, D - c0);
-        const int64_t hi_end = std::min<int64_t>(16, D - c0 - 16);
-        int32_t s = 0;
-        for (int64_t j = 0; j < lo_end; ++j) s += ((wr[16 * g + j] & 15) - 8) * xr[c0 + j];
-        for (int64_t j = 0; j < hi_end; ++j) s += ((wr[16 * g + j] >> 4) - 8) * xr[c0 + 16 + j];
-        acc += static_cast<int32_t>(k[g]) * s;
-      }
+      for (int64_t g = 0; g < G; ++g) acc += static_cast<int32_t>(k[g]) * head_i4_group_dot(wr, xr, g, D);
       logits[n * V + v] = static_cast<float>(acc) * row_scale[v] / hs[n];
     }
   }
@@ -173,9 +166,8 @@ void lm_head_forward(const Context& ctx, float* logits, const float* h, int64_t 
   if (ctx.kernels == KernelTier::Reference) return ref::lm_head_forward(logits, h, N, w, V, D, hq, hs);
   const KernelTier tier = ternary_kernel_tier(ctx);  // the resolved SIMD level (throws for an unsupported force)
   std::vector<int32_t> hsum(N, 0);
-  if (w.format == HeadFormat::I4) quantize_activations(ctx, hq, hs, h, N, D);
+  if (w.format != HeadFormat::F32) quantize_activations(ctx, hq, hs, h, N, D);
   if (w.format == HeadFormat::I8) {
-    quantize_activations(ctx, hq, hs, h, N, D);
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t i = 0; i < D; ++i) hsum[n] += hq[n * D + i];
     }
@@ -251,9 +243,8 @@ void head_row_values(const HeadWeights& w, int64_t v, int64_t D, float* out) {
       const int64_t G = head_i4_groups(D);
       const uint8_t* q = w.q4 + v * head_i4_row_bytes(D);
       for (int64_t d = 0; d < D; ++d) {
-        const int64_t g = d / kHeadI4Group, j = d % kHeadI4Group;
-        const int nib = j < 16 ? q[16 * g + j] & 15 : q[16 * g + j - 16] >> 4;
-        out[d] = static_cast<float>(nib - 8) * (static_cast<float>(w.mult[v * G + g]) * w.row_scale[v]);
+        out[d] = static_cast<float>(head_i4_level(q, d)) *
+                 (static_cast<float>(w.mult[v * G + d / kHeadI4Group]) * w.row_scale[v]);
       }
       return;
     }

@@ -15,6 +15,7 @@
 //   |ẑ − z| ≤ (1 + 32u)·Σ_i (s_g(i)/2)·|h_i| + ((0.5 + 128u)/hs)·Σ_i |ŵ_i| + 4u·|ẑ|,   s_g = k_g·r,  ŵ_i = q_i·s_g(i),
 // the first term the weights' rounding, the second the activations', the last the float epilogue (u = 2^−24).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "core/context.h"
@@ -31,6 +32,16 @@ inline constexpr int64_t kHeadI4Group = 32;
 inline constexpr int64_t kHeadI4MaxGroups = 296;
 inline constexpr int64_t head_i4_groups(int64_t D) { return (D + kHeadI4Group - 1) / kHeadI4Group; }
 inline constexpr int64_t head_i4_row_bytes(int64_t D) { return head_i4_groups(D) * (kHeadI4Group / 2); }
+// The level q of column `col` of a 4-bit row (its nibble − 8), and Σ q·x over group g of the row (columns < D).
+inline int head_i4_level(const uint8_t* row, int64_t col) {
+  const uint8_t b = row[16 * (col / kHeadI4Group) + col % 16];
+  return (col % kHeadI4Group < 16 ? b & 15 : b >> 4) - 8;
+}
+inline int32_t head_i4_group_dot(const uint8_t* row, const int8_t* x, int64_t g, int64_t D) {
+  int32_t s = 0;
+  for (int64_t i = g * kHeadI4Group; i < std::min(D, (g + 1) * kHeadI4Group); ++i) s += head_i4_level(row, i) * x[i];
+  return s;
+}
 
 // Bytes of one stored head row (its weights and scales), and of `rows` rows read as one piece with each tensor's
 // part 64-byte aligned (the streaming engine's head slots).

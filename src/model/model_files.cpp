@@ -104,13 +104,13 @@ void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, 
 
 LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const LoadOptions& options) {
   auto head_for = [&](bool stored_quantized) {
+    if (options.head == HeadChoice::I4) return HeadFormat::I4;  // from the f32 rows, not from int8 ones
     if (options.head == HeadChoice::I8 || (options.head == HeadChoice::Auto && stored_quantized)) return HeadFormat::I8;
-    return HeadFormat::F32;  // --head i4 too: quantized from the f32 rows once loaded (finish), not from int8 ones
+    return HeadFormat::F32;
   };
   const auto t0 = std::chrono::steady_clock::now();
   const ModelFileKind kind = detect_model_file(path);
   auto finish = [&](PackedModel m, bool add_bos, fs::path folder) {
-    if (options.head == HeadChoice::I4) m.quantize_head_int4(account);
     LoadedModel out{std::move(m), kind, add_bos, std::move(folder), 0.0};
     out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return out;
@@ -225,6 +225,7 @@ PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src
   mw->bytes_per_token = bytes + static_cast<size_t>(c.hidden_size) * sizeof(float);
   PackedModel m = PackedModel::adopt(std::move(owned), std::move(mw));
   if (head == HeadFormat::I8) m.quantize_head_int8(account);
+  if (head == HeadFormat::I4) m.quantize_head_int4(account);
   return m;
 }
 

@@ -60,7 +60,8 @@ struct ForeignTensors {
   std::function<void(const TensorInfo& info, float* out)> values;
 };
 // Builds the engine's weights (T16 matrices, f32 gains, the head in `head` format) from a loader's tensors, in
-// parallel. An int8 head is quantized per row from the f32 values (quantize_head_rows).
+// parallel. An int8 head is quantized per row from the f32 values (quantize_head_rows), a 4-bit one by
+// head_i4_quantize_rows (kernels/head.h).
 PackedModel build_packed_model(const TritterConfig& config, const ForeignTensors& source, MemoryAccount* account,
                                HeadFormat head = HeadFormat::F32);
 

@@ -231,13 +231,7 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
         bytes += nbytes;
         break;
       case EntryKind::HeadMult:
-        for (size_t i = 0; i < nbytes; ++i) {
-          if (p[i] == 0) {
-            const int64_t G = head_i4_groups(c.hidden_size);
-            throw_error(where, ": tensor '", e.name, "' row ", static_cast<int64_t>(i) / G, " group ",
-                        static_cast<int64_t>(i) % G, ": multiplier 0, expected 1..255");
-          }
-        }
+        check_head_i4_mults(p, c.vocab_size, c.hidden_size, 0, where + ": tensor '" + e.name + "'");
         mw->head.mult = p;
         bytes += nbytes;
         break;
@@ -316,23 +310,26 @@ void quantize_head_rows(int8_t* q, float* scale, const float* w, int64_t V, int6
 }
 
 void check_head_i4_levels(const uint8_t* p, int64_t V, int64_t D, int64_t row0, const std::string& where) {
-  const int64_t rb = head_i4_row_bytes(D);
+  const int64_t rb = head_i4_row_bytes(D), padded = head_i4_groups(D) * kHeadI4Group;
   for (int64_t v = 0; v < V; ++v) {
+    const uint8_t* row = p + v * rb;
     for (int64_t i = 0; i < rb; ++i) {
-      const uint8_t b = p[v * rb + i];
-      if ((b & 0x0F) != 0 && (b & 0xF0) != 0) {  // the common case; padding checked below
-        continue;
-      }
-      const int64_t g = i / 16, j = i % 16;
-      const int64_t col = (b & 0x0F) == 0 ? 32 * g + j : 32 * g + 16 + j;
+      if ((row[i] & 0x0F) != 0 && (row[i] & 0xF0) != 0) continue;  // the common case; padding checked below
+      const int64_t col = 32 * (i / 16) + i % 16 + ((row[i] & 0x0F) == 0 ? 0 : 16);
       throw_error(where, " row ", row0 + v, " column ", col, ": level nibble 0, expected 1..15 (levels -7..7)");
     }
-    for (int64_t col = D; col < head_i4_groups(D) * kHeadI4Group; ++col) {
-      const int64_t g = col / kHeadI4Group, j = col % kHeadI4Group;
-      const uint8_t b = p[v * rb + 16 * g + (j & 15)];
-      const int nib = j < 16 ? b & 15 : b >> 4;
-      if (nib != 8) throw_error(where, " row ", row0 + v, " padding column ", col, ": nibble ", nib, ", expected 8 (level 0)");
+    for (int64_t col = D; col < padded; ++col) {
+      if (const int q = head_i4_level(row, col); q != 0) {
+        throw_error(where, " row ", row0 + v, " padding column ", col, ": nibble ", q + 8, ", expected 8 (level 0)");
+      }
     }
+  }
+}
+
+void check_head_i4_mults(const uint8_t* mult, int64_t V, int64_t D, int64_t row0, const std::string& where) {
+  const int64_t G = head_i4_groups(D);
+  for (int64_t i = 0; i < V * G; ++i) {
+    if (mult[i] == 0) throw_error(where, " row ", row0 + i / G, " group ", i % G, ": multiplier 0, expected 1..255");
   }
 }
 

@@ -34,6 +34,8 @@ inline constexpr const char* kPackedFormat = "tritter-packed-v1";
 // Every level nibble of V rows of a stored 4-bit head in [1, 15] (levels ±7: the kernels' integer range relies on
 // it) and the padding past D at 8 (level 0); else an Error naming `where`, the row (counted from row0), the column.
 void check_head_i4_levels(const uint8_t* q4, int64_t V, int64_t D, int64_t row0, const std::string& where);
+// Every group multiplier of V rows ≥ 1; else an Error naming `where`, the row (from row0) and the group.
+void check_head_i4_mults(const uint8_t* mult, int64_t V, int64_t D, int64_t row0, const std::string& where);
 HeadFormat head_format_from_name(const std::string& name);  // "f32" | "i8" | "i4"; throws Error
 const char* head_format_name(HeadFormat f);
 // The int8 head of rows w (V, D): per-row absmax levels q (V, D) in [−127, 127] and scales (V), w[v] ≈ q[v]·scale[v]

@@ -17,21 +17,6 @@
 #include "kernels/cpu/target.h"
 #include "kernels/head.h"
 
-namespace tritter::cpu {
-namespace {
-
-// Σ_{i∈g} q_i·x_i of group g of a row, in plain code (the odd last group; other machines).
-inline int32_t group_dot(const uint8_t* w, const int8_t* x, int64_t g, int64_t D) {
-  const int64_t c0 = g * kHeadI4Group;
-  int32_t s = 0;
-  for (int64_t j = 0; j < 16 && c0 + j < D; ++j) s += ((w[16 * g + j] & 15) - 8) * x[c0 + j];
-  for (int64_t j = 0; j < 16 && c0 + 16 + j < D; ++j) s += ((w[16 * g + j] >> 4) - 8) * x[c0 + 16 + j];
-  return s;
-}
-
-}  // namespace
-}  // namespace tritter::cpu
-
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -121,7 +106,8 @@ inline void tile(int32_t (*out)[NT], const uint8_t* w, const uint8_t* k, int64_t
       uint32_t sum = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1))));
       sum -= 8u * static_cast<uint32_t>(mult_dot(k + v * G, prep.sums.data() + (n0 + n) * 2 * P, 2 * P));
       if (G % 2) {
-        sum += static_cast<uint32_t>(k[v * G + G - 1] * group_dot(w + v * row_bytes, hq + (n0 + n) * D, G - 1, D));
+        const int32_t last = head_i4_group_dot(w + v * row_bytes, hq + (n0 + n) * D, G - 1, D);
+        sum += static_cast<uint32_t>(k[v * G + G - 1] * last);
       }
       out[v][n] = static_cast<int32_t>(sum);
     }
@@ -187,7 +173,7 @@ void head_i4_rows_avx2(float* logits, const int8_t* hq, const float* hs, int64_t
   for (int64_t v = v0; v < v1; ++v) {
     for (int64_t n = 0; n < N; ++n) {
       int32_t acc = 0;
-      for (int64_t g = 0; g < G; ++g) acc += mult[v * G + g] * group_dot(q4 + v * row_bytes, hq + n * D, g, D);
+      for (int64_t g = 0; g < G; ++g) acc += mult[v * G + g] * head_i4_group_dot(q4 + v * row_bytes, hq + n * D, g, D);
       logits[n * V + v] = static_cast<float>(acc) * row_scale[v] / hs[n];
     }
   }
