@@ -117,10 +117,11 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
               "read from DRAM as in decoding,\none ternary_matmul per matrix with N tokens (--kernels %s); roof = a "
               "streaming read of the same bytes on the same threads, in the same sweeps;\ntime = layers × Σ of the "
               "fastest call per matrix of the layer; 'per row' = time per token relative to N = 1, 'x agg' = "
-              "N·t(1)/t(N)\n",
+              "N·t(1)/t(N);\nlayout t16 (2 bits per weight) and t20 (1.6 bits) of the same layers in the same sweeps; "
+              "'vs t16' = the t16 time over this row's\n",
               kernel_tier_name(ternary_kernel_tier(c)));
-  std::printf("%-10s %6s %3s %4s %10s %8s %7s %8s %7s\n", "shape", "MiB", "thr", "N", "time_ms", "GB/s", "%roof",
-              "per row", "x agg");
+  std::printf("%-10s %-6s %6s %3s %4s %10s %8s %7s %8s %7s %7s\n", "shape", "layout", "MiB", "thr", "N", "time_ms",
+              "GB/s", "%roof", "per row", "x agg", "vs t16");
   for (const LayerShape& s : shapes) {
     const std::vector<std::pair<int64_t, int64_t>> mats = {{s.hidden, s.hidden}, {s.kv, s.hidden},
                                                            {s.kv, s.hidden},     {s.hidden, s.hidden},
@@ -130,15 +131,24 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
     for (const auto& [O, I] : mats) layer_bytes += ternary_matrix_bytes(O, I);
     const size_t layers = std::max<size_t>(1, ((size_t{static_cast<unsigned>(opt.layers_mib)} << 20) + layer_bytes - 1) /
                                                   layer_bytes);
-    std::vector<uint8_t> stack(layers * layer_bytes);
-    kbench::fill_random_codes(stack.data(), stack.size(), 5);
-    std::vector<TernaryMatrix> ws;
-    for (size_t l = 0, off = 0; l < layers; ++l) {
-      for (const auto& [O, I] : mats) {
-        ws.push_back({stack.data() + off, O, I, 1.0f});
-        off += ternary_matrix_bytes(O, I);
+    constexpr TernaryLayout kLayouts[] = {TernaryLayout::T16, TernaryLayout::T20};
+    std::vector<uint8_t> stacks[2];
+    std::vector<TernaryMatrix> ws;  // layers of t16, then the same layers in t20
+    for (int li = 0; li < 2; ++li) {
+      const TernaryLayout layout = kLayouts[li];
+      size_t bytes = 0;
+      for (const auto& [O, I] : mats) bytes += ternary_matrix_bytes(O, I, layout);
+      stacks[li].resize(layers * bytes);
+      if (layout == TernaryLayout::T16) kbench::fill_random_codes(stacks[li].data(), stacks[li].size(), 5);
+      else kbench::fill_random_t20_codes(stacks[li].data(), stacks[li].size(), 5);
+      for (size_t l = 0, off = 0; l < layers; ++l) {
+        for (const auto& [O, I] : mats) {
+          ws.push_back({stacks[li].data() + off, O, I, 1.0f, layout});
+          off += ternary_matrix_bytes(O, I, layout);
+        }
       }
     }
+    const size_t per_layout = layers * mats.size();
     const Activations ah = make_activations(Ns.back(), s.hidden, 6), af = make_activations(Ns.back(), s.ffn, 7);
     std::vector<float> y(static_cast<size_t>(Ns.back() * std::max(s.hidden, s.ffn)));
     for (int t : thread_counts) {
@@ -146,20 +156,21 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
       // 20-2000 ms always loses time slices, a 50-5000 µs call often does not); a pass = Σ of those per layer.
       // Sweeps run through the whole stack (the roof's read, then each N), so every call finds its matrix in DRAM.
       uint64_t checksum = 0;
-      const size_t nk = Ns.size() + 1;
-      std::vector<double> best(nk * mats.size(), 1e30);
+      const size_t nk = Ns.size() + 1;  // per layout: the read, then each N
+      std::vector<double> best(2 * nk * mats.size(), 1e30);
       c.threads = t;
       const auto start = std::chrono::steady_clock::now();
       for (int round = 0;; ++round) {
-        for (size_t k = 0; k < nk; ++k) {
-          for (size_t m = 0; m < ws.size(); ++m) {
-            const TernaryMatrix& w = ws[m];
+        for (size_t k = 0; k < 2 * nk; ++k) {
+          const size_t li = k / nk, kk = k % nk;
+          for (size_t m = 0; m < per_layout; ++m) {
+            const TernaryMatrix& w = ws[li * per_layout + m];
             const auto t0 = std::chrono::steady_clock::now();
-            if (k == 0) {
-              checksum += kbench::read_pass(w.data, ternary_matrix_bytes(w.rows, w.cols), t);
+            if (kk == 0) {
+              checksum += kbench::read_pass(w.data, ternary_matrix_bytes(w.rows, w.cols, w.layout), t);
             } else {
               const Activations& a = w.cols == s.hidden ? ah : af;
-              ternary_matmul(c, y.data(), a.xq.data(), a.scale.data(), w, Ns[k - 1]);
+              ternary_matmul(c, y.data(), a.xq.data(), a.scale.data(), w, Ns[kk - 1]);
             }
             const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             double& b = best[k * mats.size() + m % mats.size()];
@@ -167,21 +178,26 @@ void run_decode_layers(Context& c, const BenchKernelsOptions& opt, const std::ve
           }
         }
         const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (round >= 1 && spent > std::max(opt.min_time, 0.05) * 8) break;
+        if (round >= 1 && spent > std::max(opt.min_time, 0.05) * 16) break;
       }
-      std::vector<double> secs(nk, 0.0);
-      for (size_t k = 0; k < nk; ++k) {
+      std::vector<double> secs(2 * nk, 0.0);
+      for (size_t k = 0; k < 2 * nk; ++k) {
         for (size_t m = 0; m < mats.size(); ++m) secs[k] += best[k * mats.size() + m] * static_cast<double>(layers);
       }
-      const double roof = static_cast<double>(stack.size()) / secs[0] / 1e9;
-      std::printf("%-10s %6.0f %3d %4s %10.3f %8.1f %7s %8s %7s\n", s.name.c_str(),
-                  static_cast<double>(stack.size()) / (1 << 20), t, "read", secs[0] * 1e3, roof, "100%", "", "");
-      for (size_t k = 0; k < Ns.size(); ++k) {
-        const double sec = secs[k + 1], gbs = static_cast<double>(stack.size()) / sec / 1e9;
-        std::printf("%-10s %6.0f %3d %4lld %10.3f %8.1f %6.1f%% %8.3f %7.2f\n", s.name.c_str(),
-                    static_cast<double>(stack.size()) / (1 << 20), t, static_cast<long long>(Ns[k]), sec * 1e3, gbs,
-                    100.0 * gbs / roof, sec / static_cast<double>(Ns[k]) / secs[1],
-                    static_cast<double>(Ns[k]) * secs[1] / sec);
+      for (size_t li = 0; li < 2; ++li) {
+        const double* sl = secs.data() + li * nk;
+        const double mib = static_cast<double>(stacks[li].size()) / (1 << 20);
+        const double roof = static_cast<double>(stacks[li].size()) / sl[0] / 1e9;
+        const char* lname = ternary_layout_name(kLayouts[li]);
+        std::printf("%-10s %-6s %6.0f %3d %4s %10.3f %8.1f %7s %8s %7s %7s\n", s.name.c_str(), lname, mib, t, "read",
+                    sl[0] * 1e3, roof, "100%", "", "", "");
+        for (size_t k = 0; k < Ns.size(); ++k) {
+          const double sec = sl[k + 1], gbs = static_cast<double>(stacks[li].size()) / sec / 1e9;
+          std::printf("%-10s %-6s %6.0f %3d %4lld %10.3f %8.1f %6.1f%% %8.3f %7.2f %6.2fx\n", s.name.c_str(), lname,
+                      mib, t, static_cast<long long>(Ns[k]), sec * 1e3, gbs, 100.0 * gbs / roof,
+                      sec / static_cast<double>(Ns[k]) / sl[1], static_cast<double>(Ns[k]) * sl[1] / sec,
+                      secs[k + 1] / sec);
+        }
       }
       if (checksum == 1) std::printf(" ");  // keeps the read passes live
     }
@@ -353,9 +369,10 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
   // DRAM-resident GEMV: a matrix many times the L3, read once per call.
   const int64_t I = 8192;
   const int64_t O = std::max<int64_t>(16, (int64_t{opt.dram_mib} << 20) / (I / 4) / 16 * 16);
-  std::vector<uint8_t> big(ternary_matrix_bytes(O, I));
+  std::vector<uint8_t> big(ternary_matrix_bytes(O, I)), big20(ternary_matrix_bytes(O, I, TernaryLayout::T20));
   kbench::fill_random_codes(big.data(), big.size(), 3);
-  const TernaryMatrix wb{big.data(), O, I, 1.0f};
+  kbench::fill_random_t20_codes(big20.data(), big20.size(), 3);
+  const TernaryMatrix wb{big.data(), O, I, 1.0f}, wb20{big20.data(), O, I, 1.0f, TernaryLayout::T20};
   const Activations act = make_activations(1, I, 4);
   std::vector<float> y(static_cast<size_t>(O));
   std::vector<DramRow> dram;
@@ -364,10 +381,14 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
       if (tier == KernelTier::Scalar) continue;
       c.kernels = tier;
       c.threads = thread_counts[ti];
-      const double sec = kbench::time_best([&] { ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), wb, 1); },
-                                           std::max(opt.min_time, 0.5));
-      dram.push_back({kernel_tier_name(tier), ti, sec, static_cast<double>(big.size()) / sec / 1e9,
-                      static_cast<double>(O) * static_cast<double>(I) / sec / 1e9});
+      for (const TernaryMatrix* w : {&wb, &wb20}) {
+        const double sec = kbench::time_best([&] { ternary_matmul(c, y.data(), act.xq.data(), act.scale.data(), *w, 1); },
+                                             std::max(opt.min_time, 0.5));
+        const size_t bytes = w->layout == TernaryLayout::T20 ? big20.size() : big.size();
+        dram.push_back({std::string(kernel_tier_name(tier)) + " " + ternary_layout_name(w->layout), ti, sec,
+                        static_cast<double>(bytes) / sec / 1e9,
+                        static_cast<double>(O) * static_cast<double>(I) / sec / 1e9});
+      }
     }
   }
   for (size_t ti = 0; ti < thread_counts.size(); ++ti) {
@@ -406,11 +427,13 @@ void run_bench_kernels(const GlobalOptions& global, const BenchKernelsOptions& o
     if (r.baseline_gmacs > 0) std::printf(" %7.2fx", r.gmacs / r.baseline_gmacs);
     std::printf("\n");
   }
-  std::printf("\nDRAM-resident GEMV: %lld x %lld (%.0f MiB packed), share of the bandwidth above\n",
-              static_cast<long long>(O), static_cast<long long>(I), static_cast<double>(big.size()) / (1 << 20));
-  std::printf("%-12s %3s %10s %9s %8s %9s %9s\n", "kernel", "thr", "time_us", "GB/s", "Gw/s", "%triad", "%read");
+  std::printf("\nDRAM-resident GEMV: %lld x %lld (%.0f MiB packed in t16, %.0f MiB in t20), share of the bandwidth "
+              "above; Gw/s = weights per second, the figure to compare between layouts\n",
+              static_cast<long long>(O), static_cast<long long>(I), static_cast<double>(big.size()) / (1 << 20),
+              static_cast<double>(big20.size()) / (1 << 20));
+  std::printf("%-16s %3s %10s %9s %8s %9s %9s\n", "kernel", "thr", "time_us", "GB/s", "Gw/s", "%triad", "%read");
   for (const DramRow& r : dram) {
-    std::printf("%-12s %3d %10.1f %9.1f %8.1f %8.1f%% %8.1f%%\n", r.kernel.c_str(), thread_counts[r.ti],
+    std::printf("%-16s %3d %10.1f %9.1f %8.1f %8.1f%% %8.1f%%\n", r.kernel.c_str(), thread_counts[r.ti],
                 r.seconds * 1e6, r.gbs, r.gws, 100 * r.gbs / limits[r.ti].stream.triad_gbs,
                 100 * r.gbs / limits[r.ti].stream.read_gbs);
   }

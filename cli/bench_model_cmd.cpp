@@ -38,6 +38,7 @@ struct BenchModelOptions {
   // --head: auto is i8 for the random preset, and for -m the loaders' choice (model/model_files.h)
   std::string size = "2B-shape", head = "auto", kv = "f16", threads_list = "1,2", model, output = "md";
   std::string write;  // --write: save the random model as GGUF, a packed file or a HF folder
+  std::string layout = "auto";  // --ternary-layout
   int64_t vocab = 0, pp = 128, tg = 64;
   int reps = 3;
 };
@@ -94,6 +95,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
                   "the file), i8, i4 (4-bit groups of 32, quantized at load) or f32")
       ->check(CLI::IsMember({"auto", "f32", "i8", "i4"}))
       ->capture_default_str();
+  add_ternary_layout_option(cmd, &o->layout);
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or q8_0, q4_0)")->capture_default_str();
   cmd->add_option("--threads-list", o->threads_list, "Thread counts to run")->capture_default_str();
   cmd->add_option("--pp,-p,--n-prompt", o->pp, "Prompt tokens")->capture_default_str();
@@ -140,6 +142,9 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
           rc, [&](float* out, const TensorInfo& info, size_t i) { fast_random(out, rc, info, i); },
           {head_format_from_name(preset_head)}, &ctx->memory);
     }();
+    const TernaryLayout layout = resolve_ternary_layout(
+        layout_choice_from_name(effective_ternary_layout(o->layout, global.kernels)), ctx->cpu);
+    model.use_ternary_layout(layout, &ctx->memory);
     const TritterConfig& c = model.config();
     const ModelWeights& w = model.weights();
     if (!o->write.empty()) {
@@ -158,13 +163,13 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
                   (long long)c.vocab_size, mlp_act_name(c.mlp_act), (long long)parameter_count(c),
                   o->model.empty() ? ("random weights, head " + preset_head).c_str() : "its own weights", o->kv.c_str(),
                   std::chrono::duration<double>(Clock::now() - t0).count());
-      std::printf("bytes read per decoded token: %.1f MB; kernel tier %s; %d repetition(s), mean ± sd\n\n",
-                  w.bytes_per_token / 1e6, tier, o->reps);
+      std::printf("bytes read per decoded token: %.1f MB; ternary layout %s; kernel tier %s; %d repetition(s), "
+                  "mean ± sd\n\n", w.bytes_per_token / 1e6, ternary_layout_name(layout), tier, o->reps);
       std::printf("| %3s | %18s | %18s | %9s | %9s | %6s | %7s |\n", "thr", "pp t/s", "tg t/s", "read GB/s",
                   "roof t/s", "%roof", "ms/tok");
       std::printf("|----:|-------------------:|-------------------:|----------:|----------:|-------:|--------:|\n");
     } else if (o->output == "csv") {
-      std::printf("model,threads,n_prompt,n_gen,reps,pp_mean,pp_sd,tg_mean,tg_sd,read_gbs,roof_tps,kernels,kv\n");
+      std::printf("model,threads,n_prompt,n_gen,reps,pp_mean,pp_sd,tg_mean,tg_sd,read_gbs,roof_tps,kernels,kv,layout\n");
     }
     std::vector<int32_t> prompt(o->pp);
     Rng rng(1);
@@ -202,9 +207,9 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
         std::printf("| %3d | %19s | %19s | %9.1f | %9.2f | %5.1f%% | %7.2f |\n", t, pp, tg, row.read_gbs, row.roof,
                     100 * row.tg.mean / row.roof, 1e3 / row.tg.mean);
       } else if (o->output == "csv") {
-        std::printf("\"%s\",%d,%lld,%lld,%d,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%s,%s\n", name.c_str(), t,
+        std::printf("\"%s\",%d,%lld,%lld,%d,%.3f,%.3f,%.3f,%.3f,%.2f,%.2f,%s,%s,%s\n", name.c_str(), t,
                     (long long)o->pp, (long long)o->tg, o->reps, row.pp.mean, row.pp.sd, row.tg.mean, row.tg.sd,
-                    row.read_gbs, row.roof, tier, o->kv.c_str());
+                    row.read_gbs, row.roof, tier, o->kv.c_str(), ternary_layout_name(layout));
       }
       std::fflush(stdout);
       if (global.verbose && table) {
@@ -221,7 +226,7 @@ void add_bench_model_command(CLI::App& bench, GlobalOptions& global) {
                      {"repetitions", o->reps}, {"pp_tokens_per_second", {{"mean", r.pp.mean}, {"sd", r.pp.sd}}},
                      {"tg_tokens_per_second", {{"mean", r.tg.mean}, {"sd", r.tg.sd}}}, {"read_gbs", r.read_gbs},
                      {"roof_tokens_per_second", r.roof}, {"bytes_per_token", w.bytes_per_token},
-                     {"kernels", tier}, {"kv_cache", o->kv}});
+                     {"kernels", tier}, {"kv_cache", o->kv}, {"ternary_layout", ternary_layout_name(layout)}});
       }
       std::printf("%s\n", j.dump(2).c_str());
     }

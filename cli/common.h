@@ -45,6 +45,10 @@ int check_command_line(const CLI::App& app, int argc, char** argv);
 std::string kv_cache_name(const std::string& name);
 // --head auto|f32|i8|i4 on a command that loads a model (the LM head of a converted model: model/model_files.h).
 void add_head_option(CLI::App* cmd, std::string* head);
+// --ternary-layout auto|t16|t20 (model/model_files.h: LayoutChoice).
+void add_ternary_layout_option(CLI::App* cmd, std::string* layout);
+// The layout asked for, with auto made t16 when --kernels forces a tier without AVX-512 VNNI (where T20 is slower).
+std::string effective_ternary_layout(const std::string& layout, const std::string& kernels);
 // --seed: "-1" (or "random") draws a random 32-bit seed; otherwise a non-negative integer that fits in 64 bits.
 // Anything else throws an Error naming `flag`; never wraps.
 uint64_t parse_seed(const std::string& text, const std::string& flag);

@@ -25,6 +25,7 @@ namespace tritter::cli {
 namespace {
 struct GenerateCmdOptions {
   std::string head = "auto";  // --head: the LM head of a converted model
+  std::string layout = "auto";  // --ternary-layout
   std::string model, prompt, file, kv = "f16", seed = "-1";
   bool prompt_given = false, bos = false, no_bos = false, ignore_eos = false, json = false;
   bool escape = false, no_display_prompt = false, chat = false, conversation = false;
@@ -130,6 +131,7 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("-c,--ctx,--ctx-size", o->ctx, "Context length (0 = min(max_position_embeddings, 4096))")
       ->capture_default_str();
   add_head_option(cmd, &o->head);
+  add_ternary_layout_option(cmd, &o->layout);
   cmd->add_option("--kv-cache", o->kv, "KV cache dtype: f32, f16, int8, int4 (or llama.cpp's q8_0, q4_0)")
       ->capture_default_str();
   cmd->add_option("-b,--batch,--batch-size", o->batch, "Prompt tokens per forward chunk")->capture_default_str();
@@ -160,7 +162,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
     o->gen.max_tokens = o->max_tokens == -1 ? std::numeric_limits<int64_t>::max() : o->max_tokens;
     o->gen.sampling.seed = parse_seed(o->seed, "--seed");
     if (global.verbose) std::fprintf(stderr, "model: %s\n", describe_model_path(o->model).c_str());
-    OpenOptions open{.lora = o->lora, .head = o->head};
+    OpenOptions open{.lora = o->lora, .head = o->head,
+                     .ternary_layout = effective_ternary_layout(o->layout, global.kernels)};
     if (!o->memory_budget.empty()) {
       const char* wayland = std::getenv("WAYLAND_DISPLAY");
       const char* x11 = std::getenv("DISPLAY");
@@ -177,6 +180,8 @@ void add_generate_command(CLI::App& app, GlobalOptions& global) {
       std::fprintf(stderr, "tokenizer: %s (%lld ids) from %s\n", info.tokenizer.c_str(),
                    static_cast<long long>(info.tokenizer_vocab_size), info.tokenizer_source.c_str());
       if (info.load_seconds > 0) std::fprintf(stderr, "load: %.2f s (converted into the engine's layout)\n", info.load_seconds);
+      std::fprintf(stderr, "ternary layout: %s (%s bits per weight)\n", info.ternary_layout.c_str(),
+                   info.ternary_layout == "t20" ? "1.6" : "2");
     }
     // generation_config.json's sampling, where the flags say nothing.
     const GenerationDefaults gd = model.generation_defaults();

@@ -94,6 +94,8 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
   const ModelSource src = resolve_model_source(path);
   const std::string file = src.file.string();
   const HeadChoice head = head_choice_from_name(options.head);
+  const LayoutChoice layout = layout_choice_from_name(options.ternary_layout);
+  const TernaryLayout resident_layout = resolve_ternary_layout(layout, detect_cpu());
   m->path = file;
   m->add_bos = src.add_bos;
   m->kind = src.kind;
@@ -103,7 +105,7 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
                   src.kind == ModelFileKind::HfFolder ? "Hugging Face folder" : "GGUF file",
                   "; convert it first (tritter convert ", file, " OUT.safetensors)");
     }
-    LoadedModel loaded = load_any_model(src.file, &m->memory, LoadOptions{head});
+    LoadedModel loaded = load_any_model(src.file, &m->memory, LoadOptions{head, layout});
     m->add_bos = loaded.add_bos;
     m->load_seconds = loaded.load_seconds;
     m->packed.emplace(std::move(loaded.model));
@@ -116,11 +118,16 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
     }
     m->packed.emplace(open_lora_base(src.file, &m->memory));
     apply_head_choice(*m->packed, head, src.file, &m->memory);
+    m->packed->use_ternary_layout(resident_layout, &m->memory);
     m->config = m->packed->config();
   } else if (options.stream) {
     if (head != HeadChoice::Auto) {
       throw_error("model '", file, "': layer streaming runs the head the file was packed with; --head ",
                   options.head, " applies to a resident model");
+    }
+    if (layout == LayoutChoice::T20) {
+      throw_error("model '", file, "': layer streaming reads the matrices in the file's layout, t16; ternary layout "
+                  "t20 applies to a resident model");
     }
     const PackedFileLayout layout(file);
     m->config = layout.config();
@@ -136,6 +143,7 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
   } else {
     m->packed.emplace(PackedModel::open(file));
     apply_head_choice(*m->packed, head, src.file, &m->memory);
+    m->packed->use_ternary_layout(resident_layout, &m->memory);
     m->config = m->packed->config();
   }
   if (!m->text.tokenizer) m->text = load_model_text(src.kind, src.file, {});
@@ -188,6 +196,10 @@ ModelInfo Model::info() const {
   i.chat_template = impl_->chat.has_value();
   i.chat_template_source = impl_->text.chat_template_where;
   i.load_seconds = impl_->load_seconds;
+  i.ternary_layout = "t16";
+  if (impl_->packed && !impl_->packed->weights().layers.empty()) {
+    i.ternary_layout = ternary_layout_name(layer_matrix(impl_->packed->weights().layers[0], Proj::Q).layout);
+  }
   return i;
 }
 

@@ -30,4 +30,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Hands the whole pages inside [p, p + n) of a read-only file mapping back to the kernel (madvise DONTNEED): they
+// leave the resident set and would be read from the file again if touched. For bytes a loader has copied into
+// another form (a re-laid-out matrix) and will not read again. A no-op on an empty range; never an error.
+void drop_mapped_pages(const void* p, size_t n);
+
 }  // namespace tritter

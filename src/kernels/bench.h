@@ -40,5 +40,7 @@ std::vector<double> time_best_interleaved(const std::vector<std::function<void()
 
 // Fills n bytes with random valid 2-bit code bytes (no code 11), for matrices too big to pack from int8.
 void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed);
+// The same for the T20 layout: random bytes among its 243 codes ⌈256·v/243⌉.
+void fill_random_t20_codes(uint8_t* bytes, size_t n, uint64_t seed);
 
 }  // namespace tritter::kbench

@@ -32,7 +32,8 @@ struct BitWeight {
   // Optional (O, I) f32 W̃ = Wq / σ (true division, §4.2): when set, the dx backward is a dense sgemm dy·W̃ instead
   // of kernels' ternary_matmul_t (same maths, float sums in another order; faster while the ternary kernel is not).
   float* wt = nullptr;
-  TernaryMatrix matrix() const { return {packed, O, I, sigma}; }
+  TernaryLayout layout = TernaryLayout::T16;  // of `packed`; T20 only in inference (no backward kernel)
+  TernaryMatrix matrix() const { return {packed, O, I, sigma, layout}; }
 };
 // σ = ternary_sigma(w), Wq = clamp(rne(w·σ)), packed into bw.packed (scratch_q: O·I int8), and W̃ into bw.wt when
 // set. No-op when !quant.

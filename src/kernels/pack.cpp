@@ -1,5 +1,5 @@
-// Interchange 2-bit codes (original.md §4.3) and the T16 kernel layout (ternary_matmul.h): packing, unpacking and
-// the load-time repack between them. Table-free bit twiddling; every invalid input is an Error.
+// Interchange 2-bit codes (original.md §4.3) and the T16 and T20 kernel layouts (ternary_matmul.h): packing,
+// unpacking and the load-time repacks between them. Every invalid input is an Error.
 #include "kernels/pack.h"
 
 #include <cstring>
@@ -156,6 +156,116 @@ void ternary_matrix_unpack(int8_t* q, const uint8_t* packed, int64_t rows, int64
       const int64_t byte_index = ((o / 16) * ncb + i / 16) * kTernaryTileBytes + 4 * (o % 16) + (c & 3);
       q[o * cols + i] = value_of((packed[byte_index] >> (2 * (c >> 2))) & 3, "ternary_matrix_unpack", byte_index);
     }
+  }
+}
+
+// ---- T20 kernel layout (1.6 bits per weight) ----
+
+const char* ternary_layout_name(TernaryLayout layout) { return layout == TernaryLayout::T20 ? "t20" : "t16"; }
+
+size_t ternary_matrix_bytes(int64_t rows, int64_t cols, TernaryLayout layout) {
+  if (layout == TernaryLayout::T16) return ternary_matrix_bytes(rows, cols);
+  TRITTER_CHECK(rows >= 0 && cols >= 0, "rows ", rows, " cols ", cols);
+  const int64_t nrb = (rows + kTernaryTileRows - 1) / kTernaryTileRows;
+  const int64_t ncb = (cols + kT20TileCols - 1) / kT20TileCols;
+  return static_cast<size_t>(nrb * ncb * kTernaryTileBytes);
+}
+
+namespace {
+
+// encode[v] = ⌈256·v/243⌉ for the 243 base-3 numbers v of five digits; digits[q] the five digits of byte q (digit k
+// in bits 2k..2k+1, as ternary_t20_digit extracts them) and valid[q] whether q is some encode[v].
+struct T20Tables {
+  uint8_t encode[243];
+  uint16_t digits[256];
+  bool valid[256];
+  constexpr T20Tables() : encode(), digits(), valid() {
+    for (unsigned q = 0; q < 256; ++q) {
+      unsigned p = q;
+      for (int k = 0; k < 5; ++k) {
+        digits[q] = static_cast<uint16_t>(digits[q] | (((3 * p) >> 8) << (2 * k)));
+        p = (3 * p) & 255;
+      }
+    }
+    for (unsigned v = 0; v < 243; ++v) {
+      encode[v] = static_cast<uint8_t>((256 * v + 242) / 243);
+      valid[encode[v]] = true;
+    }
+  }
+};
+constexpr T20Tables kT20{};
+
+// The digits of every code are those of its number (what makes ⌈256·v/243⌉ decodable by ×3 steps at all).
+constexpr bool t20_tables_round_trip() {
+  for (unsigned v = 0; v < 243; ++v) {
+    unsigned d = kT20.digits[kT20.encode[v]], x = 0;
+    for (int k = 0; k < 5; ++k) x = 3 * x + ((d >> (2 * k)) & 3);
+    if (x != v) return false;
+  }
+  return true;
+}
+static_assert(t20_tables_round_trip());
+
+}  // namespace
+
+void ternary_matrix_to_t20(uint8_t* out, const uint8_t* t16, int64_t rows, int64_t cols) {
+  const int64_t nrb = (rows + 15) / 16, ncb16 = (cols + 15) / 16, ncb20 = (cols + 19) / 20;
+  for (int64_t rb = 0; rb < nrb; ++rb) {
+    const uint8_t* band = t16 + rb * ncb16 * kTernaryTileBytes;
+    for (int64_t m = 0; m < ncb20; ++m) {
+      uint8_t* tile = out + (rb * ncb20 + m) * kTernaryTileBytes;
+      for (int b = 0; b < 64; ++b) {
+        unsigned v = 0;
+        for (int k = 0; k < 5; ++k) {
+          const int64_t g = 5 * m + k;  // column group 4g..4g+3: field g%4 of T16 tile g/4
+          unsigned code = 1;
+          if (g < 4 * ncb16) {
+            const int64_t at = (g / 4) * kTernaryTileBytes + b;
+            code = (band[at] >> (2 * (g % 4))) & 3;
+            if (code == 3) value_of(3, "ternary_matrix_to_t20", rb * ncb16 * kTernaryTileBytes + at);
+          }
+          v = 3 * v + code;
+        }
+        tile[b] = kT20.encode[v];
+      }
+    }
+  }
+}
+
+void ternary_t20_band_to_t16(uint8_t* out, const uint8_t* band, int64_t cols, int64_t first_tile) {
+  const int64_t ncb16 = (cols + 15) / 16, groups20 = 5 * ((cols + 19) / 20);
+  for (int64_t j = first_tile; j < ncb16; ++j) {
+    uint8_t* tile = out + j * kTernaryTileBytes;
+    for (int b = 0; b < 64; ++b) {
+      unsigned byte = 0;
+      for (int f = 0; f < 4; ++f) {
+        const int64_t g = 4 * j + f;
+        const unsigned code = g < groups20 ? (kT20.digits[band[(g / 5) * kTernaryTileBytes + b]] >> (2 * (g % 5))) & 3 : 1;
+        byte |= code << (2 * f);
+      }
+      tile[b] = static_cast<uint8_t>(byte);
+    }
+  }
+}
+
+void ternary_matrix_from_t20(uint8_t* out, const uint8_t* t20, int64_t rows, int64_t cols) {
+  const int64_t band16 = (cols + 15) / 16 * kTernaryTileBytes, band20 = (cols + 19) / 20 * kTernaryTileBytes;
+  for (int64_t rb = 0; rb * kTernaryTileRows < rows; ++rb) {
+    ternary_t20_band_to_t16(out + rb * band16, t20 + rb * band20, cols);
+  }
+}
+
+int64_t ternary_t20_first_invalid(const uint8_t* bytes, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!kT20.valid[bytes[i]]) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+void ternary_matrix_unpack(int8_t* q, const TernaryMatrix& w) {
+  if (w.layout == TernaryLayout::T16) return ternary_matrix_unpack(q, w.data, w.rows, w.cols);
+  for (int64_t o = 0; o < w.rows; ++o) {
+    for (int64_t i = 0; i < w.cols; ++i) q[o * w.cols + i] = static_cast<int8_t>(ternary_matrix_at(w, o, i));
   }
 }
 

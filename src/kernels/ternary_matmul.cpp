@@ -1,5 +1,5 @@
 // Public entry of the ternary matrix kernels: resolves ctx.kernels against the CPU, splits the 16-row bands of the
-// T16 layout into contiguous chunks claimed by ctx.threads OpenMP threads (parallel_chunks.h) and calls the tier's
+// T16 or T20 layout into contiguous chunks claimed by ctx.threads OpenMP threads (parallel_chunks.h) and calls the tier's
 // body (cpu/matmul_*.cpp) or the reference.
 #include "kernels/ternary_matmul.h"
 
@@ -127,6 +127,10 @@ void ternary_matmul_i32(const Context& ctx, int32_t* acc, const int8_t* xq, cons
 
 void ternary_matmul_t(const Context& ctx, float* dx, const float* dy, const TernaryMatrix& w, int64_t N) {
   check_matrix(w, N, "ternary_matmul_t");
+  if (w.layout != TernaryLayout::T16) {
+    throw_error("ternary_matmul_t: a ", ternary_layout_name(w.layout), " (1.6-bit) matrix has no backward kernel: "
+                "found layout t20, expected t16 (training and fine-tuning load their base in T16)");
+  }
   const KernelTier tier = ternary_kernel_tier(ctx);
   if (N == 0) return;
   if (tier == KernelTier::Reference) return ref::ternary_matmul_t(dx, dy, w, N);

@@ -31,6 +31,7 @@ void bind(BitWeight& dst, const TernaryMatrix& m) {
   dst.quant = true;
   dst.packed = const_cast<uint8_t*>(m.data);  // read only: the kernels take it as const
   dst.sigma = m.sigma;
+  dst.layout = m.layout;
 }
 }  // namespace
 

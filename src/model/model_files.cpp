@@ -89,6 +89,20 @@ HeadChoice head_choice_from_name(const std::string& name) {
   throw_error("head: found '", name, "', expected auto, f32, i8 or i4");
 }
 
+LayoutChoice layout_choice_from_name(const std::string& name) {
+  if (name == "auto") return LayoutChoice::Auto;
+  if (name == "t16") return LayoutChoice::T16;
+  if (name == "t20") return LayoutChoice::T20;
+  throw_error("ternary layout: found '", name, "', expected auto, t16 or t20");
+}
+
+TernaryLayout resolve_ternary_layout(LayoutChoice choice, const CpuFeatures& cpu) {
+  if (choice == LayoutChoice::T16) return TernaryLayout::T16;
+  if (choice == LayoutChoice::T20) return TernaryLayout::T20;
+  const bool vnni = cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.avx512vnni;
+  return vnni ? TernaryLayout::T20 : TernaryLayout::T16;
+}
+
 void apply_head_choice(PackedModel& m, HeadChoice choice, const fs::path& path, MemoryAccount* account) {
   const HeadFormat stored = m.weights().head.format;
   if ((choice == HeadChoice::F32 && stored != HeadFormat::F32) || (choice == HeadChoice::I8 && stored == HeadFormat::I4)) {
@@ -111,6 +125,7 @@ LoadedModel load_any_model(const fs::path& path, MemoryAccount* account, const L
   const auto t0 = std::chrono::steady_clock::now();
   const ModelFileKind kind = detect_model_file(path);
   auto finish = [&](PackedModel m, bool add_bos, fs::path folder) {
+    m.use_ternary_layout(resolve_ternary_layout(options.layout, detect_cpu()), account);
     LoadedModel out{std::move(m), kind, add_bos, std::move(folder), 0.0};
     out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return out;
@@ -230,7 +245,7 @@ PackedModel build_packed_model(const TritterConfig& c, const ForeignTensors& src
 }
 
 void ternary_matrix_codes(int8_t* codes, const TernaryMatrix& m) {
-  ternary_matrix_unpack(codes, m.data, m.rows, m.cols);
+  ternary_matrix_unpack(codes, m);
 }
 
 float ternary_matrix_beta(const TernaryMatrix& m) {
@@ -264,13 +279,21 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   std::vector<SafeTensorOut> u8, f32;
   std::vector<float> betas(table.size());
   std::vector<float> head;
+  std::vector<std::vector<uint8_t>> t16_copies;  // files store T16: the bytes of matrices run in T20
+  t16_copies.reserve(table.size());
   for (size_t i = 0; i < table.size(); ++i) {
     const TensorInfo& info = table[i];
     if (info.role == TensorRole::BitLinear) {
       const TernaryMatrix& m = matrix(info);
       const int64_t rows = (info.shape[0] + kTernaryTileRows - 1) / kTernaryTileRows * kTernaryTileRows;
       const int64_t cols = (info.shape[1] + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows);
-      u8.push_back({qweight_name(info.name), DType::U8, {rows, cols}, m.data, {}});
+      const uint8_t* bytes = m.data;
+      if (m.layout == TernaryLayout::T20) {
+        std::vector<uint8_t>& t16 = t16_copies.emplace_back(ternary_matrix_bytes(m.rows, m.cols));
+        ternary_matrix_from_t20(t16.data(), m.data, m.rows, m.cols);
+        bytes = t16.data();
+      }
+      u8.push_back({qweight_name(info.name), DType::U8, {rows, cols}, bytes, {}});
       betas[i] = ternary_matrix_beta(m);
       f32.push_back({weight_scale_name(info.name), DType::F32, {1}, &betas[i], {}});
       continue;

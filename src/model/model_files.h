@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "core/cpu.h"
 #include "core/memory.h"
 #include "model/packed_model.h"
 
@@ -39,8 +40,20 @@ struct LoadedModel {
 // head the file holds, for any file (a packed file may also store it: `tritter pack --head i4`).
 enum class HeadChoice { Auto, F32, I8, I4 };
 HeadChoice head_choice_from_name(const std::string& name);  // "auto" | "f32" | "i8" | "i4"; throws Error
+
+// The kernel layout a resident model's ternary matrices run in (kernels/ternary_matmul.h). T16 (2 bits per weight)
+// is what files store. T20 (1.6 bits) reads 20 % fewer bytes per token: on AVX-512 VNNI its one-stream decode
+// runs 1.1-1.3x faster than T16's, but batches of 2 to 64 tokens run 0.4-0.97x (the bytes need twice the
+// multiply-adds, or a decode to T16), and without vpdpbusd it is slower at every size. Auto: T20 on a CPU with
+// AVX-512 VNNI, T16 elsewhere — for commands that decode one stream (generate, the Python API); batching
+// commands (serve, eval, bench batch) run T16.
+enum class LayoutChoice { Auto, T16, T20 };
+LayoutChoice layout_choice_from_name(const std::string& name);  // "auto" | "t16" | "t20"; throws Error
+TernaryLayout resolve_ternary_layout(LayoutChoice choice, const CpuFeatures& cpu);
+
 struct LoadOptions {
   HeadChoice head = HeadChoice::Auto;
+  LayoutChoice layout = LayoutChoice::T16;
 };
 
 // The choice for a model already loaded from a Tritter file (packed, or a checkpoint packed in memory): I8

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "io/mapped_file.h"
 #include "kernels/nn.h"
 #include "kernels/parallel.h"
 #include "kernels/quantize.h"
@@ -538,6 +539,46 @@ void PackedModel::quantize_head_int4(MemoryAccount* account) {
   owned_.push_back(std::move(q));
   owned_.push_back(std::move(mult));
   owned_.push_back(std::move(scale));
+}
+
+void PackedModel::use_ternary_layout(TernaryLayout layout, MemoryAccount* account) {
+  std::vector<TernaryMatrix*> mats;
+  for (LayerWeights& L : weights_->layers) {
+    for (Proj p : kProjs) {
+      TernaryMatrix& m = layer_matrix(L, p);
+      if (m.data != nullptr && m.layout != layout) mats.push_back(&m);
+    }
+  }
+  if (mats.empty()) return;
+  std::vector<Buffer> fresh(mats.size());
+  for (size_t i = 0; i < mats.size(); ++i) {
+    fresh[i] = Buffer(ternary_matrix_bytes(mats[i]->rows, mats[i]->cols, layout), MemCategory::Weights, account);
+  }
+  parallel_for(0, static_cast<int64_t>(mats.size()), [&](int64_t i, int) {
+    const TernaryMatrix& m = *mats[static_cast<size_t>(i)];
+    auto* out = static_cast<uint8_t*>(fresh[static_cast<size_t>(i)].data());
+    if (layout == TernaryLayout::T20) {
+      ternary_matrix_to_t20(out, m.data, m.rows, m.cols);
+    } else {
+      ternary_matrix_from_t20(out, m.data, m.rows, m.cols);
+    }
+  });
+  for (size_t i = 0; i < mats.size(); ++i) {
+    TernaryMatrix& m = *mats[i];
+    const size_t old_bytes = ternary_matrix_bytes(m.rows, m.cols, m.layout);
+    bool owned = false;
+    for (Buffer& b : owned_) {
+      if (b.data() == m.data) {
+        b = Buffer();
+        owned = true;
+      }
+    }
+    if (!owned && file_ != nullptr) drop_mapped_pages(m.data, old_bytes);
+    weights_->bytes_per_token += fresh[i].bytes() - old_bytes;
+    m.data = static_cast<const uint8_t*>(fresh[i].data());
+    m.layout = layout;
+    owned_.push_back(std::move(fresh[i]));
+  }
 }
 
 float cosine_head_scale(const TritterConfig& c, float log_scale) {

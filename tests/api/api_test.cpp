@@ -249,6 +249,35 @@ TEST(Api, StreamingMatchesResident) {
   EXPECT_NE(error_of([&] { Session s(starved, {.context = 64}); }).find("memory budget: need"), std::string::npos);
 }
 
+// The 1.6-bit layout changes the bytes read, not the numbers: every tier's integer sums are the T16 ones, so the
+// logits are equal bit for bit and greedy tokens identical.
+TEST(Api, TernaryLayoutsGiveTheSameLogitsAndTokens) {
+  PackedFixture f;
+  const Model t16 = Model::open(f.pk, {.ternary_layout = "t16"});
+  const Model t20 = Model::open(f.pk, {.ternary_layout = "t20"});
+  EXPECT_EQ(t16.info().ternary_layout, "t16");
+  EXPECT_EQ(t20.info().ternary_layout, "t20");
+  const std::vector<int32_t> prompt = t16.tokenize("def f(x):\n    return", false);
+  for (int threads : {1, 2}) {
+    Session a(t16, {.context = 64, .threads = threads});
+    Session b(t20, {.context = 64, .threads = threads});
+    EXPECT_EQ(a.forward(prompt), b.forward(prompt)) << threads << " threads";
+    a.reset();
+    b.reset();
+    GenerationParams p;
+    p.max_tokens = 12;
+    p.stop_at_eos = false;
+    EXPECT_EQ(a.generate(prompt, p).tokens, b.generate(prompt, p).tokens) << threads << " threads";
+  }
+  EXPECT_NE(error_of([&] { Model::open(f.pk, {.ternary_layout = "t2"}); }).find("expected auto, t16 or t20"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              Model::open(f.pk, {.stream = true, .ternary_layout = "t20"});
+            }).find("t20 applies to a resident model"),
+            std::string::npos);
+  EXPECT_EQ(Model::open(f.pk, {.stream = true}).info().ternary_layout, "t16");  // auto: the file's layout
+}
+
 TEST(Api, ErrorsNameWhatWasWrong) {
   PackedFixture f;
   EXPECT_NE(error_of([&] { Model::open((f.dir / "missing.st").string()); }).find("missing.st"), std::string::npos);

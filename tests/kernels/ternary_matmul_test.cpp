@@ -39,8 +39,9 @@ std::vector<Shape> odd_shapes() {
 TEST(TernaryMatmul, Int32AndFloatEqualReferenceOnEveryTier) {
   Rng rng(11);
   for (const Shape& s : odd_shapes()) {
-    const auto m = make_packed(rng, s.O, s.I);
-    const TernaryMatrix w = m.view(0.73f);
+   const auto m = make_packed(rng, s.O, s.I);
+   for (TernaryLayout layout : test::kLayouts) {
+    const TernaryMatrix w = m.view(0.73f, layout);
     const auto xq = test::random_int8(rng, s.N * s.I);
     std::vector<float> x_scale(static_cast<size_t>(s.N));
     for (auto& v : x_scale) v = 0.5f + rng.uniform() * 100.0f;
@@ -64,7 +65,7 @@ TEST(TernaryMatmul, Int32AndFloatEqualReferenceOnEveryTier) {
         std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
         ternary_matmul_i32(ctx, got.data(), xq.data(), w, s.N);
         for (size_t k = 0; k < got.size(); ++k) {
-          ASSERT_EQ(got[k], want[k]) << kernel_tier_name(tier) << " O=" << s.O << " I=" << s.I << " N=" << s.N
+          ASSERT_EQ(got[k], want[k]) << kernel_tier_name(tier) << " " << ternary_layout_name(layout) << " O=" << s.O << " I=" << s.I << " N=" << s.N
                                      << " threads=" << threads << " at n=" << k / s.O << " o=" << k % s.O;
         }
         std::vector<float> y(want.size());
@@ -72,11 +73,12 @@ TEST(TernaryMatmul, Int32AndFloatEqualReferenceOnEveryTier) {
         ternary_matmul(ctx, y.data(), xq.data(), x_scale.data(), w, s.N);
         for (size_t k = 0; k < y.size(); ++k) {
           ASSERT_EQ(std::bit_cast<uint32_t>(y[k]), std::bit_cast<uint32_t>(want_y[k]))
-              << kernel_tier_name(tier) << " O=" << s.O << " I=" << s.I << " N=" << s.N << " y=" << y[k]
-              << " want " << want_y[k];
+              << kernel_tier_name(tier) << " " << ternary_layout_name(layout) << " O=" << s.O << " I=" << s.I
+              << " N=" << s.N << " y=" << y[k] << " want " << want_y[k];
         }
       }
     }
+   }
   }
 }
 
@@ -87,7 +89,8 @@ TEST(TernaryMatmul, ManyTokensAndFlushBoundariesEqualReference) {
   for (int64_t O : {16, 33}) {
     for (int64_t I : {112, 128, 129, 240, 241, 256, 1041}) {
       const auto m = make_packed(rng, O, I);
-      const TernaryMatrix w = m.view(0.31f);
+      for (TernaryLayout layout : test::kLayouts) {
+      const TernaryMatrix w = m.view(0.31f, layout);
       for (int64_t N : {1, 2, 3, 4, 7, 8, 9, 16, 17, 63, 64, 65, 130}) {
         const auto xq = test::random_int8(rng, N * I);
         std::vector<float> x_scale(static_cast<size_t>(N));
@@ -103,30 +106,35 @@ TEST(TernaryMatmul, ManyTokensAndFlushBoundariesEqualReference) {
             ctx.threads = threads;
             std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
             ternary_matmul_i32(ctx, got.data(), xq.data(), w, N);
-            ASSERT_EQ(got, want) << kernel_tier_name(tier) << " O=" << O << " I=" << I << " N=" << N
-                                 << " threads=" << threads;
+            ASSERT_EQ(got, want) << kernel_tier_name(tier) << " " << ternary_layout_name(layout) << " O=" << O
+                                 << " I=" << I << " N=" << N << " threads=" << threads;
             std::vector<float> y(want.size());
             test::poison(std::span<float>(y));
             ternary_matmul(ctx, y.data(), xq.data(), x_scale.data(), w, N);
             for (size_t k = 0; k < y.size(); ++k) {
               ASSERT_EQ(std::bit_cast<uint32_t>(y[k]), std::bit_cast<uint32_t>(want_y[k]))
-                  << kernel_tier_name(tier) << " O=" << O << " I=" << I << " N=" << N << " at " << k;
+                  << kernel_tier_name(tier) << " " << ternary_layout_name(layout) << " O=" << O << " I=" << I
+                  << " N=" << N << " at " << k;
             }
           }
         }
+      }
       }
     }
   }
 }
 
-// A matrix of 1 MiB and more takes the prefetching paths (GEMV and the first pass of a GEMM over each band).
+// A matrix of 1 MiB and more takes the prefetching paths (GEMV and the first pass of a GEMM over each band), in
+// both layouts.
 TEST(TernaryMatmul, DramResidentMatrixEqualsReference) {
   Rng rng(14);
-  const int64_t O = 1041, I = 4100;
+  const int64_t O = 1041, I = 5150;  // T20: past one fold of 5120 columns
   ASSERT_GE(ternary_matrix_bytes(O, I), size_t{1} << 20);
   const auto m = make_packed(rng, O, I);
-  const TernaryMatrix w = m.view(0.5f);
-  for (int64_t N : {1, 2, 3, 9}) {
+  ASSERT_GE(ternary_matrix_bytes(O, I, TernaryLayout::T20), size_t{1} << 20);
+  for (TernaryLayout layout : test::kLayouts) {
+  const TernaryMatrix w = m.view(0.5f, layout);
+  for (int64_t N : {1, 2, 3, 4, 9}) {
     const auto xq = test::random_int8(rng, N * I);
     std::vector<int32_t> want(static_cast<size_t>(N * O));
     ref::ternary_matmul_i32(want.data(), xq.data(), w, N);
@@ -136,8 +144,9 @@ TEST(TernaryMatmul, DramResidentMatrixEqualsReference) {
       ctx.threads = 2;
       std::vector<int32_t> got(want.size(), std::numeric_limits<int32_t>::min());
       ternary_matmul_i32(ctx, got.data(), xq.data(), w, N);
-      ASSERT_EQ(got, want) << kernel_tier_name(tier) << " N=" << N;
+      ASSERT_EQ(got, want) << kernel_tier_name(tier) << " " << ternary_layout_name(layout) << " N=" << N;
     }
+  }
   }
 }
 
@@ -148,8 +157,11 @@ TEST(TernaryMatmul, ExtremeActivationsAtEveryTokenCount) {
   for (int64_t i = 0; i < I; ++i) q[5 * I + i] = -1;
   std::vector<uint8_t> bytes(ternary_matrix_bytes(O, I));
   ternary_matrix_pack(bytes.data(), q.data(), O, I);
-  const TernaryMatrix w{bytes.data(), O, I, 1.0f};
-  for (int64_t N : {1, 2, 3, 8, 9, 16, 24}) {
+  std::vector<uint8_t> bytes20(ternary_matrix_bytes(O, I, TernaryLayout::T20));
+  ternary_matrix_to_t20(bytes20.data(), bytes.data(), O, I);
+  for (const TernaryMatrix w : {TernaryMatrix{bytes.data(), O, I, 1.0f},
+                                TernaryMatrix{bytes20.data(), O, I, 1.0f, TernaryLayout::T20}}) {
+  for (int64_t N : {1, 2, 3, 4, 8, 9, 16, 24}) {
     std::vector<int8_t> xq(static_cast<size_t>(N * I));
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t i = 0; i < I; ++i) xq[n * I + i] = n % 2 == 0 ? -128 : 127;
@@ -163,10 +175,12 @@ TEST(TernaryMatmul, ExtremeActivationsAtEveryTokenCount) {
         for (int64_t o = 0; o < O; ++o) {
           const int32_t sign = o == 5 ? -1 : 1;
           ASSERT_EQ(acc[n * O + o], sign * (n % 2 == 0 ? -128 : 127) * I)
-              << kernel_tier_name(tier) << " N=" << N << " n=" << n << " o=" << o;
+              << kernel_tier_name(tier) << " " << ternary_layout_name(w.layout) << " N=" << N << " n=" << n
+              << " o=" << o;
         }
       }
     }
+  }
   }
 }
 
@@ -177,12 +191,15 @@ TEST(TernaryMatmul, ExtremeActivationsDoNotOverflow) {
   for (int64_t i = 0; i < I; ++i) q[3 * I + i] = -1;
   std::vector<uint8_t> bytes(ternary_matrix_bytes(O, I));
   ternary_matrix_pack(bytes.data(), q.data(), O, I);
-  const TernaryMatrix w{bytes.data(), O, I, 1.0f};
+  std::vector<uint8_t> bytes20(ternary_matrix_bytes(O, I, TernaryLayout::T20));
+  ternary_matrix_to_t20(bytes20.data(), bytes.data(), O, I);
   std::vector<int8_t> xq(static_cast<size_t>(N * I));
   for (int64_t i = 0; i < I; ++i) {
     xq[i] = -128;
     xq[I + i] = 127;
   }
+  for (const TernaryMatrix w : {TernaryMatrix{bytes.data(), O, I, 1.0f},
+                                TernaryMatrix{bytes20.data(), O, I, 1.0f, TernaryLayout::T20}}) {
   for (KernelTier tier : supported_tiers()) {
     Context ctx;
     ctx.kernels = tier;
@@ -198,6 +215,17 @@ TEST(TernaryMatmul, ExtremeActivationsDoNotOverflow) {
       ASSERT_EQ(gemv[O + o], sign * 127 * I) << kernel_tier_name(tier) << " GEMV o=" << o;
     }
   }
+  }
+}
+
+// A T20 matrix has no backward kernel: a clear error, not T16 code reading T20 bytes.
+TEST(TernaryMatmulT, RefusesT20) {
+  Rng rng(15);
+  const auto m = make_packed(rng, 16, 20);
+  std::vector<float> dy(16, 1.0f), dx(20);
+  Context ctx;
+  test::expect_error([&] { ternary_matmul_t(ctx, dx.data(), dy.data(), m.view(1.0f, TernaryLayout::T20), 1); },
+                     {"ternary_matmul_t", "found layout t20", "expected t16"});
 }
 
 TEST(TernaryMatmulT, MatchesReferenceWithinDerivedTolerance) {

@@ -50,13 +50,18 @@ inline std::vector<float> random_normal(Rng& rng, int64_t n, float scale = 1.0f)
   return x;
 }
 
-// A packed matrix that owns its bytes.
+// A packed matrix that owns its bytes, in both kernel layouts.
 struct PackedMatrix {
   std::vector<int8_t> q;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t> bytes, bytes20;
   TernaryMatrix view(float sigma = 1.0f) const { return {bytes.data(), rows, cols, sigma}; }
+  TernaryMatrix view(float sigma, TernaryLayout layout) const {
+    if (layout == TernaryLayout::T20) return {bytes20.data(), rows, cols, sigma, layout};
+    return view(sigma);
+  }
   int64_t rows = 0, cols = 0;
 };
+inline constexpr TernaryLayout kLayouts[] = {TernaryLayout::T16, TernaryLayout::T20};
 
 inline PackedMatrix make_packed(Rng& rng, int64_t rows, int64_t cols) {
   PackedMatrix m;
@@ -65,6 +70,8 @@ inline PackedMatrix make_packed(Rng& rng, int64_t rows, int64_t cols) {
   m.q = random_ternary(rng, rows * cols);
   m.bytes.resize(ternary_matrix_bytes(rows, cols));
   ternary_matrix_pack(m.bytes.data(), m.q.data(), rows, cols);
+  m.bytes20.resize(ternary_matrix_bytes(rows, cols, TernaryLayout::T20));
+  ternary_matrix_to_t20(m.bytes20.data(), m.bytes.data(), rows, cols);
   return m;
 }
 

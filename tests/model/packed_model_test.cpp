@@ -12,6 +12,7 @@
 #include "kernels/quantize.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
+#include "model/model_files.h"
 #include "util/test_util.h"
 
 namespace tritter {
@@ -86,6 +87,46 @@ TEST(PackedModel, LayoutScalesAndTraffic) {
       EXPECT_TRUE(t.aligned(4)) << t.name;
     }
   }
+}
+
+// A mapped file re-laid out in T20 and back: the same codes, bytes_per_token down by the T20 saving, and the file
+// written from the T20 model byte-identical to the one written from T16 (files store T16).
+TEST(PackedModel, TernaryLayoutRoundTripAndWrite) {
+  test::TempDir dir;
+  const TritterConfig c = preset_config("test");
+  pack_checkpoint(dir / "m.st", c, params_for(c), {});
+  PackedModel m = PackedModel::open(dir / "m.st");
+  const PackedModel ref = PackedModel::open(dir / "m.st");
+  const size_t t16_bytes = m.weights().bytes_per_token;
+  m.use_ternary_layout(TernaryLayout::T20, nullptr);
+  size_t saved = 0;
+  for (const auto& t : tensor_table(c)) {
+    if (t.role != TensorRole::BitLinear) continue;
+    saved += ternary_matrix_bytes(t.shape[0], t.shape[1]) -
+             ternary_matrix_bytes(t.shape[0], t.shape[1], TernaryLayout::T20);
+  }
+  EXPECT_GT(saved, 0u);
+  EXPECT_EQ(m.weights().bytes_per_token, t16_bytes - saved);
+  for (size_t l = 0; l < m.weights().layers.size(); ++l) {
+    for (Proj p : kProjs) {
+      const TernaryMatrix& a = layer_matrix(m.weights().layers[l], p);
+      const TernaryMatrix& b = layer_matrix(ref.weights().layers[l], p);
+      if (b.data == nullptr) continue;
+      ASSERT_EQ(a.layout, TernaryLayout::T20);
+      EXPECT_EQ(a.sigma, b.sigma);
+      std::vector<int8_t> qa(static_cast<size_t>(a.rows * a.cols)), qb(qa.size());
+      ternary_matrix_unpack(qa.data(), a);
+      ternary_matrix_unpack(qb.data(), b);
+      ASSERT_EQ(qa, qb) << "layer " << l << " proj " << proj_index(p);
+    }
+  }
+  write_packed_weights(dir / "from_t20.st", m.weights(), false);
+  write_packed_weights(dir / "from_t16.st", ref.weights(), false);
+  EXPECT_EQ(test::read_file(dir / "from_t20.st"), test::read_file(dir / "from_t16.st"));
+  m.use_ternary_layout(TernaryLayout::T16, nullptr);
+  EXPECT_EQ(m.weights().bytes_per_token, t16_bytes);
+  const TernaryMatrix& back = m.weights().layers[0].q;
+  EXPECT_EQ(std::memcmp(back.data, ref.weights().layers[0].q.data, ternary_matrix_bytes(back.rows, back.cols)), 0);
 }
 
 TEST(PackedModel, Int8HeadTiedAndInMemoryEqualsFile) {

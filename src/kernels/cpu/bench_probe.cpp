@@ -139,6 +139,11 @@ void fill_random_codes(uint8_t* bytes, size_t n, uint64_t seed) {
   for (; i < n; ++i) bytes[i] = valid[rng.next_below(81)];
 }
 
+void fill_random_t20_codes(uint8_t* bytes, size_t n, uint64_t seed) {
+  Rng rng(seed);
+  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>((256 * rng.next_below(243) + 242) / 243);
+}
+
 }  // namespace tritter::kbench
 
 #if defined(__x86_64__)

@@ -21,8 +21,10 @@ void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n);
 void ternary_matmul_t_cols(KernelTier tier, float* dx, const float* dy, const TernaryMatrix& w, int64_t N,
                            int64_t cb_begin, int64_t cb_end);
 
-// ---- Integer T16 matmul bodies (matmul_*.cpp) ----
-// One call computes rows [16·rb_begin, 16·rb_end) for all N tokens. Exactly one of acc (N, O) i32 and
+// ---- Integer T16 matmul bodies (matmul_*.cpp), which also run T20 matrices ----
+// One call computes rows [16·rb_begin, 16·rb_end) for all N tokens. A T20 matrix (a.w->layout) runs the AVX-512
+// body's own GEMV for few tokens; otherwise each band is decoded to T16 in a per-call buffer (t20_band_to_t16_*)
+// and goes through the T16 code. Exactly one of acc (N, O) i32 and
 // y (N, O) f32 is non-null; y uses x_scale (N) and the shared epilogue acc / (x_scale · σ).
 struct T16Args {
   const int8_t* xq;  // (N, I) i8
@@ -35,6 +37,15 @@ struct T16Args {
 void t16_matmul_scalar(const T16Args& a, int64_t rb_begin, int64_t rb_end);
 void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end);
 void t16_matmul_avx512vnni(const T16Args& a, int64_t rb_begin, int64_t rb_end);
+// The band decoders: the bytes ternary_t20_band_to_t16 writes, 4 T20 tiles (5 T16 tiles) per step.
+void t20_band_to_t16_avx2(uint8_t* out, const uint8_t* band, int64_t cols);
+void t20_band_to_t16_avx512(uint8_t* out, const uint8_t* band, int64_t cols);
+// Steps of 4 T20 tiles the SIMD decoders take in a band of `cols` columns: never more T16 tiles (5 a step) than
+// the band has, so the buffer is exactly ceil(cols/16)·64 bytes; ternary_t20_band_to_t16 writes the rest.
+inline int64_t t20_decode_steps(int64_t cols) {
+  const int64_t ncb16 = (cols + 15) / 16, ncb20 = (cols + 19) / 20;
+  return ncb20 / 4 < ncb16 / 5 ? ncb20 / 4 : ncb16 / 5;
+}
 
 // ---- f16 conversions with F16C (f16_f16c.cpp; x86-64 only, for CPUs that have F16C and AVX) ----
 void kv_f16_encode_f16c(uint16_t* out, const float* x, int64_t n);

@@ -9,8 +9,13 @@
 // followed by just its vpaddw, and one broadcast serves both halves. The weights of a band (64·⌈I/16⌉ bytes) are
 // read from DRAM once and reused from L1/L2 by every group of 4 tokens. In L2 this runs at ~110-120 GMAC/s per
 // core, 75-80 % of the vpmaddubsw+vpaddw peak (151 GMAC/s) measured on the 2-core Zen 3 EPYC.
+//
+// A T20 matrix is decoded band by band into T16 (t20_band_to_t16_avx2) and runs the same code: without vpdpbusd
+// the T20 form's pairs of products do not fit vpmaddubsw's int16 (255·127·2 > 2^15), and a per-digit extraction
+// costs more than the 20 % of bytes it saves, so an AVX2 machine loads T16 (--ternary-layout auto).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/target.h"
@@ -72,11 +77,10 @@ inline void tile_step(__m256i* acc16, const uint8_t* tile, const int8_t* xb, int
 
 // Band rb (16 rows) for the NB tokens n0.. of the chunk.
 template <int NB>
-void band_tokens(const T16Args& a, int64_t rb, int64_t n0, const int32_t* xsum, const int8_t (*xtail)[16],
-                 int64_t chunk0) {
+void band_tokens(const T16Args& a, const uint8_t* band, int64_t rb, int64_t n0, const int32_t* xsum,
+                 const int8_t (*xtail)[16], int64_t chunk0) {
   const TernaryMatrix& w = *a.w;
   const int64_t I = w.cols, O = w.rows, ncb = (I + 15) / 16, nfull = I / 16;
-  const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
   const int8_t* x = a.xq + (chunk0 + n0) * I;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc16[2 * NB], acc32[2 * NB];
@@ -120,10 +124,10 @@ void band_tokens(const T16Args& a, int64_t rb, int64_t n0, const int32_t* xsum, 
 
 // GEMV of band rb (one token): see the file comment for the unpack. s16/t16 = Σ code·x and Σ 4·code·x per half.
 template <bool kPrefetch>
-void band_gemv(const T16Args& a, int64_t rb, const int32_t* xsum, const int8_t (*xtail)[16], int64_t chunk0) {
+void band_gemv(const T16Args& a, const uint8_t* band, int64_t rb, const int32_t* xsum, const int8_t (*xtail)[16],
+               int64_t chunk0) {
   const TernaryMatrix& w = *a.w;
   const int64_t I = w.cols, O = w.rows, ncb = (I + 15) / 16, nfull = I / 16;
-  const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
   const int8_t* x = a.xq + chunk0 * I;
   const __m256i m3 = _mm256_set1_epi8(3), mc = _mm256_set1_epi8(0x0C), ones = _mm256_set1_epi16(1);
   __m256i s32[2], t32[2], s16[2], t16[2];
@@ -176,11 +180,48 @@ void band_gemv(const T16Args& a, int64_t rb, const int32_t* xsum, const int8_t (
   }
 }
 
+// Digit vector of T20 bytes p: ⌊3p/256⌋ = [p ≥ 86] + [p ≥ 171] (signed compares after the 0x80 flip).
+inline __m256i t20_digit(__m256i p) {
+  const __m256i u = _mm256_xor_si256(p, _mm256_set1_epi8(static_cast<char>(0x80)));
+  const __m256i ge86 = _mm256_cmpgt_epi8(u, _mm256_set1_epi8(85 - 128));
+  const __m256i ge171 = _mm256_cmpgt_epi8(u, _mm256_set1_epi8(170 - 128));
+  return _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge86, ge171));
+}
+
+inline __m256i times3(__m256i p) { return _mm256_add_epi8(_mm256_add_epi8(p, p), p); }  // 3p mod 256 per byte
+
 }  // namespace
 
+void t20_band_to_t16_avx2(uint8_t* out, const uint8_t* band, int64_t cols) {
+  const int64_t steps = t20_decode_steps(cols);
+  for (int64_t s = 0; s < steps; ++s) {
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {  // rows 0-7, rows 8-15: the same byte positions in both layouts
+      __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int m = 0; m < 4; ++m) {
+        __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(band + (4 * s + m) * 64 + 32 * h));
+#pragma GCC unroll 5
+        for (int k = 0; k < 5; ++k) {
+          const int g = 5 * m + k;  // column group within the step; field g%4 of T16 tile g/4
+          acc = _mm256_or_si256(acc, _mm256_slli_epi16(t20_digit(p), 2 * (g % 4)));
+          if (g % 4 == 3) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + (5 * s + g / 4) * 64 + 32 * h), acc);
+            acc = _mm256_setzero_si256();
+          }
+          if (k < 4) p = times3(p);
+        }
+      }
+    }
+  }
+  ternary_t20_band_to_t16(out, band, cols, 5 * steps);
+}
+
 void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
-  const int64_t I = a.w->cols, nfull = I / 16;
-  const bool big = static_cast<int64_t>(ternary_matrix_bytes(a.w->rows, I)) >= kPrefetchMinBytes;
+  const int64_t I = a.w->cols, nfull = I / 16, ncb = (I + 15) / 16;
+  const bool t20 = a.w->layout == TernaryLayout::T20;
+  const bool big = !t20 && static_cast<int64_t>(ternary_matrix_bytes(a.w->rows, I)) >= kPrefetchMinBytes;
+  std::vector<uint8_t> decoded(t20 ? static_cast<size_t>(ncb * kTernaryTileBytes) : 0);
   int32_t xsum[kNC];
   alignas(32) int8_t xtail[kNC][16];
   for (int64_t c0 = 0; c0 < a.N; c0 += kNC) {
@@ -194,20 +235,25 @@ void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end) {
       std::memcpy(xtail[n], x + nfull * 16, static_cast<size_t>(I - nfull * 16));
     }
     for (int64_t rb = rb_begin; rb < rb_end; ++rb) {
+      const uint8_t* band = a.w->data + rb * ncb * kTernaryTileBytes;
+      if (t20) {
+        t20_band_to_t16_avx2(decoded.data(), a.w->data + rb * ((I + 19) / 20) * kTernaryTileBytes, I);
+        band = decoded.data();
+      }
       if (nc == 1) {
         if (big) {
-          band_gemv<true>(a, rb, xsum, xtail, c0);
+          band_gemv<true>(a, band, rb, xsum, xtail, c0);
         } else {
-          band_gemv<false>(a, rb, xsum, xtail, c0);
+          band_gemv<false>(a, band, rb, xsum, xtail, c0);
         }
         continue;
       }
       int64_t n0 = 0;
-      for (; n0 + kNB <= nc; n0 += kNB) band_tokens<kNB>(a, rb, n0, xsum, xtail, c0);
+      for (; n0 + kNB <= nc; n0 += kNB) band_tokens<kNB>(a, band, rb, n0, xsum, xtail, c0);
       switch (nc - n0) {
-        case 1: band_tokens<1>(a, rb, n0, xsum, xtail, c0); break;
-        case 2: band_tokens<2>(a, rb, n0, xsum, xtail, c0); break;
-        case 3: band_tokens<3>(a, rb, n0, xsum, xtail, c0); break;
+        case 1: band_tokens<1>(a, band, rb, n0, xsum, xtail, c0); break;
+        case 2: band_tokens<2>(a, band, rb, n0, xsum, xtail, c0); break;
+        case 3: band_tokens<3>(a, band, rb, n0, xsum, xtail, c0); break;
         default: break;
       }
     }
@@ -220,5 +266,6 @@ TRITTER_TARGET_END
 #else  // not x86-64: never selected (ternary_kernel_tier refuses the tier), kept linkable.
 namespace tritter::cpu {
 void t16_matmul_avx2(const T16Args& a, int64_t rb_begin, int64_t rb_end) { t16_matmul_scalar(a, rb_begin, rb_end); }
+void t20_band_to_t16_avx2(uint8_t* out, const uint8_t* band, int64_t cols) { ternary_t20_band_to_t16(out, band, cols); }
 }  // namespace tritter::cpu
 #endif
