@@ -184,5 +184,30 @@ void BM_TernaryMatrixPack(benchmark::State& state) {
 }
 BENCHMARK(BM_TernaryMatrixPack)->Args({6912, 2560})->Unit(benchmark::kMillisecond);
 
+// The load-time change to the 1.6-bit layout and back (bytes: the T16 side).
+void BM_TernaryMatrixToT20(benchmark::State& state) {
+  const int64_t O = state.range(0), I = state.range(1);
+  std::vector<uint8_t> t16(ternary_matrix_bytes(O, I)), t20(ternary_matrix_bytes(O, I, TernaryLayout::T20));
+  kbench::fill_random_codes(t16.data(), t16.size(), 8);
+  for (auto _ : state) {
+    ternary_matrix_to_t20(t20.data(), t16.data(), O, I);
+    benchmark::DoNotOptimize(t20.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(t16.size()));
+}
+BENCHMARK(BM_TernaryMatrixToT20)->Args({6912, 2560})->Unit(benchmark::kMillisecond);
+
+void BM_TernaryMatrixFromT20(benchmark::State& state) {
+  const int64_t O = state.range(0), I = state.range(1);
+  std::vector<uint8_t> t16(ternary_matrix_bytes(O, I)), t20(ternary_matrix_bytes(O, I, TernaryLayout::T20));
+  kbench::fill_random_t20_codes(t20.data(), t20.size(), 9);
+  for (auto _ : state) {
+    ternary_matrix_from_t20(t16.data(), t20.data(), O, I);
+    benchmark::DoNotOptimize(t16.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(t16.size()));
+}
+BENCHMARK(BM_TernaryMatrixFromT20)->Args({6912, 2560})->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace tritter

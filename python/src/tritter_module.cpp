@@ -247,7 +247,7 @@ class TokenStream {
 PyModel model_open(const py::object& path_obj, int64_t context, int threads, const std::string& kv_cache,
                    int64_t batch, const std::string& kernels, const py::object& lora, bool stream,
                    const py::object& memory_budget, const std::string& desktop, int layer_group_size, bool prefetch,
-                   const std::string& head) {
+                   const std::string& head, const std::string& ternary_layout) {
   const std::string path = fspath(path_obj);
   OpenOptions o;
   if (!lora.is_none()) {
@@ -268,6 +268,7 @@ PyModel model_open(const py::object& path_obj, int64_t context, int threads, con
   o.layer_group_size = layer_group_size;
   o.prefetch = prefetch;
   o.head = head;
+  o.ternary_layout = ternary_layout;
   if (context < 0 || threads < 0 || batch < 1) {
     throw py::value_error("Model.open: context and threads must be >= 0 and batch >= 1");
   }
@@ -567,6 +568,7 @@ PYBIND11_MODULE(_tritter, m) {
       .def_readonly("add_bos", &ModelInfo::add_bos)
       .def_readonly("streaming", &ModelInfo::streaming)
       .def_readonly("lora_adapters", &ModelInfo::lora_adapters)
+      .def_readonly("ternary_layout", &ModelInfo::ternary_layout)
       .def("__repr__", [](const ModelInfo& i) {
         return "ModelInfo(path='" + i.path + "', size='" + i.size + "', parameters=" + std::to_string(i.parameters) +
                ", layers=" + std::to_string(i.num_layers) + ", hidden=" + std::to_string(i.hidden_size) +
@@ -644,11 +646,12 @@ PYBIND11_MODULE(_tritter, m) {
                   py::arg("threads") = 0, py::arg("kv_cache") = "f32", py::arg("batch") = 64,
                   py::arg("kernels") = "auto", py::arg("lora") = py::none(), py::arg("stream") = false,
                   py::arg("memory_budget") = 0, py::arg("desktop") = "headless", py::arg("layer_group_size") = 0,
-                  py::arg("prefetch") = true, py::arg("head") = "auto",
+                  py::arg("prefetch") = true, py::arg("head") = "auto", py::arg("ternary_layout") = "auto",
                   "Open a model file the way `tritter generate -m` does (mapped read-only and validated; with "
                   "stream=True only the header, the layers read during each forward pass). context, threads, "
                   "kv_cache, batch and kernels are the options of the sessions the model's calls use; head: the LM head run "
-                  "(auto, f32, i8, i4), as generate --head.")
+                  "(auto, f32, i8, i4), as generate --head; ternary_layout: t16, t20 (1.6 bits per weight) or auto "
+                  "(t20 with AVX-512 VNNI), as generate --ternary-layout.")
       .def_static("random", [](const std::string& preset, uint64_t seed, int threads) {
         return PyModel{std::make_shared<Core>(Model::random(preset, seed), SessionOptions{.threads = threads})};
       }, py::arg("preset") = "test", py::arg("seed") = 1, py::kw_only(), py::arg("threads") = 0,

@@ -36,6 +36,7 @@ class ModelInfo:
     add_bos: bool
     streaming: bool
     lora_adapters: int
+    ternary_layout: str  # "t16" or "t20": the layout the ternary weights run in
 
 class Generation:
     """generate(..., details=True): the text and tokens generated, and where the time went."""
@@ -95,7 +96,7 @@ class Model:
     def open(path: _Path, *, context: int = 0, threads: int = 0, kv_cache: str = "f32", batch: int = 64,
              kernels: str = "auto", lora: Union[_Path, Sequence[_Path], None] = None, stream: bool = False,
              memory_budget: Union[int, str] = 0, desktop: str = "headless", layer_group_size: int = 0,
-             prefetch: bool = True, head: str = "auto") -> Model:
+             prefetch: bool = True, head: str = "auto", ternary_layout: str = "auto") -> Model:
         """Open a model the way `tritter generate -m PATH` does: a packed file, a full-precision checkpoint or a
         training run directory. context (0: min(max_context, 4096)), threads
         (0: the physical cores this process may use), kv_cache (f32, f16, int8, int4), batch and kernels (auto, reference, scalar, avx2,

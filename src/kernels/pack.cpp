@@ -2,6 +2,7 @@
 // unpacking and the load-time repacks between them. Every invalid input is an Error.
 #include "kernels/pack.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -195,6 +196,25 @@ struct T20Tables {
 };
 constexpr T20Tables kT20{};
 
+// from5[x] for 10 bits x = five 2-bit codes (code k in bits 2k..2k+1, k = 0 the most significant digit): the T20
+// byte of those codes, or 0x100 when one of them is 11.
+struct T20FromFive {
+  uint16_t v[1024];
+  constexpr T20FromFive() : v() {
+    for (unsigned x = 0; x < 1024; ++x) {
+      unsigned n = 0;
+      bool bad = false;
+      for (int k = 0; k < 5; ++k) {
+        const unsigned code = (x >> (2 * k)) & 3;
+        bad = bad || code == 3;
+        n = 3 * n + (code == 3 ? 0 : code);
+      }
+      v[x] = bad ? uint16_t{0x100} : kT20.encode[n];
+    }
+  }
+};
+constexpr T20FromFive kT20FromFive{};
+
 // The digits of every code are those of its number (what makes ⌈256·v/243⌉ decodable by ×3 steps at all).
 constexpr bool t20_tables_round_trip() {
   for (unsigned v = 0; v < 243; ++v) {
@@ -210,9 +230,31 @@ static_assert(t20_tables_round_trip());
 
 void ternary_matrix_to_t20(uint8_t* out, const uint8_t* t16, int64_t rows, int64_t cols) {
   const int64_t nrb = (rows + 15) / 16, ncb16 = (cols + 15) / 16, ncb20 = (cols + 19) / 20;
+  // Steps of 5 T16 tiles = 4 T20 tiles (80 columns): byte b of the 5 T16 tiles is 20 codes in 40 bits, code g at
+  // bits 2g, and T20 tile m's byte b is the table entry of bits 10m..10m+9.
+  const int64_t steps = std::min(ncb16 / 5, ncb20 / 4);
   for (int64_t rb = 0; rb < nrb; ++rb) {
     const uint8_t* band = t16 + rb * ncb16 * kTernaryTileBytes;
-    for (int64_t m = 0; m < ncb20; ++m) {
+    for (int64_t s = 0; s < steps; ++s) {
+      const uint8_t* in = band + 5 * s * kTernaryTileBytes;
+      uint8_t* tile = out + (rb * ncb20 + 4 * s) * kTernaryTileBytes;
+      for (int b = 0; b < 64; ++b) {
+        uint64_t word = 0;
+        for (int j = 0; j < 5; ++j) word |= uint64_t{in[j * kTernaryTileBytes + b]} << (8 * j);
+        for (int m = 0; m < 4; ++m) {
+          const unsigned q = kT20FromFive.v[(word >> (10 * m)) & 1023];
+          if (q > 255) {
+            for (int j = 0; j < 5; ++j) {
+              if (has_code_11(in[j * kTernaryTileBytes + b])) {
+                value_of(3, "ternary_matrix_to_t20", (rb * ncb16 + 5 * s + j) * kTernaryTileBytes + b);
+              }
+            }
+          }
+          tile[m * kTernaryTileBytes + b] = static_cast<uint8_t>(q);
+        }
+      }
+    }
+    for (int64_t m = 4 * steps; m < ncb20; ++m) {
       uint8_t* tile = out + (rb * ncb20 + m) * kTernaryTileBytes;
       for (int b = 0; b < 64; ++b) {
         unsigned v = 0;

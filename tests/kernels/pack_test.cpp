@@ -141,6 +141,15 @@ TEST(TernaryMatrixLayout, RejectsCode11) {
   std::vector<uint8_t> rows_packed = {0x57};
   std::vector<uint8_t> out(64);
   EXPECT_THROW(ternary_matrix_from_rows(out.data(), rows_packed.data(), 1, 4), Error);
+  // The T20 repack names the T16 byte, on its 80-column steps (16×80) and on the tiles after them (16×20).
+  for (int cols : {80, 20}) {
+    std::vector<uint8_t> t16(ternary_matrix_bytes(16, cols), 0x55);
+    // The last tile's byte 61 (row 15): the field of the matrix's last 4 columns is 11.
+    t16[t16.size() - 3] = static_cast<uint8_t>(0x55 | (3 << (2 * ((cols / 4 - 1) % 4))));
+    std::vector<uint8_t> t20(ternary_matrix_bytes(16, cols, TernaryLayout::T20));
+    test::expect_error([&] { ternary_matrix_to_t20(t20.data(), t16.data(), 16, cols); },
+                       {"ternary_matrix_to_t20", ("byte " + std::to_string(t16.size() - 3)).c_str(), "code 11"});
+  }
 }
 
 // ---- T20 (five codes per byte) ----

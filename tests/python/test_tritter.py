@@ -73,6 +73,18 @@ def test_four_bit_head_logits_stay_near_the_files(model):
     assert float(((got - want) ** 2).sum() ** 0.5) < 0.1 * float((want ** 2).sum() ** 0.5)
 
 
+def test_ternary_layouts_give_the_same_logits(model):
+    # ternary_layout="t20" (1.6 bits per weight) changes the bytes read, not the sums: the logits are those of t16
+    # bit for bit (as generate --ternary-layout).
+    ids = [10, 20, 30, 40]
+    with tritter.Model.open(MODEL, threads=THREADS, ternary_layout="t16") as a, \
+            tritter.Model.open(MODEL, threads=THREADS, ternary_layout="t20") as b:
+        assert (a.info.ternary_layout, b.info.ternary_layout) == ("t16", "t20")
+        assert a.logits(ids).tobytes() == b.logits(ids).tobytes()
+    with pytest.raises(tritter.Error, match="expected auto, t16 or t20"):
+        tritter.Model.open(MODEL, ternary_layout="t2")
+
+
 def test_logits_equal_cpp_bit_for_bit(model, reference):
     ids = model.tokenize(PROMPT, bos=False)
     V = model.info.vocab_size
