@@ -74,6 +74,18 @@ void add_ternary_layout_option(CLI::App* cmd, std::string* layout) {
       ->capture_default_str();
 }
 
+void add_stored_layout_option(CLI::App* cmd, std::string* layout) {
+  cmd->add_option("--ternary-layout", *layout,
+                  "Layout the file stores the ternary weights in: t16 (2 bits per weight) or t20 (1.6 bits: 20% "
+                  "smaller, mapped and decoded as stored with AVX-512 VNNI, re-laid out to t16 at load elsewhere)")
+      ->check(CLI::IsMember({"t16", "t20"}))
+      ->capture_default_str();
+}
+
+TernaryLayout stored_layout_from_name(const std::string& name) {
+  return name == "t20" ? TernaryLayout::T20 : TernaryLayout::T16;
+}
+
 std::string effective_ternary_layout(const std::string& layout, const std::string& kernels) {
   return layout == "auto" && kernels != "auto" && kernels != "avx512-vnni" ? "t16" : layout;
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/context.h"
+#include "kernels/ternary_matmul.h"
 
 namespace tritter::cli {
 
@@ -45,6 +46,9 @@ int check_command_line(const CLI::App& app, int argc, char** argv);
 std::string kv_cache_name(const std::string& name);
 // --head auto|f32|i8|i4 on a command that loads a model (the LM head of a converted model: model/model_files.h).
 void add_head_option(CLI::App* cmd, std::string* head);
+// --ternary-layout t16|t20 of a command that writes a packed file (the layout stored).
+void add_stored_layout_option(CLI::App* cmd, std::string* layout);
+TernaryLayout stored_layout_from_name(const std::string& name);  // "t16" | "t20"
 // --ternary-layout auto|t16|t20 (model/model_files.h: LayoutChoice).
 void add_ternary_layout_option(CLI::App* cmd, std::string* layout);
 // The layout asked for, with auto made t16 when --kernels forces a tier without AVX-512 VNNI (where T20 is slower).

@@ -23,7 +23,7 @@ namespace tritter::cli {
 
 void add_convert_command(CLI::App& app, GlobalOptions& global) {
   struct Opts {
-    std::string in, out, embed = "q8_0", dtype = "f32", head = "auto";
+    std::string in, out, embed = "q8_0", dtype = "f32", head = "auto", layout = "t16";
   };
   auto o = std::make_shared<Opts>();
   CLI::App* c = app.add_subcommand("convert", "Convert a model between Tritter, Hugging Face and GGUF files");
@@ -38,6 +38,7 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
                   "the head's values in their own type")
       ->check(CLI::IsMember({"auto", "f32", "i8", "i4"}))
       ->capture_default_str();
+  add_stored_layout_option(c, &o->layout);
   c->callback([o, &global] {
     auto ctx = make_context(global);
     const std::filesystem::path out = o->out;
@@ -61,7 +62,7 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
       kind = "gguf";
     } else if (out.extension() == ".safetensors") {
       write_packed_weights(out, m.model.weights(), vocab ? vocab->add_bos : m.add_bos, vocab ? vocab->tokenizer_json : "",
-                           vocab ? vocab->chat_template : "");
+                           vocab ? vocab->chat_template : "", stored_layout_from_name(o->layout));
       kind = "tritter-packed";
     } else {
       HfWriteOptions h;

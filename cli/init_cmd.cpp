@@ -12,7 +12,7 @@ namespace tritter::cli {
 
 namespace {
 struct InitOptions {
-  std::string size = "test", out, head = "f32";
+  std::string size = "test", out, head = "f32", layout = "t16";
   uint64_t seed = 0;
   int64_t vocab = 0;
   bool packed = false;
@@ -27,6 +27,7 @@ void add_init_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--vocab", opts->vocab, "Override vocab_size (e.g. 128256)");
   cmd->add_flag("--packed", opts->packed, "Write the packed inference file instead of an F32 checkpoint");
   cmd->add_option("--head", opts->head, "Packed LM head: f32, i8 or i4")->capture_default_str();
+  add_stored_layout_option(cmd, &opts->layout);
   cmd->add_option("-o,--output", opts->out, "Output file")->required();
   cmd->callback([opts, &global] {
     auto ctx = make_context(global);
@@ -36,7 +37,9 @@ void add_init_command(CLI::App& app, GlobalOptions& global) {
     const TritterConfig c = resolve_config(o);
     auto produce = [&](float* out, const TensorInfo& info, size_t i) { init_tensor(out, c, info, i, opts->seed); };
     if (opts->packed) {
-      write_packed_model(opts->out, c, produce, {head_format_from_name(opts->head)});
+      PackOptions po{head_format_from_name(opts->head)};
+      po.layout = stored_layout_from_name(opts->layout);
+      write_packed_model(opts->out, c, produce, po);
     } else {
       save_checkpoint_streaming(opts->out, c, produce);
     }

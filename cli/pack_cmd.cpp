@@ -1,4 +1,4 @@
-// `tritter pack IN OUT [--head f32|i8|i4]`: a full-precision checkpoint → the packed inference file. The input is
+// `tritter pack IN OUT [--head f32|i8|i4] [--ternary-layout t16|t20]`: a full-precision checkpoint → the packed inference file. The input is
 // mapped and checked against its config's tensor table first; tensors are then packed one at a time.
 #include <cstdio>
 #include <cstring>
@@ -13,7 +13,7 @@ namespace tritter::cli {
 
 namespace {
 struct PackCmdOptions {
-  std::string in, out, head = "f32";
+  std::string in, out, head = "f32", layout = "t16";
 };
 }  // namespace
 
@@ -24,6 +24,7 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("output", opts->out, "Packed file to write")->required();
   cmd->add_option("--head", opts->head, "LM head: f32, i8 (per-row absmax) or i4 (4-bit groups of 32 with a byte multiplier of a per-row "
                   "step: about half of i8's bytes)")->capture_default_str();
+  add_stored_layout_option(cmd, &opts->layout);
   cmd->callback([opts, &global] {
     namespace fs = std::filesystem;
     if (fs::exists(opts->out) && fs::equivalent(opts->in, opts->out)) {
@@ -32,7 +33,8 @@ void add_pack_command(CLI::App& app, GlobalOptions& global) {
     if (fs::is_directory(opts->out)) throw_error("pack: output '", opts->out, "': found a directory, expected a file");
     SafeTensorsFile in(opts->in);
     // The checkpoint's own tokenizer (train --tokenizer) goes into the packed file with its add_bos_token.
-    const PackOptions po = checkpoint_pack_options(in, head_format_from_name(opts->head));
+    PackOptions po = checkpoint_pack_options(in, head_format_from_name(opts->head));
+    po.layout = stored_layout_from_name(opts->layout);
     const TritterConfig c = config_from_metadata(in, kCheckpointFormat);
     check_checkpoint_tensors(in, c);
     // One writer per output at a time; what a killed pack left beside it (OUT.tmp-PID-N) is removed.

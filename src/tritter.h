@@ -62,7 +62,7 @@ struct OpenOptions {
   // The layout the ternary matrices of a resident model run in: "t16" (2 bits per weight, as files store them),
   // "t20" (1.6 bits, re-laid out at load: 20 % fewer bytes per token; one-stream decode 1.1-1.3x faster on
   // AVX-512 VNNI, batches of 2+ tokens slower) or "auto" (t20 on a CPU with AVX-512 VNNI, t16 elsewhere). A
-  // streamed model runs t16.
+  // streamed model runs the layout its file stores (auto or that one).
   std::string ternary_layout = "auto";
 };
 
@@ -85,7 +85,7 @@ struct ModelInfo {
   bool chat_template = false;
   std::string chat_template_source;
   double load_seconds = 0;  // HF folders and GGUF files: the conversion into the engine's layout
-  std::string ternary_layout;  // "t16" or "t20": the layout the ternary matrices run in
+  std::string ternary_layout;  // "t16" or "t20": the layout the ternary matrices run in (streamed: the file's)
 };
 
 // A Hugging Face folder's generation_config.json sampling defaults (has_* false where it says nothing, and for

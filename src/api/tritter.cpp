@@ -64,6 +64,7 @@ struct Model::Impl {
   OpenOptions open;
   int64_t budget = 0;                 // streaming: the resolved memory budget
   std::vector<float> final_norm;      // streaming: (D), read from the file for embed()
+  TernaryLayout stream_layout = TernaryLayout::T16;  // streaming: the file's qweight_layout, run as stored
   LoraSet lora;
   ModelText text;                     // tokenizer, chat template, generation defaults
   std::optional<ChatTemplate> chat;   // text.chat_template parsed (empty when there is none)
@@ -125,18 +126,20 @@ Model Model::open(const std::string& path, const OpenOptions& options) {
       throw_error("model '", file, "': layer streaming runs the head the file was packed with; --head ",
                   options.head, " applies to a resident model");
     }
-    if (layout == LayoutChoice::T20) {
-      throw_error("model '", file, "': layer streaming reads the matrices in the file's layout, t16; ternary layout "
-                  "t20 applies to a resident model");
+    const PackedFileLayout file_layout(file);
+    m->config = file_layout.config();
+    m->stream_layout = file_layout.qweight_layout();
+    if (layout != LayoutChoice::Auto && resident_layout != m->stream_layout) {
+      throw_error("model '", file, "': layer streaming runs the matrices in the layout the file stores, ",
+                  ternary_layout_name(m->stream_layout), "; ternary layout ", options.ternary_layout,
+                  " applies to a resident model (or pack the file with --ternary-layout ", options.ternary_layout, ")");
     }
-    const PackedFileLayout layout(file);
-    m->config = layout.config();
     const SystemMemory ram = system_memory();
     m->budget = resolve_memory_budget(options.memory_budget, ram.total_bytes, ram.available_bytes,
                                       os_reservation(options.desktop));
     m->final_norm.resize(static_cast<size_t>(m->config.hidden_size));
     std::ifstream in(file, std::ios::binary);
-    in.seekg(static_cast<std::streamoff>(layout.final_norm_offset()));
+    in.seekg(static_cast<std::streamoff>(file_layout.final_norm_offset()));
     in.read(reinterpret_cast<char*>(m->final_norm.data()),
             static_cast<std::streamsize>(m->final_norm.size() * sizeof(float)));
     if (!in) throw_error("file '", file, "': cannot read the final norm");
@@ -196,7 +199,7 @@ ModelInfo Model::info() const {
   i.chat_template = impl_->chat.has_value();
   i.chat_template_source = impl_->text.chat_template_where;
   i.load_seconds = impl_->load_seconds;
-  i.ternary_layout = "t16";
+  i.ternary_layout = ternary_layout_name(impl_->stream_layout);
   if (impl_->packed && !impl_->packed->weights().layers.empty()) {
     i.ternary_layout = ternary_layout_name(layer_matrix(impl_->packed->weights().layers[0], Proj::Q).layout);
   }

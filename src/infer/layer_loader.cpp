@@ -46,8 +46,7 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
   if (config_.cosine_head()) {
     throw_error(where, ": head_type cosine_tied: streaming does not run the cosine head yet (load the model resident)");
   }
-  auto layout = f.metadata().find("qweight_layout");
-  if (layout == f.metadata().end() || layout->second != "T16") throw_error(where, ": qweight_layout is not 'T16'");
+  qweight_layout_ = qweight_layout_of(f);
   auto head = f.metadata().find("head");
   if (head != f.metadata().end()) head_format_ = head_format_from_name(head->second);
   file_bytes_ = f.file_bytes();
@@ -58,7 +57,7 @@ PackedFileLayout::PackedFileLayout(const std::filesystem::path& path) : path_(pa
   for (const TensorInfo& t : tensor_table(c)) {
     if (t.role == TensorRole::BitLinear) {
       const SafeTensor& q = f.get(qweight_name(t.name));
-      const size_t qbytes = ternary_matrix_bytes(t.shape[0], t.shape[1]);
+      const size_t qbytes = ternary_matrix_bytes(t.shape[0], t.shape[1], qweight_layout_);
       if (q.dtype != DType::U8 || q.bytes() != qbytes) {
         throw_error(where, ": tensor '", q.name, "': ", q.bytes(), " bytes of ", dtype_name(q.dtype), ", expected ",
                     qbytes, " bytes of U8");
@@ -347,7 +346,12 @@ void LayerLoader::bind(Slot& slot, int p) {
       const uint8_t* ptr = buf + piece.ranges[k++].buffer_offset;
       switch (e.type) {
         case PackedFileLayout::EntryType::QWeight:
-          if (check && has_code_11(ptr, e.bytes)) throw_error(where, ": tensor '", e.name, "': invalid 2-bit code 11");
+          if (check && layout_.qweight_layout() == TernaryLayout::T16 && has_code_11(ptr, e.bytes)) {
+            throw_error(where, ": tensor '", e.name, "': invalid 2-bit code 11");
+          }
+          if (check && layout_.qweight_layout() == TernaryLayout::T20) {
+            check_t20_codes(ptr, e.bytes, where + ": tensor '" + e.name + "'");
+          }
           qdata = ptr;
           break;
         case PackedFileLayout::EntryType::Scale: {
@@ -359,7 +363,7 @@ void LayerLoader::bind(Slot& slot, int p) {
           TernaryMatrix* m = layer_matrix_slot(L, e.kind);
           TRITTER_CHECK(m && qdata && j > 0, "unknown BitLinear kind ", e.kind);
           const PackedFileLayout::Entry& q = entries[j - 1];  // its qweight
-          *m = TernaryMatrix{qdata, q.rows, q.cols, 1.0f / beta};
+          *m = TernaryMatrix{qdata, q.rows, q.cols, 1.0f / beta, layout_.qweight_layout()};
           break;
         }
         case PackedFileLayout::EntryType::Norm: {

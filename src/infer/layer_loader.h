@@ -62,6 +62,7 @@ class PackedFileLayout {
   explicit PackedFileLayout(const std::filesystem::path& path);
   const TritterConfig& config() const { return config_; }
   HeadFormat head_format() const { return head_format_; }
+  TernaryLayout qweight_layout() const { return qweight_layout_; }  // the file's: T16 or T20, run as stored
   const std::filesystem::path& path() const { return path_; }
   // Slot bytes of layers [l0, l1) (each tensor 64-aligned) and of `rows` head rows.
   uint64_t group_bytes(int l0, int l1) const;
@@ -90,6 +91,7 @@ class PackedFileLayout {
   std::filesystem::path path_;
   TritterConfig config_;
   HeadFormat head_format_ = HeadFormat::F32;
+  TernaryLayout qweight_layout_ = TernaryLayout::T16;
   std::vector<std::vector<Entry>> layer_entries_;  // per layer, in tensor-table order (qweight then scale per BitLinear)
   Entry head_w_, head_scale_, head_mult_;          // f32 head (or i8 qweight + row scales; i4 q4, mults, scales)
   uint64_t embed_offset_ = 0, final_norm_offset_ = 0, file_bytes_ = 0;

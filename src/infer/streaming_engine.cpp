@@ -34,18 +34,18 @@ struct Held {
 
 }  // namespace
 
-int64_t streamed_group_bytes(const TritterConfig& c, int l0, int l1) {
+int64_t streamed_group_bytes(const TritterConfig& c, int l0, int l1, TernaryLayout layout) {
   int64_t n = 0;
   for (const TensorInfo& t : tensor_table(c)) {
     if (t.layer < l0 || t.layer >= l1) continue;
-    if (t.role == TensorRole::BitLinear) n += align64(ternary_matrix_bytes(t.shape[0], t.shape[1])) + align64(4);
+    if (t.role == TensorRole::BitLinear) n += align64(ternary_matrix_bytes(t.shape[0], t.shape[1], layout)) + align64(4);
     if (t.role == TensorRole::Norm) n += align64(4 * t.numel());
   }
   return n;
 }
 
 StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const EngineOptions& e, int64_t budget,
-                             int group, bool prefetch) {
+                             int group, bool prefetch, TernaryLayout layout) {
   const int L = c.num_hidden_layers;
   if (group < 0 || group > L) {
     throw_error("--layer-group-size: found ", group, ", expected 1 .. ", L, " (the model's layers), or 0 to choose from the budget");
@@ -74,13 +74,13 @@ StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const Engi
   if (g == 0) {  // the largest group (the first is as large as any) whose buffers fit
     g = 1;
     for (int n = L; n >= 1; --n) {
-      if (p.slots * streamed_group_bytes(c, 0, n) <= left) {
+      if (p.slots * streamed_group_bytes(c, 0, n, layout) <= left) {
         g = n;
         break;
       }
     }
   }
-  const int64_t gb = streamed_group_bytes(c, 0, g);
+  const int64_t gb = streamed_group_bytes(c, 0, g, layout);
   const int64_t row_bytes = head_stored_row_bytes(head, D);
   int64_t rows = std::clamp<int64_t>(gb / row_bytes, 1, V);
   while (rows > 1 && head_chunk_bytes(c, head, rows) > gb) --rows;
@@ -107,7 +107,8 @@ StreamedWeights::StreamedWeights(Context& ctx, const std::filesystem::path& path
   shell_.config = c;
   shell_.head.format = layout_.head_format();
   shell_.bytes_per_token = layout_.layers_bytes() + layout_.head_chunk_bytes(c.vocab_size) + 4 * c.hidden_size;
-  plan_ = plan_streaming(c, layout_.head_format(), engine_options_, memory_.budget(), o.layer_group_size, o.prefetch);
+  plan_ = plan_streaming(c, layout_.head_format(), engine_options_, memory_.budget(), o.layer_group_size, o.prefetch,
+                         layout_.qweight_layout());
   if (!plan_.fits) throw Error(plan_.problem);
   const EngineOptions& e = engine_options_;
   // The Engine allocates the cache and its buffers after this source: both are checked now, before anything.
@@ -117,8 +118,9 @@ StreamedWeights::StreamedWeights(Context& ctx, const std::filesystem::path& path
   const int64_t D = c.hidden_size;
   final_norm_ = memory_.allocate(D * sizeof(float), MemCategory::Weights, "the final norm");
   const int g = plan_.layer_group_size;
-  TRITTER_CHECK(static_cast<int64_t>(layout_.group_bytes(0, g)) == streamed_group_bytes(c, 0, g), "layout of ",
-                g, " layers: ", layout_.group_bytes(0, g), " bytes, planned ", streamed_group_bytes(c, 0, g));
+  const int64_t planned = streamed_group_bytes(c, 0, g, layout_.qweight_layout());
+  TRITTER_CHECK(static_cast<int64_t>(layout_.group_bytes(0, g)) == planned, "layout of ", g, " layers: ",
+                layout_.group_bytes(0, g), " bytes, planned ", planned);
   loader_ = std::make_unique<LayerLoader>(layout_, layout_.pieces(g, plan_.head_rows), o.prefetch, memory_);
   TRITTER_CHECK(static_cast<int64_t>(loader_->slot_bytes()) == plan_.slot_bytes, loader_->slot_bytes(), " vs ",
                 plan_.slot_bytes);

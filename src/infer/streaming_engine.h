@@ -45,11 +45,12 @@ struct StreamingPlan {
 };
 
 // Slot bytes of layers [l0, l1) of `c` as the loader lays them out (each tensor 64-byte aligned).
-int64_t streamed_group_bytes(const TritterConfig& c, int l0, int l1);
+int64_t streamed_group_bytes(const TritterConfig& c, int l0, int l1, TernaryLayout layout = TernaryLayout::T16);
 // Plans streaming `c` under `budget` bytes. `engine` is resolved (context and max_batch as Engine uses them);
 // group 0 = the largest that fits. Throws Error only on an invalid group size.
+// `layout`: the file's qweight layout (a T20 file's groups are smaller).
 StreamingPlan plan_streaming(const TritterConfig& c, HeadFormat head, const EngineOptions& engine, int64_t budget,
-                             int group, bool prefetch);
+                             int group, bool prefetch, TernaryLayout layout = TernaryLayout::T16);
 
 // The streamed weight source. Run it with Engine(ctx, source, source.engine_options()), or through
 // StreamingEngine below, which owns both.

@@ -262,7 +262,7 @@ void model_head_values(float* out, const ModelWeights& w) {
 }
 
 void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_bos, const std::string& tokenizer_json,
-                          const std::string& chat_template) {
+                          const std::string& chat_template, TernaryLayout layout) {
   const TritterConfig& c = w.config;
   const auto table = tensor_table(c);
   auto plain = [&](const TensorInfo& info) -> const float* {
@@ -279,19 +279,21 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
   std::vector<SafeTensorOut> u8, f32;
   std::vector<float> betas(table.size());
   std::vector<float> head;
-  std::vector<std::vector<uint8_t>> t16_copies;  // files store T16: the bytes of matrices run in T20
-  t16_copies.reserve(table.size());
+  std::vector<std::vector<uint8_t>> relaid;  // the matrices that run in the other layout than the file's
+  relaid.reserve(table.size());
   for (size_t i = 0; i < table.size(); ++i) {
     const TensorInfo& info = table[i];
     if (info.role == TensorRole::BitLinear) {
       const TernaryMatrix& m = matrix(info);
+      const int64_t tile_cols = layout == TernaryLayout::T20 ? kT20TileCols : kTernaryTileCols;
       const int64_t rows = (info.shape[0] + kTernaryTileRows - 1) / kTernaryTileRows * kTernaryTileRows;
-      const int64_t cols = (info.shape[1] + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows);
+      const int64_t cols = (info.shape[1] + tile_cols - 1) / tile_cols * (kTernaryTileBytes / kTernaryTileRows);
       const uint8_t* bytes = m.data;
-      if (m.layout == TernaryLayout::T20) {
-        std::vector<uint8_t>& t16 = t16_copies.emplace_back(ternary_matrix_bytes(m.rows, m.cols));
-        ternary_matrix_from_t20(t16.data(), m.data, m.rows, m.cols);
-        bytes = t16.data();
+      if (m.layout != layout) {
+        std::vector<uint8_t>& out = relaid.emplace_back(ternary_matrix_bytes(m.rows, m.cols, layout));
+        if (layout == TernaryLayout::T20) ternary_matrix_to_t20(out.data(), m.data, m.rows, m.cols);
+        else ternary_matrix_from_t20(out.data(), m.data, m.rows, m.cols);
+        bytes = out.data();
       }
       u8.push_back({qweight_name(info.name), DType::U8, {rows, cols}, bytes, {}});
       betas[i] = ternary_matrix_beta(m);
@@ -315,7 +317,8 @@ void write_packed_weights(const fs::path& path, const ModelWeights& w, bool add_
     u8.push_back({"lm_head.q4", DType::U8, {V, head_i4_row_bytes(D)}, w.head.q4, {}});
     u8.push_back({"lm_head.group_mult", DType::U8, {V, head_i4_groups(D)}, w.head.mult, {}});
   }
-  const PackOptions meta{w.head.format, tokenizer_json, add_bos, chat_template};
+  PackOptions meta{w.head.format, tokenizer_json, add_bos, chat_template};
+  meta.layout = layout;
   write_safetensors(path, u8, packed_metadata(c, meta));
 }
 

@@ -88,7 +88,9 @@ void model_head_values(float* out, const ModelWeights& w);
 // Writes `w` as a Tritter packed file (format tritter-packed-v1) without requantizing: the codes, scales and the
 // head (f32, or int8 levels and row scales) are kept bit for bit. `add_bos` is recorded as the file's add_bos_token,
 // `tokenizer_json` (a tokenizer.json text; "" for the byte tokenizer) as its own tokenizer, with its chat template.
+// The qweights are stored in `layout` whatever layout `w` runs in.
 void write_packed_weights(const std::filesystem::path& path, const ModelWeights& w, bool add_bos,
-                          const std::string& tokenizer_json = "", const std::string& chat_template = "");
+                          const std::string& tokenizer_json = "", const std::string& chat_template = "",
+                          TernaryLayout layout = TernaryLayout::T16);
 
 }  // namespace tritter

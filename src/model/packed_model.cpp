@@ -30,10 +30,12 @@ struct PackedEntry {
   size_t index;  // into the tensor table (for the head's entries: the head's source tensor)
 };
 
-Shape qweight_shape(const Shape& w) {
+// (rows padded to 16, 4 bytes per tile per row): ternary_matrix_bytes(O, I, layout) bytes.
+Shape qweight_shape(const Shape& w, TernaryLayout layout) {
   const int64_t O = w[0], I = w[1];
+  const int64_t tile_cols = layout == TernaryLayout::T20 ? kT20TileCols : kTernaryTileCols;
   return {(O + kTernaryTileRows - 1) / kTernaryTileRows * kTernaryTileRows,
-          (I + kTernaryTileCols - 1) / kTernaryTileCols * (kTernaryTileBytes / kTernaryTileRows)};
+          (I + tile_cols - 1) / tile_cols * (kTernaryTileBytes / kTernaryTileRows)};
 }
 
 // The file's tensors in file order: U8 qweights, then F32, then the narrow head's byte tensors (I8, or the 4-bit
@@ -46,7 +48,7 @@ std::vector<PackedEntry> packed_plan(const TritterConfig& c, const std::vector<T
   for (size_t i = 0; i < table.size(); ++i) {
     const TensorInfo& t = table[i];
     if (t.role == TensorRole::BitLinear) {
-      u8.push_back({qweight_name(t.name), DType::U8, qweight_shape(t.shape), EntryKind::QWeight, i});
+      u8.push_back({qweight_name(t.name), DType::U8, qweight_shape(t.shape, options.layout), EntryKind::QWeight, i});
       f32.push_back({weight_scale_name(t.name), DType::F32, {1}, EntryKind::Scale, i});
       continue;
     }
@@ -81,8 +83,9 @@ float absmean_beta(const float* w, int64_t n) {
 class PackStream {
  public:
   PackStream(const TritterConfig& c, const std::vector<TensorInfo>& table, const TensorProducer& produce,
-             HeadFormat head)
-      : c_(c), table_(table), produce_(produce), beta_(table.size(), 0.0f), head4_(head == HeadFormat::I4) {}
+             const PackOptions& options)
+      : c_(c), table_(table), produce_(produce), beta_(table.size(), 0.0f), head4_(options.head == HeadFormat::I4),
+        layout_(options.layout) {}
 
   using Sink = std::function<void(const void*, size_t)>;
 
@@ -99,6 +102,11 @@ class PackStream {
         ternary_quantize(q.data(), w.data(), info.numel(), sigma);
         std::vector<uint8_t> packed(ternary_matrix_bytes(info.shape[0], info.shape[1]));
         ternary_matrix_pack(packed.data(), q.data(), info.shape[0], info.shape[1]);
+        if (layout_ == TernaryLayout::T20) {
+          std::vector<uint8_t> t20(ternary_matrix_bytes(info.shape[0], info.shape[1], TernaryLayout::T20));
+          ternary_matrix_to_t20(t20.data(), packed.data(), info.shape[0], info.shape[1]);
+          packed = std::move(t20);
+        }
         beta_[e.index] = beta;
         sink(packed.data(), packed.size());
         break;
@@ -166,6 +174,7 @@ class PackStream {
   std::vector<int8_t> head_q_;
   std::vector<uint8_t> head_q4_, head_mult_;
   bool head4_;
+  TernaryLayout layout_;
 };
 
 // Looks a tensor up by name, dtype and shape; returns its data (throws Error naming the source and tensor).
@@ -177,9 +186,20 @@ bool has_code_11(const uint8_t* p, size_t n) {
   return acc != 0;
 }
 
+}  // namespace
+
+void check_t20_codes(const uint8_t* p, size_t n, const std::string& where) {
+  if (const int64_t bad = ternary_t20_first_invalid(p, n); bad >= 0) {
+    throw_error(where, ": byte ", bad, ": found ", static_cast<int>(p[bad]),
+                ", expected a T20 code (one of the 243 bytes (256·v + 242) / 243, v = 0..242)");
+  }
+}
+
+namespace {
+
 std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::vector<TensorInfo>& table,
                                    const std::vector<PackedEntry>& plan, const Lookup& lookup,
-                                   const std::string& where) {
+                                   const std::string& where, TernaryLayout layout) {
   auto mw = std::make_unique<ModelWeights>();
   mw->config = c;
   mw->layers.resize(c.num_hidden_layers);
@@ -198,7 +218,10 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
     const float* f = reinterpret_cast<const float*>(p);
     switch (e.kind) {
       case EntryKind::QWeight:
-        if (has_code_11(p, nbytes)) throw_error(where, ": tensor '", e.name, "': invalid 2-bit code 11");
+        if (layout == TernaryLayout::T16 && has_code_11(p, nbytes)) {
+          throw_error(where, ": tensor '", e.name, "': invalid 2-bit code 11");
+        }
+        if (layout == TernaryLayout::T20) check_t20_codes(p, nbytes, where + ": tensor '" + e.name + "'");
         qdata[e.index] = p;
         bytes += nbytes;
         break;
@@ -267,7 +290,7 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
   }
   for (const auto& [index, data] : qdata) {
     const TensorInfo& info = table[index];
-    const TernaryMatrix m{data, info.shape[0], info.shape[1], sigma.at(index)};
+    const TernaryMatrix m{data, info.shape[0], info.shape[1], sigma.at(index), layout};
     if (info.layer < 0) continue;
     LayerWeights& L = mw->layers[info.layer];
     const std::string& k = info.kind;
@@ -284,7 +307,7 @@ std::unique_ptr<ModelWeights> bind_weights(const TritterConfig& c, const std::ve
 std::map<std::string, std::string> packed_metadata(const TritterConfig& c, const PackOptions& options) {
   std::map<std::string, std::string> meta{{"format", kPackedFormat},
                                           {"config", config_to_json(c, /*model_only=*/true).dump()},
-                                          {"qweight_layout", "T16"},
+                                          {"qweight_layout", options.layout == TernaryLayout::T20 ? "T20" : "T16"},
                                           {"head", head_format_name(options.head)},
                                           {"add_bos_token", options.add_bos ? "true" : "false"}};
   if (!options.tokenizer_json.empty()) meta[kTokenizerMetadataKey] = options.tokenizer_json;
@@ -334,6 +357,14 @@ void check_head_i4_mults(const uint8_t* mult, int64_t V, int64_t D, int64_t row0
   }
 }
 
+TernaryLayout qweight_layout_of(const SafeTensorsFile& f) {
+  const auto it = f.metadata().find("qweight_layout");
+  const std::string found = it == f.metadata().end() ? "" : it->second;
+  if (found == "T16") return TernaryLayout::T16;
+  if (found == "T20") return TernaryLayout::T20;
+  throw_error("file '", f.source(), "': qweight_layout '", found, "', expected 'T16' or 'T20'");
+}
+
 HeadFormat head_format_from_name(const std::string& name) {
   if (name == "f32") return HeadFormat::F32;
   if (name == "i8") return HeadFormat::I8;
@@ -359,7 +390,7 @@ void write_packed_model(const std::filesystem::path& path, const TritterConfig& 
                         const PackOptions& options) {
   const auto table = tensor_table(config);
   const auto plan = packed_plan(config, table, options);
-  auto stream = std::make_shared<PackStream>(config, table, produce, options.head);
+  auto stream = std::make_shared<PackStream>(config, table, produce, options);
   std::vector<SafeTensorOut> out;
   out.reserve(plan.size());
   for (const PackedEntry& e : plan) {
@@ -384,11 +415,8 @@ PackedModel PackedModel::open(const std::filesystem::path& path) {
   const SafeTensorsFile& f = *m.file_;
   const std::string where = "file '" + f.source() + "'";
   const TritterConfig c = config_from_metadata(f, kPackedFormat);
-  auto layout = f.metadata().find("qweight_layout");
-  if (layout == f.metadata().end() || layout->second != "T16") {
-    throw_error(where, ": qweight_layout '", layout == f.metadata().end() ? "" : layout->second, "', expected 'T16'");
-  }
   PackOptions options;
+  options.layout = qweight_layout_of(f);
   auto head = f.metadata().find("head");
   if (head != f.metadata().end()) options.head = head_format_from_name(head->second);
   // What the config asks for against what the file holds, before the table and the layer list are sized from it.
@@ -405,7 +433,7 @@ PackedModel PackedModel::open(const std::filesystem::path& path) {
     if (!known.count(t.name)) throw_error(where, ": unexpected tensor '", t.name, "' (not in the packed table)");
   }
   m.weights_ = bind_weights(c, table, plan, [&](const PackedEntry& e) { return f.expect(e.name, e.dtype, e.shape).data; },
-                    where);
+                    where, options.layout);
   m.owned_.emplace_back();
   bind_cosine_head(*m.weights_, m.owned_.back(), nullptr);
   return m;
@@ -419,10 +447,12 @@ int64_t packed_model_bytes(const TritterConfig& config, const PackOptions& optio
   return bytes;
 }
 
-int64_t packed_layer_bytes(const TritterConfig& config, int layer) {
+int64_t packed_layer_bytes(const TritterConfig& config, int layer, TernaryLayout layout) {
   const auto table = tensor_table(config);
   int64_t bytes = 0;
-  for (const PackedEntry& e : packed_plan(config, table, PackOptions{})) {
+  PackOptions options;
+  options.layout = layout;
+  for (const PackedEntry& e : packed_plan(config, table, options)) {
     if (table[e.index].layer == layer) bytes += shape_numel(e.shape) * static_cast<int64_t>(dtype_size(e.dtype));
   }
   return bytes;
@@ -433,7 +463,7 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   PackedModel m;
   const auto table = tensor_table(config);
   const auto plan = packed_plan(config, table, options);
-  PackStream stream(config, table, produce, options.head);
+  PackStream stream(config, table, produce, options);
   std::map<std::string, size_t> index;
   for (const PackedEntry& e : plan) {
     index[e.name] = m.owned_.size();
@@ -461,7 +491,7 @@ PackedModel PackedModel::in_memory(const TritterConfig& config, const TensorProd
   }
   m.weights_ = bind_weights(config, table, plan, [&](const PackedEntry& e) {
     return static_cast<const uint8_t*>(m.owned_[index.at(e.name)].data());
-  }, "in-memory model");
+  }, "in-memory model", options.layout);
   m.owned_.emplace_back();
   bind_cosine_head(*m.weights_, m.owned_.back(), account);
   return m;

@@ -66,6 +66,9 @@ struct PackOptions {
   std::string tokenizer_json;  // the model's tokenizer.json text, stored in the file; "" for the byte tokenizer
   bool add_bos = false;        // prompts start with <bos> (the tokenizer's; Tritter's trainer adds none)
   std::string chat_template;   // the tokenizer's chat template (a converted HF/GGUF model's), "" for none
+  // How the qweights are stored (metadata qweight_layout "T16" or "T20"; kernels/ternary_matmul.h): T20 files are
+  // 20 % smaller in their ternary bytes and are mapped as they are; an engine that runs T16 re-lays them at load.
+  TernaryLayout layout = TernaryLayout::T16;
 };
 
 // Produces the fp32 values of table tensor `index` (info) into out (info.numel()).
@@ -84,7 +87,11 @@ void pack_checkpoint(const std::filesystem::path& path, const TritterConfig& con
 // Bytes of the packed file's tensor data (what PackedModel::in_memory allocates and an opened file maps, header
 // aside), from the same file plan the writer follows; and of the tensors of one layer (qweights, β, gains).
 int64_t packed_model_bytes(const TritterConfig& config, const PackOptions& options);
-int64_t packed_layer_bytes(const TritterConfig& config, int layer);
+// A packed file's qweight_layout (T16 or T20; an Error naming the file and the value otherwise).
+TernaryLayout qweight_layout_of(const SafeTensorsFile& file);
+// Throws Error (where: "file 'x': tensor 'y'") naming the first byte of p[0, n) that is no T20 code.
+void check_t20_codes(const uint8_t* p, size_t n, const std::string& where);
+int64_t packed_layer_bytes(const TritterConfig& config, int layer, TernaryLayout layout = TernaryLayout::T16);
 
 class PackedModel {
  public:

@@ -183,7 +183,8 @@ FinetuneResult run_finetune(Context& ctx, const FinetuneOptions& opt_in, const f
   // The output first: a file, a locked directory or an old run fails here, before the base is read.
   const OutputLock lock = prepare_output_dir(opt.out_dir, !resume_from.empty(), opt.overwrite, "finetune");
   bool replace_old_run = opt.overwrite && resume_from.empty() && holds_run(opt.out_dir);
-  const PackedModel base = open_lora_base(fo.base, &ctx.memory);
+  PackedModel base = open_lora_base(fo.base, &ctx.memory);
+  base.use_ternary_layout(TernaryLayout::T16, &ctx.memory);  // the backward through the base reads T16
   opt.config = base.config();
   // The adapter's size and rank against the base before it is allocated (an Error naming the matrix), then
   // the plan: adapters, gradients and two moments, plus the activations of one micro-batch.

@@ -273,9 +273,26 @@ TEST(Api, TernaryLayoutsGiveTheSameLogitsAndTokens) {
             std::string::npos);
   EXPECT_NE(error_of([&] {
               Model::open(f.pk, {.stream = true, .ternary_layout = "t20"});
-            }).find("t20 applies to a resident model"),
+            }).find("ternary layout t20 applies to a resident model"),
             std::string::npos);
   EXPECT_EQ(Model::open(f.pk, {.stream = true}).info().ternary_layout, "t16");  // auto: the file's layout
+
+  // A file stored in T20 (init --ternary-layout t20): the same logits resident in either layout and streamed.
+  const std::string pk20 = (f.dir / "pk20.st").string();
+  const auto r = test::run_cli("init --size test --seed 3 --packed --ternary-layout t20 -o " + pk20);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Model f20_as16 = Model::open(pk20, {.ternary_layout = "t16"});
+  const Model f20 = Model::open(pk20, {.ternary_layout = "t20"});
+  const Model f20_streamed = Model::open(pk20, {.stream = true, .memory_budget = parse_size("400K", "budget"),
+                                                .layer_group_size = 1});
+  EXPECT_EQ(f20_as16.info().ternary_layout, "t16");
+  EXPECT_EQ(f20_streamed.info().ternary_layout, "t20");  // streamed as the file stores it
+  Session a(t16, {.context = 64, .threads = 1});
+  const std::vector<float> want = a.forward(prompt);
+  for (const Model* m : {&f20_as16, &f20, &f20_streamed}) {
+    Session s(*m, {.context = 64, .threads = 1});
+    EXPECT_EQ(s.forward(prompt), want);
+  }
 }
 
 TEST(Api, ErrorsNameWhatWasWrong) {

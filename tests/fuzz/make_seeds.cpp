@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   pack_checkpoint(dir / "packed_model_seeds/tiny_f32_head.tritter", config, params, PackOptions{HeadFormat::F32});
   pack_checkpoint(dir / "packed_model_seeds/tiny_i8_head.tritter", config, params, PackOptions{HeadFormat::I8});
   pack_checkpoint(dir / "packed_model_seeds/tiny_i4_head.tritter", config, params, PackOptions{HeadFormat::I4});
+  PackOptions t20{HeadFormat::I8};
+  t20.layout = TernaryLayout::T20;
+  pack_checkpoint(dir / "packed_model_seeds/tiny_t20.tritter", config, params, t20);
   save_checkpoint(dir / "checkpoint_seeds/tiny_bf16.safetensors", config, params, {}, DType::BF16);
   save_checkpoint(dir / "checkpoint_seeds/tiny_f16.safetensors", config, params, {}, DType::F16);
   write_file_atomic(dir / "config_json_seeds/tiny.json", config_to_json(config).dump(2) + "\n");
