@@ -50,6 +50,11 @@ class SafeTensorsFile {
   const std::string& metadata_value(const std::string& key) const;
   size_t header_bytes() const { return header_bytes_; }  // N
   size_t file_bytes() const { return size_; }
+  // Whether p points into this object's own file mapping (false for an in-memory image).
+  bool maps(const void* p) const {
+    const auto* b = static_cast<const uint8_t*>(p);
+    return map_.data() != nullptr && b >= map_.data() && b < map_.data() + map_.size();
+  }
 
   const SafeTensor* find(std::string_view name) const;  // nullptr when absent
   // The tensor, or throws "file 'x': tensor 'name' is missing".

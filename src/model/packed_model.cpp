@@ -580,30 +580,28 @@ void PackedModel::use_ternary_layout(TernaryLayout layout, MemoryAccount* accoun
     }
   }
   if (mats.empty()) return;
+  // Each new buffer is allocated (and zeroed, so resident) just before its matrix is re-laid out, and a mapped
+  // matrix's pages are dropped just after: the peak holds a matrix or two twice, not the model (MemoryAccount is
+  // atomic).
   std::vector<Buffer> fresh(mats.size());
-  for (size_t i = 0; i < mats.size(); ++i) {
-    fresh[i] = Buffer(ternary_matrix_bytes(mats[i]->rows, mats[i]->cols, layout), MemCategory::Weights, account);
-  }
   parallel_for(0, static_cast<int64_t>(mats.size()), [&](int64_t i, int) {
     const TernaryMatrix& m = *mats[static_cast<size_t>(i)];
-    auto* out = static_cast<uint8_t*>(fresh[static_cast<size_t>(i)].data());
+    Buffer& buf = fresh[static_cast<size_t>(i)];
+    buf = Buffer(ternary_matrix_bytes(m.rows, m.cols, layout), MemCategory::Weights, account);
+    auto* out = static_cast<uint8_t*>(buf.data());
     if (layout == TernaryLayout::T20) {
       ternary_matrix_to_t20(out, m.data, m.rows, m.cols);
     } else {
       ternary_matrix_from_t20(out, m.data, m.rows, m.cols);
     }
+    if (file_ != nullptr && file_->maps(m.data)) drop_mapped_pages(m.data, ternary_matrix_bytes(m.rows, m.cols, m.layout));
   });
   for (size_t i = 0; i < mats.size(); ++i) {
     TernaryMatrix& m = *mats[i];
     const size_t old_bytes = ternary_matrix_bytes(m.rows, m.cols, m.layout);
-    bool owned = false;
     for (Buffer& b : owned_) {
-      if (b.data() == m.data) {
-        b = Buffer();
-        owned = true;
-      }
+      if (b.data() == m.data) b = Buffer();
     }
-    if (!owned && file_ != nullptr) drop_mapped_pages(m.data, old_bytes);
     weights_->bytes_per_token += fresh[i].bytes() - old_bytes;
     m.data = static_cast<const uint8_t*>(fresh[i].data());
     m.layout = layout;
