@@ -64,12 +64,7 @@ void ternary_unpack_rows(int8_t* q, const uint8_t* in, int64_t rows, int64_t col
 
 // ---- T16 kernel layout ----
 
-size_t ternary_matrix_bytes(int64_t rows, int64_t cols) {
-  TRITTER_CHECK(rows >= 0 && cols >= 0, "rows ", rows, " cols ", cols);
-  const int64_t nrb = (rows + kTernaryTileRows - 1) / kTernaryTileRows;
-  const int64_t ncb = (cols + kTernaryTileCols - 1) / kTernaryTileCols;
-  return static_cast<size_t>(nrb * ncb * kTernaryTileBytes);
-}
+size_t ternary_matrix_bytes(int64_t rows, int64_t cols) { return ternary_matrix_bytes(rows, cols, TernaryLayout::T16); }
 
 
 namespace {
@@ -165,10 +160,10 @@ void ternary_matrix_unpack(int8_t* q, const uint8_t* packed, int64_t rows, int64
 const char* ternary_layout_name(TernaryLayout layout) { return layout == TernaryLayout::T20 ? "t20" : "t16"; }
 
 size_t ternary_matrix_bytes(int64_t rows, int64_t cols, TernaryLayout layout) {
-  if (layout == TernaryLayout::T16) return ternary_matrix_bytes(rows, cols);
   TRITTER_CHECK(rows >= 0 && cols >= 0, "rows ", rows, " cols ", cols);
+  const int64_t tile_cols = layout == TernaryLayout::T20 ? kT20TileCols : kTernaryTileCols;
   const int64_t nrb = (rows + kTernaryTileRows - 1) / kTernaryTileRows;
-  const int64_t ncb = (cols + kT20TileCols - 1) / kT20TileCols;
+  const int64_t ncb = (cols + tile_cols - 1) / tile_cols;
   return static_cast<size_t>(nrb * ncb * kTernaryTileBytes);
 }
 

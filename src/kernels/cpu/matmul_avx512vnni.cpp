@@ -19,9 +19,11 @@
 
 #if defined(__x86_64__)
 // GCC 12 reports its own intrinsics' _mm512_undefined_* placeholders (avx512fintrin.h) as maybe-uninitialized
-// once they are inlined here; a known false positive, silenced for this file only.
+// once they are inlined here (as -Wuninitialized where the inlining is deeper); a known false positive, silenced
+// for this file only.
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -46,6 +48,20 @@ inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
+}
+
+// The 16 row sums s of band rb for token tok (exact int32, Σx already subtracted): to acc, or through the epilogue
+// s / (x_scale · σ) to y; rows past O masked.
+inline void store_band(const T16Args& a, int64_t rb, int64_t tok, __m512i s) {
+  const int64_t O = a.w->rows;
+  const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
+  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+  if (a.acc != nullptr) {
+    _mm512_mask_storeu_epi32(a.acc + tok * O + rb * 16, mask, s);
+  } else {
+    const __m512 y = _mm512_div_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(a.x_scale[tok] * a.w->sigma));
+    _mm512_mask_storeu_ps(a.y + tok * O + rb * 16, mask, y);
+  }
 }
 
 // acc[n·NA + j%NA] += tile · x[n][0..16) for the NB tokens; NA independent accumulators per token.
@@ -82,7 +98,7 @@ template <int NB, int NA, bool kShiftFree = false, int kSets = 1, bool kPrefetch
 void band_tokens(const T16Args& a, const uint8_t* band, int64_t rb, int64_t n0, const int32_t* xsum,
                  const int8_t (*xtail)[16], int64_t chunk0) {
   const TernaryMatrix& w = *a.w;
-  const int64_t I = w.cols, O = w.rows, ncb = (I + 15) / 16, nfull = I / 16;
+  const int64_t I = w.cols, ncb = (I + 15) / 16, nfull = I / 16;
   const int8_t* x[NB];
   for (int n = 0; n < NB; ++n) x[n] = a.xq + (chunk0 + n0 + n) * I;
   // kSets accumulator sets take alternate tiles, so a GEMV has 4·kSets independent vpdpbusd chains.
@@ -108,8 +124,6 @@ void band_tokens(const T16Args& a, const uint8_t* band, int64_t rb, int64_t n0, 
     for (int n = 0; n < NB; ++n) xt[n] = xtail[n0 + n];
     tile_step<NB, NA, kShiftFree>(acc, band + nfull * kTernaryTileBytes, xt, 0);
   }
-  const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
-  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
   for (int n = 0; n < NB; ++n) {
     __m512i s = acc[n * NA];
     if constexpr (kShiftFree) {
@@ -119,14 +133,7 @@ void band_tokens(const T16Args& a, const uint8_t* band, int64_t rb, int64_t n0, 
     } else {
       for (int k = 1; k < NA; ++k) s = _mm512_add_epi32(s, acc[n * NA + k]);
     }
-    s = _mm512_sub_epi32(s, _mm512_set1_epi32(xsum[n0 + n]));
-    const int64_t tok = chunk0 + n0 + n;
-    if (a.acc != nullptr) {
-      _mm512_mask_storeu_epi32(a.acc + tok * O + rb * 16, mask, s);
-    } else {
-      const __m512 y = _mm512_div_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(a.x_scale[tok] * w.sigma));
-      _mm512_mask_storeu_ps(a.y + tok * O + rb * 16, mask, y);
-    }
+    store_band(a, rb, chunk0 + n0 + n, _mm512_sub_epi32(s, _mm512_set1_epi32(xsum[n0 + n])));
   }
 }
 
@@ -162,7 +169,7 @@ inline __m512i times3(__m512i p) { return _mm512_add_epi8(_mm512_add_epi8(p, p),
 template <int NB, bool kPrefetch>
 void band_gemv_t20(const T16Args& a, int64_t rb, const int32_t* xsum, const int8_t (*xtail)[kT20TileCols]) {
   const TernaryMatrix& w = *a.w;
-  const int64_t I = w.cols, O = w.rows, ncb = (I + 19) / 20, nfull = I / 20;
+  const int64_t I = w.cols, ncb = (I + 19) / 20, nfull = I / 20;
   const uint8_t* band = w.data + rb * ncb * kTernaryTileBytes;
   const __m512i zero = _mm512_setzero_si512();
   __m512i A[NB], B[NB], C[NB], D[NB], total[NB];
@@ -204,17 +211,7 @@ void band_gemv_t20(const T16Args& a, int64_t rb, const int32_t* xsum, const int8
     step(band + nfull * kTernaryTileBytes, 0, true);
     fold();
   }
-  const int rows = static_cast<int>(std::min<int64_t>(16, O - rb * 16));
-  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
-  for (int n = 0; n < NB; ++n) {
-    const __m512i s = _mm512_sub_epi32(total[n], _mm512_set1_epi32(xsum[n]));
-    if (a.acc != nullptr) {
-      _mm512_mask_storeu_epi32(a.acc + n * O + rb * 16, mask, s);
-    } else {
-      const __m512 y = _mm512_div_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(a.x_scale[n] * w.sigma));
-      _mm512_mask_storeu_ps(a.y + n * O + rb * 16, mask, y);
-    }
-  }
+  for (int n = 0; n < NB; ++n) store_band(a, rb, n, _mm512_sub_epi32(total[n], _mm512_set1_epi32(xsum[n])));
 }
 
 template <int NB>
