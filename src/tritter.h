@@ -59,10 +59,10 @@ struct OpenOptions {
   // of 32 quantized at load from any model's head, about half of int8's bytes; not with stream) or "f32". A
   // packed file keeps the head it was packed with ("i8" also quantizes an f32 one).
   std::string head = "auto";
-  // The layout the ternary matrices of a resident model run in: "t16" (2 bits per weight, as files store them),
-  // "t20" (1.6 bits, re-laid out at load: 20 % fewer bytes per token; one-stream decode 1.1-1.3x faster on
-  // AVX-512 VNNI, batches of 2+ tokens slower) or "auto" (t20 on a CPU with AVX-512 VNNI, t16 elsewhere). A
-  // streamed model runs the layout its file stores (auto or that one).
+  // The layout the ternary matrices of a resident model run in: "t16" (2 bits per weight), "t20" (1.6 bits: 20 %
+  // fewer bytes per token; one-stream decode up to 1.3x faster on AVX-512 VNNI with 2+ threads, batches of 2+
+  // tokens slower), re-laid out at load when the file stores the other one, or "auto" (t20 on a CPU with AVX-512
+  // VNNI, t16 elsewhere). A streamed model runs the layout its file stores (auto or that one).
   std::string ternary_layout = "auto";
 };
 

@@ -41,12 +41,12 @@ struct LoadedModel {
 enum class HeadChoice { Auto, F32, I8, I4 };
 HeadChoice head_choice_from_name(const std::string& name);  // "auto" | "f32" | "i8" | "i4"; throws Error
 
-// The kernel layout a resident model's ternary matrices run in (kernels/ternary_matmul.h). T16 (2 bits per weight)
-// is what files store. T20 (1.6 bits) reads 20 % fewer bytes per token: on AVX-512 VNNI its one-stream decode
-// runs 1.1-1.3x faster than T16's, but batches of 2 to 64 tokens run 0.4-0.97x (the bytes need twice the
-// multiply-adds, or a decode to T16), and without vpdpbusd it is slower at every size. Auto: T20 on a CPU with
-// AVX-512 VNNI, T16 elsewhere — for commands that decode one stream (generate, the Python API); batching
-// commands (serve, eval, bench batch) run T16.
+// The kernel layout a resident model's ternary matrices run in (kernels/ternary_matmul.h); a file stores one of
+// the two (qweight_layout) and the other is built at load. T16: 2 bits per weight. T20 (1.6 bits) reads 20 % fewer
+// bytes per token: on AVX-512 VNNI its one-stream decode ran up to 1.3x T16's (2 threads; about even on one),
+// but batches of 2 to 64 tokens run 0.4-0.97x (the bytes need twice the multiply-adds, or a decode to T16), and
+// without vpdpbusd it is slower at every size. Auto: T20 on a CPU with AVX-512 VNNI, T16 elsewhere — for commands
+// that decode one stream (generate, the Python API); batching commands (serve, eval, bench batch) run T16.
 enum class LayoutChoice { Auto, T16, T20 };
 LayoutChoice layout_choice_from_name(const std::string& name);  // "auto" | "t16" | "t20"; throws Error
 TernaryLayout resolve_ternary_layout(LayoutChoice choice, const CpuFeatures& cpu);
