@@ -1,15 +1,16 @@
-// Prefill attention over in-batch q, k, v (kernels/attention.h): blocked scores through OpenBLAS, the per-row
-// logsumexp saved for the backward, which recomputes P. Any AttnMask (its visible range per row).
+// Prefill attention over in-batch q, k, v (kernels/attention.h): blocked scores through OpenBLAS, each row's
+// softmax and its backward in Highway (cpu/ops_hwy.cpp), the per-row logsumexp saved for the backward, which
+// recomputes P. Any AttnMask (its visible range per row).
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/ref/ref.h"
 
 namespace tritter {
@@ -43,6 +44,7 @@ int64_t attention_scratch_floats(const AttnShape& s, int threads) {
 void attention_forward(const Context& ctx, float* out, float* lse, const float* q, const float* k, const float* v,
                        const AttnShape& s, float* scratch) {
   if (ctx.kernels == KernelTier::Reference) return ref::attention_forward(out, lse, q, k, v, s);
+  const KernelTier tier = ternary_kernel_tier(ctx);  // the Highway body of the row softmax
   TRITTER_CHECK(s.H % s.K == 0, "H=", s.H, " K=", s.K);
   const int64_t G = s.H / s.K;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
@@ -62,17 +64,9 @@ void attention_forward(const Context& ctx, float* out, float* lse, const float* 
           const int64_t i = blk.i0 + r;
           float* Sr = S + r * nk;
           const int64_t lo = mask.lo(i) - blk.j0, hi = mask.hi(i, s.T) - blk.j0;  // visible columns [lo, hi]
-          float m = -std::numeric_limits<float>::infinity();
-          for (int64_t j = lo; j <= hi; ++j) m = std::max(m, Sr[j]);
-          float sum = 0.0f;
-          for (int64_t j = 0; j < nk; ++j) {
-            const float p = (j >= lo && j <= hi) ? std::exp(Sr[j] - m) : 0.0f;
-            Sr[j] = p;
-            sum += p;
-          }
-          const float inv = 1.0f / sum;
-          for (int64_t j = lo; j <= hi; ++j) Sr[j] *= inv;
-          lse[(b * s.H + h) * s.T + i] = m + std::log(sum);
+          std::fill(Sr, Sr + lo, 0.0f);
+          std::fill(Sr + hi + 1, Sr + nk, 0.0f);
+          lse[(b * s.H + h) * s.T + i] = cpu::softmax_row_lse(tier, Sr + lo, hi - lo + 1);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(s.d),
                     static_cast<int>(nk), 1.0f, S, static_cast<int>(nk), v + ((b * s.T + blk.j0) * s.K + kv) * s.d,
@@ -87,6 +81,7 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
                         const float* k, const float* v, const float* out, const float* lse, const AttnShape& s,
                         float* scratch) {
   if (ctx.kernels == KernelTier::Reference) return ref::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s);
+  const KernelTier tier = ternary_kernel_tier(ctx);
   const int64_t G = s.H / s.K;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.d)));
   const int threads = std::max(1, ctx.threads);
@@ -123,12 +118,11 @@ void attention_backward(const Context& ctx, float* dq, float* dk, float* dv, con
           for (int64_t j = 0; j < s.d; ++j) delta += do_i[j] * o_i[j];
           float* Pr = P + static_cast<int64_t>(r) * nk;
           float* dSr = dS + static_cast<int64_t>(r) * nk;
-          for (int64_t j = 0; j < nk; ++j) {
-            const bool vis = j >= lo && j <= hi;
-            const float p = vis ? std::exp(Pr[j] - l) : 0.0f;
-            Pr[j] = p;
-            dSr[j] = vis ? p * (dSr[j] - delta) : 0.0f;
+          for (float* row : {Pr, dSr}) {
+            std::fill(row, row + lo, 0.0f);
+            std::fill(row + hi + 1, row + nk, 0.0f);
           }
+          cpu::softmax_backward_row(tier, Pr + lo, dSr + lo, hi - lo + 1, l, delta);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, di, nk, scale, dS, nk, kb, Kd, 0.0f,
                     dq + ((b * s.T + blk.i0) * s.H + h) * s.d, Hd);

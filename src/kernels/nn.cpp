@@ -90,7 +90,9 @@ void bitweight_prepare(BitWeight& bw, int8_t* scratch_q) {
   ternary_quantize(scratch_q, bw.w, n, bw.sigma);
   ternary_matrix_pack(bw.packed, scratch_q, bw.O, bw.I);
   if (bw.wt) {
-    for (int64_t i = 0; i < n; ++i) bw.wt[i] = static_cast<float>(scratch_q[i]) / bw.sigma;
+    // q·fl(1/σ) is fl(q/σ) for q ∈ {−1, 0, 1}: the same bits as the division, without one per weight.
+    const float beta = 1.0f / bw.sigma;
+    for (int64_t i = 0; i < n; ++i) bw.wt[i] = static_cast<float>(scratch_q[i]) * beta;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <span>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/quantize.h"
@@ -45,6 +46,34 @@ TEST(TernaryQuantize, TiesToEvenAndClamp) {
   ternary_quantize(q, w, 7, 2.0f);
   const int8_t want[7] = {0, 1, 0, -1, 1, -1, 0};
   for (int i = 0; i < 7; ++i) EXPECT_EQ(q[i], want[i]) << i;
+}
+
+TEST(TernaryQuantize, EqualsRoundThenClampAtEveryBoundary) {
+  // The definition, clamp(rne(w·σ), −1, 1), against the two-compare form, on the floats around ±0.5 and ±1.5
+  // (w·σ lands on, just above and just below each), ±0, huge weights and a spread of random ones; n = 4099 so a
+  // vector body and its tail both run.
+  std::vector<float> w;
+  for (float edge : {0.5f, 1.5f, 2.5f}) {
+    for (float sign : {1.0f, -1.0f}) {
+      float v = sign * edge;
+      for (int k = 0; k < 4; ++k) v = std::nextafter(v, 0.0f);
+      for (int k = 0; k < 9; ++k, v = std::nextafter(v, sign * 10.0f)) w.push_back(v);
+    }
+  }
+  for (float v : {0.0f, -0.0f, 3e38f, -3e38f, 1e-30f, -1e-30f}) w.push_back(v);
+  uint64_t state = 12345;
+  while (w.size() < 4099) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    w.push_back(static_cast<float>(static_cast<int64_t>(state >> 33) % 4001 - 2000) / 1000.0f);
+  }
+  for (float sigma : {1.0f, 0.75f, 3.0f}) {
+    std::vector<int8_t> q(w.size());
+    ternary_quantize(q.data(), w.data(), static_cast<int64_t>(w.size()), sigma);
+    for (size_t i = 0; i < w.size(); ++i) {
+      const float want = std::fmin(std::fmax(std::nearbyint(w[i] * sigma), -1.0f), 1.0f);
+      ASSERT_EQ(q[i], static_cast<int8_t>(want)) << "w " << w[i] << " sigma " << sigma;
+    }
+  }
 }
 
 TEST(TernaryQuantize, AllEqualAndZeroRows) {

@@ -17,6 +17,10 @@ void rope_apply(KernelTier tier, float* x, const float* cos, const float* sin, i
 void relu2(KernelTier tier, float* y, const float* x, int64_t n);
 void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n);
 void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n);
+// One row of the prefill attention (attention_prefill.cpp): the softmax in place, returning its log-sum-exp; and
+// its backward, p = exp(s − lse) in place of the scores s and ds ← p ⊙ (ds − delta).
+float softmax_row_lse(KernelTier tier, float* row, int64_t n);
+void softmax_backward_row(KernelTier tier, float* s, float* ds, int64_t n, float lse, float delta);
 // dx (N, I) = dy (N, O) · Wq / σ for the tile columns [cb_begin, cb_end) (one thread's share).
 void ternary_matmul_t_cols(KernelTier tier, float* dx, const float* dy, const TernaryMatrix& w, int64_t N,
                            int64_t cb_begin, int64_t cb_end);

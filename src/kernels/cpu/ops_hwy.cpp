@@ -185,37 +185,64 @@ void Relu2Glu(float* y, const float* gate, const float* up, int64_t n) {
   }
 }
 
-void SoftmaxRows(float* x, int64_t rows, int64_t n) {
+// exp(t) for t ≤ ~0 (a score minus its row's max or log-sum-exp); below kLow it is < 2e-38 and flushed to 0, so
+// −inf masks give exactly 0.
+constexpr float kExpLow = -87.0f;
+
+// Softmax of row[0..n) in place; returns the row's log-sum-exp m + log Σ exp(row − m).
+float SoftmaxRowLse(float* row, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
-  const float kLow = -87.0f;  // exp below this is < 2e-38: flushed to 0 (and −inf masks give exactly 0)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* row = x + r * n;
-    auto vm = hn::Set(d, -INFINITY);
-    int64_t k = 0;
-    for (; k + L <= n; k += L) vm = hn::Max(vm, hn::LoadU(d, row + k));
-    float m = hn::GetLane(hn::MaxOfLanes(d, vm));
-    for (; k < n; ++k) m = std::fmax(m, row[k]);
-    const auto vmm = hn::Set(d, m), vlow = hn::Set(d, kLow);
-    auto vsum = hn::Zero(d);
-    k = 0;
-    for (; k + L <= n; k += L) {
-      const auto t = hn::Sub(hn::LoadU(d, row + k), vmm);
-      const auto e = hn::IfThenElseZero(hn::Ge(t, vlow), hn::Exp(d, hn::Max(t, vlow)));
-      hn::StoreU(e, d, row + k);
-      vsum = hn::Add(vsum, e);
-    }
-    float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
-    for (; k < n; ++k) {
-      const float t = row[k] - m;
-      row[k] = t >= kLow ? std::exp(t) : 0.0f;
-      sum += row[k];
-    }
-    const float inv = 1.0f / sum;
-    const auto vinv = hn::Set(d, inv);
-    k = 0;
-    for (; k + L <= n; k += L) hn::StoreU(hn::Mul(hn::LoadU(d, row + k), vinv), d, row + k);
-    for (; k < n; ++k) row[k] *= inv;
+  auto vm = hn::Set(d, -INFINITY);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) vm = hn::Max(vm, hn::LoadU(d, row + k));
+  float m = hn::GetLane(hn::MaxOfLanes(d, vm));
+  for (; k < n; ++k) m = std::fmax(m, row[k]);
+  const auto vmm = hn::Set(d, m), vlow = hn::Set(d, kExpLow);
+  auto vsum = hn::Zero(d);
+  k = 0;
+  for (; k + L <= n; k += L) {
+    const auto t = hn::Sub(hn::LoadU(d, row + k), vmm);
+    const auto e = hn::IfThenElseZero(hn::Ge(t, vlow), hn::Exp(d, hn::Max(t, vlow)));
+    hn::StoreU(e, d, row + k);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+  for (; k < n; ++k) {
+    const float t = row[k] - m;
+    row[k] = t >= kExpLow ? std::exp(t) : 0.0f;
+    sum += row[k];
+  }
+  const float inv = 1.0f / sum;
+  const auto vinv = hn::Set(d, inv);
+  k = 0;
+  for (; k + L <= n; k += L) hn::StoreU(hn::Mul(hn::LoadU(d, row + k), vinv), d, row + k);
+  for (; k < n; ++k) row[k] *= inv;
+  return m + std::log(sum);
+}
+
+void SoftmaxRows(float* x, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) SoftmaxRowLse(x + r * n, n);
+}
+
+// One attention row's softmax backward from its scores s and log-sum-exp: p = exp(s − lse) (in place of s),
+// ds ← p ⊙ (ds − delta), with ds = dP on entry and delta = Σ dO·O.
+void SoftmaxBackwardRow(float* s, float* ds, int64_t n, float lse, float delta) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto vl = hn::Set(d, lse), vdelta = hn::Set(d, delta), vlow = hn::Set(d, kExpLow);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    const auto t = hn::Sub(hn::LoadU(d, s + k), vl);
+    const auto p = hn::IfThenElseZero(hn::Ge(t, vlow), hn::Exp(d, hn::Max(t, vlow)));
+    hn::StoreU(p, d, s + k);
+    hn::StoreU(hn::Mul(p, hn::Sub(hn::LoadU(d, ds + k), vdelta)), d, ds + k);
+  }
+  for (; k < n; ++k) {
+    const float t = s[k] - lse;
+    const float p = t >= kExpLow ? std::exp(t) : 0.0f;
+    s[k] = p;
+    ds[k] = p * (ds[k] - delta);
   }
 }
 
@@ -343,6 +370,8 @@ HWY_EXPORT(RopeApply);
 HWY_EXPORT(Relu2);
 HWY_EXPORT(Relu2Glu);
 HWY_EXPORT(SoftmaxRows);
+HWY_EXPORT(SoftmaxRowLse);
+HWY_EXPORT(SoftmaxBackwardRow);
 HWY_EXPORT(TernaryMatmulTCols);
 
 // A forced tier calls that target's copy directly; Auto lets Highway pick. Targets not compiled here (e.g. on Arm)
@@ -384,6 +413,10 @@ void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, in
 }
 void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n) {
   TRITTER_HWY_CALL(tier, SoftmaxRows, x, rows, n);
+}
+float softmax_row_lse(KernelTier tier, float* row, int64_t n) { TRITTER_HWY_CALL(tier, SoftmaxRowLse, row, n); }
+void softmax_backward_row(KernelTier tier, float* s, float* ds, int64_t n, float lse, float delta) {
+  TRITTER_HWY_CALL(tier, SoftmaxBackwardRow, s, ds, n, lse, delta);
 }
 void ternary_matmul_t_cols(KernelTier tier, float* dx, const float* dy, const TernaryMatrix& w, int64_t N,
                            int64_t cb_begin, int64_t cb_end) {
