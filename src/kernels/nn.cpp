@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/quantize.h"
 #include "kernels/ref/ref.h"
@@ -21,61 +22,33 @@ namespace tritter {
 
 namespace {
 int nthreads(const Context& ctx) { return std::max(1, ctx.threads); }
-
-// Σ a·b with 16 interleaved partial sums: a fixed summation order (deterministic) that the compiler vectorizes
-// without -ffast-math; the partials are added in a fixed tree at the end.
-float sum_products(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int k = 0; k < 16; ++k) acc[k] += a[j + k] * b[j + k];
-  for (; j < n; ++j) acc[j & 15] += a[j] * b[j];
-  for (int w = 8; w >= 1; w /= 2)
-    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
-  return acc[0];
-}
 }  // namespace
 
 // ---------------------------------------------------------------- RMSNorm
 void rmsnorm_forward(const Context& ctx, float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n,
                      float eps) {
   if (ctx.kernels == KernelTier::Reference) return ref::rmsnorm_forward(y, rstd, x, g, N, n, eps);
-#pragma omp parallel for num_threads(nthreads(ctx)) schedule(static)
-  for (int64_t row = 0; row < N; ++row) {
-    const float* xr = x + row * n;
-    float* yr = y + row * n;
-    const float r = 1.0f / std::sqrt(sum_products(xr, xr, n) / static_cast<float>(n) + eps);
-    rstd[row] = r;
-    for (int64_t j = 0; j < n; ++j) yr[j] = xr[j] * r * g[j];
+  const KernelTier tier = ternary_kernel_tier(ctx);
+  const int threads = static_cast<int>(std::min<int64_t>(nthreads(ctx), std::max<int64_t>(N, 1)));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int64_t lo = N * t / threads, hi = N * (t + 1) / threads;
+    cpu::rmsnorm_forward_rows(tier, y + lo * n, rstd + lo, x + lo * n, g, hi - lo, n, eps);
   }
 }
 
 void rmsnorm_backward(const Context& ctx, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
                       const float* g, int64_t N, int64_t n) {
   if (ctx.kernels == KernelTier::Reference) return ref::rmsnorm_backward(dx, dg, dy, x, rstd, g, N, n);
+  const KernelTier tier = ternary_kernel_tier(ctx);
   const int threads = static_cast<int>(std::min<int64_t>(nthreads(ctx), std::max<int64_t>(N, 1)));
+  // Each thread sums its rows' dg into its own partial; the partials are added in thread order after.
   std::vector<float> partial(static_cast<size_t>(threads * n), 0.0f);
-#pragma omp parallel num_threads(threads)
-  {
-    const int tid = omp_get_thread_num();
-    const int nt = omp_get_num_threads();
-    const int64_t lo = N * tid / nt, hi = N * (tid + 1) / nt;
-    float* dgp = partial.data() + tid * n;
-    std::vector<float> dn(static_cast<size_t>(n));
-    for (int64_t row = lo; row < hi; ++row) {
-      const float* xr = x + row * n;
-      const float* dyr = dy + row * n;
-      float* dxr = dx + row * n;
-      const float r = rstd[row];
-      for (int64_t j = 0; j < n; ++j) {
-        dn[j] = dyr[j] * g[j];
-        dgp[j] += dyr[j] * (xr[j] * r);
-      }
-      // mean(dn ⊙ n̂) = r · mean(dn ⊙ x)
-      const float c = r * sum_products(dn.data(), xr, n) / static_cast<float>(n);
-      const float rc = r * c;
-      for (int64_t j = 0; j < n; ++j) dxr[j] += r * (dn[j] - xr[j] * rc);
-    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    const int64_t lo = N * t / threads, hi = N * (t + 1) / threads;
+    cpu::rmsnorm_backward_rows(tier, dx + lo * n, partial.data() + t * n, dy + lo * n, x + lo * n, rstd + lo, g,
+                               hi - lo, n);
   }
   for (int t = 0; t < threads; ++t) {
     for (int64_t j = 0; j < n; ++j) dg[j] += partial[t * n + j];

@@ -13,6 +13,11 @@ void quantize_activations(KernelTier tier, int8_t* xq, float* scale, const float
 void rmsnorm(KernelTier tier, float* y, const float* x, const float* g, int64_t N, int64_t n, float eps);
 void rmsnorm_quantize(KernelTier tier, int8_t* xq, float* scale, const float* x, const float* g, int64_t N,
                       int64_t n, float eps);
+// Training's RMSNorm over N rows: the forward keeps rstd (N); the backward adds into dx (N, n) and dg (n).
+void rmsnorm_forward_rows(KernelTier tier, float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n,
+                          float eps);
+void rmsnorm_backward_rows(KernelTier tier, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
+                           const float* g, int64_t N, int64_t n);
 void rope_apply(KernelTier tier, float* x, const float* cos, const float* sin, int64_t T, int64_t heads, int64_t d);
 void relu2(KernelTier tier, float* y, const float* x, int64_t n);
 void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n);

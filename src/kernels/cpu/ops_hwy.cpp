@@ -119,6 +119,64 @@ void Rmsnorm(float* y, const float* x, const float* g, int64_t N, int64_t n, flo
   }
 }
 
+// Training's forward: Rmsnorm that also keeps each row's 1/rms (rstd) for the backward.
+void RmsnormForward(float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n, float eps) {
+  for (int64_t r = 0; r < N; ++r) rstd[r] = rms_factor(x + r * n, n, eps);
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t r = 0; r < N; ++r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    const auto vf = hn::Set(d, rstd[r]);
+    int64_t k = 0;
+    for (; k + L <= n; k += L) hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, xr + k), vf), hn::LoadU(d, g + k)), d, yr + k);
+    for (; k < n; ++k) yr[k] = xr[k] * rstd[r] * g[k];
+  }
+}
+
+// RMSNorm backward of N rows: dx += r·(dn − x·r·c) with dn = dy ⊙ g, c = r·mean(dn ⊙ x); dg += Σ_rows dy ⊙ x·r.
+void RmsnormBackward(float* dx, float* dg, const float* dy, const float* x, const float* rstd, const float* g,
+                     int64_t N, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t row = 0; row < N; ++row) {
+    const float* xr = x + row * n;
+    const float* dyr = dy + row * n;
+    float* dxr = dx + row * n;
+    const float r = rstd[row];
+    const auto vr = hn::Set(d, r);
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d);
+    int64_t k = 0;
+    for (; k + 2 * L <= n; k += 2 * L) {
+      const auto x0 = hn::LoadU(d, xr + k), x1 = hn::LoadU(d, xr + k + L);
+      const auto y0 = hn::LoadU(d, dyr + k), y1 = hn::LoadU(d, dyr + k + L);
+      a0 = hn::MulAdd(hn::Mul(y0, hn::LoadU(d, g + k)), x0, a0);
+      a1 = hn::MulAdd(hn::Mul(y1, hn::LoadU(d, g + k + L)), x1, a1);
+      hn::StoreU(hn::MulAdd(y0, hn::Mul(x0, vr), hn::LoadU(d, dg + k)), d, dg + k);
+      hn::StoreU(hn::MulAdd(y1, hn::Mul(x1, vr), hn::LoadU(d, dg + k + L)), d, dg + k + L);
+    }
+    for (; k + L <= n; k += L) {
+      const auto x0 = hn::LoadU(d, xr + k), y0 = hn::LoadU(d, dyr + k);
+      a0 = hn::MulAdd(hn::Mul(y0, hn::LoadU(d, g + k)), x0, a0);
+      hn::StoreU(hn::MulAdd(y0, hn::Mul(x0, vr), hn::LoadU(d, dg + k)), d, dg + k);
+    }
+    float dot = hn::GetLane(hn::SumOfLanes(d, hn::Add(a0, a1)));
+    for (; k < n; ++k) {
+      dot += dyr[k] * g[k] * xr[k];
+      dg[k] += dyr[k] * (xr[k] * r);
+    }
+    const float rc = r * (r * dot / static_cast<float>(n));
+    const auto vrc = hn::Set(d, rc);
+    k = 0;
+    for (; k + L <= n; k += L) {
+      const auto dn = hn::Mul(hn::LoadU(d, dyr + k), hn::LoadU(d, g + k));
+      const auto t = hn::NegMulAdd(hn::LoadU(d, xr + k), vrc, dn);  // dn − x·rc
+      hn::StoreU(hn::MulAdd(vr, t, hn::LoadU(d, dxr + k)), d, dxr + k);
+    }
+    for (; k < n; ++k) dxr[k] += r * (dyr[k] * g[k] - xr[k] * rc);
+  }
+}
+
 void RmsnormQuantize(int8_t* xq, float* scale, const float* x, const float* g, int64_t N, int64_t n, float eps) {
   for (int64_t r = 0; r < N; ++r) {
     const float* xr = x + r * n;
@@ -366,6 +424,8 @@ namespace tritter::cpu {
 HWY_EXPORT(QuantizeActivations);
 HWY_EXPORT(Rmsnorm);
 HWY_EXPORT(RmsnormQuantize);
+HWY_EXPORT(RmsnormForward);
+HWY_EXPORT(RmsnormBackward);
 HWY_EXPORT(RopeApply);
 HWY_EXPORT(Relu2);
 HWY_EXPORT(Relu2Glu);
@@ -399,6 +459,14 @@ void quantize_activations(KernelTier tier, int8_t* xq, float* scale, const float
 }
 void rmsnorm(KernelTier tier, float* y, const float* x, const float* g, int64_t N, int64_t n, float eps) {
   TRITTER_HWY_CALL(tier, Rmsnorm, y, x, g, N, n, eps);
+}
+void rmsnorm_forward_rows(KernelTier tier, float* y, float* rstd, const float* x, const float* g, int64_t N, int64_t n,
+                          float eps) {
+  TRITTER_HWY_CALL(tier, RmsnormForward, y, rstd, x, g, N, n, eps);
+}
+void rmsnorm_backward_rows(KernelTier tier, float* dx, float* dg, const float* dy, const float* x, const float* rstd,
+                           const float* g, int64_t N, int64_t n) {
+  TRITTER_HWY_CALL(tier, RmsnormBackward, dx, dg, dy, x, rstd, g, N, n);
 }
 void rmsnorm_quantize(KernelTier tier, int8_t* xq, float* scale, const float* x, const float* g, int64_t N,
                       int64_t n, float eps) {
