@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 # test`) compiles all of src/ and cli/ with clang (the second compiler's check) and the unit tests of SAN_LABELS,
 # and runs those and the fuzz targets, each for FUZZ_SECONDS. `make fuzz` is the fuzz targets alone.
 SAN_BUILD ?= build-san
-SAN_LABELS ?= core|io|text|model|data
+SAN_LABELS ?= core|io|text|model|data|audio
 SAN_TARGETS ?= tritter_cli fuzz $(foreach l,$(subst |, ,$(SAN_LABELS)),tritter_$(l)_tests)
 # Left out of the sanitizer run for time: equivalence runs over megabytes of text and the 2 GB JSONL line, whose
 # code the smaller tests and the fuzz targets already take through (they still run in build/).

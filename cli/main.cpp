@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   cli::add_serve_command(app, global);
   cli::add_embed_command(app, global);
   cli::add_train_tokenizer_command(app, global);
+  cli::add_audio_command(app, global);
   cli::add_train_command(app, global); cli::add_grads_command(app, global); cli::add_eval_command(app, global); cli::add_export_command(app, global); cli::add_bench_train_command(app, global);
   cli::add_expand_command(app, global); cli::add_bench_long_command(app, global);
 

@@ -12,6 +12,7 @@ packages=(
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
   libopenmpi-dev openmpi-bin
   libcpp-httplib-dev chromium
+  libsndfile1-dev libsoxr-dev
 )
 missing=()
 for p in "${packages[@]}"; do
