@@ -27,6 +27,7 @@
 #include "core/context.h"
 #include "core/rng.h"
 #include "kernels/attention.h"
+#include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/head.h"
 #include "kernels/kv_quant.h"
@@ -451,6 +452,67 @@ std::vector<OpCase> make_ops() {
     chk.close("v", v, vr, 4 * kEps * max_abs(vr));
     // the step is ≤ step_size·|m|/(√v/bc2): bounded by step_size·(1−b1)/√(1−b2)·bc2 ≈ 1e-3·0.32; 8 eps of |p| + that
     chk.close("p", p, pr, 8 * kEps * (max_abs(pr) + 1e-3 * 10));
+  }});
+
+  // ---- conv.h: the audio codec's 1-D ops. Dims (Cin, Cout, T, K·100 + stride·10 + dilation), B = 2.
+  const std::vector<Dims> convs = {{1, 1, 1, 111}, {3, 5, 17, 311}, {2, 7, 33, 813}, {5, 3, 65, 713}, {16, 8, 31, 421}};
+  auto conv_shape = [](const Dims& s) {
+    return Conv1dShape{.B = 2, .Cin = s.a, .Cout = s.b, .T = s.c, .K = s.d / 100, .stride = s.d / 10 % 10,
+                       .dilation = s.d % 10};
+  };
+  for (bool transposed : {false, true}) {
+    ops.push_back({transposed ? "conv_transpose1d fwd+bwd" : "conv1d fwd+bwd", convs,
+                   [transposed, conv_shape](const Context& ctx, const Dims& d, Rng& rng, Check& chk) {
+      Conv1dShape s = conv_shape(d);
+      if (!transposed) s.T += s.dilation * (s.K - 1);  // at least one output step
+      const int64_t To = transposed ? s.transpose_out() : s.conv_out();
+      const auto x = randn(rng, s.B * s.Cin * s.T), w = randn(rng, s.Cin * s.Cout * s.K, 0.5f), b = randn(rng, s.Cout);
+      const auto dy = randn(rng, s.B * s.Cout * To);
+      auto y = nan_vec(s.B * s.Cout * To), yr = y;
+      auto dx = randn(rng, x.size()), dw = randn(rng, w.size()), db = randn(rng, b.size());  // all accumulate
+      auto dxr = dx, dwr = dw, dbr = db;
+      if (transposed) {
+        conv_transpose1d_forward(ctx, y.data(), x.data(), w.data(), b.data(), s);
+        ref::conv_transpose1d_forward(yr.data(), x.data(), w.data(), b.data(), s);
+        conv_transpose1d_backward(ctx, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s);
+        ref::conv_transpose1d_backward(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), s);
+      } else {
+        conv1d_forward(ctx, y.data(), x.data(), w.data(), b.data(), s);
+        ref::conv1d_forward(yr.data(), x.data(), w.data(), b.data(), s);
+        conv1d_backward(ctx, dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s);
+        ref::conv1d_backward(dxr.data(), dwr.data(), dbr.data(), dy.data(), x.data(), w.data(), s);
+      }
+      // y and dx: sums of at most Cin·K (Cout·K) products plus the bias; dw: B·T' products of |dy||x|; db: B·T' terms.
+      const int64_t taps = std::max(s.Cin, s.Cout) * s.K + 1;
+      chk.close("y", y, yr, sum_tol(taps, max_abs(w), max_abs(x)) + 4 * kEps * max_abs(b));
+      chk.close("dx", dx, dxr, sum_tol(taps, max_abs(w), max_abs(dy)) + 2 * kEps * max_abs(dxr));
+      chk.close("dw", dw, dwr, sum_tol(s.B * std::max(To, s.T) + 1, max_abs(dy), max_abs(x)) + 2 * kEps * max_abs(dwr));
+      chk.close("db", db, dbr, sum_tol(s.B * To + 1, max_abs(dy), 1.0) + 2 * kEps * max_abs(dbr));
+    }});
+  }
+  ops.push_back({"pad1d reflect/zero fwd+bwd", rows, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const int64_t R = s.a, T = s.b, left = (T - 1) / 2, right = T - 1 - left;
+    for (PadMode mode : {PadMode::Reflect, PadMode::Zero}) {
+      const auto x = randn(rng, R * T), dy = randn(rng, R * (left + T + right));
+      auto y = nan_vec(R * (left + T + right)), yr = y;
+      pad1d_forward(ctx, y.data(), x.data(), R, T, left, right, mode);
+      ref::pad1d_forward(yr.data(), x.data(), R, T, left, right, mode);
+      chk.exact("y", y, yr);
+      auto dx = randn(rng, R * T), dxr = dx;
+      pad1d_backward(ctx, dx.data(), dy.data(), R, T, left, right, mode);
+      ref::pad1d_backward(dxr.data(), dy.data(), R, T, left, right, mode);
+      chk.close("dx", dx, dxr, 4 * kEps * (max_abs(dx) + 3 * max_abs(dy)));  // at most 3 terms per sample
+    }
+  }});
+  ops.push_back({"elu fwd+bwd", flat, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const auto x = randn(rng, s.a, 3.0f), dy = randn(rng, s.a);
+    auto y = nan_vec(s.a), yr = y, dx = nan_vec(s.a), dxr = dx;
+    elu_forward(ctx, y.data(), x.data(), s.a, 1.0f);
+    ref::elu_forward(yr.data(), x.data(), s.a, 1.0f);
+    elu_backward(ctx, dx.data(), dy.data(), x.data(), s.a, 1.0f);
+    ref::elu_backward(dxr.data(), dy.data(), x.data(), s.a, 1.0f);
+    chk.close("y", y, yr, 4 * kEps * max_abs(yr));
+    chk.close("dx", dx, dxr, 4 * kEps * max_abs(dxr));
   }});
 
   // ---- attention

@@ -21,48 +21,12 @@
 namespace tritter {
 namespace {
 
-using Vec = std::vector<double>;
-
+using test::dot;
+using test::expect_grad_near;
+using test::numeric_grad;
 using test::randn;
-Vec to_double(const std::vector<float>& v) { return Vec(v.begin(), v.end()); }
-
-// Central differences of f at x in double: g[i] = (f(x + h e_i) − f(x − h e_i)) / 2h.
-Vec numeric_grad(const std::function<double(const Vec&)>& f, Vec x, double h = 1e-6) {
-  Vec g(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double keep = x[i];
-    x[i] = keep + h;
-    const double up = f(x);
-    x[i] = keep - h;
-    const double down = f(x);
-    x[i] = keep;
-    g[i] = (up - down) / (2 * h);
-  }
-  return g;
-}
-
-// Float analytic gradient vs double numeric: |a − n| ≤ tol · max|n| + 1e-6 elementwise, reporting the worst.
-// tol = 1e-4 covers fp32 rounding of O(10²)-term sums (~n·2^−24 ≈ 1e-5) with margin; the FD error is ~1e-9; the
-// 1e-6 floor is fp32 noise on O(1) inputs where the exact gradient is 0 (attention with window 1).
-void expect_grad_near(const std::vector<float>& analytic, const Vec& numeric, const char* what, double tol = 1e-4) {
-  ASSERT_EQ(analytic.size(), numeric.size()) << what;
-  double scale = 0;
-  for (double v : numeric) scale = std::max(scale, std::abs(v));
-  size_t worst = 0;
-  double worst_err = -1;
-  for (size_t i = 0; i < numeric.size(); ++i) {
-    const double e = std::abs(analytic[i] - numeric[i]);
-    if (e > worst_err) worst_err = e, worst = i;
-  }
-  EXPECT_LE(worst_err, tol * scale + 1e-6)
-      << what << ": worst element " << worst << " analytic " << analytic[worst] << " numeric " << numeric[worst];
-}
-
-double dot(const Vec& a, const Vec& w) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * w[i];
-  return s;
-}
+using test::to_double;
+using test::Vec;
 
 // Contexts are not movable (they own a MemoryAccount): fill one in place.
 #define MAKE_CTX(name, n) \

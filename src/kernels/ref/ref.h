@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "kernels/attention.h"
+#include "kernels/conv.h"
 #include "kernels/head.h"
 #include "kernels/kv_quant.h"
 #include "kernels/nn.h"
@@ -103,5 +104,17 @@ void kv_f16_decode(float* out, const uint16_t* in, int64_t n);
 inline float ternary_epilogue(int32_t acc, float x_scale, float sigma) {
   return static_cast<float>(acc) / (x_scale * sigma);
 }
+
+// 1-D convolution ops (kernels/conv.h): direct loops over the definition, sums in double.
+void conv1d_forward(float* y, const float* x, const float* w, const float* b, const Conv1dShape& s);
+void conv1d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     const Conv1dShape& s);
+void conv_transpose1d_forward(float* y, const float* x, const float* w, const float* b, const Conv1dShape& s);
+void conv_transpose1d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                               const Conv1dShape& s);
+void pad1d_forward(float* y, const float* x, int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode);
+void pad1d_backward(float* dx, const float* dy, int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode);
+void elu_forward(float* y, const float* x, int64_t n, float alpha);
+void elu_backward(float* dx, const float* dy, const float* x, int64_t n, float alpha);
 
 }  // namespace tritter::ref

@@ -1,0 +1,198 @@
+// 1-D convolution ops (kernels/conv.h): im2col / col2im around gemm_f32, one batch element at a time.
+#include "kernels/conv.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/ref/ref.h"
+
+namespace tritter {
+
+namespace {
+
+void check_shape(const Conv1dShape& s, const char* op, bool transposed) {
+  if (s.B < 1 || s.Cin < 1 || s.Cout < 1 || s.T < 1 || s.K < 1 || s.stride < 1 || s.dilation < 1) {
+    throw_error(op, ": shape: found B=", s.B, " Cin=", s.Cin, " Cout=", s.Cout, " T=", s.T, " K=", s.K, " stride=",
+                s.stride, " dilation=", s.dilation, ", expected every one >= 1");
+  }
+  if (!transposed && s.conv_out() < 1) {
+    throw_error(op, ": input length: found T=", s.T, ", expected at least the receptive field dilation*(K-1)+1 = ",
+                s.dilation * (s.K - 1) + 1);
+  }
+}
+
+// cols (C·K, n) with cols[(c·K + k)·n + t] = x[c·len + t·stride + k·dilation]: the input window of each output step.
+void im2col(float* cols, const float* x, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
+            int64_t dilation) {
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = x + c * len + k * dilation;
+      float* dst = cols + (c * K + k) * n;
+      if (stride == 1) {
+        std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      } else {
+        for (int64_t t = 0; t < n; ++t) dst[t] = src[t * stride];
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: x[c·len + t·stride + k·dilation] += cols[(c·K + k)·n + t].
+void col2im_add(float* x, const float* cols, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
+                int64_t dilation) {
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k = 0; k < K; ++k) {
+      float* dst = x + c * len + k * dilation;
+      const float* src = cols + (c * K + k) * n;
+      for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
+    }
+  }
+}
+
+void add_bias(float* y, const float* b, int64_t C, int64_t n) {
+  if (!b) return;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t t = 0; t < n; ++t) y[c * n + t] += b[c];
+}
+
+void add_row_sums(float* db, const float* dy, int64_t C, int64_t n) {
+  if (!db) return;
+  for (int64_t c = 0; c < C; ++c) {
+    float s = 0.0f;
+    for (int64_t t = 0; t < n; ++t) s += dy[c * n + t];
+    db[c] += s;
+  }
+}
+
+}  // namespace
+
+void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
+                    const Conv1dShape& s) {
+  check_shape(s, "conv1d", false);
+  if (ctx.kernels == KernelTier::Reference) return ref::conv1d_forward(y, x, w, b, s);
+  const int64_t To = s.conv_out(), CK = s.Cin * s.K;
+  const bool direct = s.K == 1 && s.stride == 1;  // a pointwise conv reads x as its own cols
+  std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * To));
+  for (int64_t b0 = 0; b0 < s.B; ++b0) {
+    const float* xb = x + b0 * s.Cin * s.T;
+    float* yb = y + b0 * s.Cout * To;
+    if (!direct) im2col(cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
+    gemm_f32(ctx, yb, w, direct ? xb : cols.data(), s.Cout, To, CK, false, false, 1.0f, 0.0f);  // (Cout, T')
+    add_bias(yb, b, s.Cout, To);
+  }
+}
+
+void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
+                     const float* w, const Conv1dShape& s) {
+  check_shape(s, "conv1d backward", false);
+  if (ctx.kernels == KernelTier::Reference) return ref::conv1d_backward(dx, dw, db, dy, x, w, s);
+  const int64_t To = s.conv_out(), CK = s.Cin * s.K;
+  std::vector<float> cols(static_cast<size_t>(CK * To));
+  for (int64_t b0 = 0; b0 < s.B; ++b0) {
+    const float* xb = x + b0 * s.Cin * s.T;
+    const float* dyb = dy + b0 * s.Cout * To;
+    if (dw) {
+      im2col(cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
+      gemm_f32(ctx, dw, dyb, cols.data(), s.Cout, CK, To, false, true, 1.0f, 1.0f);  // (Cout, Cin·K) += dy·colsᵀ
+    }
+    add_row_sums(db, dyb, s.Cout, To);
+    if (dx) {
+      gemm_f32(ctx, cols.data(), w, dyb, CK, To, s.Cout, true, false, 1.0f, 0.0f);  // dcols (Cin·K, T') = wᵀ·dy
+      col2im_add(dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
+    }
+  }
+}
+
+void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
+                              const Conv1dShape& s) {
+  check_shape(s, "conv_transpose1d", true);
+  if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_forward(y, x, w, b, s);
+  const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
+  std::vector<float> cols(static_cast<size_t>(OK * s.T));
+  for (int64_t b0 = 0; b0 < s.B; ++b0) {
+    float* yb = y + b0 * s.Cout * To;
+    gemm_f32(ctx, cols.data(), w, x + b0 * s.Cin * s.T, OK, s.T, s.Cin, true, false, 1.0f, 0.0f);  // wᵀ·x
+    std::memset(yb, 0, static_cast<size_t>(s.Cout * To) * sizeof(float));
+    col2im_add(yb, cols.data(), s.Cout, To, s.K, s.T, s.stride, s.dilation);
+    add_bias(yb, b, s.Cout, To);
+  }
+}
+
+void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
+                               const float* w, const Conv1dShape& s) {
+  check_shape(s, "conv_transpose1d backward", true);
+  if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_backward(dx, dw, db, dy, x, w, s);
+  const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
+  std::vector<float> cols(static_cast<size_t>(OK * s.T));
+  for (int64_t b0 = 0; b0 < s.B; ++b0) {
+    const float* dyb = dy + b0 * s.Cout * To;
+    im2col(cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
+    if (dx) gemm_f32(ctx, dx + b0 * s.Cin * s.T, w, cols.data(), s.Cin, s.T, OK, false, false, 1.0f, 1.0f);
+    if (dw) gemm_f32(ctx, dw, x + b0 * s.Cin * s.T, cols.data(), s.Cin, OK, s.T, false, true, 1.0f, 1.0f);
+    add_row_sums(db, dyb, s.Cout, To);
+  }
+}
+
+namespace {
+void check_pad(int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode) {
+  if (rows < 0 || T < 1 || left < 0 || right < 0) {
+    throw_error("pad1d: shape: found rows=", rows, " T=", T, " left=", left, " right=", right,
+                ", expected rows >= 0, T >= 1, left and right >= 0");
+  }
+  if (mode == PadMode::Reflect && (left >= T || right >= T)) {
+    throw_error("pad1d: reflect padding: found left=", left, " right=", right, " for T=", T,
+                ", expected both < T (a reflection repeats no edge sample)");
+  }
+}
+// The input index output position i (0 ≤ i < left + T + right) reads, or −1 for a zero.
+inline int64_t pad_source(int64_t i, int64_t T, int64_t left, PadMode mode) {
+  const int64_t j = i - left;
+  if (j >= 0 && j < T) return j;
+  if (mode == PadMode::Zero) return -1;
+  return j < 0 ? -j : 2 * (T - 1) - j;
+}
+}  // namespace
+
+void pad1d_forward(const Context& ctx, float* y, const float* x, int64_t rows, int64_t T, int64_t left, int64_t right,
+                   PadMode mode) {
+  check_pad(rows, T, left, right, mode);
+  if (ctx.kernels == KernelTier::Reference) return ref::pad1d_forward(y, x, rows, T, left, right, mode);
+  const int64_t To = left + T + right;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * T;
+    float* yr = y + r * To;
+    for (int64_t i = 0; i < left; ++i) yr[i] = mode == PadMode::Zero ? 0.0f : xr[pad_source(i, T, left, mode)];
+    std::memcpy(yr + left, xr, static_cast<size_t>(T) * sizeof(float));
+    for (int64_t i = left + T; i < To; ++i) yr[i] = mode == PadMode::Zero ? 0.0f : xr[pad_source(i, T, left, mode)];
+  }
+}
+
+void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows, int64_t T, int64_t left,
+                    int64_t right, PadMode mode) {
+  check_pad(rows, T, left, right, mode);
+  if (ctx.kernels == KernelTier::Reference) return ref::pad1d_backward(dx, dy, rows, T, left, right, mode);
+  const int64_t To = left + T + right;
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dxr = dx + r * T;
+    const float* dyr = dy + r * To;
+    for (int64_t j = 0; j < T; ++j) dxr[j] += dyr[left + j];
+    if (mode == PadMode::Zero) continue;
+    for (int64_t i = 0; i < left; ++i) dxr[pad_source(i, T, left, mode)] += dyr[i];
+    for (int64_t i = left + T; i < To; ++i) dxr[pad_source(i, T, left, mode)] += dyr[i];
+  }
+}
+
+void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha) {
+  if (ctx.kernels == KernelTier::Reference) return ref::elu_forward(y, x, n, alpha);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : alpha * std::expm1(x[i]);
+}
+
+void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha) {
+  if (ctx.kernels == KernelTier::Reference) return ref::elu_backward(dx, dy, x, n, alpha);
+  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * alpha * std::exp(x[i]);
+}
+
+}  // namespace tritter

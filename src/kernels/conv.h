@@ -1,0 +1,51 @@
+// The 1-D ops of an audio codec of the EnCodec family (SEANet encoder/decoder): convolution, transposed
+// convolution, padding and ELU, as forward/backward pairs in PyTorch's layouts — activations (B, C, T), Conv1d
+// weights (Cout, Cin, K), ConvTranspose1d weights (Cin, Cout, K) — so Hugging Face tensors load as they are.
+// Convolutions here are "valid" (no padding of their own): a codec pads first with pad1d (EnCodec pads causally,
+// in reflect mode). Backwards accumulate into dx, dw and db (a null pointer skips that gradient). Products go through
+// gemm_f32 (im2col / col2im); ctx.kernels == Reference runs kernels/ref's direct loops (double sums).
+#pragma once
+#include <cstdint>
+
+#include "core/context.h"
+
+namespace tritter {
+
+struct Conv1dShape {
+  int64_t B = 1, Cin = 1, Cout = 1;
+  int64_t T = 1;  // input length
+  int64_t K = 1, stride = 1, dilation = 1;
+  // Conv1d: output length ⌊(T − dilation·(K−1) − 1) / stride⌋ + 1 (≥ 1, or the call is an Error).
+  int64_t conv_out() const { return (T - dilation * (K - 1) - 1) / stride + 1; }
+  // ConvTranspose1d: (T − 1)·stride + dilation·(K−1) + 1 (PyTorch's with padding 0, output_padding 0).
+  int64_t transpose_out() const { return (T - 1) * stride + dilation * (K - 1) + 1; }
+};
+
+// y (B, Cout, T') = w ⋆ x + b, T' = s.conv_out(); b (Cout) may be null.
+void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
+                    const Conv1dShape& s);
+// dx (B, Cin, T) +=, dw (Cout, Cin, K) +=, db (Cout) += from dy (B, Cout, T'); any of dx, dw, db may be null.
+void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
+                     const float* w, const Conv1dShape& s);
+
+// y (B, Cout, T') = ConvTranspose1d(x; w (Cin, Cout, K)) + b, T' = s.transpose_out(): each input step t adds
+// w[c, :, k]·x[c, t] at output step t·stride + k·dilation.
+void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
+                              const Conv1dShape& s);
+void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
+                               const float* w, const Conv1dShape& s);
+
+// Padding of the last axis: rows (B·C) of length T → left + T + right. Zero, or Reflect (PyTorch's: the edge sample
+// is not repeated, x[−i] = x[i]; needs left, right < T).
+enum class PadMode { Zero, Reflect };
+void pad1d_forward(const Context& ctx, float* y, const float* x, int64_t rows, int64_t T, int64_t left, int64_t right,
+                   PadMode mode);
+// dx (rows, T) += the gradient of dy (rows, left + T + right) through the padding.
+void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows, int64_t T, int64_t left,
+                    int64_t right, PadMode mode);
+
+// ELU: y = x for x > 0, alpha·(exp(x) − 1) otherwise. The backward overwrites dx = dy·(x > 0 ? 1 : alpha·exp(x)).
+void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha);
+void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha);
+
+}  // namespace tritter

@@ -1,0 +1,157 @@
+// Reference 1-D convolution ops: each output (or gradient) element summed straight from its definition, in double.
+#include <cmath>
+
+#include "kernels/ref/ref.h"
+
+namespace tritter::ref {
+
+void conv1d_forward(float* y, const float* x, const float* w, const float* b, const Conv1dShape& s) {
+  const int64_t To = s.conv_out();
+  for (int64_t n = 0; n < s.B; ++n)
+    for (int64_t o = 0; o < s.Cout; ++o)
+      for (int64_t t = 0; t < To; ++t) {
+        double acc = b ? b[o] : 0.0;
+        for (int64_t c = 0; c < s.Cin; ++c)
+          for (int64_t k = 0; k < s.K; ++k)
+            acc += static_cast<double>(w[(o * s.Cin + c) * s.K + k]) *
+                   x[(n * s.Cin + c) * s.T + t * s.stride + k * s.dilation];
+        y[(n * s.Cout + o) * To + t] = static_cast<float>(acc);
+      }
+}
+
+void conv1d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     const Conv1dShape& s) {
+  const int64_t To = s.conv_out();
+  // dx[n, c, i] = Σ over (o, k, t) with t·stride + k·dilation = i of dy[n, o, t]·w[o, c, k].
+  if (dx) {
+    for (int64_t n = 0; n < s.B; ++n)
+      for (int64_t c = 0; c < s.Cin; ++c)
+        for (int64_t i = 0; i < s.T; ++i) {
+          double acc = 0.0;
+          for (int64_t k = 0; k < s.K; ++k) {
+            const int64_t r = i - k * s.dilation;
+            if (r < 0 || r % s.stride != 0 || r / s.stride >= To) continue;
+            for (int64_t o = 0; o < s.Cout; ++o)
+              acc += static_cast<double>(dy[(n * s.Cout + o) * To + r / s.stride]) * w[(o * s.Cin + c) * s.K + k];
+          }
+          dx[(n * s.Cin + c) * s.T + i] += static_cast<float>(acc);
+        }
+  }
+  if (dw) {
+    for (int64_t o = 0; o < s.Cout; ++o)
+      for (int64_t c = 0; c < s.Cin; ++c)
+        for (int64_t k = 0; k < s.K; ++k) {
+          double acc = 0.0;
+          for (int64_t n = 0; n < s.B; ++n)
+            for (int64_t t = 0; t < To; ++t)
+              acc += static_cast<double>(dy[(n * s.Cout + o) * To + t]) *
+                     x[(n * s.Cin + c) * s.T + t * s.stride + k * s.dilation];
+          dw[(o * s.Cin + c) * s.K + k] += static_cast<float>(acc);
+        }
+  }
+  if (db) {
+    for (int64_t o = 0; o < s.Cout; ++o) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < s.B; ++n)
+        for (int64_t t = 0; t < To; ++t) acc += dy[(n * s.Cout + o) * To + t];
+      db[o] += static_cast<float>(acc);
+    }
+  }
+}
+
+void conv_transpose1d_forward(float* y, const float* x, const float* w, const float* b, const Conv1dShape& s) {
+  const int64_t To = s.transpose_out();
+  // y[n, o, i] = b[o] + Σ over (c, k, t) with t·stride + k·dilation = i of x[n, c, t]·w[c, o, k].
+  for (int64_t n = 0; n < s.B; ++n)
+    for (int64_t o = 0; o < s.Cout; ++o)
+      for (int64_t i = 0; i < To; ++i) {
+        double acc = b ? b[o] : 0.0;
+        for (int64_t k = 0; k < s.K; ++k) {
+          const int64_t r = i - k * s.dilation;
+          if (r < 0 || r % s.stride != 0 || r / s.stride >= s.T) continue;
+          for (int64_t c = 0; c < s.Cin; ++c)
+            acc += static_cast<double>(x[(n * s.Cin + c) * s.T + r / s.stride]) * w[(c * s.Cout + o) * s.K + k];
+        }
+        y[(n * s.Cout + o) * To + i] = static_cast<float>(acc);
+      }
+}
+
+void conv_transpose1d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                               const Conv1dShape& s) {
+  const int64_t To = s.transpose_out();
+  auto dy_at = [&](int64_t n, int64_t o, int64_t t, int64_t k) {
+    return static_cast<double>(dy[(n * s.Cout + o) * To + t * s.stride + k * s.dilation]);
+  };
+  if (dx) {
+    for (int64_t n = 0; n < s.B; ++n)
+      for (int64_t c = 0; c < s.Cin; ++c)
+        for (int64_t t = 0; t < s.T; ++t) {
+          double acc = 0.0;
+          for (int64_t o = 0; o < s.Cout; ++o)
+            for (int64_t k = 0; k < s.K; ++k) acc += dy_at(n, o, t, k) * w[(c * s.Cout + o) * s.K + k];
+          dx[(n * s.Cin + c) * s.T + t] += static_cast<float>(acc);
+        }
+  }
+  if (dw) {
+    for (int64_t c = 0; c < s.Cin; ++c)
+      for (int64_t o = 0; o < s.Cout; ++o)
+        for (int64_t k = 0; k < s.K; ++k) {
+          double acc = 0.0;
+          for (int64_t n = 0; n < s.B; ++n)
+            for (int64_t t = 0; t < s.T; ++t) acc += dy_at(n, o, t, k) * x[(n * s.Cin + c) * s.T + t];
+          dw[(c * s.Cout + o) * s.K + k] += static_cast<float>(acc);
+        }
+  }
+  if (db) {
+    for (int64_t o = 0; o < s.Cout; ++o) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < s.B; ++n)
+        for (int64_t i = 0; i < To; ++i) acc += dy[(n * s.Cout + o) * To + i];
+      db[o] += static_cast<float>(acc);
+    }
+  }
+}
+
+namespace {
+// The input index padded position i reads (PyTorch's zero and reflect padding), or −1 for a zero.
+int64_t padded_source(int64_t i, int64_t T, int64_t left, PadMode mode) {
+  int64_t j = i - left;
+  if (j >= 0 && j < T) return j;
+  if (mode == PadMode::Zero) return -1;
+  if (j < 0) j = -j;            // x[−1] = x[1], x[−2] = x[2], ...
+  if (j >= T) j = 2 * T - 2 - j;  // x[T] = x[T−2], ...
+  return j;
+}
+}  // namespace
+
+void pad1d_forward(float* y, const float* x, int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode) {
+  const int64_t To = left + T + right;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < To; ++i) {
+      const int64_t j = padded_source(i, T, left, mode);
+      y[r * To + i] = j < 0 ? 0.0f : x[r * T + j];
+    }
+}
+
+void pad1d_backward(float* dx, const float* dy, int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode) {
+  const int64_t To = left + T + right;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < T; ++j) {
+      double acc = 0.0;
+      for (int64_t i = 0; i < To; ++i)
+        if (padded_source(i, T, left, mode) == j) acc += dy[r * To + i];
+      dx[r * T + j] += static_cast<float>(acc);
+    }
+}
+
+void elu_forward(float* y, const float* x, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = x[i] > 0.0f ? x[i] : static_cast<float>(alpha * std::expm1(static_cast<double>(x[i])));
+}
+
+void elu_backward(float* dx, const float* dy, const float* x, int64_t n, float alpha) {
+  for (int64_t i = 0; i < n; ++i)
+    dx[i] = x[i] > 0.0f ? dy[i] : static_cast<float>(dy[i] * (alpha * std::exp(static_cast<double>(x[i]))));
+}
+
+}  // namespace tritter::ref
