@@ -1,4 +1,5 @@
-// 1-D convolution ops (kernels/conv.h): im2col / col2im around gemm_f32, one batch element at a time.
+// The codec ops (kernels/conv.h): convolutions as im2col / col2im around gemm_f32, one batch element at a time;
+// the LSTM's input products for all steps in one gemm and each step's recurrent product in another.
 #include "kernels/conv.h"
 
 #include <cmath>
@@ -56,6 +57,20 @@ void add_bias(float* y, const float* b, int64_t C, int64_t n) {
   if (!b) return;
   for (int64_t c = 0; c < C; ++c)
     for (int64_t t = 0; t < n; ++t) y[c * n + t] += b[c];
+}
+
+// db (n) += the column sums of m (rows, n).
+void add_row_sums_t(float* db, const float* m, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < n; ++k) db[k] += m[r * n + k];
+}
+
+// ‖v‖ of one weight-norm row (in double); a zero row has no direction and is an Error.
+float row_norm(const float* v, int64_t n, int64_t row) {
+  double ss = 0.0;
+  for (int64_t k = 0; k < n; ++k) ss += static_cast<double>(v[k]) * v[k];
+  if (!(ss > 0.0)) throw_error("weight_norm: row ", row, " of v: found norm ", std::sqrt(ss), ", expected > 0");
+  return static_cast<float>(std::sqrt(ss));
 }
 
 void add_row_sums(float* db, const float* dy, int64_t C, int64_t n) {
@@ -193,6 +208,111 @@ void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float 
 void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha) {
   if (ctx.kernels == KernelTier::Reference) return ref::elu_backward(dx, dy, x, n, alpha);
   for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * alpha * std::exp(x[i]);
+}
+
+namespace {
+inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+void check_lstm(int64_t B, int64_t T, int64_t I, int64_t H) {
+  if (B < 1 || T < 1 || I < 1 || H < 1) {
+    throw_error("lstm: shape: found B=", B, " T=", T, " I=", I, " H=", H, ", expected every one >= 1");
+  }
+}
+}  // namespace
+
+void lstm_forward(const Context& ctx, float* y, float* gates, float* c, const float* x, const float* w_ih,
+                  const float* w_hh, const float* b_ih, const float* b_hh, int64_t B, int64_t T, int64_t I,
+                  int64_t H) {
+  check_lstm(B, T, I, H);
+  if (ctx.kernels == KernelTier::Reference) return ref::lstm_forward(y, gates, c, x, w_ih, w_hh, b_ih, b_hh, B, T, I, H);
+  const int64_t G = 4 * H;
+  gemm_f32(ctx, gates, x, w_ih, B * T, G, I, false, true, 1.0f, 0.0f);  // (B·T, 4H) = x·w_ihᵀ, every step at once
+  for (int64_t t = 0; t < T; ++t) {
+    // += h_{t−1}·w_hhᵀ for the B rows of step t (row stride T·4H in gates, T·H in y)
+    if (t > 0) gemm_f32(ctx, gates + t * G, y + (t - 1) * H, w_hh, B, G, H, false, true, 1.0f, 1.0f, T * H, H, T * G);
+    for (int64_t b = 0; b < B; ++b) {
+      float* row = gates + (b * T + t) * G;
+      float* ct = c + (b * T + t) * H;
+      const float* cprev = t > 0 ? c + (b * T + t - 1) * H : nullptr;
+      float* ht = y + (b * T + t) * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const float i = sigmoid(row[j] + b_ih[j] + b_hh[j]);
+        const float f = sigmoid(row[H + j] + b_ih[H + j] + b_hh[H + j]);
+        const float g = std::tanh(row[2 * H + j] + b_ih[2 * H + j] + b_hh[2 * H + j]);
+        const float o = sigmoid(row[3 * H + j] + b_ih[3 * H + j] + b_hh[3 * H + j]);
+        const float cc = (cprev ? f * cprev[j] : 0.0f) + i * g;
+        row[j] = i, row[H + j] = f, row[2 * H + j] = g, row[3 * H + j] = o;
+        ct[j] = cc;
+        ht[j] = o * std::tanh(cc);
+      }
+    }
+  }
+}
+
+void lstm_backward(const Context& ctx, float* dx, float* dw_ih, float* dw_hh, float* db, const float* dy,
+                   const float* x, const float* y, const float* gates, const float* c, const float* w_ih,
+                   const float* w_hh, int64_t B, int64_t T, int64_t I, int64_t H) {
+  check_lstm(B, T, I, H);
+  if (ctx.kernels == KernelTier::Reference) {
+    return ref::lstm_backward(dx, dw_ih, dw_hh, db, dy, x, y, gates, c, w_ih, w_hh, B, T, I, H);
+  }
+  const int64_t G = 4 * H;
+  std::vector<float> dpre(static_cast<size_t>(B * T * G));  // gradients of the gates' pre-activations (B, T, 4H)
+  std::vector<float> dh(static_cast<size_t>(B * H), 0.0f), dc(static_cast<size_t>(B * H), 0.0f);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    // dh_t from step t+1: dpre_{t+1}·w_hh (B, H)
+    if (t < T - 1) gemm_f32(ctx, dh.data(), dpre.data() + (t + 1) * G, w_hh, B, H, G, false, false, 1.0f, 0.0f, T * G, H, H);
+    for (int64_t b = 0; b < B; ++b) {
+      const float* row = gates + (b * T + t) * G;
+      float* drow = dpre.data() + (b * T + t) * G;
+      const float* cprev = t > 0 ? c + (b * T + t - 1) * H : nullptr;
+      for (int64_t j = 0; j < H; ++j) {
+        const float i = row[j], f = row[H + j], g = row[2 * H + j], o = row[3 * H + j];
+        const float tc = std::tanh(c[(b * T + t) * H + j]);
+        const float dht = dy[(b * T + t) * H + j] + dh[static_cast<size_t>(b * H + j)];
+        const float dct = dht * o * (1.0f - tc * tc) + dc[static_cast<size_t>(b * H + j)];
+        dc[static_cast<size_t>(b * H + j)] = dct * f;
+        drow[j] = dct * g * i * (1.0f - i);
+        drow[H + j] = (cprev ? dct * cprev[j] : 0.0f) * f * (1.0f - f);
+        drow[2 * H + j] = dct * i * (1.0f - g * g);
+        drow[3 * H + j] = dht * tc * o * (1.0f - o);
+      }
+    }
+  }
+  if (dw_hh && T > 1) {
+    for (int64_t b = 0; b < B; ++b)  // Σ_{t≥1} dpre_tᵀ·h_{t−1}: steps 1..T−1 of one sequence in one product
+      gemm_f32(ctx, dw_hh, dpre.data() + (b * T + 1) * G, y + b * T * H, G, H, T - 1, true, false, 1.0f, 1.0f, G, H, H);
+  }
+  if (dw_ih) gemm_f32(ctx, dw_ih, dpre.data(), x, G, I, B * T, true, false, 1.0f, 1.0f);
+  if (dx) gemm_f32(ctx, dx, dpre.data(), w_ih, B * T, I, G, false, false, 1.0f, 1.0f);
+  if (db) add_row_sums_t(db, dpre.data(), B * T, G);
+}
+
+void weight_norm_forward(const Context& ctx, float* w, const float* g, const float* v, int64_t O, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::weight_norm_forward(w, g, v, O, n);
+  for (int64_t o = 0; o < O; ++o) {
+    const float* vo = v + o * n;
+    const float norm = row_norm(vo, n, o);
+    const float scale = g[o] / norm;
+    for (int64_t k = 0; k < n; ++k) w[o * n + k] = vo[k] * scale;
+  }
+}
+
+void weight_norm_backward(const Context& ctx, float* dg, float* dv, const float* dw, const float* g, const float* v,
+                          int64_t O, int64_t n) {
+  if (ctx.kernels == KernelTier::Reference) return ref::weight_norm_backward(dg, dv, dw, g, v, O, n);
+  for (int64_t o = 0; o < O; ++o) {
+    const float* vo = v + o * n;
+    const float* dwo = dw + o * n;
+    const float norm = row_norm(vo, n, o);
+    double dot = 0.0;  // dw·v̂
+    for (int64_t k = 0; k < n; ++k) dot += static_cast<double>(dwo[k]) * vo[k];
+    const float d = static_cast<float>(dot / norm);
+    if (dg) dg[o] += d;
+    if (dv) {
+      const float a = g[o] / norm, b = d / norm;
+      for (int64_t k = 0; k < n; ++k) dv[o * n + k] += a * (dwo[k] - b * vo[k]);
+    }
+  }
 }
 
 }  // namespace tritter

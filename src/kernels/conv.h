@@ -1,5 +1,5 @@
-// The 1-D ops of an audio codec of the EnCodec family (SEANet encoder/decoder): convolution, transposed
-// convolution, padding and ELU, as forward/backward pairs in PyTorch's layouts — activations (B, C, T), Conv1d
+// The ops of an audio codec of the EnCodec family (SEANet encoder/decoder): 1-D convolution, transposed
+// convolution, padding, ELU, the LSTM and weight normalization, as forward/backward pairs in PyTorch's layouts — activations (B, C, T), Conv1d
 // weights (Cout, Cin, K), ConvTranspose1d weights (Cin, Cout, K) — so Hugging Face tensors load as they are.
 // Convolutions here are "valid" (no padding of their own): a codec pads first with pad1d (EnCodec pads causally,
 // in reflect mode). Backwards accumulate into dx, dw and db (a null pointer skips that gradient). Products go through
@@ -47,5 +47,22 @@ void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows
 // ELU: y = x for x > 0, alpha·(exp(x) − 1) otherwise. The backward overwrites dx = dy·(x > 0 ? 1 : alpha·exp(x)).
 void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha);
 void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha);
+
+// ---- LSTM, one layer (PyTorch's nn.LSTM, batch_first): gates in the order i, f, g, o; weights w_ih (4H, I),
+// w_hh (4H, H), biases b_ih, b_hh (4H); the initial state is zero. x (B, T, I) → y (B, T, H), the hidden state of
+// every step. Saves: gates (B, T, 4H) after their activations (σ, σ, tanh, σ) and c (B, T, H), the cell states.
+void lstm_forward(const Context& ctx, float* y, float* gates, float* c, const float* x, const float* w_ih,
+                  const float* w_hh, const float* b_ih, const float* b_hh, int64_t B, int64_t T, int64_t I, int64_t H);
+// Backpropagation through time from dy (B, T, H): dx (B, T, I) +=, dw_ih, dw_hh, db (4H, for both biases: they
+// have the same gradient) +=; any may be null. y, gates, c are the forward's.
+void lstm_backward(const Context& ctx, float* dx, float* dw_ih, float* dw_hh, float* db, const float* dy,
+                   const float* x, const float* y, const float* gates, const float* c, const float* w_ih,
+                   const float* w_hh, int64_t B, int64_t T, int64_t I, int64_t H);
+
+// ---- Weight normalization (PyTorch's weight_norm over dim 0, as EnCodec's weight_g / weight_v): each of O rows of
+// n weights is w = g·v/‖v‖. The backward adds dg (O) = dw·v̂ and dv (O, n) = (g/‖v‖)·(dw − (dw·v̂)·v̂), v̂ = v/‖v‖.
+void weight_norm_forward(const Context& ctx, float* w, const float* g, const float* v, int64_t O, int64_t n);
+void weight_norm_backward(const Context& ctx, float* dg, float* dv, const float* dw, const float* g, const float* v,
+                          int64_t O, int64_t n);
 
 }  // namespace tritter

@@ -504,6 +504,47 @@ std::vector<OpCase> make_ops() {
       chk.close("dx", dx, dxr, 4 * kEps * (max_abs(dx) + 3 * max_abs(dy)));  // at most 3 terms per sample
     }
   }});
+  const std::vector<Dims> lstms = {{1, 1, 1, 1}, {2, 5, 3, 4}, {3, 17, 8, 16}, {1, 33, 16, 7}};  // (B, T, I, H)
+  ops.push_back({"lstm fwd+bwd", lstms, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const int64_t B = s.a, T = s.b, I = s.c, H = s.d, G = 4 * H;
+    const auto x = randn(rng, B * T * I), wih = randn(rng, G * I, 0.3f), whh = randn(rng, G * H, 0.3f);
+    const auto bih = randn(rng, G, 0.3f), bhh = randn(rng, G, 0.3f), dy = randn(rng, B * T * H);
+    auto y = nan_vec(B * T * H), yr = y, c = y, cr = y, gt = nan_vec(B * T * G), gtr = gt;
+    lstm_forward(ctx, y.data(), gt.data(), c.data(), x.data(), wih.data(), whh.data(), bih.data(), bhh.data(), B, T, I, H);
+    ref::lstm_forward(yr.data(), gtr.data(), cr.data(), x.data(), wih.data(), whh.data(), bih.data(), bhh.data(), B, T,
+                      I, H);
+    // One step's pre-activation sums I + H + 2 terms; errors carried by the cell state over T steps (each step's
+    // factor f < 1 and the recurrent sum) bound all by T times that, ×8 for the activations' rounding.
+    const double pre = I * max_abs(wih) * max_abs(x) + H * max_abs(whh) + 2 * 0.3 * 4;
+    const double tol = 8.0 * (I + H + 2) * T * kEps * pre;
+    chk.close("y", y, yr, tol);
+    chk.close("c", c, cr, tol * T);
+    auto dx = randn(rng, x.size()), dwih = randn(rng, wih.size()), dwhh = randn(rng, whh.size()), db = randn(rng, G);
+    auto dxr = dx, dwihr = dwih, dwhhr = dwhh, dbr = db;
+    lstm_backward(ctx, dx.data(), dwih.data(), dwhh.data(), db.data(), dy.data(), x.data(), yr.data(), gtr.data(),
+                  cr.data(), wih.data(), whh.data(), B, T, I, H);
+    ref::lstm_backward(dxr.data(), dwihr.data(), dwhhr.data(), dbr.data(), dy.data(), x.data(), yr.data(), gtr.data(),
+                       cr.data(), wih.data(), whh.data(), B, T, I, H);
+    // The gradients flow back through T steps of G-term sums: the same shape of bound, on |dy|-sized values, and the
+    // weight gradients sum B·T of them.
+    const double back = 8.0 * (G + H + 2) * T * kEps * max_abs(dy) * (1 + G * std::max(max_abs(whh), max_abs(wih)));
+    chk.close("dx", dx, dxr, back * (1 + G * max_abs(wih)) + 2 * kEps * max_abs(dxr));
+    chk.close("dw_ih", dwih, dwihr, back * B * T * max_abs(x) + 2 * kEps * max_abs(dwihr));
+    chk.close("dw_hh", dwhh, dwhhr, back * B * T + 2 * kEps * max_abs(dwhhr));
+    chk.close("db", db, dbr, back * B * T + 2 * kEps * max_abs(dbr));
+  }});
+  ops.push_back({"weight_norm fwd+bwd", rows, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const auto g = randn(rng, s.a), v = randn(rng, s.a * s.b), dw = randn(rng, s.a * s.b);
+    auto w = nan_vec(s.a * s.b), wr = w;
+    weight_norm_forward(ctx, w.data(), g.data(), v.data(), s.a, s.b);
+    ref::weight_norm_forward(wr.data(), g.data(), v.data(), s.a, s.b);
+    chk.close("w", w, wr, 4 * kEps * max_abs(wr));
+    auto dg = randn(rng, s.a), dv = randn(rng, s.a * s.b), dgr = dg, dvr = dv;
+    weight_norm_backward(ctx, dg.data(), dv.data(), dw.data(), g.data(), v.data(), s.a, s.b);
+    ref::weight_norm_backward(dgr.data(), dvr.data(), dw.data(), g.data(), v.data(), s.a, s.b);
+    chk.close("dg", dg, dgr, 8 * kEps * (max_abs(dgr) + s.b * max_abs(dw)));
+    chk.close("dv", dv, dvr, 8 * kEps * (max_abs(dvr) + max_abs(g) * max_abs(dw) * 4));
+  }});
   ops.push_back({"elu fwd+bwd", flat, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
     const auto x = randn(rng, s.a, 3.0f), dy = randn(rng, s.a);
     auto y = nan_vec(s.a), yr = y, dx = nan_vec(s.a), dxr = dx;

@@ -1,4 +1,4 @@
-// The audio codec's 1-D ops (kernels/conv.h): forwards against double definitions written here (independent of
+// The audio codec's ops (kernels/conv.h): convolutions, padding, ELU, the LSTM, weight norm; forwards against double definitions written here (independent of
 // kernels/ref), every backward against central differences of those definitions, accumulation, hand-computed
 // reflect padding, and shape errors. Shapes with odd channels, strides 1–4, dilations 1–3 and K = 1 (the pointwise
 // path that skips im2col).
@@ -191,6 +191,101 @@ TEST(Elu, ForwardAndBackwardMatchTheDefinition) {
       EXPECT_NEAR(dx[i], dy[i] * d, 4e-7 * std::abs(dy[i])) << x[i];
     }
   }
+}
+
+// nn.LSTM (batch_first, one layer, zero initial state) from its equations, in double.
+Vec def_lstm(const Vec& x, const Vec& wih, const Vec& whh, const Vec& bih, const Vec& bhh, int64_t B, int64_t T,
+             int64_t I, int64_t H) {
+  Vec y(static_cast<size_t>(B * T * H));
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  for (int64_t b = 0; b < B; ++b) {
+    Vec h(static_cast<size_t>(H), 0.0), cs(static_cast<size_t>(H), 0.0), pre(static_cast<size_t>(4 * H));
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t q = 0; q < 4 * H; ++q) {
+        double a = bih[q] + bhh[q];
+        for (int64_t k = 0; k < I; ++k) a += wih[q * I + k] * x[(b * T + t) * I + k];
+        for (int64_t k = 0; k < H; ++k) a += whh[q * H + k] * h[k];
+        pre[q] = a;
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        cs[j] = sig(pre[H + j]) * cs[j] + sig(pre[j]) * std::tanh(pre[2 * H + j]);
+        h[j] = sig(pre[3 * H + j]) * std::tanh(cs[j]);
+        y[(b * T + t) * H + j] = h[j];
+      }
+    }
+  }
+  return y;
+}
+
+TEST(Lstm, ForwardAndBackwardMatchTheDefinition) {
+  struct Shape {
+    int64_t B, T, I, H;
+  };
+  for (const Shape& z : {Shape{2, 5, 3, 4}, Shape{1, 1, 2, 3}, Shape{3, 7, 5, 2}}) {
+    for (KernelTier tier : {KernelTier::Auto, KernelTier::Reference}) {
+      Context ctx;
+      ctx.kernels = tier;
+      const int64_t B = z.B, T = z.T, I = z.I, H = z.H, G = 4 * H;
+      const auto x = randn(B * T * I, 21), wih = randn(G * I, 22, 0.5f), whh = randn(G * H, 23, 0.5f);
+      const auto bih = randn(G, 24, 0.3f), bhh = randn(G, 25, 0.3f), wy = randn(B * T * H, 26);
+      std::vector<float> y(static_cast<size_t>(B * T * H), NAN), gates(static_cast<size_t>(B * T * G), NAN),
+          c(static_cast<size_t>(B * T * H), NAN);
+      lstm_forward(ctx, y.data(), gates.data(), c.data(), x.data(), wih.data(), whh.data(), bih.data(), bhh.data(), B,
+                   T, I, H);
+      const Vec X = to_double(x), WIH = to_double(wih), WHH = to_double(whh), BIH = to_double(bih),
+                BHH = to_double(bhh), WY = to_double(wy);
+      const Vec yd = def_lstm(X, WIH, WHH, BIH, BHH, B, T, I, H);
+      // A pre-activation sums I + H + 2 terms (|h| ≤ 1); σ and tanh are 1-Lipschitz, and an error carried through
+      // the cell state compounds over at most T steps with factors ≤ 1 + Σ|w_hh| row terms: bound it by T times
+      // the one-step bound with a factor 8 for the activations' own rounding.
+      const double terms = largest_magnitude(wih) * largest_magnitude(x) * I + largest_magnitude(whh) * H + 2 * 0.3 * 4;
+      const double tol = 8.0 * (I + H + 2) * T * 1.1920929e-7 * terms;
+      for (size_t k = 0; k < y.size(); ++k) ASSERT_NEAR(y[k], yd[k], tol) << "y " << k;
+      std::vector<float> dx(x.size(), 0.0f), dwih(wih.size(), 0.0f), dwhh(whh.size(), 0.0f), db(static_cast<size_t>(G), 0.0f);
+      lstm_backward(ctx, dx.data(), dwih.data(), dwhh.data(), db.data(), wy.data(), x.data(), y.data(), gates.data(),
+                    c.data(), wih.data(), whh.data(), B, T, I, H);
+      auto L = [&](const Vec& xv, const Vec& a, const Vec& h, const Vec& bv) {
+        return dot(def_lstm(xv, a, h, bv, BHH, B, T, I, H), WY);
+      };
+      expect_grad_near(dx, numeric_grad([&](const Vec& v) { return L(v, WIH, WHH, BIH); }, X), "dx");
+      expect_grad_near(dwih, numeric_grad([&](const Vec& v) { return L(X, v, WHH, BIH); }, WIH), "dw_ih");
+      expect_grad_near(dwhh, numeric_grad([&](const Vec& v) { return L(X, WIH, v, BIH); }, WHH), "dw_hh");
+      expect_grad_near(db, numeric_grad([&](const Vec& v) { return L(X, WIH, WHH, v); }, BIH), "db");
+    }
+  }
+}
+
+Vec def_weight_norm(const Vec& g, const Vec& v, int64_t O, int64_t n) {
+  Vec w(v.size());
+  for (int64_t o = 0; o < O; ++o) {
+    double ss = 0;
+    for (int64_t k = 0; k < n; ++k) ss += v[o * n + k] * v[o * n + k];
+    for (int64_t k = 0; k < n; ++k) w[o * n + k] = g[o] * v[o * n + k] / std::sqrt(ss);
+  }
+  return w;
+}
+
+TEST(WeightNorm, ForwardAndBackwardMatchTheDefinition) {
+  for (KernelTier tier : {KernelTier::Auto, KernelTier::Reference}) {
+    Context ctx;
+    ctx.kernels = tier;
+    const int64_t O = 5, n = 21;  // e.g. Conv1d (Cout 5, Cin 3, K 7)
+    const auto g = randn(O, 31), v = randn(O * n, 32), wy = randn(O * n, 33);
+    std::vector<float> w(v.size(), NAN);
+    weight_norm_forward(ctx, w.data(), g.data(), v.data(), O, n);
+    const Vec G = to_double(g), V = to_double(v), WY = to_double(wy);
+    const Vec wd = def_weight_norm(G, V, O, n);
+    for (size_t k = 0; k < w.size(); ++k) ASSERT_NEAR(w[k], wd[k], 4 * 1.1920929e-7 * std::abs(wd[k]) + 1e-12) << k;
+    std::vector<float> dg(static_cast<size_t>(O), 0.0f), dv(v.size(), 0.0f);
+    weight_norm_backward(ctx, dg.data(), dv.data(), wy.data(), g.data(), v.data(), O, n);
+    expect_grad_near(dg, numeric_grad([&](const Vec& x) { return dot(def_weight_norm(x, V, O, n), WY); }, G), "dg");
+    expect_grad_near(dv, numeric_grad([&](const Vec& x) { return dot(def_weight_norm(G, x, O, n), WY); }, V), "dv");
+  }
+  Context ctx;
+  const std::vector<float> zero(6, 0.0f), one = {1.0f, 1.0f};
+  std::vector<float> w(6);
+  test::expect_error([&] { weight_norm_forward(ctx, w.data(), one.data(), zero.data(), 2, 3); },
+                     {"weight_norm: row 0 of v: found norm 0, expected > 0"});
 }
 
 TEST(Conv1d, BadShapesAreErrors) {

@@ -116,5 +116,12 @@ void pad1d_forward(float* y, const float* x, int64_t rows, int64_t T, int64_t le
 void pad1d_backward(float* dx, const float* dy, int64_t rows, int64_t T, int64_t left, int64_t right, PadMode mode);
 void elu_forward(float* y, const float* x, int64_t n, float alpha);
 void elu_backward(float* dx, const float* dy, const float* x, int64_t n, float alpha);
+void lstm_forward(float* y, float* gates, float* c, const float* x, const float* w_ih, const float* w_hh,
+                  const float* b_ih, const float* b_hh, int64_t B, int64_t T, int64_t I, int64_t H);
+void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* db, const float* dy, const float* x, const float* y,
+                   const float* gates, const float* c, const float* w_ih, const float* w_hh, int64_t B, int64_t T,
+                   int64_t I, int64_t H);
+void weight_norm_forward(float* w, const float* g, const float* v, int64_t O, int64_t n);
+void weight_norm_backward(float* dg, float* dv, const float* dw, const float* g, const float* v, int64_t O, int64_t n);
 
 }  // namespace tritter::ref

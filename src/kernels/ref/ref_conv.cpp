@@ -1,5 +1,6 @@
 // Reference 1-D convolution ops: each output (or gradient) element summed straight from its definition, in double.
 #include <cmath>
+#include <vector>
 
 #include "kernels/ref/ref.h"
 
@@ -152,6 +153,100 @@ void elu_forward(float* y, const float* x, int64_t n, float alpha) {
 void elu_backward(float* dx, const float* dy, const float* x, int64_t n, float alpha) {
   for (int64_t i = 0; i < n; ++i)
     dx[i] = x[i] > 0.0f ? dy[i] : static_cast<float>(dy[i] * (alpha * std::exp(static_cast<double>(x[i]))));
+}
+
+namespace {
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+}  // namespace
+
+void lstm_forward(float* y, float* gates, float* c, const float* x, const float* w_ih, const float* w_hh,
+                  const float* b_ih, const float* b_hh, int64_t B, int64_t T, int64_t I, int64_t H) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = gates + (b * T + t) * 4 * H;
+      for (int64_t q = 0; q < 4 * H; ++q) {
+        double a = static_cast<double>(b_ih[q]) + b_hh[q];
+        for (int64_t k = 0; k < I; ++k) a += static_cast<double>(w_ih[q * I + k]) * x[(b * T + t) * I + k];
+        if (t > 0)
+          for (int64_t k = 0; k < H; ++k) a += static_cast<double>(w_hh[q * H + k]) * y[(b * T + t - 1) * H + k];
+        row[q] = static_cast<float>(q / H == 2 ? std::tanh(a) : sigmoid(a));
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        const double cprev = t > 0 ? c[(b * T + t - 1) * H + j] : 0.0;
+        const double cc = static_cast<double>(row[H + j]) * cprev + static_cast<double>(row[j]) * row[2 * H + j];
+        c[(b * T + t) * H + j] = static_cast<float>(cc);
+        y[(b * T + t) * H + j] = static_cast<float>(row[3 * H + j] * std::tanh(cc));
+      }
+    }
+}
+
+void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* db, const float* dy, const float* x, const float* y,
+                   const float* gates, const float* c, const float* w_ih, const float* w_hh, int64_t B, int64_t T,
+                   int64_t I, int64_t H) {
+  std::vector<double> dpre(static_cast<size_t>(B * T * 4 * H));
+  for (int64_t b = 0; b < B; ++b) {
+    std::vector<double> dh_next(static_cast<size_t>(H), 0.0), dc_next(static_cast<size_t>(H), 0.0);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const float* g4 = gates + (b * T + t) * 4 * H;
+      double* d4 = dpre.data() + (b * T + t) * 4 * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const double i = g4[j], f = g4[H + j], g = g4[2 * H + j], o = g4[3 * H + j];
+        const double tc = std::tanh(static_cast<double>(c[(b * T + t) * H + j]));
+        const double cprev = t > 0 ? c[(b * T + t - 1) * H + j] : 0.0;
+        const double dh = dy[(b * T + t) * H + j] + dh_next[static_cast<size_t>(j)];
+        const double dcc = dh * o * (1 - tc * tc) + dc_next[static_cast<size_t>(j)];
+        d4[j] = dcc * g * i * (1 - i);
+        d4[H + j] = dcc * cprev * f * (1 - f);
+        d4[2 * H + j] = dcc * i * (1 - g * g);
+        d4[3 * H + j] = dh * tc * o * (1 - o);
+        dc_next[static_cast<size_t>(j)] = dcc * f;
+      }
+      for (int64_t k = 0; k < H; ++k) {  // dh_{t−1} = Σ_q dpre_t[q]·w_hh[q, k]
+        double a = 0.0;
+        for (int64_t q = 0; q < 4 * H; ++q) a += d4[q] * w_hh[q * H + k];
+        dh_next[static_cast<size_t>(k)] = a;
+      }
+    }
+  }
+  for (int64_t bt = 0; bt < B * T; ++bt) {
+    const double* d4 = dpre.data() + bt * 4 * H;
+    const int64_t t = bt % T;
+    for (int64_t q = 0; q < 4 * H; ++q) {
+      if (db) db[q] += static_cast<float>(d4[q]);
+      if (dw_ih)
+        for (int64_t k = 0; k < I; ++k) dw_ih[q * I + k] += static_cast<float>(d4[q] * x[bt * I + k]);
+      if (dw_hh && t > 0)
+        for (int64_t k = 0; k < H; ++k) dw_hh[q * H + k] += static_cast<float>(d4[q] * y[(bt - 1) * H + k]);
+    }
+    if (dx)
+      for (int64_t k = 0; k < I; ++k) {
+        double a = 0.0;
+        for (int64_t q = 0; q < 4 * H; ++q) a += d4[q] * w_ih[q * I + k];
+        dx[bt * I + k] += static_cast<float>(a);
+      }
+  }
+}
+
+void weight_norm_forward(float* w, const float* g, const float* v, int64_t O, int64_t n) {
+  for (int64_t o = 0; o < O; ++o) {
+    double ss = 0.0;
+    for (int64_t k = 0; k < n; ++k) ss += static_cast<double>(v[o * n + k]) * v[o * n + k];
+    for (int64_t k = 0; k < n; ++k) w[o * n + k] = static_cast<float>(g[o] * v[o * n + k] / std::sqrt(ss));
+  }
+}
+
+void weight_norm_backward(float* dg, float* dv, const float* dw, const float* g, const float* v, int64_t O, int64_t n) {
+  for (int64_t o = 0; o < O; ++o) {
+    double ss = 0.0, dot = 0.0;
+    for (int64_t k = 0; k < n; ++k) {
+      ss += static_cast<double>(v[o * n + k]) * v[o * n + k];
+      dot += static_cast<double>(dw[o * n + k]) * v[o * n + k];
+    }
+    const double norm = std::sqrt(ss), d = dot / norm;
+    if (dg) dg[o] += static_cast<float>(d);
+    if (dv)
+      for (int64_t k = 0; k < n; ++k) dv[o * n + k] += static_cast<float>(g[o] / norm * (dw[o * n + k] - d * v[o * n + k] / norm));
+  }
 }
 
 }  // namespace tritter::ref
