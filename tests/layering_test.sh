@@ -13,8 +13,8 @@ declare -A allowed=(
   [infer]="core kernels io text model infer"
   [plan]="core kernels io text model train infer plan"
   [data]="core kernels io text data"
-  [vision]="core kernels model vision"
-  [audio]="core kernels model audio"
+  [vision]="core kernels io model vision"
+  [audio]="core kernels io model audio"
   [api]="core kernels io text model train infer data vision audio api"
   [serve]="core kernels io text model infer serve"
 )

@@ -2,6 +2,7 @@
 // the LSTM's input products for all steps in one gemm and each step's recurrent product in another.
 #include "kernels/conv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -311,6 +312,28 @@ void weight_norm_backward(const Context& ctx, float* dg, float* dv, const float*
     if (dv) {
       const float a = g[o] / norm, b = d / norm;
       for (int64_t k = 0; k < n; ++k) dv[o * n + k] += a * (dwo[k] - b * vo[k]);
+    }
+  }
+}
+
+void vq_nearest(const Context& ctx, int32_t* ids, const float* x, const float* table, const float* table_sq, int64_t N,
+                int64_t D, int64_t V) {
+  if (N < 0 || D < 1 || V < 1) throw_error("vq_nearest: shape: found N=", N, " D=", D, " V=", V, ", expected D, V >= 1");
+  if (ctx.kernels == KernelTier::Reference) return ref::vq_nearest(ids, x, table, table_sq, N, D, V);
+  constexpr int64_t kRows = 64;  // rows of x per product: the (rows, V) scores stay small
+  std::vector<float> scores(static_cast<size_t>(kRows * V));
+  for (int64_t r0 = 0; r0 < N; r0 += kRows) {
+    const int64_t rows = std::min(kRows, N - r0);
+    gemm_f32(ctx, scores.data(), x + r0 * D, table, rows, V, D, false, true, 2.0f, 0.0f);  // 2·x·tableᵀ
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* sr = scores.data() + r * V;
+      int64_t best = 0;
+      float best_score = sr[0] - table_sq[0];
+      for (int64_t v = 1; v < V; ++v) {
+        const float sc = sr[v] - table_sq[v];
+        if (sc > best_score) best_score = sc, best = v;
+      }
+      ids[r0 + r] = static_cast<int32_t>(best);
     }
   }
 }

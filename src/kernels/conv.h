@@ -65,4 +65,10 @@ void weight_norm_forward(const Context& ctx, float* w, const float* g, const flo
 void weight_norm_backward(const Context& ctx, float* dg, float* dv, const float* dw, const float* g, const float* v,
                           int64_t O, int64_t n);
 
+// ---- Vector quantization (a codebook of the residual VQ): ids (N) of the rows of table (V, D) nearest to each row
+// of x (N, D) in squared distance, ties to the lowest id; table_sq (V) = ‖table_v‖². Computed as the argmax of
+// 2·x·table_v − ‖table_v‖² (‖x‖² is common to a row), the same expansion transformers' EnCodec uses.
+void vq_nearest(const Context& ctx, int32_t* ids, const float* x, const float* table, const float* table_sq, int64_t N,
+                int64_t D, int64_t V);
+
 }  // namespace tritter

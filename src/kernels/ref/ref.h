@@ -122,6 +122,8 @@ void lstm_backward(float* dx, float* dw_ih, float* dw_hh, float* db, const float
                    const float* gates, const float* c, const float* w_ih, const float* w_hh, int64_t B, int64_t T,
                    int64_t I, int64_t H);
 void weight_norm_forward(float* w, const float* g, const float* v, int64_t O, int64_t n);
+void vq_nearest(int32_t* ids, const float* x, const float* table, const float* table_sq, int64_t N, int64_t D,
+                int64_t V);
 void weight_norm_backward(float* dg, float* dv, const float* dw, const float* g, const float* v, int64_t O, int64_t n);
 
 }  // namespace tritter::ref

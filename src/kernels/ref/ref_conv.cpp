@@ -249,4 +249,19 @@ void weight_norm_backward(float* dg, float* dv, const float* dw, const float* g,
   }
 }
 
+void vq_nearest(int32_t* ids, const float* x, const float* table, const float* table_sq, int64_t N, int64_t D,
+                int64_t V) {
+  for (int64_t n = 0; n < N; ++n) {
+    int64_t best = 0;
+    double best_score = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      double dot = 0.0;
+      for (int64_t k = 0; k < D; ++k) dot += static_cast<double>(x[n * D + k]) * table[v * D + k];
+      const double sc = 2.0 * dot - table_sq[v];
+      if (v == 0 || sc > best_score) best_score = sc, best = v;
+    }
+    ids[n] = static_cast<int32_t>(best);
+  }
+}
+
 }  // namespace tritter::ref
