@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/ref/ref.h"
 
@@ -26,12 +27,17 @@ void check_shape(const Conv1dShape& s, const char* op, bool transposed) {
   }
 }
 
-// cols (C·K, n) with cols[(c·K + k)·n + t] = x[c·len + t·stride + k·dilation]: the input window of each output step.
+// Output steps per product: the (C·K, steps) im2col block stays a few MB (in cache, allocated once) however long
+// the signal, where one block for all steps of a second of 24 kHz audio was ~100 MB.
+constexpr int64_t kConvSteps = 2048;
+
+// cols (C·K, n) with cols[(c·K + k)·n + t] = x[c·len + (first + t)·stride + k·dilation]: the input window of each
+// output step first .. first + n − 1.
 void im2col(float* cols, const float* x, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
-            int64_t dilation) {
+            int64_t dilation, int64_t first = 0) {
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t k = 0; k < K; ++k) {
-      const float* src = x + c * len + k * dilation;
+      const float* src = x + c * len + first * stride + k * dilation;
       float* dst = cols + (c * K + k) * n;
       if (stride == 1) {
         std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
@@ -42,12 +48,12 @@ void im2col(float* cols, const float* x, int64_t C, int64_t len, int64_t K, int6
   }
 }
 
-// The adjoint of im2col: x[c·len + t·stride + k·dilation] += cols[(c·K + k)·n + t].
+// The adjoint of im2col: x[c·len + (first + t)·stride + k·dilation] += cols[(c·K + k)·n + t].
 void col2im_add(float* x, const float* cols, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
-                int64_t dilation) {
+                int64_t dilation, int64_t first = 0) {
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t k = 0; k < K; ++k) {
-      float* dst = x + c * len + k * dilation;
+      float* dst = x + c * len + first * stride + k * dilation;
       const float* src = cols + (c * K + k) * n;
       for (int64_t t = 0; t < n; ++t) dst[t * stride] += src[t];
     }
@@ -91,12 +97,19 @@ void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w
   if (ctx.kernels == KernelTier::Reference) return ref::conv1d_forward(y, x, w, b, s);
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
   const bool direct = s.K == 1 && s.stride == 1;  // a pointwise conv reads x as its own cols
-  std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * To));
+  std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * std::min(To, kConvSteps)));
   for (int64_t b0 = 0; b0 < s.B; ++b0) {
     const float* xb = x + b0 * s.Cin * s.T;
     float* yb = y + b0 * s.Cout * To;
-    if (!direct) im2col(cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
-    gemm_f32(ctx, yb, w, direct ? xb : cols.data(), s.Cout, To, CK, false, false, 1.0f, 0.0f);  // (Cout, T')
+    if (direct) {
+      gemm_f32(ctx, yb, w, xb, s.Cout, To, CK, false, false, 1.0f, 0.0f);  // (Cout, T')
+    } else {
+      for (int64_t t0 = 0; t0 < To; t0 += kConvSteps) {
+        const int64_t n = std::min(kConvSteps, To - t0);
+        im2col(cols.data(), xb, s.Cin, s.T, s.K, n, s.stride, s.dilation, t0);
+        gemm_f32(ctx, yb + t0, w, cols.data(), s.Cout, n, CK, false, false, 1.0f, 0.0f, CK, n, To);  // (Cout, n)
+      }
+    }
     add_bias(yb, b, s.Cout, To);
   }
 }
@@ -127,12 +140,16 @@ void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, cons
   check_shape(s, "conv_transpose1d", true);
   if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_forward(y, x, w, b, s);
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
-  std::vector<float> cols(static_cast<size_t>(OK * s.T));
+  std::vector<float> cols(static_cast<size_t>(OK * std::min(s.T, kConvSteps)));
   for (int64_t b0 = 0; b0 < s.B; ++b0) {
     float* yb = y + b0 * s.Cout * To;
-    gemm_f32(ctx, cols.data(), w, x + b0 * s.Cin * s.T, OK, s.T, s.Cin, true, false, 1.0f, 0.0f);  // wᵀ·x
+    const float* xb = x + b0 * s.Cin * s.T;
     std::memset(yb, 0, static_cast<size_t>(s.Cout * To) * sizeof(float));
-    col2im_add(yb, cols.data(), s.Cout, To, s.K, s.T, s.stride, s.dilation);
+    for (int64_t t0 = 0; t0 < s.T; t0 += kConvSteps) {  // input steps t0 .. t0 + n − 1 scattered into y
+      const int64_t n = std::min(kConvSteps, s.T - t0);
+      gemm_f32(ctx, cols.data(), w, xb + t0, OK, n, s.Cin, true, false, 1.0f, 0.0f, OK, s.T, n);  // wᵀ·x (OK, n)
+      col2im_add(yb, cols.data(), s.Cout, To, s.K, n, s.stride, s.dilation, t0);
+    }
     add_bias(yb, b, s.Cout, To);
   }
 }
@@ -203,7 +220,7 @@ void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows
 
 void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha) {
   if (ctx.kernels == KernelTier::Reference) return ref::elu_forward(y, x, n, alpha);
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : alpha * std::expm1(x[i]);
+  cpu::elu(ternary_kernel_tier(ctx), y, x, n, alpha);  // Highway's vector expm1
 }
 
 void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha) {

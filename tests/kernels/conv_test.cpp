@@ -127,6 +127,30 @@ TEST(ConvTranspose1d, ForwardAndBackwardMatchTheDefinition) {
   }
 }
 
+TEST(Conv1d, LongSignalsRunInBlocksOfStepsAndMatchTheReference) {
+  // Long enough for several blocks of output (or, transposed, input) steps and a partial last one.
+  Context fast, ref;
+  ref.kernels = KernelTier::Reference;
+  for (const Conv1dShape& s : {Conv1dShape{.B = 2, .Cin = 2, .Cout = 3, .T = 4500, .K = 4, .stride = 2, .dilation = 1},
+                               Conv1dShape{.B = 1, .Cin = 2, .Cout = 2, .T = 6000, .K = 3, .stride = 1, .dilation = 2}}) {
+    const auto x = randn(s.B * s.Cin * s.T, 41), w = randn(s.Cout * s.Cin * s.K, 42), b = randn(s.Cout, 43);
+    for (bool transposed : {false, true}) {
+      const int64_t To = transposed ? s.transpose_out() : s.conv_out();
+      std::vector<float> y(static_cast<size_t>(s.B * s.Cout * To), NAN), yr = y;
+      if (transposed) {
+        conv_transpose1d_forward(fast, y.data(), x.data(), w.data(), b.data(), s);
+        conv_transpose1d_forward(ref, yr.data(), x.data(), w.data(), b.data(), s);
+      } else {
+        conv1d_forward(fast, y.data(), x.data(), w.data(), b.data(), s);
+        conv1d_forward(ref, yr.data(), x.data(), w.data(), b.data(), s);
+      }
+      const double term = std::max(largest_magnitude(w) * largest_magnitude(x), largest_magnitude(b));
+      std::vector<double> yd(yr.begin(), yr.end());
+      expect_sum_near(y, yd, double(s.Cin * s.K) + 1, term, transposed ? "transposed" : "conv");
+    }
+  }
+}
+
 TEST(Conv1d, BackwardAccumulatesAndSkipsNullGradients) {
   Context ctx;
   const Conv1dShape s{.B = 2, .Cin = 3, .Cout = 4, .T = 11, .K = 3, .stride = 2, .dilation = 1};

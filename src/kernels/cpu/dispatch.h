@@ -22,6 +22,7 @@ void rope_apply(KernelTier tier, float* x, const float* cos, const float* sin, i
 void relu2(KernelTier tier, float* y, const float* x, int64_t n);
 void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n);
 void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n);
+void elu(KernelTier tier, float* y, const float* x, int64_t n, float alpha);  // kernels/conv.h's ELU forward
 // One row of the prefill attention (attention_prefill.cpp): the softmax in place, returning its log-sum-exp; and
 // its backward, p = exp(s − lse) in place of the scores s and ds ← p ⊙ (ds − delta).
 float softmax_row_lse(KernelTier tier, float* row, int64_t n);

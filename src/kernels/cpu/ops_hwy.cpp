@@ -243,6 +243,20 @@ void Relu2Glu(float* y, const float* gate, const float* up, int64_t n) {
   }
 }
 
+// ELU: x for x > 0, alpha·expm1(x) otherwise (below −87 expm1 is −1 to float precision: clamped there).
+void Elu(float* y, const float* x, int64_t n, float alpha) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto va = hn::Set(d, alpha), vlow = hn::Set(d, -87.0f), zero = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    const auto v = hn::LoadU(d, x + k);
+    const auto neg = hn::Mul(va, hn::Expm1(d, hn::Min(hn::Max(v, vlow), zero)));
+    hn::StoreU(hn::IfThenElse(hn::Gt(v, zero), v, neg), d, y + k);
+  }
+  for (; k < n; ++k) y[k] = x[k] > 0.0f ? x[k] : alpha * std::expm1(x[k]);
+}
+
 // exp(t) for t ≤ ~0 (a score minus its row's max or log-sum-exp); below kLow it is < 2e-38 and flushed to 0, so
 // −inf masks give exactly 0.
 constexpr float kExpLow = -87.0f;
@@ -430,6 +444,7 @@ HWY_EXPORT(RopeApply);
 HWY_EXPORT(Relu2);
 HWY_EXPORT(Relu2Glu);
 HWY_EXPORT(SoftmaxRows);
+HWY_EXPORT(Elu);
 HWY_EXPORT(SoftmaxRowLse);
 HWY_EXPORT(SoftmaxBackwardRow);
 HWY_EXPORT(TernaryMatmulTCols);
@@ -482,6 +497,7 @@ void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, in
 void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n) {
   TRITTER_HWY_CALL(tier, SoftmaxRows, x, rows, n);
 }
+void elu(KernelTier tier, float* y, const float* x, int64_t n, float alpha) { TRITTER_HWY_CALL(tier, Elu, y, x, n, alpha); }
 float softmax_row_lse(KernelTier tier, float* row, int64_t n) { TRITTER_HWY_CALL(tier, SoftmaxRowLse, row, n); }
 void softmax_backward_row(KernelTier tier, float* s, float* ds, int64_t n, float lse, float delta) {
   TRITTER_HWY_CALL(tier, SoftmaxBackwardRow, s, ds, n, lse, delta);
