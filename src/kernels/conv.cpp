@@ -2,6 +2,8 @@
 // the LSTM's input products for all steps in one gemm and each step's recurrent product in another.
 #include "kernels/conv.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,14 +29,19 @@ void check_shape(const Conv1dShape& s, const char* op, bool transposed) {
   }
 }
 
+// Element-wise passes (im2col, col2im, padding, ELU) smaller than this run on one thread: a team's start costs
+// more than they do.
+constexpr int64_t kParallelElems = 1 << 16;
+
 // Output steps per product: the (C·K, steps) im2col block stays a few MB (in cache, allocated once) however long
 // the signal, where one block for all steps of a second of 24 kHz audio was ~100 MB.
 constexpr int64_t kConvSteps = 2048;
 
 // cols (C·K, n) with cols[(c·K + k)·n + t] = x[c·len + (first + t)·stride + k·dilation]: the input window of each
 // output step first .. first + n − 1.
-void im2col(float* cols, const float* x, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
+void im2col(int threads, float* cols, const float* x, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
             int64_t dilation, int64_t first = 0) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (C * K * n >= kParallelElems)
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t k = 0; k < K; ++k) {
       const float* src = x + c * len + first * stride + k * dilation;
@@ -49,9 +56,10 @@ void im2col(float* cols, const float* x, int64_t C, int64_t len, int64_t K, int6
 }
 
 // The adjoint of im2col: x[c·len + (first + t)·stride + k·dilation] += cols[(c·K + k)·n + t].
-void col2im_add(float* x, const float* cols, int64_t C, int64_t len, int64_t K, int64_t n, int64_t stride,
-                int64_t dilation, int64_t first = 0) {
-  for (int64_t c = 0; c < C; ++c) {
+void col2im_add(int threads, float* x, const float* cols, int64_t C, int64_t len, int64_t K, int64_t n,
+                int64_t stride, int64_t dilation, int64_t first = 0) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (C * K * n >= kParallelElems)
+  for (int64_t c = 0; c < C; ++c) {  // channels write disjoint rows of x
     for (int64_t k = 0; k < K; ++k) {
       float* dst = x + c * len + first * stride + k * dilation;
       const float* src = cols + (c * K + k) * n;
@@ -106,7 +114,7 @@ void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w
     } else {
       for (int64_t t0 = 0; t0 < To; t0 += kConvSteps) {
         const int64_t n = std::min(kConvSteps, To - t0);
-        im2col(cols.data(), xb, s.Cin, s.T, s.K, n, s.stride, s.dilation, t0);
+        im2col(std::max(1, ctx.threads), cols.data(), xb, s.Cin, s.T, s.K, n, s.stride, s.dilation, t0);
         gemm_f32(ctx, yb + t0, w, cols.data(), s.Cout, n, CK, false, false, 1.0f, 0.0f, CK, n, To);  // (Cout, n)
       }
     }
@@ -124,13 +132,13 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
     const float* xb = x + b0 * s.Cin * s.T;
     const float* dyb = dy + b0 * s.Cout * To;
     if (dw) {
-      im2col(cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
+      im2col(std::max(1, ctx.threads), cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
       gemm_f32(ctx, dw, dyb, cols.data(), s.Cout, CK, To, false, true, 1.0f, 1.0f);  // (Cout, Cin·K) += dy·colsᵀ
     }
     add_row_sums(db, dyb, s.Cout, To);
     if (dx) {
       gemm_f32(ctx, cols.data(), w, dyb, CK, To, s.Cout, true, false, 1.0f, 0.0f);  // dcols (Cin·K, T') = wᵀ·dy
-      col2im_add(dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
+      col2im_add(std::max(1, ctx.threads), dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
     }
   }
 }
@@ -148,7 +156,7 @@ void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, cons
     for (int64_t t0 = 0; t0 < s.T; t0 += kConvSteps) {  // input steps t0 .. t0 + n − 1 scattered into y
       const int64_t n = std::min(kConvSteps, s.T - t0);
       gemm_f32(ctx, cols.data(), w, xb + t0, OK, n, s.Cin, true, false, 1.0f, 0.0f, OK, s.T, n);  // wᵀ·x (OK, n)
-      col2im_add(yb, cols.data(), s.Cout, To, s.K, n, s.stride, s.dilation, t0);
+      col2im_add(std::max(1, ctx.threads), yb, cols.data(), s.Cout, To, s.K, n, s.stride, s.dilation, t0);
     }
     add_bias(yb, b, s.Cout, To);
   }
@@ -162,7 +170,7 @@ void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* 
   std::vector<float> cols(static_cast<size_t>(OK * s.T));
   for (int64_t b0 = 0; b0 < s.B; ++b0) {
     const float* dyb = dy + b0 * s.Cout * To;
-    im2col(cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
+    im2col(std::max(1, ctx.threads), cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
     if (dx) gemm_f32(ctx, dx + b0 * s.Cin * s.T, w, cols.data(), s.Cin, s.T, OK, false, false, 1.0f, 1.0f);
     if (dw) gemm_f32(ctx, dw, x + b0 * s.Cin * s.T, cols.data(), s.Cin, OK, s.T, false, true, 1.0f, 1.0f);
     add_row_sums(db, dyb, s.Cout, To);
@@ -194,6 +202,7 @@ void pad1d_forward(const Context& ctx, float* y, const float* x, int64_t rows, i
   check_pad(rows, T, left, right, mode);
   if (ctx.kernels == KernelTier::Reference) return ref::pad1d_forward(y, x, rows, T, left, right, mode);
   const int64_t To = left + T + right;
+#pragma omp parallel for num_threads(std::max(1, ctx.threads)) schedule(static) if (rows * To >= kParallelElems)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * T;
     float* yr = y + r * To;
@@ -220,7 +229,15 @@ void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows
 
 void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha) {
   if (ctx.kernels == KernelTier::Reference) return ref::elu_forward(y, x, n, alpha);
-  cpu::elu(ternary_kernel_tier(ctx), y, x, n, alpha);  // Highway's vector expm1
+  const KernelTier tier = ternary_kernel_tier(ctx);  // Highway's vector expm1, in equal ranges over the threads
+  const int threads = n >= kParallelElems ? std::max(1, ctx.threads) : 1;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int t = 0; t < threads; ++t) {
+    // Range ends on multiples of 64, so each element takes the same path (vector body or scalar tail) whatever
+    // the thread count: the bits do not depend on it.
+    const int64_t lo = (n * t / threads) & ~int64_t{63}, hi = t + 1 == threads ? n : (n * (t + 1) / threads) & ~int64_t{63};
+    cpu::elu(tier, y + lo, x + lo, hi - lo, alpha);
+  }
 }
 
 void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha) {

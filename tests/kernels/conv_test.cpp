@@ -129,10 +129,12 @@ TEST(ConvTranspose1d, ForwardAndBackwardMatchTheDefinition) {
 
 TEST(Conv1d, LongSignalsRunInBlocksOfStepsAndMatchTheReference) {
   // Long enough for several blocks of output (or, transposed, input) steps and a partial last one.
+  // Two threads and enough channels that im2col, col2im and the ELU take their parallel paths.
   Context fast, ref;
+  fast.threads = 2;
   ref.kernels = KernelTier::Reference;
-  for (const Conv1dShape& s : {Conv1dShape{.B = 2, .Cin = 2, .Cout = 3, .T = 4500, .K = 4, .stride = 2, .dilation = 1},
-                               Conv1dShape{.B = 1, .Cin = 2, .Cout = 2, .T = 6000, .K = 3, .stride = 1, .dilation = 2}}) {
+  for (const Conv1dShape& s : {Conv1dShape{.B = 2, .Cin = 6, .Cout = 3, .T = 4500, .K = 4, .stride = 2, .dilation = 1},
+                               Conv1dShape{.B = 1, .Cin = 8, .Cout = 2, .T = 6000, .K = 3, .stride = 1, .dilation = 2}}) {
     const auto x = randn(s.B * s.Cin * s.T, 41), w = randn(s.Cout * s.Cin * s.K, 42), b = randn(s.Cout, 43);
     for (bool transposed : {false, true}) {
       const int64_t To = transposed ? s.transpose_out() : s.conv_out();
@@ -149,6 +151,17 @@ TEST(Conv1d, LongSignalsRunInBlocksOfStepsAndMatchTheReference) {
       expect_sum_near(y, yd, double(s.Cin * s.K) + 1, term, transposed ? "transposed" : "conv");
     }
   }
+  // ELU and reflect padding over the threads: the same values as one thread (element-wise, so the same bits).
+  const auto x = randn(200007, 44, 2.0f);  // odd: one range ends in a scalar tail
+  std::vector<float> y1(x.size()), y2(x.size());
+  Context one;
+  elu_forward(one, y1.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
+  elu_forward(fast, y2.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
+  EXPECT_EQ(y1, y2);
+  std::vector<float> p1(100 * 2006), p2(p1.size());  // 100 rows of 2000 (+3 +3)
+  pad1d_forward(one, p1.data(), x.data(), 100, 2000, 3, 3, PadMode::Reflect);
+  pad1d_forward(fast, p2.data(), x.data(), 100, 2000, 3, 3, PadMode::Reflect);
+  EXPECT_EQ(p1, p2);
 }
 
 TEST(Conv1d, BackwardAccumulatesAndSkipsNullGradients) {
