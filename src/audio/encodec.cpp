@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "io/safetensors.h"
 #include "kernels/conv.h"
 
@@ -378,8 +379,21 @@ std::vector<float> Encodec::run(const Context& ctx, const std::vector<Layer>& la
   return x;
 }
 
+namespace {
+// Activations of a whole signal at once (no chunking, as transformers runs it): each stage holds channels × steps
+// ≤ num_filters·T floats (channels double as steps divide by a ratio ≥ 2), and a residual block keeps about six such
+// buffers alive (input, ELU, hidden, ELU, shortcut, sum): ~24·num_filters bytes a sample (768 B at 32 filters;
+// measured 640 on 60 s). Checked before starting, so a long file is an error, not the OOM killer.
+void check_activation_memory(const EncodecConfig& c, int64_t samples, const char* what) {
+  check_allocation(24.0 * c.num_filters * static_cast<double>(samples),
+                   detail::concat(what, " of ", samples, " samples (", static_cast<double>(samples) / c.sampling_rate,
+                                  " s) at once"));
+}
+}  // namespace
+
 std::vector<float> Encodec::encode_latents(const Context& ctx, const float* samples, int64_t T, int64_t* frames) const {
   if (T < 1) throw_error("encodec encode: found ", T, " samples, expected at least 1");
+  check_activation_memory(cfg_, T, "encodec encode");
   int64_t L = T;
   std::vector<float> z = run(ctx, encoder_, std::vector<float>(samples, samples + T), 1, &L);
   *frames = L;
@@ -417,6 +431,7 @@ std::vector<float> Encodec::dequantize(const int32_t* codes, int n_q, int64_t fr
 }
 
 std::vector<float> Encodec::decode_latents(const Context& ctx, const float* latents, int64_t frames) const {
+  check_activation_memory(cfg_, frames * cfg_.hop(), "encodec decode");
   int64_t L = frames;
   return run(ctx, decoder_, std::vector<float>(latents, latents + cfg_.hidden_size * frames), cfg_.hidden_size, &L);
 }

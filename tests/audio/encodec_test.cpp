@@ -112,6 +112,10 @@ TEST(Encodec, BadConfigsAndCodesAreNamed) {
   test::expect_error([&] { m.decode(ctx, bad.data(), 1, 3); },
                      {"encodec decode: codebook 0 frame 2: found code 16, expected 0 to 15"});
   test::expect_error([&] { m.decode(ctx, bad.data(), 5, 1); }, {"codebooks: found 5, expected 1 to 4"});
+  // A signal whose activations cannot fit is refused before any is allocated (the latents are never read).
+  const std::vector<float> tiny(8, 0.0f);
+  test::expect_error([&] { m.decode_latents(ctx, tiny.data(), int64_t{1} << 40); },
+                     {"out of memory: encodec decode of 8796093022208 samples", "at once needs"});
 }
 
 }  // namespace
