@@ -16,6 +16,7 @@
 
 namespace tritter {
 namespace {
+using test::error_of;
 
 struct PackedFixture {
   test::TempDir dir;
@@ -26,14 +27,6 @@ struct PackedFixture {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Api, OpenInfoAndTokenizer) {
   PackedFixture f;

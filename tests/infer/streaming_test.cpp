@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <functional>
 #include <memory>
 
 #include "core/error.h"
@@ -21,6 +20,7 @@
 
 namespace tritter {
 namespace {
+using test::error_of;
 
 constexpr int64_t kContext = 64;
 
@@ -233,14 +233,6 @@ TEST(Streaming, OneEngineRunsEitherWeightSource) {
   EXPECT_GT(streamed.loader_stats().loads, 0);
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(Streaming, TooSmallBudgetsFailAtStartWithTheNumbers) {
   const auto fp = make_fixture("test", HeadFormat::F32);

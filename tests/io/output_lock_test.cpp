@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <functional>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -15,17 +14,10 @@
 
 namespace tritter {
 namespace {
+using test::error_of;
 
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(AtomicFileErrors, AFailedRenameReportsItsOwnErrno) {
   test::TempDir dir;

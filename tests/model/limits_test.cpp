@@ -22,18 +22,11 @@
 
 namespace tritter {
 namespace {
+using test::error_of;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 json test_config_json() { return config_to_json(preset_config("test")); }
 

@@ -16,6 +16,7 @@
 
 namespace tritter::train {
 namespace {
+using test::error_of;
 
 namespace fs = std::filesystem;
 
@@ -44,14 +45,6 @@ TrainResult train(const TrainOptions& o, const fs::path& resume = {}) {
   return run_training(ctx, c, resume, nullptr, [](const std::string&) {});
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // A pid that ran and is gone (its child exited and was reaped).
 long dead_pid() {

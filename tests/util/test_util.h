@@ -25,6 +25,18 @@ void poison(std::span<T> out) {
   for (auto& v : out) v = std::numeric_limits<T>::quiet_NaN();
 }
 
+// The message of the tritter::Error `fn` throws, or "" when it throws none (for tests that assert on parts of it
+// or on its absence).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Expects `fn` to throw tritter::Error whose message contains every fragment (the where/what/found/expected
 // parts a user reads); reports the whole message when one is missing.
 template <typename Fn>
