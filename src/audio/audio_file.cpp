@@ -3,15 +3,14 @@
 
 #include <sndfile.h>
 #include <soxr.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <system_error>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace tritter::audio {
 
@@ -48,30 +47,39 @@ struct SndFile {
   }
 };
 
-// libsndfile's virtual I/O over bytes in memory.
+// libsndfile's virtual I/O over a file in memory: bytes to read, or a growing string a writer fills (WAV and FLAC
+// writers seek back to finish their headers).
 struct MemoryFile {
-  std::span<const uint8_t> bytes;
+  std::span<const uint8_t> in;
+  std::string* out = nullptr;
   sf_count_t pos = 0;
+  sf_count_t size() const { return static_cast<sf_count_t>(out ? out->size() : in.size()); }
+  const uint8_t* data() const { return out ? reinterpret_cast<const uint8_t*>(out->data()) : in.data(); }
 };
-sf_count_t mem_length(void* user) { return static_cast<sf_count_t>(static_cast<MemoryFile*>(user)->bytes.size()); }
+sf_count_t mem_length(void* user) { return static_cast<MemoryFile*>(user)->size(); }
 sf_count_t mem_seek(sf_count_t offset, int whence, void* user) {
   auto* m = static_cast<MemoryFile*>(user);
-  const sf_count_t size = static_cast<sf_count_t>(m->bytes.size());
-  const sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : size;
+  const sf_count_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? m->pos : m->size();
   const sf_count_t to = base + offset;
-  if (to < 0 || to > size) return -1;
+  if (to < 0 || to > m->size()) return -1;
   m->pos = to;
   return m->pos;
 }
 sf_count_t mem_read(void* ptr, sf_count_t count, void* user) {
   auto* m = static_cast<MemoryFile*>(user);
-  const sf_count_t size = static_cast<sf_count_t>(m->bytes.size());
-  const sf_count_t n = std::clamp<sf_count_t>(count, 0, size - m->pos);
-  if (n > 0) std::memcpy(ptr, m->bytes.data() + m->pos, static_cast<size_t>(n));
+  const sf_count_t n = std::clamp<sf_count_t>(count, 0, m->size() - m->pos);
+  if (n > 0) std::memcpy(ptr, m->data() + m->pos, static_cast<size_t>(n));
   m->pos += n;
   return n;
 }
-sf_count_t mem_write(const void*, sf_count_t, void*) { return 0; }
+sf_count_t mem_write(const void* ptr, sf_count_t count, void* user) {
+  auto* m = static_cast<MemoryFile*>(user);
+  if (!m->out || count <= 0) return 0;
+  if (m->pos + count > m->size()) m->out->resize(static_cast<size_t>(m->pos + count));
+  std::memcpy(m->out->data() + m->pos, ptr, static_cast<size_t>(count));
+  m->pos += count;
+  return count;
+}
 sf_count_t mem_tell(void* user) { return static_cast<MemoryFile*>(user)->pos; }
 
 AudioInfo info_of(const SF_INFO& i) {
@@ -146,6 +154,7 @@ std::string lower_extension(const std::string& path) {
 }  // namespace
 
 AudioInfo probe_audio(const std::string& path) {
+  require_regular_file(path, "audio file");  // a FIFO would block libsndfile's open
   SndFile sf;
   sf.f = sf_open(path.c_str(), SFM_READ, &sf.info);
   if (!sf.f) throw_error("audio file '", path, "': cannot be read as audio: ", sf_strerror(nullptr));
@@ -155,10 +164,7 @@ AudioInfo probe_audio(const std::string& path) {
 }
 
 Audio read_audio(const std::string& path, const ReadOptions& options) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    throw_error("audio file '", path, "': not a regular file");
-  }
+  require_regular_file(path, "audio file");
   SndFile sf;
   sf.f = sf_open(path.c_str(), SFM_READ, &sf.info);
   if (!sf.f) throw_error("audio file '", path, "': cannot be read as audio: ", sf_strerror(nullptr));
@@ -203,12 +209,16 @@ void write_audio(const std::string& path, std::span<const float> samples, int sa
   if (!sf_format_check(&info)) {
     throw_error("write audio '", path, "': ", ext, " does not take ", channels, " channels at ", sample_rate, " Hz");
   }
-  // A temporary sibling, renamed over the target once complete: a failure leaves any existing file as it was.
-  const std::string temp = path + ".tmp-" + std::to_string(::getpid());
+  // Encoded in memory, then written by the project's atomic writer (a temporary sibling, fsync, rename): a failure
+  // leaves any existing file as it was.
+  std::string bytes;
+  MemoryFile mem;
+  mem.out = &bytes;
+  SF_VIRTUAL_IO io{mem_length, mem_seek, mem_read, mem_write, mem_tell};
   {
     SndFile sf;
-    sf.f = sf_open(temp.c_str(), SFM_WRITE, &info);
-    if (!sf.f) throw_error("write audio '", path, "': cannot create '", temp, "': ", sf_strerror(nullptr));
+    sf.f = sf_open_virtual(&io, SFM_WRITE, &info, &mem);
+    if (!sf.f) throw_error("write audio '", path, "': ", sf_strerror(nullptr));
     const sf_count_t frames = static_cast<sf_count_t>(samples.size()) / channels;
     sf_count_t put = 0;
     if ((format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16) {
@@ -228,17 +238,11 @@ void write_audio(const std::string& path, std::span<const float> samples, int sa
     const int closed = sf_close(sf.f);
     sf.f = nullptr;
     if (put != frames || err || closed) {
-      std::filesystem::remove(temp);
-      throw_error("write audio '", path, "': wrote ", put, " of ", frames, " frames: ",
+      throw_error("write audio '", path, "': encoded ", put, " of ", frames, " frames: ",
                   sf_error_number(err ? err : closed));
     }
   }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::filesystem::remove(temp);
-    throw_error("write audio '", path, "': rename from '", temp, "': ", ec.message());
-  }
+  write_file_atomic(path, bytes);
 }
 
 std::vector<float> resample(std::span<const float> samples, int channels, int from_rate, int to_rate) {

@@ -43,8 +43,8 @@ Audio read_audio(const std::string& path, const ReadOptions& options = {});
 Audio read_audio_bytes(std::span<const uint8_t> bytes, const std::string& name, const ReadOptions& options = {});
 
 // Writes interleaved samples (frames, channels) to `path`, the format chosen by its extension: .wav and .flac as
-// 16-bit PCM (samples clipped to [−1, 1]), .ogg as Vorbis. The file appears whole or not at all: it is written to a
-// temporary sibling and renamed, so an existing file is untouched on failure. Non-finite samples are an Error.
+// 16-bit PCM (samples clipped to [−1, 1]), .ogg as Vorbis. The file appears whole or not at all: it is encoded in memory and
+// written by io's atomic writer, so an existing file is untouched on failure. Non-finite samples are an Error.
 void write_audio(const std::string& path, std::span<const float> samples, int sample_rate, int channels = 1);
 
 // Interleaved (frames, channels) at `from_rate` → (frames', channels) at `to_rate`, frames' ≈ frames·to/from as soxr

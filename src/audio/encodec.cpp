@@ -6,13 +6,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/memory.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "kernels/conv.h"
 
@@ -196,14 +195,6 @@ Encodec::Layer lstm_layer(const SafeTensorsFile& f, const std::string& prefix, c
   return l;
 }
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw_error("encodec: cannot read '", p.string(), "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // transformers' EncodecConv1d padding: causal, reflect, with the extra right padding that makes the last frame whole.
 std::vector<float> causal_conv(const Context& ctx, const Encodec::Conv& c, const std::vector<float>& x, int64_t* len) {
   const int64_t L = *len, keff = (c.k - 1) * c.dilation + 1, pad_total = keff - c.stride;
@@ -275,10 +266,15 @@ std::vector<float> transpose(const std::vector<float>& x, int64_t rows, int64_t 
 Encodec Encodec::load(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
+  std::error_code ec;
+  if (!fs::exists(p, ec)) {
+    throw_error("encodec '", path, "': not found, expected a Hugging Face EnCodec folder (config.json, "
+                "model.safetensors) or its model.safetensors");
+  }
   const fs::path weights = fs::is_directory(p) ? p / "model.safetensors" : p;
   const fs::path config = weights.parent_path() / "config.json";
   Encodec m;
-  m.cfg_ = parse_encodec_config(read_text(config), config.string());
+  m.cfg_ = parse_encodec_config(read_file_bytes(config, 1 << 20), config.string());  // a config is a few hundred bytes
   const EncodecConfig& c = m.cfg_;
   const SafeTensorsFile f(weights);
   // Encoder: conv, then per ratio (reversed) the residual blocks, ELU and a strided conv; LSTM, ELU, conv.

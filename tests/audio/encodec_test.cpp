@@ -106,6 +106,8 @@ TEST(Encodec, BadConfigsAndCodesAreNamed) {
   test::expect_error([] { parse_encodec_config(R"({"upsampling_ratios": [8, 0]})", "c.json"); },
                      {"upsampling_ratios: found 0, expected integers 1 to 64"});
   test::expect_error([] { parse_encodec_config("{", "c.json"); }, {"encodec config 'c.json': not JSON"});
+  test::expect_error([] { Encodec::load("/nonexistent/encodec"); },
+                     {"encodec '/nonexistent/encodec': not found, expected a Hugging Face EnCodec folder"});
   const Encodec m = Encodec::load(reference_dir());
   Context ctx;
   const std::vector<int32_t> bad = {0, 3, 16};
