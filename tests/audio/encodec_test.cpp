@@ -35,11 +35,7 @@ std::vector<T> tensor(const SafeTensorsFile& f, const std::string& name) {
   return v;
 }
 
-double max_abs(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, static_cast<double>(std::fabs(x)));
-  return m;
-}
+using test::max_abs;
 
 TEST(Encodec, MatchesTheIndependentPyTorchImplementation) {
   const std::string dir = reference_dir();

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "kernels/conv.h"
 #include "kernels/test_util_kernels.h"
+#include "util/test_util.h"
 
 namespace tritter {
 namespace {
@@ -55,12 +56,6 @@ Vec def_conv_transpose1d(const Vec& x, const Vec& w, const Vec& b, const Conv1dS
   return y;
 }
 
-double largest_magnitude(const std::vector<float>& v) {
-  double m = 0;
-  for (float x : v) m = std::max(m, static_cast<double>(std::abs(x)));
-  return m;
-}
-
 // |y − ref| ≤ 2·(terms + 1)·eps·terms·term_bound per element: twice the forward error bound of a float sum of
 // `terms` products (each of the bias and the Cin·K products at most term_bound in magnitude).
 void expect_sum_near(const std::vector<float>& y, const Vec& ref, double terms, double term_bound, const char* what) {
@@ -90,7 +85,7 @@ TEST(Conv1d, ForwardAndBackwardMatchTheDefinition) {
       auto wy = randn(s.B * s.Cout * To, 4);  // the loss Σ y ⊙ wy, so dy = wy
       std::vector<float> y(static_cast<size_t>(s.B * s.Cout * To), NAN);
       conv1d_forward(ctx, y.data(), x.data(), w.data(), b.data(), s);
-      const double term = std::max(largest_magnitude(w) * largest_magnitude(x), largest_magnitude(b));
+      const double term = std::max(test::max_abs(w) * test::max_abs(x), test::max_abs(b));
       expect_sum_near(y, def_conv1d(to_double(x), to_double(w), to_double(b), s), double(s.Cin * s.K) + 1, term,
                       what.c_str());
       std::vector<float> dx(x.size(), 0.0f), dw(w.size(), 0.0f), db(b.size(), 0.0f);
@@ -113,7 +108,7 @@ TEST(ConvTranspose1d, ForwardAndBackwardMatchTheDefinition) {
       auto wy = randn(s.B * s.Cout * To, 8);
       std::vector<float> y(static_cast<size_t>(s.B * s.Cout * To), NAN);
       conv_transpose1d_forward(ctx, y.data(), x.data(), w.data(), b.data(), s);
-      const double term = std::max(largest_magnitude(w) * largest_magnitude(x), largest_magnitude(b));
+      const double term = std::max(test::max_abs(w) * test::max_abs(x), test::max_abs(b));
       expect_sum_near(y, def_conv_transpose1d(to_double(x), to_double(w), to_double(b), s),
                       double(s.Cin * s.K) + 1, term, "transpose forward");
       std::vector<float> dx(x.size(), 0.0f), dw(w.size(), 0.0f), db(b.size(), 0.0f);
@@ -146,7 +141,7 @@ TEST(Conv1d, LongSignalsRunInBlocksOfStepsAndMatchTheReference) {
         conv1d_forward(fast, y.data(), x.data(), w.data(), b.data(), s);
         conv1d_forward(ref, yr.data(), x.data(), w.data(), b.data(), s);
       }
-      const double term = std::max(largest_magnitude(w) * largest_magnitude(x), largest_magnitude(b));
+      const double term = std::max(test::max_abs(w) * test::max_abs(x), test::max_abs(b));
       std::vector<double> yd(yr.begin(), yr.end());
       expect_sum_near(y, yd, double(s.Cin * s.K) + 1, term, transposed ? "transposed" : "conv");
     }
@@ -275,7 +270,7 @@ TEST(Lstm, ForwardAndBackwardMatchTheDefinition) {
       // A pre-activation sums I + H + 2 terms (|h| ≤ 1); σ and tanh are 1-Lipschitz, and an error carried through
       // the cell state compounds over at most T steps with factors ≤ 1 + Σ|w_hh| row terms: bound it by T times
       // the one-step bound with a factor 8 for the activations' own rounding.
-      const double terms = largest_magnitude(wih) * largest_magnitude(x) * I + largest_magnitude(whh) * H + 2 * 0.3 * 4;
+      const double terms = test::max_abs(wih) * test::max_abs(x) * I + test::max_abs(whh) * H + 2 * 0.3 * 4;
       const double tol = 8.0 * (I + H + 2) * T * 1.1920929e-7 * terms;
       for (size_t k = 0; k < y.size(); ++k) ASSERT_NEAR(y[k], yd[k], tol) << "y " << k;
       std::vector<float> dx(x.size(), 0.0f), dwih(wih.size(), 0.0f), dwhh(whh.size(), 0.0f), db(static_cast<size_t>(G), 0.0f);
