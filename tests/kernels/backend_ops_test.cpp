@@ -783,6 +783,39 @@ std::vector<OpCase> make_ops() {
     ref::minhash_update(sigr.data(), a.data(), b.data(), a.size(), sh.data(), sh.size());
     chk.exact("sig", sig, sigr);
   }});
+
+  // ---- spectral.h: the codec's mel-spectrogram loss. Dims (B, T, window, hop·100 + n_mels), 24 kHz.
+  const std::vector<Dims> mels = {{1, 2, 2, 101}, {2, 63, 17, 505}, {2, 100, 33, 708}, {1, 129, 64, 1616},
+                                  {2, 65, 16, 3103}};
+  ops.push_back({"mel_spectrogram fwd+bwd", mels, [](const Context& ctx, const Dims& s, Rng& rng, Check& chk) {
+    const MelBasis m = make_mel_basis({.window = s.c, .hop = s.d / 100, .n_mels = s.d % 100});
+    const int64_t B = s.a, T = s.b, W = s.c, F = m.bins, M = m.cfg.n_mels, reach = (W + m.cfg.hop - 1) / m.cfg.hop;
+    const MelSizes z = mel_spectrogram_sizes(m, B, T);
+    const auto x = randn(rng, B * T), dmel = randn(rng, z.mel);
+    auto mel = nan_vec(z.mel), melr = mel, spec = nan_vec(z.spec), specr = spec, mag = nan_vec(z.mag), magr = mag;
+    mel_spectrogram_forward(ctx, mel.data(), spec.data(), mag.data(), x.data(), m, B, T);
+    ref::mel_spectrogram_forward(melr.data(), specr.data(), magr.data(), x.data(), m, B, T);
+    double col = 0, all = 0;  // the largest filter sum Σ_k fbank[k, j] and the whole bank's sum
+    for (int64_t j = 0; j < M; ++j) {
+      double c = 0;
+      for (int64_t k = 0; k < F; ++k) c += m.fbank[k * M + j];
+      col = std::max(col, c), all += c;
+    }
+    // spec: W-term sums whose |terms| add up to ≤ Σ hann·max|x| = W/2·max|x|; mag: |Δ|z|| ≤ √2·|Δz| and the sqrt;
+    // mel: the filters' sums of Δmag plus an F-term sum of fbank·mag.
+    const double tspec = sum_tol(W + 2, max_abs(x), 0.5 * W), tmag = 1.5 * tspec + 2 * kEps * max_abs(magr);
+    chk.close("spec", spec, specr, tspec);
+    chk.close("mag", mag, magr, tmag);
+    chk.close("mel", mel, melr, col * tmag + sum_tol(F + 1, max_abs(magr), col));
+    // Both backwards from the reference's spec and mag, accumulating into the same random dx. The bound of
+    // spectral_test's BackwardMatchesTheReference with G ≤ max|dmel|·Σ fbank.
+    auto dx = randn(rng, B * T), dxr = dx;
+    const double dx0 = max_abs(dx);
+    mel_spectrogram_backward(ctx, dx.data(), dmel.data(), specr.data(), magr.data(), m, B, T);
+    ref::mel_spectrogram_backward(dxr.data(), dmel.data(), specr.data(), magr.data(), m, B, T);
+    chk.close("dx", dx, dxr,
+              reach * (2.0 * M + 4 * F + 2 * reach + 8) * kEps * max_abs(dmel) * all + (reach + 1) * kEps * dx0);
+  }});
   return ops;
 }
 

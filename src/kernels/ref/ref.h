@@ -9,6 +9,7 @@
 #include "kernels/kv_quant.h"
 #include "kernels/nn.h"
 #include "kernels/ops.h"
+#include "kernels/spectral.h"
 #include "kernels/ternary_matmul.h"
 
 namespace tritter::ref {
@@ -125,5 +126,11 @@ void weight_norm_forward(float* w, const float* g, const float* v, int64_t O, in
 void vq_nearest(int32_t* ids, const float* x, const float* table, const float* table_sq, int64_t N, int64_t D,
                 int64_t V);
 void weight_norm_backward(float* dg, float* dv, const float* dw, const float* g, const float* v, int64_t O, int64_t n);
+
+// Mel spectrogram (kernels/spectral.h): Hann window and DFT by their definitions, sums in double.
+void mel_spectrogram_forward(float* mel, float* spec, float* mag, const float* x, const MelBasis& m, int64_t B,
+                             int64_t T);
+void mel_spectrogram_backward(float* dx, const float* dmel, const float* spec, const float* mag, const MelBasis& m,
+                              int64_t B, int64_t T);
 
 }  // namespace tritter::ref
