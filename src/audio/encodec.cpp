@@ -131,126 +131,72 @@ EncodecConfig parse_encodec_config(const std::string& json_text, const std::stri
 
 namespace {
 
-// The float data of tensor `name` with the given shape (F32 only: the published EnCodec checkpoints are f32).
-std::vector<float> take(const SafeTensorsFile& f, const std::string& name, const Shape& shape) {
-  const SafeTensor& t = f.expect(name, DType::F32, shape);
-  std::vector<float> v(static_cast<size_t>(t.numel()));
-  std::memcpy(v.data(), t.data, v.size() * sizeof(float));
-  return v;
+using Source = Encodec::TensorSource;
+
+std::vector<float> need(const Source& src, const std::string& what, const std::string& name, const Shape& shape) {
+  std::optional<std::vector<float>> t = src(name, shape);
+  if (!t) throw_error("encodec '", what, "': no tensor '", name, "'");
+  return std::move(*t);
 }
 
 // A weight-normalized (or plain) convolution `prefix`.conv.{weight_g, weight_v | parametrizations... | weight}, bias.
-Encodec::Conv load_conv(const SafeTensorsFile& f, const std::string& prefix, int64_t cin, int64_t cout, int64_t k,
-                        int64_t stride, int64_t dilation, bool transposed) {
-  Encodec::Conv c{cin, cout, k, stride, dilation, transposed, {}, {}};
+SeanetConv load_conv(const Source& src, const std::string& what, const std::string& prefix, int64_t cin, int64_t cout,
+                     int64_t k, int64_t stride, int64_t dilation, bool transposed) {
+  SeanetConv c{prefix, cin, cout, k, stride, dilation, transposed, {}, {}};
   const int64_t rows = transposed ? cin : cout, cols = transposed ? cout : cin;  // weight_norm over dim 0
   const Shape wshape = {rows, cols, k};
   const std::string p = prefix + ".conv.";
-  std::string g_name = p + "weight_g", v_name = p + "weight_v";
-  if (!f.find(g_name) && f.find(p + "parametrizations.weight.original0")) {
-    g_name = p + "parametrizations.weight.original0", v_name = p + "parametrizations.weight.original1";
+  std::optional<std::vector<float>> g = src(p + "weight_g", {rows, 1, 1});
+  std::string v_name = p + "weight_v";
+  if (!g) {
+    g = src(p + "parametrizations.weight.original0", {rows, 1, 1});
+    v_name = p + "parametrizations.weight.original1";
   }
-  if (f.find(g_name)) {
-    const std::vector<float> g = take(f, g_name, {rows, 1, 1}), v = take(f, v_name, wshape);
+  if (g) {
+    const std::vector<float> v = need(src, what, v_name, wshape);
     c.w.resize(v.size());
     Context ctx;
-    weight_norm_forward(ctx, c.w.data(), g.data(), v.data(), rows, cols * k);
+    weight_norm_forward(ctx, c.w.data(), g->data(), v.data(), rows, cols * k);
   } else {
-    c.w = take(f, p + "weight", wshape);
+    c.w = need(src, what, p + "weight", wshape);
   }
-  c.b = take(f, p + "bias", {cout});
+  c.b = need(src, what, p + "bias", {cout});
   return c;
 }
 
-Encodec::Layer conv_layer(Encodec::Conv c) {
-  Encodec::Layer l;
-  l.kind = Encodec::Layer::kConv;
+SeanetLayer conv_layer(SeanetConv c) {
+  SeanetLayer l;
+  l.kind = SeanetLayer::kConv;
   l.conv = std::move(c);
   return l;
 }
-Encodec::Layer elu_layer() { return Encodec::Layer{}; }
+SeanetLayer elu_layer() { return SeanetLayer{}; }
 
-Encodec::Layer res_block(const SafeTensorsFile& f, const std::string& prefix, const EncodecConfig& c, int64_t dim,
-                         int64_t dilation) {
-  Encodec::Layer l;
-  l.kind = Encodec::Layer::kResBlock;
+SeanetLayer res_block(const Source& src, const std::string& what, const std::string& prefix, const EncodecConfig& c,
+                      int64_t dim, int64_t dilation) {
+  SeanetLayer l;
+  l.kind = SeanetLayer::kResBlock;
   const int64_t hidden = dim / c.compress;
-  l.res_a = load_conv(f, prefix + ".block.1", dim, hidden, c.residual_kernel_size, 1, dilation, false);
-  l.res_b = load_conv(f, prefix + ".block.3", hidden, dim, 1, 1, 1, false);
-  if (c.use_conv_shortcut) l.shortcut = load_conv(f, prefix + ".shortcut", dim, dim, 1, 1, 1, false);
+  l.res_a = load_conv(src, what, prefix + ".block.1", dim, hidden, c.residual_kernel_size, 1, dilation, false);
+  l.res_b = load_conv(src, what, prefix + ".block.3", hidden, dim, 1, 1, 1, false);
+  if (c.use_conv_shortcut) l.shortcut = load_conv(src, what, prefix + ".shortcut", dim, dim, 1, 1, 1, false);
   return l;
 }
 
-Encodec::Layer lstm_layer(const SafeTensorsFile& f, const std::string& prefix, const EncodecConfig& c, int64_t dim) {
-  Encodec::Layer l;
-  l.kind = Encodec::Layer::kLstm;
+SeanetLayer lstm_layer(const Source& src, const std::string& what, const std::string& prefix, const EncodecConfig& c,
+                       int64_t dim) {
+  SeanetLayer l;
+  l.kind = SeanetLayer::kLstm;
+  l.lstm.name = prefix;
   l.lstm.dim = dim;
   for (int n = 0; n < c.num_lstm_layers; ++n) {
     const std::string s = std::to_string(n);
-    l.lstm.w_ih.push_back(take(f, prefix + ".lstm.weight_ih_l" + s, {4 * dim, dim}));
-    l.lstm.w_hh.push_back(take(f, prefix + ".lstm.weight_hh_l" + s, {4 * dim, dim}));
-    l.lstm.b_ih.push_back(take(f, prefix + ".lstm.bias_ih_l" + s, {4 * dim}));
-    l.lstm.b_hh.push_back(take(f, prefix + ".lstm.bias_hh_l" + s, {4 * dim}));
+    l.lstm.w_ih.push_back(need(src, what, prefix + ".lstm.weight_ih_l" + s, {4 * dim, dim}));
+    l.lstm.w_hh.push_back(need(src, what, prefix + ".lstm.weight_hh_l" + s, {4 * dim, dim}));
+    l.lstm.b_ih.push_back(need(src, what, prefix + ".lstm.bias_ih_l" + s, {4 * dim}));
+    l.lstm.b_hh.push_back(need(src, what, prefix + ".lstm.bias_hh_l" + s, {4 * dim}));
   }
   return l;
-}
-
-// transformers' EncodecConv1d padding: causal, reflect, with the extra right padding that makes the last frame whole.
-std::vector<float> causal_conv(const Context& ctx, const Encodec::Conv& c, const std::vector<float>& x, int64_t* len) {
-  const int64_t L = *len, keff = (c.k - 1) * c.dilation + 1, pad_total = keff - c.stride;
-  const double n_frames = static_cast<double>(L - keff + pad_total) / static_cast<double>(c.stride) + 1.0;
-  const int64_t ideal = (static_cast<int64_t>(std::ceil(n_frames)) - 1) * c.stride + (keff - pad_total);
-  const int64_t left = pad_total, right = ideal - L;
-  // Reflect padding needs the signal longer than the padding: transformers zero-extends a short input first and
-  // drops those zeros after padding.
-  const int64_t max_pad = std::max(left, right);
-  const int64_t extra = L <= max_pad ? max_pad - L + 1 : 0;
-  std::vector<float> src = x;
-  int64_t Ls = L;
-  if (extra > 0) {
-    src.assign(static_cast<size_t>(c.cin * (L + extra)), 0.0f);
-    for (int64_t ch = 0; ch < c.cin; ++ch)
-      std::copy(x.begin() + ch * L, x.begin() + (ch + 1) * L, src.begin() + ch * (L + extra));
-    Ls = L + extra;
-  }
-  const int64_t Lp_full = left + Ls + right;
-  std::vector<float> padded(static_cast<size_t>(c.cin * Lp_full));
-  pad1d_forward(ctx, padded.data(), src.data(), c.cin, Ls, left, right, PadMode::Reflect);
-  int64_t Lp = Lp_full - extra;
-  if (extra > 0) {  // drop the zero-extension's tail, row by row
-    std::vector<float> cut(static_cast<size_t>(c.cin * Lp));
-    for (int64_t ch = 0; ch < c.cin; ++ch)
-      std::copy(padded.begin() + ch * Lp_full, padded.begin() + ch * Lp_full + Lp, cut.begin() + ch * Lp);
-    padded.swap(cut);
-  }
-  const Conv1dShape s{.B = 1, .Cin = c.cin, .Cout = c.cout, .T = Lp, .K = c.k, .stride = c.stride, .dilation = c.dilation};
-  std::vector<float> y(static_cast<size_t>(c.cout * s.conv_out()));
-  conv1d_forward(ctx, y.data(), padded.data(), c.w.data(), c.b.data(), s);
-  *len = s.conv_out();
-  return y;
-}
-
-// transformers' EncodecConvTranspose1d: the full transposed convolution, then k − stride samples trimmed, right first.
-std::vector<float> causal_conv_transpose(const Context& ctx, const Encodec::Conv& c, const std::vector<float>& x,
-                                         int64_t* len, double trim_right_ratio) {
-  const Conv1dShape s{.B = 1, .Cin = c.cin, .Cout = c.cout, .T = *len, .K = c.k, .stride = c.stride, .dilation = 1};
-  const int64_t full = s.transpose_out();
-  std::vector<float> y(static_cast<size_t>(c.cout * full));
-  conv_transpose1d_forward(ctx, y.data(), x.data(), c.w.data(), c.b.data(), s);
-  const int64_t pad_total = c.k - c.stride;
-  const int64_t right = static_cast<int64_t>(std::ceil(static_cast<double>(pad_total) * trim_right_ratio));
-  const int64_t left = pad_total - right, keep = full - left - right;
-  std::vector<float> out(static_cast<size_t>(c.cout * keep));
-  for (int64_t ch = 0; ch < c.cout; ++ch)
-    std::copy(y.begin() + ch * full + left, y.begin() + ch * full + left + keep, out.begin() + ch * keep);
-  *len = keep;
-  return out;
-}
-
-std::vector<float> elu(const Context& ctx, const std::vector<float>& x) {
-  std::vector<float> y(x.size());
-  elu_forward(ctx, y.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
-  return y;
 }
 
 // (rows, cols) → (cols, rows)
@@ -273,53 +219,67 @@ Encodec Encodec::load(const std::string& path) {
   }
   const fs::path weights = fs::is_directory(p) ? p / "model.safetensors" : p;
   const fs::path config = weights.parent_path() / "config.json";
-  Encodec m;
-  m.cfg_ = parse_encodec_config(read_file_bytes(config, 1 << 20), config.string());  // a config is a few hundred bytes
-  const EncodecConfig& c = m.cfg_;
+  const EncodecConfig cfg = parse_encodec_config(read_file_bytes(config, 1 << 20), config.string());  // a few hundred bytes
   const SafeTensorsFile f(weights);
+  // F32 only: the published EnCodec checkpoints are f32.
+  const Source source = [&f](const std::string& name, const Shape& shape) -> std::optional<std::vector<float>> {
+    if (!f.find(name)) return std::nullopt;
+    const SafeTensor& t = f.expect(name, DType::F32, shape);
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    std::memcpy(v.data(), t.data, v.size() * sizeof(float));
+    return v;
+  };
+  return from_source(cfg, source, weights.string());
+}
+
+Encodec Encodec::from_source(const EncodecConfig& cfg, const TensorSource& src, const std::string& what) {
+  Encodec m;
+  m.cfg_ = cfg;
+  const EncodecConfig& c = m.cfg_;
   // Encoder: conv, then per ratio (reversed) the residual blocks, ELU and a strided conv; LSTM, ELU, conv.
   int idx = 0;
   auto name = [](const char* stack, int i) { return std::string(stack) + ".layers." + std::to_string(i); };
-  m.encoder_.push_back(conv_layer(load_conv(f, name("encoder", idx++), c.audio_channels, c.num_filters, c.kernel_size, 1, 1, false)));
+  m.encoder_.push_back(conv_layer(load_conv(src, what, name("encoder", idx++), c.audio_channels, c.num_filters, c.kernel_size, 1, 1, false)));
   int64_t scale = 1;
   for (auto it = c.upsampling_ratios.rbegin(); it != c.upsampling_ratios.rend(); ++it) {
     const int64_t dim = scale * c.num_filters;
     int64_t dil = 1;
     for (int j = 0; j < c.num_residual_layers; ++j, dil *= c.dilation_growth_rate)
-      m.encoder_.push_back(res_block(f, name("encoder", idx++), c, dim, dil));
+      m.encoder_.push_back(res_block(src, what, name("encoder", idx++), c, dim, dil));
     m.encoder_.push_back(elu_layer());
     ++idx;
-    m.encoder_.push_back(conv_layer(load_conv(f, name("encoder", idx++), dim, 2 * dim, 2 * *it, *it, 1, false)));
+    m.encoder_.push_back(conv_layer(load_conv(src, what, name("encoder", idx++), dim, 2 * dim, 2 * *it, *it, 1, false)));
     scale *= 2;
   }
-  m.encoder_.push_back(lstm_layer(f, name("encoder", idx), c, scale * c.num_filters));
+  m.encoder_.push_back(lstm_layer(src, what, name("encoder", idx), c, scale * c.num_filters));
   ++idx;
   m.encoder_.push_back(elu_layer());
   ++idx;
-  m.encoder_.push_back(conv_layer(load_conv(f, name("encoder", idx++), scale * c.num_filters, c.hidden_size, c.last_kernel_size, 1, 1, false)));
+  m.encoder_.push_back(conv_layer(load_conv(src, what, name("encoder", idx++), scale * c.num_filters, c.hidden_size, c.last_kernel_size, 1, 1, false)));
   // Decoder: conv, LSTM, then per ratio ELU, a transposed conv and the residual blocks; ELU, conv.
   idx = 0;
-  m.decoder_.push_back(conv_layer(load_conv(f, name("decoder", idx++), c.hidden_size, scale * c.num_filters, c.kernel_size, 1, 1, false)));
-  m.decoder_.push_back(lstm_layer(f, name("decoder", idx), c, scale * c.num_filters));
+  m.decoder_.push_back(conv_layer(load_conv(src, what, name("decoder", idx++), c.hidden_size, scale * c.num_filters, c.kernel_size, 1, 1, false)));
+  m.decoder_.push_back(lstm_layer(src, what, name("decoder", idx), c, scale * c.num_filters));
   ++idx;
   for (int ratio : c.upsampling_ratios) {
     const int64_t dim = scale * c.num_filters;
     m.decoder_.push_back(elu_layer());
     ++idx;
-    m.decoder_.push_back(conv_layer(load_conv(f, name("decoder", idx++), dim, dim / 2, 2 * ratio, ratio, 1, true)));
+    m.decoder_.push_back(conv_layer(load_conv(src, what, name("decoder", idx++), dim, dim / 2, 2 * ratio, ratio, 1, true)));
     int64_t dil = 1;
     for (int j = 0; j < c.num_residual_layers; ++j, dil *= c.dilation_growth_rate)
-      m.decoder_.push_back(res_block(f, name("decoder", idx++), c, dim / 2, dil));
+      m.decoder_.push_back(res_block(src, what, name("decoder", idx++), c, dim / 2, dil));
     scale /= 2;
   }
   m.decoder_.push_back(elu_layer());
   ++idx;
-  m.decoder_.push_back(conv_layer(load_conv(f, name("decoder", idx++), c.num_filters, c.audio_channels, c.last_kernel_size, 1, 1, false)));
-  // The residual quantizer's codebooks: as many as the file holds, at most the largest bandwidth's.
+  m.decoder_.push_back(conv_layer(load_conv(src, what, name("decoder", idx++), c.num_filters, c.audio_channels, c.last_kernel_size, 1, 1, false)));
+  // The residual quantizer's codebooks: as many as the source holds, at most the largest bandwidth's.
   for (int q = 0; q < c.max_codebooks(); ++q) {
-    const std::string cb = "quantizer.layers." + std::to_string(q) + ".codebook.embed";
-    if (!f.find(cb)) break;
-    m.codebooks_.push_back(take(f, cb, {c.codebook_size, c.hidden_size}));
+    std::optional<std::vector<float>> cb =
+        src("quantizer.layers." + std::to_string(q) + ".codebook.embed", {c.codebook_size, c.hidden_size});
+    if (!cb) break;
+    m.codebooks_.push_back(std::move(*cb));
     std::vector<float> sq(static_cast<size_t>(c.codebook_size));
     for (int64_t v = 0; v < c.codebook_size; ++v) {
       double s = 0;
@@ -331,48 +291,8 @@ Encodec Encodec::load(const std::string& path) {
     }
     m.codebook_sq_.push_back(std::move(sq));
   }
-  if (m.codebooks_.empty()) throw_error("encodec '", weights.string(), "': no quantizer.layers.0.codebook.embed tensor");
+  if (m.codebooks_.empty()) throw_error("encodec '", what, "': no quantizer.layers.0.codebook.embed tensor");
   return m;
-}
-
-std::vector<float> Encodec::run(const Context& ctx, const std::vector<Layer>& layers, std::vector<float> x,
-                                int64_t channels, int64_t* length) const {
-  int64_t L = *length, C = channels;
-  for (const Layer& l : layers) {
-    switch (l.kind) {
-      case Layer::kElu: x = elu(ctx, x); break;
-      case Layer::kConv:
-        x = l.conv.transposed ? causal_conv_transpose(ctx, l.conv, x, &L, cfg_.trim_right_ratio)
-                              : causal_conv(ctx, l.conv, x, &L);
-        C = l.conv.cout;
-        break;
-      case Layer::kResBlock: {
-        int64_t La = L;
-        std::vector<float> h = causal_conv(ctx, l.res_a, elu(ctx, x), &La);
-        h = causal_conv(ctx, l.res_b, elu(ctx, h), &La);
-        int64_t Ls = L;
-        const std::vector<float> s = l.shortcut.cin ? causal_conv(ctx, l.shortcut, x, &Ls) : x;
-        for (size_t k = 0; k < h.size(); ++k) h[k] += s[k];
-        x = std::move(h);
-        break;
-      }
-      case Layer::kLstm: {
-        // (C, L) → (L, C), the stacked layers, plus the input (a residual connection), → (C, L).
-        const std::vector<float> xt = transpose(x, C, L);
-        std::vector<float> h = xt, y(xt.size()), cell(xt.size()), gates(xt.size() * 4);
-        for (size_t n = 0; n < l.lstm.w_ih.size(); ++n) {
-          lstm_forward(ctx, y.data(), gates.data(), cell.data(), h.data(), l.lstm.w_ih[n].data(), l.lstm.w_hh[n].data(),
-                       l.lstm.b_ih[n].data(), l.lstm.b_hh[n].data(), 1, L, C, C);
-          h.swap(y);
-        }
-        for (size_t k = 0; k < h.size(); ++k) h[k] += xt[k];
-        x = transpose(h, L, C);
-        break;
-      }
-    }
-  }
-  *length = L;
-  return x;
 }
 
 namespace {
@@ -391,7 +311,7 @@ std::vector<float> Encodec::encode_latents(const Context& ctx, const float* samp
   if (T < 1) throw_error("encodec encode: found ", T, " samples, expected at least 1");
   check_activation_memory(cfg_, T, "encodec encode");
   int64_t L = T;
-  std::vector<float> z = run(ctx, encoder_, std::vector<float>(samples, samples + T), 1, &L);
+  std::vector<float> z = seanet_forward(ctx, encoder_, std::vector<float>(samples, samples + T), 1, 1, &L, cfg_.trim_right_ratio, nullptr);
   *frames = L;
   return z;
 }
@@ -429,7 +349,8 @@ std::vector<float> Encodec::dequantize(const int32_t* codes, int n_q, int64_t fr
 std::vector<float> Encodec::decode_latents(const Context& ctx, const float* latents, int64_t frames) const {
   check_activation_memory(cfg_, frames * cfg_.hop(), "encodec decode");
   int64_t L = frames;
-  return run(ctx, decoder_, std::vector<float>(latents, latents + cfg_.hidden_size * frames), cfg_.hidden_size, &L);
+  return seanet_forward(ctx, decoder_, std::vector<float>(latents, latents + cfg_.hidden_size * frames), 1,
+                        cfg_.hidden_size, &L, cfg_.trim_right_ratio, nullptr);
 }
 
 std::vector<int32_t> Encodec::encode(const Context& ctx, const float* samples, int64_t T, int n_q, int64_t* frames) const {

@@ -5,10 +5,14 @@
 // samples. The weight-normalized convolutions are folded (w = g·v/‖v‖) once at load.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "audio/seanet.h"
 #include "core/context.h"
+#include "core/dtype.h"
 
 namespace tritter::audio {
 
@@ -55,30 +59,23 @@ class Encodec {
   std::vector<int32_t> encode(const Context& ctx, const float* samples, int64_t T, int n_q, int64_t* frames) const;
   std::vector<float> decode(const Context& ctx, const int32_t* codes, int n_q, int64_t frames) const;
 
-  // A layer of either stack, laid out as the transformers module lists are (public for the loader).
-  struct Conv {
-    int64_t cin = 0, cout = 0, k = 1, stride = 1, dilation = 1;
-    bool transposed = false;
-    std::vector<float> w, b;  // Conv1d (cout, cin, k) or ConvTranspose1d (cin, cout, k); b (cout)
-  };
-  struct Lstm {
-    int64_t dim = 0;
-    std::vector<std::vector<float>> w_ih, w_hh, b_ih, b_hh;  // per layer
-  };
-  struct Layer {
-    enum Kind { kConv, kResBlock, kElu, kLstm } kind = kElu;
-    Conv conv;                    // kConv
-    Conv res_a, res_b, shortcut;  // kResBlock: ELU, a, ELU, b; plus the shortcut (k = 1) or identity (cin = 0)
-    Lstm lstm;                    // kLstm
-  };
+  // Where the loader gets its tensors: the floats of `name` with the given shape, or nothing when there is no
+  // such tensor (a shape or type mismatch is an Error of the source). load() reads a safetensors file; the codec
+  // trainer hands out its parameters.
+  using TensorSource = std::function<std::optional<std::vector<float>>(const std::string& name, const Shape& shape)>;
+  // The stacks and codebooks of `cfg` from `source` (`what` names it in errors); weight-normalized convolutions are
+  // folded here.
+  static Encodec from_source(const EncodecConfig& cfg, const TensorSource& source, const std::string& what);
+
+  const Seanet& encoder() const { return encoder_; }
+  const Seanet& decoder() const { return decoder_; }
+  const std::vector<float>& codebook(int q) const { return codebooks_[static_cast<size_t>(q)]; }  // (codebook_size, hidden_size)
 
  private:
   EncodecConfig cfg_;
-  std::vector<Layer> encoder_, decoder_;
-  std::vector<std::vector<float>> codebooks_;  // each (codebook_size, hidden_size)
+  Seanet encoder_, decoder_;
+  std::vector<std::vector<float>> codebooks_;    // each (codebook_size, hidden_size)
   std::vector<std::vector<float>> codebook_sq_;  // ‖entry‖² of each, (codebook_size)
-  std::vector<float> run(const Context& ctx, const std::vector<Layer>& layers, std::vector<float> x, int64_t channels,
-                         int64_t* length) const;
 };
 
 // Codes on disk: a safetensors file with "codes" I32 (n_q, frames) and metadata format "tritter-audio-codes",
