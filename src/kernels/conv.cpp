@@ -227,22 +227,30 @@ void pad1d_backward(const Context& ctx, float* dx, const float* dy, int64_t rows
   }
 }
 
-void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha) {
-  if (ctx.kernels == KernelTier::Reference) return ref::elu_forward(y, x, n, alpha);
-  const KernelTier tier = ternary_kernel_tier(ctx);  // Highway's vector expm1, in equal ranges over the threads
+namespace {
+// f(lo, hi) over [0, n) in equal ranges over the threads, each ending on a multiple of 64, so each element takes the
+// same path (vector body or scalar tail) whatever the thread count: the bits do not depend on it.
+template <typename F>
+void for_aligned_ranges(const Context& ctx, int64_t n, const F& f) {
   const int threads = n >= kParallelElems ? std::max(1, ctx.threads) : 1;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int t = 0; t < threads; ++t) {
-    // Range ends on multiples of 64, so each element takes the same path (vector body or scalar tail) whatever
-    // the thread count: the bits do not depend on it.
     const int64_t lo = (n * t / threads) & ~int64_t{63}, hi = t + 1 == threads ? n : (n * (t + 1) / threads) & ~int64_t{63};
-    cpu::elu(tier, y + lo, x + lo, hi - lo, alpha);
+    f(lo, hi);
   }
+}
+}  // namespace
+
+void elu_forward(const Context& ctx, float* y, const float* x, int64_t n, float alpha) {
+  if (ctx.kernels == KernelTier::Reference) return ref::elu_forward(y, x, n, alpha);
+  const KernelTier tier = ternary_kernel_tier(ctx);  // Highway's vector expm1
+  for_aligned_ranges(ctx, n, [&](int64_t lo, int64_t hi) { cpu::elu(tier, y + lo, x + lo, hi - lo, alpha); });
 }
 
 void elu_backward(const Context& ctx, float* dx, const float* dy, const float* x, int64_t n, float alpha) {
   if (ctx.kernels == KernelTier::Reference) return ref::elu_backward(dx, dy, x, n, alpha);
-  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0.0f ? dy[i] : dy[i] * alpha * std::exp(x[i]);
+  const KernelTier tier = ternary_kernel_tier(ctx);
+  for_aligned_ranges(ctx, n, [&](int64_t lo, int64_t hi) { cpu::elu_backward(tier, dx + lo, dy + lo, x + lo, hi - lo, alpha); });
 }
 
 namespace {

@@ -153,6 +153,11 @@ TEST(Conv1d, LongSignalsRunInBlocksOfStepsAndMatchTheReference) {
   elu_forward(one, y1.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
   elu_forward(fast, y2.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
   EXPECT_EQ(y1, y2);
+  const auto dy = randn(static_cast<int64_t>(x.size()), 45);
+  std::vector<float> d1(x.size()), d2(x.size());
+  elu_backward(one, d1.data(), dy.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
+  elu_backward(fast, d2.data(), dy.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
+  EXPECT_EQ(d1, d2);
   std::vector<float> p1(100 * 2006), p2(p1.size());  // 100 rows of 2000 (+3 +3)
   pad1d_forward(one, p1.data(), x.data(), 100, 2000, 3, 3, PadMode::Reflect);
   pad1d_forward(fast, p2.data(), x.data(), 100, 2000, 3, 3, PadMode::Reflect);
@@ -208,7 +213,8 @@ TEST(Elu, ForwardAndBackwardMatchTheDefinition) {
   for (KernelTier tier : {KernelTier::Auto, KernelTier::Reference}) {
     Context ctx;
     ctx.kernels = tier;
-    const std::vector<float> x = {-20.0f, -1.0f, -1e-4f, 0.0f, 1e-4f, 0.5f, 3.0f};
+    std::vector<float> x = {-20.0f, -1.0f, -1e-4f, 0.0f, 1e-4f, 0.5f, 3.0f};
+    for (int i = 0; i < 196; ++i) x.push_back(-90.0f + 0.49f * static_cast<float>(i));  // vector bodies and a tail
     std::vector<float> y(x.size()), dx(x.size());
     elu_forward(ctx, y.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
     for (size_t i = 0; i < x.size(); ++i) {

@@ -23,6 +23,7 @@ void relu2(KernelTier tier, float* y, const float* x, int64_t n);
 void relu2_glu(KernelTier tier, float* y, const float* gate, const float* up, int64_t n);
 void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n);
 void elu(KernelTier tier, float* y, const float* x, int64_t n, float alpha);  // kernels/conv.h's ELU forward
+void elu_backward(KernelTier tier, float* dx, const float* dy, const float* x, int64_t n, float alpha);
 // One row of the prefill attention (attention_prefill.cpp): the softmax in place, returning its log-sum-exp; and
 // its backward, p = exp(s − lse) in place of the scores s and ds ← p ⊙ (ds − delta).
 float softmax_row_lse(KernelTier tier, float* row, int64_t n);

@@ -257,6 +257,20 @@ void Elu(float* y, const float* x, int64_t n, float alpha) {
   for (; k < n; ++k) y[k] = x[k] > 0.0f ? x[k] : alpha * std::expm1(x[k]);
 }
 
+// ELU's backward: dx = dy for x > 0, dy·alpha·exp(x) otherwise (dx may be dy).
+void EluBackward(float* dx, const float* dy, const float* x, int64_t n, float alpha) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto va = hn::Set(d, alpha), vlow = hn::Set(d, -87.0f), zero = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + L <= n; k += L) {
+    const auto v = hn::LoadU(d, x + k), g = hn::LoadU(d, dy + k);
+    const auto neg = hn::Mul(hn::Mul(g, va), hn::Exp(d, hn::Min(hn::Max(v, vlow), zero)));
+    hn::StoreU(hn::IfThenElse(hn::Gt(v, zero), g, neg), d, dx + k);
+  }
+  for (; k < n; ++k) dx[k] = x[k] > 0.0f ? dy[k] : dy[k] * alpha * std::exp(x[k]);
+}
+
 // exp(t) for t ≤ ~0 (a score minus its row's max or log-sum-exp); below kLow it is < 2e-38 and flushed to 0, so
 // −inf masks give exactly 0.
 constexpr float kExpLow = -87.0f;
@@ -445,6 +459,7 @@ HWY_EXPORT(Relu2);
 HWY_EXPORT(Relu2Glu);
 HWY_EXPORT(SoftmaxRows);
 HWY_EXPORT(Elu);
+HWY_EXPORT(EluBackward);
 HWY_EXPORT(SoftmaxRowLse);
 HWY_EXPORT(SoftmaxBackwardRow);
 HWY_EXPORT(TernaryMatmulTCols);
@@ -498,6 +513,9 @@ void softmax_rows(KernelTier tier, float* x, int64_t rows, int64_t n) {
   TRITTER_HWY_CALL(tier, SoftmaxRows, x, rows, n);
 }
 void elu(KernelTier tier, float* y, const float* x, int64_t n, float alpha) { TRITTER_HWY_CALL(tier, Elu, y, x, n, alpha); }
+void elu_backward(KernelTier tier, float* dx, const float* dy, const float* x, int64_t n, float alpha) {
+  TRITTER_HWY_CALL(tier, EluBackward, dx, dy, x, n, alpha);
+}
 float softmax_row_lse(KernelTier tier, float* row, int64_t n) { TRITTER_HWY_CALL(tier, SoftmaxRowLse, row, n); }
 void softmax_backward_row(KernelTier tier, float* s, float* ds, int64_t n, float lse, float delta) {
   TRITTER_HWY_CALL(tier, SoftmaxBackwardRow, s, ds, n, lse, delta);
