@@ -129,6 +129,7 @@ void add_audio_command(CLI::App& app, GlobalOptions& global) {
                 d->in.c_str(), d->out.c_str(), c.n_q, static_cast<long long>(c.frames), dur, secs, dur / secs);
     if (global.verbose) std::printf("peak RSS %.1f MiB\n", static_cast<double>(process_memory().peak_rss_bytes) / (1 << 20));
   });
+  add_codec_training_commands(audio, global);
 }
 
 }  // namespace tritter::cli

@@ -24,6 +24,7 @@ void add_finetune_command(CLI::App& app, GlobalOptions& global); void add_merge_
 void add_serve_command(CLI::App& app, GlobalOptions& global);  // the OpenAI-compatible HTTP server
 void add_embed_command(CLI::App& app, GlobalOptions& global);  // text embeddings
 void add_train_tokenizer_command(CLI::App& app, GlobalOptions& global);  // a BPE tokenizer for code (SentencePiece)
-void add_audio_command(CLI::App& app, GlobalOptions& global);  // audio files: info, convert
+void add_audio_command(CLI::App& app, GlobalOptions& global);  // audio files: info, convert, encode, decode
+void add_codec_training_commands(CLI::App* audio, GlobalOptions& global);  // audio train-codec, audio eval
 
 }  // namespace tritter::cli

@@ -12,7 +12,7 @@ packages=(
   pybind11-dev python3-pybind11 python3-pytest python3-numpy python3-dev
   libopenmpi-dev openmpi-bin
   libcpp-httplib-dev chromium
-  libsndfile1-dev libsoxr-dev
+  libsndfile1-dev libsoxr-dev espeak-ng sox
 )
 missing=()
 for p in "${packages[@]}"; do

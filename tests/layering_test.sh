@@ -14,7 +14,7 @@ declare -A allowed=(
   [plan]="core kernels io text model train infer plan"
   [data]="core kernels io text data"
   [vision]="core kernels io model vision"
-  [audio]="core kernels io model audio"
+  [audio]="core kernels io model train audio"
   [api]="core kernels io text model train infer data vision audio api"
   [serve]="core kernels io text model infer serve"
 )
