@@ -7,6 +7,11 @@ model.safetensors with the transformers tensor names) and the reference outputs 
 encoder, quantizer and decoder can be checked against it.
 
     /usr/bin/python3 tools/encodec_reference.py make --out DIR [--preset tiny|24khz] [--seed 0] [--seconds 0.1]
+    /usr/bin/python3 tools/encodec_reference.py load --dir DIR [--seconds 0.1]
+
+`load` reads an existing folder instead (e.g. one `tritter audio train-codec` wrote): torch's modules take its
+weight_g / weight_v / bias / LSTM tensors by name and its codebooks (the EMA buffers are not needed), and the reference
+outputs are written beside them, so the same C++ test checks that folder.
 
 DIR/reference.safetensors holds: audio (T), latents (hidden, frames), codes (n_q, frames) as int32, decoded (T'),
 the decoder's output from those codes. Needs Debian's python3-torch (CPU); CI does not run it: its output for the
@@ -19,7 +24,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import write_safetensors  # noqa: E402
+from torch_reference import read_safetensors, write_safetensors  # noqa: E402
 
 PRESETS = {
     # The published 24 kHz model's architecture (its weights cannot be downloaded here; random ones stand in).
@@ -168,7 +173,13 @@ def cmd_make(a):
     write_safetensors(os.path.join(a.out, "model.safetensors"), tensors)
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(c, f, indent=1)
-    T = int(a.seconds * sr)
+    write_reference(m, c, a.out, a.seconds, {"producer": "tools/encodec_reference.py", "preset": a.preset, "seed": a.seed})
+
+
+def write_reference(m, c, out, seconds, meta):
+    import torch
+    sr = c["sampling_rate"]
+    T = int(seconds * sr)
     t = torch.arange(T, dtype=torch.float64) / sr
     audio = (0.4 * torch.sin(2 * math.pi * (200 + 3000 * t) * t) + 0.1 * torch.sin(2 * math.pi * 1234 * t)).float()
     with torch.no_grad():
@@ -188,12 +199,28 @@ def cmd_make(a):
         for layer in m.decoder.layers:
             y = layer(y)
     codes = torch.stack(codes).int()
-    write_safetensors(os.path.join(a.out, "reference.safetensors"),
+    write_safetensors(os.path.join(out, "reference.safetensors"),
                       [("audio", audio), ("latents", latents.contiguous()), ("codes", codes),
                        ("decoded", y[0, 0].contiguous())],
-                      {"producer": "tools/encodec_reference.py", "preset": a.preset, "seed": a.seed})
-    print(f"{a.out}: {a.preset}, {T} samples -> latents {list(latents.shape)}, codes {list(codes.shape)}, "
+                      meta)
+    print(f"{out}: {T} samples -> latents {list(latents.shape)}, codes {list(codes.shape)}, "
           f"decoded {y.shape[-1]} samples")
+
+
+def cmd_load(a):
+    import torch
+    with open(os.path.join(a.dir, "config.json")) as f:
+        c = json.load(f)
+    m = build(c).eval()
+    tensors, _ = read_safetensors(os.path.join(a.dir, "model.safetensors"))
+    state = {}
+    for name in m.state_dict():
+        src = f"quantizer.layers.{name.split('.')[1]}.codebook.embed" if name.startswith("codebooks.") else name
+        if src not in tensors:
+            raise SystemExit(f"encodec_reference load: '{a.dir}': no tensor '{src}'")
+        state[name] = tensors[src]
+    m.load_state_dict(state)
+    write_reference(m, c, a.dir, a.seconds, {"producer": "tools/encodec_reference.py load"})
 
 
 def main():
@@ -205,6 +232,10 @@ def main():
     mk.add_argument("--seed", type=int, default=0)
     mk.add_argument("--seconds", type=float, default=0.1)
     mk.set_defaults(fn=cmd_make)
+    ld = sub.add_parser("load", help="reference outputs of an existing EnCodec folder, written into it")
+    ld.add_argument("--dir", required=True)
+    ld.add_argument("--seconds", type=float, default=0.1)
+    ld.set_defaults(fn=cmd_load)
     a = p.parse_args()
     a.fn(a)
 
