@@ -1,4 +1,4 @@
-// The codec ops (kernels/conv.h): convolutions as im2col / col2im around gemm_f32, one batch element at a time;
+// The codec ops (kernels/conv.h): convolutions as im2col / col2im around gemm_f32, batch elements over the threads;
 // the LSTM's input products for all steps in one gemm and each step's recurrent product in another.
 #include "kernels/conv.h"
 
@@ -97,6 +97,21 @@ void add_row_sums(float* db, const float* dy, int64_t C, int64_t n) {
   }
 }
 
+// Batch elements over the threads when there are at least two of each: whole elements on one thread each
+// (OpenBLAS inside an OpenMP region runs serially; a small convolution's sgemm split over threads gained 7 % on two
+// cores, whole elements in parallel nearly 2×), worker w taking elements [B·w/W, B·(w+1)/W) in order. Returns W.
+int batch_workers(const Context& ctx, int64_t B) {
+  return ctx.threads >= 2 && B >= 2 ? static_cast<int>(std::min<int64_t>(ctx.threads, B)) : 1;
+}
+inline int64_t chunk_start(int64_t B, int w, int workers) { return B * w / workers; }
+
+// dst (n) += the workers' partial sums (W, n) in worker order (one fixed order for a given thread count).
+void add_partials(float* dst, const std::vector<float>& partial, int workers, int64_t n) {
+  if (!dst) return;
+  for (int w = 0; w < workers; ++w)
+    for (int64_t i = 0; i < n; ++i) dst[i] += partial[static_cast<size_t>(w * n + i)];
+}
+
 }  // namespace
 
 void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
@@ -105,20 +120,26 @@ void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w
   if (ctx.kernels == KernelTier::Reference) return ref::conv1d_forward(y, x, w, b, s);
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
   const bool direct = s.K == 1 && s.stride == 1;  // a pointwise conv reads x as its own cols
-  std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * std::min(To, kConvSteps)));
-  for (int64_t b0 = 0; b0 < s.B; ++b0) {
-    const float* xb = x + b0 * s.Cin * s.T;
-    float* yb = y + b0 * s.Cout * To;
-    if (direct) {
-      gemm_f32(ctx, yb, w, xb, s.Cout, To, CK, false, false, 1.0f, 0.0f);  // (Cout, T')
-    } else {
-      for (int64_t t0 = 0; t0 < To; t0 += kConvSteps) {
-        const int64_t n = std::min(kConvSteps, To - t0);
-        im2col(std::max(1, ctx.threads), cols.data(), xb, s.Cin, s.T, s.K, n, s.stride, s.dilation, t0);
-        gemm_f32(ctx, yb + t0, w, cols.data(), s.Cout, n, CK, false, false, 1.0f, 0.0f, CK, n, To);  // (Cout, n)
+  const int workers = batch_workers(ctx, s.B);
+  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+  {
+    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+    std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * std::min(To, kConvSteps)));
+    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+      const float* xb = x + b0 * s.Cin * s.T;
+      float* yb = y + b0 * s.Cout * To;
+      if (direct) {
+        gemm_f32(ctx, yb, w, xb, s.Cout, To, CK, false, false, 1.0f, 0.0f);  // (Cout, T')
+      } else {
+        for (int64_t t0 = 0; t0 < To; t0 += kConvSteps) {
+          const int64_t n = std::min(kConvSteps, To - t0);
+          im2col(inner, cols.data(), xb, s.Cin, s.T, s.K, n, s.stride, s.dilation, t0);
+          gemm_f32(ctx, yb + t0, w, cols.data(), s.Cout, n, CK, false, false, 1.0f, 0.0f, CK, n, To);  // (Cout, n)
+        }
       }
+      add_bias(yb, b, s.Cout, To);
     }
-    add_bias(yb, b, s.Cout, To);
   }
 }
 
@@ -127,19 +148,34 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
   check_shape(s, "conv1d backward", false);
   if (ctx.kernels == KernelTier::Reference) return ref::conv1d_backward(dx, dw, db, dy, x, w, s);
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
-  std::vector<float> cols(static_cast<size_t>(CK * To));
-  for (int64_t b0 = 0; b0 < s.B; ++b0) {
-    const float* xb = x + b0 * s.Cin * s.T;
-    const float* dyb = dy + b0 * s.Cout * To;
-    if (dw) {
-      im2col(std::max(1, ctx.threads), cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
-      gemm_f32(ctx, dw, dyb, cols.data(), s.Cout, CK, To, false, true, 1.0f, 1.0f);  // (Cout, Cin·K) += dy·colsᵀ
+  const int workers = batch_workers(ctx, s.B);
+  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
+  // With several workers each sums its elements' dw and db apart; the partials are added in worker order.
+  std::vector<float> dw_part(workers > 1 && dw ? static_cast<size_t>(workers * s.Cout * CK) : 0, 0.0f),
+      db_part(workers > 1 && db ? static_cast<size_t>(workers * s.Cout) : 0, 0.0f);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+  {
+    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+    float* dw_w = workers > 1 && dw ? dw_part.data() + w_id * s.Cout * CK : dw;
+    float* db_w = workers > 1 && db ? db_part.data() + w_id * s.Cout : db;
+    std::vector<float> cols(static_cast<size_t>(CK * To));
+    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+      const float* xb = x + b0 * s.Cin * s.T;
+      const float* dyb = dy + b0 * s.Cout * To;
+      if (dw) {
+        im2col(inner, cols.data(), xb, s.Cin, s.T, s.K, To, s.stride, s.dilation);
+        gemm_f32(ctx, dw_w, dyb, cols.data(), s.Cout, CK, To, false, true, 1.0f, 1.0f);  // (Cout, Cin·K) += dy·colsᵀ
+      }
+      add_row_sums(db_w, dyb, s.Cout, To);
+      if (dx) {
+        gemm_f32(ctx, cols.data(), w, dyb, CK, To, s.Cout, true, false, 1.0f, 0.0f);  // dcols (Cin·K, T') = wᵀ·dy
+        col2im_add(inner, dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
+      }
     }
-    add_row_sums(db, dyb, s.Cout, To);
-    if (dx) {
-      gemm_f32(ctx, cols.data(), w, dyb, CK, To, s.Cout, true, false, 1.0f, 0.0f);  // dcols (Cin·K, T') = wᵀ·dy
-      col2im_add(std::max(1, ctx.threads), dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
-    }
+  }
+  if (workers > 1) {
+    add_partials(dw, dw_part, workers, s.Cout * CK);
+    add_partials(db, db_part, workers, s.Cout);
   }
 }
 
@@ -148,17 +184,23 @@ void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, cons
   check_shape(s, "conv_transpose1d", true);
   if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_forward(y, x, w, b, s);
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
-  std::vector<float> cols(static_cast<size_t>(OK * std::min(s.T, kConvSteps)));
-  for (int64_t b0 = 0; b0 < s.B; ++b0) {
-    float* yb = y + b0 * s.Cout * To;
-    const float* xb = x + b0 * s.Cin * s.T;
-    std::memset(yb, 0, static_cast<size_t>(s.Cout * To) * sizeof(float));
-    for (int64_t t0 = 0; t0 < s.T; t0 += kConvSteps) {  // input steps t0 .. t0 + n − 1 scattered into y
-      const int64_t n = std::min(kConvSteps, s.T - t0);
-      gemm_f32(ctx, cols.data(), w, xb + t0, OK, n, s.Cin, true, false, 1.0f, 0.0f, OK, s.T, n);  // wᵀ·x (OK, n)
-      col2im_add(std::max(1, ctx.threads), yb, cols.data(), s.Cout, To, s.K, n, s.stride, s.dilation, t0);
+  const int workers = batch_workers(ctx, s.B);
+  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+  {
+    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+    std::vector<float> cols(static_cast<size_t>(OK * std::min(s.T, kConvSteps)));
+    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+      float* yb = y + b0 * s.Cout * To;
+      const float* xb = x + b0 * s.Cin * s.T;
+      std::memset(yb, 0, static_cast<size_t>(s.Cout * To) * sizeof(float));
+      for (int64_t t0 = 0; t0 < s.T; t0 += kConvSteps) {  // input steps t0 .. t0 + n − 1 scattered into y
+        const int64_t n = std::min(kConvSteps, s.T - t0);
+        gemm_f32(ctx, cols.data(), w, xb + t0, OK, n, s.Cin, true, false, 1.0f, 0.0f, OK, s.T, n);  // wᵀ·x (OK, n)
+        col2im_add(inner, yb, cols.data(), s.Cout, To, s.K, n, s.stride, s.dilation, t0);
+      }
+      add_bias(yb, b, s.Cout, To);
     }
-    add_bias(yb, b, s.Cout, To);
   }
 }
 
@@ -167,13 +209,27 @@ void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* 
   check_shape(s, "conv_transpose1d backward", true);
   if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_backward(dx, dw, db, dy, x, w, s);
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
-  std::vector<float> cols(static_cast<size_t>(OK * s.T));
-  for (int64_t b0 = 0; b0 < s.B; ++b0) {
-    const float* dyb = dy + b0 * s.Cout * To;
-    im2col(std::max(1, ctx.threads), cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
-    if (dx) gemm_f32(ctx, dx + b0 * s.Cin * s.T, w, cols.data(), s.Cin, s.T, OK, false, false, 1.0f, 1.0f);
-    if (dw) gemm_f32(ctx, dw, x + b0 * s.Cin * s.T, cols.data(), s.Cin, OK, s.T, false, true, 1.0f, 1.0f);
-    add_row_sums(db, dyb, s.Cout, To);
+  const int workers = batch_workers(ctx, s.B);
+  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
+  std::vector<float> dw_part(workers > 1 && dw ? static_cast<size_t>(workers * s.Cin * OK) : 0, 0.0f),
+      db_part(workers > 1 && db ? static_cast<size_t>(workers * s.Cout) : 0, 0.0f);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+  {
+    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+    float* dw_w = workers > 1 && dw ? dw_part.data() + w_id * s.Cin * OK : dw;
+    float* db_w = workers > 1 && db ? db_part.data() + w_id * s.Cout : db;
+    std::vector<float> cols(static_cast<size_t>(OK * s.T));
+    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+      const float* dyb = dy + b0 * s.Cout * To;
+      im2col(inner, cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
+      if (dx) gemm_f32(ctx, dx + b0 * s.Cin * s.T, w, cols.data(), s.Cin, s.T, OK, false, false, 1.0f, 1.0f);
+      if (dw) gemm_f32(ctx, dw_w, x + b0 * s.Cin * s.T, cols.data(), s.Cin, OK, s.T, false, true, 1.0f, 1.0f);
+      add_row_sums(db_w, dyb, s.Cout, To);
+    }
+  }
+  if (workers > 1) {
+    add_partials(dw, dw_part, workers, s.Cin * OK);
+    add_partials(db, db_part, workers, s.Cout);
   }
 }
 
