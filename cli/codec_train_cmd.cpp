@@ -131,6 +131,8 @@ void add_codec_training_commands(CLI::App* audio, GlobalOptions& global) {
     }
     audio::CodecTrainer trainer = resuming ? audio::CodecTrainer::resume(a->out, opt, *ctx) : audio::CodecTrainer(opt, *ctx);
     const audio::EncodecConfig& c = trainer.options().config;
+    check_allocation(trainer.step_bytes(), "audio train-codec: a step on " + std::to_string(opt.batch) + " clips of " +
+                                               std::to_string(opt.clip_seconds) + " s");
     double seconds = 0;
     const std::vector<std::string> files = audio_files(a->data);
     audio::AudioClips data;

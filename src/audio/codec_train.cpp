@@ -222,6 +222,10 @@ int64_t CodecTrainer::clip_samples() const {
   return frames * hop;
 }
 
+double CodecTrainer::step_bytes() const {
+  return 160.0 * opt_.config.num_filters * static_cast<double>(opt_.batch) * static_cast<double>(clip_samples());
+}
+
 Encodec CodecTrainer::codec() const {
   const Encodec::TensorSource source = [this](const std::string& name, const Shape& shape) -> std::optional<std::vector<float>> {
     for (const Param& p : params_) {

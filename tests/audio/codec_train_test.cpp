@@ -232,7 +232,7 @@ TEST(CodecTrainer, LearnsToReconstructTonesAndResumesBitForBit) {
   Context ctx;
   CodecTrainOptions opt;
   opt.config = codec_test_config();
-  opt.steps = 120;
+  opt.steps = 80;
   opt.batch = 4;
   opt.lr = 3e-3;
   opt.warmup = 10;
@@ -246,28 +246,30 @@ TEST(CodecTrainer, LearnsToReconstructTonesAndResumesBitForBit) {
   const int64_t T = trainer.clip_samples();
   ASSERT_EQ(T, 400);
   Rng batch_rng(1);
-  // Steps 1 … 60, a save, then 61 … 120 in this trainer and in one resumed from the save: the same losses, bit for
+  // Steps 1 … 40, a save, then 41 … 80 in this trainer and in one resumed from the save: the same losses, bit for
   // bit (the random state, the moments and the EMA buffers are all in the folder).
-  for (int s = 0; s < 60; ++s) trainer.step(data.sample(batch_rng, opt.batch, T), opt.batch, T);
+  for (int s = 0; s < 40; ++s) trainer.step(data.sample(batch_rng, opt.batch, T), opt.batch, T);
   test::TempDir dir;
   const std::string saved = (dir.path() / "codec").string();
   trainer.save(saved);
   Rng resumed_rng = batch_rng;
   CodecTrainer resumed = CodecTrainer::resume(saved, opt, ctx);
-  EXPECT_EQ(resumed.steps_done(), 60);
-  for (int s = 60; s < opt.steps; ++s) {
+  EXPECT_EQ(resumed.steps_done(), 40);
+  for (int s = 40; s < opt.steps; ++s) {
     const CodecStepStats a = trainer.step(data.sample(batch_rng, opt.batch, T), opt.batch, T);
     const CodecStepStats b = resumed.step(data.sample(resumed_rng, opt.batch, T), opt.batch, T);
     ASSERT_EQ(a.loss, b.loss) << "step " << s + 1;
     ASSERT_EQ(a.codebooks, b.codebooks);
   }
-  // Learning: at the largest bandwidth the trained codec is far better than the untrained one on held-out tones.
+  // Learning, on held-out tones at the largest bandwidth: the mel distance falls to under half the untrained one's
+  // (measured: 3.09 → 0.29 in 80 steps) and the SI-SNR rises by 5 dB at least (−60 → −13 dB: the spectrum is
+  // learned long before the waveform's phase).
   const std::vector<CodecQuality> before = evaluate_codec(ctx, CodecTrainer(opt, ctx).codec(), held_out);
   const std::vector<CodecQuality> after = evaluate_codec(ctx, trainer.codec(), held_out);
   ASSERT_EQ(after.size(), 3u);
   EXPECT_EQ(after.back().codebooks, 4);
   EXPECT_GT(after.back().si_snr_db, before.back().si_snr_db + 5) << before.back().si_snr_db << " -> " << after.back().si_snr_db;
-  EXPECT_LT(after.back().mel_distance, before.back().mel_distance);
+  EXPECT_LT(after.back().mel_distance, 0.5 * before.back().mel_distance);
   // The saved folder is an EnCodec: loaded by the inference path, it codes as the trainer's weights do.
   trainer.save(saved);
   const Encodec loaded = Encodec::load(saved);
@@ -347,6 +349,11 @@ TEST(CodecTrainCli, TrainsResumesEvaluatesAndRefuses) {
   const test::CliResult e = test::run_cli("audio eval -m " + out + " " + (dir.path() / "held.wav").string());
   ASSERT_EQ(e.exit_code, 0) << e.output;
   EXPECT_TRUE(test::has(e, "SI-SNR (dB)")) << e.output;
+  // A step that cannot fit is refused before anything is read.
+  const test::CliResult huge = test::run_cli("audio train-codec " + data + " -o " + (dir.path() / "c3").string() +
+                                             " --batch 4096 --clip-seconds 60");
+  EXPECT_NE(huge.exit_code, 0);
+  EXPECT_TRUE(test::has(huge, "out of memory: audio train-codec: a step on 4096 clips of 60")) << huge.output;
   const test::CliResult empty = test::run_cli("audio train-codec " + dir.path().string() + "/nothing -o " +
                                               (dir.path() / "c2").string() + arch);
   EXPECT_NE(empty.exit_code, 0);
