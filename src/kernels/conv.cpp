@@ -105,12 +105,32 @@ int batch_workers(const Context& ctx, int64_t B) {
 }
 inline int64_t chunk_start(int64_t B, int w, int workers) { return B * w / workers; }
 
-// dst (n) += the workers' partial sums (W, n) in worker order (one fixed order for a given thread count).
-void add_partials(float* dst, const std::vector<float>& partial, int workers, int64_t n) {
-  if (!dst) return;
-  for (int w = 0; w < workers; ++w)
-    for (int64_t i = 0; i < n; ++i) dst[i] += partial[static_cast<size_t>(w * n + i)];
-}
+// A backward's dw (n_w) and db (n_b) when several workers share them: each worker sums its elements apart, and
+// reduce() adds the partials in worker order (one fixed order for a given thread count). With one worker, dw and
+// db are written directly. Null dw or db: none kept.
+struct GradPartials {
+  GradPartials(int workers, float* dw, int64_t n_w, float* db, int64_t n_b)
+      : workers_(workers), dw_(dw), db_(db), n_w_(n_w), n_b_(n_b),
+        dw_part_(workers > 1 && dw ? static_cast<size_t>(workers * n_w) : 0, 0.0f),
+        db_part_(workers > 1 && db ? static_cast<size_t>(workers * n_b) : 0, 0.0f) {}
+  float* dw(int w) { return dw_part_.empty() ? dw_ : dw_part_.data() + w * n_w_; }
+  float* db(int w) { return db_part_.empty() ? db_ : db_part_.data() + w * n_b_; }
+  void reduce() {
+    add(dw_, dw_part_, n_w_);
+    add(db_, db_part_, n_b_);
+  }
+
+ private:
+  void add(float* dst, const std::vector<float>& part, int64_t n) const {
+    if (part.empty()) return;
+    for (int w = 0; w < workers_; ++w)
+      for (int64_t i = 0; i < n; ++i) dst[i] += part[static_cast<size_t>(w * n + i)];
+  }
+  int workers_;
+  float *dw_, *db_;
+  int64_t n_w_, n_b_;
+  std::vector<float> dw_part_, db_part_;
+};
 
 }  // namespace
 
@@ -150,14 +170,11 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
   const int workers = batch_workers(ctx, s.B);
   const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
-  // With several workers each sums its elements' dw and db apart; the partials are added in worker order.
-  std::vector<float> dw_part(workers > 1 && dw ? static_cast<size_t>(workers * s.Cout * CK) : 0, 0.0f),
-      db_part(workers > 1 && db ? static_cast<size_t>(workers * s.Cout) : 0, 0.0f);
+  GradPartials grads(workers, dw, s.Cout * CK, db, s.Cout);
 #pragma omp parallel num_threads(workers) if (workers > 1)
   {
     const int w_id = workers > 1 ? omp_get_thread_num() : 0;
-    float* dw_w = workers > 1 && dw ? dw_part.data() + w_id * s.Cout * CK : dw;
-    float* db_w = workers > 1 && db ? db_part.data() + w_id * s.Cout : db;
+    float *dw_w = grads.dw(w_id), *db_w = grads.db(w_id);
     std::vector<float> cols(static_cast<size_t>(CK * To));
     for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
       const float* xb = x + b0 * s.Cin * s.T;
@@ -173,10 +190,7 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
       }
     }
   }
-  if (workers > 1) {
-    add_partials(dw, dw_part, workers, s.Cout * CK);
-    add_partials(db, db_part, workers, s.Cout);
-  }
+  grads.reduce();
 }
 
 void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, const float* w, const float* b,
@@ -211,13 +225,11 @@ void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* 
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
   const int workers = batch_workers(ctx, s.B);
   const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
-  std::vector<float> dw_part(workers > 1 && dw ? static_cast<size_t>(workers * s.Cin * OK) : 0, 0.0f),
-      db_part(workers > 1 && db ? static_cast<size_t>(workers * s.Cout) : 0, 0.0f);
+  GradPartials grads(workers, dw, s.Cin * OK, db, s.Cout);
 #pragma omp parallel num_threads(workers) if (workers > 1)
   {
     const int w_id = workers > 1 ? omp_get_thread_num() : 0;
-    float* dw_w = workers > 1 && dw ? dw_part.data() + w_id * s.Cin * OK : dw;
-    float* db_w = workers > 1 && db ? db_part.data() + w_id * s.Cout : db;
+    float *dw_w = grads.dw(w_id), *db_w = grads.db(w_id);
     std::vector<float> cols(static_cast<size_t>(OK * s.T));
     for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
       const float* dyb = dy + b0 * s.Cout * To;
@@ -227,10 +239,7 @@ void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* 
       add_row_sums(db_w, dyb, s.Cout, To);
     }
   }
-  if (workers > 1) {
-    add_partials(dw, dw_part, workers, s.Cin * OK);
-    add_partials(db, db_part, workers, s.Cout);
-  }
+  grads.reduce();
 }
 
 namespace {

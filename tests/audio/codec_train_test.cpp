@@ -47,6 +47,16 @@ std::vector<float> codec_test_tones(Rng& rng, int64_t n, double rate) {
   return x;
 }
 
+// B signals of T samples, one after another (B, T).
+std::vector<float> codec_test_batch(Rng& rng, int64_t B, int64_t T, double rate) {
+  std::vector<float> clips;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto s = codec_test_tones(rng, T, rate);
+    clips.insert(clips.end(), s.begin(), s.end());
+  }
+  return clips;
+}
+
 double codec_test_dot(const std::vector<float>& a, const std::vector<float>& w) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += static_cast<double>(a[i]) * w[i];
@@ -134,11 +144,7 @@ TEST(CodecTrainer, LossGradientMatchesFiniteDifferences) {
     CodecTrainer trainer(opt, ctx);
     Rng rng(3);
     const int64_t B = 2, T = 4 * 40;
-    std::vector<float> clips;
-    for (int b = 0; b < B; ++b) {
-      const auto s = codec_test_tones(rng, T, opt.config.sampling_rate);
-      clips.insert(clips.end(), s.begin(), s.end());
-    }
+    const std::vector<float> clips = codec_test_batch(rng, B, T, opt.config.sampling_rate);
     trainer.loss_and_grads(clips, B, T, 0, false, nullptr);
     std::vector<std::vector<float>> dir;
     double slope = 0;
@@ -179,11 +185,8 @@ TEST(CodecTrainer, MelDistanceGradientMatchesFiniteDifferences) {
   const std::vector<MelBasis> scales = codec_mel_scales(8000);
   Rng rng(4);
   const int64_t B = 2, T = 1500;  // every scale up to 1024 samples
-  std::vector<float> x, xh;
-  for (int b = 0; b < B; ++b) {
-    const auto s = codec_test_tones(rng, T, 8000);
-    x.insert(x.end(), s.begin(), s.end());
-  }
+  const std::vector<float> x = codec_test_batch(rng, B, T, 8000);
+  std::vector<float> xh;
   for (float v : x) xh.push_back(0.7f * v + 0.05f * rng.normal());
   std::vector<float> dxh(xh.size(), 0.0f);
   const double base = codec_mel_distance(ctx, scales, x.data(), xh.data(), B, T, dxh.data(), 1.0);
@@ -211,11 +214,7 @@ TEST(CodecTrainer, EmaUpdateNeverRaisesTheQuantizationError) {
   CodecTrainer trainer(opt, ctx);
   Rng rng(5);
   const int64_t B = 4, T = 4 * 64;
-  std::vector<float> clips;
-  for (int b = 0; b < B; ++b) {
-    const auto s = codec_test_tones(rng, T, opt.config.sampling_rate);
-    clips.insert(clips.end(), s.begin(), s.end());
-  }
+  const std::vector<float> clips = codec_test_batch(rng, B, T, opt.config.sampling_rate);
   CodecStepStats first, after;
   trainer.loss_and_grads(clips, B, T, 1, true, &first);  // restarts every code from the batch, then the EMA update
   EXPECT_EQ(first.restarted, opt.config.codebook_size);
