@@ -173,7 +173,12 @@ void add_codec_training_commands(CLI::App* audio, GlobalOptions& global) {
       }
       if (done % a->save_every == 0 || done == opt.steps) trainer.save(a->out);
     }
-    std::printf("saved %s (step %lld)\n", a->out.c_str(), static_cast<long long>(trainer.steps_done()));
+    if (trainer.steps_done() == first) {
+      std::printf("%s is at step %lld already: raise --steps to train further\n", a->out.c_str(),
+                  static_cast<long long>(first));
+    } else {
+      std::printf("saved %s (step %lld)\n", a->out.c_str(), static_cast<long long>(trainer.steps_done()));
+    }
     if (!a->eval.empty()) {
       double eval_seconds = 0;
       const std::vector<std::string> eval_files = audio_files(a->eval);

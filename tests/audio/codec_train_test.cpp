@@ -345,6 +345,9 @@ TEST(CodecTrainCli, TrainsResumesEvaluatesAndRefuses) {
   const test::CliResult more = test::run_cli("audio train-codec " + data + " -o " + out + arch + " --steps 6 --resume");
   ASSERT_EQ(more.exit_code, 0) << more.output;
   EXPECT_TRUE(test::has(more, "resuming at step 5 of 6")) << more.output;
+  const test::CliResult done = test::run_cli("audio train-codec " + data + " -o " + out + arch + " --steps 6 --resume");
+  ASSERT_EQ(done.exit_code, 0) << done.output;
+  EXPECT_TRUE(test::has(done, "is at step 6 already: raise --steps")) << done.output;
   const test::CliResult e = test::run_cli("audio eval -m " + out + " " + (dir.path() / "held.wav").string());
   ASSERT_EQ(e.exit_code, 0) << e.output;
   EXPECT_TRUE(test::has(e, "SI-SNR (dB)")) << e.output;
