@@ -107,6 +107,9 @@ void add_codec_training_commands(CLI::App* audio, GlobalOptions& global) {
   train->add_option("--weight-commit", a->opt.weight_commit, "Weight of the commitment loss")->check(CLI::NonNegativeNumber)->capture_default_str();
   train->add_option("--codebooks", a->opt.codebooks, "Codebooks every step (0: no quantizer); by default drawn per "
                                                     "step from the target bandwidths")->check(CLI::Range(-1, 4096));
+  train->add_option("--warm-start", a->opt.warm_start, "Steps without the quantizer first (a plain autoencoder); "
+                                                     "the codebooks then start from its latents")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   train->add_option("--seed", a->opt.seed, "Initialization and sampling seed")->capture_default_str();
   train->add_option("--save-every", a->save_every, "Checkpoint every N steps (and at the end)")->check(CLI::PositiveNumber)->capture_default_str();
   train->add_option("--log-every", a->log_every, "Print the losses every N steps")->check(CLI::PositiveNumber)->capture_default_str();

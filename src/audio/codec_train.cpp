@@ -393,9 +393,10 @@ CodecStepStats CodecTrainer::step(const std::vector<float>& clips, int64_t B, in
   const EncodecConfig& c = opt_.config;
   // The number of codebooks: one of the target bandwidths', drawn uniformly (EnCodec's bandwidth sampling).
   const auto& bws = c.target_bandwidths;
-  const int n_q = opt_.codebooks >= 0
-                      ? opt_.codebooks
-                      : std::min(c.max_codebooks(), c.codebooks_for(bws[rng_.next_below(static_cast<uint32_t>(bws.size()))]));
+  int n_q = opt_.codebooks >= 0
+                ? opt_.codebooks
+                : std::min(c.max_codebooks(), c.codebooks_for(bws[rng_.next_below(static_cast<uint32_t>(bws.size()))]));
+  if (step_ < opt_.warm_start) n_q = 0;
   CodecStepStats st;
   loss_and_grads(clips, B, T, n_q, true, &st);
   double sq = 0;

@@ -33,6 +33,8 @@ struct CodecTrainOptions {
                                      // 1, so a code unused for ~230 steps at decay 0.99)
   int codebooks = -1;            // −1: drawn per step from the target bandwidths; 0: no quantizer (an
                                  // autoencoder, e.g. to pretrain); n: always n
+  int64_t warm_start = 0;        // steps without the quantizer first (a plain autoencoder): the waveform is
+                                 // learned far sooner that way, and the codebooks then start from its latents
   uint64_t seed = 0;
 };
 

@@ -277,6 +277,26 @@ TEST(CodecTrainer, LearnsToReconstructTonesAndResumesBitForBit) {
   EXPECT_EQ(loaded.encode(ctx, held_out[0].data(), 2000, 4, &f1), mine.encode(ctx, held_out[0].data(), 2000, 4, &f2));
 }
 
+TEST(CodecTrainer, WarmStartTrainsWithoutTheQuantizerFirst) {
+  Context ctx;
+  CodecTrainOptions opt;
+  opt.config = codec_test_config();
+  opt.warm_start = 2;
+  CodecTrainer trainer(opt, ctx);
+  Rng rng(6);
+  const int64_t B = 2, T = 4 * 40;
+  for (int s = 0; s < 3; ++s) {
+    const CodecStepStats st = trainer.step(codec_test_batch(rng, B, T, opt.config.sampling_rate), B, T);
+    if (s < 2) {
+      EXPECT_EQ(st.codebooks, 0) << s;
+      EXPECT_EQ(st.commit, 0.0) << s;
+    } else {
+      EXPECT_GE(st.codebooks, 1);
+      EXPECT_EQ(st.restarted, opt.config.codebook_size * st.codebooks);  // every used codebook starts from the batch
+    }
+  }
+}
+
 TEST(SiSnr, FollowsItsDefinition) {
   Rng rng(2);
   std::vector<float> s(4000), noisy(4000), scaled(4000);
