@@ -68,15 +68,6 @@ double codec_mel_distance(const Context& ctx, const std::vector<MelBasis>& scale
 
 namespace {
 
-// (B, R, Cc) → (B, Cc, R)
-std::vector<float> swap_axes(const std::vector<float>& x, int64_t B, int64_t R, int64_t Cc) {
-  std::vector<float> y(x.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < Cc; ++c) y[(b * Cc + c) * R + r] = x[(b * R + r) * Cc + c];
-  return y;
-}
-
 std::string codebook_name(int q, const char* what) {
   return "quantizer.layers." + std::to_string(q) + ".codebook." + what;
 }
@@ -255,7 +246,7 @@ double CodecTrainer::loss_and_grads(const std::vector<float>& clips, int64_t B, 
   const int64_t N = B * F;
   // Residual VQ over the rows (B·F, D). Codes restart (dead ones, and all of them at first) from this batch's
   // residuals before assignment; the EMA update follows the assignment, as EnCodec's.
-  std::vector<float> residual = swap_axes(z, B, D, F), quantized(residual.size(), 0.0f), dz_commit(residual.size(), 0.0f);
+  std::vector<float> residual = swap_last_axes(z, B, D, F), quantized(residual.size(), 0.0f), dz_commit(residual.size(), 0.0f);
   std::vector<int32_t> ids(static_cast<size_t>(N));
   double commit = 0;
   int64_t restarted = 0;
@@ -275,30 +266,22 @@ double CodecTrainer::loss_and_grads(const std::vector<float>& clips, int64_t B, 
       }
       param(codebook_name(q, "inited")).value[0] = 1.0f;
     }
-    std::vector<float> sq(static_cast<size_t>(V));
-    for (int64_t v = 0; v < V; ++v) {
-      double s = 0;
-      for (int64_t k = 0; k < D; ++k) s += static_cast<double>(table[v * D + k]) * table[v * D + k];
-      sq[v] = static_cast<float>(s);
-    }
+    const std::vector<float> sq = codebook_norms(table.data(), V, D);
     vq_nearest(ctx_, ids.data(), residual.data(), table.data(), sq.data(), N, D, V);
     // Commitment: mean over codebooks of mean (r − sg(e))²; its gradient reaches z through every residual (each is
-    // z minus stop-gradient entries).
+    // z minus stop-gradient entries). The residual then moves on to the next codebook.
     double sum = 0;
     const double g = 2.0 / (static_cast<double>(N * D) * n_q);
     for (int64_t r = 0; r < N; ++r)
       for (int64_t k = 0; k < D; ++k) {
-        const double d = residual[r * D + k] - table[ids[r] * D + k];
+        const float e = table[ids[r] * D + k];
+        const double d = residual[r * D + k] - e;
         sum += d * d;
         dz_commit[r * D + k] += static_cast<float>(g * d);
-      }
-    commit += sum / static_cast<double>(N * D) / n_q;
-    for (int64_t r = 0; r < N; ++r)
-      for (int64_t k = 0; k < D; ++k) {
-        const float e = table[ids[r] * D + k];
         quantized[r * D + k] += e;
         residual[r * D + k] -= e;
       }
+    commit += sum / static_cast<double>(N * D) / n_q;
     if (update_codebooks) {
       // count ← decay·count + (1−decay)·n_v; avg ← decay·avg + (1−decay)·Σ r; entry = avg / smoothed count. The
       // residuals here are the ones assigned (residual + entry, before the subtraction above).
@@ -323,7 +306,7 @@ double CodecTrainer::loss_and_grads(const std::vector<float>& clips, int64_t B, 
   }
   // Decoder on the quantized latents; the straight-through estimator passes its input gradient to z unchanged.
   int64_t L = F;
-  const std::vector<float> xh = seanet_forward(ctx_, m.decoder(), swap_axes(quantized, B, F, D), B, D, &L,
+  const std::vector<float> xh = seanet_forward(ctx_, m.decoder(), swap_last_axes(quantized, B, F, D), B, D, &L,
                                                c.trim_right_ratio, &dec_tape);
   if (L != T) throw_error("codec trainer: the decoder made ", L, " samples of ", T);
   // Losses and their gradient with respect to x̂.
@@ -341,7 +324,7 @@ double CodecTrainer::loss_and_grads(const std::vector<float>& clips, int64_t B, 
   // Backward through the decoder, the quantizer (identity plus the commitment term) and the encoder.
   Seanet g_dec = seanet_zeros_like(m.decoder()), g_enc = seanet_zeros_like(m.encoder());
   std::vector<float> dz = seanet_backward(ctx_, m.decoder(), dec_tape, std::move(dxh), &g_dec);
-  const std::vector<float> dc = swap_axes(dz_commit, B, F, D);
+  const std::vector<float> dc = swap_last_axes(dz_commit, B, F, D);
   for (size_t i = 0; i < dz.size(); ++i) dz[i] += static_cast<float>(opt_.weight_commit) * dc[i];
   seanet_backward(ctx_, m.encoder(), enc_tape, std::move(dz), &g_enc);
   // Each stack's weight gradients → the parameters: through the weight norm to g and v; one bias gradient to both

@@ -199,15 +199,18 @@ SeanetLayer lstm_layer(const Source& src, const std::string& what, const std::st
   return l;
 }
 
-// (rows, cols) → (cols, rows)
-std::vector<float> transpose(const std::vector<float>& x, int64_t rows, int64_t cols) {
-  std::vector<float> y(x.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) y[c * rows + r] = x[r * cols + c];
-  return y;
-}
 
 }  // namespace
+
+std::vector<float> codebook_norms(const float* table, int64_t V, int64_t D) {
+  std::vector<float> sq(static_cast<size_t>(V));
+  for (int64_t v = 0; v < V; ++v) {
+    double s = 0;
+    for (int64_t k = 0; k < D; ++k) s += static_cast<double>(table[v * D + k]) * table[v * D + k];
+    sq[static_cast<size_t>(v)] = static_cast<float>(s);
+  }
+  return sq;
+}
 
 Encodec Encodec::load(const std::string& path) {
   namespace fs = std::filesystem;
@@ -280,16 +283,7 @@ Encodec Encodec::from_source(const EncodecConfig& cfg, const TensorSource& src, 
         src("quantizer.layers." + std::to_string(q) + ".codebook.embed", {c.codebook_size, c.hidden_size});
     if (!cb) break;
     m.codebooks_.push_back(std::move(*cb));
-    std::vector<float> sq(static_cast<size_t>(c.codebook_size));
-    for (int64_t v = 0; v < c.codebook_size; ++v) {
-      double s = 0;
-      for (int64_t k = 0; k < c.hidden_size; ++k) {
-        const double e = m.codebooks_.back()[static_cast<size_t>(v * c.hidden_size + k)];
-        s += e * e;
-      }
-      sq[static_cast<size_t>(v)] = static_cast<float>(s);
-    }
-    m.codebook_sq_.push_back(std::move(sq));
+    m.codebook_sq_.push_back(codebook_norms(m.codebooks_.back().data(), c.codebook_size, c.hidden_size));
   }
   if (m.codebooks_.empty()) throw_error("encodec '", what, "': no quantizer.layers.0.codebook.embed tensor");
   return m;
@@ -319,7 +313,7 @@ std::vector<float> Encodec::encode_latents(const Context& ctx, const float* samp
 std::vector<int32_t> Encodec::quantize(const Context& ctx, const float* latents, int64_t frames, int n_q) const {
   if (n_q < 1 || n_q > codebooks()) throw_error("encodec quantize: codebooks: found ", n_q, ", expected 1 to ", codebooks());
   const int64_t D = cfg_.hidden_size;
-  std::vector<float> residual = transpose(std::vector<float>(latents, latents + D * frames), D, frames);  // (frames, D)
+  std::vector<float> residual = swap_last_axes(std::vector<float>(latents, latents + D * frames), 1, D, frames);  // (frames, D)
   std::vector<int32_t> codes(static_cast<size_t>(n_q * frames));
   for (int q = 0; q < n_q; ++q) {
     int32_t* ids = codes.data() + q * frames;

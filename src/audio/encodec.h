@@ -78,6 +78,9 @@ class Encodec {
   std::vector<std::vector<float>> codebook_sq_;  // ‖entry‖² of each, (codebook_size)
 };
 
+// ‖entry‖² of each of the V rows of a codebook (V, D), summed in double: vq_nearest's table_sq.
+std::vector<float> codebook_norms(const float* table, int64_t V, int64_t D);
+
 // Codes on disk: a safetensors file with "codes" I32 (n_q, frames) and metadata format "tritter-audio-codes",
 // sampling_rate and samples (the input's length, so a decode can trim the last frame's padding).
 struct AudioCodes {

@@ -30,18 +30,6 @@ void elu_back(const Context& ctx, std::vector<float>& dy, const std::vector<floa
   elu_backward(ctx, dy.data(), dy.data(), x.data(), static_cast<int64_t>(x.size()), 1.0f);
 }
 
-// (B, R, Cc) → (B, Cc, R): swaps the last two axes of each batch element.
-std::vector<float> swap_last_axes(const std::vector<float>& x, int64_t B, int64_t R, int64_t Cc) {
-  std::vector<float> y(x.size());
-  for (int64_t b = 0; b < B; ++b) {
-    const float* src = x.data() + b * R * Cc;
-    float* dst = y.data() + b * R * Cc;
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = 0; c < Cc; ++c) dst[c * R + r] = src[r * Cc + c];
-  }
-  return y;
-}
-
 // Rows of length `from` cut (or zero-extended) to length `to`, starting at `offset` of each source row.
 std::vector<float> reslice_rows(const std::vector<float>& x, int64_t rows, int64_t from, int64_t offset, int64_t to) {
   std::vector<float> y(static_cast<size_t>(rows * to), 0.0f);
@@ -123,6 +111,17 @@ SeanetConv zeros_like(const SeanetConv& c) {
 }
 
 }  // namespace
+
+std::vector<float> swap_last_axes(const std::vector<float>& x, int64_t B, int64_t R, int64_t C) {
+  std::vector<float> y(x.size());
+  for (int64_t b = 0; b < B; ++b) {
+    const float* src = x.data() + b * R * C;
+    float* dst = y.data() + b * R * C;
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < C; ++c) dst[c * R + r] = src[r * C + c];
+  }
+  return y;
+}
 
 Seanet seanet_zeros_like(const Seanet& net) {
   Seanet z = net;

@@ -35,6 +35,9 @@ struct SeanetLayer {
 };
 using Seanet = std::vector<SeanetLayer>;
 
+// (B, R, C) → (B, C, R): the last two axes of each batch element swapped (channels-first ↔ steps-first).
+std::vector<float> swap_last_axes(const std::vector<float>& x, int64_t B, int64_t R, int64_t C);
+
 // The same stack with every weight and bias zero: the accumulator of seanet_backward's weight gradients.
 Seanet seanet_zeros_like(const Seanet& net);
 

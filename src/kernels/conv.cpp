@@ -98,12 +98,23 @@ void add_row_sums(float* db, const float* dy, int64_t C, int64_t n) {
 }
 
 // Batch elements over the threads when there are at least two of each: whole elements on one thread each
-// (OpenBLAS inside an OpenMP region runs serially; a small convolution's sgemm split over threads gained 7 % on two
-// cores, whole elements in parallel nearly 2×), worker w taking elements [B·w/W, B·(w+1)/W) in order. Returns W.
+// (OpenBLAS inside an OpenMP region runs serially). A codec training step on two cores: 1.08× one core's speed when
+// each small sgemm was split over the threads, 1.3× with whole elements. Returns the number of workers W.
 int batch_workers(const Context& ctx, int64_t B) {
   return ctx.threads >= 2 && B >= 2 ? static_cast<int>(std::min<int64_t>(ctx.threads, B)) : 1;
 }
-inline int64_t chunk_start(int64_t B, int w, int workers) { return B * w / workers; }
+
+// body(w, first, last, inner): worker w of `workers` runs batch elements [B·w/W, B·(w+1)/W) in order; inner is the
+// thread count its element-wise passes may use (1 when the workers share the threads).
+template <typename Body>
+void for_batch_workers(const Context& ctx, int64_t B, int workers, const Body& body) {
+  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
+#pragma omp parallel num_threads(workers) if (workers > 1)
+  {
+    const int w = workers > 1 ? omp_get_thread_num() : 0;
+    body(w, B * w / workers, B * (w + 1) / workers, inner);
+  }
+}
 
 // A backward's dw (n_w) and db (n_b) when several workers share them: each worker sums its elements apart, and
 // reduce() adds the partials in worker order (one fixed order for a given thread count). With one worker, dw and
@@ -141,12 +152,9 @@ void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
   const bool direct = s.K == 1 && s.stride == 1;  // a pointwise conv reads x as its own cols
   const int workers = batch_workers(ctx, s.B);
-  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
-#pragma omp parallel num_threads(workers) if (workers > 1)
-  {
-    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+  for_batch_workers(ctx, s.B, workers, [&](int /*worker*/, int64_t first, int64_t last, int inner) {
     std::vector<float> cols(direct ? 0 : static_cast<size_t>(CK * std::min(To, kConvSteps)));
-    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+    for (int64_t b0 = first; b0 < last; ++b0) {
       const float* xb = x + b0 * s.Cin * s.T;
       float* yb = y + b0 * s.Cout * To;
       if (direct) {
@@ -160,7 +168,7 @@ void conv1d_forward(const Context& ctx, float* y, const float* x, const float* w
       }
       add_bias(yb, b, s.Cout, To);
     }
-  }
+  });
 }
 
 void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
@@ -169,14 +177,11 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
   if (ctx.kernels == KernelTier::Reference) return ref::conv1d_backward(dx, dw, db, dy, x, w, s);
   const int64_t To = s.conv_out(), CK = s.Cin * s.K;
   const int workers = batch_workers(ctx, s.B);
-  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
   GradPartials grads(workers, dw, s.Cout * CK, db, s.Cout);
-#pragma omp parallel num_threads(workers) if (workers > 1)
-  {
-    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+  for_batch_workers(ctx, s.B, workers, [&](int w_id, int64_t first, int64_t last, int inner) {
     float *dw_w = grads.dw(w_id), *db_w = grads.db(w_id);
     std::vector<float> cols(static_cast<size_t>(CK * To));
-    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+    for (int64_t b0 = first; b0 < last; ++b0) {
       const float* xb = x + b0 * s.Cin * s.T;
       const float* dyb = dy + b0 * s.Cout * To;
       if (dw) {
@@ -189,7 +194,7 @@ void conv1d_backward(const Context& ctx, float* dx, float* dw, float* db, const 
         col2im_add(inner, dx + b0 * s.Cin * s.T, cols.data(), s.Cin, s.T, s.K, To, s.stride, s.dilation);
       }
     }
-  }
+  });
   grads.reduce();
 }
 
@@ -199,12 +204,9 @@ void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, cons
   if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_forward(y, x, w, b, s);
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
   const int workers = batch_workers(ctx, s.B);
-  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
-#pragma omp parallel num_threads(workers) if (workers > 1)
-  {
-    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+  for_batch_workers(ctx, s.B, workers, [&](int /*worker*/, int64_t first, int64_t last, int inner) {
     std::vector<float> cols(static_cast<size_t>(OK * std::min(s.T, kConvSteps)));
-    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+    for (int64_t b0 = first; b0 < last; ++b0) {
       float* yb = y + b0 * s.Cout * To;
       const float* xb = x + b0 * s.Cin * s.T;
       std::memset(yb, 0, static_cast<size_t>(s.Cout * To) * sizeof(float));
@@ -215,7 +217,7 @@ void conv_transpose1d_forward(const Context& ctx, float* y, const float* x, cons
       }
       add_bias(yb, b, s.Cout, To);
     }
-  }
+  });
 }
 
 void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* db, const float* dy, const float* x,
@@ -224,21 +226,18 @@ void conv_transpose1d_backward(const Context& ctx, float* dx, float* dw, float* 
   if (ctx.kernels == KernelTier::Reference) return ref::conv_transpose1d_backward(dx, dw, db, dy, x, w, s);
   const int64_t To = s.transpose_out(), OK = s.Cout * s.K;
   const int workers = batch_workers(ctx, s.B);
-  const int inner = workers > 1 ? 1 : std::max(1, ctx.threads);
   GradPartials grads(workers, dw, s.Cin * OK, db, s.Cout);
-#pragma omp parallel num_threads(workers) if (workers > 1)
-  {
-    const int w_id = workers > 1 ? omp_get_thread_num() : 0;
+  for_batch_workers(ctx, s.B, workers, [&](int w_id, int64_t first, int64_t last, int inner) {
     float *dw_w = grads.dw(w_id), *db_w = grads.db(w_id);
     std::vector<float> cols(static_cast<size_t>(OK * s.T));
-    for (int64_t b0 = chunk_start(s.B, w_id, workers); b0 < chunk_start(s.B, w_id + 1, workers); ++b0) {
+    for (int64_t b0 = first; b0 < last; ++b0) {
       const float* dyb = dy + b0 * s.Cout * To;
       im2col(inner, cols.data(), dyb, s.Cout, To, s.K, s.T, s.stride, s.dilation);  // dcols (Cout·K, T)
       if (dx) gemm_f32(ctx, dx + b0 * s.Cin * s.T, w, cols.data(), s.Cin, s.T, OK, false, false, 1.0f, 1.0f);
       if (dw) gemm_f32(ctx, dw_w, x + b0 * s.Cin * s.T, cols.data(), s.Cin, OK, s.T, false, true, 1.0f, 1.0f);
       add_row_sums(db_w, dyb, s.Cout, To);
     }
-  }
+  });
   grads.reduce();
 }
 
